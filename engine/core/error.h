@@ -1,0 +1,16 @@
+// The engine's one exception type: every failure the engine reports to its
+// users (bad files, bad config, bad input) is an Error whose message names the
+// file, tensor or value at fault.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace personaplex {
+
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string &what) : std::runtime_error(what) {}
+};
+
+}  // namespace personaplex
