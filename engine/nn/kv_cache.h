@@ -1,0 +1,33 @@
+// A streaming key/value cache: a ring of `capacity` slots per layer, so memory
+// stays flat however long a stream runs. Positions keep counting; a slot's
+// position says which step it holds (-1: never written).
+#pragma once
+
+#include <ATen/ATen.h>
+
+namespace personaplex::nn {
+
+class RingKVCache {
+ public:
+  RingKVCache() = default;
+  RingKVCache(int64_t batch, int64_t heads, int64_t capacity, int64_t head_dim,
+              const at::TensorOptions &options);
+
+  // Stores k, v ([B, H, T, D], T <= capacity) for steps end()..end()+T-1.
+  void append(const at::Tensor &k, const at::Tensor &v);
+  // Whole ring, [B, H, capacity, D], and each slot's step position, [capacity].
+  const at::Tensor &keys() const { return keys_; }
+  const at::Tensor &values() const { return values_; }
+  at::Tensor positions() const;
+
+  int64_t end() const { return end_; }  // steps written so far
+  int64_t capacity() const { return capacity_; }
+  void reset();
+
+ private:
+  at::Tensor keys_, values_;
+  int64_t capacity_ = 0;
+  int64_t end_ = 0;
+};
+
+}  // namespace personaplex::nn

@@ -1,0 +1,166 @@
+#include "nn/transformer.h"
+
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "nn/attention.h"
+#include "nn/rope.h"
+
+namespace personaplex::nn {
+
+Norm TransformerConfig::parse_norm(const std::string &name) {
+  if (name == "layer_norm") return Norm::LayerNorm;
+  if (name == "rms_norm") return Norm::RmsNorm;
+  if (name == "rms_norm_f32") return Norm::RmsNormF32;
+  throw Error("unsupported norm '" + name + "'");
+}
+
+Mlp TransformerConfig::parse_gating(const std::string &name) {
+  if (name == "none") return Mlp::Gelu;
+  if (name == "silu") return Mlp::SiluGated;
+  throw Error("unsupported gating '" + name + "'");
+}
+
+int64_t TransformerConfig::gated_hidden() const {
+  return dim_feedforward == 4 * d_model ? (21 * d_model) / 8 : (2 * dim_feedforward) / 3;
+}
+
+std::vector<std::pair<std::string, std::vector<int64_t>>> TransformerWeights::tensor_shapes(
+    const std::string &prefix, const TransformerConfig &c) {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  const int64_t D = c.d_model;
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    std::string p = prefix + ".layers." + std::to_string(i) + ".";
+    for (const char *n : {"norm1", "norm2"}) {
+      if (c.norm == Norm::LayerNorm) {
+        out.push_back({p + n + ".weight", {D}});
+        out.push_back({p + n + ".bias", {D}});
+      } else {
+        out.push_back({p + n + ".alpha", {1, 1, D}});
+      }
+    }
+    out.push_back({p + "self_attn.in_proj_weight", {3 * D, D}});
+    out.push_back({p + "self_attn.out_proj.weight", {D, D}});
+    if (c.mlp == Mlp::Gelu) {
+      out.push_back({p + "linear1.weight", {c.dim_feedforward, D}});
+      out.push_back({p + "linear2.weight", {D, c.dim_feedforward}});
+    } else {
+      out.push_back({p + "gating.linear_in.weight", {2 * c.gated_hidden(), D}});
+      out.push_back({p + "gating.linear_out.weight", {D, c.gated_hidden()}});
+    }
+    if (c.layer_scale) {
+      out.push_back({p + "layer_scale_1.scale", {D}});
+      out.push_back({p + "layer_scale_2.scale", {D}});
+    }
+  }
+  return out;
+}
+
+TransformerWeights TransformerWeights::load(const SafeTensors &file, const std::string &prefix,
+                                            const TransformerConfig &c, at::ScalarType dtype,
+                                            const at::Device &device) {
+  if (c.d_model % c.num_heads != 0)
+    throw Error(prefix + ": d_model " + std::to_string(c.d_model) +
+                " is not a multiple of num_heads " + std::to_string(c.num_heads));
+  TransformerWeights w;
+  w.config = c;
+  // RMSNorm in fp32 keeps its scale in fp32 too.
+  auto norm_dtype = c.norm == Norm::RmsNormF32 ? at::kFloat : dtype;
+  auto get = [&](const std::string &name, std::vector<int64_t> shape, at::ScalarType dt) {
+    return file.load(name, dt, device, shape);
+  };
+  const int64_t D = c.d_model;
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    std::string p = prefix + ".layers." + std::to_string(i) + ".";
+    LayerWeights l;
+    if (c.norm == Norm::LayerNorm) {
+      l.norm1_w = get(p + "norm1.weight", {D}, dtype);
+      l.norm1_b = get(p + "norm1.bias", {D}, dtype);
+      l.norm2_w = get(p + "norm2.weight", {D}, dtype);
+      l.norm2_b = get(p + "norm2.bias", {D}, dtype);
+    } else {
+      l.norm1_w = get(p + "norm1.alpha", {1, 1, D}, norm_dtype);
+      l.norm2_w = get(p + "norm2.alpha", {1, 1, D}, norm_dtype);
+    }
+    l.in_proj = get(p + "self_attn.in_proj_weight", {3 * D, D}, dtype);
+    l.out_proj = get(p + "self_attn.out_proj.weight", {D, D}, dtype);
+    if (c.mlp == Mlp::Gelu) {
+      l.mlp_in = get(p + "linear1.weight", {c.dim_feedforward, D}, dtype);
+      l.mlp_out = get(p + "linear2.weight", {D, c.dim_feedforward}, dtype);
+    } else {
+      l.mlp_in = get(p + "gating.linear_in.weight", {2 * c.gated_hidden(), D}, dtype);
+      l.mlp_out = get(p + "gating.linear_out.weight", {D, c.gated_hidden()}, dtype);
+    }
+    if (c.layer_scale) {
+      l.scale1 = get(p + "layer_scale_1.scale", {D}, dtype);
+      l.scale2 = get(p + "layer_scale_2.scale", {D}, dtype);
+    }
+    w.layers.push_back(std::move(l));
+  }
+  return w;
+}
+
+void TransformerState::reset() {
+  for (auto &c : caches) c.reset();
+  offset = 0;
+}
+
+TransformerState Transformer::new_state(int64_t batch, const at::TensorOptions &options) const {
+  const auto &c = w_.config;
+  TransformerState s;
+  for (int64_t i = 0; i < c.num_layers; ++i)
+    s.caches.emplace_back(batch, c.num_heads, c.context, c.d_model / c.num_heads, options);
+  return s;
+}
+
+at::Tensor Transformer::norm(const at::Tensor &x, const at::Tensor &w, const at::Tensor &b) const {
+  switch (w_.config.norm) {
+    case Norm::LayerNorm:
+      return at::layer_norm(x, {x.size(-1)}, w, b, 1e-5);
+    case Norm::RmsNorm:
+    case Norm::RmsNormF32: {
+      const double eps = w_.config.norm == Norm::RmsNorm ? 1e-5 : 1e-8;
+      at::Tensor xf = w_.config.norm == Norm::RmsNormF32 ? x.to(at::kFloat) : x;
+      at::Tensor var = eps + xf.pow(2).mean(-1, /*keepdim=*/true);
+      return (xf * (w.to(var.scalar_type()) * at::rsqrt(var))).to(x.scalar_type());
+    }
+  }
+  return x;
+}
+
+at::Tensor Transformer::mlp(const LayerWeights &l, const at::Tensor &x) const {
+  if (w_.config.mlp == Mlp::Gelu) return at::linear(at::gelu(at::linear(x, l.mlp_in)), l.mlp_out);
+  at::Tensor h = at::linear(x, l.mlp_in).unflatten(-1, {2, -1});
+  return at::linear(at::silu(h.select(-2, 0)) * h.select(-2, 1), l.mlp_out);
+}
+
+at::Tensor Transformer::self_attention(const LayerWeights &l, const at::Tensor &x,
+                                       RingKVCache &cache, const at::Tensor &positions) const {
+  const auto &c = w_.config;
+  const int64_t B = x.size(0), T = x.size(1), H = c.num_heads;
+  // [B, T, 3D] -> 3 x [B, H, T, Dh]
+  at::Tensor qkv = at::linear(x, l.in_proj).view({B, T, 3, H, -1}).permute({2, 0, 3, 1, 4});
+  at::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
+  if (c.rope) apply_rope(q, k, positions, c.max_period);
+  cache.append(k, v);
+  at::Tensor mask = causal_window_mask(positions, cache.positions(), c.context);
+  at::Tensor y = attention(q, cache.keys(), cache.values(), mask);
+  return at::linear(y.transpose(1, 2).reshape({B, T, -1}), l.out_proj);
+}
+
+at::Tensor Transformer::forward(const at::Tensor &input, TransformerState &state) const {
+  const int64_t T = input.size(1);
+  at::Tensor positions = at::arange(
+      state.offset, state.offset + T, at::TensorOptions().dtype(at::kLong).device(input.device()));
+  at::Tensor x = input;
+  for (size_t i = 0; i < w_.layers.size(); ++i) {
+    const LayerWeights &l = w_.layers[i];
+    at::Tensor update = self_attention(l, norm(x, l.norm1_w, l.norm1_b), state.caches[i], positions);
+    x = x + (l.scale1.defined() ? l.scale1 * update : update);
+    update = mlp(l, norm(x, l.norm2_w, l.norm2_b));
+    x = x + (l.scale2.defined() ? l.scale2 * update : update);
+  }
+  state.offset += T;
+  return x;
+}
+
+}  // namespace personaplex::nn

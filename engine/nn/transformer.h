@@ -1,0 +1,91 @@
+// The streaming transformer shared by Mimi (LayerNorm, GELU MLP, layer scale)
+// and the LM's temporal transformer (RMSNorm in fp32, SiLU-gated MLP): causal
+// self-attention with interleaved RoPE over a ring KV cache of `context` steps.
+//
+// Weights (TransformerWeights) are immutable after loading and shared by any
+// number of streams; each stream owns a TransformerState.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <string>
+#include <vector>
+
+#include "nn/kv_cache.h"
+
+namespace personaplex {
+class SafeTensors;
+}
+
+namespace personaplex::nn {
+
+enum class Norm { LayerNorm, RmsNorm, RmsNormF32 };
+enum class Mlp { Gelu, SiluGated };
+
+struct TransformerConfig {
+  int64_t d_model = 512;
+  int64_t num_heads = 8;
+  int64_t num_layers = 8;
+  int64_t dim_feedforward = 2048;
+  int64_t context = 250;  // KV window in steps
+  double max_period = 10000;
+  bool rope = true;
+  Norm norm = Norm::LayerNorm;
+  Mlp mlp = Mlp::Gelu;
+  bool layer_scale = false;
+
+  // The reference's names: "layer_norm", "rms_norm", "rms_norm_f32"; gating
+  // "none" or "silu".
+  static Norm parse_norm(const std::string &name);
+  static Mlp parse_gating(const std::string &name);
+  // Hidden width of the gated MLP, as the reference derives it.
+  int64_t gated_hidden() const;
+};
+
+struct LayerWeights {
+  at::Tensor norm1_w, norm1_b, norm2_w, norm2_b;  // b undefined for RMSNorm
+  at::Tensor in_proj, out_proj;                    // [3D, D], [D, D]
+  at::Tensor mlp_in, mlp_out;                      // linear1/linear2 or gating in/out
+  at::Tensor scale1, scale2;                       // layer scale, undefined when off
+};
+
+struct TransformerWeights {
+  TransformerConfig config;
+  std::vector<LayerWeights> layers;
+
+  // Loads `PREFIX.layers.N.*` with the reference's tensor names, checking
+  // every shape against the config.
+  static TransformerWeights load(const SafeTensors &file, const std::string &prefix,
+                                 const TransformerConfig &config, at::ScalarType dtype,
+                                 const at::Device &device);
+  // Names, dtypes and shapes of every tensor load() reads (for writers).
+  static std::vector<std::pair<std::string, std::vector<int64_t>>> tensor_shapes(
+      const std::string &prefix, const TransformerConfig &config);
+};
+
+struct TransformerState {
+  std::vector<RingKVCache> caches;  // one per layer
+  int64_t offset = 0;               // steps seen so far (RoPE position of the next one)
+  void reset();
+};
+
+class Transformer {
+ public:
+  explicit Transformer(TransformerWeights weights) : w_(std::move(weights)) {}
+
+  const TransformerConfig &config() const { return w_.config; }
+  TransformerState new_state(int64_t batch, const at::TensorOptions &options) const;
+
+  // x: [B, T, d_model] -> [B, T, d_model]; advances state by T steps.
+  at::Tensor forward(const at::Tensor &x, TransformerState &state) const;
+
+ private:
+  at::Tensor norm(const at::Tensor &x, const at::Tensor &w, const at::Tensor &b) const;
+  at::Tensor mlp(const LayerWeights &l, const at::Tensor &x) const;
+  at::Tensor self_attention(const LayerWeights &l, const at::Tensor &x, RingKVCache &cache,
+                            const at::Tensor &positions) const;
+
+  TransformerWeights w_;
+};
+
+}  // namespace personaplex::nn
