@@ -1,0 +1,12 @@
+# Sourced by .ci/gpu/build and by commands that run what it built: points
+# pkg-config, the linker and GStreamer at the unpacked Debian prefix.
+# PERSONAPLEX_PREFIX must be set (the build script sets it).
+P=${PERSONAPLEX_PREFIX:?}
+export PKG_CONFIG_PATH=$P/usr/lib/x86_64-linux-gnu/pkgconfig:$P/usr/share/pkgconfig
+export PKG_CONFIG_SYSROOT_DIR=$P
+export GST_PLUGIN_SYSTEM_PATH=$P/usr/lib/x86_64-linux-gnu/gstreamer-1.0
+export GST_PLUGIN_SCANNER=$P/usr/lib/x86_64-linux-gnu/gstreamer1.0/gstreamer-1.0/gst-plugin-scanner
+export PATH=$P/usr/bin:$PATH
+personaplex_run_env() {
+  export LD_LIBRARY_PATH=$P/usr/lib/x86_64-linux-gnu:$P/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+}
