@@ -1,7 +1,7 @@
 # Sourced by .ci/gpu/build and by commands that run what it built: points
 # pkg-config, the linker and GStreamer at the unpacked Debian prefix.
-# PERSONAPLEX_PREFIX must be set (the build script sets it).
-P=${PERSONAPLEX_PREFIX:?}
+# The prefix defaults to build-gpu-prefix/ at the repository root.
+P=${PERSONAPLEX_PREFIX:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build-gpu-prefix}
 export PKG_CONFIG_PATH=$P/usr/lib/x86_64-linux-gnu/pkgconfig:$P/usr/share/pkgconfig
 export PKG_CONFIG_SYSROOT_DIR=$P
 export GST_PLUGIN_SYSTEM_PATH=$P/usr/lib/x86_64-linux-gnu/gstreamer-1.0
