@@ -1,0 +1,185 @@
+#include "gstmimimodel.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <exception>
+
+#include "core/device.h"
+#include "core/shared_cache.h"
+#include "mimi/config.h"
+
+GST_DEBUG_CATEGORY_STATIC(mimi_model_debug);
+#define GST_CAT_DEFAULT mimi_model_debug
+
+namespace gstpersonaplex {
+
+using personaplex::mimi::Mimi;
+
+void mimi_model_install_properties(GObjectClass *klass) {
+  static gsize debug_once = 0;
+  if (g_once_init_enter(&debug_once)) {
+    GST_DEBUG_CATEGORY_INIT(mimi_model_debug, "mimimodel", 0, "Mimi model loading and sharing");
+    g_once_init_leave(&debug_once, 1);
+  }
+  const auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                              GST_PARAM_MUTABLE_READY);
+  g_object_class_install_property(klass, MIMI_MODEL_PROP_WEIGHTS,
+      g_param_spec_string("weights", "Weights",
+          "Mimi weights file (safetensors, the released tokenizer checkpoint layout)",
+          nullptr, flags));
+  g_object_class_install_property(klass, MIMI_MODEL_PROP_CONFIG,
+      g_param_spec_string("config", "Config",
+          "Mimi config.json giving the model's sizes (empty: the released model's)",
+          nullptr, flags));
+  g_object_class_install_property(klass, MIMI_MODEL_PROP_DEVICE,
+      g_param_spec_string("device", "Device",
+          "Compute device: \"cpu\", \"cuda\" or \"cuda:N\" (the model runs in float32)",
+          GST_PERSONAPLEX_DEFAULT_DEVICE, flags));
+}
+
+static const char *const property_names[] = {nullptr, "weights", "config", "device"};
+
+static std::string *field_of(MimiModelSettings *settings, guint prop_id) {
+  switch (prop_id) {
+    case MIMI_MODEL_PROP_WEIGHTS: return &settings->weights;
+    case MIMI_MODEL_PROP_CONFIG: return &settings->config;
+    case MIMI_MODEL_PROP_DEVICE: return &settings->device;
+    default: return nullptr;
+  }
+}
+
+bool mimi_model_set_property(GstElement *element, MimiModelSettings *settings,
+                             guint prop_id, const GValue *value) {
+  std::string *field = field_of(settings, prop_id);
+  if (!field) return false;
+  const gchar *text = g_value_get_string(value);
+  GST_OBJECT_LOCK(element);
+  // The model is loaded when the element starts; a change after that would
+  // silently not apply.
+  if (GST_STATE(element) > GST_STATE_READY) {
+    GST_OBJECT_UNLOCK(element);
+    g_warning("%s: property '%s' can only be changed in the NULL or READY state",
+              GST_ELEMENT_NAME(element), property_names[prop_id]);
+    return true;
+  }
+  if (prop_id == MIMI_MODEL_PROP_DEVICE && (!text || !*text))
+    *field = GST_PERSONAPLEX_DEFAULT_DEVICE;
+  else
+    *field = text ? text : "";
+  GST_OBJECT_UNLOCK(element);
+  return true;
+}
+
+bool mimi_model_get_property(GstElement *element, const MimiModelSettings *settings,
+                             guint prop_id, GValue *value) {
+  const std::string *field = field_of(const_cast<MimiModelSettings *>(settings), prop_id);
+  if (!field) return false;
+  GST_OBJECT_LOCK(element);
+  g_value_set_string(value, field->empty() && prop_id != MIMI_MODEL_PROP_DEVICE
+                                ? nullptr : field->c_str());
+  GST_OBJECT_UNLOCK(element);
+  return true;
+}
+
+MimiModelSettings mimi_model_settings_copy(GstElement *element,
+                                           const MimiModelSettings *settings) {
+  GST_OBJECT_LOCK(element);
+  MimiModelSettings copy = *settings;
+  GST_OBJECT_UNLOCK(element);
+  return copy;
+}
+
+// A file's identity for the cache: its canonical path, size and mtime, so a
+// file replaced on disk is loaded anew.
+static std::string file_identity(const std::string &path) {
+  if (path.empty()) return "";
+  char resolved[PATH_MAX];
+  std::string id = realpath(path.c_str(), resolved) ? resolved : path;
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0)
+    id += ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+          std::to_string(st.st_mtim.tv_nsec);
+  return id;
+}
+
+static bool file_missing(const std::string &path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) != 0 && errno == ENOENT;
+}
+
+// Checks what can be checked before loading, posting the error; false on failure.
+static bool check_settings(GstElement *element, const MimiModelSettings &s) {
+  if (s.weights.empty()) {
+    GST_ELEMENT_ERROR(element, RESOURCE, SETTINGS, ("No Mimi weights file set"),
+                      ("set the 'weights' property to a Mimi safetensors file"));
+    return false;
+  }
+  for (const std::string *path : {&s.weights, &s.config}) {
+    if (!path->empty() && file_missing(*path)) {
+      GST_ELEMENT_ERROR(element, RESOURCE, NOT_FOUND,
+                        ("Mimi %s file \"%s\" not found",
+                         path == &s.weights ? "weights" : "config", path->c_str()),
+                        (nullptr));
+      return false;
+    }
+  }
+  if (!s.config.empty()) {
+    try {
+      personaplex::mimi::MimiConfig::from_json_file(s.config);
+    } catch (const std::exception &e) {
+      GST_ELEMENT_ERROR(element, RESOURCE, SETTINGS,
+                        ("Invalid Mimi config file \"%s\": %s", s.config.c_str(), e.what()),
+                        (nullptr));
+      return false;
+    }
+  }
+  return true;
+}
+
+std::shared_ptr<const Mimi> mimi_model_acquire(GstElement *element,
+                                               const MimiModelSettings &s) {
+  if (!check_settings(element, s)) return nullptr;
+  at::Device device(at::kCPU);
+  try {
+    device = personaplex::parse_device(s.device);
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR(element, RESOURCE, SETTINGS,
+                      ("Invalid device \"%s\": %s", s.device.c_str(), e.what()), (nullptr));
+    return nullptr;
+  }
+  // float32 everywhere: the codec's codes are then those of the reference.
+  const at::ScalarType dtype = at::kFloat;
+  const std::string key = file_identity(s.weights) + "|" + file_identity(s.config) + "|" +
+                          device.str() + "|" + personaplex::dtype_name(dtype);
+  try {
+    auto model = personaplex::shared_cache<Mimi>().get(key, [&] {
+      GST_INFO_OBJECT(element, "loading Mimi from %s on %s", s.weights.c_str(),
+                      device.str().c_str());
+      return Mimi::load(s.weights, s.config, device, dtype);
+    });
+    GST_DEBUG_OBJECT(element, "Mimi %s (use count %ld)", key.c_str(), model.use_count());
+    return model;
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR(element, RESOURCE, OPEN_READ,
+                      ("Could not load Mimi weights \"%s\": %s", s.weights.c_str(), e.what()),
+                      ("config \"%s\", device %s", s.config.c_str(), s.device.c_str()));
+    return nullptr;
+  }
+}
+
+GstCaps *mimi_model_codec_caps(const Mimi &model) {
+  const gint64 rate = model.sample_rate();
+  const gint64 frame_us = model.frame_size() * 1000000 / rate;
+  return gst_caps_new_simple("audio/x-mimi",
+      "rate", G_TYPE_INT, static_cast<gint>(rate),
+      "channels", G_TYPE_INT, 1,
+      "frame-duration-us", G_TYPE_INT, static_cast<gint>(frame_us),
+      "codebooks", G_TYPE_INT, static_cast<gint>(model.num_codebooks()),
+      "codebook-size", G_TYPE_INT, static_cast<gint>(model.codebook_size()),
+      nullptr);
+}
+
+}  // namespace gstpersonaplex

@@ -1,0 +1,53 @@
+// What mimienc and mimidec share: the properties that name a Mimi model
+// (weights, config, device) and loading it through the process-wide cache, so
+// all elements of a process that name the same files share one model.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <memory>
+#include <string>
+
+#include "mimi/mimi.h"
+
+namespace gstpersonaplex {
+
+// Property ids; an element's own properties start at MIMI_MODEL_PROP_LAST.
+enum : guint {
+  MIMI_MODEL_PROP_WEIGHTS = 1,
+  MIMI_MODEL_PROP_CONFIG,
+  MIMI_MODEL_PROP_DEVICE,
+  MIMI_MODEL_PROP_LAST,
+};
+
+#define GST_PERSONAPLEX_DEFAULT_DEVICE "cpu"
+
+// Guarded by the element's object lock; copy it out before use.
+struct MimiModelSettings {
+  std::string weights;
+  std::string config;
+  std::string device = GST_PERSONAPLEX_DEFAULT_DEVICE;
+};
+
+void mimi_model_install_properties(GObjectClass *klass);
+
+// Return false when `prop_id` is not one of the model properties.
+bool mimi_model_set_property(GstElement *element, MimiModelSettings *settings,
+                             guint prop_id, const GValue *value);
+bool mimi_model_get_property(GstElement *element, const MimiModelSettings *settings,
+                             guint prop_id, GValue *value);
+
+// A copy taken under the object lock.
+MimiModelSettings mimi_model_settings_copy(GstElement *element,
+                                           const MimiModelSettings *settings);
+
+// The model the settings name, loaded or shared; on failure posts an error
+// message on `element` (naming the file and the problem) and returns null.
+std::shared_ptr<const personaplex::mimi::Mimi> mimi_model_acquire(
+    GstElement *element, const MimiModelSettings &settings);
+
+// The caps of Mimi frames from `model`: audio/x-mimi with rate, channels,
+// frame-duration-us, codebooks and codebook-size.
+GstCaps *mimi_model_codec_caps(const personaplex::mimi::Mimi &model);
+
+}  // namespace gstpersonaplex
