@@ -24,12 +24,17 @@ void RingKVCache::append(const at::Tensor &k, const at::Tensor &v) {
 }
 
 at::Tensor RingKVCache::positions() const {
-  // Slot s holds the latest step p < end with p % capacity == s.
+  // As the reference labels its ring: slot s holds the latest step p < end
+  // with p % capacity == s, except that once the ring has wrapped, the slot
+  // about to be overwritten next (s == end % capacity, the oldest step) is
+  // labelled `end`, a future step, and so is never attended to. Reproduced
+  // on purpose: a window of capacity-1 past steps is what the reference's
+  // outputs were computed with.
   auto opts = at::TensorOptions().dtype(at::kLong).device(keys_.device());
   at::Tensor slot = at::arange(capacity_, opts);
-  int64_t last = end_ - 1;
-  at::Tensor pos = last - at::remainder(last - slot, capacity_);
-  return at::where(pos >= 0, pos, at::full_like(pos, -1));
+  at::Tensor delta = slot - (end_ % capacity_);
+  at::Tensor pos = at::where(delta <= 0, delta + end_, delta + (end_ - capacity_));
+  return at::where(slot < end_, pos, at::full_like(pos, -1));
 }
 
 void RingKVCache::reset() {

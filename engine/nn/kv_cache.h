@@ -15,7 +15,8 @@ class RingKVCache {
 
   // Stores k, v ([B, H, T, D], T <= capacity) for steps end()..end()+T-1.
   void append(const at::Tensor &k, const at::Tensor &v);
-  // Whole ring, [B, H, capacity, D], and each slot's step position, [capacity].
+  // Whole ring, [B, H, capacity, D], and each slot's step position, [capacity]
+  // (the reference's labelling: see positions() in kv_cache.cpp).
   const at::Tensor &keys() const { return keys_; }
   const at::Tensor &values() const { return values_; }
   at::Tensor positions() const;

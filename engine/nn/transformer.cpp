@@ -134,33 +134,51 @@ at::Tensor Transformer::mlp(const LayerWeights &l, const at::Tensor &x) const {
 }
 
 at::Tensor Transformer::self_attention(const LayerWeights &l, const at::Tensor &x,
-                                       RingKVCache &cache, const at::Tensor &positions) const {
+                                       RingKVCache *cache, const at::Tensor &positions) const {
   const auto &c = w_.config;
   const int64_t B = x.size(0), T = x.size(1), H = c.num_heads;
   // [B, T, 3D] -> 3 x [B, H, T, Dh]
   at::Tensor qkv = at::linear(x, l.in_proj).view({B, T, 3, H, -1}).permute({2, 0, 3, 1, 4});
   at::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
   if (c.rope) apply_rope(q, k, positions, c.max_period);
-  cache.append(k, v);
-  at::Tensor mask = causal_window_mask(positions, cache.positions(), c.context);
-  at::Tensor y = attention(q, cache.keys(), cache.values(), mask);
+  at::Tensor y;
+  if (cache) {
+    cache->append(k, v);
+    at::Tensor mask = causal_window_mask(positions, cache->positions(), c.context);
+    y = attention(q, cache->keys(), cache->values(), mask);
+  } else {
+    y = attention(q, k, v, causal_window_mask(positions, positions, c.context));
+  }
   return at::linear(y.transpose(1, 2).reshape({B, T, -1}), l.out_proj);
+}
+
+at::Tensor Transformer::run_layers(const at::Tensor &input, TransformerState *state,
+                               const at::Tensor &positions) const {
+  at::Tensor x = input;
+  for (size_t i = 0; i < w_.layers.size(); ++i) {
+    const LayerWeights &l = w_.layers[i];
+    RingKVCache *cache = state ? &state->caches[i] : nullptr;
+    at::Tensor update = self_attention(l, norm(x, l.norm1_w, l.norm1_b), cache, positions);
+    x = x + (l.scale1.defined() ? l.scale1 * update : update);
+    update = mlp(l, norm(x, l.norm2_w, l.norm2_b));
+    x = x + (l.scale2.defined() ? l.scale2 * update : update);
+  }
+  return x;
 }
 
 at::Tensor Transformer::forward(const at::Tensor &input, TransformerState &state) const {
   const int64_t T = input.size(1);
   at::Tensor positions = at::arange(
       state.offset, state.offset + T, at::TensorOptions().dtype(at::kLong).device(input.device()));
-  at::Tensor x = input;
-  for (size_t i = 0; i < w_.layers.size(); ++i) {
-    const LayerWeights &l = w_.layers[i];
-    at::Tensor update = self_attention(l, norm(x, l.norm1_w, l.norm1_b), state.caches[i], positions);
-    x = x + (l.scale1.defined() ? l.scale1 * update : update);
-    update = mlp(l, norm(x, l.norm2_w, l.norm2_b));
-    x = x + (l.scale2.defined() ? l.scale2 * update : update);
-  }
+  at::Tensor x = run_layers(input, &state, positions);
   state.offset += T;
   return x;
+}
+
+at::Tensor Transformer::forward(const at::Tensor &input) const {
+  at::Tensor positions =
+      at::arange(input.size(1), at::TensorOptions().dtype(at::kLong).device(input.device()));
+  return run_layers(input, nullptr, positions);
 }
 
 }  // namespace personaplex::nn

@@ -78,12 +78,17 @@ class Transformer {
 
   // x: [B, T, d_model] -> [B, T, d_model]; advances state by T steps.
   at::Tensor forward(const at::Tensor &x, TransformerState &state) const;
+  // Non-streaming: the whole sequence at once, positions from 0, every key
+  // kept (no ring), the same causal `context` window.
+  at::Tensor forward(const at::Tensor &x) const;
 
  private:
   at::Tensor norm(const at::Tensor &x, const at::Tensor &w, const at::Tensor &b) const;
   at::Tensor mlp(const LayerWeights &l, const at::Tensor &x) const;
-  at::Tensor self_attention(const LayerWeights &l, const at::Tensor &x, RingKVCache &cache,
+  // cache == nullptr: attend over this call's keys only.
+  at::Tensor self_attention(const LayerWeights &l, const at::Tensor &x, RingKVCache *cache,
                             const at::Tensor &positions) const;
+  at::Tensor run_layers(const at::Tensor &x, TransformerState *state, const at::Tensor &positions) const;
 
   TransformerWeights w_;
 };

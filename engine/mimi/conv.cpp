@@ -1,0 +1,128 @@
+#include "mimi/conv.h"
+
+#include "core/error.h"
+#include "io/safetensors.h"
+
+namespace personaplex::mimi {
+namespace {
+
+at::Tensor empty_time(const at::Tensor &x, int64_t channels) {
+  return at::empty({x.size(0), channels, 0}, x.options());
+}
+
+void check_input(const ConvSpec &spec, const at::Tensor &x) {
+  if (x.dim() != 3 || x.size(1) != spec.in_channels)
+    throw Error(spec.name + ": expected input [B, " + std::to_string(spec.in_channels) +
+                ", T], got " + shape_string(x.sizes()));
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::vector<int64_t>>> ConvSpec::tensor_shapes(bool transposed) const {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  if (transposed)
+    out.push_back({name + ".weight", {in_channels, out_channels / groups, kernel_size}});
+  else
+    out.push_back({name + ".weight", {out_channels, in_channels / groups, kernel_size}});
+  if (bias) out.push_back({name + ".bias", {out_channels}});
+  return out;
+}
+
+// ---- Conv1d ----
+
+Conv1d::Conv1d(const ConvSpec &spec, const SafeTensors &file, at::ScalarType dtype,
+               const at::Device &device)
+    : spec_(spec) {
+  auto shapes = spec.tensor_shapes(false);
+  weight_ = file.load(shapes[0].first, dtype, device, shapes[0].second);
+  if (spec.bias) bias_ = file.load(shapes[1].first, dtype, device, shapes[1].second);
+}
+
+Conv1d::Conv1d(const ConvSpec &spec, at::Tensor weight, at::Tensor bias)
+    : spec_(spec), weight_(std::move(weight)), bias_(std::move(bias)) {}
+
+at::Tensor Conv1d::conv(const at::Tensor &x) const {
+  const int64_t stride = spec_.stride, padding = 0, dilation = spec_.dilation;
+  return at::conv1d(x, weight_, bias_, at::IntArrayRef(stride), at::IntArrayRef(padding),
+                    at::IntArrayRef(dilation), spec_.groups);
+}
+
+at::Tensor Conv1d::pad(const at::Tensor &x, int64_t left, int64_t right) const {
+  if (left == 0 && right == 0) return x;
+  if (spec_.pad_mode == PadMode::Constant) return at::constant_pad_nd(x, {left, right}, 0);
+  // Replicate by concatenation: works for every dtype and device.
+  const int64_t B = x.size(0), C = x.size(1), T = x.size(2);
+  std::vector<at::Tensor> parts;
+  if (left > 0) parts.push_back(x.narrow(2, 0, 1).expand({B, C, left}));
+  parts.push_back(x);
+  if (right > 0) parts.push_back(x.narrow(2, T - 1, 1).expand({B, C, right}));
+  return at::cat(parts, 2);
+}
+
+at::Tensor Conv1d::forward(const at::Tensor &x) const {
+  check_input(spec_, x);
+  const int64_t T = x.size(2), S = spec_.stride;
+  if (T == 0) return empty_time(x, spec_.out_channels);
+  // Pad the right end so that the last window is full (the reference's
+  // pad_for_conv1d): the output then has ceil(T / S) samples.
+  const int64_t extra = (S - T % S) % S;
+  return conv(pad(x, padding_total(), extra));
+}
+
+at::Tensor Conv1d::step(const at::Tensor &input, ConvState &state) const {
+  check_input(spec_, input);
+  at::Tensor x = input;
+  if (!state.started && x.size(2) > 0) {
+    x = pad(x, padding_total(), 0);
+    state.started = true;
+  }
+  if (state.previous.defined() && state.previous.size(2) > 0) x = at::cat({state.previous, x}, 2);
+  const int64_t T = x.size(2), K = effective_kernel(), S = spec_.stride;
+  const int64_t frames = T >= K ? (T - K) / S + 1 : 0;
+  state.previous = x.narrow(2, frames * S, T - frames * S);
+  if (frames == 0) return empty_time(x, spec_.out_channels);
+  return conv(x.narrow(2, 0, (frames - 1) * S + K));
+}
+
+// ---- ConvTranspose1d ----
+
+ConvTranspose1d::ConvTranspose1d(const ConvSpec &spec, const SafeTensors &file, at::ScalarType dtype,
+                                 const at::Device &device)
+    : spec_(spec) {
+  auto shapes = spec.tensor_shapes(true);
+  weight_ = file.load(shapes[0].first, dtype, device, shapes[0].second);
+  if (spec.bias) bias_ = file.load(shapes[1].first, dtype, device, shapes[1].second);
+}
+
+ConvTranspose1d::ConvTranspose1d(const ConvSpec &spec, at::Tensor weight, at::Tensor bias)
+    : spec_(spec), weight_(std::move(weight)), bias_(std::move(bias)) {}
+
+at::Tensor ConvTranspose1d::convtr(const at::Tensor &x) const {
+  const int64_t stride = spec_.stride, zero = 0, one = 1;
+  return at::conv_transpose1d(x, weight_, bias_, at::IntArrayRef(stride), at::IntArrayRef(zero),
+                              at::IntArrayRef(zero), spec_.groups, at::IntArrayRef(one));
+}
+
+at::Tensor ConvTranspose1d::forward(const at::Tensor &x) const {
+  check_input(spec_, x);
+  if (x.size(2) == 0) return empty_time(x, spec_.out_channels);
+  at::Tensor y = convtr(x);
+  // Causal: all of the K-S padding is trimmed on the right.
+  return y.narrow(2, 0, y.size(2) - (spec_.kernel_size - spec_.stride));
+}
+
+at::Tensor ConvTranspose1d::step(const at::Tensor &x, ConvTrState &state) const {
+  check_input(spec_, x);
+  if (x.size(2) == 0) return empty_time(x, spec_.out_channels);
+  at::Tensor out = convtr(x);
+  const int64_t OT = out.size(2), keep = spec_.kernel_size - spec_.stride;
+  if (state.partial.defined()) {
+    // The kept samples already hold the bias once; the new output adds it again.
+    at::Tensor carry = bias_.defined() ? state.partial - bias_.view({-1, 1}) : state.partial;
+    out.narrow(2, 0, carry.size(2)).add_(carry);
+  }
+  state.partial = out.narrow(2, OT - keep, keep).clone();
+  return out.narrow(2, 0, OT - keep);
+}
+
+}  // namespace personaplex::mimi

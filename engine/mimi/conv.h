@@ -1,0 +1,91 @@
+// Causal 1-d convolutions that stream: a Conv1d pads its left side once (zeros
+// or a copy of the first sample) and afterwards keeps exactly the input it
+// still needs; a ConvTranspose1d keeps the last K-S samples of its output,
+// which the next input still adds to. Fed any chunking of a signal, they give
+// the samples a single call on the whole signal gives.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mimi/config.h"
+
+namespace personaplex {
+class SafeTensors;
+}
+
+namespace personaplex::mimi {
+
+struct ConvSpec {
+  std::string name;  // tensor name prefix: NAME.weight, NAME.bias
+  int64_t in_channels = 0, out_channels = 0, kernel_size = 1;
+  int64_t stride = 1, dilation = 1, groups = 1;
+  bool bias = true;
+  PadMode pad_mode = PadMode::Constant;
+
+  // The stored tensors' names and shapes (transposed: weight [in, out/groups, K]).
+  std::vector<std::pair<std::string, std::vector<int64_t>>> tensor_shapes(bool transposed) const;
+};
+
+struct ConvState {
+  at::Tensor previous;  // input not yet consumed by a full window
+  bool started = false;  // the left padding was added
+  void reset() {
+    previous = at::Tensor();
+    started = false;
+  }
+};
+
+struct ConvTrState {
+  at::Tensor partial;  // [B, C, K-S] output still receiving contributions, bias excluded
+  void reset() { partial = at::Tensor(); }
+};
+
+class Conv1d {
+ public:
+  Conv1d() = default;
+  Conv1d(const ConvSpec &spec, const SafeTensors &file, at::ScalarType dtype, const at::Device &device);
+  Conv1d(const ConvSpec &spec, at::Tensor weight, at::Tensor bias);
+
+  // Whole signal: left padding K_eff-S plus right padding up to a full last window.
+  at::Tensor forward(const at::Tensor &x) const;
+  // One chunk of a stream [B, C, T]; returns every output whose window is complete.
+  at::Tensor step(const at::Tensor &x, ConvState &state) const;
+
+  int64_t effective_kernel() const { return (spec_.kernel_size - 1) * spec_.dilation + 1; }
+  int64_t padding_total() const { return effective_kernel() - spec_.stride; }
+  const ConvSpec &spec() const { return spec_; }
+
+ private:
+  at::Tensor conv(const at::Tensor &x) const;
+  at::Tensor pad(const at::Tensor &x, int64_t left, int64_t right) const;
+
+  ConvSpec spec_;
+  at::Tensor weight_, bias_;
+};
+
+class ConvTranspose1d {
+ public:
+  ConvTranspose1d() = default;
+  ConvTranspose1d(const ConvSpec &spec, const SafeTensors &file, at::ScalarType dtype,
+                  const at::Device &device);
+  ConvTranspose1d(const ConvSpec &spec, at::Tensor weight, at::Tensor bias);
+
+  // Whole signal: T inputs -> S*T outputs (the K-S trailing samples trimmed).
+  at::Tensor forward(const at::Tensor &x) const;
+  // One chunk of a stream: T inputs -> S*T outputs, the overlap carried over.
+  at::Tensor step(const at::Tensor &x, ConvTrState &state) const;
+
+  const ConvSpec &spec() const { return spec_; }
+
+ private:
+  at::Tensor convtr(const at::Tensor &x) const;
+
+  ConvSpec spec_;
+  at::Tensor weight_, bias_;
+};
+
+}  // namespace personaplex::mimi

@@ -1,0 +1,120 @@
+#include "mimi/quantizer.h"
+
+#include "core/error.h"
+#include "io/safetensors.h"
+
+namespace personaplex::mimi {
+namespace {
+
+const char *const kFirst = "quantizer.rvq_first";
+const char *const kRest = "quantizer.rvq_rest";
+
+std::string level_prefix(const std::string &group, int64_t level) {
+  return group + ".vq.layers." + std::to_string(level) + "._codebook.";
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::vector<int64_t>>> SplitQuantizer::tensor_shapes(
+    const QuantizerConfig &c) {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  auto group = [&](const std::string &g, int64_t levels) {
+    out.push_back({g + ".input_proj.weight", {c.dimension, c.input_dimension, 1}});
+    out.push_back({g + ".output_proj.weight", {c.output_dimension, c.dimension, 1}});
+    for (int64_t i = 0; i < levels; ++i) {
+      out.push_back({level_prefix(g, i) + "_initialized", {1}});
+      out.push_back({level_prefix(g, i) + "cluster_usage", {c.bins}});
+      out.push_back({level_prefix(g, i) + "embedding_sum", {c.bins, c.dimension}});
+    }
+  };
+  group(kFirst, c.n_q_semantic);
+  group(kRest, c.n_q - c.n_q_semantic);
+  return out;
+}
+
+SplitQuantizer::Group SplitQuantizer::load_group(const SafeTensors &file, const std::string &prefix,
+                                                 const QuantizerConfig &c, int64_t levels,
+                                                 const at::Device &device) {
+  Group g;
+  g.input_proj = file.load(prefix + ".input_proj.weight", at::kFloat, device,
+                           std::vector<int64_t>{c.dimension, c.input_dimension, 1});
+  g.output_proj = file.load(prefix + ".output_proj.weight", at::kFloat, device,
+                            std::vector<int64_t>{c.output_dimension, c.dimension, 1});
+  for (int64_t i = 0; i < levels; ++i) {
+    std::string p = level_prefix(prefix, i);
+    at::Tensor usage = file.load(p + "cluster_usage", at::kFloat, device, std::vector<int64_t>{c.bins});
+    at::Tensor sum = file.load(p + "embedding_sum", at::kFloat, device,
+                               std::vector<int64_t>{c.bins, c.dimension});
+    // The EMA statistics give the centroids; epsilon as in the reference codebook.
+    g.codebooks.push_back(sum / usage.clamp_min(1e-5).unsqueeze(1));
+  }
+  return g;
+}
+
+SplitQuantizer SplitQuantizer::load(const SafeTensors &file, const QuantizerConfig &c, int64_t num_codebooks,
+                                    const at::Device &device) {
+  SplitQuantizer q;
+  q.bins_ = c.bins;
+  q.first_ = load_group(file, kFirst, c, c.n_q_semantic, device);
+  if (num_codebooks > c.n_q_semantic) q.rest_ = load_group(file, kRest, c, num_codebooks - c.n_q_semantic, device);
+  return q;
+}
+
+int64_t SplitQuantizer::num_codebooks() const { return int64_t(first_.codebooks.size() + rest_.codebooks.size()); }
+
+at::Tensor SplitQuantizer::Group::encode(const at::Tensor &latent) const {
+  at::Tensor residual = at::conv1d(latent, input_proj);  // [B, Q, T]
+  const int64_t B = residual.size(0), T = residual.size(2);
+  std::vector<at::Tensor> codes;
+  for (const at::Tensor &cb : codebooks) {
+    at::Tensor flat = residual.transpose(1, 2).reshape({B * T, -1});
+    // cdist (not a hand-written distance) so near-ties break as the reference's do.
+    at::Tensor idx = at::cdist(flat.unsqueeze(0), cb.unsqueeze(0)).squeeze(0).argmin(-1).view({B, T});
+    residual = residual - at::embedding(cb, idx).transpose(1, 2);
+    codes.push_back(idx);
+  }
+  return at::stack(codes, 1);
+}
+
+at::Tensor SplitQuantizer::Group::decode(const at::Tensor &codes) const {
+  at::Tensor sum;
+  for (size_t k = 0; k < codebooks.size(); ++k) {
+    at::Tensor v = at::embedding(codebooks[k], codes.select(1, int64_t(k))).transpose(1, 2);
+    sum = sum.defined() ? sum + v : v;
+  }
+  return at::conv1d(sum, output_proj);
+}
+
+at::Tensor SplitQuantizer::encode(const at::Tensor &latent) const {
+  at::Tensor x = latent.to(at::kFloat);
+  at::Tensor codes = first_.encode(x);
+  if (!rest_.codebooks.empty()) codes = at::cat({codes, rest_.encode(x)}, 1);
+  return codes;
+}
+
+void SplitQuantizer::check_codes(const at::Tensor &codes) const {
+  if (codes.dim() != 3 || codes.size(1) != num_codebooks())
+    throw Error("Mimi: expected codes [B, " + std::to_string(num_codebooks()) + ", T], got " +
+                shape_string(codes.sizes()));
+  if (at::isFloatingType(codes.scalar_type()) || codes.scalar_type() == at::kBool)
+    throw Error(std::string("Mimi: codes must be integers, got ") + c10::toString(codes.scalar_type()));
+  at::Tensor bad = (codes < 0) | (codes >= bins_);
+  if (!bad.any().item<bool>()) return;
+  at::Tensor where = bad.nonzero()[0].cpu();
+  const int64_t b = where[0].item<int64_t>(), k = where[1].item<int64_t>(), t = where[2].item<int64_t>();
+  const int64_t value = codes[b][k][t].item<int64_t>();
+  throw Error("Mimi: code " + std::to_string(value) + " (batch " + std::to_string(b) + ", codebook " +
+              std::to_string(k) + ", step " + std::to_string(t) + ") is outside [0, " +
+              std::to_string(bins_) + ")");
+}
+
+at::Tensor SplitQuantizer::decode(const at::Tensor &input) const {
+  check_codes(input);
+  at::Tensor codes = input.to(first_.input_proj.device(), at::kLong);
+  const int64_t nf = int64_t(first_.codebooks.size());
+  at::Tensor out = first_.decode(codes.narrow(1, 0, nf));
+  if (!rest_.codebooks.empty()) out = out + rest_.decode(codes.narrow(1, nf, codes.size(1) - nf));
+  return out;
+}
+
+}  // namespace personaplex::mimi

@@ -1,0 +1,56 @@
+// Mimi's split residual vector quantizer: a semantic RVQ (n_q_semantic
+// levels) and an acoustic RVQ (the rest) both quantize the same latent, each
+// through its own 1x1 input/output projections. Encoding picks, level after
+// level, the codebook vector nearest (L2) to the residual; decoding sums the
+// chosen vectors. Runs in fp32 whatever the model's dtype.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mimi/config.h"
+
+namespace personaplex {
+class SafeTensors;
+}
+
+namespace personaplex::mimi {
+
+class SplitQuantizer {
+ public:
+  SplitQuantizer() = default;
+  // Loads the levels that `num_codebooks` uses; codebooks are derived here once.
+  static SplitQuantizer load(const SafeTensors &file, const QuantizerConfig &config,
+                             int64_t num_codebooks, const at::Device &device);
+  // Every tensor of the released layout, all n_q levels.
+  static std::vector<std::pair<std::string, std::vector<int64_t>>> tensor_shapes(
+      const QuantizerConfig &config);
+
+  // latent [B, D, T] -> int64 codes [B, num_codebooks, T].
+  at::Tensor encode(const at::Tensor &latent) const;
+  // codes [B, num_codebooks, T] -> fp32 latent [B, D, T]. Throws Error naming
+  // the first code outside [0, bins).
+  at::Tensor decode(const at::Tensor &codes) const;
+  void check_codes(const at::Tensor &codes) const;
+
+  int64_t num_codebooks() const;
+  int64_t bins() const { return bins_; }
+
+ private:
+  struct Group {
+    at::Tensor input_proj, output_proj;  // [Q, D, 1], [D, Q, 1]
+    std::vector<at::Tensor> codebooks;   // each [bins, Q]
+    at::Tensor encode(const at::Tensor &latent) const;
+    at::Tensor decode(const at::Tensor &codes) const;
+  };
+  static Group load_group(const SafeTensors &file, const std::string &prefix, const QuantizerConfig &c,
+                          int64_t levels, const at::Device &device);
+
+  Group first_, rest_;
+  int64_t bins_ = 0;
+};
+
+}  // namespace personaplex::mimi

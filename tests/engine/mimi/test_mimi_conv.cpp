@@ -1,0 +1,134 @@
+// Streaming convs must give, for any chunking, what one call on the whole
+// signal gives.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "mimi/conv.h"
+
+using namespace personaplex::mimi;
+
+namespace {
+
+struct Case {
+  int64_t kernel, stride, dilation, groups;
+  PadMode pad;
+};
+
+std::vector<int64_t> random_chunks(int64_t total, std::mt19937 &rng) {
+  std::uniform_int_distribution<int64_t> size(0, 9);
+  std::vector<int64_t> out;
+  for (int64_t done = 0; done < total;) {
+    int64_t n = std::min(size(rng), total - done);
+    out.push_back(n);
+    done += n;
+  }
+  return out;
+}
+
+ConvSpec spec_of(const Case &c, int64_t cin, int64_t cout, bool bias) {
+  ConvSpec s;
+  s.name = "test.conv";
+  s.in_channels = cin;
+  s.out_channels = cout;
+  s.kernel_size = c.kernel;
+  s.stride = c.stride;
+  s.dilation = c.dilation;
+  s.groups = c.groups;
+  s.bias = bias;
+  s.pad_mode = c.pad;
+  return s;
+}
+
+const std::vector<Case> kCases = {
+    {7, 1, 1, 1, PadMode::Constant}, {3, 1, 2, 1, PadMode::Constant}, {8, 4, 1, 1, PadMode::Constant},
+    {4, 2, 1, 1, PadMode::Replicate}, {10, 5, 1, 2, PadMode::Constant}, {1, 1, 1, 1, PadMode::Constant},
+    {6, 3, 1, 1, PadMode::Replicate},
+};
+
+}  // namespace
+
+TEST(MimiConv, StreamingMatchesWholeSignal) {
+  std::mt19937 rng(7);
+  for (const Case &c : kCases) {
+    for (int trial = 0; trial < 4; ++trial) {
+      const int64_t cin = 4, cout = 6, B = 2;
+      ConvSpec s = spec_of(c, cin, cout, trial % 2 == 0);
+      Conv1d conv(s, at::randn({cout, cin / c.groups, c.kernel}),
+                  s.bias ? at::randn({cout}) : at::Tensor());
+      const int64_t T = c.stride * (3 + trial * 5);
+      // A constant start makes a replicate-vs-zero padding mistake visible.
+      at::Tensor x = at::randn({B, cin, T}) + 2.0;
+      at::Tensor whole = conv.forward(x);
+      ASSERT_EQ(whole.size(2), T / c.stride);
+      ConvState state;
+      std::vector<at::Tensor> parts;
+      int64_t t = 0;
+      for (int64_t n : random_chunks(T, rng)) {
+        parts.push_back(conv.step(x.narrow(2, t, n), state));
+        t += n;
+      }
+      at::Tensor streamed = at::cat(parts, 2);
+      ASSERT_EQ(streamed.sizes(), whole.sizes()) << "kernel " << c.kernel << " stride " << c.stride;
+      EXPECT_TRUE(at::allclose(streamed, whole, 1e-5, 1e-5)) << "kernel " << c.kernel << " stride " << c.stride;
+    }
+  }
+}
+
+TEST(MimiConv, ReplicatePaddingCopiesTheFirstSample) {
+  ConvSpec s = spec_of({4, 2, 1, 1, PadMode::Replicate}, 1, 1, false);
+  Conv1d conv(s, at::ones({1, 1, 4}), at::Tensor());
+  at::Tensor x = at::full({1, 1, 2}, 3.0);
+  // Window = [3, 3 | 3, 3] with replicate padding: 12 (zeros would give 6).
+  EXPECT_FLOAT_EQ(conv.forward(x).item<float>(), 12.f);
+  ConvState state;
+  EXPECT_FLOAT_EQ(conv.step(x, state).item<float>(), 12.f);
+}
+
+TEST(MimiConv, StepReturnsOnlyCompleteWindows) {
+  ConvSpec s = spec_of({8, 4, 1, 1, PadMode::Constant}, 1, 1, false);
+  Conv1d conv(s, at::randn({1, 1, 8}), at::Tensor());
+  ConvState state;
+  EXPECT_EQ(conv.step(at::randn({1, 1, 3}), state).size(2), 0);
+  EXPECT_EQ(conv.step(at::randn({1, 1, 1}), state).size(2), 1);
+  EXPECT_EQ(conv.step(at::randn({1, 1, 0}), state).size(2), 0);
+  EXPECT_EQ(conv.step(at::randn({1, 1, 8}), state).size(2), 2);
+}
+
+TEST(MimiConvTranspose, StreamingCarriesTheOverlap) {
+  std::mt19937 rng(11);
+  for (auto [kernel, stride, groups] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {8, 4, 1}, {4, 2, 6}, {3, 1, 1}, {10, 5, 2}, {4, 4, 1}}) {
+    for (bool bias : {true, false}) {
+      const int64_t cin = 6, cout = 6, B = 2, T = 13;
+      ConvSpec s = spec_of({kernel, stride, 1, groups, PadMode::Constant}, cin, cout, bias);
+      ConvTranspose1d convtr(s, at::randn({cin, cout / groups, kernel}), bias ? at::randn({cout}) : at::Tensor());
+      at::Tensor x = at::randn({B, cin, T});
+      at::Tensor whole = convtr.forward(x);
+      ASSERT_EQ(whole.size(2), stride * T);
+      ConvTrState state;
+      std::vector<at::Tensor> parts;
+      int64_t t = 0;
+      for (int64_t n : random_chunks(T, rng)) {
+        at::Tensor y = convtr.step(x.narrow(2, t, n), state);
+        EXPECT_EQ(y.size(2), stride * n);
+        parts.push_back(y);
+        t += n;
+      }
+      at::Tensor streamed = at::cat(parts, 2);
+      EXPECT_TRUE(at::allclose(streamed, whole, 1e-5, 1e-5)) << "kernel " << kernel << " stride " << stride;
+    }
+  }
+}
+
+TEST(MimiConvTranspose, ResetForgetsTheOverlap) {
+  ConvSpec s = spec_of({4, 2, 1, 1, PadMode::Constant}, 2, 2, true);
+  ConvTranspose1d convtr(s, at::randn({2, 2, 4}), at::randn({2}));
+  at::Tensor x = at::randn({1, 2, 3});
+  ConvTrState state;
+  at::Tensor first = convtr.step(x, state);
+  at::Tensor carried = convtr.step(x, state);
+  EXPECT_FALSE(at::allclose(first, carried));
+  state.reset();
+  EXPECT_TRUE(at::equal(convtr.step(x, state), first));
+}
