@@ -1,0 +1,95 @@
+// One conversation with a shared LmModel: its temporal KV caches, token
+// ring, step counter and random generator. Steps follow the reference
+// generator (see token_ring.h): a step takes the tokens it is given (user
+// audio always; text and agent audio during prompts), predicts the rest and,
+// once the delays are filled, returns one output column.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "lm/model.h"
+#include "lm/sampling.h"
+#include "lm/temporal.h"
+#include "lm/token_ring.h"
+
+namespace personaplex::lm {
+
+struct ConversationOptions {
+  uint64_t seed = 0;
+  SamplingParams sampling;
+  // Keep the prompt's KV entries once the context is exceeded (the reference
+  // forgets them after `context` steps). Exact until then.
+  bool pin_prompt = true;
+  // Keep each step's logits (last_text_logits / last_audio_logits).
+  bool keep_logits = false;
+  // Run every depformer step, also those predicting given (user) tokens;
+  // agent outputs never depend on them, so this only serves comparisons.
+  bool full_depformer = false;
+};
+
+struct StepResult {
+  int64_t step = 0;             // index of the step that produced this (from 0)
+  std::vector<int64_t> tokens;  // rows 0..dep_q: text, agent cb0..7, then user
+  int64_t text() const { return tokens[0]; }
+  std::vector<int64_t> agent() const;  // the agent's kAudioCodebooks codes
+  at::Tensor agent_codes() const;      // int64 [1, kAudioCodebooks, 1], CPU (Mimi's input)
+};
+
+class Conversation {
+ public:
+  explicit Conversation(std::shared_ptr<const LmModel> model, ConversationOptions options = {});
+
+  const LmModel &model() const { return *model_; }
+  const ConversationOptions &options() const { return options_; }
+
+  // A live step: the user's n_q - 8 codes (each in [0, card)); text and agent
+  // audio are generated. Throws Error on a wrong count or an out-of-range code.
+  std::optional<StepResult> step_user(const std::vector<int64_t> &user_codes);
+  // Any mix of given tokens (prompts). Same validation.
+  std::optional<StepResult> step(const StepTokens &in);
+  // Replays a stored input embedding ([dim] values in any shape) in place of
+  // the embedding of the ring's column, as the reference's voice replay does.
+  std::optional<StepResult> step_embedding(const at::Tensor &embedding);
+
+  // Pins every KV entry written so far (the prompt) when options.pin_prompt;
+  // a no-op otherwise.
+  void pin_prompt();
+  // Back to an empty conversation; reseeds the generator with `seed` (or the
+  // options' seed).
+  void reset(std::optional<uint64_t> seed = std::nullopt);
+
+  int64_t steps() const { return ring_.offset(); }          // steps taken
+  int64_t model_steps() const { return temporal_.offset; }  // temporal transformer steps
+  TokenRing &ring() { return ring_; }
+  const TemporalState &temporal_state() const { return temporal_; }
+
+  // With options.keep_logits: the last step's fp32 logits, [text_out] and
+  // [depformer steps run, card].
+  const at::Tensor &last_text_logits() const { return text_logits_; }
+  const at::Tensor &last_audio_logits() const { return audio_logits_; }
+
+  // Records each step's input embedding (for saving a voice prompt).
+  void record_embeddings(bool on) { record_ = on; }
+  std::vector<at::Tensor> take_embeddings() { return std::move(embeddings_); }
+
+ private:
+  void validate(const StepTokens &in) const;
+  std::optional<StepResult> run(const TokenRing::Columns &cols, const at::Tensor &embedding);
+  int64_t depformer_steps(int64_t target) const;
+
+  std::shared_ptr<const LmModel> model_;
+  ConversationOptions options_;
+  TokenRing ring_;
+  TemporalState temporal_;
+  at::Generator generator_;
+  at::Tensor text_logits_, audio_logits_;
+  bool record_ = false;
+  std::vector<at::Tensor> embeddings_;
+};
+
+}  // namespace personaplex::lm

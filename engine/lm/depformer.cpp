@@ -1,0 +1,79 @@
+#include "lm/depformer.h"
+
+#include <torch/version.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "lm/ops.h"
+
+namespace personaplex::lm {
+namespace {
+
+// The per-layer cache of one depformer pass: slot k holds step k.
+struct StepCache {
+  at::Tensor keys, values;  // [B, H, steps, Dh]
+};
+
+at::Tensor attend(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v) {
+#if TORCH_VERSION_MAJOR >= 2
+  return at::scaled_dot_product_attention(q, k, v);
+#else
+  at::Tensor s = at::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(q.size(-1)));
+  return at::matmul(at::softmax(s.to(at::kFloat), -1).to(v.scalar_type()), v);
+#endif
+}
+
+at::Tensor layer_step(const DepformerLayerWeights &l, int64_t heads, bool f32, const at::Tensor &x,
+                      StepCache &cache, int64_t k, int64_t capacity) {
+  const int64_t B = x.size(0);
+  at::Tensor h = rms_norm(x, l.norm1, f32);
+  at::Tensor qkv = at::linear(h, l.in_proj[k]).view({B, 1, 3, heads, -1}).permute({2, 0, 3, 1, 4});
+  cache.keys.narrow(2, k, 1).copy_(qkv[1]);
+  cache.values.narrow(2, k, 1).copy_(qkv[2]);
+  // The reference's ring cache of dep_q slots labels its oldest slot as the
+  // newest once full, which hides step 0 from the last step: a window of
+  // dep_q - 1 steps.
+  const int64_t first = std::max<int64_t>(0, k - (capacity - 2));
+  at::Tensor y = attend(qkv[0], cache.keys.narrow(2, first, k + 1 - first),
+                        cache.values.narrow(2, first, k + 1 - first));
+  at::Tensor out = x + at::linear(y.transpose(1, 2).reshape({B, 1, -1}), l.out_proj[k]);
+  return out + gated_silu(rms_norm(out, l.norm2, f32), l.mlp_in[k], l.mlp_out[k]);
+}
+
+}  // namespace
+
+DepformerResult depformer_run(const LmWeights &w, const at::Tensor &h, const at::Tensor &text,
+                              const at::Tensor &forced, const at::Tensor &forced_mask,
+                              int64_t steps, const SamplingParams &sampling,
+                              at::Generator &generator, bool keep_logits) {
+  const auto &c = w.config;
+  const int64_t B = h.size(0), heads = c.depformer_num_heads;
+  const bool f32 = c.norm == "rms_norm_f32";
+  std::vector<StepCache> caches(w.depformer.size());
+  for (auto &sc : caches) {
+    sc.keys = at::empty({B, heads, steps, c.depformer_dim / heads}, h.options());
+    sc.values = at::empty_like(sc.keys);
+  }
+  std::vector<at::Tensor> tokens, logits;
+  at::Tensor prev = text;
+  for (int64_t k = 0; k < steps; ++k) {
+    const at::Tensor &proj = w.depformer_in[c.depformer_multi_linear ? k : 0];
+    const at::Tensor &table = k == 0 ? w.depformer_text_emb : w.depformer_emb[k - 1];
+    at::Tensor x = at::linear(h, proj) + embed(table, prev.view({B, 1}));
+    for (size_t i = 0; i < w.depformer.size(); ++i)
+      x = layer_step(w.depformer[i], heads, f32, x, caches[i], k, c.dep_q);
+    at::Tensor lg = at::linear(x, w.linears[k]).view({B, -1}).to(at::kFloat);
+    at::Tensor tok = sample_token(lg, sampling.greedy, sampling.temp_audio, sampling.top_k_audio,
+                                  generator);
+    prev = at::where(forced_mask.select(1, k), forced.select(1, k), tok);
+    tokens.push_back(tok);
+    if (keep_logits) logits.push_back(lg);
+  }
+  DepformerResult r;
+  r.tokens = at::stack(tokens, 1);
+  if (keep_logits) r.logits = at::stack(logits, 1);
+  return r;
+}
+
+}  // namespace personaplex::lm

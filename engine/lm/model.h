@@ -1,0 +1,42 @@
+// A loaded PersonaPlex LM: weights plus the per-step computations that do
+// not depend on a conversation (token embedding, heads). Immutable and shared
+// (std::shared_ptr<const LmModel>) by any number of Conversations.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lm/config.h"
+#include "lm/weights.h"
+
+namespace personaplex::lm {
+
+class LmModel {
+ public:
+  // `config_path` "" = the released configuration. dtype: bf16 on CUDA and
+  // fp32 on CPU are the usual choices (see default_dtype()).
+  static std::shared_ptr<const LmModel> load(const std::string &weights_path,
+                                             const std::string &config_path,
+                                             const at::Device &device, at::ScalarType dtype);
+  explicit LmModel(std::shared_ptr<const LmWeights> weights) : w_(std::move(weights)) {}
+
+  const LmConfig &config() const { return w_->config; }
+  const LmWeights &weights() const { return *w_; }
+  at::Device device() const { return w_->device(); }
+  at::ScalarType dtype() const { return w_->dtype; }
+
+  // The summed input embedding of one ring column (num_streams ids: text,
+  // then audio; -1 embeds to zero): [1, 1, dim].
+  at::Tensor embed_column(const std::vector<int64_t> &column) const;
+  // out_norm then text_linear: [1, 1, dim] -> normed h, fp32 logits [1, text_out].
+  at::Tensor out_norm(const at::Tensor &h) const;
+  at::Tensor text_logits(const at::Tensor &normed) const;
+
+ private:
+  std::shared_ptr<const LmWeights> w_;
+};
+
+}  // namespace personaplex::lm

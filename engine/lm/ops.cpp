@@ -1,0 +1,22 @@
+#include "lm/ops.h"
+
+namespace personaplex::lm {
+
+at::Tensor rms_norm(const at::Tensor &x, const at::Tensor &alpha, bool f32) {
+  const double eps = f32 ? 1e-8 : 1e-5;
+  at::Tensor xf = f32 ? x.to(at::kFloat) : x;
+  at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true) + eps;
+  return (xf * (alpha.to(var.scalar_type()) * at::rsqrt(var))).to(x.scalar_type());
+}
+
+at::Tensor gated_silu(const at::Tensor &x, const at::Tensor &w_in, const at::Tensor &w_out) {
+  at::Tensor h = at::linear(x, w_in).unflatten(-1, {2, -1});
+  return at::linear(at::silu(h.select(-2, 0)) * h.select(-2, 1), w_out);
+}
+
+at::Tensor embed(const at::Tensor &table, const at::Tensor &ids) {
+  at::Tensor rows = at::embedding(table, ids.clamp_min(0));
+  return rows * (ids != -1).unsqueeze(-1).to(rows.scalar_type());
+}
+
+}  // namespace personaplex::lm

@@ -1,0 +1,19 @@
+// Small building blocks shared by the temporal and depth transformers.
+#pragma once
+
+#include <ATen/ATen.h>
+
+namespace personaplex::lm {
+
+// RMSNorm over the last dimension, computed in fp32 when `f32` (the
+// reference's "rms_norm_f32", eps 1e-8) and in x's dtype otherwise (eps 1e-5).
+at::Tensor rms_norm(const at::Tensor &x, const at::Tensor &alpha, bool f32);
+
+// SiLU-gated MLP: linear_out(silu(a) * b) where [a, b] = linear_in(x).
+at::Tensor gated_silu(const at::Tensor &x, const at::Tensor &w_in, const at::Tensor &w_out);
+
+// Embedding lookup where id -1 gives a zero row and other negative ids read
+// row 0 (the reference clamps them). ids: int64 of any shape -> [..., dim].
+at::Tensor embed(const at::Tensor &table, const at::Tensor &ids);
+
+}  // namespace personaplex::lm

@@ -1,0 +1,93 @@
+#include "lm/prompt.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace personaplex::lm {
+
+const std::vector<int64_t> kSilenceTokens = {948, 243, 1178, 546, 1736, 1030, 1978, 2008};
+const std::vector<int64_t> kSineTokens = {430, 1268, 381, 1611, 1095, 1495, 56, 472};
+
+namespace {
+
+constexpr int64_t kTextPad = 3;
+
+StepTokens filler_step(int64_t text, const std::vector<int64_t> &agent) {
+  StepTokens s;
+  s.text = text;
+  s.agent = agent;
+  s.user = kSineTokens;
+  return s;
+}
+
+void run_voice(Conversation &conv, const VoicePrompt &voice, int64_t frames) {
+  if (voice.codes.defined()) {
+    at::Tensor codes = voice.codes.to(at::kCPU, at::kLong).contiguous();
+    for (int64_t f = 0; f < frames; ++f) {
+      at::Tensor col = codes.select(1, f).contiguous();
+      std::vector<int64_t> agent(col.data_ptr<int64_t>(), col.data_ptr<int64_t>() + col.numel());
+      conv.step(filler_step(kTextPad, agent));
+    }
+  } else {
+    for (int64_t f = 0; f < frames; ++f) conv.step_embedding(voice.stored.embeddings[f]);
+    conv.ring().load(voice.stored.cache);
+  }
+}
+
+}  // namespace
+
+int64_t max_prompt_steps(const LmConfig &config) {
+  return config.context - std::min<int64_t>(config.context / 4, 750);
+}
+
+VoiceEmbeddings run_prompts(Conversation &conv, const Prompt &prompt, const WarningFn &warn,
+                            bool save_voice) {
+  const LmConfig &c = conv.model().config();
+  if (prompt.voice.codes.defined() &&
+      (prompt.voice.codes.dim() != 2 || prompt.voice.codes.size(0) != kAudioCodebooks))
+    throw Error("voice codes must be [" + std::to_string(kAudioCodebooks) + ", frames]");
+  // Model steps each phase takes: a codes voice of N frames runs N - 1 (the
+  // first step only primes the ring), a stored voice one per embedding.
+  int64_t voice_frames = prompt.voice.codes.defined() ? prompt.voice.codes.size(1)
+                         : prompt.voice.empty()       ? 0
+                                                      : prompt.voice.stored.embeddings.size(0);
+  auto voice_steps = [&](int64_t frames) {
+    return prompt.voice.codes.defined() ? std::max<int64_t>(frames - 1, 0) : frames;
+  };
+  int64_t text_count = int64_t(prompt.text_tokens.size());
+  const int64_t budget = max_prompt_steps(c), fixed = 2 * prompt.silence_steps + 1;
+  const int64_t total = voice_steps(voice_frames) + text_count + fixed;
+  if (total > budget) {
+    text_count = std::max<int64_t>(0, std::min(text_count, budget - fixed - voice_steps(voice_frames)));
+    if (!prompt.voice.codes.defined() && voice_frames > 0 &&
+        voice_steps(voice_frames) + fixed > budget)
+      throw Error("the stored voice (" + std::to_string(voice_frames) +
+                  " frames) does not fit the model's context");
+    while (voice_frames > 0 && voice_steps(voice_frames) + text_count + fixed > budget) --voice_frames;
+    if (warn)
+      warn("prompt of " + std::to_string(total) + " steps exceeds " + std::to_string(budget) +
+           " (context " + std::to_string(c.context) + "): truncated to " +
+           std::to_string(voice_frames) + " voice frames and " + std::to_string(text_count) +
+           " text tokens");
+  }
+
+  VoiceEmbeddings saved;
+  conv.record_embeddings(save_voice && prompt.voice.codes.defined());
+  run_voice(conv, prompt.voice, voice_frames);
+  conv.record_embeddings(false);
+  if (save_voice && prompt.voice.codes.defined()) {
+    auto embeddings = conv.take_embeddings();
+    if (embeddings.empty()) throw Error("a voice of one frame cannot be saved");
+    saved.embeddings = at::stack(embeddings).view({-1, 1, 1, c.dim});
+    saved.cache = conv.ring().to_tensor();
+  }
+  for (int64_t i = 0; i < prompt.silence_steps; ++i) conv.step(filler_step(kTextPad, kSilenceTokens));
+  for (int64_t i = 0; i < text_count; ++i)
+    conv.step(filler_step(prompt.text_tokens[size_t(i)], kSilenceTokens));
+  for (int64_t i = 0; i < prompt.silence_steps; ++i) conv.step(filler_step(kTextPad, kSilenceTokens));
+  conv.pin_prompt();
+  return saved;
+}
+
+}  // namespace personaplex::lm

@@ -1,0 +1,28 @@
+// Token sampling as the reference does it: fp32 logits / temperature,
+// softmax, top-k on the probabilities, then argmax(p / Exp(1)) (an
+// exponential race, equivalent to drawing from p) with the caller's
+// generator. Greedy (or temperature <= 0) is a plain argmax.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+
+namespace personaplex::lm {
+
+struct SamplingParams {
+  bool greedy = false;
+  double temp_text = 0.7;
+  int64_t top_k_text = 25;
+  double temp_audio = 0.8;
+  int64_t top_k_audio = 250;
+};
+
+// logits: [..., V] -> int64 [...] (on the logits' device).
+at::Tensor sample_token(const at::Tensor &logits, bool greedy, double temperature, int64_t top_k,
+                        at::Generator &generator);
+
+// A generator for `device` (CPU or CUDA) seeded with `seed`.
+at::Generator make_generator(const at::Device &device, uint64_t seed);
+
+}  // namespace personaplex::lm

@@ -1,0 +1,36 @@
+// The temporal (Helium) transformer of the LM, one step at a time, over a
+// PinnedKVCache per layer: RMSNorm, causal self-attention with interleaved
+// RoPE at absolute positions, SiLU-gated MLP.
+//
+// Until the context is exceeded this is exactly the reference. Past it, the
+// reference forgets the oldest steps, prompts included; with pinned steps the
+// cache keeps the prompt and rolls the rest, and the pinned keys are seen as
+// if they sat just before the oldest rolling step (their rotary phase is
+// taken from a query placed at the end of the context), so relative
+// distances stay within what the model was trained on.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <vector>
+
+#include "lm/pinned_kv_cache.h"
+#include "lm/weights.h"
+
+namespace personaplex::lm {
+
+struct TemporalState {
+  std::vector<PinnedKVCache> caches;  // one per layer
+  int64_t offset = 0;                 // steps run (RoPE position of the next one)
+  void reset();
+  void pin(int64_t steps);            // pins the first `steps` steps in every layer
+};
+
+// KV slots per layer: context - 1 (see temporal.cpp).
+int64_t kv_capacity(const LmConfig &config);
+TemporalState new_temporal_state(const LmWeights &w);
+
+// x: [B, 1, dim] -> [B, 1, dim] (before out_norm); advances state by one step.
+at::Tensor temporal_step(const LmWeights &w, const at::Tensor &x, TemporalState &state);
+
+}  // namespace personaplex::lm

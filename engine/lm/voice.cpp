@@ -1,0 +1,84 @@
+#include "lm/voice.h"
+
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/import_read.h>
+#include <torch/csrc/jit/serialization/pickle.h>
+
+#include <fstream>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+
+namespace personaplex::lm {
+namespace {
+
+at::IValue read_pickle_zip(const std::string &path) {
+  std::ifstream probe(path, std::ios::binary);
+  if (!probe) throw Error(path + ": cannot open the voice file");
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    // Map every tensor to the CPU, wherever it was saved from.
+    return torch::jit::readArchiveAndTensors("data", "", "", c10::nullopt, c10::nullopt,
+                                             at::Device(at::kCPU), reader);
+  } catch (const c10::Error &e) {
+    throw Error(path + ": not a readable torch.save file: " + e.what_without_backtrace());
+  }
+}
+
+at::Tensor get_tensor(const c10::impl::GenericDict &dict, const std::string &key,
+                      const std::string &path) {
+  for (const auto &kv : dict) {
+    if (kv.key().isString() && kv.key().toStringRef() == key) {
+      if (!kv.value().isTensor()) throw Error(path + ": '" + key + "' is not a tensor");
+      return kv.value().toTensor();
+    }
+  }
+  throw Error(path + ": no '" + key + "' in the voice file");
+}
+
+}  // namespace
+
+VoiceEmbeddings load_voice_file(const std::string &path, const LmConfig &config) {
+  at::IValue root = read_pickle_zip(path);
+  if (!root.isGenericDict()) throw Error(path + ": the voice file does not hold a dict");
+  auto dict = root.toGenericDict();
+  VoiceEmbeddings v;
+  v.embeddings = get_tensor(dict, "embeddings", path);
+  v.cache = get_tensor(dict, "cache", path);
+  const auto e = v.embeddings.sizes();
+  if (e.size() != 4 || e[1] != 1 || e[2] != 1 || e[3] != config.dim || e[0] < 1)
+    throw Error(path + ": 'embeddings' has shape " + shape_string(e) + ", expected [N, 1, 1, " +
+                std::to_string(config.dim) + "]");
+  if (!at::isFloatingType(v.embeddings.scalar_type()))
+    throw Error(path + ": 'embeddings' is not a floating-point tensor");
+  const std::vector<int64_t> want = {1, config.num_streams(), config.ring_size()};
+  if (v.cache.sizes().vec() != want)
+    throw Error(path + ": 'cache' has shape " + shape_string(v.cache.sizes()) + ", expected " +
+                shape_string(want));
+  if (v.cache.scalar_type() != at::kLong) throw Error(path + ": 'cache' is not int64");
+  // Ring cells: ids up to the initial token, or -1/-2 (empty / never written).
+  at::Tensor text = v.cache.select(1, 0), audio = v.cache.narrow(1, 1, config.n_q);
+  if ((text < -2).any().item<bool>() || (text > config.text_card).any().item<bool>() ||
+      (audio < -2).any().item<bool>() || (audio > config.card).any().item<bool>())
+    throw Error(path + ": 'cache' holds token ids outside the model's vocabularies");
+  if (!at::isfinite(v.embeddings.to(at::kFloat)).all().item<bool>())
+    throw Error(path + ": 'embeddings' holds non-finite values");
+  return v;
+}
+
+void save_voice_file(const std::string &path, const VoiceEmbeddings &voice) {
+  c10::Dict<std::string, at::Tensor> dict;
+  dict.insert("embeddings", voice.embeddings.detach().to(at::kCPU).contiguous());
+  dict.insert("cache", voice.cache.detach().to(at::kCPU, at::kLong).contiguous());
+  std::vector<char> bytes = torch::jit::pickle_save(at::IValue(dict));
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    out.write(bytes.data(), std::streamsize(bytes.size()));
+    if (!out) throw Error(path + ": cannot write the voice file");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw Error(path + ": cannot write the voice file");
+}
+
+}  // namespace personaplex::lm
