@@ -29,7 +29,7 @@ void run_voice(Conversation &conv, const VoicePrompt &voice, int64_t frames) {
       std::vector<int64_t> agent(col.data_ptr<int64_t>(), col.data_ptr<int64_t>() + col.numel());
       conv.step(filler_step(kTextPad, agent));
     }
-  } else {
+  } else if (voice.stored.embeddings.defined()) {
     for (int64_t f = 0; f < frames; ++f) conv.step_embedding(voice.stored.embeddings[f]);
     conv.ring().load(voice.stored.cache);
   }

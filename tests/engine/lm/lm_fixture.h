@@ -1,0 +1,80 @@
+// Shared by the LM tests: the tiny reference LM of the fixtures and its
+// recorded conversation.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "lm/conversation.h"
+#include "lm/model.h"
+#include "lm/prompt.h"
+#include "lm/voice.h"
+#include "test_util.h"
+
+namespace personaplex::test {
+
+inline std::string lm_dir() { return fixtures_dir() + "/lm"; }
+
+inline std::shared_ptr<const lm::LmModel> tiny_lm() {
+  static auto model = lm::LmModel::load(lm_dir() + "/weights.safetensors", lm_dir() + "/config.json",
+                                        at::Device(at::kCPU), at::kFloat);
+  return model;
+}
+
+struct LmIo {
+  at::Tensor user_codes, out_tokens;  // [1, 8, 24], [1, 17, 24]
+  std::vector<int64_t> prompt_tokens;
+  std::string prompt;
+};
+
+inline LmIo lm_io() {
+  SafeTensors f(lm_dir() + "/io.safetensors");
+  LmIo io;
+  io.user_codes = f.load("user_codes", at::kLong, at::kCPU);
+  io.out_tokens = f.load("out_tokens", at::kLong, at::kCPU);
+  std::ifstream in(lm_dir() + "/io.json");
+  auto j = nlohmann::json::parse(in);
+  io.prompt_tokens = j.at("prompt_tokens").get<std::vector<int64_t>>();
+  io.prompt = j.at("prompt").get<std::string>();
+  return io;
+}
+
+inline std::vector<int64_t> user_frame(const LmIo &io, int64_t step) {
+  at::Tensor u = io.user_codes.select(2, step % io.user_codes.size(2)).reshape({-1}).contiguous();
+  return {u.data_ptr<int64_t>(), u.data_ptr<int64_t>() + u.numel()};
+}
+
+// The fixture's prompt with its stored voice.
+inline lm::Prompt fixture_prompt(const LmIo &io, const lm::LmConfig &config) {
+  lm::Prompt p;
+  p.voice.stored = lm::load_voice_file(lm_dir() + "/voice.pt", config);
+  p.text_tokens = io.prompt_tokens;
+  return p;
+}
+
+// Runs the fixture's conversation; returns the output tokens [1, dep_q + 1, 24].
+inline at::Tensor run_fixture_conversation(lm::Conversation &conv, const LmIo &io,
+                                           const lm::Prompt &prompt) {
+  lm::run_prompts(conv, prompt);
+  const int64_t steps = io.user_codes.size(2);
+  std::vector<at::Tensor> cols;
+  for (int64_t s = 0; s < steps; ++s) {
+    auto out = conv.step_user(user_frame(io, s));
+    EXPECT_TRUE(out.has_value());
+    if (out) cols.push_back(at::tensor(out->tokens, at::kLong));
+  }
+  return at::stack(cols, 1).unsqueeze(0);
+}
+
+inline lm::ConversationOptions greedy() {
+  lm::ConversationOptions o;
+  o.sampling.greedy = true;
+  return o;
+}
+
+}  // namespace personaplex::test
