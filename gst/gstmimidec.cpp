@@ -68,7 +68,8 @@ struct DecStream {
   gsize frame_bytes = 0;                             // input frame size
   at::Tensor last_codes;  // the last good frame, repeated by concealment
   bool concealing = false;
-  guint64 frames = 0;  // input frames since the last reset, for messages
+  gint bad_in_a_row = 0;  // frames that could not be decoded, for max-errors
+  guint64 frames = 0;     // input frames since the last reset, for messages
 };
 
 }  // namespace
@@ -98,6 +99,7 @@ static void reset_state(GstMimiDec *self) {
   if (s->state) s->state->reset();
   s->last_codes = at::Tensor();
   s->concealing = false;
+  s->bad_in_a_row = 0;
   s->frames = 0;
 }
 
@@ -115,6 +117,10 @@ static gboolean gst_mimi_dec_start(GstAudioDecoder *dec) {
   }
   self->stream->model = std::move(model);
   reset_state(self);
+  // The base class clears these with its context at every start.
+  gst_audio_decoder_set_plc_aware(dec, TRUE);
+  // Constant bitrate: byte positions of a raw code file convert to time.
+  gst_audio_decoder_set_estimate_rate(dec, TRUE);
   return TRUE;
 }
 
@@ -219,7 +225,8 @@ static GstBuffer *pcm_buffer(GstAudioFormat format, const float *pcm, gsize n) {
 // Decodes one frame of codes to CPU float samples; throws on engine errors.
 static at::Tensor decode(DecStream *s, const at::Tensor &codes) {
   c10::InferenceMode inference;
-  return s->model->decode_frame(codes, *s->state).to(at::kCPU, at::kFloat).contiguous();
+  const at::Tensor on_device = codes.to(s->model->device());
+  return s->model->decode_frame(on_device, *s->state).to(at::kCPU, at::kFloat).contiguous();
 }
 
 // The first frame of a loss: the last codes again, fading out; then silence.
@@ -240,7 +247,9 @@ static std::vector<float> concealment(GstMimiDec *self, gsize samples) {
   return pcm;
 }
 
-// Finishes the pending frame with `samples` of concealment, in pieces.
+// Finishes the pending frame with `samples` of concealment; a long one goes
+// out in pieces, all as subframes, since a final finish_frame() with data
+// would restart the timestamps at the frame's.
 static GstFlowReturn conceal(GstMimiDec *self, gsize samples) {
   GstAudioDecoder *dec = GST_AUDIO_DECODER(self);
   DecStream *s = self->stream;
@@ -248,15 +257,15 @@ static GstFlowReturn conceal(GstMimiDec *self, gsize samples) {
   GST_DEBUG_OBJECT(self, "concealing %" G_GSIZE_FORMAT " samples", samples);
   const std::vector<float> pcm = concealment(self, samples);
   const gsize chunk = gst_util_uint64_scale(kMaxChunk, s->model->sample_rate(), GST_SECOND);
-  gsize done = 0;
+  if (samples <= chunk)
+    return gst_audio_decoder_finish_frame(dec, pcm_buffer(s->format, pcm.data(), samples), 1);
   GstFlowReturn ret = GST_FLOW_OK;
-  while (ret == GST_FLOW_OK && samples - done > chunk) {
-    ret = gst_audio_decoder_finish_subframe(dec, pcm_buffer(s->format, pcm.data() + done, chunk));
-    done += chunk;
+  for (gsize done = 0; ret == GST_FLOW_OK && done < samples; done += chunk) {
+    const gsize n = MIN(chunk, samples - done);
+    ret = gst_audio_decoder_finish_subframe(dec, pcm_buffer(s->format, pcm.data() + done, n));
   }
-  if (ret != GST_FLOW_OK) return ret;
-  return gst_audio_decoder_finish_frame(
-      dec, pcm_buffer(s->format, pcm.data() + done, samples - done), 1);
+  GstFlowReturn finished = gst_audio_decoder_finish_frame(dec, nullptr, 1);
+  return ret != GST_FLOW_OK ? ret : finished;
 }
 
 static gsize samples_in(GstMimiDec *self, GstClockTime duration) {
@@ -296,35 +305,46 @@ static void clipped_range(GstBuffer *buffer, gsize frame, gsize *start, gsize *e
   *end = frame - MIN(clip->end, frame - *start);
 }
 
+// A frame that cannot be decoded: an error once the base class's max-errors
+// is exceeded (by default never), otherwise a warning and the frame concealed.
+static GstFlowReturn bad_frame(GstMimiDec *self, GstBuffer *buffer, gchar *what) {
+  GstFlowReturn ret = GST_FLOW_OK;
+  // The base class forgets its error count at every output, concealment
+  // included; the weight carries the count of bad frames in a row instead.
+  const gint in_a_row = ++self->stream->bad_in_a_row;
+  GST_AUDIO_DECODER_ERROR(self, in_a_row, STREAM, DECODE, ("%s", what),
+      ("frame pts %" GST_TIME_FORMAT, GST_TIME_ARGS(GST_BUFFER_PTS(buffer))), ret);
+  if (ret == GST_FLOW_OK) {
+    GST_ELEMENT_WARNING(self, STREAM, DECODE, ("%s", what),
+        ("frame pts %" GST_TIME_FORMAT " concealed", GST_TIME_ARGS(GST_BUFFER_PTS(buffer))));
+    ret = conceal(self, self->stream->model->frame_size());
+  }
+  g_free(what);
+  return ret;
+}
+
 static GstFlowReturn decode_frame(GstMimiDec *self, GstBuffer *buffer) {
   GstAudioDecoder *dec = GST_AUDIO_DECODER(self);
   DecStream *s = self->stream;
   const guint64 index = s->frames++;
-  GstFlowReturn ret = GST_FLOW_OK;
   gint bad_codebook = -1;
   guint bad_value = 0;
   at::Tensor codes = read_codes(buffer, *s->model, &bad_codebook, &bad_value);
-  if (!codes.defined()) {
-    GST_AUDIO_DECODER_ERROR(self, 1, STREAM, DECODE,
-        ("Invalid Mimi code in frame %" G_GUINT64_FORMAT ": codebook %d holds %u, outside "
-         "[0, %" G_GINT64_FORMAT ")", index, bad_codebook, bad_value, s->model->codebook_size()),
-        ("frame pts %" GST_TIME_FORMAT, GST_TIME_ARGS(GST_BUFFER_PTS(buffer))), ret);
-    if (ret != GST_FLOW_OK) return ret;
-    return conceal(self, s->model->frame_size());
-  }
+  if (!codes.defined())
+    return bad_frame(self, buffer, g_strdup_printf(
+        "Invalid Mimi code in frame %" G_GUINT64_FORMAT ": codebook %d holds %u, outside "
+        "[0, %" G_GINT64_FORMAT ")", index, bad_codebook, bad_value, s->model->codebook_size()));
 
   at::Tensor pcm;
   try {
     pcm = decode(s, codes);
   } catch (const std::exception &e) {
-    GST_AUDIO_DECODER_ERROR(self, 1, STREAM, DECODE,
-        ("Could not decode Mimi frame %" G_GUINT64_FORMAT ": %s", index, e.what()), (nullptr),
-        ret);
-    if (ret != GST_FLOW_OK) return ret;
-    return conceal(self, s->model->frame_size());
+    return bad_frame(self, buffer, g_strdup_printf(
+        "Could not decode Mimi frame %" G_GUINT64_FORMAT ": %s", index, e.what()));
   }
   s->last_codes = codes;
   s->concealing = false;
+  s->bad_in_a_row = 0;
 
   gsize start, end;
   clipped_range(buffer, static_cast<gsize>(pcm.numel()), &start, &end);
@@ -409,8 +429,5 @@ static void gst_mimi_dec_init(GstMimiDec *self) {
   self->stream = new DecStream();
   GstAudioDecoder *dec = GST_AUDIO_DECODER(self);
   gst_audio_decoder_set_needs_format(dec, TRUE);
-  gst_audio_decoder_set_plc_aware(dec, TRUE);
   gst_audio_decoder_set_plc(dec, TRUE);
-  // Constant bitrate: byte positions of a raw code file convert to time.
-  gst_audio_decoder_set_estimate_rate(dec, TRUE);
 }
