@@ -1,0 +1,17 @@
+// Random LM weights of any configuration, built in memory on the device (the
+// released size would be a 16.7 GB file): for benchmarks and tests. Values
+// are small (N(0, scale^2), norms 1) so activations stay finite.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "lm/weights.h"
+
+namespace personaplex::lm {
+
+std::shared_ptr<const LmWeights> random_lm_weights(const LmConfig &config, const at::Device &device,
+                                                   at::ScalarType dtype, uint64_t seed = 0,
+                                                   double scale = 0.02);
+
+}  // namespace personaplex::lm

@@ -1,0 +1,159 @@
+// lm-bench: per-step latency of the PersonaPlex LM (one 80 ms frame each).
+//
+//   lm-bench [--device cpu|cuda[:N]] [--dtype bfloat16|float32] [--config config.json]
+//            [--weights model.safetensors] [--steps N] [--warmup N] [--prompt-steps N]
+//            [--greedy]
+//
+// Without --weights, random weights of the configuration (default: the
+// released 7B) are built on the device. Runs a prompt of --prompt-steps
+// forced steps, then user steps with sampling; prints one JSON object with
+// median and p99 milliseconds per step of each kind.
+#include <ATen/ATen.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#ifdef PERSONAPLEX_BENCH_CUDART
+#include <cuda_runtime_api.h>
+#endif
+
+#include "core/device.h"
+#include "lm/conversation.h"
+#include "lm/prompt.h"
+#include "lm/random_weights.h"
+
+using namespace personaplex;
+
+namespace {
+
+struct Options {
+  std::string device = "cpu", dtype, config, weights;
+  int64_t steps = 200, warmup = 20, prompt_steps = 100;
+  bool greedy = false;
+};
+
+[[noreturn]] void usage(const std::string &why) {
+  std::fprintf(stderr,
+               "lm-bench: %s\nusage: lm-bench [--device DEV] [--dtype DTYPE] [--config FILE] "
+               "[--weights FILE] [--steps N] [--warmup N] [--prompt-steps N] [--greedy]\n",
+               why.c_str());
+  std::exit(2);
+}
+
+Options parse(int argc, char **argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--greedy") {
+      o.greedy = true;
+      continue;
+    }
+    if (i + 1 >= argc) usage("missing value after " + a);
+    std::string v = argv[++i];
+    auto count = [&] {
+      try {
+        return std::max<int64_t>(0, std::stoll(v));
+      } catch (const std::exception &) {
+        usage(a + " needs an integer");
+      }
+    };
+    if (a == "--device") o.device = v;
+    else if (a == "--dtype") o.dtype = v;
+    else if (a == "--config") o.config = v;
+    else if (a == "--weights") o.weights = v;
+    else if (a == "--steps") o.steps = count();
+    else if (a == "--warmup") o.warmup = count();
+    else if (a == "--prompt-steps") o.prompt_steps = count();
+    else usage("unknown option " + a);
+  }
+  return o;
+}
+
+void synchronize(const at::Device &device) {
+  if (device.is_cpu()) return;
+  c10::impl::VirtualGuardImpl impl(device.type());
+  impl.getStream(device).synchronize();
+}
+
+template <typename Fn>
+double timed(const at::Device &device, Fn fn) {
+  synchronize(device);
+  auto t0 = std::chrono::steady_clock::now();
+  fn();
+  synchronize(device);
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+nlohmann::json summary(std::vector<double> ms) {
+  if (ms.empty()) return nullptr;
+  std::sort(ms.begin(), ms.end());
+  auto at = [&](double q) { return ms[std::min(ms.size() - 1, size_t(q * double(ms.size() - 1) + 0.5))]; };
+  return {{"median", at(0.5)}, {"p99", at(0.99)}, {"min", ms.front()}, {"max", ms.back()}};
+}
+
+double gpu_memory_gib(const at::Device &device) {
+#ifdef PERSONAPLEX_BENCH_CUDART
+  if (device.is_cuda()) {
+    size_t free = 0, total = 0;
+    if (cudaMemGetInfo(&free, &total) == cudaSuccess) return double(total - free) / (1 << 30);
+  }
+#endif
+  return 0;
+}
+
+int run(const Options &o) {
+  at::Device device = parse_device(o.device);
+  at::ScalarType dtype = o.dtype.empty() ? default_dtype(device) : parse_dtype(o.dtype);
+  lm::LmConfig config = o.config.empty() ? lm::LmConfig::released() : lm::LmConfig::from_json_file(o.config);
+  auto t0 = std::chrono::steady_clock::now();
+  auto model = o.weights.empty()
+                   ? std::make_shared<const lm::LmModel>(lm::random_lm_weights(config, device, dtype))
+                   : lm::LmModel::load(o.weights, o.config, device, dtype);
+  synchronize(device);
+  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  lm::ConversationOptions opts;
+  opts.sampling.greedy = o.greedy;
+  lm::Conversation conv(model, opts);
+  std::vector<double> prompt_ms, step_ms;
+  lm::StepTokens forced;
+  forced.text = 3;
+  forced.agent = lm::kSilenceTokens;
+  forced.user = lm::kSineTokens;
+  for (int64_t s = 0; s < o.prompt_steps; ++s) prompt_ms.push_back(timed(device, [&] { conv.step(forced); }));
+  conv.pin_prompt();
+  std::vector<int64_t> user(lm::kSineTokens);
+  for (int64_t s = 0; s < o.warmup + o.steps; ++s) {
+    user[0] = (user[0] + 7) % config.card;
+    double ms = timed(device, [&] { conv.step_user(user); });
+    if (s >= o.warmup) step_ms.push_back(ms);
+  }
+  nlohmann::json out = {{"device", device.str()},
+                        {"dtype", dtype_name(dtype)},
+                        {"config", o.config.empty() ? "released" : o.config},
+                        {"weights", o.weights.empty() ? "random" : o.weights},
+                        {"load_s", load_s},
+                        {"gpu_memory_gib", gpu_memory_gib(device)},
+                        {"prompt_step_ms", summary(prompt_ms)},
+                        {"step_ms", summary(step_ms)},
+                        {"steps", o.steps}};
+  std::cout << out.dump(1) << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  try {
+    return run(parse(argc, argv));
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "lm-bench: %s\n", e.what());
+    return 1;
+  }
+}
