@@ -36,7 +36,8 @@ void mimi_model_install_properties(GObjectClass *klass) {
           nullptr, flags));
   g_object_class_install_property(klass, MIMI_MODEL_PROP_DEVICE,
       g_param_spec_string("device", "Device",
-          "Compute device: \"cpu\", \"cuda\" or \"cuda:N\" (the model runs in float32)",
+          "Compute device: \"auto\" (the first GPU if there is one, else the CPU), "
+          "\"cpu\", \"cuda\" or \"cuda:N\"; the model runs in float32",
           GST_PERSONAPLEX_DEFAULT_DEVICE, flags));
 }
 
@@ -139,12 +140,19 @@ static bool check_settings(GstElement *element, const MimiModelSettings &s) {
   return true;
 }
 
+// Mimi alone is several times slower than real time on a CPU core, hence a
+// GPU whenever there is one.
+static at::Device resolve_device(const std::string &spec) {
+  if (spec == "auto") return at::hasCUDA() ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+  return personaplex::parse_device(spec);
+}
+
 std::shared_ptr<const Mimi> mimi_model_acquire(GstElement *element,
                                                const MimiModelSettings &s) {
   if (!check_settings(element, s)) return nullptr;
   at::Device device(at::kCPU);
   try {
-    device = personaplex::parse_device(s.device);
+    device = resolve_device(s.device);
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(element, RESOURCE, SETTINGS,
                       ("Invalid device \"%s\": %s", s.device.c_str(), e.what()), (nullptr));

@@ -20,7 +20,8 @@ enum : guint {
   MIMI_MODEL_PROP_LAST,
 };
 
-#define GST_PERSONAPLEX_DEFAULT_DEVICE "cpu"
+// "auto": the first GPU when this build and machine have one, else the CPU.
+#define GST_PERSONAPLEX_DEFAULT_DEVICE "auto"
 
 // Guarded by the element's object lock; copy it out before use.
 struct MimiModelSettings {

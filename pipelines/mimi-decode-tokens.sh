@@ -6,7 +6,7 @@
 #                              [-k CODEBOOKS] [-s CODEBOOK_SIZE] IN.mimi OUT.wav
 #   -w WEIGHTS    Mimi weights, e.g. tokenizer-e351c8d8-checkpoint125.safetensors
 #   -c CONFIG     config.json of a model with other sizes (default: the released model)
-#   -d DEVICE     cpu (default), cuda or cuda:N
+#   -d DEVICE     auto (default: a GPU if there is one), cpu, cuda or cuda:N
 #   -f FORMAT     output samples: S16LE (default) or F32LE
 #   -k CODEBOOKS  codes per frame in the file (default 8); must be the model's
 #   -s CODEBOOK_SIZE  entries per codebook (default 2048); must be the model's
@@ -22,7 +22,7 @@ set -euo pipefail
 
 usage() { sed -n '2,/^$/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 
-weights='' config='' device=cpu format=S16LE codebooks=8 size=2048
+weights='' config='' device=auto format=S16LE codebooks=8 size=2048
 while getopts 'w:c:d:f:k:s:h' opt; do
   case $opt in
     w) weights=$OPTARG ;;

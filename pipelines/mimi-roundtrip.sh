@@ -5,7 +5,7 @@
 # Usage: mimi-roundtrip.sh -w WEIGHTS [-c CONFIG] [-d DEVICE] [-f FORMAT] IN.wav OUT.wav
 #   -w WEIGHTS  Mimi weights, e.g. tokenizer-e351c8d8-checkpoint125.safetensors
 #   -c CONFIG   config.json of a model with other sizes (default: the released model)
-#   -d DEVICE   cpu (default), cuda or cuda:N
+#   -d DEVICE   auto (default: a GPU if there is one), cpu, cuda or cuda:N
 #   -f FORMAT   output samples: S16LE (default) or F32LE
 #
 # Any sample rate and channel count in (converted to 24 kHz mono); 24 kHz mono
@@ -19,7 +19,7 @@ set -euo pipefail
 
 usage() { sed -n '2,/^$/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 
-weights='' config='' device=cpu format=S16LE
+weights='' config='' device=auto format=S16LE
 while getopts 'w:c:d:f:h' opt; do
   case $opt in
     w) weights=$OPTARG ;;

@@ -4,7 +4,7 @@
 # Usage: mimi-store-tokens.sh -w WEIGHTS [-c CONFIG] [-d DEVICE] IN.wav OUT.mimi
 #   -w WEIGHTS  Mimi weights, e.g. tokenizer-e351c8d8-checkpoint125.safetensors
 #   -c CONFIG   config.json of a model with other sizes (default: the released model)
-#   -d DEVICE   cpu (default), cuda or cuda:N
+#   -d DEVICE   auto (default: a GPU if there is one), cpu, cuda or cuda:N
 #
 # The code file is a plain concatenation of frames, no header: one frame per
 # 80 ms of audio, each frame `codebooks` codes (8 for the released model) as
@@ -20,7 +20,7 @@ set -euo pipefail
 
 usage() { sed -n '2,/^$/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 
-weights='' config='' device=cpu
+weights='' config='' device=auto
 while getopts 'w:c:d:h' opt; do
   case $opt in
     w) weights=$OPTARG ;;

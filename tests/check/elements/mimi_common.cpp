@@ -89,8 +89,11 @@ GstElement *make_element(const char *factory, const ModelFiles &model, GstBus *b
   GstElement *element = gst_element_factory_make(factory, nullptr);
   fail_unless(element != nullptr, "no %s element: is GST_PLUGIN_PATH set?", factory);
   gst_object_ref_sink(element);
+  // The CPU unless PERSONAPLEX_TEST_DEVICE names another device.
+  const char *device = std::getenv("PERSONAPLEX_TEST_DEVICE");
   g_object_set(element, "weights", model.weights.c_str(), "config",
-               model.config.empty() ? nullptr : model.config.c_str(), nullptr);
+               model.config.empty() ? nullptr : model.config.c_str(), "device",
+               device && *device ? device : "cpu", nullptr);
   if (bus) gst_element_set_bus(element, bus);
   return element;
 }

@@ -55,7 +55,8 @@ const ModelFiles *fixture_model();
 // A tensor of the fixture io.safetensors, as float or int64 on the CPU.
 at::Tensor fixture_tensor(const std::string &name, at::ScalarType dtype);
 
-// A configured element (floating ref sunk), with `bus` attached when given.
+// A configured element (floating ref sunk), with `bus` attached when given;
+// on the CPU unless PERSONAPLEX_TEST_DEVICE names another device.
 GstElement *make_element(const char *factory, const ModelFiles &model, GstBus *bus = nullptr);
 // A playing harness around `factory` with the model set.
 GstHarness *harness(const char *factory, const ModelFiles &model, GstBus *bus = nullptr);

@@ -283,7 +283,7 @@ GST_START_TEST(test_properties) {
   gchar *weights = nullptr, *config = nullptr, *device = nullptr;
   g_object_get(element, "weights", &weights, "config", &config, "device", &device, nullptr);
   fail_unless(weights == nullptr && config == nullptr);
-  fail_unless_equals_string(device, "cpu");
+  fail_unless_equals_string(device, "auto");
   g_free(device);
 
   g_object_set(element, "weights", tiny_model().weights.c_str(), "config",
