@@ -300,6 +300,28 @@ GST_START_TEST(test_properties) {
 }
 GST_END_TEST;
 
+GST_START_TEST(test_concurrent_streams) {
+  // Elements naming the same files share one model; each keeps its own
+  // stream, so streams in parallel threads give what they give alone.
+  const int n = 4;
+  std::vector<std::vector<float>> signals;
+  std::vector<std::vector<std::vector<guint16>>> alone, together(n);
+  for (int i = 0; i < n; ++i) {
+    signals.push_back(test_signal(6 * kFrame, 10 + i));
+    alone.push_back(encode(tiny_model(), signals[i]));
+  }
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i)
+    threads.emplace_back([&, i] { together[i] = encode(tiny_model(), signals[i], 700); });
+  for (auto &t : threads) t.join();
+  for (int i = 0; i < n; ++i) {
+    fail_unless_equals_int(together[i].size(), 6);
+    fail_unless(together[i] == alone[i], "stream %d differs when run in parallel", i);
+  }
+  fail_if(alone[0] == alone[1]);
+}
+GST_END_TEST;
+
 static Suite *mimienc_suite() {
   Suite *s = suite_create("mimienc");
   TCase *tc = tcase_create("general");
@@ -313,6 +335,7 @@ static Suite *mimienc_suite() {
   tcase_add_test(tc, test_bad_weights);
   tcase_add_test(tc, test_state_cycles);
   tcase_add_test(tc, test_properties);
+  tcase_add_test(tc, test_concurrent_streams);
   return s;
 }
 
