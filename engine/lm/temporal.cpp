@@ -6,7 +6,6 @@
 #include <cmath>
 
 #include "lm/ops.h"
-#include "nn/rope.h"
 
 namespace personaplex::lm {
 namespace {
@@ -20,11 +19,26 @@ at::Tensor plain_attention(const at::Tensor &q, const at::Tensor &k, const at::T
 #endif
 }
 
-at::Tensor rotate(const at::Tensor &x, int64_t position, double max_period) {
-  at::Tensor a = x, b = x;
-  at::Tensor pos = at::full({1}, position, x.options().dtype(at::kLong));
-  nn::apply_rope(a, b, pos, max_period);
-  return a;
+// Interleaved RoPE at one position, computed once per step for all layers
+// (same arithmetic as the reference: fp32 angles, rotation in fp32).
+struct Rotation {
+  at::Tensor cos, sin;  // fp32 [D/2]
+};
+
+at::Tensor nn_rope_frequencies(int64_t head_dim, double max_period, const at::Device &device) {
+  auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
+  return at::exp(at::arange(head_dim / 2, f32) * float(-std::log(max_period) * 2.0 / double(head_dim)));
+}
+
+Rotation rotation(const at::Tensor &freqs, int64_t position) {
+  at::Tensor angle = freqs * float(position);
+  return {at::cos(angle), at::sin(angle)};
+}
+
+at::Tensor rotate(const at::Tensor &x, const Rotation &r) {
+  at::Tensor pairs = x.to(at::kFloat).unflatten(-1, {-1, 2});
+  at::Tensor re = pairs.select(-1, 0), im = pairs.select(-1, 1);
+  return at::stack({re * r.cos - im * r.sin, re * r.sin + im * r.cos}, -1).flatten(-2).to(x.scalar_type());
 }
 
 // One query against the pinned keys (seen from `pinned_pos`) and the rolling
@@ -41,22 +55,22 @@ at::Tensor split_attention(const at::Tensor &q_roll, const at::Tensor &q_pin,
 }
 
 at::Tensor self_attention(const nn::LayerWeights &l, const nn::TransformerConfig &c,
-                          const at::Tensor &x, PinnedKVCache &cache, int64_t t) {
+                          const at::Tensor &x, PinnedKVCache &cache, const Rotation &rot,
+                          const Rotation *pinned_rot) {
   const int64_t B = x.size(0), H = c.num_heads;
   at::Tensor qkv = at::linear(x, l.in_proj).view({B, 1, 3, H, -1}).permute({2, 0, 3, 1, 4});
-  at::Tensor q_raw = qkv[0], q = qkv[0], k = qkv[1], v = qkv[2];
-  at::Tensor pos = at::full({1}, t, x.options().dtype(at::kLong));
-  nn::apply_rope(q, k, pos, c.max_period);
-  cache.append(k, v);
+  at::Tensor qk = rotate(qkv.narrow(0, 0, 2), rot);
+  at::Tensor q = qk[0];
+  cache.append(qk[1], qkv[2]);
   at::Tensor y;
   const int64_t C = cache.capacity();
   if (cache.end() <= C) {  // nothing overwritten yet: slot s holds step s
     y = plain_attention(q, cache.keys().narrow(2, 0, cache.end()),
                         cache.values().narrow(2, 0, cache.end()));
-  } else if (cache.pinned() == 0) {  // the reference's window: the last C steps
+  } else if (!pinned_rot) {  // the reference's window: the last C steps
     y = plain_attention(q, cache.keys(), cache.values());
   } else {
-    y = split_attention(q, rotate(q_raw, C - 1, c.max_period), cache);
+    y = split_attention(q, rotate(qkv[0], *pinned_rot), cache);
   }
   return at::linear(y.transpose(1, 2).reshape({B, 1, -1}), l.out_proj);
 }
@@ -91,10 +105,19 @@ TemporalState new_temporal_state(const LmWeights &w) {
 at::Tensor temporal_step(const LmWeights &w, const at::Tensor &input, TemporalState &state) {
   const auto &c = w.transformer.config;
   const bool f32 = c.norm == nn::Norm::RmsNormF32;
+  if (!state.freqs.defined())
+    state.freqs = nn_rope_frequencies(c.d_model / c.num_heads, c.max_period, input.device());
+  const Rotation rot = rotation(state.freqs, state.offset);
+  // Once the window has rolled, pinned keys are seen from the end of the context.
+  const PinnedKVCache &first = state.caches.front();
+  Rotation pinned_rot;
+  const bool split = first.pinned() > 0 && state.offset >= first.capacity();
+  if (split) pinned_rot = rotation(state.freqs, first.capacity() - 1);
   at::Tensor x = input;
   for (size_t i = 0; i < w.transformer.layers.size(); ++i) {
     const auto &l = w.transformer.layers[i];
-    x = x + self_attention(l, c, rms_norm(x, l.norm1_w, f32), state.caches[i], state.offset);
+    x = x + self_attention(l, c, rms_norm(x, l.norm1_w, f32), state.caches[i], rot,
+                           split ? &pinned_rot : nullptr);
     x = x + gated_silu(rms_norm(x, l.norm2_w, f32), l.mlp_in, l.mlp_out);
   }
   ++state.offset;

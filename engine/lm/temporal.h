@@ -22,6 +22,7 @@ namespace personaplex::lm {
 struct TemporalState {
   std::vector<PinnedKVCache> caches;  // one per layer
   int64_t offset = 0;                 // steps run (RoPE position of the next one)
+  at::Tensor freqs;                   // RoPE frequencies, made on first use
   void reset();
   void pin(int64_t steps);            // pins the first `steps` steps in every layer
 };
