@@ -10,6 +10,16 @@ at::Tensor empty_time(const at::Tensor &x, int64_t channels) {
   return at::empty({x.size(0), channels, 0}, x.options());
 }
 
+// Keeps `tail` as the state buffer: in place when the size is unchanged (the
+// steady state of frame-sized calls, so the buffer's address is stable, as a
+// CUDA graph needs), else in a buffer of its own (never a view of the input).
+void keep(at::Tensor &buffer, const at::Tensor &tail) {
+  if (buffer.defined() && buffer.sizes() == tail.sizes())
+    buffer.copy_(tail);
+  else
+    buffer = tail.clone();
+}
+
 void check_input(const ConvSpec &spec, const at::Tensor &x) {
   if (x.dim() != 3 || x.size(1) != spec.in_channels)
     throw Error(spec.name + ": expected input [B, " + std::to_string(spec.in_channels) +
@@ -79,7 +89,7 @@ at::Tensor Conv1d::step(const at::Tensor &input, ConvState &state) const {
   if (state.previous.defined() && state.previous.size(2) > 0) x = at::cat({state.previous, x}, 2);
   const int64_t T = x.size(2), K = effective_kernel(), S = spec_.stride;
   const int64_t frames = T >= K ? (T - K) / S + 1 : 0;
-  state.previous = x.narrow(2, frames * S, T - frames * S);
+  keep(state.previous, x.narrow(2, frames * S, T - frames * S));
   if (frames == 0) return empty_time(x, spec_.out_channels);
   return conv(x.narrow(2, 0, (frames - 1) * S + K));
 }
@@ -97,7 +107,28 @@ ConvTranspose1d::ConvTranspose1d(const ConvSpec &spec, const SafeTensors &file, 
 ConvTranspose1d::ConvTranspose1d(const ConvSpec &spec, at::Tensor weight, at::Tensor bias)
     : spec_(spec), weight_(std::move(weight)), bias_(std::move(bias)) {}
 
+// A depthwise transposed conv with K = m*S as m shifted products, added:
+// output block j (S samples) = sum_i x[j - i] * w[:, i*S:(i+1)*S]. A handful
+// of elementwise kernels, where libtorch's CPU path runs one small
+// transposed conv per channel.
+static at::Tensor depthwise_convtr(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &bias,
+                            int64_t stride) {
+  const int64_t B = x.size(0), C = x.size(1), T = x.size(2), m = weight.size(2) / stride;
+  at::Tensor w = weight.view({C, m, stride});
+  at::Tensor xp = at::constant_pad_nd(x, {m - 1, m - 1}, 0);
+  at::Tensor y;
+  for (int64_t i = 0; i < m; ++i) {
+    at::Tensor term = xp.narrow(2, m - 1 - i, T + m - 1).unsqueeze(-1) * w.select(1, i).view({1, C, 1, stride});
+    y = y.defined() ? y + term : term;
+  }
+  y = y.reshape({B, C, (T + m - 1) * stride});
+  return bias.defined() ? y + bias.view({1, C, 1}) : y;
+}
+
 at::Tensor ConvTranspose1d::convtr(const at::Tensor &x) const {
+  const ConvSpec &s = spec_;
+  if (s.groups == s.in_channels && s.groups == s.out_channels && s.kernel_size % s.stride == 0)
+    return depthwise_convtr(x, weight_, bias_, s.stride);
   const int64_t stride = spec_.stride, zero = 0, one = 1;
   return at::conv_transpose1d(x, weight_, bias_, at::IntArrayRef(stride), at::IntArrayRef(zero),
                               at::IntArrayRef(zero), spec_.groups, at::IntArrayRef(one));
@@ -115,14 +146,14 @@ at::Tensor ConvTranspose1d::step(const at::Tensor &x, ConvTrState &state) const 
   check_input(spec_, x);
   if (x.size(2) == 0) return empty_time(x, spec_.out_channels);
   at::Tensor out = convtr(x);
-  const int64_t OT = out.size(2), keep = spec_.kernel_size - spec_.stride;
+  const int64_t OT = out.size(2), overlap = spec_.kernel_size - spec_.stride;
   if (state.partial.defined()) {
     // The kept samples already hold the bias once; the new output adds it again.
     at::Tensor carry = bias_.defined() ? state.partial - bias_.view({-1, 1}) : state.partial;
     out.narrow(2, 0, carry.size(2)).add_(carry);
   }
-  state.partial = out.narrow(2, OT - keep, keep).clone();
-  return out.narrow(2, 0, OT - keep);
+  keep(state.partial, out.narrow(2, OT - overlap, overlap));
+  return out.narrow(2, 0, OT - overlap);
 }
 
 }  // namespace personaplex::mimi

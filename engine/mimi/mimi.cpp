@@ -10,6 +10,7 @@
 #include "mimi/resample.h"
 #include "mimi/seanet.h"
 #include "mimi/state.h"
+#include "mimi/step_graph.h"
 
 namespace personaplex::mimi {
 
@@ -26,6 +27,8 @@ struct Mimi::Impl {
   SplitQuantizer quantizer;
 
   at::Tensor to_latent(const at::Tensor &pcm) const;
+  at::Tensor encode_step(const at::Tensor &pcm, MimiState &state) const;
+  at::Tensor decode_step(const at::Tensor &codes, MimiState &state) const;
   at::Tensor from_latent(const at::Tensor &latent) const;
   void check_pcm(const at::Tensor &pcm, int64_t batch, bool one_frame) const;
 };
@@ -59,6 +62,22 @@ at::Tensor Mimi::Impl::from_latent(const at::Tensor &latent) const {
   if (resample) z = upsample.forward(z);
   z = decoder_transformer.forward(z);
   return decoder.forward(z).to(at::kFloat);
+}
+
+// One frame through the encoder; pcm already on the device in the model's dtype.
+at::Tensor Mimi::Impl::encode_step(const at::Tensor &pcm, MimiState &state) const {
+  at::Tensor z = encoder.step(pcm, state.encoder);
+  z = encoder_transformer.step(z, state.encoder_transformer);
+  if (resample) z = downsample.step(z, state.downsample);
+  return quantizer.encode(z);
+}
+
+// One frame of checked int64 codes on the device through the decoder.
+at::Tensor Mimi::Impl::decode_step(const at::Tensor &codes, MimiState &state) const {
+  at::Tensor z = quantizer.decode_unchecked(codes).to(dtype);
+  if (resample) z = upsample.step(z, state.upsample);
+  z = decoder_transformer.step(z, state.decoder_transformer);
+  return decoder.step(z, state.decoder).to(at::kFloat);
 }
 
 Mimi::Mimi(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -107,6 +126,10 @@ std::unique_ptr<MimiState> Mimi::new_state(int64_t batch) const {
   s->decoder = m.decoder.new_state();
   s->encoder_transformer = m.encoder_transformer.new_state(batch, options);
   s->decoder_transformer = m.decoder_transformer.new_state(batch, options);
+  if (StepGraph::available(m.device)) {
+    s->encode_graph = std::make_shared<StepGraph>();
+    s->decode_graph = std::make_shared<StepGraph>();
+  }
   return s;
 }
 
@@ -114,10 +137,9 @@ at::Tensor Mimi::encode_frame(const at::Tensor &pcm, MimiState &state) const {
   at::NoGradGuard no_grad;
   const Impl &m = *impl_;
   m.check_pcm(pcm, state.batch, /*one_frame=*/true);
-  at::Tensor z = m.encoder.step(pcm.to(m.device, m.dtype), state.encoder);
-  z = m.encoder_transformer.step(z, state.encoder_transformer);
-  if (m.resample) z = m.downsample.step(z, state.downsample);
-  return m.quantizer.encode(z);
+  at::Tensor x = pcm.to(m.device, m.dtype);
+  auto step = [&](const at::Tensor &in) { return m.encode_step(in, state); };
+  return state.encode_graph ? state.encode_graph->run(x, step) : step(x);
 }
 
 at::Tensor Mimi::decode_frame(const at::Tensor &codes, MimiState &state) const {
@@ -127,10 +149,9 @@ at::Tensor Mimi::decode_frame(const at::Tensor &codes, MimiState &state) const {
   if (codes.size(0) != state.batch || codes.size(2) != 1)
     throw Error("Mimi: decode_frame expects codes [" + std::to_string(state.batch) + ", " +
                 std::to_string(num_codebooks()) + ", 1], got " + shape_string(codes.sizes()));
-  at::Tensor z = m.quantizer.decode(codes).to(m.dtype);
-  if (m.resample) z = m.upsample.step(z, state.upsample);
-  z = m.decoder_transformer.step(z, state.decoder_transformer);
-  return m.decoder.step(z, state.decoder).to(at::kFloat);
+  at::Tensor x = codes.to(m.device, at::kLong);
+  auto step = [&](const at::Tensor &in) { return m.decode_step(in, state); };
+  return state.decode_graph ? state.decode_graph->run(x, step) : step(x);
 }
 
 at::Tensor Mimi::encode(const at::Tensor &pcm) const {

@@ -46,7 +46,10 @@ SplitQuantizer::Group SplitQuantizer::load_group(const SafeTensors &file, const 
     at::Tensor sum = file.load(p + "embedding_sum", at::kFloat, device,
                                std::vector<int64_t>{c.bins, c.dimension});
     // The EMA statistics give the centroids; epsilon as in the reference codebook.
-    g.codebooks.push_back(sum / usage.clamp_min(1e-5).unsqueeze(1));
+    at::Tensor cb = sum / usage.clamp_min(1e-5).unsqueeze(1);
+    g.codebooks.push_back(cb);
+    at::Tensor cb1 = cb.unsqueeze(0), norm = cb1.pow(2).sum(-1, true);
+    g.extended.push_back(at::cat({cb1, at::ones_like(norm), norm}, -1));
   }
   return g;
 }
@@ -62,15 +65,29 @@ SplitQuantizer SplitQuantizer::load(const SafeTensors &file, const QuantizerConf
 
 int64_t SplitQuantizer::num_codebooks() const { return int64_t(first_.codebooks.size() + rest_.codebooks.size()); }
 
+// Index of the codebook vector nearest to each row of `flat` [N, Q]. The
+// reference takes argmin of torch.cdist, which for more than 25 rows or
+// vectors computes sqrt(clamp(|x|^2 - 2 x.c + |c|^2)) as one matmul; the same
+// operations here (so ties break alike), with the codebook's half precomputed.
+at::Tensor SplitQuantizer::Group::nearest(const at::Tensor &flat, size_t level) const {
+  at::Tensor x1 = flat.unsqueeze(0);
+  const int64_t bins = codebooks[level].size(0);
+  if (bins <= 25 && x1.size(1) <= 25) return at::cdist(x1, codebooks[level].unsqueeze(0)).squeeze(0).argmin(-1);
+  at::Tensor norm = x1.pow(2).sum(-1, true);
+  at::Tensor x1_ = at::cat({x1.mul(-2), norm, at::ones_like(norm)}, -1);
+  at::Tensor dist = x1_.matmul(extended[level].transpose(-2, -1));
+  dist.clamp_min_(0).sqrt_();
+  return dist.squeeze(0).argmin(-1);
+}
+
 at::Tensor SplitQuantizer::Group::encode(const at::Tensor &latent) const {
   at::Tensor residual = at::conv1d(latent, input_proj);  // [B, Q, T]
   const int64_t B = residual.size(0), T = residual.size(2);
   std::vector<at::Tensor> codes;
-  for (const at::Tensor &cb : codebooks) {
+  for (size_t level = 0; level < codebooks.size(); ++level) {
     at::Tensor flat = residual.transpose(1, 2).reshape({B * T, -1});
-    // cdist (not a hand-written distance) so near-ties break as the reference's do.
-    at::Tensor idx = at::cdist(flat.unsqueeze(0), cb.unsqueeze(0)).squeeze(0).argmin(-1).view({B, T});
-    residual = residual - at::embedding(cb, idx).transpose(1, 2);
+    at::Tensor idx = nearest(flat, level).view({B, T});
+    residual = residual - at::embedding(codebooks[level], idx).transpose(1, 2);
     codes.push_back(idx);
   }
   return at::stack(codes, 1);
@@ -110,7 +127,10 @@ void SplitQuantizer::check_codes(const at::Tensor &codes) const {
 
 at::Tensor SplitQuantizer::decode(const at::Tensor &input) const {
   check_codes(input);
-  at::Tensor codes = input.to(first_.input_proj.device(), at::kLong);
+  return decode_unchecked(input.to(first_.input_proj.device(), at::kLong));
+}
+
+at::Tensor SplitQuantizer::decode_unchecked(const at::Tensor &codes) const {
   const int64_t nf = int64_t(first_.codebooks.size());
   at::Tensor out = first_.decode(codes.narrow(1, 0, nf));
   if (!rest_.codebooks.empty()) out = out + rest_.decode(codes.narrow(1, nf, codes.size(1) - nf));

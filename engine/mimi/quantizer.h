@@ -35,6 +35,8 @@ class SplitQuantizer {
   // the first code outside [0, bins).
   at::Tensor decode(const at::Tensor &codes) const;
   void check_codes(const at::Tensor &codes) const;
+  // decode() of codes already checked and on the device: no host sync.
+  at::Tensor decode_unchecked(const at::Tensor &codes) const;
 
   int64_t num_codebooks() const;
   int64_t bins() const { return bins_; }
@@ -43,6 +45,9 @@ class SplitQuantizer {
   struct Group {
     at::Tensor input_proj, output_proj;  // [Q, D, 1], [D, Q, 1]
     std::vector<at::Tensor> codebooks;   // each [bins, Q]
+    std::vector<at::Tensor> extended;    // each [1, bins, Q+2]: the codebook side of cdist's
+                                         // matmul form, computed once
+    at::Tensor nearest(const at::Tensor &flat, size_t level) const;
     at::Tensor encode(const at::Tensor &latent) const;
     at::Tensor decode(const at::Tensor &codes) const;
   };

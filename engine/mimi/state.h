@@ -5,14 +5,21 @@
 
 #include <ATen/ATen.h>
 
+#include <memory>
+
 #include "mimi/conv.h"
 #include "mimi/seanet.h"
+#include "mimi/step_graph.h"
 #include "nn/transformer.h"
 
 namespace personaplex::mimi {
 
 struct MimiState {
   int64_t batch = 1;
+
+  // On CUDA, each direction's frame step is replayed as a CUDA graph after
+  // a first direct call (null: not used). Dropped by a reset.
+  std::shared_ptr<StepGraph> encode_graph, decode_graph;
 
   // encode_frame
   SeanetState encoder;
@@ -26,11 +33,13 @@ struct MimiState {
 
   // Back to a fresh stream (the same as a new state, without reallocating).
   void reset_encoder() {
+    if (encode_graph) encode_graph = std::make_shared<StepGraph>();
     encoder.reset();
     encoder_transformer.reset();
     downsample.reset();
   }
   void reset_decoder() {
+    if (decode_graph) decode_graph = std::make_shared<StepGraph>();
     upsample.reset();
     decoder_transformer.reset();
     decoder.reset();

@@ -15,6 +15,12 @@ class RingKVCache {
 
   // Stores k, v ([B, H, T, D], T <= capacity) for steps end()..end()+T-1.
   void append(const at::Tensor &k, const at::Tensor &v);
+  // The same with the slots ([T], int64, on the cache's device) computed by
+  // the caller: no host arithmetic on positions, so a CUDA graph can replay it.
+  void write(const at::Tensor &k, const at::Tensor &v, const at::Tensor &slots);
+  // The reference's slot labels for a ring of `capacity` once `end` ([1]
+  // int64 tensor) steps are written; slot_ids = arange(capacity).
+  static at::Tensor labels(const at::Tensor &end, const at::Tensor &slot_ids, int64_t capacity);
   // Whole ring, [B, H, capacity, D], and each slot's step position, [capacity]
   // (the reference's labelling: see positions() in kv_cache.cpp).
   const at::Tensor &keys() const { return keys_; }

@@ -102,6 +102,14 @@ TransformerWeights TransformerWeights::load(const SafeTensors &file, const std::
 void TransformerState::reset() {
   for (auto &c : caches) c.reset();
   offset = 0;
+  if (step.defined()) step.zero_();
+}
+
+Transformer::Transformer(TransformerWeights weights) : w_(std::move(weights)) {
+  const auto &c = w_.config;
+  at::Device device = w_.layers.empty() ? at::Device(at::kCPU) : w_.layers[0].in_proj.device();
+  frequencies_ = rope_frequencies(c.d_model / c.num_heads, c.max_period, device);
+  slot_ids_ = at::arange(c.context, at::TensorOptions().dtype(at::kLong).device(device));
 }
 
 TransformerState Transformer::new_state(int64_t batch, const at::TensorOptions &options) const {
@@ -109,8 +117,15 @@ TransformerState Transformer::new_state(int64_t batch, const at::TensorOptions &
   TransformerState s;
   for (int64_t i = 0; i < c.num_layers; ++i)
     s.caches.emplace_back(batch, c.num_heads, c.context, c.d_model / c.num_heads, options);
+  s.step = at::zeros({1}, options.dtype(at::kLong));
   return s;
 }
+
+struct Transformer::StepContext {
+  RopeTables rope;
+  at::Tensor mask;   // [T, keys]
+  at::Tensor slots;  // [T], streaming only
+};
 
 at::Tensor Transformer::norm(const at::Tensor &x, const at::Tensor &w, const at::Tensor &b) const {
   switch (w_.config.norm) {
@@ -133,32 +148,32 @@ at::Tensor Transformer::mlp(const LayerWeights &l, const at::Tensor &x) const {
   return at::linear(at::silu(h.select(-2, 0)) * h.select(-2, 1), l.mlp_out);
 }
 
-at::Tensor Transformer::self_attention(const LayerWeights &l, const at::Tensor &x,
-                                       RingKVCache *cache, const at::Tensor &positions) const {
+at::Tensor Transformer::self_attention(const LayerWeights &l, const at::Tensor &x, const StepContext &ctx,
+                                       RingKVCache *cache) const {
   const auto &c = w_.config;
   const int64_t B = x.size(0), T = x.size(1), H = c.num_heads;
-  // [B, T, 3D] -> 3 x [B, H, T, Dh]
+  // [B, T, 3D] -> [3, B, H, T, Dh]
   at::Tensor qkv = at::linear(x, l.in_proj).view({B, T, 3, H, -1}).permute({2, 0, 3, 1, 4});
-  at::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
-  if (c.rope) apply_rope(q, k, positions, c.max_period);
+  // q and k rotated together: the same arithmetic, half the kernels.
+  at::Tensor qk = c.rope ? rope_rotate(qkv.narrow(0, 0, 2), ctx.rope) : qkv.narrow(0, 0, 2);
+  at::Tensor q = qk[0], k = qk[1], v = qkv[2];
   at::Tensor y;
   if (cache) {
-    cache->append(k, v);
-    at::Tensor mask = causal_window_mask(positions, cache->positions(), c.context);
-    y = attention(q, cache->keys(), cache->values(), mask);
+    cache->write(k, v, ctx.slots);
+    y = attention(q, cache->keys(), cache->values(), ctx.mask);
   } else {
-    y = attention(q, k, v, causal_window_mask(positions, positions, c.context));
+    y = attention(q, k, v, ctx.mask);
   }
   return at::linear(y.transpose(1, 2).reshape({B, T, -1}), l.out_proj);
 }
 
 at::Tensor Transformer::run_layers(const at::Tensor &input, TransformerState *state,
-                               const at::Tensor &positions) const {
+                                   const StepContext &ctx) const {
   at::Tensor x = input;
   for (size_t i = 0; i < w_.layers.size(); ++i) {
     const LayerWeights &l = w_.layers[i];
     RingKVCache *cache = state ? &state->caches[i] : nullptr;
-    at::Tensor update = self_attention(l, norm(x, l.norm1_w, l.norm1_b), cache, positions);
+    at::Tensor update = self_attention(l, norm(x, l.norm1_w, l.norm1_b), ctx, cache);
     x = x + (l.scale1.defined() ? l.scale1 * update : update);
     update = mlp(l, norm(x, l.norm2_w, l.norm2_b));
     x = x + (l.scale2.defined() ? l.scale2 * update : update);
@@ -167,18 +182,27 @@ at::Tensor Transformer::run_layers(const at::Tensor &input, TransformerState *st
 }
 
 at::Tensor Transformer::forward(const at::Tensor &input, TransformerState &state) const {
-  const int64_t T = input.size(1);
-  at::Tensor positions = at::arange(
-      state.offset, state.offset + T, at::TensorOptions().dtype(at::kLong).device(input.device()));
-  at::Tensor x = run_layers(input, &state, positions);
+  const int64_t T = input.size(1), C = w_.config.context;
+  auto longs = at::TensorOptions().dtype(at::kLong).device(input.device());
+  if (!state.step.defined()) state.step = at::full({1}, state.offset, longs);
+  // Everything below is derived on the device from state.step.
+  at::Tensor positions = state.step + at::arange(T, longs);
+  StepContext ctx;
+  ctx.slots = at::remainder(positions, C);
+  ctx.mask = causal_window_mask(positions, RingKVCache::labels(state.step + T, slot_ids_, C), C);
+  if (w_.config.rope) ctx.rope = rope_tables(positions, frequencies_);
+  at::Tensor x = run_layers(input, &state, ctx);
+  state.step.add_(T);
   state.offset += T;
   return x;
 }
 
 at::Tensor Transformer::forward(const at::Tensor &input) const {
-  at::Tensor positions =
-      at::arange(input.size(1), at::TensorOptions().dtype(at::kLong).device(input.device()));
-  return run_layers(input, nullptr, positions);
+  at::Tensor positions = at::arange(input.size(1), at::TensorOptions().dtype(at::kLong).device(input.device()));
+  StepContext ctx;
+  ctx.mask = causal_window_mask(positions, positions, w_.config.context);
+  if (w_.config.rope) ctx.rope = rope_tables(positions, frequencies_);
+  return run_layers(input, nullptr, ctx);
 }
 
 }  // namespace personaplex::nn

@@ -66,12 +66,15 @@ struct TransformerWeights {
 struct TransformerState {
   std::vector<RingKVCache> caches;  // one per layer
   int64_t offset = 0;               // steps seen so far (RoPE position of the next one)
+  // `offset` on the device ([1] int64): positions are derived from it there,
+  // so a captured CUDA graph of forward() stays right when replayed.
+  at::Tensor step;
   void reset();
 };
 
 class Transformer {
  public:
-  explicit Transformer(TransformerWeights weights) : w_(std::move(weights)) {}
+  explicit Transformer(TransformerWeights weights);
 
   const TransformerConfig &config() const { return w_.config; }
   TransformerState new_state(int64_t batch, const at::TensorOptions &options) const;
@@ -85,12 +88,17 @@ class Transformer {
  private:
   at::Tensor norm(const at::Tensor &x, const at::Tensor &w, const at::Tensor &b) const;
   at::Tensor mlp(const LayerWeights &l, const at::Tensor &x) const;
-  // cache == nullptr: attend over this call's keys only.
-  at::Tensor self_attention(const LayerWeights &l, const at::Tensor &x, RingKVCache *cache,
-                            const at::Tensor &positions) const;
-  at::Tensor run_layers(const at::Tensor &x, TransformerState *state, const at::Tensor &positions) const;
+  // What every layer of one call shares: RoPE angles, the attention mask
+  // and, when streaming, the ring slots the new steps go to.
+  struct StepContext;
+  // state == nullptr: attend over this call's keys only.
+  at::Tensor self_attention(const LayerWeights &l, const at::Tensor &x, const StepContext &ctx,
+                            RingKVCache *cache) const;
+  at::Tensor run_layers(const at::Tensor &x, TransformerState *state, const StepContext &ctx) const;
 
   TransformerWeights w_;
+  at::Tensor frequencies_;  // RoPE, on the weights' device
+  at::Tensor slot_ids_;     // arange(context), on the weights' device
 };
 
 }  // namespace personaplex::nn

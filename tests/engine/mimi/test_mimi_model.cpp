@@ -2,6 +2,8 @@
 // batching, input validation and weight loading errors.
 #include <gtest/gtest.h>
 
+#include <ATen/Context.h>
+
 #include <functional>
 
 #include "core/error.h"
@@ -211,4 +213,28 @@ TEST(MimiRandomWeights, SameSeedSameFile) {
   const std::string name = "encoder.model.0.conv.conv.weight";
   EXPECT_TRUE(at::equal(fa.view(name), fb.view(name)));
   EXPECT_FALSE(at::equal(fa.view(name), fc.view(name)));
+}
+
+TEST(MimiCuda, GraphReplayMatchesDirectCalls) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  // Compared with the CPU in full fp32: no TF32 convolutions.
+  const bool tf32 = at::globalContext().allowTF32CuDNN();
+  at::globalContext().setAllowTF32CuDNN(false);
+  std::string dir = test::write_tiny_mimi(test::tiny_mimi_config(/*context=*/8));
+  auto gpu = Mimi::load(dir + "/weights.safetensors", dir + "/config.json", at::Device(at::kCUDA, 0), at::kFloat);
+  auto cpu = test::load_tiny_mimi(dir);
+  at::Tensor x = 0.5 * at::randn({2, 1, 12 * 32});  // past the 8-step context
+  auto graphed = gpu->new_state(2), direct = gpu->new_state(2), host = cpu->new_state(2);
+  direct->encode_graph.reset();
+  direct->decode_graph.reset();
+  at::Tensor codes = encode_stream(*gpu, x, *graphed);
+  EXPECT_TRUE(at::equal(codes.cpu(), encode_stream(*gpu, x, *direct).cpu()));
+  EXPECT_TRUE(at::equal(codes.cpu(), encode_stream(*cpu, x, *host)));
+  at::Tensor pcm = decode_stream(*gpu, codes, *graphed).cpu();
+  EXPECT_TRUE(at::allclose(pcm, decode_stream(*gpu, codes, *direct).cpu(), 1e-5, 1e-5));
+  EXPECT_TRUE(at::allclose(pcm, decode_stream(*cpu, codes.cpu(), *host), 1e-4, 1e-4));
+  // A reset drops the graphs and starts the stream over.
+  graphed->reset();
+  EXPECT_TRUE(at::equal(encode_stream(*gpu, x, *graphed).cpu(), codes.cpu()));
+  at::globalContext().setAllowTF32CuDNN(tf32);
 }

@@ -1,0 +1,100 @@
+#include "mimi/step_graph.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+
+#ifdef PERSONAPLEX_HAVE_CUDA_GRAPHS
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/core/Event.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+namespace personaplex::mimi {
+
+bool StepGraph::available(const at::Device &device) {
+#ifdef PERSONAPLEX_HAVE_CUDA_GRAPHS
+  const char *env = std::getenv("PERSONAPLEX_CUDA_GRAPHS");
+  return device.is_cuda() && !(env && std::strcmp(env, "0") == 0);
+#else
+  (void)device;
+  return false;
+#endif
+}
+
+#ifdef PERSONAPLEX_HAVE_CUDA_GRAPHS
+
+struct StepGraph::Impl {
+  int64_t warmup = 1, calls = 0;
+  std::unique_ptr<at::cuda::CUDAGraph> graph;
+  at::Tensor input, output;  // the graph's own buffers
+  std::optional<c10::cuda::CUDAStream> side;
+
+  // Runs fn on the side stream (capture needs a stream other than the
+  // default one; warm-up calls run there too so that libraries initialise
+  // their per-stream resources before capture), ordered after and before
+  // the caller's stream.
+  template <typename Fn>
+  void on_side_stream(const at::Device &device, Fn fn) {
+    c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream(device.index());
+    if (!side) side = c10::cuda::getStreamFromPool(false, device.index());
+    c10::Event ready(c10::DeviceType::CUDA);
+    ready.record(caller);
+    ready.block(*side);
+    {
+      c10::cuda::CUDAStreamGuard guard(*side);
+      fn();
+    }
+    c10::Event done(c10::DeviceType::CUDA);
+    done.record(*side);
+    done.block(caller);
+  }
+};
+
+StepGraph::StepGraph(int64_t warmup_calls) : impl_(std::make_unique<Impl>()) { impl_->warmup = warmup_calls; }
+StepGraph::~StepGraph() = default;
+
+at::Tensor StepGraph::run(const at::Tensor &x, const Step &step) {
+  Impl &g = *impl_;
+  if (!x.is_cuda() || (g.graph && x.sizes() != g.input.sizes())) return step(x);
+  if (!g.graph && g.calls < g.warmup) {
+    ++g.calls;
+    at::Tensor out;
+    g.on_side_stream(x.device(), [&] { out = step(x); });
+    return out;
+  }
+  if (!g.graph) {
+    g.input = x.clone();
+    auto graph = std::make_unique<at::cuda::CUDAGraph>();
+    g.on_side_stream(x.device(), [&] {
+      // Thread-local capture: other threads (other streams, the LM) keep
+      // using CUDA freely meanwhile.
+      graph->capture_begin(at::cuda::MempoolId_t{0, 0}, cudaStreamCaptureModeThreadLocal);
+      try {
+        g.output = step(g.input);
+      } catch (...) {
+        graph->capture_end();
+        throw;
+      }
+      graph->capture_end();
+    });
+    g.graph = std::move(graph);
+  } else {
+    g.input.copy_(x);
+  }
+  g.graph->replay();
+  // The graph's output buffer is overwritten by the next replay.
+  return g.output.clone();
+}
+
+#else
+
+struct StepGraph::Impl {};
+StepGraph::StepGraph(int64_t) {}
+StepGraph::~StepGraph() = default;
+at::Tensor StepGraph::run(const at::Tensor &x, const Step &step) { return step(x); }
+
+#endif
+
+}  // namespace personaplex::mimi
