@@ -2,7 +2,7 @@
 
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/serialization/import_read.h>
-#include <torch/csrc/jit/serialization/pickle.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 
 #include <fstream>
 
@@ -66,11 +66,37 @@ VoiceEmbeddings load_voice_file(const std::string &path, const LmConfig &config)
   return v;
 }
 
+// torch.save's zip layout: data.pkl plus one record per tensor storage. The
+// pickle carries no TorchScript type tags, which Python's torch.load
+// (weights_only, the default since torch 2.6) refuses.
+std::vector<char> torch_save_bytes(const at::IValue &value) {
+  std::vector<char> pickle;
+  torch::jit::Pickler pickler([&](const char *p, size_t n) { pickle.insert(pickle.end(), p, p + n); },
+                              nullptr, nullptr, nullptr, nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(value);
+  pickler.stop();
+  std::vector<char> zip;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void *p, size_t n) {
+    zip.insert(zip.end(), static_cast<const char *>(p), static_cast<const char *>(p) + n);
+    return n;
+  });
+  writer.writeRecord("byteorder", "little", 6);
+  const auto &tensors = pickler.tensorData();
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const at::Tensor &t = tensors[i];  // contiguous CPU tensors owning their storage
+    writer.writeRecord("data/" + std::to_string(i), t.data_ptr(), t.storage().nbytes());
+  }
+  writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+  writer.writeEndOfFile();
+  return zip;
+}
+
 void save_voice_file(const std::string &path, const VoiceEmbeddings &voice) {
   c10::Dict<std::string, at::Tensor> dict;
-  dict.insert("embeddings", voice.embeddings.detach().to(at::kCPU).contiguous());
-  dict.insert("cache", voice.cache.detach().to(at::kCPU, at::kLong).contiguous());
-  std::vector<char> bytes = torch::jit::pickle_save(at::IValue(dict));
+  dict.insert("embeddings", voice.embeddings.detach().to(at::kCPU).contiguous().clone());
+  dict.insert("cache", voice.cache.detach().to(at::kCPU, at::kLong).contiguous().clone());
+  std::vector<char> bytes = torch_save_bytes(at::IValue(dict));
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary);
