@@ -3,11 +3,13 @@
 
 #include "gstmimidec.h"
 #include "gstmimienc.h"
+#include "gstpersonaplex.h"
 
 static gboolean plugin_init(GstPlugin *plugin) {
   gboolean ret = FALSE;
   ret |= GST_ELEMENT_REGISTER(mimienc, plugin);
   ret |= GST_ELEMENT_REGISTER(mimidec, plugin);
+  ret |= GST_ELEMENT_REGISTER(personaplex, plugin);
   return ret;
 }
 

@@ -1,0 +1,49 @@
+// The shared bundle a duplex conversation runs on: the LM, Mimi and the text
+// tokenizer, loaded once per (files, device, dtype) in a process and shared
+// (std::shared_ptr<const DuplexModel>) by any number of Sessions.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <memory>
+#include <string>
+
+#include "duplex/model_files.h"
+#include "lm/model.h"
+#include "mimi/mimi.h"
+#include "text/tokenizer.h"
+
+namespace personaplex::duplex {
+
+class DuplexModel {
+ public:
+  // The model these files name on `device`, loaded or shared. The LM runs
+  // in `lm_dtype` (see default_dtype()), Mimi in float32 (its codes are then
+  // the reference's); a Mimi is also shared with other users of the same
+  // weights, config and device. Throws Error naming the file at fault, also
+  // when the parts do not fit together.
+  static std::shared_ptr<const DuplexModel> acquire(const ModelFiles &files, const at::Device &device,
+                                                    at::ScalarType lm_dtype);
+
+  DuplexModel(ModelFiles files, std::shared_ptr<const lm::LmModel> lm,
+              std::shared_ptr<const mimi::Mimi> mimi,
+              std::shared_ptr<const text::Tokenizer> tokenizer);
+
+  // The files loaded (voices_dir is left empty: voices are each user's own).
+  const ModelFiles &files() const { return files_; }
+  const std::shared_ptr<const lm::LmModel> &lm() const { return lm_; }
+  const mimi::Mimi &mimi() const { return *mimi_; }
+  const text::Tokenizer &tokenizer() const { return *tokenizer_; }
+  at::Device device() const { return lm_->device(); }
+
+  int64_t frame_size() const { return mimi_->frame_size(); }
+  int64_t sample_rate() const { return mimi_->sample_rate(); }
+
+ private:
+  ModelFiles files_;
+  std::shared_ptr<const lm::LmModel> lm_;
+  std::shared_ptr<const mimi::Mimi> mimi_;
+  std::shared_ptr<const text::Tokenizer> tokenizer_;
+};
+
+}  // namespace personaplex::duplex

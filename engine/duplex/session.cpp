@@ -1,0 +1,97 @@
+#include "duplex/session.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "lm/voice.h"
+#include "lm/voice_audio.h"
+#include "mimi/state.h"
+#include "text/tokenizer.h"
+
+namespace personaplex::duplex {
+namespace {
+
+bool ends_with(const std::string &s, const std::string &suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::vector<float> to_vector(const at::Tensor &t) {
+  at::Tensor c = t.to(at::kCPU, at::kFloat).contiguous().view({-1});
+  return {c.data_ptr<float>(), c.data_ptr<float>() + c.numel()};
+}
+
+}  // namespace
+
+Session::Session(std::shared_ptr<const DuplexModel> model, SessionOptions options, lm::WarningFn warn)
+    : model_(std::move(model)),
+      options_(std::move(options)),
+      warn_(std::move(warn)),
+      mimi_state_(model_->mimi().new_state(1)) {}
+
+Session::~Session() = default;
+
+void Session::set_options(SessionOptions options) { options_ = std::move(options); }
+
+// Reads the voice and encodes the role text, unless already done for them.
+void Session::load_prompt() {
+  if (prompt_loaded_ && prompt_for_.voice_path == options_.voice_path &&
+      prompt_for_.prompt == options_.prompt)
+    return;
+  prompt_loaded_ = false;
+  lm::Prompt p;
+  const std::string &voice = options_.voice_path;
+  if (ends_with(voice, ".pt"))
+    p.voice.stored = lm::load_voice_file(voice, model_->lm()->config());
+  else if (!voice.empty())
+    p.voice.codes = lm::encode_voice(model_->mimi(), lm::load_voice_audio(voice, sample_rate(), warn_));
+  p.text_tokens = text::encode_role_prompt(model_->tokenizer(), options_.prompt);
+  prompt_ = std::move(p);
+  prompt_for_ = options_;
+  prompt_loaded_ = true;
+}
+
+void Session::start() {
+  at::NoGradGuard no_grad;
+  started_ = false;
+  load_prompt();
+  lm::ConversationOptions co;
+  co.seed = options_.seed;
+  co.sampling = options_.sampling;
+  co.pin_prompt = options_.pin_prompt;
+  conv_.reset();  // its caches go before the new ones come
+  conv_ = std::make_unique<lm::Conversation>(model_->lm(), co);
+  lm::run_prompts(*conv_, prompt_, warn_);
+  prompt_steps_ = conv_->steps();
+  // The conversation's audio starts both Mimi streams afresh.
+  mimi_state_->reset();
+  frames_ = 0;
+  started_ = true;
+}
+
+FrameResult Session::process(const float *pcm, size_t n) {
+  const int64_t F = frame_size();
+  if (int64_t(n) > F)
+    throw Error("a frame holds at most " + std::to_string(F) + " samples, " + std::to_string(n) + " given");
+  if (!started_) start();
+  at::NoGradGuard no_grad;
+  const mimi::Mimi &mimi = model_->mimi();
+  at::Tensor in = at::zeros({1, 1, F}, at::kFloat);
+  std::copy(pcm, pcm + n, in.data_ptr<float>());
+  at::Tensor codes = mimi.encode_frame(in, *mimi_state_).to(at::kCPU).contiguous();
+  const int64_t *c = codes.data_ptr<int64_t>();
+  auto out = conv_->step_user({c, c + codes.numel()});
+
+  FrameResult r;
+  r.step = frames_++;
+  if (!out) {  // the delays are still filling: nothing to say yet
+    r.pcm.assign(size_t(F), 0.0f);
+    r.text_id = text::kPad;
+    return r;
+  }
+  r.pcm = to_vector(mimi.decode_frame(out->agent_codes().to(mimi.device()), *mimi_state_));
+  r.text_id = out->text();
+  r.text = model_->tokenizer().text(r.text_id);
+  return r;
+}
+
+}  // namespace personaplex::duplex

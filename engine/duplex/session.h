@@ -1,0 +1,80 @@
+// One full-duplex conversation on a shared DuplexModel: the prompts (voice
+// and role text), then one step per frame of user audio giving one frame of
+// the agent's audio and its text token, as the reference's offline front end
+// does. Sizes (frame, rate) come from the model. Not thread-safe: one thread
+// at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "duplex/duplex_model.h"
+#include "lm/conversation.h"
+#include "lm/prompt.h"
+
+namespace personaplex::duplex {
+
+struct SessionOptions {
+  std::string prompt;      // role text; wrapped in <system> tags when not already
+  std::string voice_path;  // a .pt or .wav voice file (see resolve_voice()); "" = none
+  uint64_t seed = 0;
+  lm::SamplingParams sampling;
+  // Keep the prompts in attention beyond the context (see ConversationOptions).
+  bool pin_prompt = true;
+};
+
+struct FrameResult {
+  std::vector<float> pcm;  // frame_size samples of agent audio
+  int64_t text_id = 0;     // the text token of this frame
+  std::string text;        // its piece with "▁" as a space; "" for EPAD and PAD
+  int64_t step = 0;        // conversation frame index, from 0 after the prompts
+};
+
+class Session {
+ public:
+  // Loads nothing yet: start() reads the voice and runs the prompts.
+  Session(std::shared_ptr<const DuplexModel> model, SessionOptions options,
+          lm::WarningFn warn = {});
+  ~Session();
+
+  // Options for the next start(); the current conversation keeps its own.
+  void set_options(SessionOptions options);
+  const SessionOptions &options() const { return options_; }
+
+  // (Re)starts the conversation: an empty one, the prompts, fresh Mimi
+  // streams. Throws Error on an unreadable voice or a failed step.
+  void start();
+  // Forgets the conversation; the next process() starts a new one.
+  void reset() { started_ = false; }
+  bool started() const { return started_; }
+
+  // One frame of user audio (n <= frame_size samples, zero-padded) -> one
+  // frame of agent audio and text. Starts the conversation first if needed.
+  FrameResult process(const float *pcm, size_t n);
+
+  int64_t frame_size() const { return model_->frame_size(); }
+  int64_t sample_rate() const { return model_->sample_rate(); }
+  int64_t prompt_steps() const { return prompt_steps_; }  // LM steps the prompts took
+  int64_t frames() const { return frames_; }             // frames since the start
+  const DuplexModel &model() const { return *model_; }
+
+ private:
+  void load_prompt();
+
+  std::shared_ptr<const DuplexModel> model_;
+  SessionOptions options_;
+  lm::WarningFn warn_;
+  std::unique_ptr<lm::Conversation> conv_;
+  std::unique_ptr<mimi::MimiState> mimi_state_;
+  // The prompt of `prompt_for_` (voice read, text encoded), kept across resets.
+  lm::Prompt prompt_;
+  SessionOptions prompt_for_;
+  bool prompt_loaded_ = false;
+  bool started_ = false;
+  int64_t prompt_steps_ = 0;
+  int64_t frames_ = 0;
+};
+
+}  // namespace personaplex::duplex

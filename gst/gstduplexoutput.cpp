@@ -1,0 +1,175 @@
+#include "gstduplexoutput.h"
+
+#include "gstpcmsamples.h"
+
+GST_DEBUG_CATEGORY_EXTERN(gst_personaplex_debug);
+#define GST_CAT_DEFAULT gst_personaplex_debug
+
+namespace gstpersonaplex {
+
+DuplexOutput::DuplexOutput(GstElement *element, GstPad *audio_pad, GstPad *text_pad)
+    : element_(element), audio_(audio_pad), text_(text_pad), combiner_(gst_flow_combiner_new()) {
+  gst_flow_combiner_add_pad(combiner_, audio_);
+  gst_flow_combiner_add_pad(combiner_, text_);
+  gst_segment_init(&segment_, GST_FORMAT_TIME);
+}
+
+DuplexOutput::~DuplexOutput() {
+  gst_flow_combiner_free(combiner_);
+  if (upstream_start_) gst_event_unref(upstream_start_);
+}
+
+void DuplexOutput::set_rate(gint rate) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  need_caps_ |= rate != rate_;
+  rate_ = rate;
+}
+
+void DuplexOutput::set_preferred_format(GstAudioFormat format) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  need_caps_ |= format != preferred_;
+  preferred_ = format;
+}
+
+void DuplexOutput::set_stream_start(GstEvent *upstream) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  gst_mini_object_replace(reinterpret_cast<GstMiniObject **>(&upstream_start_), GST_MINI_OBJECT_CAST(upstream));
+  need_start_ = true;
+}
+
+void DuplexOutput::set_segment(const GstSegment &segment) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  segment_ = segment;
+  need_segment_ = true;
+}
+
+void DuplexOutput::reset() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  gst_segment_init(&segment_, GST_FORMAT_TIME);
+  need_start_ = need_caps_ = need_segment_ = true;
+  format_ = GST_AUDIO_FORMAT_UNKNOWN;
+  gst_flow_combiner_reset(combiner_);
+}
+
+GstCaps *DuplexOutput::audio_caps(GstAudioFormat format) const {
+  GstAudioInfo info;
+  gst_audio_info_set_format(&info, format, rate_, 1, nullptr);
+  return gst_audio_info_to_caps(&info);
+}
+
+// The preferred format if downstream takes it, else the other one.
+bool DuplexOutput::negotiate() {
+  GstAudioFormat preferred;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    preferred = preferred_;
+  }
+  const GstAudioFormat other = preferred == GST_AUDIO_FORMAT_S16LE ? GST_AUDIO_FORMAT_F32LE : GST_AUDIO_FORMAT_S16LE;
+  for (GstAudioFormat format : {preferred, other}) {
+    GstCaps *caps = audio_caps(format);
+    const bool accepted = gst_pad_peer_query_accept_caps(audio_, caps);
+    if (accepted) {
+      GST_DEBUG_OBJECT(element_, "output caps %" GST_PTR_FORMAT, caps);
+      gst_pad_push_event(audio_, gst_event_new_caps(caps));
+      format_ = format;
+    }
+    gst_caps_unref(caps);
+    if (accepted) return true;
+  }
+  GST_ELEMENT_ERROR(element_, CORE, NEGOTIATION, ("Downstream accepts neither F32LE nor S16LE audio at %d Hz", rate_),
+                    (nullptr));
+  return false;
+}
+
+bool DuplexOutput::send_headers() {
+  bool start, caps, segment;
+  GstEvent *upstream = nullptr;
+  GstSegment seg;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    start = need_start_;
+    caps = need_caps_ || start;
+    segment = need_segment_ || start;
+    need_start_ = need_caps_ = need_segment_ = false;
+    if (upstream_start_) upstream = gst_event_ref(upstream_start_);
+    seg = segment_;
+  }
+  if (start) {
+    guint group = 0;
+    if (!upstream || !gst_event_parse_group_id(upstream, &group)) group = gst_util_group_id_next();
+    for (GstPad *pad : {audio_, text_}) {
+      gchar *id = gst_pad_create_stream_id(pad, element_, pad == audio_ ? "audio" : "text");
+      GstEvent *event = gst_event_new_stream_start(id);
+      gst_event_set_group_id(event, group);
+      gst_pad_push_event(pad, event);
+      g_free(id);
+    }
+    gst_pad_push_event(text_, gst_event_new_caps(gst_caps_new_simple("text/x-raw", "format", G_TYPE_STRING,
+                                                                      "utf8", nullptr)));
+  }
+  if (upstream) gst_event_unref(upstream);
+  // A downstream asking to renegotiate (the flag is cleared by the check).
+  caps |= gst_pad_check_reconfigure(audio_) || format_ == GST_AUDIO_FORMAT_UNKNOWN;
+  if (caps && !negotiate()) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    need_caps_ = true;
+    return false;
+  }
+  if (segment) {
+    gst_pad_push_event(audio_, gst_event_new_segment(&seg));
+    gst_pad_push_event(text_, gst_event_new_segment(&seg));
+  }
+  return true;
+}
+
+GstFlowReturn DuplexOutput::push(const Frame &f) {
+  if (!send_headers()) return GST_FLOW_NOT_NEGOTIATED;
+  GstBuffer *audio = pcm_buffer_from_floats(f.pcm, f.samples, format_);
+  GST_BUFFER_PTS(audio) = f.pts;
+  GST_BUFFER_DURATION(audio) = f.duration;
+  if (f.discont) GST_BUFFER_FLAG_SET(audio, GST_BUFFER_FLAG_DISCONT);
+  GstFlowReturn ret = gst_flow_combiner_update_pad_flow(combiner_, audio_, gst_pad_push(audio_, audio));
+
+  GstFlowReturn text_ret;
+  if (!f.text.empty()) {
+    GstBuffer *text = gst_buffer_new_memdup(f.text.data(), f.text.size());
+    GST_BUFFER_PTS(text) = f.pts;
+    GST_BUFFER_DURATION(text) = f.duration;
+    if (f.discont) GST_BUFFER_FLAG_SET(text, GST_BUFFER_FLAG_DISCONT);
+    text_ret = gst_pad_push(text_, text);
+    gst_element_post_message(element_, gst_message_new_element(GST_OBJECT(element_),
+        gst_structure_new("personaplex-word", "text", G_TYPE_STRING, f.text.c_str(),
+                          "pts", G_TYPE_UINT64, f.pts, "duration", G_TYPE_UINT64, f.duration,
+                          "step", G_TYPE_INT64, f.step, nullptr)));
+  } else {
+    const bool sent = gst_pad_push_event(text_, gst_event_new_gap(f.pts, f.duration));
+    text_ret = sent || gst_pad_is_linked(text_) ? GST_FLOW_OK : GST_FLOW_NOT_LINKED;
+  }
+  GstFlowReturn combined = gst_flow_combiner_update_pad_flow(combiner_, text_, text_ret);
+  return ret == GST_FLOW_FLUSHING ? ret : combined;
+}
+
+void DuplexOutput::push_gap(GstClockTime pts, GstClockTime duration) {
+  if (!send_headers()) return;
+  gst_pad_push_event(audio_, gst_event_new_gap(pts, duration));
+  gst_pad_push_event(text_, gst_event_new_gap(pts, duration));
+}
+
+void DuplexOutput::push_eos() {
+  send_headers();
+  gst_pad_push_event(audio_, gst_event_new_eos());
+  gst_pad_push_event(text_, gst_event_new_eos());
+}
+
+void DuplexOutput::push_flush(GstEvent *event) {
+  const bool stop = GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_STOP;
+  gst_pad_push_event(audio_, gst_event_ref(event));
+  gst_pad_push_event(text_, event);
+  if (stop) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    need_segment_ = true;
+    gst_flow_combiner_reset(combiner_);
+  }
+}
+
+}  // namespace gstpersonaplex

@@ -1,0 +1,75 @@
+// The two source pads of the personaplex element: agent audio on `src`
+// (F32LE or S16LE, following the input's format unless downstream wants the
+// other) and words on `text_src` (one text/x-raw buffer per word carrying
+// the PTS and duration of the audio frame that spoke it, a GAP event for a
+// frame without one). Sends each pad's stream-start, caps and segment
+// before its first data, combines the pads' flow returns, and posts a
+// `personaplex-word` element message per word.
+//
+// Used by one streaming thread at a time; the set_*() calls may come from
+// another thread (they only mark what to send next).
+#pragma once
+
+#include <gst/audio/audio.h>
+#include <gst/base/gstflowcombiner.h>
+
+#include <mutex>
+#include <string>
+
+namespace gstpersonaplex {
+
+class DuplexOutput {
+ public:
+  DuplexOutput(GstElement *element, GstPad *audio_pad, GstPad *text_pad);
+  ~DuplexOutput();
+  DuplexOutput(const DuplexOutput &) = delete;
+  DuplexOutput &operator=(const DuplexOutput &) = delete;
+
+  void set_rate(gint rate);
+  // The format the input has (and the output prefers).
+  void set_preferred_format(GstAudioFormat format);
+  // A new stream: stream-start (group id of `upstream` when it has one) and
+  // segment go out again before the next data.
+  void set_stream_start(GstEvent *upstream);
+  void set_segment(const GstSegment &segment);
+  // Everything goes out again (a fresh start of the element).
+  void reset();
+
+  struct Frame {
+    const float *pcm = nullptr;
+    size_t samples = 0;
+    GstClockTime pts = GST_CLOCK_TIME_NONE;
+    GstClockTime duration = GST_CLOCK_TIME_NONE;
+    std::string text;  // "" = no word in this frame
+    gint64 step = 0;
+    bool discont = false;
+  };
+  // The frame's audio, then its word or a GAP on the text pad. Returns the
+  // combined flow: NOT_LINKED only when neither pad is linked.
+  GstFlowReturn push(const Frame &frame);
+  // A GAP on both pads (frames skipped to catch up with the clock).
+  void push_gap(GstClockTime pts, GstClockTime duration);
+  void push_eos();
+  // Forwards a flush event to both pads; a flush stop also resets the flow.
+  void push_flush(GstEvent *event);
+
+  GstAudioFormat format() const { return format_; }
+
+ private:
+  bool send_headers();
+  bool negotiate();
+  GstCaps *audio_caps(GstAudioFormat format) const;
+
+  GstElement *element_;
+  GstPad *audio_, *text_;
+  GstFlowCombiner *combiner_;
+  std::mutex mutex_;  // guards the pending fields below
+  GstAudioFormat preferred_ = GST_AUDIO_FORMAT_F32LE;
+  gint rate_ = 24000;
+  GstEvent *upstream_start_ = nullptr;
+  GstSegment segment_;
+  bool need_start_ = true, need_caps_ = true, need_segment_ = true;
+  GstAudioFormat format_ = GST_AUDIO_FORMAT_UNKNOWN;  // the negotiated one
+};
+
+}  // namespace gstpersonaplex

@@ -1,0 +1,38 @@
+#include "gstpcmsamples.h"
+
+#include <cmath>
+
+namespace gstpersonaplex {
+
+void pcm_append_floats(GstBuffer *buffer, GstAudioFormat format, std::vector<float> *out) {
+  GstMapInfo map;
+  if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return;
+  if (format == GST_AUDIO_FORMAT_S16LE) {
+    const size_t n = map.size / 2;
+    for (size_t i = 0; i < n; ++i)
+      out->push_back(static_cast<gint16>(GST_READ_UINT16_LE(map.data + 2 * i)) / 32768.0f);
+  } else {
+    const size_t n = map.size / 4;
+    for (size_t i = 0; i < n; ++i) out->push_back(GST_READ_FLOAT_LE(map.data + 4 * i));
+  }
+  gst_buffer_unmap(buffer, &map);
+}
+
+GstBuffer *pcm_buffer_from_floats(const float *samples, size_t n, GstAudioFormat format) {
+  const size_t width = format == GST_AUDIO_FORMAT_S16LE ? 2 : 4;
+  GstBuffer *buffer = gst_buffer_new_allocate(nullptr, n * width, nullptr);
+  GstMapInfo map;
+  gst_buffer_map(buffer, &map, GST_MAP_WRITE);
+  if (width == 2) {
+    for (size_t i = 0; i < n; ++i) {
+      const long v = std::lrint(static_cast<double>(samples[i]) * 32768.0);
+      GST_WRITE_UINT16_LE(map.data + 2 * i, static_cast<guint16>(CLAMP(v, -32768L, 32767L)));
+    }
+  } else {
+    for (size_t i = 0; i < n; ++i) GST_WRITE_FLOAT_LE(map.data + 4 * i, samples[i]);
+  }
+  gst_buffer_unmap(buffer, &map);
+  return buffer;
+}
+
+}  // namespace gstpersonaplex

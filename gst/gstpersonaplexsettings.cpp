@@ -1,0 +1,216 @@
+#include "gstpersonaplexsettings.h"
+
+#include <ATen/ATen.h>
+
+#include <random>
+
+#include "duplex/voice_resolver.h"
+
+namespace gstpersonaplex {
+namespace {
+
+constexpr GParamFlags kReadWrite = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
+
+GParamFlags mutable_in(GstState state) {
+  return static_cast<GParamFlags>(kReadWrite | (state == GST_STATE_PLAYING ? GST_PARAM_MUTABLE_PLAYING
+                                                                            : GST_PARAM_MUTABLE_READY));
+}
+
+struct StringProperty {
+  guint id;
+  const char *name, *nick, *blurb;
+  std::string personaplex::duplex::ModelPaths::*field;
+};
+
+const StringProperty kFileProperties[] = {
+    {DUPLEX_PROP_MODEL_DIR, "model-dir", "Model directory",
+     "Directory holding the released files (model.safetensors, "
+     "tokenizer-e351c8d8-checkpoint125.safetensors, tokenizer_spm_32k_3.model, voices/)",
+     &personaplex::duplex::ModelPaths::model_dir},
+    {DUPLEX_PROP_LM_WEIGHTS, "lm-weights", "LM weights",
+     "LM weights file (safetensors); overrides the model directory's", &personaplex::duplex::ModelPaths::lm_weights},
+    {DUPLEX_PROP_LM_CONFIG, "lm-config", "LM config",
+     "LM config.json (reference constructor arguments); default: the model directory's "
+     "lm_config.json if present, else the released sizes",
+     &personaplex::duplex::ModelPaths::lm_config},
+    {DUPLEX_PROP_MIMI_WEIGHTS, "mimi-weights", "Mimi weights",
+     "Mimi weights file (safetensors); overrides the model directory's",
+     &personaplex::duplex::ModelPaths::mimi_weights},
+    {DUPLEX_PROP_MIMI_CONFIG, "mimi-config", "Mimi config",
+     "Mimi config.json; default: the model directory's mimi_config.json if present, else the "
+     "released sizes",
+     &personaplex::duplex::ModelPaths::mimi_config},
+    {DUPLEX_PROP_TOKENIZER, "tokenizer", "Tokenizer",
+     "SentencePiece text tokenizer model; overrides the model directory's",
+     &personaplex::duplex::ModelPaths::tokenizer},
+    {DUPLEX_PROP_VOICES_DIR, "voices-dir", "Voices directory",
+     "Directory the voice names are looked up in; default: the model directory's voices/",
+     &personaplex::duplex::ModelPaths::voices_dir},
+};
+
+const StringProperty *file_property(guint id) {
+  for (const StringProperty &p : kFileProperties)
+    if (p.id == id) return &p;
+  return nullptr;
+}
+
+// Properties read only when the element starts.
+bool ready_only(guint id) {
+  return file_property(id) || id == DUPLEX_PROP_DEVICE || id == DUPLEX_PROP_IS_LIVE;
+}
+
+std::string *string_field(DuplexSettings *s, guint id) {
+  if (const StringProperty *p = file_property(id)) return &(s->paths.*(p->field));
+  switch (id) {
+    case DUPLEX_PROP_DEVICE: return &s->device;
+    case DUPLEX_PROP_VOICE: return &s->voice;
+    case DUPLEX_PROP_PROMPT: return &s->prompt;
+    default: return nullptr;
+  }
+}
+
+void install_strings(GObjectClass *klass) {
+  for (const StringProperty &p : kFileProperties)
+    g_object_class_install_property(klass, p.id,
+        g_param_spec_string(p.name, p.nick, p.blurb, nullptr, mutable_in(GST_STATE_READY)));
+  g_object_class_install_property(klass, DUPLEX_PROP_DEVICE,
+      g_param_spec_string("device", "Device",
+          "Compute device: \"auto\" (cuda when a GPU is usable, else cpu), \"cpu\", \"cuda\" or "
+          "\"cuda:N\"; the LM runs in bfloat16 on CUDA, float32 on the CPU",
+          "auto", mutable_in(GST_STATE_READY)));
+  g_object_class_install_property(klass, DUPLEX_PROP_VOICE,
+      g_param_spec_string("voice", "Voice",
+          "Voice prompt: a name looked up in the voices directory (\"NATF2\", \"NATF2.pt\"; .pt "
+          "first, then .wav) or the path of a .pt or .wav file; empty: none. Applies at the next "
+          "(re)start", nullptr, mutable_in(GST_STATE_PLAYING)));
+  g_object_class_install_property(klass, DUPLEX_PROP_PROMPT,
+      g_param_spec_string("prompt", "Prompt",
+          "Role text prompt (wrapped in <system> tags); empty: none. Applies at the next (re)start",
+          nullptr, mutable_in(GST_STATE_PLAYING)));
+}
+
+void install_sampling(GObjectClass *klass) {
+  g_object_class_install_property(klass, DUPLEX_PROP_SEED,
+      g_param_spec_uint64("seed", "Seed",
+          "Random seed of the sampling; 18446744073709551615 (-1): a fresh random seed at every "
+          "(re)start", 0, G_MAXUINT64, 0, mutable_in(GST_STATE_PLAYING)));
+  g_object_class_install_property(klass, DUPLEX_PROP_TEMPERATURE,
+      g_param_spec_double("temperature", "Audio temperature", "Sampling temperature of the audio tokens",
+          0.0, 10.0, 0.8, mutable_in(GST_STATE_PLAYING)));
+  g_object_class_install_property(klass, DUPLEX_PROP_TEMPERATURE_TEXT,
+      g_param_spec_double("temperature-text", "Text temperature", "Sampling temperature of the text tokens",
+          0.0, 10.0, 0.7, mutable_in(GST_STATE_PLAYING)));
+  g_object_class_install_property(klass, DUPLEX_PROP_TOP_K,
+      g_param_spec_uint("top-k", "Audio top-k", "Audio tokens are sampled among this many most likely",
+          1, G_MAXINT, 250, mutable_in(GST_STATE_PLAYING)));
+  g_object_class_install_property(klass, DUPLEX_PROP_TOP_K_TEXT,
+      g_param_spec_uint("top-k-text", "Text top-k", "Text tokens are sampled among this many most likely",
+          1, G_MAXINT, 25, mutable_in(GST_STATE_PLAYING)));
+  g_object_class_install_property(klass, DUPLEX_PROP_GREEDY,
+      g_param_spec_boolean("greedy", "Greedy", "Take the most likely token instead of sampling",
+          FALSE, mutable_in(GST_STATE_PLAYING)));
+}
+
+void install_timing(GObjectClass *klass) {
+  g_object_class_install_property(klass, DUPLEX_PROP_LATENCY,
+      g_param_spec_uint64("latency", "Latency",
+          "Compute budget of one step in live mode, in nanoseconds: added to the one frame of "
+          "latency reported; a step finishing later counts as late", 0, 10 * GST_SECOND,
+          kDefaultLatency, mutable_in(GST_STATE_PLAYING)));
+  g_object_class_install_property(klass, DUPLEX_PROP_IS_LIVE,
+      g_param_spec_boolean("is-live", "Is live",
+          "Run in live mode (paced by the clock, silence for missing input) even when upstream "
+          "is not live or the sink pad is unlinked",
+          FALSE, mutable_in(GST_STATE_READY)));
+}
+
+}  // namespace
+
+void settings_install_properties(GObjectClass *klass) {
+  install_strings(klass);
+  install_sampling(klass);
+  install_timing(klass);
+}
+
+bool settings_set_property(GstElement *element, DuplexSettings *s, guint id, const GValue *value,
+                           GParamSpec *pspec) {
+  GST_OBJECT_LOCK(element);
+  if (ready_only(id) && GST_STATE(element) > GST_STATE_READY) {
+    GST_OBJECT_UNLOCK(element);
+    g_warning("%s: property '%s' can only be changed in the NULL or READY state",
+              GST_ELEMENT_NAME(element), pspec->name);
+    return true;
+  }
+  bool known = true;
+  if (std::string *field = string_field(s, id)) {
+    const gchar *text = g_value_get_string(value);
+    *field = text ? text : "";
+    if (id == DUPLEX_PROP_DEVICE && field->empty()) *field = "auto";
+  } else {
+    switch (id) {
+      case DUPLEX_PROP_SEED: s->seed = g_value_get_uint64(value); break;
+      case DUPLEX_PROP_TEMPERATURE: s->temperature = g_value_get_double(value); break;
+      case DUPLEX_PROP_TEMPERATURE_TEXT: s->temperature_text = g_value_get_double(value); break;
+      case DUPLEX_PROP_TOP_K: s->top_k = g_value_get_uint(value); break;
+      case DUPLEX_PROP_TOP_K_TEXT: s->top_k_text = g_value_get_uint(value); break;
+      case DUPLEX_PROP_GREEDY: s->greedy = g_value_get_boolean(value); break;
+      case DUPLEX_PROP_LATENCY: s->latency = g_value_get_uint64(value); break;
+      case DUPLEX_PROP_IS_LIVE: s->is_live = g_value_get_boolean(value); break;
+      default: known = false;
+    }
+  }
+  GST_OBJECT_UNLOCK(element);
+  return known;
+}
+
+bool settings_get_property(GstElement *element, const DuplexSettings *settings, guint id,
+                           GValue *value) {
+  auto *s = const_cast<DuplexSettings *>(settings);
+  bool known = true;
+  GST_OBJECT_LOCK(element);
+  if (const std::string *field = string_field(s, id)) {
+    g_value_set_string(value, field->empty() ? nullptr : field->c_str());
+  } else {
+    switch (id) {
+      case DUPLEX_PROP_SEED: g_value_set_uint64(value, s->seed); break;
+      case DUPLEX_PROP_TEMPERATURE: g_value_set_double(value, s->temperature); break;
+      case DUPLEX_PROP_TEMPERATURE_TEXT: g_value_set_double(value, s->temperature_text); break;
+      case DUPLEX_PROP_TOP_K: g_value_set_uint(value, s->top_k); break;
+      case DUPLEX_PROP_TOP_K_TEXT: g_value_set_uint(value, s->top_k_text); break;
+      case DUPLEX_PROP_GREEDY: g_value_set_boolean(value, s->greedy); break;
+      case DUPLEX_PROP_LATENCY: g_value_set_uint64(value, s->latency); break;
+      case DUPLEX_PROP_IS_LIVE: g_value_set_boolean(value, s->is_live); break;
+      default: known = false;
+    }
+  }
+  GST_OBJECT_UNLOCK(element);
+  return known;
+}
+
+DuplexSettings settings_copy(GstElement *element, const DuplexSettings *settings) {
+  GST_OBJECT_LOCK(element);
+  DuplexSettings copy = *settings;
+  GST_OBJECT_UNLOCK(element);
+  return copy;
+}
+
+std::string settings_device(const DuplexSettings &s) {
+  if (s.device != "auto") return s.device;
+  return at::hasCUDA() ? "cuda" : "cpu";
+}
+
+personaplex::duplex::SessionOptions settings_session_options(const DuplexSettings &s,
+                                                            const std::string &voices_dir) {
+  personaplex::duplex::SessionOptions o;
+  o.prompt = s.prompt;
+  o.voice_path = personaplex::duplex::resolve_voice(s.voice, voices_dir);
+  o.seed = s.seed == kRandomSeed ? std::random_device{}() : s.seed;
+  o.sampling.greedy = s.greedy;
+  o.sampling.temp_audio = s.temperature;
+  o.sampling.temp_text = s.temperature_text;
+  o.sampling.top_k_audio = s.top_k;
+  o.sampling.top_k_text = s.top_k_text;
+  return o;
+}
+
+}  // namespace gstpersonaplex

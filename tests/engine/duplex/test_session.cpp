@@ -1,0 +1,196 @@
+// Sessions on the reference fixtures' tiny model: the offline conversation
+// of the fixtures, frame by frame, restarts and shared models.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "core/error.h"
+#include "duplex/session.h"
+#include "io/safetensors.h"
+#include "test_util.h"
+
+using namespace personaplex;
+using namespace personaplex::duplex;
+
+namespace {
+
+ModelFiles fixture_files() {
+  const std::string dir = test::fixtures_dir();
+  ModelPaths p;
+  p.lm_weights = dir + "/lm/weights.safetensors";
+  p.lm_config = dir + "/lm/config.json";
+  p.mimi_weights = dir + "/mimi/weights.safetensors";
+  p.mimi_config = dir + "/mimi/config.json";
+  p.tokenizer = dir + "/lm/tokenizer.model";
+  return resolve_model_files(p);
+}
+
+std::shared_ptr<const DuplexModel> fixture_model() {
+  return DuplexModel::acquire(fixture_files(), at::Device(at::kCPU), at::kFloat);
+}
+
+struct Io {
+  std::vector<float> user_pcm, out_pcm;
+  std::vector<std::string> text_pieces;
+  std::string prompt;
+};
+
+std::vector<float> floats(const at::Tensor &t) {
+  at::Tensor c = t.contiguous().view({-1});
+  return {c.data_ptr<float>(), c.data_ptr<float>() + c.numel()};
+}
+
+Io fixture_io() {
+  const std::string dir = test::fixtures_dir() + "/lm";
+  SafeTensors f(dir + "/io.safetensors");
+  Io io;
+  io.user_pcm = floats(f.load("user_pcm", at::kFloat, at::kCPU));
+  io.out_pcm = floats(f.load("out_pcm", at::kFloat, at::kCPU));
+  std::ifstream in(dir + "/io.json");
+  auto j = nlohmann::json::parse(in);
+  io.text_pieces = j.at("text_pieces").get<std::vector<std::string>>();
+  io.prompt = j.at("prompt").get<std::string>();
+  return io;
+}
+
+SessionOptions fixture_options(const Io &io) {
+  SessionOptions o;
+  o.prompt = io.prompt;
+  o.voice_path = test::fixtures_dir() + "/lm/voice.pt";
+  o.sampling.greedy = true;
+  return o;
+}
+
+struct Output {
+  std::vector<float> pcm;
+  std::vector<FrameResult> frames;
+};
+
+Output run(Session &s, const std::vector<float> &pcm, size_t first = 0, size_t count = SIZE_MAX) {
+  const size_t F = size_t(s.frame_size());
+  Output r;
+  for (size_t i = first * F; i < pcm.size() && r.frames.size() < count; i += F) {
+    FrameResult f = s.process(pcm.data() + i, std::min(F, pcm.size() - i));
+    r.pcm.insert(r.pcm.end(), f.pcm.begin(), f.pcm.end());
+    r.frames.push_back(std::move(f));
+  }
+  return r;
+}
+
+double max_diff(const std::vector<float> &a, const std::vector<float> &b) {
+  if (a.size() != b.size()) return 1e9;
+  double d = 0;
+  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, double(std::abs(a[i] - b[i])));
+  return d;
+}
+
+std::string spaced(std::string piece) {
+  const std::string space = "\xE2\x96\x81";
+  for (size_t p; (p = piece.find(space)) != std::string::npos;) piece.replace(p, space.size(), " ");
+  return piece;
+}
+
+}  // namespace
+
+TEST(Session, ReproducesTheReferenceConversation) {
+  PERSONAPLEX_REQUIRE_FIXTURES();
+  Io io = fixture_io();
+  Session s(fixture_model(), fixture_options(io));
+  EXPECT_EQ(s.frame_size(), 1920);
+  EXPECT_EQ(s.sample_rate(), 24000);
+  s.start();
+  EXPECT_EQ(s.prompt_steps(), 65);
+  Output r = run(s, io.user_pcm);
+  ASSERT_EQ(r.frames.size(), io.text_pieces.size());
+  EXPECT_LT(max_diff(r.pcm, io.out_pcm), 1e-4);
+  for (size_t i = 0; i < r.frames.size(); ++i) {
+    const FrameResult &f = r.frames[i];
+    EXPECT_EQ(f.step, int64_t(i));
+    EXPECT_EQ(f.pcm.size(), 1920u);
+    EXPECT_EQ(s.model().tokenizer().piece(f.text_id), io.text_pieces[i]) << "step " << i;
+    const bool word = f.text_id != 0 && f.text_id != 3;
+    EXPECT_EQ(f.text, word ? spaced(io.text_pieces[i]) : "") << "step " << i;
+  }
+}
+
+TEST(Session, ResetRestartsTheConversation) {
+  PERSONAPLEX_REQUIRE_FIXTURES();
+  Io io = fixture_io();
+  Session s(fixture_model(), fixture_options(io));
+  Output first = run(s, io.user_pcm, 0, 10);  // process() starts it
+  s.reset();
+  EXPECT_FALSE(s.started());
+  Output again = run(s, io.user_pcm, 0, 10);
+  EXPECT_EQ(max_diff(first.pcm, again.pcm), 0.0);
+  EXPECT_EQ(again.frames.front().step, 0);
+  s.start();  // start() also restarts
+  EXPECT_EQ(max_diff(run(s, io.user_pcm, 0, 10).pcm, first.pcm), 0.0);
+}
+
+TEST(Session, SharedModelIndependentConversations) {
+  PERSONAPLEX_REQUIRE_FIXTURES();
+  Io io = fixture_io();
+  auto model = fixture_model();
+  EXPECT_EQ(model, fixture_model());  // one load
+  Session a(model, fixture_options(io)), b(model, fixture_options(io));
+  // b hears other audio, interleaved with a.
+  std::vector<float> other(io.user_pcm.rbegin(), io.user_pcm.rend());
+  Output ra, rb;
+  for (size_t k = 0; k < 24; ++k) {
+    Output x = run(a, io.user_pcm, k, 1), y = run(b, other, k, 1);
+    ra.pcm.insert(ra.pcm.end(), x.pcm.begin(), x.pcm.end());
+    rb.pcm.insert(rb.pcm.end(), y.pcm.begin(), y.pcm.end());
+  }
+  EXPECT_LT(max_diff(ra.pcm, io.out_pcm), 1e-4);
+  Session alone(model, fixture_options(io));
+  EXPECT_EQ(max_diff(run(alone, other).pcm, rb.pcm), 0.0);
+}
+
+TEST(Session, OptionsApplyAtTheNextStart) {
+  PERSONAPLEX_REQUIRE_FIXTURES();
+  Io io = fixture_io();
+  Session s(fixture_model(), fixture_options(io));
+  s.start();
+  const int64_t with_prompt = s.prompt_steps();
+  SessionOptions o = fixture_options(io);
+  o.prompt = "";
+  s.set_options(o);
+  EXPECT_EQ(s.prompt_steps(), with_prompt);
+  s.start();
+  EXPECT_EQ(s.prompt_steps(), with_prompt - 43);  // the prompt's 43 tokens
+  o.voice_path = "";
+  s.set_options(o);
+  s.start();
+  EXPECT_EQ(s.prompt_steps(), 12);  // the two silences
+}
+
+TEST(Session, SampledConversationsFollowTheSeed) {
+  PERSONAPLEX_REQUIRE_FIXTURES();
+  Io io = fixture_io();
+  SessionOptions o = fixture_options(io);
+  o.sampling.greedy = false;
+  o.seed = 7;
+  Session a(fixture_model(), o), b(fixture_model(), o);
+  EXPECT_EQ(max_diff(run(a, io.user_pcm, 0, 8).pcm, run(b, io.user_pcm, 0, 8).pcm), 0.0);
+}
+
+TEST(Session, PartialAndOversizedFrames) {
+  PERSONAPLEX_REQUIRE_FIXTURES();
+  Io io = fixture_io();
+  Session s(fixture_model(), fixture_options(io));
+  std::vector<float> half(io.user_pcm.begin(), io.user_pcm.begin() + 960);
+  EXPECT_EQ(s.process(half.data(), half.size()).pcm.size(), 1920u);
+  std::vector<float> big(1921);
+  EXPECT_THROW(s.process(big.data(), big.size()), Error);
+}
+
+TEST(Session, BadVoiceFailsAtStart) {
+  PERSONAPLEX_REQUIRE_FIXTURES();
+  Io io = fixture_io();
+  SessionOptions o = fixture_options(io);
+  o.voice_path = test::fixtures_dir() + "/lm/config.json.pt";
+  Session s(fixture_model(), o);
+  EXPECT_THROW(s.start(), Error);
+}
