@@ -238,3 +238,44 @@ TEST(MimiCuda, GraphReplayMatchesDirectCalls) {
   EXPECT_TRUE(at::equal(encode_stream(*gpu, x, *graphed).cpu(), codes.cpu()));
   at::globalContext().setAllowTF32CuDNN(tf32);
 }
+
+// Other architectures the config can describe: every one must load from its
+// own random weights and stream exactly as it runs on the whole signal.
+TEST(MimiVariants, StreamLikeTheWholeSignal) {
+  using Edit = std::function<void(mimi::MimiConfig &)>;
+  const std::vector<std::pair<std::string, Edit>> variants = {
+      {"two residual layers, dilated", [](auto &c) { c.seanet.n_residual_layers = 2; }},
+      {"conv shortcut", [](auto &c) { c.seanet.true_skip = false; }},
+      {"replicate padding", [](auto &c) { c.seanet.pad_mode = mimi::PadMode::Replicate; }},
+      {"projected transformer", [](auto &c) { c.transformer.core.d_model = 24; c.transformer.core.num_heads = 3; }},
+      {"no resampling", [](auto &c) { c.frame_rate = 25; }},
+      {"one codebook", [](auto &c) { c.num_codebooks = 1; }},
+      {"all codebooks", [](auto &c) { c.num_codebooks = c.quantizer.n_q; }},
+      {"dense upsample", [](auto &c) { c.upsample_channel_wise = false; }},
+      {"rms norm, gated, no rope, no layer scale",
+       [](auto &c) {
+         c.transformer.core.norm = nn::Norm::RmsNorm;
+         c.transformer.core.mlp = nn::Mlp::SiluGated;
+         c.transformer.core.rope = false;
+         c.transformer.core.layer_scale = false;
+       }},
+      {"three ratios", [](auto &c) { c.seanet.ratios = {2, 4, 2}; }},
+  };
+  for (const auto &[name, edit] : variants) {
+    SCOPED_TRACE(name);
+    mimi::MimiConfig config = test::tiny_mimi_config();
+    edit(config);
+    config.validate(name);
+    auto m = test::load_tiny_mimi(test::write_tiny_mimi(config));
+    at::Tensor x = 0.5 * at::randn({1, 1, 5 * m->frame_size()});
+    auto state = m->new_state();
+    at::Tensor codes = encode_stream(*m, x, *state);
+    ASSERT_EQ(codes.sizes(), (at::IntArrayRef{1, config.num_codebooks, 5}));
+    EXPECT_TRUE(at::equal(codes, m->encode(x)));
+    at::Tensor pcm = decode_stream(*m, codes, *state);
+    EXPECT_EQ(pcm.sizes(), x.sizes());
+    EXPECT_TRUE(at::allclose(pcm, m->decode(codes), 1e-5, 1e-5));
+    // Through JSON and back, the same model.
+    EXPECT_EQ(mimi::MimiConfig::from_json_string(config.to_json(), name).to_json(), config.to_json());
+  }
+}
