@@ -223,6 +223,11 @@ void flush_and_restart(GstHarness *h) {
   fail_unless(gst_harness_push_event(h, gst_event_new_segment(&segment)));
 }
 
+void release_bus(GstBus *bus) {
+  gst_bus_set_flushing(bus, TRUE);
+  gst_object_unref(bus);
+}
+
 std::string pop_message(GstBus *bus, GstMessageType type, GError **error_out) {
   GstMessage *msg = gst_bus_pop_filtered(bus, type);
   if (!msg) return "";

@@ -88,6 +88,10 @@ std::vector<std::vector<guint16>> encode(const ModelFiles &model, const std::vec
 // Pushes a flush, a fresh stream start and segment through `h`.
 void flush_and_restart(GstHarness *h);
 
+// Drops `bus` and its pending messages (which hold their elements, which
+// hold the bus).
+void release_bus(GstBus *bus);
+
 // Pops the first message of `type` from `bus` and returns its text and
 // debug string joined; "" when none.
 std::string pop_message(GstBus *bus, GstMessageType type, GError **error_out = nullptr);

@@ -136,7 +136,9 @@ GST_START_TEST(test_caps_refused) {
   for (const char *text : refused) {
     GstBus *bus = gst_bus_new();
     GstHarness *h = harness("mimidec", tiny_model(), bus);
-    gst_harness_push_event(h, gst_event_new_caps(gst_caps_from_string(text)));
+    GstCaps *caps = gst_caps_from_string(text);
+    gst_harness_push_event(h, gst_event_new_caps(caps));
+    gst_caps_unref(caps);
     const std::string error = pop_message(bus, GST_MESSAGE_ERROR);
     fail_unless(error.find("does not fit the model") != std::string::npos, "%s", error.c_str());
     GstSegment segment;
@@ -145,7 +147,7 @@ GST_START_TEST(test_caps_refused) {
     fail_unless_equals_int(gst_harness_push(h, codes_buffer(std::vector<guint16>(4, 0), 0)),
                            GST_FLOW_NOT_NEGOTIATED);
     gst_harness_teardown(h);
-    gst_object_unref(bus);
+    release_bus(bus);
   }
   GstHarness *h = harness("mimidec", tiny_model());
   GstCaps *other_rate = gst_caps_from_string(
@@ -269,7 +271,7 @@ GST_START_TEST(test_invalid_code) {
                          GST_FLOW_ERROR);
   fail_unless_equals_int(gst_harness_buffers_received(h), 1);
   gst_harness_teardown(h);
-  gst_object_unref(bus);
+  release_bus(bus);
 }
 GST_END_TEST;
 
@@ -356,7 +358,7 @@ GST_START_TEST(test_bad_weights) {
     g_error_free(error);
     gst_element_set_state(element, GST_STATE_NULL);
     gst_object_unref(element);
-    gst_object_unref(bus);
+    release_bus(bus);
   }
 }
 GST_END_TEST;
@@ -372,7 +374,7 @@ GST_START_TEST(test_state_cycles) {
   }
   fail_unless(pop_message(bus, GST_MESSAGE_ERROR).empty());
   gst_object_unref(element);
-  gst_object_unref(bus);
+  release_bus(bus);
   fail_unless_equals_int(decode(tiny_model(), tiny_codes(2)).size(), 2 * kFrame);
 }
 GST_END_TEST;
@@ -400,5 +402,6 @@ int main(int argc, char **argv) {
   setup();
   const int failed = gst_check_run_suite(mimidec_suite(), "mimidec", __FILE__);
   teardown();
+  gst_deinit();  // lets GST_TRACERS=leaks report what is left
   return failed ? 1 : 0;
 }

@@ -35,7 +35,7 @@ void expect_start_failure(const ModelFiles &model, GQuark domain, gint code,
   if (device) g_object_set(element, "device", device, nullptr);
   expect_start_failure(element, bus, domain, code, needle);
   gst_object_unref(element);
-  gst_object_unref(bus);
+  release_bus(bus);
 }
 
 }  // namespace
@@ -129,7 +129,9 @@ GST_START_TEST(test_caps_refused) {
   // Data under refused caps does not flow.
   for (const char *text : refused) {
     h = harness("mimienc", tiny_model());
-    gst_harness_push_event(h, gst_event_new_caps(gst_caps_from_string(text)));
+    GstCaps *caps = gst_caps_from_string(text);
+    gst_harness_push_event(h, gst_event_new_caps(caps));
+    gst_caps_unref(caps);
     GstSegment segment;
     gst_segment_init(&segment, GST_FORMAT_TIME);
     gst_harness_push_event(h, gst_event_new_segment(&segment));
@@ -271,7 +273,7 @@ GST_START_TEST(test_state_cycles) {
   fail_unless(pop_message(bus, GST_MESSAGE_ERROR).empty());
   gst_object_unref(a);
   gst_object_unref(b);
-  gst_object_unref(bus);
+  release_bus(bus);
 
   // And it still encodes.
   fail_unless_equals_int(encode(tiny_model(), test_signal(2 * kFrame)).size(), 2);
@@ -344,5 +346,6 @@ int main(int argc, char **argv) {
   setup();
   const int failed = gst_check_run_suite(mimienc_suite(), "mimienc", __FILE__);
   teardown();
+  gst_deinit();  // lets GST_TRACERS=leaks report what is left
   return failed ? 1 : 0;
 }
