@@ -1,7 +1,6 @@
 #include "lm/conversation.h"
 
 #include "core/error.h"
-#include "lm/depformer.h"
 
 namespace personaplex::lm {
 namespace {
@@ -35,6 +34,8 @@ Conversation::Conversation(std::shared_ptr<const LmModel> model, ConversationOpt
       options_(options),
       ring_(model_->config()),
       temporal_(new_temporal_state(model_->weights())),
+      io_(make_step_buffers(model_->weights(), options.sampling)),
+      runner_(model_->device(), options.cuda_graphs),
       generator_(make_generator(model_->device(), options.seed)) {}
 
 void Conversation::reset(std::optional<uint64_t> seed) {
@@ -92,59 +93,57 @@ int64_t Conversation::depformer_steps(int64_t target) const {
   return 0;
 }
 
+void Conversation::write_inputs(const TokenRing::Columns &cols, const at::Tensor &embedding) {
+  const int64_t dep_q = model_->config().dep_q, t = cols.target;
+  const PinnedKVCache &kv = temporal_.kv;
+  std::vector<int64_t> ints(size_t(StepInts::size(dep_q)));
+  ints[StepInts::kPosition] = temporal_.offset;
+  ints[StepInts::kSlot] = kv.next_slot();
+  ints[StepInts::kPinnedPosition] = kv.capacity() - 1;
+  ints[StepInts::kText] = ring_.get(0, t);
+  ints[StepInts::kTextGiven] = ring_.given(0, t);
+  for (int64_t k = 0; k < dep_q; ++k) {
+    ints[size_t(StepInts::kForced + k)] = ring_.get(k + 1, t);
+    ints[size_t(StepInts::kForced + dep_q + k)] = ring_.given(k + 1, t);
+  }
+  io_.ints.copy_(at::tensor(ints, at::kLong));
+  io_.x.copy_(embedding.view({1, 1, -1}));
+  if (!options_.sampling.greedy) {
+    io_.text_noise.exponential_(1.0, generator_);
+    io_.audio_noise.exponential_(1.0, generator_);
+  }
+}
+
 std::optional<StepResult> Conversation::run(const TokenRing::Columns &cols,
                                             const at::Tensor &embedding) {
-  const LmModel &m = *model_;
-  const auto &c = m.config();
+  const LmWeights &w = model_->weights();
   const int64_t t = cols.target, step_index = ring_.offset();
   if (record_) embeddings_.push_back(embedding.detach().to(at::kCPU).clone());
-  at::Tensor h = m.out_norm(temporal_step(m.weights(), embedding, temporal_));
-
-  const bool text_given = ring_.given(0, t);
+  write_inputs(cols, embedding);
   const int64_t dsteps = depformer_steps(t);
-  at::Tensor text_tok;  // sampled text, on the device
-  if (!text_given || options_.keep_logits) {
-    at::Tensor logits = m.text_logits(h);
-    if (options_.keep_logits) text_logits_ = logits[0].to(at::kCPU);
-    if (!text_given)
-      text_tok = sample_token(logits, options_.sampling.greedy, options_.sampling.temp_text,
-                              options_.sampling.top_k_text, generator_);
-  }
-  std::vector<int64_t> audio;
-  std::optional<int64_t> text;
-  at::Tensor dep_tokens;
-  if (dsteps > 0) {
-    std::vector<int64_t> forced(size_t(c.dep_q)), mask(size_t(c.dep_q));
-    for (int64_t k = 0; k < c.dep_q; ++k) {
-      forced[size_t(k)] = ring_.get(k + 1, t);
-      mask[size_t(k)] = ring_.given(k + 1, t);
-    }
-    auto dev = at::TensorOptions().device(m.device());
-    at::Tensor forced_t = at::tensor(forced, at::kLong).view({1, -1}).to(dev);
-    at::Tensor mask_t = at::tensor(mask, at::kLong).view({1, -1}).to(dev) != 0;
-    at::Tensor next_text = text_given ? at::full({1}, ring_.get(0, t), dev.dtype(at::kLong)) : text_tok;
-    auto r = depformer_run(m.weights(), h, next_text, forced_t, mask_t, dsteps, options_.sampling,
-                           generator_, options_.keep_logits);
-    dep_tokens = r.tokens;
-    if (options_.keep_logits) audio_logits_ = r.logits[0].to(at::kCPU);
-  }
+  const bool split = temporal_.kv.split();
+  runner_.run(dsteps * 2 + (split ? 1 : 0),
+              [&] { model_step(w, options_.sampling, temporal_, io_, dsteps, split); });
+  temporal_.kv.advance();
+  ++temporal_.offset;
+
   // One transfer for everything sampled this step.
-  std::vector<at::Tensor> parts;
-  if (text_tok.defined()) parts.push_back(text_tok.view({-1}));
-  if (dep_tokens.defined()) parts.push_back(dep_tokens.view({-1}));
-  if (!parts.empty()) {
-    at::Tensor host = at::cat(parts).to(at::kCPU);
-    const int64_t *p = host.data_ptr<int64_t>();
-    if (text_tok.defined()) text = *p++;
-    audio.assign(p, p + (dep_tokens.defined() ? dep_tokens.numel() : 0));
+  at::Tensor host = io_.tokens.to(at::kCPU);
+  const int64_t *p = host.data_ptr<int64_t>();
+  if (options_.keep_logits) {
+    text_logits_ = io_.text_logits[0].to(at::kCPU);
+    audio_logits_ = io_.audio_logits[0].narrow(0, 0, dsteps).to(at::kCPU);
   }
-  auto out = ring_.finish(cols, text, audio);
+  std::optional<int64_t> text;
+  if (!ring_.given(0, t)) text = p[0];
+  auto out = ring_.finish(cols, text, std::vector<int64_t>(p + 1, p + 1 + dsteps));
   if (!out) return std::nullopt;
   return StepResult{step_index, std::move(*out)};
 }
 
 void Conversation::pin_prompt() {
-  if (options_.pin_prompt) temporal_.pin(temporal_.offset);
+  if (!options_.pin_prompt) return;
+  temporal_.pin(temporal_.offset);
 }
 
 }  // namespace personaplex::lm

@@ -14,6 +14,8 @@
 
 #include "lm/model.h"
 #include "lm/sampling.h"
+#include "lm/step.h"
+#include "lm/step_runner.h"
 #include "lm/temporal.h"
 #include "lm/token_ring.h"
 
@@ -30,6 +32,8 @@ struct ConversationOptions {
   // Run every depformer step, also those predicting given (user) tokens;
   // agent outputs never depend on them, so this only serves comparisons.
   bool full_depformer = false;
+  // On CUDA, replay each kind of step as a CUDA graph (far less host work).
+  bool cuda_graphs = true;
 };
 
 struct StepResult {
@@ -63,13 +67,16 @@ class Conversation {
   // options' seed).
   void reset(std::optional<uint64_t> seed = std::nullopt);
 
+  // Whether steps replay CUDA graphs (false on CPU or after a failed capture).
+  bool cuda_graphs_active() const { return runner_.graphs(); }
+
   int64_t steps() const { return ring_.offset(); }          // steps taken
   int64_t model_steps() const { return temporal_.offset; }  // temporal transformer steps
   TokenRing &ring() { return ring_; }
   const TemporalState &temporal_state() const { return temporal_; }
 
-  // With options.keep_logits: the last step's fp32 logits, [text_out] and
-  // [depformer steps run, card].
+  // With options.keep_logits: the last step's fp32 logits (CPU), [text_out]
+  // and [depformer steps run, card].
   const at::Tensor &last_text_logits() const { return text_logits_; }
   const at::Tensor &last_audio_logits() const { return audio_logits_; }
 
@@ -81,11 +88,14 @@ class Conversation {
   void validate(const StepTokens &in) const;
   std::optional<StepResult> run(const TokenRing::Columns &cols, const at::Tensor &embedding);
   int64_t depformer_steps(int64_t target) const;
+  void write_inputs(const TokenRing::Columns &cols, const at::Tensor &embedding);
 
   std::shared_ptr<const LmModel> model_;
   ConversationOptions options_;
   TokenRing ring_;
   TemporalState temporal_;
+  StepBuffers io_;
+  StepRunner runner_;
   at::Generator generator_;
   at::Tensor text_logits_, audio_logits_;
   bool record_ = false;

@@ -43,20 +43,17 @@ at::Tensor layer_step(const DepformerLayerWeights &l, int64_t heads, bool f32, c
 
 }  // namespace
 
-DepformerResult depformer_run(const LmWeights &w, const at::Tensor &h, const at::Tensor &text,
-                              const at::Tensor &forced, const at::Tensor &forced_mask,
-                              int64_t steps, const SamplingParams &sampling,
-                              at::Generator &generator, bool keep_logits) {
+void depformer_run(const LmWeights &w, DepformerIo &io, int64_t steps, const SamplingParams &sampling) {
   const auto &c = w.config;
+  const at::Tensor &h = io.h;
   const int64_t B = h.size(0), heads = c.depformer_num_heads;
   const bool f32 = c.norm == "rms_norm_f32";
   std::vector<StepCache> caches(w.depformer.size());
   for (auto &sc : caches) {
-    sc.keys = at::empty({B, heads, steps, c.depformer_dim / heads}, h.options());
+    sc.keys = at::empty({B, heads, std::max<int64_t>(steps, 1), c.depformer_dim / heads}, h.options());
     sc.values = at::empty_like(sc.keys);
   }
-  std::vector<at::Tensor> tokens, logits;
-  at::Tensor prev = text;
+  at::Tensor prev = io.text;
   for (int64_t k = 0; k < steps; ++k) {
     const at::Tensor &proj = w.depformer_in[c.depformer_multi_linear ? k : 0];
     const at::Tensor &table = k == 0 ? w.depformer_text_emb : w.depformer_emb[k - 1];
@@ -64,16 +61,12 @@ DepformerResult depformer_run(const LmWeights &w, const at::Tensor &h, const at:
     for (size_t i = 0; i < w.depformer.size(); ++i)
       x = layer_step(w.depformer[i], heads, f32, x, caches[i], k, c.dep_q);
     at::Tensor lg = at::linear(x, w.linears[k]).view({B, -1}).to(at::kFloat);
-    at::Tensor tok = sample_token(lg, sampling.greedy, sampling.temp_audio, sampling.top_k_audio,
-                                  generator);
-    prev = at::where(forced_mask.select(1, k), forced.select(1, k), tok);
-    tokens.push_back(tok);
-    if (keep_logits) logits.push_back(lg);
+    at::Tensor tok = sample_with_noise(lg, sampling.greedy, sampling.temp_audio, sampling.top_k_audio,
+                                       io.noise[k]);
+    prev = at::where(io.forced_mask.select(1, k), io.forced.select(1, k), tok);
+    io.tokens.select(1, k).copy_(tok);
+    if (io.logits.defined()) io.logits.select(1, k).copy_(lg);
   }
-  DepformerResult r;
-  r.tokens = at::stack(tokens, 1);
-  if (keep_logits) r.logits = at::stack(logits, 1);
-  return r;
 }
 
 }  // namespace personaplex::lm

@@ -8,25 +8,22 @@
 
 #include <ATen/ATen.h>
 
-#include <vector>
-
 #include "lm/sampling.h"
 #include "lm/weights.h"
 
 namespace personaplex::lm {
 
-struct DepformerResult {
-  at::Tensor tokens;  // int64 [B, steps] sampled at each step
-  at::Tensor logits;  // fp32 [B, steps, card] (only when asked for)
+struct DepformerIo {
+  at::Tensor h;            // [B, 1, dim]: the temporal output after out_norm
+  at::Tensor text;         // int64 [B]: this step's text token
+  at::Tensor forced;       // int64 [B, dep_q]: given tokens, fed forward instead of
+  at::Tensor forced_mask;  // bool [B, dep_q]    the sampled ones where true
+  at::Tensor noise;        // fp32 [dep_q, B, race]: exponential draws (sampling)
+  at::Tensor tokens;       // out: int64 [B, dep_q], steps 0..steps-1 written
+  at::Tensor logits;       // out (optional): fp32 [B, dep_q, card]
 };
 
-// Runs steps 0..steps-1. h: [B, 1, dim] (the temporal output after out_norm);
-// text: int64 [B] the text token of this step. forced: int64 [B, dep_q] on h's
-// device, the tokens to feed forward where forced_mask is true ([B, dep_q]
-// bool) instead of the sampled ones (teacher forcing).
-DepformerResult depformer_run(const LmWeights &w, const at::Tensor &h, const at::Tensor &text,
-                              const at::Tensor &forced, const at::Tensor &forced_mask,
-                              int64_t steps, const SamplingParams &sampling,
-                              at::Generator &generator, bool keep_logits);
+// Runs steps 0..steps-1. Reads nothing from the host (capturable).
+void depformer_run(const LmWeights &w, DepformerIo &io, int64_t steps, const SamplingParams &sampling);
 
 }  // namespace personaplex::lm

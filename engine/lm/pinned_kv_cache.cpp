@@ -4,22 +4,22 @@
 
 namespace personaplex::lm {
 
-PinnedKVCache::PinnedKVCache(int64_t batch, int64_t heads, int64_t capacity, int64_t head_dim,
-                             const at::TensorOptions &options)
-    : keys_(at::zeros({batch, heads, capacity, head_dim}, options)),
-      values_(at::zeros({batch, heads, capacity, head_dim}, options)),
-      capacity_(capacity) {}
+PinnedKVCache::PinnedKVCache(int64_t layers, int64_t batch, int64_t heads, int64_t capacity,
+                             int64_t head_dim, const at::TensorOptions &options)
+    : capacity_(capacity) {
+  const int64_t allocated = (capacity + 15) / 16 * 16;
+  for (int64_t i = 0; i < layers; ++i) {
+    keys_.push_back(at::zeros({batch, heads, allocated, head_dim}, options));
+    values_.push_back(at::zeros({batch, heads, allocated, head_dim}, options));
+  }
+  auto flags = options.dtype(at::kBool);
+  written_ = at::zeros({allocated}, flags);
+  pinned_slots_ = at::zeros({allocated}, flags);
+}
 
 int64_t PinnedKVCache::slot(int64_t t) const {
   if (t < pinned_) return t;
   return pinned_ + (t - pinned_) % (capacity_ - pinned_);
-}
-
-void PinnedKVCache::append(const at::Tensor &k, const at::Tensor &v) {
-  const int64_t s = slot(end_);
-  keys_.narrow(2, s, 1).copy_(k);
-  values_.narrow(2, s, 1).copy_(v);
-  ++end_;
 }
 
 void PinnedKVCache::pin(int64_t n) {
@@ -32,11 +32,15 @@ void PinnedKVCache::pin(int64_t n) {
   if (end_ > capacity_)
     throw Error("KV cache: too late to pin, the first steps were already overwritten");
   pinned_ = n;
+  pinned_slots_.zero_();
+  pinned_slots_.narrow(0, 0, n).fill_(true);
 }
 
 void PinnedKVCache::reset() {
   end_ = 0;
   pinned_ = 0;
+  written_.zero_();
+  pinned_slots_.zero_();
 }
 
 }  // namespace personaplex::lm

@@ -1,40 +1,52 @@
-// The temporal transformer's KV cache: `capacity` slots (the context). Steps
-// are written in order; once `pin(n)` is called, the first n steps keep
-// their slots forever and later steps roll over the remaining ones. Without
-// pinning it is the reference's ring: the last `capacity` steps.
+// The temporal transformer's KV cache, all layers: `capacity` slots (the
+// context). Steps are written in order; once `pin(n)` is called, the first n
+// steps keep their slots forever and later steps roll over the remaining
+// ones. Without pinning it is the reference's ring: the last `capacity` steps.
 //
+// The host keeps the layout (which slot the next step takes); the device
+// holds the keys and values and which slots are written or pinned, so a step
+// can run (and be captured as a CUDA graph) without the host in the loop.
 // Memory is allocated once: however long a conversation runs, the cache
 // tensors never grow.
 #pragma once
 
 #include <ATen/ATen.h>
 
+#include <vector>
+
 namespace personaplex::lm {
 
 class PinnedKVCache {
  public:
   PinnedKVCache() = default;
-  PinnedKVCache(int64_t batch, int64_t heads, int64_t capacity, int64_t head_dim,
+  PinnedKVCache(int64_t layers, int64_t batch, int64_t heads, int64_t capacity, int64_t head_dim,
                 const at::TensorOptions &options);
 
-  // Stores one step's k, v ([B, H, 1, D]).
-  void append(const at::Tensor &k, const at::Tensor &v);
+  // Per layer: [B, H, allocated, D]; slots at or past capacity() stay unused
+  // (the allocation is rounded up for attention kernels).
+  const at::Tensor &keys(size_t layer) const { return keys_[layer]; }
+  const at::Tensor &values(size_t layer) const { return values_[layer]; }
+  const at::Tensor &written() const { return written_; }  // bool [allocated]
+  const at::Tensor &pinned_slots() const { return pinned_slots_; }  // bool [allocated]
+
+  int64_t end() const { return end_; }  // steps written
+  int64_t pinned() const { return pinned_; }
+  int64_t capacity() const { return capacity_; }
+  int64_t slot(int64_t t) const;     // slot of step t
+  int64_t next_slot() const { return slot(end_); }
+  // The next step sees the pinned keys from the end of the context (the
+  // window has rolled past them).
+  bool split() const { return pinned_ > 0 && end_ >= capacity_; }
+  void advance() { ++end_; }  // the next step was written
+
   // Keeps steps 0..n-1 for good. Allowed while nothing has been overwritten
   // (end() <= capacity) and n < capacity; throws Error otherwise.
   void pin(int64_t n);
-
-  const at::Tensor &keys() const { return keys_; }      // [B, H, capacity, D]
-  const at::Tensor &values() const { return values_; }  // [B, H, capacity, D]
-  int64_t end() const { return end_; }                  // steps written
-  int64_t pinned() const { return pinned_; }
-  int64_t capacity() const { return capacity_; }
-  bool full() const { return end_ >= capacity_; }
-  // Slot of step t.
-  int64_t slot(int64_t t) const;
   void reset();
 
  private:
-  at::Tensor keys_, values_;
+  std::vector<at::Tensor> keys_, values_;
+  at::Tensor written_, pinned_slots_;
   int64_t capacity_ = 0;
   int64_t end_ = 0;
   int64_t pinned_ = 0;

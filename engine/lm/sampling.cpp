@@ -7,20 +7,32 @@
 
 namespace personaplex::lm {
 
-at::Tensor sample_token(const at::Tensor &logits, bool greedy, double temperature, int64_t top_k,
-                        at::Generator &generator) {
+int64_t race_size(int64_t vocabulary, int64_t top_k) {
+  return top_k > 0 && top_k < vocabulary ? top_k : vocabulary;
+}
+
+at::Tensor sample_with_noise(const at::Tensor &logits, bool greedy, double temperature, int64_t top_k,
+                             const at::Tensor &noise) {
   if (greedy || temperature <= 0.0) return logits.argmax(-1);
   at::Tensor probs = at::softmax(logits.to(at::kFloat) / temperature, -1);
   at::Tensor candidates;  // undefined: the whole vocabulary
-  if (top_k > 0 && top_k < probs.size(-1)) {
+  if (race_size(probs.size(-1), top_k) < probs.size(-1)) {
     auto top = at::topk(probs, top_k, -1);
     probs = std::get<0>(top);
     candidates = std::get<1>(top);
   }
-  at::Tensor race = at::empty_like(probs).exponential_(1.0, generator);
-  at::Tensor pick = (probs / race).argmax(-1, /*keepdim=*/true);
+  at::Tensor pick = (probs / noise).argmax(-1, /*keepdim=*/true);
   if (candidates.defined()) pick = candidates.gather(-1, pick);
   return pick.squeeze(-1);
+}
+
+at::Tensor sample_token(const at::Tensor &logits, bool greedy, double temperature, int64_t top_k,
+                        at::Generator &generator) {
+  if (greedy || temperature <= 0.0) return logits.argmax(-1);
+  auto shape = logits.sizes().vec();
+  shape.back() = race_size(shape.back(), top_k);
+  at::Tensor noise = at::empty(shape, logits.options().dtype(at::kFloat)).exponential_(1.0, generator);
+  return sample_with_noise(logits, greedy, temperature, top_k, noise);
 }
 
 at::Generator make_generator(const at::Device &device, uint64_t seed) {

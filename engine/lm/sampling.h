@@ -22,6 +22,13 @@ struct SamplingParams {
 at::Tensor sample_token(const at::Tensor &logits, bool greedy, double temperature, int64_t top_k,
                         at::Generator &generator);
 
+// The same with the exponential draws given: noise is fp32 [..., n] with n
+// = race_size(V, top_k) (unused when greedy). Reads nothing from the host.
+at::Tensor sample_with_noise(const at::Tensor &logits, bool greedy, double temperature, int64_t top_k,
+                             const at::Tensor &noise);
+// Candidates in the race: top_k, or the whole vocabulary.
+int64_t race_size(int64_t vocabulary, int64_t top_k);
+
 // A generator for `device` (CPU or CUDA) seeded with `seed`.
 at::Generator make_generator(const at::Device &device, uint64_t seed);
 

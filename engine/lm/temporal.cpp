@@ -4,34 +4,21 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "lm/ops.h"
 
 namespace personaplex::lm {
 namespace {
 
-at::Tensor plain_attention(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v) {
-#if TORCH_VERSION_MAJOR >= 2
-  return at::scaled_dot_product_attention(q, k, v);
-#else
-  at::Tensor s = at::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(q.size(-1)));
-  return at::matmul(at::softmax(s.to(at::kFloat), -1).to(v.scalar_type()), v);
-#endif
-}
-
-// Interleaved RoPE at one position, computed once per step for all layers
-// (same arithmetic as the reference: fp32 angles, rotation in fp32).
+// Interleaved RoPE at one position (a device scalar), computed once per step
+// for all layers, with the reference's arithmetic: fp32 angles and rotation.
 struct Rotation {
   at::Tensor cos, sin;  // fp32 [D/2]
 };
 
-at::Tensor nn_rope_frequencies(int64_t head_dim, double max_period, const at::Device &device) {
-  auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
-  return at::exp(at::arange(head_dim / 2, f32) * float(-std::log(max_period) * 2.0 / double(head_dim)));
-}
-
-Rotation rotation(const at::Tensor &freqs, int64_t position) {
-  at::Tensor angle = freqs * float(position);
+Rotation rotation(const at::Tensor &freqs, const at::Tensor &position) {
+  at::Tensor angle = freqs * position.to(at::kFloat);
   return {at::cos(angle), at::sin(angle)};
 }
 
@@ -41,49 +28,51 @@ at::Tensor rotate(const at::Tensor &x, const Rotation &r) {
   return at::stack({re * r.cos - im * r.sin, re * r.sin + im * r.cos}, -1).flatten(-2).to(x.scalar_type());
 }
 
-// One query against the pinned keys (seen from `pinned_pos`) and the rolling
-// keys (seen from the query's own position): one softmax over both.
-at::Tensor split_attention(const at::Tensor &q_roll, const at::Tensor &q_pin,
-                           const PinnedKVCache &cache) {
-  const int64_t P = cache.pinned(), C = cache.capacity();
-  const double scale = 1.0 / std::sqrt(double(q_roll.size(-1)));
-  at::Tensor k = cache.keys();
-  at::Tensor sp = at::matmul(q_pin, k.narrow(2, 0, P).transpose(-2, -1));
-  at::Tensor sr = at::matmul(q_roll, k.narrow(2, P, C - P).transpose(-2, -1));
-  at::Tensor p = at::softmax(at::cat({sp, sr}, -1).to(at::kFloat) * scale, -1);
-  return at::matmul(p.to(cache.values().scalar_type()), cache.values());
+// One query over the written slots.
+at::Tensor masked_attention(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v,
+                            const at::Tensor &written) {
+  at::Tensor mask = written.view({1, 1, 1, -1});
+#if TORCH_VERSION_MAJOR >= 2
+  return at::scaled_dot_product_attention(q, k, v, mask);
+#else
+  at::Tensor s = at::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(q.size(-1)));
+  s = s.to(at::kFloat).masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
+  return at::matmul(at::softmax(s, -1).to(v.scalar_type()), v);
+#endif
 }
 
-at::Tensor self_attention(const nn::LayerWeights &l, const nn::TransformerConfig &c,
-                          const at::Tensor &x, PinnedKVCache &cache, const Rotation &rot,
+// Pinned slots scored with the query seen from the end of the context,
+// rolling slots with the query at its own position; one softmax over both.
+// In fp32, as the fused kernels compute scores.
+at::Tensor split_attention(const at::Tensor &q_roll, const at::Tensor &q_pin, const at::Tensor &k,
+                           const at::Tensor &v, const at::Tensor &written, const at::Tensor &pinned) {
+  const double scale = 1.0 / std::sqrt(double(q_roll.size(-1)));
+  at::Tensor kt = k.to(at::kFloat).transpose(-2, -1);
+  at::Tensor s = at::where(pinned, at::matmul(q_pin.to(at::kFloat), kt), at::matmul(q_roll.to(at::kFloat), kt));
+  s = (s * scale).masked_fill(written.logical_not(), -std::numeric_limits<float>::infinity());
+  return at::matmul(at::softmax(s, -1), v.to(at::kFloat)).to(v.scalar_type());
+}
+
+at::Tensor self_attention(const nn::LayerWeights &l, const nn::TransformerConfig &c, const at::Tensor &x,
+                          PinnedKVCache &kv, size_t layer, const at::Tensor &slot, const Rotation &rot,
                           const Rotation *pinned_rot) {
   const int64_t B = x.size(0), H = c.num_heads;
   at::Tensor qkv = at::linear(x, l.in_proj).view({B, 1, 3, H, -1}).permute({2, 0, 3, 1, 4});
   at::Tensor qk = rotate(qkv.narrow(0, 0, 2), rot);
-  at::Tensor q = qk[0];
-  cache.append(qk[1], qkv[2]);
-  at::Tensor y;
-  const int64_t C = cache.capacity();
-  if (cache.end() <= C) {  // nothing overwritten yet: slot s holds step s
-    y = plain_attention(q, cache.keys().narrow(2, 0, cache.end()),
-                        cache.values().narrow(2, 0, cache.end()));
-  } else if (!pinned_rot) {  // the reference's window: the last C steps
-    y = plain_attention(q, cache.keys(), cache.values());
-  } else {
-    y = split_attention(q, rotate(qkv[0], *pinned_rot), cache);
-  }
+  const at::Tensor &keys = kv.keys(layer), &values = kv.values(layer);
+  keys.index_copy_(2, slot, qk[1]);
+  values.index_copy_(2, slot, qkv[2]);
+  at::Tensor y = pinned_rot ? split_attention(qk[0], rotate(qkv[0], *pinned_rot), keys, values, kv.written(),
+                                              kv.pinned_slots())
+                            : masked_attention(qk[0], keys, values, kv.written());
   return at::linear(y.transpose(1, 2).reshape({B, 1, -1}), l.out_proj);
 }
 
 }  // namespace
 
 void TemporalState::reset() {
-  for (auto &c : caches) c.reset();
+  kv.reset();
   offset = 0;
-}
-
-void TemporalState::pin(int64_t steps) {
-  for (auto &c : caches) c.pin(steps);
 }
 
 int64_t kv_capacity(const LmConfig &c) {
@@ -97,30 +86,29 @@ TemporalState new_temporal_state(const LmWeights &w) {
   const auto &c = w.config;
   TemporalState s;
   auto opts = at::TensorOptions().dtype(w.dtype).device(w.device());
-  for (int64_t i = 0; i < c.num_layers; ++i)
-    s.caches.emplace_back(1, c.num_heads, kv_capacity(c), c.dim / c.num_heads, opts);
+  s.kv = PinnedKVCache(c.num_layers, 1, c.num_heads, kv_capacity(c), c.dim / c.num_heads, opts);
+  const int64_t head_dim = c.dim / c.num_heads;
+  s.freqs = at::exp(at::arange(head_dim / 2, opts.dtype(at::kFloat)) *
+                    float(-std::log(c.max_period) * 2.0 / double(head_dim)));
   return s;
 }
 
-at::Tensor temporal_step(const LmWeights &w, const at::Tensor &input, TemporalState &state) {
+at::Tensor temporal_step(const LmWeights &w, const at::Tensor &input, TemporalState &state,
+                         const at::Tensor &where, bool split) {
   const auto &c = w.transformer.config;
   const bool f32 = c.norm == nn::Norm::RmsNormF32;
-  if (!state.freqs.defined())
-    state.freqs = nn_rope_frequencies(c.d_model / c.num_heads, c.max_period, input.device());
-  const Rotation rot = rotation(state.freqs, state.offset);
-  // Once the window has rolled, pinned keys are seen from the end of the context.
-  const PinnedKVCache &first = state.caches.front();
+  const at::Tensor slot = where.narrow(0, 1, 1);
+  const Rotation rot = rotation(state.freqs, where[0]);
   Rotation pinned_rot;
-  const bool split = first.pinned() > 0 && state.offset >= first.capacity();
-  if (split) pinned_rot = rotation(state.freqs, first.capacity() - 1);
+  if (split) pinned_rot = rotation(state.freqs, where[2]);
+  state.kv.written().index_fill_(0, slot, true);
   at::Tensor x = input;
   for (size_t i = 0; i < w.transformer.layers.size(); ++i) {
     const auto &l = w.transformer.layers[i];
-    x = x + self_attention(l, c, rms_norm(x, l.norm1_w, f32), state.caches[i], rot,
+    x = x + self_attention(l, c, rms_norm(x, l.norm1_w, f32), state.kv, i, slot, rot,
                            split ? &pinned_rot : nullptr);
     x = x + gated_silu(rms_norm(x, l.norm2_w, f32), l.mlp_in, l.mlp_out);
   }
-  ++state.offset;
   return x;
 }
 

@@ -1,6 +1,6 @@
 // The temporal (Helium) transformer of the LM, one step at a time, over a
-// PinnedKVCache per layer: RMSNorm, causal self-attention with interleaved
-// RoPE at absolute positions, SiLU-gated MLP.
+// PinnedKVCache: RMSNorm, causal self-attention with interleaved RoPE at
+// absolute positions, SiLU-gated MLP.
 //
 // Until the context is exceeded this is exactly the reference. Past it, the
 // reference forgets the oldest steps, prompts included; with pinned steps the
@@ -12,26 +12,29 @@
 
 #include <ATen/ATen.h>
 
-#include <vector>
-
 #include "lm/pinned_kv_cache.h"
 #include "lm/weights.h"
 
 namespace personaplex::lm {
 
 struct TemporalState {
-  std::vector<PinnedKVCache> caches;  // one per layer
-  int64_t offset = 0;                 // steps run (RoPE position of the next one)
-  at::Tensor freqs;                   // RoPE frequencies, made on first use
+  PinnedKVCache kv;
+  int64_t offset = 0;  // steps run (RoPE position of the next one)
+  at::Tensor freqs;    // RoPE frequencies, fp32 [head_dim / 2]
   void reset();
-  void pin(int64_t steps);            // pins the first `steps` steps in every layer
+  void pin(int64_t steps) { kv.pin(steps); }
 };
 
-// KV slots per layer: context - 1 (see temporal.cpp).
+// KV slots: context - 1 (see temporal.cpp).
 int64_t kv_capacity(const LmConfig &config);
 TemporalState new_temporal_state(const LmWeights &w);
 
-// x: [B, 1, dim] -> [B, 1, dim] (before out_norm); advances state by one step.
-at::Tensor temporal_step(const LmWeights &w, const at::Tensor &x, TemporalState &state);
+// Where the step's key and value go, on the device: int64 [3] = (position,
+// slot, position the pinned keys are seen from).
+// x: [B, 1, dim] -> [B, 1, dim] (before out_norm). `split`: the kv cache's
+// split() for this step. Touches neither the host layout nor state.offset,
+// and reads nothing from the host: capturable.
+at::Tensor temporal_step(const LmWeights &w, const at::Tensor &x, TemporalState &state,
+                         const at::Tensor &where, bool split);
 
 }  // namespace personaplex::lm

@@ -2,12 +2,13 @@
 //
 //   lm-bench [--device cpu|cuda[:N]] [--dtype bfloat16|float32] [--config config.json]
 //            [--weights model.safetensors] [--steps N] [--warmup N] [--prompt-steps N]
-//            [--greedy]
+//            [--greedy] [--no-graphs] [--check-graphs]
 //
 // Without --weights, random weights of the configuration (default: the
 // released 7B) are built on the device. Runs a prompt of --prompt-steps
 // forced steps, then user steps with sampling; prints one JSON object with
-// median and p99 milliseconds per step of each kind.
+// median and p99 milliseconds per step of each kind. --check-graphs also
+// runs the steps without CUDA graphs and counts differing output tokens.
 #include <ATen/ATen.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
 
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -35,13 +37,14 @@ namespace {
 struct Options {
   std::string device = "cpu", dtype, config, weights;
   int64_t steps = 200, warmup = 20, prompt_steps = 100;
-  bool greedy = false;
+  bool greedy = false, graphs = true, check_graphs = false;
 };
 
 [[noreturn]] void usage(const std::string &why) {
   std::fprintf(stderr,
                "lm-bench: %s\nusage: lm-bench [--device DEV] [--dtype DTYPE] [--config FILE] "
-               "[--weights FILE] [--steps N] [--warmup N] [--prompt-steps N] [--greedy]\n",
+               "[--weights FILE] [--steps N] [--warmup N] [--prompt-steps N] [--greedy] [--no-graphs]\n"
+               "  [--check-graphs]\n",
                why.c_str());
   std::exit(2);
 }
@@ -50,8 +53,10 @@ Options parse(int argc, char **argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--greedy") {
-      o.greedy = true;
+    if (a == "--greedy" || a == "--no-graphs" || a == "--check-graphs") {
+      if (a == "--greedy") o.greedy = true;
+      if (a == "--no-graphs") o.graphs = false;
+      if (a == "--check-graphs") o.check_graphs = true;
       continue;
     }
     if (i + 1 >= argc) usage("missing value after " + a);
@@ -120,19 +125,42 @@ int run(const Options &o) {
 
   lm::ConversationOptions opts;
   opts.sampling.greedy = o.greedy;
-  lm::Conversation conv(model, opts);
+  opts.cuda_graphs = o.graphs;
   std::vector<double> prompt_ms, step_ms;
-  lm::StepTokens forced;
-  forced.text = 3;
-  forced.agent = lm::kSilenceTokens;
-  forced.user = lm::kSineTokens;
-  for (int64_t s = 0; s < o.prompt_steps; ++s) prompt_ms.push_back(timed(device, [&] { conv.step(forced); }));
-  conv.pin_prompt();
-  std::vector<int64_t> user(lm::kSineTokens);
-  for (int64_t s = 0; s < o.warmup + o.steps; ++s) {
-    user[0] = (user[0] + 7) % config.card;
-    double ms = timed(device, [&] { conv.step_user(user); });
-    if (s >= o.warmup) step_ms.push_back(ms);
+  std::vector<std::vector<int64_t>> outputs;
+  auto converse = [&](lm::Conversation &conv, bool time) {
+    lm::StepTokens forced;
+    forced.text = 3;
+    forced.agent = lm::kSilenceTokens;
+    forced.user = lm::kSineTokens;
+    for (int64_t s = 0; s < o.prompt_steps; ++s) {
+      double ms = timed(device, [&] { conv.step(forced); });
+      if (time) prompt_ms.push_back(ms);
+    }
+    conv.pin_prompt();
+    std::vector<int64_t> user(lm::kSineTokens);
+    for (int64_t s = 0; s < o.warmup + o.steps; ++s) {
+      user[0] = (user[0] + 7) % config.card;
+      std::optional<lm::StepResult> r;
+      double ms = timed(device, [&] { r = conv.step_user(user); });
+      if (time && s >= o.warmup) step_ms.push_back(ms);
+      if (r) outputs.push_back(r->tokens);
+    }
+  };
+  lm::Conversation conv(model, opts);
+  converse(conv, true);
+  const bool graphs_active = conv.cuda_graphs_active();
+  nlohmann::json check = nullptr;
+  if (o.check_graphs) {
+    auto with_graphs = std::move(outputs);
+    outputs.clear();
+    lm::ConversationOptions eager = opts;
+    eager.cuda_graphs = false;
+    lm::Conversation plain(model, eager);
+    converse(plain, false);
+    int64_t differ = 0;
+    for (size_t i = 0; i < outputs.size() && i < with_graphs.size(); ++i) differ += outputs[i] != with_graphs[i];
+    check = {{"steps_compared", std::min(outputs.size(), with_graphs.size())}, {"steps_differing", differ}};
   }
   nlohmann::json out = {{"device", device.str()},
                         {"dtype", dtype_name(dtype)},
@@ -142,7 +170,9 @@ int run(const Options &o) {
                         {"gpu_memory_gib", gpu_memory_gib(device)},
                         {"prompt_step_ms", summary(prompt_ms)},
                         {"step_ms", summary(step_ms)},
-                        {"steps", o.steps}};
+                        {"steps", o.steps},
+                        {"cuda_graphs", graphs_active},
+                        {"graphs_vs_eager", check}};
   std::cout << out.dump(1) << std::endl;
   return 0;
 }

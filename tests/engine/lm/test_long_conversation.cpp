@@ -41,11 +41,11 @@ TEST(LongConversation, PinningIsExactWithinTheContextAndMemoryStaysFlat) {
   run_prompts(pinned, prompt);
   run_prompts(plain, prompt);
   const int64_t prompt_steps = pinned.model_steps();
-  EXPECT_EQ(pinned.temporal_state().caches[0].pinned(), prompt_steps);
-  EXPECT_EQ(plain.temporal_state().caches[0].pinned(), 0);
+  EXPECT_EQ(pinned.temporal_state().kv.pinned(), prompt_steps);
+  EXPECT_EQ(plain.temporal_state().kv.pinned(), 0);
 
-  const void *keys = pinned.temporal_state().caches[0].keys().data_ptr();
-  const auto shape = pinned.temporal_state().caches[0].keys().sizes().vec();
+  const void *keys = pinned.temporal_state().kv.keys(0).data_ptr();
+  const auto shape = pinned.temporal_state().kv.keys(0).sizes().vec();
 
   // The first `context` conversation steps (the reference sees all of them).
   int64_t s = pinned.steps();
@@ -68,10 +68,9 @@ TEST(LongConversation, PinningIsExactWithinTheContextAndMemoryStaysFlat) {
   const long rss_before = rss_kb();
   for (; s < 10000; ++s) ASSERT_TRUE(pinned.step_user(test::user_frame(io, s)).has_value());
   EXPECT_EQ(pinned.steps(), 10000);
-  for (const auto &c : pinned.temporal_state().caches) {
-    EXPECT_EQ(c.keys().sizes().vec(), shape);
-    EXPECT_EQ(c.pinned(), prompt_steps);
-  }
-  EXPECT_EQ(pinned.temporal_state().caches[0].keys().data_ptr(), keys);
+  const auto &kv = pinned.temporal_state().kv;
+  for (size_t i = 0; i < size_t(model->config().num_layers); ++i) EXPECT_EQ(kv.keys(i).sizes().vec(), shape);
+  EXPECT_EQ(kv.pinned(), prompt_steps);
+  EXPECT_EQ(pinned.temporal_state().kv.keys(0).data_ptr(), keys);
   EXPECT_LT(rss_kb() - rss_before, 20 * 1024) << "resident memory grew";
 }

@@ -39,7 +39,7 @@ TEST(Prompt, LongPromptIsTruncatedWithAWarning) {
   EXPECT_LE(conv.model_steps(), max_prompt_steps(model->config()));
   EXPECT_LT(max_prompt_steps(model->config()), model->config().context);
   // The prompt is pinned and the conversation goes on.
-  EXPECT_EQ(conv.temporal_state().caches[0].pinned(), conv.model_steps());
+  EXPECT_EQ(conv.temporal_state().kv.pinned(), conv.model_steps());
   EXPECT_TRUE(conv.step_user(std::vector<int64_t>(8, 1)).has_value());
 }
 
