@@ -348,7 +348,9 @@ static GstClockTime adapter_pts(GstPersonaPlex *self) {
   Duplex *d = self->duplex;
   guint64 distance = 0;
   const GstClockTime prev = gst_adapter_prev_pts(d->adapter, &distance);
-  if (GST_CLOCK_TIME_IS_VALID(prev)) return prev + samples_duration(self, distance / sizeof(float));
+  // On the sample grid: input timestamps are often rounded to the nanosecond.
+  if (GST_CLOCK_TIME_IS_VALID(prev))
+    return samples_duration(self, gst_util_uint64_scale_round(prev, kRate, GST_SECOND) + distance / sizeof(float));
   if (GST_CLOCK_TIME_IS_VALID(d->next_pts)) return d->next_pts;
   return d->segment.start;
 }

@@ -1,0 +1,246 @@
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+
+#include "io/safetensors.h"
+#include "personaplex_common.h"
+
+namespace pptest {
+
+const char *const kCapsF32 = "audio/x-raw, format=F32LE, rate=24000, channels=1, layout=interleaved";
+const char *const kCapsS16 = "audio/x-raw, format=S16LE, rate=24000, channels=1, layout=interleaved";
+
+namespace {
+
+bool is_file(const std::string &path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::string fixtures_dir() {
+  const char *dir = std::getenv("PERSONAPLEX_FIXTURES");
+  return dir ? dir : "";
+}
+
+std::vector<float> floats(const at::Tensor &t) {
+  at::Tensor c = t.contiguous().view({-1});
+  return {c.data_ptr<float>(), c.data_ptr<float>() + c.numel()};
+}
+
+std::string spaced(std::string piece) {
+  const std::string space = "\xE2\x96\x81";
+  for (size_t p; (p = piece.find(space)) != std::string::npos;) piece.replace(p, space.size(), " ");
+  return piece;
+}
+
+Fixture load_fixture() {
+  const std::string lm = fixtures_dir() + "/lm", mimi = fixtures_dir() + "/mimi";
+  Fixture f;
+  f.lm_weights = lm + "/weights.safetensors";
+  f.lm_config = lm + "/config.json";
+  f.mimi_weights = mimi + "/weights.safetensors";
+  f.mimi_config = mimi + "/config.json";
+  f.tokenizer = lm + "/tokenizer.model";
+  f.voice = lm + "/voice.pt";
+  f.user_wav = lm + "/user_f32.wav";
+  personaplex::SafeTensors io(lm + "/io.safetensors");
+  const at::Device cpu(at::kCPU);
+  f.user_pcm = floats(io.load("user_pcm", at::kFloat, cpu));
+  f.out_pcm = floats(io.load("out_pcm", at::kFloat, cpu));
+  at::Tensor text = io.load("out_tokens", at::kLong, cpu)[0][0].contiguous();
+  std::ifstream in(lm + "/io.json");
+  auto j = nlohmann::json::parse(in);
+  f.prompt = j.at("prompt").get<std::string>();
+  auto pieces = j.at("text_pieces").get<std::vector<std::string>>();
+  for (size_t s = 0; s < pieces.size(); ++s) {
+    const int64_t id = text[long(s)].item<int64_t>();
+    f.has_word.push_back(id != 0 && id != 3);  // EPAD and PAD say nothing
+    if (f.has_word.back()) f.words.push_back(spaced(pieces[s]));
+  }
+  return f;
+}
+
+}  // namespace
+
+bool have_fixtures() {
+  return is_file(fixtures_dir() + "/lm/weights.safetensors") && is_file(fixtures_dir() + "/mimi/weights.safetensors");
+}
+
+const Fixture &fixture() {
+  static const Fixture f = load_fixture();
+  return f;
+}
+
+GstElement *make_element(GstBus *bus) {
+  const Fixture &f = fixture();
+  GstElement *element = gst_element_factory_make("personaplex", nullptr);
+  fail_unless(element != nullptr, "no personaplex element: is GST_PLUGIN_PATH set?");
+  gst_object_ref_sink(element);
+  const char *device = std::getenv("PERSONAPLEX_TEST_DEVICE");
+  g_object_set(element, "lm-weights", f.lm_weights.c_str(), "lm-config", f.lm_config.c_str(),
+               "mimi-weights", f.mimi_weights.c_str(), "mimi-config", f.mimi_config.c_str(),
+               "tokenizer", f.tokenizer.c_str(), "voice", f.voice.c_str(), "prompt", f.prompt.c_str(),
+               "greedy", TRUE, "device", device && *device ? device : "cpu", nullptr);
+  if (bus) gst_element_set_bus(element, bus);
+  return element;
+}
+
+GstHarness *harness(GstElement *element, bool live) {
+  static GstStaticPadTemplate any_src = GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+  static GstStaticPadTemplate any_sink = GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+  GstHarness *h = gst_harness_new_empty();
+  gst_harness_set_live(h, live);  // before the element starts: it asks then
+  gst_harness_add_element_full(h, element, &any_src, "sink", &any_sink, "src");
+  gst_harness_set_src_caps_str(h, kCapsF32);
+  return h;
+}
+
+GstHarness *text_harness(GstElement *element) { return gst_harness_new_with_element(element, nullptr, "text_src"); }
+
+static GstBuffer *timed(GstBuffer *buffer, size_t n, GstClockTime pts) {
+  GST_BUFFER_PTS(buffer) = pts;
+  GST_BUFFER_DURATION(buffer) = gst_util_uint64_scale_int(n, GST_SECOND, kRate);
+  return buffer;
+}
+
+GstBuffer *f32_buffer(const float *samples, size_t n, GstClockTime pts) {
+  GstBuffer *buffer = gst_buffer_new_allocate(nullptr, n * 4, nullptr);
+  GstMapInfo map;
+  gst_buffer_map(buffer, &map, GST_MAP_WRITE);
+  for (size_t i = 0; i < n; ++i) GST_WRITE_FLOAT_LE(map.data + 4 * i, samples[i]);
+  gst_buffer_unmap(buffer, &map);
+  return timed(buffer, n, pts);
+}
+
+GstBuffer *s16_buffer(const float *samples, size_t n, GstClockTime pts) {
+  GstBuffer *buffer = gst_buffer_new_allocate(nullptr, n * 2, nullptr);
+  GstMapInfo map;
+  gst_buffer_map(buffer, &map, GST_MAP_WRITE);
+  for (size_t i = 0; i < n; ++i) {
+    const long v = std::lrint(samples[i] * 32768.0);
+    GST_WRITE_UINT16_LE(map.data + 2 * i, static_cast<guint16>(CLAMP(v, -32768L, 32767L)));
+  }
+  gst_buffer_unmap(buffer, &map);
+  return timed(buffer, n, pts);
+}
+
+void push_pcm(GstHarness *h, const std::vector<float> &pcm, size_t first, size_t count, size_t chunk,
+              GstClockTime start) {
+  const size_t end = std::min(pcm.size(), first + count);
+  for (size_t at = first; at < end; at += chunk) {
+    const size_t n = std::min(chunk, end - at);
+    const GstClockTime pts = start + gst_util_uint64_scale_int(at - first, GST_SECOND, kRate);
+    fail_unless_equals_int(gst_harness_push(h, f32_buffer(pcm.data() + at, n, pts)), GST_FLOW_OK);
+  }
+}
+
+std::vector<float> f32_of(GstBuffer *buffer) {
+  GstMapInfo map;
+  gst_buffer_map(buffer, &map, GST_MAP_READ);
+  std::vector<float> pcm(map.size / 4);
+  for (size_t i = 0; i < pcm.size(); ++i) pcm[i] = GST_READ_FLOAT_LE(map.data + 4 * i);
+  gst_buffer_unmap(buffer, &map);
+  return pcm;
+}
+
+std::vector<float> pull_all_f32(GstHarness *h, std::vector<GstBuffer *> *kept) {
+  std::vector<float> pcm;
+  while (GstBuffer *buffer = gst_harness_try_pull(h)) {
+    std::vector<float> part = f32_of(buffer);
+    pcm.insert(pcm.end(), part.begin(), part.end());
+    if (kept)
+      kept->push_back(buffer);
+    else
+      gst_buffer_unref(buffer);
+  }
+  return pcm;
+}
+
+std::vector<float> frames_of(const std::vector<float> &pcm, size_t first, size_t count) {
+  const size_t b = std::min(pcm.size(), first * kFrame), e = std::min(pcm.size(), (first + count) * kFrame);
+  return {pcm.begin() + long(b), pcm.begin() + long(e)};
+}
+
+double max_diff(const std::vector<float> &a, const std::vector<float> &b) {
+  if (a.size() != b.size()) return INFINITY;
+  double d = 0;
+  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, double(std::fabs(a[i] - b[i])));
+  return d;
+}
+
+std::vector<TextItem> pull_text(GstHarness *text, bool *saw_eos) {
+  std::vector<TextItem> items;
+  while (GstBuffer *buffer = gst_harness_try_pull(text)) {
+    GstMapInfo map;
+    gst_buffer_map(buffer, &map, GST_MAP_READ);
+    items.push_back({std::string(reinterpret_cast<const char *>(map.data), map.size), GST_BUFFER_PTS(buffer),
+                     GST_BUFFER_DURATION(buffer), false});
+    gst_buffer_unmap(buffer, &map);
+    gst_buffer_unref(buffer);
+  }
+  while (GstEvent *event = gst_harness_try_pull_event(text)) {
+    if (GST_EVENT_TYPE(event) == GST_EVENT_GAP) {
+      GstClockTime pts, duration;
+      gst_event_parse_gap(event, &pts, &duration);
+      items.push_back({"", pts, duration, true});
+    }
+    if (saw_eos && GST_EVENT_TYPE(event) == GST_EVENT_EOS) *saw_eos = true;
+    gst_event_unref(event);
+  }
+  std::stable_sort(items.begin(), items.end(), [](const TextItem &a, const TextItem &b) { return a.pts < b.pts; });
+  return items;
+}
+
+bool received_event(GstHarness *h, GstEventType type) {
+  bool found = false;
+  while (GstEvent *event = gst_harness_try_pull_event(h)) {
+    found |= GST_EVENT_TYPE(event) == type;
+    gst_event_unref(event);
+  }
+  return found;
+}
+
+std::string pop_message(GstBus *bus, GstMessageType type, GError **error_out) {
+  GstMessage *msg = gst_bus_pop_filtered(bus, type);
+  if (!msg) return "";
+  GError *error = nullptr;
+  gchar *debug = nullptr;
+  if (type == GST_MESSAGE_ERROR)
+    gst_message_parse_error(msg, &error, &debug);
+  else
+    gst_message_parse_warning(msg, &error, &debug);
+  std::string text = std::string(error->message) + " | " + (debug ? debug : "");
+  if (error_out)
+    *error_out = error;
+  else
+    g_error_free(error);
+  g_free(debug);
+  gst_message_unref(msg);
+  return text;
+}
+
+GstStructure *pop_element_message(GstBus *bus, const char *name, GstClockTime timeout) {
+  while (GstMessage *msg = gst_bus_timed_pop_filtered(bus, timeout, GST_MESSAGE_ELEMENT)) {
+    const GstStructure *s = gst_message_get_structure(msg);
+    GstStructure *copy = s && gst_structure_has_name(s, name) ? gst_structure_copy(s) : nullptr;
+    gst_message_unref(msg);
+    if (copy) return copy;
+  }
+  return nullptr;
+}
+
+std::string scratch_dir() {
+  static std::string dir;
+  if (dir.empty()) {
+    gchar *made = g_dir_make_tmp("personaplex-check-XXXXXX", nullptr);
+    dir = made;
+    g_free(made);
+  }
+  return dir;
+}
+
+}  // namespace pptest

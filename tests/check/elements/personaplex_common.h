@@ -1,0 +1,81 @@
+// Helpers of the personaplex element tests: the reference fixtures' tiny
+// model and conversation, configured elements, harnesses on both source
+// pads, and buffer readers.
+#pragma once
+
+// libtorch and the C++ library come before gstcheck.h, whose check.h macros
+// would break them; the tests include nothing after this file.
+#include <ATen/ATen.h>
+
+#include <string>
+#include <vector>
+
+#include <gst/audio/audio.h>
+#include <gst/check/gstcheck.h>
+#include <gst/check/gstharness.h>
+#include <gst/check/gsttestclock.h>
+
+namespace pptest {
+
+constexpr int kRate = 24000;
+constexpr size_t kFrame = 1920;
+constexpr GstClockTime kFrameDuration = 80 * GST_MSECOND;
+extern const char *const kCapsF32;
+extern const char *const kCapsS16;
+
+// The fixtures' conversation: files, prompt, user audio, the reference's
+// agent audio and the words it spoke (one per non-pad text token).
+struct Fixture {
+  std::string lm_weights, lm_config, mimi_weights, mimi_config, tokenizer, voice, user_wav;
+  std::string prompt;
+  std::vector<float> user_pcm, out_pcm;
+  std::vector<std::string> words;
+  std::vector<bool> has_word;  // per frame
+};
+
+// Whether PERSONAPLEX_FIXTURES holds the fixtures (main skips without them).
+bool have_fixtures();
+// Loaded on first use, in the test's own process.
+const Fixture &fixture();
+
+// A personaplex element set up for the fixture conversation (greedy, CPU),
+// floating ref sunk, `bus` attached when given.
+GstElement *make_element(GstBus *bus = nullptr);
+// A harness on sink/src with F32 caps: live or not as asked of its source.
+GstHarness *harness(GstElement *element, bool live = false);
+// A harness on text_src alone.
+GstHarness *text_harness(GstElement *element);
+
+GstBuffer *f32_buffer(const float *samples, size_t n, GstClockTime pts);
+GstBuffer *s16_buffer(const float *samples, size_t n, GstClockTime pts);
+// Pushes samples [first, first + count) of `pcm` in buffers of `chunk`,
+// timestamped from `start`.
+void push_pcm(GstHarness *h, const std::vector<float> &pcm, size_t first, size_t count, size_t chunk,
+              GstClockTime start = 0);
+
+std::vector<float> f32_of(GstBuffer *buffer);
+std::vector<float> pull_all_f32(GstHarness *h, std::vector<GstBuffer *> *kept = nullptr);
+// The frames [first, first + count) of `pcm`.
+std::vector<float> frames_of(const std::vector<float> &pcm, size_t first, size_t count);
+double max_diff(const std::vector<float> &a, const std::vector<float> &b);
+
+// What text_src gave: word buffers and GAP events, in timestamp order.
+struct TextItem {
+  std::string text;  // "" for a GAP
+  GstClockTime pts, duration;
+  bool gap;
+};
+std::vector<TextItem> pull_text(GstHarness *text, bool *saw_eos = nullptr);
+// Whether an event of `type` is among those the harness received.
+bool received_event(GstHarness *h, GstEventType type);
+
+// The first message of `type` ("text | debug"), "" when none.
+std::string pop_message(GstBus *bus, GstMessageType type, GError **error_out = nullptr);
+// The first element message named `name` (a copy of its structure), or
+// null when none comes within `timeout`.
+GstStructure *pop_element_message(GstBus *bus, const char *name, GstClockTime timeout = 0);
+
+// A scratch directory of this test process.
+std::string scratch_dir();
+
+}  // namespace pptest
