@@ -279,8 +279,13 @@ static bool start(GstPersonaPlex *self) {
   d->frame_duration = samples_duration(self, d->frame);
   d->frames_per_stats = (kRate + d->frame / 2) / d->frame;
   d->queue.configure(d->frame, queue_capacity(self));
-  d->session = std::make_unique<Session>(d->model, personaplex::duplex::SessionOptions{},
-      [self](const std::string &m) { warn_from_engine(self, m); });
+  try {
+    d->session = std::make_unique<Session>(d->model, personaplex::duplex::SessionOptions{},
+        [self](const std::string &m) { warn_from_engine(self, m); });
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR(self, RESOURCE, FAILED, ("Could not set up a conversation: %s", e.what()), (nullptr));
+    return false;
+  }
   reset_stream(self);
   d->output->set_rate(kRate);
   if (!start_conversation(self)) {
@@ -391,6 +396,25 @@ static GstFlowReturn chain_offline(GstPersonaPlex *self, GstBuffer *buffer) {
   GstFlowReturn ret = GST_FLOW_OK;
   while (ret == GST_FLOW_OK && gst_adapter_available(d->adapter) >= d->frame * sizeof(float))
     ret = offline_frame(self, d->frame);
+  return ret;
+}
+
+// A GAP in the input is silence the conversation hears, one frame at a time.
+static GstFlowReturn gap_offline(GstPersonaPlex *self, GstEvent *event) {
+  Duplex *d = self->duplex;
+  GstClockTime pts, duration;
+  gst_event_parse_gap(event, &pts, &duration);
+  if (!GST_CLOCK_TIME_IS_VALID(pts) || !GST_CLOCK_TIME_IS_VALID(duration)) return GST_FLOW_OK;
+  const guint64 total = gst_util_uint64_scale_round(duration, kRate, GST_SECOND);
+  const std::vector<float> zeros(d->frame, 0.0f);
+  GstFlowReturn ret = GST_FLOW_OK;
+  for (guint64 done = 0; ret == GST_FLOW_OK && done < total; done += d->frame) {
+    const size_t n = size_t(MIN(guint64(d->frame), total - done));
+    GstBuffer *buffer = pcm_buffer_from_floats(zeros.data(), n, d->in_format);
+    GST_BUFFER_PTS(buffer) = pts + samples_duration(self, done);
+    GST_BUFFER_DURATION(buffer) = samples_duration(self, n);
+    ret = chain_offline(self, buffer);
+  }
   return ret;
 }
 
@@ -724,7 +748,9 @@ static gboolean gst_personaplex_sink_event(GstPad *pad, GstObject *parent, GstEv
       ret = on_eos(self);
       break;
     case GST_EVENT_GAP:
-      break;  // silence follows from the timestamps (offline) or the clock (live)
+      // Live: missing input is silence anyway.
+      if (d->have_caps && probe_upstream(self) != Mode::kLive) ret = gap_offline(self, event) == GST_FLOW_OK;
+      break;
     default:
       return gst_pad_event_default(pad, parent, event);
   }

@@ -169,6 +169,39 @@ GST_START_TEST(test_output_has_input_length) {
 }
 GST_END_TEST;
 
+// A GAP in the input is heard as silence: the output stays aligned and is
+// what explicit zeros would give.
+GST_START_TEST(test_input_gap_is_silence) {
+  const Fixture &f = fixture();
+  std::vector<float> with_zeros = frames_of(f.user_pcm, 0, 2);
+  with_zeros.resize(4 * kFrame, 0.0f);
+  auto tail = frames_of(f.user_pcm, 4, 2);
+  with_zeros.insert(with_zeros.end(), tail.begin(), tail.end());
+  GstElement *element = make_element();
+  GstHarness *h = harness(element);
+  push_pcm(h, with_zeros, 0, with_zeros.size(), kFrame);
+  std::vector<float> expected = pull_all_f32(h);
+  gst_harness_teardown(h);
+  gst_object_unref(element);
+
+  element = make_element();
+  h = harness(element);
+  push_pcm(h, f.user_pcm, 0, 2 * kFrame, kFrame);
+  fail_unless(gst_harness_push_event(h, gst_event_new_gap(2 * kFrameDuration, 2 * kFrameDuration)));
+  push_pcm(h, f.user_pcm, 4 * kFrame, 2 * kFrame, kFrame, 4 * kFrameDuration);
+  std::vector<GstBuffer *> out;
+  std::vector<float> pcm = pull_all_f32(h, &out);
+  fail_unless_equals_int(out.size(), 6);
+  for (size_t k = 0; k < out.size(); ++k) {
+    fail_unless_equals_uint64(GST_BUFFER_PTS(out[k]), k * kFrameDuration);
+    gst_buffer_unref(out[k]);
+  }
+  fail_unless(max_diff(pcm, expected) == 0.0);
+  gst_harness_teardown(h);
+  gst_object_unref(element);
+}
+GST_END_TEST;
+
 // S16 in gives S16 out; a downstream that only takes F32 gets F32.
 GST_START_TEST(test_output_format) {
   const Fixture &f = fixture();
@@ -409,6 +442,29 @@ GST_START_TEST(test_bad_voices) {
 }
 GST_END_TEST;
 
+// A restart that cannot run (the voice changed to a bad one) fails the
+// stream with an error instead of hanging.
+GST_START_TEST(test_error_while_streaming) {
+  const Fixture &f = fixture();
+  GstBus *bus = gst_bus_new();
+  GstElement *element = make_element(bus);
+  GstHarness *h = harness(element);
+  push_pcm(h, f.user_pcm, 0, kFrame, kFrame);
+  g_object_set(element, "voice", "../escape", nullptr);
+  g_signal_emit_by_name(element, "reset");
+  fail_unless_equals_int(gst_harness_push(h, f32_buffer(f.user_pcm.data(), kFrame, kFrameDuration)),
+                         GST_FLOW_ERROR);
+  GError *error = nullptr;
+  const std::string text = pop_message(bus, GST_MESSAGE_ERROR, &error);
+  fail_unless(error && error->domain == GST_RESOURCE_ERROR, "error: %s", text.c_str());
+  fail_unless(text.find("../escape") != std::string::npos, "error: %s", text.c_str());
+  g_error_free(error);
+  gst_harness_teardown(h);
+  gst_object_unref(element);
+  gst_object_unref(bus);
+}
+GST_END_TEST;
+
 GST_START_TEST(test_caps_refused) {
   const Fixture &f = fixture();
   for (const char *caps : {"audio/x-raw, format=F32LE, rate=48000, channels=1, layout=interleaved",
@@ -480,6 +536,7 @@ static Suite *personaplex_suite() {
   tcase_add_test(tc, test_pipeline_reproduces_reference);
   tcase_add_test(tc, test_timestamps_follow_input);
   tcase_add_test(tc, test_output_has_input_length);
+  tcase_add_test(tc, test_input_gap_is_silence);
   tcase_add_test(tc, test_output_format);
   tcase_add_test(tc, test_words_and_gaps);
   tcase_add_test(tc, test_stats_messages);
@@ -490,6 +547,7 @@ static Suite *personaplex_suite() {
   tcase_add_test(tc, test_missing_weights);
   tcase_add_test(tc, test_corrupt_weights);
   tcase_add_test(tc, test_bad_voices);
+  tcase_add_test(tc, test_error_while_streaming);
   tcase_add_test(tc, test_caps_refused);
   tcase_add_test(tc, test_state_cycles);
   tcase_add_test(tc, test_properties);

@@ -261,6 +261,36 @@ GST_START_TEST(test_live_eos) {
 }
 GST_END_TEST;
 
+// An error in the task: posted, EOS downstream, and upstream told.
+GST_START_TEST(test_live_error) {
+  const Fixture &f = fixture();
+  GstBus *bus = gst_bus_new();
+  GstElement *element = make_element(bus);
+  GstHarness *h = harness(element, true);
+  push_pcm(h, f.user_pcm, 0, kFrame, kFrame);
+  gst_buffer_unref(crank_and_pull(h));
+  g_object_set(element, "voice", "a/b", nullptr);
+  g_signal_emit_by_name(element, "reset");
+  fail_unless(gst_harness_crank_single_clock_wait(h));
+  GstEvent *event;
+  bool eos = false;
+  while (!eos && (event = gst_harness_pull_event(h))) {
+    eos = GST_EVENT_TYPE(event) == GST_EVENT_EOS;
+    gst_event_unref(event);
+  }
+  fail_unless(eos, "no EOS after the error");
+  GError *error = nullptr;
+  const std::string text = pop_message(bus, GST_MESSAGE_ERROR, &error);
+  fail_unless(error && error->domain == GST_RESOURCE_ERROR, "error: %s", text.c_str());
+  g_error_free(error);
+  fail_unless_equals_int(gst_harness_push(h, f32_buffer(f.user_pcm.data(), kFrame, kFrameDuration)),
+                         GST_FLOW_ERROR);
+  gst_harness_teardown(h);
+  gst_object_unref(element);
+  gst_object_unref(bus);
+}
+GST_END_TEST;
+
 // Stopping while the task waits on the clock, paused or playing, returns.
 GST_START_TEST(test_stop_while_waiting) {
   GstElement *element = make_element();
@@ -292,6 +322,7 @@ static Suite *personaplex_live_suite() {
   tcase_add_test(tc, test_falling_behind_skips_and_warns);
   tcase_add_test(tc, test_live_flush_restarts);
   tcase_add_test(tc, test_live_eos);
+  tcase_add_test(tc, test_live_error);
   tcase_add_test(tc, test_stop_while_waiting);
   return s;
 }
