@@ -104,8 +104,9 @@ bool DuplexOutput::send_headers() {
       gst_pad_push_event(pad, event);
       g_free(id);
     }
-    gst_pad_push_event(text_, gst_event_new_caps(gst_caps_new_simple("text/x-raw", "format", G_TYPE_STRING,
-                                                                      "utf8", nullptr)));
+    GstCaps *text_caps = gst_caps_new_simple("text/x-raw", "format", G_TYPE_STRING, "utf8", nullptr);
+    gst_pad_push_event(text_, gst_event_new_caps(text_caps));
+    gst_caps_unref(text_caps);
   }
   if (upstream) gst_event_unref(upstream);
   // A downstream asking to renegotiate (the flag is cleared by the check).

@@ -824,6 +824,8 @@ static gboolean gst_personaplex_src_query(GstPad *pad, GstObject *parent, GstQue
 
 static gboolean gst_personaplex_sink_query(GstPad *pad, GstObject *parent, GstQuery *query) {
   GstPersonaPlex *self = GST_PERSONAPLEX(parent);
+  // Input buffers are read, never passed on: downstream's pools do not apply.
+  if (GST_QUERY_TYPE(query) == GST_QUERY_ALLOCATION) return FALSE;
   if (GST_QUERY_TYPE(query) == GST_QUERY_LATENCY) {
     GstClockTime min, max;
     own_latency(self, &min, &max);

@@ -63,7 +63,7 @@ void expect_start_failure(const char *property, const char *value, GQuark domain
   g_object_set(element, property, value, nullptr);
   expect_start_failure(element, bus, domain, code, needle);
   gst_object_unref(element);
-  gst_object_unref(bus);
+  release_bus(bus);
 }
 
 }  // namespace
@@ -120,7 +120,7 @@ GST_START_TEST(test_pipeline_reproduces_reference) {
   GstMessage *eos = gst_bus_timed_pop_filtered(bus, 10 * GST_SECOND, GST_MESSAGE_EOS);
   fail_unless(eos != nullptr, "no EOS on the bus");
   gst_message_unref(eos);
-  gst_object_unref(bus);
+  release_bus(bus);
   gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(pipeline);
 }
@@ -262,7 +262,7 @@ GST_START_TEST(test_words_and_gaps) {
   gst_harness_teardown(text);
   gst_harness_teardown(h);
   gst_object_unref(element);
-  gst_object_unref(bus);
+  release_bus(bus);
 }
 GST_END_TEST;
 
@@ -292,7 +292,7 @@ GST_START_TEST(test_stats_messages) {
   gst_structure_free(last);
   gst_harness_teardown(h);
   gst_object_unref(element);
-  gst_object_unref(bus);
+  release_bus(bus);
 }
 GST_END_TEST;
 
@@ -406,7 +406,7 @@ GST_START_TEST(test_missing_weights) {
   gst_element_set_bus(element, bus);
   expect_start_failure(element, bus, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND, "LM weights");
   gst_object_unref(element);
-  gst_object_unref(bus);
+  release_bus(bus);
 }
 GST_END_TEST;
 
@@ -430,7 +430,7 @@ GST_START_TEST(test_bad_voices) {
     const std::string needle = voice == std::string("NATM9") ? "available: NATF2.pt" : "voice name";
     expect_start_failure(element, bus, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, needle);
     gst_object_unref(element);
-    gst_object_unref(bus);
+    release_bus(bus);
   }
   // Found, but not a voice file.
   GstBus *bus = gst_bus_new();
@@ -438,7 +438,7 @@ GST_START_TEST(test_bad_voices) {
   g_object_set(element, "voices-dir", voices.c_str(), "voice", "NATF2", nullptr);
   expect_start_failure(element, bus, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_READ, "NATF2.pt");
   gst_object_unref(element);
-  gst_object_unref(bus);
+  release_bus(bus);
 }
 GST_END_TEST;
 
@@ -461,7 +461,7 @@ GST_START_TEST(test_error_while_streaming) {
   g_error_free(error);
   gst_harness_teardown(h);
   gst_object_unref(element);
-  gst_object_unref(bus);
+  release_bus(bus);
 }
 GST_END_TEST;
 

@@ -233,6 +233,11 @@ GstStructure *pop_element_message(GstBus *bus, const char *name, GstClockTime ti
   return nullptr;
 }
 
+void release_bus(GstBus *bus) {
+  gst_bus_set_flushing(bus, TRUE);
+  gst_object_unref(bus);
+}
+
 std::string scratch_dir() {
   static std::string dir;
   if (dir.empty()) {

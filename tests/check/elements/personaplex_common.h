@@ -75,6 +75,9 @@ std::string pop_message(GstBus *bus, GstMessageType type, GError **error_out = n
 // null when none comes within `timeout`.
 GstStructure *pop_element_message(GstBus *bus, const char *name, GstClockTime timeout = 0);
 
+// Drops the bus's messages (they hold the element) and the caller's ref.
+void release_bus(GstBus *bus);
+
 // A scratch directory of this test process.
 std::string scratch_dir();
 

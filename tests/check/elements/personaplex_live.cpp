@@ -100,7 +100,7 @@ GST_START_TEST(test_missing_input_becomes_silence) {
   gst_harness_teardown(text);
   gst_harness_teardown(h);
   gst_object_unref(element);
-  gst_object_unref(bus);
+  release_bus(bus);
 }
 GST_END_TEST;
 
@@ -187,7 +187,7 @@ GST_START_TEST(test_falling_behind_skips_and_warns) {
   gst_object_unref(clock);
   gst_harness_teardown(h);
   gst_object_unref(element);
-  gst_object_unref(bus);
+  release_bus(bus);
 }
 GST_END_TEST;
 
@@ -287,7 +287,7 @@ GST_START_TEST(test_live_error) {
                          GST_FLOW_ERROR);
   gst_harness_teardown(h);
   gst_object_unref(element);
-  gst_object_unref(bus);
+  release_bus(bus);
 }
 GST_END_TEST;
 
