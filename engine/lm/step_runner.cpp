@@ -36,7 +36,9 @@ struct StepRunner::Impl {
     current.synchronize();
     {
       c10::cuda::CUDAStreamGuard guard(side);
-      graph->capture_begin();
+      // Thread-local capture: other threads (a codec, other conversations)
+      // may keep calling CUDA meanwhile.
+      graph->capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
       try {
         step();
       } catch (...) {
