@@ -307,7 +307,7 @@ static void stop(GstPersonaPlex *self) {
 
 static void post_stats(GstPersonaPlex *self, bool force) {
   Duplex *d = self->duplex;
-  if (!force && !d->stats.message_due(d->frames_per_stats)) return;
+  if (!d->stats.message_due(force ? 1 : d->frames_per_stats)) return;
   GstStructure *s = d->stats.take_message(d->frame_duration, d->mode == Mode::kLive);
   gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
 }
@@ -464,14 +464,19 @@ static void set_flushing(GstPersonaPlex *self, bool flushing) {
   unschedule_locked(d);
 }
 
-// Whether upstream is live (and the mode, when not decided yet). Once per start.
-static Mode probe_upstream(GstPersonaPlex *self) {
+// Whether upstream is live (and the mode, when not decided yet), once per
+// start. A live source may answer only once it has caps: unless `final` (data
+// flows), no answer leaves it undecided.
+static Mode probe_upstream(GstPersonaPlex *self, bool final = true) {
   Duplex *d = self->duplex;
+  if (d->upstream_probed) return d->mode;
+  gboolean live = FALSE;
+  GstQuery *query = gst_query_new_latency();
+  const bool answered = gst_pad_peer_query(self->sinkpad, query);
+  if (answered) gst_query_parse_latency(query, &live, nullptr, nullptr);
+  gst_query_unref(query);
+  if (!answered && !final) return d->mode;
   if (!d->upstream_probed.exchange(true)) {
-    gboolean live = FALSE;
-    GstQuery *query = gst_query_new_latency();
-    if (gst_pad_peer_query(self->sinkpad, query)) gst_query_parse_latency(query, &live, nullptr, nullptr);
-    gst_query_unref(query);
     d->upstream_live = live;
     Mode undecided = Mode::kUndecided;
     if (d->mode.compare_exchange_strong(undecided, live ? Mode::kLive : Mode::kOffline))
@@ -867,7 +872,7 @@ static GstStateChangeReturn gst_personaplex_change_state(GstElement *element, Gs
       if (d->mode == Mode::kLive)
         start_task_if_playing(self);
       else if (gst_pad_is_linked(self->sinkpad))
-        probe_upstream(self);  // a live upstream: speak before its first buffer
+        probe_upstream(self, false);  // a live upstream: speak before its first buffer
       break;
     case GST_STATE_CHANGE_PLAYING_TO_PAUSED:
       set_playing(self, false);
