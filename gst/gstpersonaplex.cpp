@@ -35,10 +35,10 @@
  * ## Example launch line
  * |[
  * gst-launch-1.0 filesrc location=question.wav ! wavparse ! audioconvert ! audioresample ! \
- *     personaplex name=agent model-dir=personaplex-7b-v1 voice=NATF2 \
+ *     personaplex name=talk model-dir=personaplex-7b-v1 voice=NATF2 \
  *         prompt="You are a friendly teacher." \
- *     agent.src ! queue ! audioconvert ! wavenc ! filesink location=answer.wav \
- *     agent.text_src ! queue ! fakesink dump=true
+ *     talk.src ! queue ! audioconvert ! wavenc ! filesink location=answer.wav \
+ *     talk.text_src ! queue ! fakesink dump=true
  * ]| Answers a recorded question: `answer.wav` has the length of `question.wav`.
  * |[
  * gst-launch-1.0 pulsesrc ! audioconvert ! audioresample ! \
