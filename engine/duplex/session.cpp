@@ -1,5 +1,7 @@
 #include "duplex/session.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <algorithm>
 
 #include "core/error.h"
