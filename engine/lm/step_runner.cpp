@@ -13,6 +13,8 @@
 #if PERSONAPLEX_LM_CUDA_GRAPHS
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
+
+#include "core/graph_capture_lock.h"
 #include <c10/cuda/CUDAStream.h>
 #endif
 
@@ -35,6 +37,7 @@ struct StepRunner::Impl {
     side.synchronize();
     current.synchronize();
     {
+      std::lock_guard<std::mutex> capturing(graph_capture_lock());
       c10::cuda::CUDAStreamGuard guard(side);
       // Thread-local capture: other threads (a codec, other conversations)
       // may keep calling CUDA meanwhile.

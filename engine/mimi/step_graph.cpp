@@ -9,6 +9,8 @@
 #include <c10/core/Event.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+
+#include "core/graph_capture_lock.h"
 #endif
 
 namespace personaplex::mimi {
@@ -67,6 +69,7 @@ at::Tensor StepGraph::run(const at::Tensor &x, const Step &step) {
   if (!g.graph) {
     g.input = x.clone();
     auto graph = std::make_unique<at::cuda::CUDAGraph>();
+    std::lock_guard<std::mutex> capturing(graph_capture_lock());
     g.on_side_stream(x.device(), [&] {
       // Thread-local capture: other threads (other streams, the LM) keep
       // using CUDA freely meanwhile.
