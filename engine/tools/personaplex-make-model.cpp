@@ -1,0 +1,334 @@
+// personaplex-make-model: a model directory in the released layout with
+// random weights, for any configuration, so that pipelines, demos and tests
+// run without the gated download.
+//
+//   personaplex-make-model --output DIR [--lm-config F] [--mimi-config F]
+//       [--tokenizer F] [--seed N] [--lm-dtype bfloat16|float32]
+//       [--voice-steps N] [--force]
+//
+// DIR gets model.safetensors (LM, bf16 by default as released),
+// tokenizer-e351c8d8-checkpoint125.safetensors (Mimi, float32),
+// tokenizer_spm_32k_3.model (a copy of --tokenizer, or one trained here on
+// generated text with the LM's text vocabulary size when this build has
+// SentencePiece's trainer), lm_config.json / mimi_config.json when the sizes
+// are not the released ones, and voices/RANDOM.pt, a voice of random
+// embeddings with the token ring a real voice phase leaves. Configs default
+// to the released sizes (a 16.7 GB LM). Same seed, same files.
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "core/error.h"
+#include "duplex/model_files.h"
+#include "io/safetensors.h"
+#include "lm/config.h"
+#include "lm/conversation.h"
+#include "lm/prompt.h"
+#include "lm/random_weights.h"
+#include "lm/voice.h"
+#include "mimi/config.h"
+#include "mimi/random_weights.h"
+
+extern char **environ;
+
+using namespace personaplex;
+
+namespace {
+
+constexpr const char *kVoiceName = "RANDOM.pt";
+constexpr double kScale = 0.02;
+
+const char *kUsage =
+    "usage: personaplex-make-model --output DIR [--lm-config F] [--mimi-config F] [--tokenizer F]\n"
+    "           [--seed N] [--lm-dtype bfloat16|float32] [--voice-steps N] [--force]\n";
+
+[[noreturn]] void usage(const std::string &why) {
+  std::fprintf(stderr, "personaplex-make-model: %s\n%s", why.c_str(), kUsage);
+  std::exit(2);
+}
+
+struct Options {
+  std::map<std::string, std::string> values;
+  bool force = false;
+  std::string get(const std::string &key, const std::string &fallback = "") const {
+    auto it = values.find(key);
+    return it == values.end() ? fallback : it->second;
+  }
+};
+
+Options parse(int argc, char **argv) {
+  static const std::vector<std::string> known = {"output", "lm-config", "mimi-config", "tokenizer",
+                                                 "seed",   "lm-dtype",  "voice-steps"};
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--force") {
+      o.force = true;
+      continue;
+    }
+    if (a == "-h" || a == "--help") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    }
+    if (a.rfind("--", 0) != 0 || std::find(known.begin(), known.end(), a.substr(2)) == known.end())
+      usage("unknown option " + a);
+    if (i + 1 >= argc) usage("missing value after " + a);
+    o.values[a.substr(2)] = argv[++i];
+  }
+  if (o.get("output").empty()) usage("--output is required");
+  return o;
+}
+
+int64_t integer(const Options &o, const std::string &key, int64_t fallback) {
+  const std::string v = o.get(key);
+  if (v.empty()) return fallback;
+  try {
+    size_t used = 0;
+    const long long n = std::stoll(v, &used);
+    if (used == v.size() && n >= 0) return n;
+  } catch (const std::exception &) {
+  }
+  usage("--" + key + " needs a non-negative integer, got '" + v + "'");
+}
+
+bool exists(const std::string &path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0;
+}
+
+void copy_file(const std::string &from, const std::string &to) {
+  std::ifstream in(from, std::ios::binary);
+  if (!in) throw Error(from + ": cannot open");
+  std::ofstream out(to, std::ios::binary);
+  out << in.rdbuf();
+  if (!out) throw Error(to + ": cannot write");
+}
+
+auto fields(const lm::LmConfig &c) {
+  return std::tie(c.dim, c.num_heads, c.num_layers, c.hidden_scale, c.context, c.max_period, c.norm, c.gating,
+                  c.text_card, c.existing_text_padding_id, c.card, c.n_q, c.dep_q, c.delays, c.depformer_dim,
+                  c.depformer_num_heads, c.depformer_num_layers, c.depformer_dim_feedforward,
+                  c.depformer_multi_linear, c.depformer_weights_per_step);
+}
+
+// Every tensor the reference's LM state dict holds for this configuration,
+// with the names and shapes lm::LmWeights::load reads.
+std::vector<TensorSpec> lm_tensor_specs(const lm::LmConfig &c, at::ScalarType dtype) {
+  std::vector<TensorSpec> specs;
+  auto add = [&](const std::string &name, std::vector<int64_t> shape) { specs.push_back({name, dtype, shape}); };
+  auto idx = [](const std::string &prefix, int64_t k, const std::string &suffix) {
+    return prefix + "." + std::to_string(k) + "." + suffix;
+  };
+  for (int64_t k = 0; k < c.n_q; ++k) add(idx("emb", k, "weight"), {c.card + 1, c.dim});
+  add("text_emb.weight", {c.text_card + 1, c.dim});
+  for (auto &t : nn::TransformerWeights::tensor_shapes("transformer", c.temporal())) add(t.first, t.second);
+  add("out_norm.alpha", {1, 1, c.dim});
+  add("text_linear.weight", {c.text_out(), c.dim});
+  const int64_t d = c.depformer_dim, h = c.depformer_hidden();
+  for (int64_t k = 0; k < (c.depformer_multi_linear ? c.dep_q : 1); ++k)
+    add(idx("depformer_in", k, "weight"), {d, c.dim});
+  for (int64_t k = 0; k + 1 < c.dep_q; ++k) add(idx("depformer_emb", k, "weight"), {c.card + 1, d});
+  add("depformer_text_emb.weight", {c.text_card + 1, d});
+  for (int64_t i = 0; i < c.depformer_num_layers; ++i) {
+    const std::string p = "depformer.layers." + std::to_string(i) + ".";
+    add(p + "norm1.alpha", {1, 1, d});
+    add(p + "norm2.alpha", {1, 1, d});
+    add(p + "self_attn.in_proj_weight", {c.dep_q * 3 * d, d});
+    add(p + "self_attn.out_proj.weight", {c.dep_q * d, d});
+    for (int64_t k = 0; k < c.dep_q; ++k) {
+      add(p + idx("gating", k, "linear_in.weight"), {2 * h, d});
+      add(p + idx("gating", k, "linear_out.weight"), {d, h});
+    }
+  }
+  for (int64_t k = 0; k < c.dep_q; ++k) add(idx("linears", k, "weight"), {c.card, d});
+  return specs;
+}
+
+void write_lm(const std::string &path, const lm::LmConfig &c, at::ScalarType dtype, uint64_t seed) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  auto f32 = at::TensorOptions().dtype(at::kFloat);
+  write_safetensors(
+      path, lm_tensor_specs(c, dtype),
+      [&](const TensorSpec &s) {
+        // Norm scales of one keep activations at the scale of the inputs.
+        const bool norm = s.name.size() > 6 && s.name.compare(s.name.size() - 6, 6, ".alpha") == 0;
+        at::Tensor t = norm ? at::ones(s.shape, f32) : at::randn(s.shape, gen, f32) * kScale;
+        return t.to(s.dtype);
+      },
+      {{"format", "pt"}});
+}
+
+// A voice file that fits the model: random input embeddings (of the size
+// a sum of kScale-sized embeddings has) and the token ring that a voice
+// phase of random codes leaves. The ring only holds the tokens given, so a
+// small stand-in LM with the same streams computes it.
+void write_voice(const std::string &path, const lm::LmConfig &c, at::ScalarType dtype, int64_t steps,
+                 uint64_t seed) {
+  lm::LmConfig small = c;
+  small.dim = 16;
+  small.num_heads = 2;
+  small.num_layers = 1;
+  small.depformer_dim = 16;
+  small.depformer_num_heads = 2;
+  small.depformer_num_layers = 1;
+  small.depformer_dim_feedforward = 16;
+  auto model = std::make_shared<const lm::LmModel>(lm::random_lm_weights(small, at::kCPU, at::kFloat, seed));
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed + 1);
+  lm::Prompt prompt;
+  prompt.voice.codes = at::randint(c.card, {lm::kAudioCodebooks, steps + 1}, gen, at::kLong);
+  lm::Conversation conv(model, lm::ConversationOptions{});
+  lm::VoiceEmbeddings voice = lm::run_prompts(conv, prompt, {}, /*save_voice=*/true);
+  const double sigma = kScale * std::sqrt(double(c.num_streams()));
+  voice.embeddings = (at::randn({steps, 1, 1, c.dim}, gen, at::kFloat) * sigma).to(dtype);
+  lm::save_voice_file(path, voice);
+}
+
+std::string program_dir() {
+  char buf[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return "";
+  std::string p(buf, size_t(n));
+  return p.substr(0, p.rfind('/'));
+}
+
+int run_program(const std::string &program, const std::vector<std::string> &args) {
+  std::vector<char *> argv;
+  argv.push_back(const_cast<char *>(program.c_str()));
+  for (const auto &a : args) argv.push_back(const_cast<char *>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  if (posix_spawnp(&pid, program.c_str(), nullptr, nullptr, argv.data(), environ) != 0) return -1;
+  int status = 0;
+  if (waitpid(pid, &status, 0) < 0) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Text for the tokenizer: pseudo-words of random syllables, enough distinct
+// ones for `vocab` pieces, and every printable ASCII character when the
+// vocabulary has room for them (each character is a piece of its own).
+void write_corpus(const std::string &path, int64_t vocab, uint64_t seed) {
+  std::ofstream out(path);
+  if (vocab >= 256) {
+    for (int ch = 33; ch < 127; ++ch) out << char(ch) << ' ';
+    out << "\n<system> You are a wise and friendly teacher. <system>\n";
+  }
+  static const char *onsets[] = {"b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p",
+                                 "r", "s", "t", "v", "w", "z", "ch", "sh", "th", "st", "br", "pl"};
+  static const char *vowels[] = {"a", "e", "i", "o", "u", "ai", "ea", "ou"};
+  std::mt19937_64 rng(seed);
+  const int64_t lines = std::max<int64_t>(200, vocab * 2);
+  for (int64_t l = 0; l < lines; ++l) {
+    for (int w = 0; w < 8; ++w) {
+      const int syllables = 1 + int(rng() % 4);
+      for (int s = 0; s < syllables; ++s) out << onsets[rng() % 24] << vowels[rng() % 8];
+      out << (w == 7 ? ".\n" : " ");
+    }
+  }
+  if (!out) throw Error(path + ": cannot write");
+}
+
+// A SentencePiece model of exactly the LM's text vocabulary, with the ids
+// PersonaPlex gives a meaning (0 EPAD as unk, 1 BOS, 2 EOS, 3 PAD).
+void train_tokenizer(const std::string &dir, const std::string &target, int64_t vocab, uint64_t seed) {
+  std::string trainer;
+  const std::string own = program_dir() + "/personaplex-spm-train";
+  bool key_value = false;
+  if (access(own.c_str(), X_OK) == 0) {
+    trainer = own;
+    key_value = true;
+  } else if (run_program("spm_train", {"--help"}) >= 0) {
+    trainer = "spm_train";  // Debian's sentencepiece package
+  } else {
+    throw Error("no --tokenizer given, and no SentencePiece trainer here (this build has none, and "
+                "spm_train is not installed): give --tokenizer FILE");
+  }
+  const std::string corpus = dir + "/.tokenizer-corpus.txt", prefix = dir + "/.tokenizer";
+  write_corpus(corpus, vocab, seed);
+  const std::vector<std::pair<std::string, std::string>> flags = {
+      {"input", corpus},    {"model_prefix", prefix}, {"vocab_size", std::to_string(vocab)},
+      {"model_type", "bpe"}, {"character_coverage", "1.0"}, {"unk_id", "0"}, {"bos_id", "1"},
+      {"eos_id", "2"},      {"pad_id", "3"},           {"minloglevel", "1"}};
+  std::vector<std::string> args;
+  for (const auto &f : flags) args.push_back((key_value ? "" : "--") + f.first + "=" + f.second);
+  const int rc = run_program(trainer, args);
+  std::remove(corpus.c_str());
+  std::remove((prefix + ".vocab").c_str());
+  if (rc != 0) throw Error(trainer + " failed to train a tokenizer of " + std::to_string(vocab) + " pieces");
+  if (std::rename((prefix + ".model").c_str(), target.c_str()) != 0) throw Error(target + ": cannot write");
+}
+
+int run(const Options &o) {
+  const std::string dir = o.get("output");
+  const std::string lm_config_path = o.get("lm-config"), mimi_config_path = o.get("mimi-config");
+  const lm::LmConfig lm_config =
+      lm_config_path.empty() ? lm::LmConfig::released() : lm::LmConfig::from_json_file(lm_config_path);
+  lm_config.validate(lm_config_path.empty() ? "the released LM config" : lm_config_path);
+  const mimi::MimiConfig mimi_config =
+      mimi_config_path.empty() ? mimi::MimiConfig() : mimi::MimiConfig::from_json_file(mimi_config_path);
+  if (lm_config.card != mimi_config.quantizer.bins || lm_config.user_codebooks() != mimi_config.num_codebooks)
+    throw Error("the LM's audio streams (" + std::to_string(lm_config.user_codebooks()) + " codebooks of " +
+                std::to_string(lm_config.card) + ") do not fit Mimi's (" +
+                std::to_string(mimi_config.num_codebooks) + " of " + std::to_string(mimi_config.quantizer.bins) +
+                ")");
+  const std::string dtype_name = o.get("lm-dtype", "bfloat16");
+  const at::ScalarType dtype = dtype_name == "bfloat16" ? at::kBFloat16
+                               : dtype_name == "float32" ? at::kFloat
+                                                         : (usage("--lm-dtype is bfloat16 or float32"), at::kFloat);
+  const auto seed = uint64_t(integer(o, "seed", 0));
+  const int64_t voice_steps = integer(o, "voice-steps", 12);
+  if (voice_steps < 1) usage("--voice-steps must be at least 1");
+
+  const std::string lm_path = dir + "/" + duplex::kLmWeightsName;
+  if (exists(lm_path) && !o.force) throw Error(lm_path + " exists (--force overwrites)");
+  mkdir(dir.c_str(), 0755);
+  mkdir((dir + "/" + duplex::kVoicesDirName).c_str(), 0755);
+  if (!exists(dir + "/" + duplex::kVoicesDirName)) throw Error(dir + ": cannot create the directory");
+
+  // Configs only where the sizes differ from the released ones, as the
+  // element then needs them.
+  const std::string lm_json = dir + "/" + duplex::kLmConfigName, mimi_json = dir + "/" + duplex::kMimiConfigName;
+  std::remove(lm_json.c_str());
+  std::remove(mimi_json.c_str());
+  if (fields(lm_config) != fields(lm::LmConfig::released())) copy_file(lm_config_path, lm_json);
+  if (mimi_config.to_json() != mimi::MimiConfig().to_json()) std::ofstream(mimi_json) << mimi_config.to_json();
+
+  const std::string tokenizer = dir + "/" + duplex::kTokenizerName;
+  if (!o.get("tokenizer").empty())
+    copy_file(o.get("tokenizer"), tokenizer);
+  else
+    train_tokenizer(dir, tokenizer, lm_config.text_card, seed);
+
+  mimi::write_random_weights(dir + "/" + duplex::kMimiWeightsName, mimi_config, seed, kScale);
+  write_lm(lm_path, lm_config, dtype, seed);
+  write_voice(dir + "/" + duplex::kVoicesDirName + "/" + kVoiceName, lm_config, dtype, voice_steps, seed);
+  std::printf("%s: LM dim %lld x %lld layers (%s), Mimi latent %lld, text vocabulary %lld, voice %s\n",
+              dir.c_str(), (long long)lm_config.dim, (long long)lm_config.num_layers, dtype_name.c_str(),
+              (long long)mimi_config.seanet.dimension, (long long)lm_config.text_card, kVoiceName);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  try {
+    return run(parse(argc, argv));
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "personaplex-make-model: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# End-to-end tests of the pipeline scripts and the model tools on the
+# reference fixtures' tiny model (CPU, greedy): what each writes is checked
+# by check.py.
+#
+# Usage: test-pipelines.sh CASE PIPELINES_DIR
+#   CASE: offline, live, rtp, record-mkv, broadcast, parse, fetch-model,
+#         voice, make-model
+# Environment: PERSONAPLEX_FIXTURES (the fixtures), PERSONAPLEX_TOOLS (the
+# built tools), PERSONAPLEX_PARSE_CHECK and PERSONAPLEX_VOICE_CHECK (the test
+# programs). Exits 77 (skipped) without the fixtures or a needed plugin.
+set -euo pipefail
+
+case_name=$1 pipelines=$2
+here=$(cd "$(dirname "$0")" && pwd)
+F=${PERSONAPLEX_FIXTURES:-}
+tools=${PERSONAPLEX_TOOLS:-}
+
+skip() { echo "skipped: $*"; exit 77; }
+step() { echo "== $*"; }
+check() { python3 "$here/check.py" "$@"; }
+need() {
+  local e
+  for e in "$@"; do gst-inspect-1.0 "$e" >/dev/null 2>&1 || skip "GStreamer element $e not available"; done
+}
+# Fails the test unless "$@" fails with status $1 (given first).
+expect_status() {
+  local want=$1 rc=0
+  shift
+  "$@" || rc=$?
+  [ "$rc" -eq "$want" ] || { echo "FAIL: '$*' exited $rc, expected $want"; exit 1; }
+}
+
+[ -f "$F/lm/weights.safetensors" ] && [ -f "$F/mimi/weights.safetensors" ] ||
+  [ "$case_name" = fetch-model ] || skip "reference fixtures not found (PERSONAPLEX_FIXTURES)"
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+user=$F/lm/user_f32.wav
+io=$F/lm/io.json
+user_frames=46080  # 24 user frames of 1920 samples
+model=(--fixtures "$F")
+
+case $case_name in
+offline)
+  need personaplex decodebin wavparse wavenc
+  step "offline.sh: the reference conversation, F32LE out"
+  "$pipelines/offline.sh" "${model[@]}" -f F32LE "$user" "$tmp/out.wav"
+  check wav "$tmp/out.wav" --channels 1 --rate 24000 --frames $user_frames \
+    --same "$F/lm/io.safetensors:out_pcm" 1e-4
+  check words "$tmp/out.txt" "$io"
+  step "offline.sh: 16-bit out, words to a named file, a 48 kHz stereo input"
+  gst-launch-1.0 -q filesrc location="$user" ! wavparse ! audioconvert ! audioresample ! \
+    audio/x-raw,rate=48000,channels=2,format=S16LE ! wavenc ! filesink location="$tmp/in48.wav"
+  "$pipelines/offline.sh" "${model[@]}" --text "$tmp/words.txt" "$tmp/in48.wav" "$tmp/out16.wav"
+  check wav "$tmp/out16.wav" --channels 1 --rate 24000 --frames $user_frames --min-rms 1e-3
+  [ -s "$tmp/words.txt" ]
+  ;;
+
+live)
+  need personaplex audiotestsrc wavenc
+  step "mic-to-speakers.sh, live, with a test tone for the microphone and a file for the speakers"
+  # 1.5 s of input at the clock's pace; EOS then ends the conversation.
+  "$pipelines/mic-to-speakers.sh" "${model[@]}" \
+    --source "audiotestsrc is-live=true num-buffers=15 samplesperbuffer=2400 wave=sine freq=220" \
+    --sink "wavenc ! filesink location=$tmp/live.wav" >"$tmp/words.txt" 2>"$tmp/log"
+  cat "$tmp/log"
+  check wav "$tmp/live.wav" --channels 1 --rate 24000 --min-frames 28800 --min-rms 1e-3
+  # The tiny model steps in a few ms: no frame may count as late.
+  ! grep -q "Falling behind" "$tmp/log" || { echo "FAIL: the model fell behind"; exit 1; }
+  ;;
+
+rtp)
+  need personaplex udpsrc udpsink rtpjitterbuffer rtpopuspay rtpopusdepay opusenc opusdec wavenc
+  port=$((20000 + $$ % 20000 * 2)) reply=$((port + 1))
+  step "rtp-opus.sh on 127.0.0.1:$port answering to $reply; rtp-opus-send.sh sends the user's side"
+  timeout -s INT -k 5 12 "$pipelines/rtp-opus.sh" "${model[@]}" --port $port --reply-port $reply \
+    >"$tmp/agent.log" 2>&1 &
+  pids+=($!)
+  # The agent needs a moment to load and run its prompts; it then talks all along.
+  sleep 2
+  "$pipelines/rtp-opus-send.sh" --port $port --reply-port $reply --seconds 5 "$user" "$tmp/answer.wav"
+  wait "${pids[0]}" || true  # the agent's time limit
+  cat "$tmp/agent.log"
+  # The agent talked all along: about 5 s of answer, decoded at 48 kHz.
+  check wav "$tmp/answer.wav" --channels 1 --rate 48000 --min-frames $((4 * 48000)) --min-rms 1e-3
+  ! grep -q "Falling behind" "$tmp/agent.log" || { echo "FAIL: the agent fell behind"; exit 1; }
+  ;;
+
+record-mkv)
+  need personaplex matroskamux opusenc taginject
+  step "record-mkv.sh: user, agent and words tracks"
+  "$pipelines/record-mkv.sh" "${model[@]}" "$user" "$tmp/talk.mkv"
+  check mkv "$tmp/talk.mkv" "$io"
+  ;;
+
+broadcast)
+  need personaplex interleave audiomixer wavenc
+  step "broadcast-stereo.sh: user left, agent right, 48 kHz"
+  "$pipelines/broadcast-stereo.sh" "${model[@]}" "$user" "$tmp/show.wav"
+  # audioresample may end a sample short.
+  check wav "$tmp/show.wav" --channels 2 --rate 48000 --frames-near $((2 * user_frames)) 1
+  step "broadcast-stereo.sh at 24 kHz: the left channel is the input, the right offline.sh's answer"
+  "$pipelines/broadcast-stereo.sh" "${model[@]}" --rate 24000 "$user" "$tmp/show24.wav"
+  "$pipelines/offline.sh" "${model[@]}" -f F32LE "$user" "$tmp/agent.wav"
+  check split "$tmp/show24.wav" "$user" "$tmp/agent.wav"
+  step "broadcast-stereo.sh --center: both in the middle"
+  "$pipelines/broadcast-stereo.sh" "${model[@]}" --center --rate 24000 "$user" "$tmp/center.wav"
+  check wav "$tmp/center.wav" --channels 2 --rate 24000 --frames $user_frames
+  check center "$tmp/center.wav"
+  ;;
+
+parse)
+  need personaplex
+  # Every script's pipeline exactly as it would run, parsed and linked
+  # without starting (the default sound card elements included).
+  export PERSONAPLEX_GST_LAUNCH=$PERSONAPLEX_PARSE_CHECK
+  parsed() {
+    local name=$1
+    shift
+    step "$name parses"
+    "$@" >"$tmp/elements"
+    grep -qx "$name" "$tmp/elements" || { echo "FAIL: no $name in the pipeline"; cat "$tmp/elements"; exit 1; }
+  }
+  parsed autoaudiosrc "$pipelines/mic-to-speakers.sh" "${model[@]}"
+  parsed autoaudiosink "$pipelines/mic-to-speakers.sh" "${model[@]}" --voice NATF2 --latency 200000000
+  parsed personaplex "$pipelines/offline.sh" "${model[@]}" in.wav out.wav
+  parsed udpsink "$pipelines/rtp-opus.sh" "${model[@]}" --reply-host 192.0.2.1 --pt 111
+  parsed udpsrc "$pipelines/rtp-opus-send.sh" in.wav
+  parsed autoaudiosink "$pipelines/rtp-opus-send.sh" --host 192.0.2.1 in.wav
+  parsed matroskamux "$pipelines/record-mkv.sh" "${model[@]}" --source autoaudiosrc out.mkv
+  parsed interleave "$pipelines/broadcast-stereo.sh" "${model[@]}" --source autoaudiosrc out.wav
+  parsed audiomixer "$pipelines/broadcast-stereo.sh" "${model[@]}" --center in.wav out.wav
+  step "the check fails on what gst-launch-1.0 would refuse"
+  expect_status 1 "$pipelines/mic-to-speakers.sh" "${model[@]}" --sink "fakesink no-such-property=1"
+  expect_status 1 "$pipelines/mic-to-speakers.sh" "${model[@]}" --source "no-such-element"
+  step "usage errors"
+  expect_status 2 "$pipelines/offline.sh" "${model[@]}" --top-kk 5 in.wav out.wav
+  expect_status 2 "$pipelines/offline.sh" "${model[@]}" only-one.wav
+  expect_status 2 "$pipelines/offline.sh" in.wav out.wav  # no model
+  ;;
+
+fetch-model)
+  script=$pipelines/fetch-model.sh
+  step "fetch-model.sh is valid bash (and shellcheck-clean where shellcheck is installed)"
+  bash -n "$script"
+  if command -v shellcheck >/dev/null; then shellcheck "$script"; fi
+  step "--dry-run names the released files and the model directory"
+  "$script" --dry-run --model-dir "$tmp/m" >"$tmp/plan"
+  cat "$tmp/plan"
+  base=https://huggingface.co/nvidia/personaplex-7b-v1/resolve/main
+  for f in model.safetensors tokenizer-e351c8d8-checkpoint125.safetensors tokenizer_spm_32k_3.model voices.tgz; do
+    grep -qxF "fetch $base/$f -> $tmp/m/$f" "$tmp/plan" || { echo "FAIL: $f not planned"; exit 1; }
+  done
+  grep -qxF "unpack $tmp/m/voices.tgz -> $tmp/m/voices/" "$tmp/plan"
+  [ ! -e "$tmp/m" ] || { echo "FAIL: a dry run created files"; exit 1; }
+  "$script" --dry-run --revision v1 --repo someone/fork >"$tmp/plan"
+  grep -q "^fetch https://huggingface.co/someone/fork/resolve/v1/voices.tgz -> " "$tmp/plan"
+  step "without HF_TOKEN it stops before fetching anything"
+  HF_TOKEN='' expect_status 2 "$script" --model-dir "$tmp/m"
+  [ ! -e "$tmp/m" ]
+  expect_status 2 "$script" --bogus
+  ;;
+
+voice)
+  step "personaplex-voice make: a voice from voice_f32.wav through the fixture model"
+  "$tools/personaplex-voice" make --lm-weights "$F/lm/weights.safetensors" --lm-config "$F/lm/config.json" \
+    --mimi-weights "$F/mimi/weights.safetensors" --mimi-config "$F/mimi/config.json" --device cpu \
+    --input "$F/lm/voice_f32.wav" --output "$tmp/made.pt"
+  "$PERSONAPLEX_VOICE_CHECK" "$tmp/made.pt" "$F"
+  step "personaplex-voice list: sizes of good voices, errors of broken ones"
+  mkdir "$tmp/voices"
+  cp "$tmp/made.pt" "$tmp/voices/MADE.pt"
+  cp "$F/lm/voice.pt" "$tmp/voices/REF.pt"
+  cp "$F/lm/voice_f32.wav" "$tmp/voices/SPOKEN.wav"
+  head -c 300 "$F/lm/voice.pt" >"$tmp/voices/CUT.pt"
+  echo "not audio" >"$tmp/voices/NOISE.wav"
+  expect_status 1 "$tools/personaplex-voice" list "$tmp/voices" --lm-config "$F/lm/config.json" >"$tmp/list"
+  cat "$tmp/list"
+  grep -Eq '^MADE\.pt +pt +steps 9 +0\.72 s +embeddings float32 \[9, 1, 1, 64\], cache \[1, 17, 4\]$' "$tmp/list"
+  grep -Eq '^REF\.pt +pt +steps 9 ' "$tmp/list"
+  grep -Eq '^SPOKEN\.wav +wav +steps 9 +0\.72 s +audio 0\.75 s, 24000 Hz, 1 channel$' "$tmp/list"
+  grep -Eq '^CUT\.pt +pt +error: .*CUT\.pt' "$tmp/list"
+  grep -Eq '^NOISE\.wav +wav +error: .*NOISE\.wav' "$tmp/list"
+  grep -q '^5 voices in .* (dim 64), 2 unusable$' "$tmp/list"
+  step "against the released sizes the tiny voices do not fit"
+  rm "$tmp/voices/CUT.pt" "$tmp/voices/NOISE.wav"
+  expect_status 1 "$tools/personaplex-voice" list "$tmp/voices" >"$tmp/list"
+  grep -Eq "^MADE\.pt +pt +error: .*expected \[N, 1, 1, 4096\]" "$tmp/list"
+  step "usage errors"
+  expect_status 2 "$tools/personaplex-voice" make --input "$F/lm/voice_f32.wav"
+  expect_status 2 "$tools/personaplex-voice" list
+  expect_status 1 "$tools/personaplex-voice" list "$tmp/none"
+  ;;
+
+make-model)
+  need personaplex
+  step "personaplex-make-model: the fixture sizes, the fixture tokenizer"
+  "$tools/personaplex-make-model" --output "$tmp/model" --lm-config "$F/lm/config.json" \
+    --mimi-config "$F/mimi/config.json" --tokenizer "$F/lm/tokenizer.model" --lm-dtype float32 --seed 7
+  ls -l "$tmp/model" "$tmp/model/voices"
+  for f in model.safetensors tokenizer-e351c8d8-checkpoint125.safetensors tokenizer_spm_32k_3.model \
+           lm_config.json mimi_config.json voices/RANDOM.pt; do
+    [ -s "$tmp/model/$f" ] || { echo "FAIL: no $f"; exit 1; }
+  done
+  cmp "$F/lm/tokenizer.model" "$tmp/model/tokenizer_spm_32k_3.model"
+  # The reference's state dicts of these sizes: every name and shape.
+  check layout "$tmp/model/model.safetensors" "$F/lm/weights.safetensors"
+  check layout "$tmp/model/tokenizer-e351c8d8-checkpoint125.safetensors" "$F/mimi/weights.safetensors"
+  expect_status 1 "$tools/personaplex-make-model" --output "$tmp/model"  # exists
+  "$tools/personaplex-voice" list "$tmp/model/voices" | tee "$tmp/list"
+  grep -Eq '^RANDOM\.pt +pt +steps 12 .*float32 \[12, 1, 1, 64\], cache \[1, 17, 4\]$' "$tmp/list"
+  step "personaplex runs on it through gst-launch (model-dir alone; its only voice by default)"
+  "$pipelines/offline.sh" --model-dir "$tmp/model" --device cpu "$user" "$tmp/out.wav"
+  check wav "$tmp/out.wav" --channels 1 --rate 24000 --frames $user_frames --min-rms 1e-4
+  step "same seed, same files; a bf16 LM loads too"
+  "$tools/personaplex-make-model" --output "$tmp/again" --lm-config "$F/lm/config.json" \
+    --mimi-config "$F/mimi/config.json" --tokenizer "$F/lm/tokenizer.model" --lm-dtype float32 --seed 7
+  for f in model.safetensors tokenizer-e351c8d8-checkpoint125.safetensors voices/RANDOM.pt; do
+    cmp "$tmp/model/$f" "$tmp/again/$f"
+  done
+  "$tools/personaplex-make-model" --output "$tmp/again" --force --lm-config "$F/lm/config.json" \
+    --mimi-config "$F/mimi/config.json" --tokenizer "$F/lm/tokenizer.model"
+  "$pipelines/offline.sh" --model-dir "$tmp/again" --device cpu --greedy "$user" "$tmp/bf16.wav"
+  check wav "$tmp/bf16.wav" --frames $user_frames --min-rms 1e-4
+  if [ -x "$tools/personaplex-spm-train" ]; then
+    step "without --tokenizer: one trained with the LM's text vocabulary"
+    "$tools/personaplex-make-model" --output "$tmp/trained" --lm-config "$F/lm/config.json" \
+      --mimi-config "$F/mimi/config.json"
+    "$pipelines/offline.sh" --model-dir "$tmp/trained" --device cpu "$user" "$tmp/trained.wav"
+    check wav "$tmp/trained.wav" --frames $user_frames --min-rms 1e-4
+  fi
+  ;;
+
+*)
+  echo "unknown case $case_name"
+  exit 2
+  ;;
+esac
+echo "passed: $case_name"
