@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# regenerate.sh: redraws the pipeline pictures of docs/cookbook.md from
+# GStreamer's own graph dumps (GST_DEBUG_DUMP_DOT_DIR) of the scripts in
+# pipelines/, run on a small model, converted by graphviz's dot to SVG.
+#
+# Usage: docs/images/regenerate.sh (--fixtures DIR | --model-dir DIR) [--plugin-dir DIR]
+#   --fixtures DIR    the reference fixtures' tiny model (../shared/fixtures)
+#   --model-dir DIR   a model directory, e.g. one from personaplex-make-model
+#   --plugin-dir DIR  the built plugin (default build/gst)
+#
+# Requires graphviz (dot), gst-plugins-base/good and the personaplex plugin.
+# Paths inside the pictures are relative: the pipelines run in a scratch
+# directory where the model is "model" and the input "question.wav".
+set -euo pipefail
+
+usage() { sed -n '2,/^$/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+
+images=$(cd "$(dirname "$0")" && pwd)
+pipelines=$(cd "$images/../../pipelines" && pwd)
+plugin_dir=$(cd "$images/../.." && pwd)/build/gst
+model_opt='' model_path=''
+while [ $# -gt 0 ]; do
+  [ $# -ge 2 ] || usage
+  case $1 in
+    --fixtures|--model-dir) model_opt=$1; model_path=$(cd "$2" && pwd) ;;
+    --plugin-dir) plugin_dir=$(cd "$2" && pwd) ;;
+    *) usage ;;
+  esac
+  shift 2
+done
+[ -n "$model_opt" ] || usage
+command -v dot >/dev/null || { echo "regenerate.sh: graphviz's dot is required" >&2; exit 2; }
+export GST_PLUGIN_PATH=$plugin_dir
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+ln -s "$model_path" model
+input=$model_path/lm/user_f32.wav
+[ -f "$input" ] || input=$(find "$model_path" -name '*.wav' | head -n 1)
+if [ -z "$input" ]; then
+  gst-launch-1.0 -q audiotestsrc num-buffers=20 ! audio/x-raw,rate=24000,channels=1 ! wavenc ! \
+    filesink location=question.wav
+else
+  cp "$input" question.wav
+fi
+model=("$model_opt" model --device cpu)
+
+# draw NAME COMMAND...: runs the command with graph dumps on and keeps the
+# graph of the pipeline as it went to PLAYING.
+draw() {
+  local name=$1
+  shift
+  rm -rf dumps && mkdir dumps
+  GST_DEBUG_DUMP_DOT_DIR=$work/dumps "$@" >/dev/null
+  local graph
+  graph=$(find dumps -name '*PAUSED_PLAYING.dot' | sort | head -n 1)
+  [ -n "$graph" ] || { echo "regenerate.sh: $name gave no graph" >&2; exit 1; }
+  dot -Tsvg "$graph" >"$images/$name.svg"
+  echo "$images/$name.svg"
+}
+
+draw offline "$pipelines/offline.sh" "${model[@]}" question.wav answer.wav
+draw record-mkv "$pipelines/record-mkv.sh" "${model[@]}" question.wav talk.mkv
+draw broadcast-stereo "$pipelines/broadcast-stereo.sh" "${model[@]}" question.wav show.wav
+# The live ones run for a few seconds; a test tone stands in for the sound card.
+draw mic-to-speakers timeout -s INT 3 "$pipelines/mic-to-speakers.sh" "${model[@]}" \
+  --source "audiotestsrc is-live=true" --sink fakesink || true
+draw rtp-opus timeout -s INT 3 "$pipelines/rtp-opus.sh" "${model[@]}" --port 25004 --reply-port 25006 || true
