@@ -120,33 +120,6 @@ std::vector<float> test_signal(size_t n, unsigned seed) {
   return pcm;
 }
 
-static GstBuffer *timed(GstBuffer *buffer, size_t n, GstClockTime pts) {
-  GST_BUFFER_PTS(buffer) = pts;
-  GST_BUFFER_DURATION(buffer) = gst_util_uint64_scale_int(n, GST_SECOND, kRate);
-  return buffer;
-}
-
-GstBuffer *f32_buffer(const float *samples, size_t n, GstClockTime pts) {
-  GstBuffer *buffer = gst_buffer_new_allocate(nullptr, n * 4, nullptr);
-  GstMapInfo map;
-  gst_buffer_map(buffer, &map, GST_MAP_WRITE);
-  for (size_t i = 0; i < n; ++i) GST_WRITE_FLOAT_LE(map.data + 4 * i, samples[i]);
-  gst_buffer_unmap(buffer, &map);
-  return timed(buffer, n, pts);
-}
-
-GstBuffer *s16_buffer(const float *samples, size_t n, GstClockTime pts) {
-  GstBuffer *buffer = gst_buffer_new_allocate(nullptr, n * 2, nullptr);
-  GstMapInfo map;
-  gst_buffer_map(buffer, &map, GST_MAP_WRITE);
-  for (size_t i = 0; i < n; ++i) {
-    const long v = std::lrint(samples[i] * 32768.0);
-    GST_WRITE_UINT16_LE(map.data + 2 * i, static_cast<guint16>(CLAMP(v, -32768L, 32767L)));
-  }
-  gst_buffer_unmap(buffer, &map);
-  return timed(buffer, n, pts);
-}
-
 GstBuffer *codes_buffer(const std::vector<guint16> &codes, GstClockTime pts) {
   GstBuffer *buffer = gst_buffer_new_allocate(nullptr, codes.size() * 2, nullptr);
   GstMapInfo map;
@@ -165,15 +138,6 @@ std::vector<guint16> codes_of(GstBuffer *buffer) {
   for (size_t i = 0; i < codes.size(); ++i) codes[i] = GST_READ_UINT16_LE(map.data + 2 * i);
   gst_buffer_unmap(buffer, &map);
   return codes;
-}
-
-std::vector<float> f32_of(GstBuffer *buffer) {
-  GstMapInfo map;
-  gst_buffer_map(buffer, &map, GST_MAP_READ);
-  std::vector<float> pcm(map.size / 4);
-  for (size_t i = 0; i < pcm.size(); ++i) pcm[i] = GST_READ_FLOAT_LE(map.data + 4 * i);
-  gst_buffer_unmap(buffer, &map);
-  return pcm;
 }
 
 void push_f32(GstHarness *h, const std::vector<float> &pcm, size_t chunk, size_t first_sample) {
@@ -221,30 +185,6 @@ void flush_and_restart(GstHarness *h) {
   GstSegment segment;
   gst_segment_init(&segment, GST_FORMAT_TIME);
   fail_unless(gst_harness_push_event(h, gst_event_new_segment(&segment)));
-}
-
-void release_bus(GstBus *bus) {
-  gst_bus_set_flushing(bus, TRUE);
-  gst_object_unref(bus);
-}
-
-std::string pop_message(GstBus *bus, GstMessageType type, GError **error_out) {
-  GstMessage *msg = gst_bus_pop_filtered(bus, type);
-  if (!msg) return "";
-  GError *error = nullptr;
-  gchar *debug = nullptr;
-  if (type == GST_MESSAGE_ERROR)
-    gst_message_parse_error(msg, &error, &debug);
-  else
-    gst_message_parse_warning(msg, &error, &debug);
-  std::string text = std::string(error->message) + " | " + (debug ? debug : "");
-  if (error_out)
-    *error_out = error;
-  else
-    g_error_free(error);
-  g_free(debug);
-  gst_message_unref(msg);
-  return text;
 }
 
 }  // namespace mimitest

@@ -3,6 +3,8 @@
 // present, harnesses around configured elements, and buffer readers.
 #pragma once
 
+#include "check_buffers.h"
+
 // libtorch and the C++ library come before gstcheck.h, whose check.h macros
 // (fail, ...) would break them; the tests include nothing after this file.
 #include <ATen/ATen.h>
@@ -27,6 +29,12 @@
 #include <gst/check/gstharness.h>
 
 namespace mimitest {
+
+using checkutil::f32_buffer;
+using checkutil::f32_of;
+using checkutil::pop_message;
+using checkutil::release_bus;
+using checkutil::s16_buffer;
 
 constexpr int kRate = 24000;
 constexpr int kFrame = 1920;     // samples per frame of every test model
@@ -65,14 +73,10 @@ GstHarness *harness(const char *factory, const ModelFiles &model, GstBus *bus = 
 // Deterministic test audio: `n` samples of tones and noise in [-0.6, 0.6].
 std::vector<float> test_signal(size_t n, unsigned seed = 1);
 
-// Buffers to push.
-GstBuffer *f32_buffer(const float *samples, size_t n, GstClockTime pts);
-GstBuffer *s16_buffer(const float *samples, size_t n, GstClockTime pts);
 GstBuffer *codes_buffer(const std::vector<guint16> &codes, GstClockTime pts);
 
 // Buffers pulled.
 std::vector<guint16> codes_of(GstBuffer *buffer);
-std::vector<float> f32_of(GstBuffer *buffer);
 
 // Pushes `pcm` as F32LE frames of `chunk` samples with running timestamps.
 void push_f32(GstHarness *h, const std::vector<float> &pcm, size_t chunk, size_t first_sample = 0);
@@ -88,12 +92,6 @@ std::vector<std::vector<guint16>> encode(const ModelFiles &model, const std::vec
 // Pushes a flush, a fresh stream start and segment through `h`.
 void flush_and_restart(GstHarness *h);
 
-// Drops `bus` and its pending messages (which hold their elements, which
-// hold the bus).
-void release_bus(GstBus *bus);
 
-// Pops the first message of `type` from `bus` and returns its text and
-// debug string joined; "" when none.
-std::string pop_message(GstBus *bus, GstMessageType type, GError **error_out = nullptr);
 
 }  // namespace mimitest

@@ -3,6 +3,8 @@
 // pads, and buffer readers.
 #pragma once
 
+#include "check_buffers.h"
+
 // libtorch and the C++ library come before gstcheck.h, whose check.h macros
 // would break them; the tests include nothing after this file.
 #include <ATen/ATen.h>
@@ -16,6 +18,12 @@
 #include <gst/check/gsttestclock.h>
 
 namespace pptest {
+
+using checkutil::f32_buffer;
+using checkutil::f32_of;
+using checkutil::pop_message;
+using checkutil::release_bus;
+using checkutil::s16_buffer;
 
 constexpr int kRate = 24000;
 constexpr size_t kFrame = 1920;
@@ -46,14 +54,11 @@ GstHarness *harness(GstElement *element, bool live = false);
 // A harness on text_src alone.
 GstHarness *text_harness(GstElement *element);
 
-GstBuffer *f32_buffer(const float *samples, size_t n, GstClockTime pts);
-GstBuffer *s16_buffer(const float *samples, size_t n, GstClockTime pts);
 // Pushes samples [first, first + count) of `pcm` in buffers of `chunk`,
 // timestamped from `start`.
 void push_pcm(GstHarness *h, const std::vector<float> &pcm, size_t first, size_t count, size_t chunk,
               GstClockTime start = 0);
 
-std::vector<float> f32_of(GstBuffer *buffer);
 std::vector<float> pull_all_f32(GstHarness *h, std::vector<GstBuffer *> *kept = nullptr);
 // The frames [first, first + count) of `pcm`.
 std::vector<float> frames_of(const std::vector<float> &pcm, size_t first, size_t count);
@@ -69,14 +74,10 @@ std::vector<TextItem> pull_text(GstHarness *text, bool *saw_eos = nullptr);
 // Whether an event of `type` is among those the harness received.
 bool received_event(GstHarness *h, GstEventType type);
 
-// The first message of `type` ("text | debug"), "" when none.
-std::string pop_message(GstBus *bus, GstMessageType type, GError **error_out = nullptr);
 // The first element message named `name` (a copy of its structure), or
 // null when none comes within `timeout`.
 GstStructure *pop_element_message(GstBus *bus, const char *name, GstClockTime timeout = 0);
 
-// Drops the bus's messages (they hold the element) and the caller's ref.
-void release_bus(GstBus *bus);
 
 // A scratch directory of this test process.
 std::string scratch_dir();
