@@ -412,7 +412,7 @@ static void gst_mimi_dec_class_init(GstMimiDecClass *klass) {
       "Codec/Decoder/Audio",
       "Decodes codes of Mimi, the neural codec of Moshi and PersonaPlex, into 24 kHz mono "
       "audio, concealing lost frames",
-      "gst-personaplex contributors");
+      "gst-personaplex developers");
 
   dec_class->start = GST_DEBUG_FUNCPTR(gst_mimi_dec_start);
   dec_class->stop = GST_DEBUG_FUNCPTR(gst_mimi_dec_stop);

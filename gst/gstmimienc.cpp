@@ -247,7 +247,7 @@ static void gst_mimi_enc_class_init(GstMimiEncClass *klass) {
       "Codec/Encoder/Audio",
       "Encodes 24 kHz mono audio into codes of Mimi, the neural codec of Moshi and "
       "PersonaPlex (8 codebooks at 12.5 frames/s)",
-      "gst-personaplex contributors");
+      "gst-personaplex developers");
 
   enc_class->start = GST_DEBUG_FUNCPTR(gst_mimi_enc_start);
   enc_class->stop = GST_DEBUG_FUNCPTR(gst_mimi_enc_stop);
