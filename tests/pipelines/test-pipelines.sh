@@ -81,13 +81,15 @@ rtp)
   need personaplex udpsrc udpsink rtpjitterbuffer rtpopuspay rtpopusdepay opusenc opusdec wavenc
   port=$((20000 + $$ % 20000 * 2)) reply=$((port + 1))
   step "rtp-opus.sh on 127.0.0.1:$port answering to $reply; rtp-opus-send.sh sends the user's side"
-  timeout -s INT -k 5 12 "$pipelines/rtp-opus.sh" "${model[@]}" --port $port --reply-port $reply \
+  timeout -s INT -k 5 30 "$pipelines/rtp-opus.sh" "${model[@]}" --port $port --reply-port $reply \
     >"$tmp/agent.log" 2>&1 &
   pids+=($!)
-  # The agent needs a moment to load and run its prompts; it then talks all along.
-  sleep 2
+  # The agent talks from the moment it has loaded and run its prompts: wait
+  # for its first packet.
+  timeout 60 gst-launch-1.0 -q udpsrc port=$reply num-buffers=1 ! fakesink
   "$pipelines/rtp-opus-send.sh" --port $port --reply-port $reply --seconds 5 "$user" "$tmp/answer.wav"
-  wait "${pids[0]}" || true  # the agent's time limit
+  kill -INT "${pids[0]}"
+  wait "${pids[0]}" || true
   cat "$tmp/agent.log"
   # The agent talked all along: about 5 s of answer, decoded at 48 kHz.
   check wav "$tmp/answer.wav" --channels 1 --rate 48000 --min-frames $((4 * 48000)) --min-rms 1e-3
