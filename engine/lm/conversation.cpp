@@ -1,6 +1,7 @@
 #include "lm/conversation.h"
 
 #include "core/error.h"
+#include "lm/ops.h"
 
 namespace personaplex::lm {
 namespace {
@@ -68,11 +69,14 @@ std::optional<StepResult> Conversation::step(const StepTokens &in) {
   return run(*cols, model_->embed_column(ring_.column(cols->input)));
 }
 
-std::optional<StepResult> Conversation::step_embedding(const at::Tensor &embedding) {
-  const auto &c = model_->config();
-  if (embedding.numel() != c.dim)
+static void check_embedding(const at::Tensor &embedding, int64_t dim) {
+  if (embedding.numel() != dim)
     throw Error("voice embedding of " + std::to_string(embedding.numel()) + " values, the model's dim is " +
-                std::to_string(c.dim));
+                std::to_string(dim));
+}
+
+std::optional<TokenRing::Columns> Conversation::prepare_embedding() {
+  const auto &c = model_->config();
   // The reference feeds initial tokens as given audio and PAD as text, twice
   // at the very start (the first call only primes the ring).
   StepTokens dummy;
@@ -81,8 +85,63 @@ std::optional<StepResult> Conversation::step_embedding(const at::Tensor &embeddi
   dummy.user.assign(size_t(c.user_codebooks()), c.card);
   auto cols = ring_.prepare(dummy);
   if (!cols) cols = ring_.prepare(dummy);
+  return cols;
+}
+
+std::optional<StepResult> Conversation::step_embedding(const at::Tensor &embedding) {
+  const auto &c = model_->config();
+  check_embedding(embedding, c.dim);
+  auto cols = prepare_embedding();
   at::Tensor x = embedding.to(model_->device(), model_->dtype()).reshape({1, 1, c.dim});
   return run(*cols, x);
+}
+
+bool Conversation::predictions_given(int64_t target) const {
+  for (int64_t row = 0; row <= model_->config().dep_q; ++row)
+    if (!ring_.given(row, target)) return false;
+  return true;
+}
+
+void Conversation::run_chunk(std::vector<at::Tensor> &inputs) {
+  if (inputs.empty()) return;
+  at::Tensor h = temporal_prefill(model_->weights(), at::cat(inputs, 1), temporal_);
+  if (options_.keep_logits) {
+    text_logits_ = model_->text_logits(model_->out_norm(h.narrow(1, h.size(1) - 1, 1)))[0].to(at::kCPU);
+    audio_logits_ = at::empty({0, model_->config().card}, at::kFloat);
+  }
+  inputs.clear();
+}
+
+void Conversation::prefill(const std::vector<ForcedStep> &steps) {
+  const auto &c = model_->config();
+  for (const auto &s : steps) {
+    if (s.embedding.defined()) check_embedding(s.embedding, c.dim);
+    else validate(s.tokens);
+  }
+  // Inputs of the steps not run yet: their ring updates are done, their
+  // temporal step is pending in a chunk.
+  std::vector<at::Tensor> chunk;
+  for (const auto &s : steps) {
+    auto cols = s.embedding.defined() ? prepare_embedding() : ring_.prepare(s.tokens);
+    if (!cols) continue;
+    at::Tensor x = s.embedding.defined() ? s.embedding.to(model_->device(), model_->dtype()).reshape({1, 1, c.dim})
+                                         : model_->embed_column(ring_.column(cols->input));
+    if (!predictions_given(cols->target) || !prefill_fits(temporal_, int64_t(chunk.size()) + 1)) {
+      run_chunk(chunk);
+      run(*cols, x);
+      continue;
+    }
+    if (record_) embeddings_.push_back(x.detach().to(at::kCPU).clone());
+    // Keep the generator where stepping would leave it.
+    if (!options_.sampling.greedy) {
+      io_.text_noise.exponential_(1.0, generator_);
+      io_.audio_noise.exponential_(1.0, generator_);
+    }
+    // Every prediction is overridden: nothing sampled is written.
+    ring_.finish(*cols, std::nullopt, {});
+    chunk.push_back(x);
+  }
+  run_chunk(chunk);
 }
 
 int64_t Conversation::depformer_steps(int64_t target) const {
@@ -114,31 +173,39 @@ void Conversation::write_inputs(const TokenRing::Columns &cols, const at::Tensor
   }
 }
 
+int64_t Conversation::begin_step(const TokenRing::Columns &cols, const at::Tensor &embedding) {
+  if (record_) embeddings_.push_back(embedding.detach().to(at::kCPU).clone());
+  write_inputs(cols, embedding);
+  return depformer_steps(cols.target);
+}
+
+std::optional<StepResult> Conversation::end_step(const TokenRing::Columns &cols, const int64_t *tokens,
+                                                 int64_t dsteps) {
+  const int64_t t = cols.target, step_index = ring_.offset();
+  temporal_.kv.advance();
+  ++temporal_.offset;
+  std::optional<int64_t> text;
+  if (!ring_.given(0, t)) text = tokens[0];
+  auto out = ring_.finish(cols, text, std::vector<int64_t>(tokens + 1, tokens + 1 + dsteps));
+  if (!out) return std::nullopt;
+  return StepResult{step_index, std::move(*out)};
+}
+
 std::optional<StepResult> Conversation::run(const TokenRing::Columns &cols,
                                             const at::Tensor &embedding) {
   const LmWeights &w = model_->weights();
-  const int64_t t = cols.target, step_index = ring_.offset();
-  if (record_) embeddings_.push_back(embedding.detach().to(at::kCPU).clone());
-  write_inputs(cols, embedding);
-  const int64_t dsteps = depformer_steps(t);
+  const int64_t dsteps = begin_step(cols, embedding);
   const bool split = temporal_.kv.split();
   runner_.run(dsteps * 2 + (split ? 1 : 0),
               [&] { model_step(w, options_.sampling, temporal_, io_, dsteps, split); });
-  temporal_.kv.advance();
-  ++temporal_.offset;
 
   // One transfer for everything sampled this step.
   at::Tensor host = io_.tokens.to(at::kCPU);
-  const int64_t *p = host.data_ptr<int64_t>();
   if (options_.keep_logits) {
     text_logits_ = io_.text_logits[0].to(at::kCPU);
     audio_logits_ = io_.audio_logits[0].narrow(0, 0, dsteps).to(at::kCPU);
   }
-  std::optional<int64_t> text;
-  if (!ring_.given(0, t)) text = p[0];
-  auto out = ring_.finish(cols, text, std::vector<int64_t>(p + 1, p + 1 + dsteps));
-  if (!out) return std::nullopt;
-  return StepResult{step_index, std::move(*out)};
+  return end_step(cols, host.data_ptr<int64_t>(), dsteps);
 }
 
 void Conversation::pin_prompt() {

@@ -44,6 +44,12 @@ struct StepResult {
   at::Tensor agent_codes() const;      // int64 [1, kAudioCodebooks, 1], CPU (Mimi's input)
 };
 
+// A forced step: tokens, or a stored input embedding (see step_embedding).
+struct ForcedStep {
+  StepTokens tokens;
+  at::Tensor embedding;  // when defined, replayed instead of the tokens
+};
+
 class Conversation {
  public:
   explicit Conversation(std::shared_ptr<const LmModel> model, ConversationOptions options = {});
@@ -59,6 +65,13 @@ class Conversation {
   // Replays a stored input embedding ([dim] values in any shape) in place of
   // the embedding of the ring's column, as the reference's voice replay does.
   std::optional<StepResult> step_embedding(const at::Tensor &embedding);
+
+  // The same as step() / step_embedding() on each, in order (their outputs
+  // dropped), but steps whose predictions are all overridden by given tokens
+  // run the temporal transformer as one causal chunk and skip the depformer
+  // and sampling (the generator still draws what those steps would have
+  // drawn). Others, and steps past the cache's room, run one by one.
+  void prefill(const std::vector<ForcedStep> &steps);
 
   // Pins every KV entry written so far (the prompt) when options.pin_prompt;
   // a no-op otherwise.
@@ -86,7 +99,17 @@ class Conversation {
 
  private:
   void validate(const StepTokens &in) const;
+  std::optional<TokenRing::Columns> prepare_embedding();
+  bool predictions_given(int64_t target) const;
+  void run_chunk(std::vector<at::Tensor> &inputs);
   std::optional<StepResult> run(const TokenRing::Columns &cols, const at::Tensor &embedding);
+  // run() in two halves around the model step (the batch server runs the
+  // model step for several conversations at once): inputs and noise written
+  // to io_, depformer steps returned; then the ring and counters advanced
+  // from the host copy of io_.tokens.
+  int64_t begin_step(const TokenRing::Columns &cols, const at::Tensor &embedding);
+  std::optional<StepResult> end_step(const TokenRing::Columns &cols, const int64_t *tokens, int64_t dsteps);
+  friend class BatchServer;
   int64_t depformer_steps(int64_t target) const;
   void write_inputs(const TokenRing::Columns &cols, const at::Tensor &embedding);
 

@@ -37,7 +37,7 @@ class PinnedKVCache {
   // The next step sees the pinned keys from the end of the context (the
   // window has rolled past them).
   bool split() const { return pinned_ > 0 && end_ >= capacity_; }
-  void advance() { ++end_; }  // the next step was written
+  void advance(int64_t steps = 1) { end_ += steps; }  // the next steps were written
 
   // Keeps steps 0..n-1 for good. Allowed while nothing has been overwritten
   // (end() <= capacity) and n < capacity; throws Error otherwise.

@@ -13,24 +13,34 @@ namespace {
 
 constexpr int64_t kTextPad = 3;
 
-StepTokens filler_step(int64_t text, const std::vector<int64_t> &agent) {
-  StepTokens s;
-  s.text = text;
-  s.agent = agent;
-  s.user = kSineTokens;
+ForcedStep filler_step(int64_t text, const std::vector<int64_t> &agent) {
+  ForcedStep s;
+  s.tokens.text = text;
+  s.tokens.agent = agent;
+  s.tokens.user = kSineTokens;
   return s;
 }
 
-void run_voice(Conversation &conv, const VoicePrompt &voice, int64_t frames) {
+void run_steps(Conversation &conv, const std::vector<ForcedStep> &steps, bool prefill) {
+  if (prefill) return conv.prefill(steps);
+  for (const auto &s : steps) {
+    if (s.embedding.defined()) conv.step_embedding(s.embedding);
+    else conv.step(s.tokens);
+  }
+}
+
+void run_voice(Conversation &conv, const VoicePrompt &voice, int64_t frames, bool prefill) {
+  std::vector<ForcedStep> steps(size_t(std::max<int64_t>(frames, 0)));
   if (voice.codes.defined()) {
     at::Tensor codes = voice.codes.to(at::kCPU, at::kLong).contiguous();
     for (int64_t f = 0; f < frames; ++f) {
       at::Tensor col = codes.select(1, f).contiguous();
-      std::vector<int64_t> agent(col.data_ptr<int64_t>(), col.data_ptr<int64_t>() + col.numel());
-      conv.step(filler_step(kTextPad, agent));
+      steps[size_t(f)] = filler_step(kTextPad, {col.data_ptr<int64_t>(), col.data_ptr<int64_t>() + col.numel()});
     }
+    run_steps(conv, steps, prefill);
   } else if (voice.stored.embeddings.defined()) {
-    for (int64_t f = 0; f < frames; ++f) conv.step_embedding(voice.stored.embeddings[f]);
+    for (int64_t f = 0; f < frames; ++f) steps[size_t(f)].embedding = voice.stored.embeddings[f];
+    run_steps(conv, steps, prefill);
     conv.ring().load(voice.stored.cache);
   }
 }
@@ -74,7 +84,7 @@ VoiceEmbeddings run_prompts(Conversation &conv, const Prompt &prompt, const Warn
 
   VoiceEmbeddings saved;
   conv.record_embeddings(save_voice && prompt.voice.codes.defined());
-  run_voice(conv, prompt.voice, voice_frames);
+  run_voice(conv, prompt.voice, voice_frames, prompt.prefill);
   conv.record_embeddings(false);
   if (save_voice && prompt.voice.codes.defined()) {
     auto embeddings = conv.take_embeddings();
@@ -82,10 +92,12 @@ VoiceEmbeddings run_prompts(Conversation &conv, const Prompt &prompt, const Warn
     saved.embeddings = at::stack(embeddings).view({-1, 1, 1, c.dim});
     saved.cache = conv.ring().to_tensor();
   }
-  for (int64_t i = 0; i < prompt.silence_steps; ++i) conv.step(filler_step(kTextPad, kSilenceTokens));
+  std::vector<ForcedStep> steps;
+  for (int64_t i = 0; i < prompt.silence_steps; ++i) steps.push_back(filler_step(kTextPad, kSilenceTokens));
   for (int64_t i = 0; i < text_count; ++i)
-    conv.step(filler_step(prompt.text_tokens[size_t(i)], kSilenceTokens));
-  for (int64_t i = 0; i < prompt.silence_steps; ++i) conv.step(filler_step(kTextPad, kSilenceTokens));
+    steps.push_back(filler_step(prompt.text_tokens[size_t(i)], kSilenceTokens));
+  for (int64_t i = 0; i < prompt.silence_steps; ++i) steps.push_back(filler_step(kTextPad, kSilenceTokens));
+  run_steps(conv, steps, prompt.prefill);
   conv.pin_prompt();
   return saved;
 }

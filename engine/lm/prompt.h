@@ -31,6 +31,9 @@ struct Prompt {
   VoicePrompt voice;                 // may be empty
   std::vector<int64_t> text_tokens;  // the encoded role text; may be empty
   int64_t silence_steps = 6;         // int(0.5 s * 12.5 Hz)
+  // Run the phases through Conversation::prefill (one batched temporal
+  // forward, same result) rather than step by step.
+  bool prefill = true;
 };
 
 using WarningFn = std::function<void(const std::string &)>;

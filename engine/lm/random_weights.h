@@ -5,6 +5,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
 
 #include "lm/weights.h"
 
@@ -13,5 +17,13 @@ namespace personaplex::lm {
 std::shared_ptr<const LmWeights> random_lm_weights(const LmConfig &config, const at::Device &device,
                                                    at::ScalarType dtype, uint64_t seed = 0,
                                                    double scale = 0.02);
+
+// Every tensor of the released LM file for this configuration: the names
+// and shapes LmWeights::load reads.
+std::vector<TensorSpec> lm_weight_specs(const LmConfig &config, at::ScalarType dtype);
+
+// Writes random weights in the released layout, one tensor at a time.
+void write_random_lm_weights(const std::string &path, const LmConfig &config, at::ScalarType dtype,
+                             uint64_t seed = 0, double scale = 0.02);
 
 }  // namespace personaplex::lm

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/error.h"
 #include "lm/ops.h"
 
 namespace personaplex::lm {
@@ -28,10 +29,9 @@ at::Tensor rotate(const at::Tensor &x, const Rotation &r) {
   return at::stack({re * r.cos - im * r.sin, re * r.sin + im * r.cos}, -1).flatten(-2).to(x.scalar_type());
 }
 
-// One query over the written slots.
+// Queries over the slots where `mask` ([..., Tq, S], broadcast) is true.
 at::Tensor masked_attention(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v,
-                            const at::Tensor &written) {
-  at::Tensor mask = written.view({1, 1, 1, -1});
+                            const at::Tensor &mask) {
 #if TORCH_VERSION_MAJOR >= 2
   return at::scaled_dot_product_attention(q, k, v, mask);
 #else
@@ -53,22 +53,104 @@ at::Tensor split_attention(const at::Tensor &q_roll, const at::Tensor &q_pin, co
   return at::matmul(at::softmax(s, -1), v.to(at::kFloat)).to(v.scalar_type());
 }
 
+// One conversation's attention from its projected qkv [3, 1, H, 1, D]:
+// writes its key and value at `slot`, returns [1, H, 1, D].
+at::Tensor attend_one(const at::Tensor &qkv, PinnedKVCache &kv, size_t layer, const at::Tensor &slot,
+                      const Rotation &rot, const Rotation *pinned_rot) {
+  at::Tensor qk = rotate(qkv.narrow(0, 0, 2), rot);
+  const at::Tensor &keys = kv.keys(layer), &values = kv.values(layer);
+  keys.index_copy_(2, slot, qk[1]);
+  values.index_copy_(2, slot, qkv[2]);
+  return pinned_rot ? split_attention(qk[0], rotate(qkv[0], *pinned_rot), keys, values, kv.written(),
+                                      kv.pinned_slots())
+                    : masked_attention(qk[0], keys, values, kv.written().view({1, 1, 1, -1}));
+}
+
 at::Tensor self_attention(const nn::LayerWeights &l, const nn::TransformerConfig &c, const at::Tensor &x,
                           PinnedKVCache &kv, size_t layer, const at::Tensor &slot, const Rotation &rot,
                           const Rotation *pinned_rot) {
   const int64_t B = x.size(0), H = c.num_heads;
   at::Tensor qkv = at::linear(x, l.in_proj).view({B, 1, 3, H, -1}).permute({2, 0, 3, 1, 4});
-  at::Tensor qk = rotate(qkv.narrow(0, 0, 2), rot);
-  const at::Tensor &keys = kv.keys(layer), &values = kv.values(layer);
-  keys.index_copy_(2, slot, qk[1]);
-  values.index_copy_(2, slot, qkv[2]);
-  at::Tensor y = pinned_rot ? split_attention(qk[0], rotate(qkv[0], *pinned_rot), keys, values, kv.written(),
-                                              kv.pinned_slots())
-                            : masked_attention(qk[0], keys, values, kv.written());
+  at::Tensor y = attend_one(qkv, kv, layer, slot, rot, pinned_rot);
   return at::linear(y.transpose(1, 2).reshape({B, 1, -1}), l.out_proj);
 }
 
+// The chunk's queries over slots 0..first+T-1: all earlier slots, and the
+// chunk's own up to each query (causal).
+at::Tensor chunk_attention(const nn::LayerWeights &l, const nn::TransformerConfig &c, const at::Tensor &x,
+                           PinnedKVCache &kv, size_t layer, int64_t first, const Rotation &rot,
+                           const at::Tensor &mask) {
+  const int64_t B = x.size(0), T = x.size(1), H = c.num_heads;
+  at::Tensor qkv = at::linear(x, l.in_proj).view({B, T, 3, H, -1}).permute({2, 0, 3, 1, 4});
+  at::Tensor qk = rotate(qkv.narrow(0, 0, 2), rot);
+  kv.keys(layer).narrow(2, first, T).copy_(qk[1]);
+  kv.values(layer).narrow(2, first, T).copy_(qkv[2]);
+  at::Tensor y = masked_attention(qk[0], kv.keys(layer).narrow(2, 0, first + T),
+                                  kv.values(layer).narrow(2, 0, first + T), mask);
+  return at::linear(y.transpose(1, 2).reshape({B, T, -1}), l.out_proj);
+}
+
 }  // namespace
+
+bool prefill_fits(const TemporalState &state, int64_t steps) {
+  return steps > 0 && !state.kv.split() && state.kv.end() + steps <= state.kv.capacity();
+}
+
+at::Tensor temporal_prefill(const LmWeights &w, const at::Tensor &input, TemporalState &state) {
+  const auto &c = w.transformer.config;
+  const bool f32 = c.norm == nn::Norm::RmsNormF32;
+  const int64_t T = input.size(1);
+  if (!prefill_fits(state, T))
+    throw Error("prefill of " + std::to_string(T) + " steps does not fit the KV cache (" +
+                std::to_string(state.kv.end()) + " of " + std::to_string(state.kv.capacity()) +
+                " slots written)");
+  // In order and without roll-over, step t sits in slot t.
+  const int64_t first = state.kv.next_slot();
+  auto longs = at::TensorOptions().dtype(at::kLong).device(input.device());
+  at::Tensor positions = at::arange(state.offset, state.offset + T, longs).to(at::kFloat);
+  at::Tensor angle = state.freqs.unsqueeze(0) * positions.unsqueeze(1);  // [T, D/2]
+  const Rotation rot{at::cos(angle), at::sin(angle)};
+  at::Tensor mask = (at::arange(first + T, longs).unsqueeze(0) <= at::arange(first, first + T, longs).unsqueeze(1))
+                        .view({1, 1, T, first + T});
+  at::Tensor x = input;
+  for (size_t i = 0; i < w.transformer.layers.size(); ++i) {
+    const auto &l = w.transformer.layers[i];
+    x = x + chunk_attention(l, c, rms_norm(x, l.norm1_w, f32), state.kv, i, first, rot, mask);
+    x = x + gated_silu(rms_norm(x, l.norm2_w, f32), l.mlp_in, l.mlp_out);
+  }
+  state.kv.written().narrow(0, first, T).fill_(true);
+  state.kv.advance(T);
+  state.offset += T;
+  return x;
+}
+
+at::Tensor temporal_step_batch(const LmWeights &w, const at::Tensor &input,
+                               const std::vector<TemporalState *> &states,
+                               const std::vector<at::Tensor> &wheres, const std::vector<bool> &splits) {
+  const auto &c = w.transformer.config;
+  const bool f32 = c.norm == nn::Norm::RmsNormF32;
+  const int64_t B = input.size(0), H = c.num_heads;
+  std::vector<at::Tensor> slots(static_cast<size_t>(B));
+  std::vector<Rotation> rots(static_cast<size_t>(B)), pinned_rots(static_cast<size_t>(B));
+  for (size_t b = 0; b < size_t(B); ++b) {
+    slots[b] = wheres[b].narrow(0, 1, 1);
+    rots[b] = rotation(states[b]->freqs, wheres[b][0]);
+    if (splits[b]) pinned_rots[b] = rotation(states[b]->freqs, wheres[b][2]);
+    states[b]->kv.written().index_fill_(0, slots[b], true);
+  }
+  at::Tensor x = input;
+  std::vector<at::Tensor> ys(static_cast<size_t>(B));
+  for (size_t i = 0; i < w.transformer.layers.size(); ++i) {
+    const auto &l = w.transformer.layers[i];
+    at::Tensor qkv = at::linear(rms_norm(x, l.norm1_w, f32), l.in_proj).view({B, 1, 3, H, -1}).permute({2, 0, 3, 1, 4});
+    for (size_t b = 0; b < size_t(B); ++b)
+      ys[b] = attend_one(qkv.narrow(1, int64_t(b), 1), states[b]->kv, i, slots[b], rots[b],
+                         splits[b] ? &pinned_rots[b] : nullptr);
+    x = x + at::linear(at::cat(ys, 0).transpose(1, 2).reshape({B, 1, -1}), l.out_proj);
+    x = x + gated_silu(rms_norm(x, l.norm2_w, f32), l.mlp_in, l.mlp_out);
+  }
+  return x;
+}
 
 void TemporalState::reset() {
   kv.reset();

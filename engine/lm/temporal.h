@@ -12,6 +12,8 @@
 
 #include <ATen/ATen.h>
 
+#include <vector>
+
 #include "lm/pinned_kv_cache.h"
 #include "lm/weights.h"
 
@@ -36,5 +38,22 @@ TemporalState new_temporal_state(const LmWeights &w);
 // and reads nothing from the host: capturable.
 at::Tensor temporal_step(const LmWeights &w, const at::Tensor &x, TemporalState &state,
                          const at::Tensor &where, bool split);
+
+// One step of several conversations at once: row b of x ([B, 1, dim]) with
+// states[b], wheres[b], splits[b] as temporal_step's. Projections and MLPs
+// run batched, attention per conversation over its own cache.
+at::Tensor temporal_step_batch(const LmWeights &w, const at::Tensor &x,
+                               const std::vector<TemporalState *> &states,
+                               const std::vector<at::Tensor> &wheres, const std::vector<bool> &splits);
+
+// Whether `steps` more steps fit the cache in order, neither rolling over nor
+// splitting (what temporal_prefill needs).
+bool prefill_fits(const TemporalState &state, int64_t steps);
+
+// T steps at once, the same as T temporal_step calls (causal within the
+// chunk): x [B, T, dim] -> [B, T, dim] (before out_norm). Writes the KV of
+// all T steps and advances the cache and state.offset. Eager only (host
+// arithmetic); throws Error unless prefill_fits(state, T).
+at::Tensor temporal_prefill(const LmWeights &w, const at::Tensor &x, TemporalState &state);
 
 }  // namespace personaplex::lm

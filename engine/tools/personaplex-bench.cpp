@@ -1,0 +1,283 @@
+// personaplex-bench: per-frame cost of the whole duplex loop (Mimi encode,
+// LM step, Mimi decode) for several conversations served in lock step, with
+// a per-stage breakdown, prompt time stepped vs prefilled, and weight load
+// time. Prints one JSON object.
+//
+//   personaplex-bench [--device cpu|cuda[:N]] [--dtype bfloat16|float32]
+//       [--fixtures DIR | --lm-config FILE --mimi-config FILE] [--batch 1,8,32,64]
+//       [--steps N] [--warmup N] [--voice-frames N] [--text-tokens N]
+//       [--write-random-weights PATH]
+//
+// Weights are random: with --write-random-weights the LM's are first
+// written to PATH in the released layout (and Mimi's to PATH.mimi), then
+// loaded from there (load_s is that load); otherwise they are built in
+// memory. Stage times come from a separate pass that synchronizes the
+// device at each stage boundary; the per-frame times do not.
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#ifdef PERSONAPLEX_BENCH_CUDART
+#include <cuda_runtime_api.h>
+#endif
+
+#include "core/device.h"
+#include "lm/batch.h"
+#include "lm/prompt.h"
+#include "lm/random_weights.h"
+#include "lm/stage_timer.h"
+#include "mimi/mimi.h"
+#include "mimi/random_weights.h"
+#include "mimi/state.h"
+
+using namespace personaplex;
+
+namespace {
+
+struct Options {
+  std::string device = "cpu", dtype, fixtures, lm_config, mimi_config, weights_path;
+  std::vector<int64_t> batch;
+  int64_t steps = 0, warmup = -1, voice_frames = 20, text_tokens = 40;
+};
+
+[[noreturn]] void usage(const std::string &why) {
+  std::fprintf(stderr,
+               "personaplex-bench: %s\nusage: personaplex-bench [--device DEV] [--dtype DTYPE] [--fixtures DIR]\n"
+               "  [--lm-config FILE] [--mimi-config FILE] [--batch 1,8,32,64] [--steps N] [--warmup N]\n"
+               "  [--voice-frames N] [--text-tokens N] [--write-random-weights PATH]\n",
+               why.c_str());
+  std::exit(2);
+}
+
+int64_t to_count(const std::string &a, const std::string &v) {
+  try {
+    size_t used = 0;
+    long long n = std::stoll(v, &used);
+    if (used == v.size() && n >= 0) return n;
+  } catch (const std::exception &) {
+  }
+  usage(a + " needs a non-negative integer, got '" + v + "'");
+}
+
+Options parse(int argc, char **argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (i + 1 >= argc) usage("missing value after " + a);
+    std::string v = argv[++i];
+    if (a == "--device") o.device = v;
+    else if (a == "--dtype") o.dtype = v;
+    else if (a == "--fixtures") o.fixtures = v;
+    else if (a == "--lm-config") o.lm_config = v;
+    else if (a == "--mimi-config") o.mimi_config = v;
+    else if (a == "--write-random-weights") o.weights_path = v;
+    else if (a == "--steps") o.steps = to_count(a, v);
+    else if (a == "--warmup") o.warmup = to_count(a, v);
+    else if (a == "--voice-frames") o.voice_frames = to_count(a, v);
+    else if (a == "--text-tokens") o.text_tokens = to_count(a, v);
+    else if (a == "--batch") {
+      std::stringstream ss(v);
+      std::string item;
+      while (std::getline(ss, item, ',')) {
+        int64_t b = to_count(a, item);
+        if (b == 0) usage("--batch sizes must be positive");
+        o.batch.push_back(b);
+      }
+    } else usage("unknown option " + a);
+  }
+  if (!o.fixtures.empty()) {
+    if (o.lm_config.empty()) o.lm_config = o.fixtures + "/lm/config.json";
+    if (o.mimi_config.empty()) o.mimi_config = o.fixtures + "/mimi/config.json";
+  }
+  return o;
+}
+
+double now_ms() {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+nlohmann::json summary(std::vector<double> ms) {
+  if (ms.empty()) return nullptr;
+  std::sort(ms.begin(), ms.end());
+  auto at = [&](double q) { return ms[std::min(ms.size() - 1, size_t(q * double(ms.size() - 1) + 0.5))]; };
+  return {{"median", at(0.5)}, {"p99", at(0.99)}, {"min", ms.front()}, {"max", ms.back()}};
+}
+
+// Device memory in use (all processes), or null off CUDA.
+nlohmann::json gpu_memory_gib(const at::Device &device) {
+#ifdef PERSONAPLEX_BENCH_CUDART
+  if (device.is_cuda()) {
+    size_t free = 0, total = 0;
+    if (cudaMemGetInfo(&free, &total) == cudaSuccess) return double(total - free) / (1 << 30);
+  }
+#endif
+  (void)device;
+  return nullptr;
+}
+
+lm::Prompt make_prompt(const Options &o, const lm::LmConfig &c) {
+  lm::Prompt p;
+  if (o.voice_frames > 0) p.voice.codes = at::randint(0, c.card, {lm::kAudioCodebooks, o.voice_frames}, at::kLong);
+  for (int64_t i = 0; i < o.text_tokens; ++i) p.text_tokens.push_back(4 + i % std::max<int64_t>(1, c.text_card - 4));
+  return p;
+}
+
+// Prompt time, stepped and prefilled (median of a few runs).
+nlohmann::json time_prompts(const std::shared_ptr<const lm::LmModel> &model, const lm::Prompt &prompt,
+                            const lm::StageTimer &sync, int64_t runs) {
+  nlohmann::json out;
+  for (bool prefill : {false, true}) {
+    std::vector<double> ms;
+    int64_t steps = 0;
+    for (int64_t r = 0; r < runs; ++r) {
+      lm::ConversationOptions opts;
+      lm::Conversation conv(model, opts);
+      lm::Prompt p = prompt;
+      p.prefill = prefill;
+      sync.synchronize();
+      const double t0 = now_ms();
+      lm::run_prompts(conv, p);
+      sync.synchronize();
+      ms.push_back(now_ms() - t0);
+      steps = conv.model_steps();
+    }
+    out[prefill ? "prefill" : "stepped"] = {{"ms", summary(ms)}, {"model_steps", steps}};
+  }
+  return out;
+}
+
+// B conversations through Mimi encode, the batched LM step and Mimi decode.
+nlohmann::json run_batch(const std::shared_ptr<const lm::LmModel> &model, const mimi::Mimi &mimi, int64_t B,
+                         const Options &o, int64_t steps, int64_t warmup, lm::StageTimer &timer) {
+  const at::Device device = model->device();
+  lm::BatchServer server(model, B);
+  std::vector<int64_t> slots;
+  lm::Prompt prompt;
+  prompt.text_tokens = {4, 5, 6};
+  for (int64_t b = 0; b < B; ++b) slots.push_back(server.join(prompt, uint64_t(b)));
+  auto enc = mimi.new_state(B), dec = mimi.new_state(B);
+  const int64_t frame = mimi.frame_size(), K = mimi.num_codebooks();
+  at::Tensor pcm = at::randn({B, 1, frame}, at::TensorOptions().device(device)) * 0.1;
+  at::Tensor agent = at::zeros({B, K, 1}, at::kLong);
+  std::vector<double> frame_ms;
+  auto one_frame = [&] {
+    at::Tensor codes;
+    {
+      lm::Stage s("mimi_encode");
+      codes = mimi.encode_frame(pcm, *enc).to(at::kCPU);
+    }
+    std::map<int64_t, std::vector<int64_t>> in;
+    for (int64_t b = 0; b < B; ++b) {
+      at::Tensor u = codes[b].reshape({-1}).contiguous();
+      in[slots[size_t(b)]] = {u.data_ptr<int64_t>(), u.data_ptr<int64_t>() + std::min<int64_t>(u.numel(), model->config().user_codebooks())};
+    }
+    auto out = server.step(in);
+    for (int64_t b = 0; b < B; ++b) {
+      const auto &r = out.at(slots[size_t(b)]);
+      if (!r) continue;
+      for (int64_t k = 0; k < K; ++k) agent[b][k][0] = r->tokens[size_t(1 + k)];
+    }
+    lm::Stage s("mimi_decode");
+    mimi.decode_frame(agent.to(device), *dec);
+  };
+  (void)o;
+  for (int64_t s = 0; s < warmup; ++s) one_frame();
+  for (int64_t s = 0; s < steps; ++s) {
+    timer.synchronize();
+    const double t0 = now_ms();
+    one_frame();
+    timer.synchronize();
+    frame_ms.push_back(now_ms() - t0);
+  }
+  // The breakdown: a second pass, synchronized at every stage.
+  timer.clear();
+  timer.install();
+  for (int64_t s = 0; s < steps; ++s) one_frame();
+  timer.uninstall();
+  nlohmann::json stages;
+  for (const auto &[name, ms] : timer.samples()) stages[name] = summary(ms);
+  return {{"batch", B}, {"frame_ms", summary(frame_ms)}, {"stage_ms", stages},
+          {"gpu_memory_gib", gpu_memory_gib(device)}};
+}
+
+int run(const Options &o) {
+  at::Device device = parse_device(o.device);
+  at::ScalarType dtype = o.dtype.empty() ? default_dtype(device) : parse_dtype(o.dtype);
+  const bool cuda = device.is_cuda();
+  std::vector<int64_t> batches = o.batch;
+  if (batches.empty()) batches = cuda ? std::vector<int64_t>{1, 8, 32, 64} : std::vector<int64_t>{1, 2};
+  const int64_t steps = o.steps > 0 ? o.steps : (cuda ? 100 : 10);
+  const int64_t warmup = o.warmup >= 0 ? o.warmup : (cuda ? 10 : 2);
+  lm::LmConfig lm_config = o.lm_config.empty() ? lm::LmConfig::released() : lm::LmConfig::from_json_file(o.lm_config);
+  mimi::MimiConfig mimi_config = o.mimi_config.empty() ? mimi::MimiConfig() : mimi::MimiConfig::from_json_file(o.mimi_config);
+  lm::StageTimer timer(device);
+
+  // Weights: written then loaded (timed), or built in memory.
+  std::string mimi_path = o.weights_path.empty() ? "" : o.weights_path + ".mimi";
+  bool temp_mimi = false;
+  if (mimi_path.empty()) {
+    char name[] = "/tmp/personaplex-bench-mimi-XXXXXX";
+    int fd = mkstemp(name);
+    if (fd < 0) throw std::runtime_error("cannot create a temporary file");
+    close(fd);
+    mimi_path = name;
+    temp_mimi = true;
+  }
+  mimi::write_random_weights(mimi_path, mimi_config, 0);
+  auto mimi = mimi::Mimi::load(mimi_path, o.mimi_config, device, cuda ? dtype : at::kFloat);
+  if (temp_mimi) std::remove(mimi_path.c_str());
+  double write_s = 0;
+  std::shared_ptr<const lm::LmModel> model;
+  timer.synchronize();
+  double t0 = now_ms();
+  if (!o.weights_path.empty()) {
+    lm::write_random_lm_weights(o.weights_path, lm_config, dtype);
+    write_s = (now_ms() - t0) / 1e3;
+    t0 = now_ms();
+    model = lm::LmModel::load(o.weights_path, o.lm_config, device, dtype);
+  } else {
+    model = std::make_shared<const lm::LmModel>(lm::random_lm_weights(lm_config, device, dtype));
+  }
+  timer.synchronize();
+  const double load_s = (now_ms() - t0) / 1e3;
+
+  nlohmann::json prompt = time_prompts(model, make_prompt(o, lm_config), timer, cuda ? 5 : 2);
+  nlohmann::json runs = nlohmann::json::array();
+  for (int64_t B : batches) runs.push_back(run_batch(model, *mimi, B, o, steps, warmup, timer));
+
+  nlohmann::json out = {{"device", device.str()},
+                        {"dtype", dtype_name(dtype)},
+                        {"lm_config", o.lm_config.empty() ? "released" : o.lm_config},
+                        {"mimi_config", o.mimi_config.empty() ? "released" : o.mimi_config},
+                        {"weights", o.weights_path.empty() ? "random in memory" : o.weights_path},
+                        {"weights_write_s", write_s},
+                        {"load_s", load_s},
+                        {"steps", steps},
+                        {"warmup", warmup},
+                        {"prompt", prompt},
+                        {"batches", runs},
+                        {"gpu_memory_gib", gpu_memory_gib(device)}};
+  std::cout << out.dump(1) << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  try {
+    return run(parse(argc, argv));
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "personaplex-bench: %s\n", e.what());
+    return 1;
+  }
+}
