@@ -1,0 +1,136 @@
+#include "config.h"
+
+#include <glib.h>
+
+#include <cstdio>
+
+#include "voices.h"
+
+namespace ppserver {
+namespace {
+
+std::string take(gchar *s) {
+  std::string out = s ? s : "";
+  g_free(s);
+  return out;
+}
+
+bool usage_error(GOptionContext *context, const std::string &message) {
+  g_printerr("personaplex-server: %s\n(see --help)\n", message.c_str());
+  g_option_context_free(context);
+  return false;
+}
+
+}  // namespace
+
+bool parse_command_line(int argc, char **argv, Config *config) {
+  gchar *host = nullptr, *ssl = nullptr, *www = nullptr;
+  gchar *model_dir = nullptr, *lm_weights = nullptr, *lm_config = nullptr, *mimi_weights = nullptr,
+        *mimi_config = nullptr, *tokenizer = nullptr, *voices_dir = nullptr, *device = nullptr,
+        *voice = nullptr, *prompt = nullptr, *stun = nullptr, *turn = nullptr;
+  gchar **ice = nullptr;
+  gboolean http = FALSE, no_preload = FALSE;
+  gint port = config->port, max_sessions = config->max_sessions, max_prompt = config->max_prompt_chars,
+       idle = config->idle_timeout_s, handshake = config->handshake_timeout_s, max_call = config->max_call_s;
+
+  const GOptionEntry entries[] = {
+      {"host", 0, 0, G_OPTION_ARG_STRING, &host, "Address to listen on (default 127.0.0.1; 0.0.0.0 for all)", "ADDR"},
+      {"port", 0, 0, G_OPTION_ARG_INT, &port, "Port (default 8998; 0 picks a free one)", "PORT"},
+      {"ssl", 0, 0, G_OPTION_ARG_FILENAME, &ssl,
+       "HTTPS with DIR/cert.pem and DIR/key.pem; a self-signed pair is made there when DIR has none", "DIR"},
+      {"http", 0, 0, G_OPTION_ARG_NONE, &http, "Plain HTTP (browsers allow the microphone only on localhost)", nullptr},
+      {"www", 0, 0, G_OPTION_ARG_FILENAME, &www, "Serve the web page from DIR instead of the built-in copy", "DIR"},
+      {"model-dir", 0, 0, G_OPTION_ARG_FILENAME, &model_dir, "Directory with the released model files", "DIR"},
+      {"lm-weights", 0, 0, G_OPTION_ARG_FILENAME, &lm_weights, "LM weights (safetensors)", "FILE"},
+      {"lm-config", 0, 0, G_OPTION_ARG_FILENAME, &lm_config, "LM config.json", "FILE"},
+      {"mimi-weights", 0, 0, G_OPTION_ARG_FILENAME, &mimi_weights, "Mimi weights (safetensors)", "FILE"},
+      {"mimi-config", 0, 0, G_OPTION_ARG_FILENAME, &mimi_config, "Mimi config.json", "FILE"},
+      {"tokenizer", 0, 0, G_OPTION_ARG_FILENAME, &tokenizer, "SentencePiece model", "FILE"},
+      {"voices-dir", 0, 0, G_OPTION_ARG_FILENAME, &voices_dir, "Voices offered to clients (default MODEL_DIR/voices)", "DIR"},
+      {"device", 0, 0, G_OPTION_ARG_STRING, &device, "auto (default), cpu, cuda, cuda:N", "DEV"},
+      {"voice", 0, 0, G_OPTION_ARG_STRING, &voice, "Default voice (default NATF2 when present)", "NAME"},
+      {"prompt", 0, 0, G_OPTION_ARG_STRING, &prompt, "Default role prompt", "TEXT"},
+      {"max-sessions", 0, 0, G_OPTION_ARG_INT, &max_sessions, "Conversations at once (default 1); the next is told busy", "N"},
+      {"max-prompt", 0, 0, G_OPTION_ARG_INT, &max_prompt, "Longest role prompt in characters (default 1000)", "N"},
+      {"idle-timeout", 0, 0, G_OPTION_ARG_INT, &idle, "End a call after N s without audio from the client (default 30)", "S"},
+      {"handshake-timeout", 0, 0, G_OPTION_ARG_INT, &handshake,
+       "A browser must start and connect its call within N s (default 20)", "S"},
+      {"max-call", 0, 0, G_OPTION_ARG_INT, &max_call, "End calls after N s (default 0: no limit)", "S"},
+      {"ice-address", 0, 0, G_OPTION_ARG_STRING_ARRAY, &ice,
+       "Offer ICE host candidates only on this local address (repeatable)", "ADDR"},
+      {"stun-server", 0, 0, G_OPTION_ARG_STRING, &stun, "STUN server, stun://host:port", "URI"},
+      {"turn-server", 0, 0, G_OPTION_ARG_STRING, &turn, "TURN server, turn(s)://user:pass@host:port", "URI"},
+      {"no-preload", 0, 0, G_OPTION_ARG_NONE, &no_preload,
+       "Load the model with the first call instead of at start-up (it is freed when no call is left)", nullptr},
+      {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
+  };
+  GOptionContext *context = g_option_context_new("- live PersonaPlex conversations in the browser");
+  g_option_context_set_summary(context,
+      "Serves a web page for calls over WebRTC and the PersonaPlex websocket protocol at /api/chat.\n"
+      "Example: personaplex-server --model-dir personaplex-7b-v1 --ssl ssl");
+  g_option_context_add_main_entries(context, entries, nullptr);
+  GError *error = nullptr;
+  if (!g_option_context_parse(context, &argc, &argv, &error)) {
+    const std::string message = error->message;
+    g_error_free(error);
+    return usage_error(context, message);
+  }
+  if (argc > 1) return usage_error(context, std::string("unexpected argument \"") + argv[1] + "\"");
+
+  if (host) config->host = take(host);
+  config->port = port;
+  config->ssl_dir = take(ssl);
+  config->http = http;
+  config->www_dir = take(www);
+  ModelFiles &m = config->model;
+  m.model_dir = take(model_dir);
+  m.lm_weights = take(lm_weights);
+  m.lm_config = take(lm_config);
+  m.mimi_weights = take(mimi_weights);
+  m.mimi_config = take(mimi_config);
+  m.tokenizer = take(tokenizer);
+  if (device) m.device = take(device);
+  config->voices_dir = take(voices_dir);
+  config->voice = take(voice);
+  config->prompt = take(prompt);
+  config->max_sessions = max_sessions;
+  config->max_prompt_chars = max_prompt;
+  config->idle_timeout_s = idle;
+  config->handshake_timeout_s = handshake;
+  config->max_call_s = max_call;
+  for (gchar **a = ice; a && *a; ++a) config->ice_addresses.push_back(*a);
+  g_strfreev(ice);
+  config->stun_server = take(stun);
+  config->turn_server = take(turn);
+  config->preload = !no_preload;
+
+  if (config->port < 0 || config->port > 65535) return usage_error(context, "--port must be 0..65535");
+  if (config->http && !config->ssl_dir.empty()) return usage_error(context, "--http and --ssl exclude each other");
+  if (config->max_sessions < 1) return usage_error(context, "--max-sessions must be at least 1");
+  if (config->max_prompt_chars < 0) return usage_error(context, "--max-prompt cannot be negative");
+  if (config->idle_timeout_s < 1 || config->handshake_timeout_s < 1 || config->max_call_s < 0)
+    return usage_error(context, "timeouts must be at least 1 s");
+  if (m.model_dir.empty() && (m.lm_weights.empty() || m.mimi_weights.empty() || m.tokenizer.empty()))
+    return usage_error(context, "name the model: --model-dir, or --lm-weights, --mimi-weights and --tokenizer");
+  if (config->voices_dir.empty() && !m.model_dir.empty()) {
+    gchar *dir = g_build_filename(m.model_dir.c_str(), "voices", nullptr);
+    if (g_file_test(dir, G_FILE_TEST_IS_DIR)) config->voices_dir = dir;
+    g_free(dir);
+  }
+  if (!config->voices_dir.empty() && !g_file_test(config->voices_dir.c_str(), G_FILE_TEST_IS_DIR))
+    return usage_error(context, "voices directory \"" + config->voices_dir + "\" not found");
+  if (config->voice.empty()) {
+    config->voice = default_voice(config->voices_dir);
+  } else {
+    std::string why;
+    const std::string found = find_voice(config->voices_dir, config->voice, &why);
+    if (found.empty()) return usage_error(context, "--voice: " + why);
+    config->voice = found;
+  }
+  if (g_utf8_strlen(config->prompt.c_str(), -1) > config->max_prompt_chars)
+    return usage_error(context, "--prompt is longer than --max-prompt");
+  g_option_context_free(context);
+  return true;
+}
+
+}  // namespace ppserver

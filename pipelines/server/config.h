@@ -1,0 +1,42 @@
+// The server's command line: where to listen, which model, which limits.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace ppserver {
+
+// The model files, passed as they are to every personaplex element (empty =
+// not set, the element's default).
+struct ModelFiles {
+  std::string model_dir, lm_weights, lm_config, mimi_weights, mimi_config, tokenizer;
+  std::string device = "auto";
+};
+
+struct Config {
+  std::string host = "127.0.0.1";
+  int port = 8998;
+  std::string ssl_dir;  // HTTPS with DIR/cert.pem and DIR/key.pem
+  bool http = false;    // plain HTTP instead
+  std::string www_dir;  // serve the page from here instead of the built-in copy
+
+  ModelFiles model;
+  std::string voices_dir;  // effective: --voices-dir, else MODEL_DIR/voices
+  std::string voice;       // default voice (a file name in voices_dir)
+  std::string prompt;      // default role prompt
+
+  int max_sessions = 1;
+  int max_prompt_chars = 1000;
+  int idle_timeout_s = 30;       // no audio from the client for this long ends a call
+  int handshake_timeout_s = 20;  // a browser call must be connected within this
+  int max_call_s = 0;            // 0 = no limit on a call's length
+
+  std::vector<std::string> ice_addresses;  // gather host candidates only on these
+  std::string stun_server, turn_server;
+  bool preload = true;  // load the model (and check the default voice) at start-up
+};
+
+// Parses argv into `config`; on a usage error prints it and returns false.
+bool parse_command_line(int argc, char **argv, Config *config);
+
+}  // namespace ppserver

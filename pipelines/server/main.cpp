@@ -1,0 +1,49 @@
+// personaplex-server: live PersonaPlex conversations in the browser (WebRTC)
+// and over the reference's websocket protocol, all on one loaded model.
+#include <glib-unix.h>
+#include <gst/gst.h>
+
+#include <csignal>
+#include <cstdio>
+
+#include "config.h"
+#include "model_keeper.h"
+#include "server.h"
+
+int main(int argc, char **argv) {
+  gst_init(&argc, &argv);
+  ppserver::Config config;
+  if (!ppserver::parse_command_line(argc, argv, &config)) return 2;
+  // A client that vanishes must not kill the server with SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  ppserver::ModelKeeper keeper;
+  std::string error;
+  if (config.preload && !keeper.load(config, &error)) {
+    g_printerr("personaplex-server: %s\n", error.c_str());
+    return 1;
+  }
+  ppserver::Server server(config);
+  std::string url;
+  if (!server.start(&error, &url)) {
+    g_printerr("personaplex-server: %s\n", error.c_str());
+    return 1;
+  }
+  g_print("Listening on %s\n", url.c_str());
+  fflush(stdout);
+
+  GMainLoop *loop = g_main_loop_new(nullptr, FALSE);
+  auto quit = [](gpointer loop) -> gboolean {
+    g_main_loop_quit(static_cast<GMainLoop *>(loop));
+    return G_SOURCE_CONTINUE;
+  };
+  const guint sigint = g_unix_signal_add(SIGINT, quit, loop);
+  const guint sigterm = g_unix_signal_add(SIGTERM, quit, loop);
+  g_main_loop_run(loop);
+  g_print("Shutting down\n");
+  server.shut_down();
+  g_source_remove(sigint);
+  g_source_remove(sigterm);
+  g_main_loop_unref(loop);
+  return 0;
+}

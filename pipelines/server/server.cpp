@@ -1,0 +1,267 @@
+#include "server.h"
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+
+#include "certificate.h"
+#include "chat_session.h"
+#include "conversation.h"
+#include "session.h"
+#include "voices.h"
+#include "webrtc_session.h"
+
+namespace ppserver {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr const char *kResourcePrefix = "/org/personaplex/server/www";
+constexpr gsize kChatMaxMessage = 1 << 20;       // Ogg pages of audio, cut anywhere
+constexpr gsize kSignallingMaxMessage = 1 << 16;  // SDP and candidates
+
+const char *content_type(const std::string &name) {
+  static const std::map<std::string, const char *> types = {
+      {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
+      {".css", "text/css; charset=utf-8"},   {".png", "image/png"},
+      {".svg", "image/svg+xml"},             {".ico", "image/x-icon"},
+  };
+  const size_t dot = name.rfind('.');
+  auto it = dot == std::string::npos ? types.end() : types.find(name.substr(dot));
+  return it == types.end() ? "application/octet-stream" : it->second;
+}
+
+void respond(SoupServerMessage *msg, guint status, const char *type, const std::string &body) {
+  soup_server_message_set_status(msg, status, nullptr);
+  SoupMessageHeaders *headers = soup_server_message_get_response_headers(msg);
+  soup_message_headers_replace(headers, "Cache-Control", "no-store");
+  soup_message_headers_replace(headers, "X-Content-Type-Options", "nosniff");
+  soup_server_message_set_response(msg, type, SOUP_MEMORY_COPY, body.data(), body.size());
+}
+
+void respond_json(SoupServerMessage *msg, const json &body) {
+  respond(msg, SOUP_STATUS_OK, "application/json", body.dump());
+}
+
+void respond_error(SoupServerMessage *msg, guint status, const std::string &text) {
+  respond(msg, status, "text/plain; charset=utf-8", text + "\n");
+}
+
+std::map<std::string, std::string> query_fields(GHashTable *query) {
+  std::map<std::string, std::string> fields;
+  if (!query) return fields;
+  GHashTableIter it;
+  gpointer key, value;
+  g_hash_table_iter_init(&it, query);
+  while (g_hash_table_iter_next(&it, &key, &value))
+    fields[static_cast<const char *>(key)] = value ? static_cast<const char *>(value) : "";
+  return fields;
+}
+
+// A web page file: only plain names, from the directory or the resources.
+bool read_page_file(const std::string &www_dir, const std::string &name, GBytes **out) {
+  if (name.empty() || name[0] == '.' || name.find('/') != std::string::npos || name.find('\\') != std::string::npos)
+    return false;
+  if (!www_dir.empty()) {
+    gchar *path = g_build_filename(www_dir.c_str(), name.c_str(), nullptr);
+    gchar *data = nullptr;
+    gsize size = 0;
+    const bool ok = g_file_test(path, G_FILE_TEST_IS_REGULAR) && g_file_get_contents(path, &data, &size, nullptr);
+    g_free(path);
+    if (ok) *out = g_bytes_new_take(data, size);
+    return ok;
+  }
+  const std::string path = std::string(kResourcePrefix) + "/" + name;
+  *out = g_resources_lookup_data(path.c_str(), G_RESOURCE_LOOKUP_FLAGS_NONE, nullptr);
+  return *out != nullptr;
+}
+
+// The host and port of a URI; the port defaults by scheme.
+bool authority(const std::string &uri, std::string *host, int *port) {
+  GUri *parsed = g_uri_parse(uri.c_str(), G_URI_FLAGS_NONE, nullptr);
+  if (!parsed || !g_uri_get_host(parsed)) {
+    if (parsed) g_uri_unref(parsed);
+    return false;
+  }
+  gchar *h = g_ascii_strdown(g_uri_get_host(parsed), -1);
+  *host = h;
+  g_free(h);
+  *port = g_uri_get_port(parsed);
+  if (*port < 0) *port = g_strcmp0(g_uri_get_scheme(parsed), "https") == 0 ? 443 : 80;
+  g_uri_unref(parsed);
+  return true;
+}
+
+// Pages of other sites may not start calls from the user's browser.
+bool same_origin(SoupServerMessage *msg) {
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers(msg);
+  const char *origin = soup_message_headers_get_one(headers, "Origin");
+  const char *host_header = soup_message_headers_get_one(headers, "Host");
+  if (!origin) return true;  // not a browser
+  if (!host_header) return false;
+  std::string origin_host, host;
+  int origin_port = 0, port = 0;
+  if (!authority(origin, &origin_host, &origin_port)) return false;
+  const std::string scheme = g_str_has_prefix(origin, "https:") ? "https://" : "http://";
+  if (!authority(scheme + host_header, &host, &port)) return false;
+  return origin_host == host && origin_port == port;
+}
+
+}  // namespace
+
+Server::Server(const Config &config) : config_(config) {}
+
+Server::~Server() {
+  if (soup_) {
+    soup_server_disconnect(soup_);
+    g_object_unref(soup_);
+  }
+}
+
+bool Server::take_slot() {
+  if (slots_in_use_ >= config_.max_sessions) return false;
+  ++slots_in_use_;
+  return true;
+}
+
+void Server::give_slot() {
+  if (slots_in_use_ > 0) --slots_in_use_;
+}
+
+bool Server::start(std::string *error, std::string *url) {
+  GTlsCertificate *certificate = nullptr;
+  const bool https = !config_.http;
+  if (https) {
+    std::string dir = config_.ssl_dir;
+    if (dir.empty()) {
+      gchar *d = g_build_filename(g_get_user_config_dir(), "personaplex-server", "ssl", nullptr);
+      dir = d;
+      g_free(d);
+    }
+    certificate = load_or_create_certificate(dir, config_.host, error);
+    if (!certificate) return false;
+  }
+  soup_ = SOUP_SERVER(g_object_new(SOUP_TYPE_SERVER, "server-header", "personaplex-server ", nullptr));
+  if (certificate) {
+    g_object_set(soup_, "tls-certificate", certificate, nullptr);
+    g_object_unref(certificate);
+  }
+
+  soup_server_add_handler(soup_, nullptr, static_cb, this, nullptr);
+  soup_server_add_handler(soup_, "/api/voices", voices_cb, this, nullptr);
+  soup_server_add_handler(soup_, "/api/status", status_cb, this, nullptr);
+  soup_server_add_handler(soup_, "/api/chat", chat_check_cb, this, nullptr);
+  soup_server_add_websocket_handler(soup_, "/api/chat", nullptr, nullptr, chat_ws_cb, this, nullptr);
+  soup_server_add_handler(soup_, "/ws", signalling_check_cb, this, nullptr);
+  soup_server_add_websocket_handler(soup_, "/ws", nullptr, nullptr, signalling_ws_cb, this, nullptr);
+
+  std::string host = config_.host == "localhost" ? "127.0.0.1" : config_.host;
+  GInetAddress *address = g_inet_address_new_from_string(host.c_str());
+  if (!address) {
+    GList *found = g_resolver_lookup_by_name(g_resolver_get_default(), host.c_str(), nullptr, nullptr);
+    if (found) address = G_INET_ADDRESS(g_object_ref(found->data));
+    g_resolver_free_addresses(found);
+  }
+  if (!address) {
+    *error = "cannot resolve \"" + config_.host + "\"";
+    return false;
+  }
+  GSocketAddress *socket_address = g_inet_socket_address_new(address, static_cast<guint16>(config_.port));
+  g_object_unref(address);
+  GError *e = nullptr;
+  const bool ok = soup_server_listen(
+      soup_, socket_address, https ? SOUP_SERVER_LISTEN_HTTPS : static_cast<SoupServerListenOptions>(0), &e);
+  g_object_unref(socket_address);
+  if (!ok) {
+    *error = std::string("cannot listen on ") + config_.host + ":" + std::to_string(config_.port) + ": " + e->message;
+    g_error_free(e);
+    return false;
+  }
+  GSList *uris = soup_server_get_uris(soup_);
+  if (uris) {
+    gchar *s = g_uri_to_string(static_cast<GUri *>(uris->data));
+    *url = s;
+    g_free(s);
+  }
+  g_slist_free_full(uris, reinterpret_cast<GDestroyNotify>(g_uri_unref));
+  return true;
+}
+
+void Server::shut_down() {
+  if (soup_) soup_server_disconnect(soup_);
+  const std::set<Session *> sessions = sessions_;
+  for (Session *s : sessions) s->end(1001, "the server is shutting down");
+  const gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+  while ((slots_in_use_ > 0 || !sessions_.empty()) && g_get_monotonic_time() < deadline)
+    g_main_context_iteration(nullptr, TRUE);
+}
+
+void Server::static_cb(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *, gpointer data) {
+  Server *self = static_cast<Server *>(data);
+  const char *method = soup_server_message_get_method(msg);
+  if (g_strcmp0(method, SOUP_METHOD_GET) != 0 && g_strcmp0(method, SOUP_METHOD_HEAD) != 0) {
+    respond_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "GET only");
+    return;
+  }
+  const std::string name = g_strcmp0(path, "/") == 0 ? "index.html" : std::string(path).substr(1);
+  GBytes *bytes = nullptr;
+  if (!read_page_file(self->config_.www_dir, name, &bytes)) {
+    respond_error(msg, SOUP_STATUS_NOT_FOUND, "not found");
+    return;
+  }
+  gsize size = 0;
+  const char *body = static_cast<const char *>(g_bytes_get_data(bytes, &size));
+  respond(msg, SOUP_STATUS_OK, content_type(name), std::string(body, size));
+  g_bytes_unref(bytes);
+}
+
+void Server::voices_cb(SoupServer *, SoupServerMessage *msg, const char *, GHashTable *, gpointer data) {
+  Server *self = static_cast<Server *>(data);
+  const Config &c = self->config_;
+  respond_json(msg, json{{"voices", list_voices(c.voices_dir)},
+                         {"default_voice", c.voice},
+                         {"default_prompt", c.prompt},
+                         {"max_prompt", c.max_prompt_chars}});
+}
+
+void Server::status_cb(SoupServer *, SoupServerMessage *msg, const char *, GHashTable *, gpointer data) {
+  Server *self = static_cast<Server *>(data);
+  respond_json(msg, json{{"sessions", self->slots_in_use_}, {"max_sessions", self->config_.max_sessions}});
+}
+
+// Before the websocket handshake: a bad request is answered with 400 and
+// the reason, as plain HTTP.
+void Server::chat_check_cb(SoupServer *, SoupServerMessage *msg, const char *, GHashTable *query, gpointer data) {
+  Server *self = static_cast<Server *>(data);
+  Conversation conversation;
+  const std::string problem = read_conversation(self->config_, query_fields(query), true, &conversation);
+  if (!problem.empty()) respond_error(msg, SOUP_STATUS_BAD_REQUEST, problem);
+}
+
+void Server::chat_ws_cb(SoupServer *, SoupServerMessage *msg, const char *, SoupWebsocketConnection *ws,
+                        gpointer data) {
+  Server *self = static_cast<Server *>(data);
+  soup_websocket_connection_set_max_incoming_payload_size(ws, kChatMaxMessage);
+  const char *q = g_uri_get_query(soup_server_message_get_uri(msg));
+  GHashTable *query = q ? soup_form_decode(q) : nullptr;
+  Conversation conversation;
+  const std::string problem = read_conversation(self->config_, query_fields(query), true, &conversation);
+  if (query) g_hash_table_unref(query);
+  if (!problem.empty()) {  // checked before the handshake already
+    soup_websocket_connection_close(ws, 1008, problem.substr(0, 120).c_str());
+    return;
+  }
+  ChatSession::open(self, ws, conversation);
+}
+
+void Server::signalling_check_cb(SoupServer *, SoupServerMessage *msg, const char *, GHashTable *, gpointer) {
+  if (!same_origin(msg)) respond_error(msg, SOUP_STATUS_FORBIDDEN, "calls start from this server's own page");
+}
+
+void Server::signalling_ws_cb(SoupServer *, SoupServerMessage *, const char *, SoupWebsocketConnection *ws,
+                              gpointer data) {
+  soup_websocket_connection_set_max_incoming_payload_size(ws, kSignallingMaxMessage);
+  WebRtcSession::open(static_cast<Server *>(data), ws);
+}
+
+}  // namespace ppserver

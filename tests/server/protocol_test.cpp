@@ -1,0 +1,456 @@
+// personaplex-server end to end, without a browser: the PersonaPlex
+// websocket protocol (/api/chat) with Ogg/Opus made and checked by
+// GStreamer, bad requests, malformed messages, vanishing clients, the
+// session limit, timeouts, the signalling websocket's errors, HTTPS and the
+// command line. The server runs the fixtures' tiny model on the CPU.
+#include <gst/gst.h>
+#include <glib/gstdio.h>
+#include <opus.h>
+
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "harness.h"
+
+using harness::Client;
+using harness::ServerProcess;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr guint8 kHandshake = 0x00, kAudio = 0x01, kText = 0x02, kError = 0x05;
+const char *kChat = "/api/chat?text_prompt=You%20are%20a%20wise%20and%20friendly%20teacher.&voice_prompt=NATF2.pt";
+
+uint32_t le32(const std::string &s, size_t at) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | guint8(s[at + i]);
+  return v;
+}
+
+uint32_t ogg_crc(const std::string &page) {
+  uint32_t crc = 0;
+  for (size_t i = 0; i < page.size(); ++i) {
+    const guint8 byte = (i >= 22 && i < 26) ? 0 : guint8(page[i]);
+    crc ^= uint32_t(byte) << 24;
+    for (int k = 0; k < 8; ++k) crc = (crc & 0x80000000u) ? (crc << 1) ^ 0x04c11db7u : crc << 1;
+  }
+  return crc;
+}
+
+struct Page {
+  guint8 flags = 0;
+  int64_t granule = 0;
+  uint32_t serial = 0, sequence = 0;
+  std::vector<std::string> packets;
+};
+
+// `data` must be exactly one whole Ogg page with a correct checksum.
+Page parse_one_page(const std::string &data) {
+  g_assert_cmpuint(data.size(), >=, 27);
+  g_assert_true(data.compare(0, 4, "OggS") == 0);
+  Page p;
+  p.flags = guint8(data[5]);
+  p.granule = int64_t(le32(data, 6)) | (int64_t(le32(data, 10)) << 32);
+  p.serial = le32(data, 14);
+  p.sequence = le32(data, 18);
+  const size_t segments = guint8(data[26]);
+  size_t body = 27 + segments, size = 0;
+  std::string packet;
+  for (size_t i = 0; i < segments; ++i) {
+    const size_t n = guint8(data[27 + i]);
+    packet += data.substr(body + size, n);
+    size += n;
+    if (n < 255) {
+      p.packets.push_back(packet);
+      packet.clear();
+    }
+  }
+  g_assert_cmpuint(27 + segments + size, ==, data.size());  // one page, nothing more
+  g_assert_cmpuint(ogg_crc(data), ==, le32(data, 22));
+  return p;
+}
+
+// The user's turn, as a client would stream it: Ogg/Opus in uneven pieces.
+void stream_wav(Client &c, int repeat = 1) {
+  const std::string ogg = harness::ogg_opus_of_wav(harness::fixtures() + "/lm/user.wav", repeat);
+  g_assert_cmpuint(ogg.size(), >, 1000);
+  const size_t pieces[] = {1, 700, 64, 2500, 333};
+  size_t i = 0;
+  for (size_t at = 0; at < ogg.size(); ++i) {
+    const size_t n = std::min(pieces[i % 5], ogg.size() - at);
+    c.send_binary(std::string(1, char(kAudio)) + ogg.substr(at, n));
+    at += n;
+  }
+}
+
+std::vector<std::string> payloads(Client &c, guint8 kind) {
+  std::vector<std::string> out;
+  for (const Client::Message &m : c.messages())
+    if (m.type == SOUP_WEBSOCKET_DATA_BINARY && !m.data.empty() && guint8(m.data[0]) == kind)
+      out.push_back(m.data.substr(1));
+  return out;
+}
+
+int sessions(const ServerProcess &server) {
+  const harness::Response r = harness::http_get(server.url() + "api/status");
+  g_assert_cmpuint(r.status, ==, 200);
+  return json::parse(r.body)["sessions"].get<int>();
+}
+
+void wait_sessions(const ServerProcess &server, int n) {
+  const bool ok = harness::wait_until([&] { return sessions(server) == n; }, 30);
+  if (!ok) g_error("the server still has %d sessions, not %d", sessions(server), n);
+}
+
+// Waits for the handshake, the first message of a call.
+void expect_handshake(Client &c) {
+  g_assert_true(c.connected());
+  const int at = c.wait_binary(kHandshake, 60);
+  if (at != 0) g_error("no handshake first (at %d; closed %d: %u %s)", at, c.closed(), c.close_code(), c.close_reason().c_str());
+  g_assert_cmpuint(c.messages()[0].data.size(), ==, 1);
+}
+
+void expect_closed(Client &c, gushort code, const char *reason_part) {
+  if (!c.wait_closed(30)) g_error("not closed");
+  // libsoup (3.2) takes 1013, "try again later", for a protocol error and
+  // drops the reason: the message before the close says it then.
+  if (code == 1013 && c.close_code() == 1002) return;
+  if (c.close_code() != code || c.close_reason().find(reason_part) == std::string::npos)
+    g_error("closed with %u \"%s\", expected %u \"...%s...\"", c.close_code(), c.close_reason().c_str(), code,
+            reason_part);
+}
+
+// ---------------------------------------------------------------------------
+
+void test_http() {
+  ServerProcess server;
+  harness::Response page = harness::http_get(server.url());
+  g_assert_cmpuint(page.status, ==, 200);
+  g_assert_true(page.body.find("PersonaPlex") != std::string::npos);
+  for (const char *file : {"app.js", "style.css"}) g_assert_cmpuint(harness::http_get(server.url() + file).status, ==, 200);
+  g_assert_cmpuint(harness::http_get(server.url() + "nothing.js").status, ==, 404);
+  g_assert_cmpuint(harness::http_get(server.url() + "%2e%2e/%2e%2e/etc/passwd").status, >=, 400);
+
+  const json voices = json::parse(harness::http_get(server.url() + "api/voices").body);
+  g_assert_true(voices["voices"] == json::array({"NATF2.pt", "NATM1.pt"}));
+  g_assert_true(voices["default_voice"] == "NATF2.pt");
+  g_assert_cmpint(voices["max_prompt"].get<int>(), ==, 1000);
+  const json status = json::parse(harness::http_get(server.url() + "api/status").body);
+  g_assert_cmpint(status["sessions"].get<int>(), ==, 0);
+  g_assert_cmpint(status["max_sessions"].get<int>(), ==, 1);
+}
+
+void test_conversation() {
+  ServerProcess server({"--max-sessions", "2"});
+  Client c(server.ws_url(kChat));
+  expect_handshake(c);
+  g_assert_cmpint(sessions(server), ==, 1);
+  stream_wav(c, 3);
+  // 3 x 1.92 s of speech: about 72 frames, one page each after the two headers.
+  harness::wait_until([&] { return payloads(c, kAudio).size() >= 2 + 60 || c.closed(); }, 120);
+  g_assert_false(c.closed());
+
+  const std::vector<std::string> pages = payloads(c, kAudio);
+  g_assert_cmpuint(pages.size(), >=, 2 + 60);
+  const Page head = parse_one_page(pages[0]);
+  g_assert_cmpuint(head.flags, ==, 0x02);  // beginning of the stream
+  g_assert_cmpuint(head.packets.size(), ==, 1);
+  g_assert_true(head.packets[0].compare(0, 8, "OpusHead") == 0);
+  g_assert_cmpuint(guint8(head.packets[0][9]), ==, 1);     // mono
+  g_assert_cmpuint(le32(head.packets[0], 12), ==, 24000);  // from 24 kHz
+  const Page tags = parse_one_page(pages[1]);
+  g_assert_true(tags.packets.size() == 1 && tags.packets[0].compare(0, 8, "OpusTags") == 0);
+  int64_t granule = 0;
+  std::string ogg = pages[0] + pages[1];
+  for (size_t i = 2; i < pages.size(); ++i) {
+    const Page p = parse_one_page(pages[i]);
+    g_assert_cmpuint(p.serial, ==, head.serial);
+    g_assert_cmpuint(p.sequence, ==, i);
+    g_assert_cmpuint(p.packets.size(), ==, 1);  // one packet per page ...
+    const std::string &packet = p.packets[0];
+    const int samples = opus_packet_get_nb_samples(reinterpret_cast<const unsigned char *>(packet.data()),
+                                                   opus_int32(packet.size()), 48000);
+    g_assert_cmpint(samples, ==, 3840);  // ... of 80 ms
+    granule += samples;
+    g_assert_cmpint(p.granule, ==, granule);
+    ogg += pages[i];
+  }
+
+  const std::vector<float> pcm = harness::decode_ogg_opus(ogg);
+  const double expected = (pages.size() - 2) * 1920.0;
+  g_assert_cmpfloat(std::fabs(pcm.size() - expected), <, 1920);
+  double energy = 0;
+  for (float v : pcm) energy += double(v) * v;
+  g_assert_cmpfloat(std::sqrt(energy / pcm.size()), >, 1e-4);
+
+  const std::vector<std::string> words = payloads(c, kText);
+  g_assert_cmpuint(words.size(), >, 0);
+  for (const std::string &w : words) g_assert_true(g_utf8_validate(w.data(), w.size(), nullptr) && !w.empty());
+  g_print("%zu pages, %zu text pieces, %.2f s decoded\n", pages.size(), words.size(), pcm.size() / 24000.0);
+
+  c.close();
+  g_assert_true(c.wait_closed(10));
+  wait_sessions(server, 0);
+}
+
+void test_bad_queries() {
+  ServerProcess server({"--max-prompt", "50"});
+  const struct {
+    const char *query, *reason;
+  } cases[] = {
+      {"", "missing text_prompt"},
+      {"?text_prompt=hi", "missing voice_prompt"},
+      {"?voice_prompt=NATF2.pt", "missing text_prompt"},
+      {"?text_prompt=hi&voice_prompt=NOPE.pt", "unknown voice"},
+      {"?text_prompt=hi&voice_prompt=..%2Fvoices%2FNATF2.pt", "not a voice name"},
+      {"?text_prompt=hi&voice_prompt=%2Fetc%2Fpasswd", "not a voice name"},
+      {"?text_prompt=hi&voice_prompt=.hidden.pt", "not a voice name"},
+      {"?text_prompt=0123456789012345678901234567890123456789012345678901234&voice_prompt=NATF2.pt", "longer than 50"},
+      {"?text_prompt=%ff%fe&voice_prompt=NATF2.pt", "not UTF-8"},
+      {"?text_prompt=hi&voice_prompt=NATF2.pt&audio_temperature=hot", "audio_temperature"},
+      {"?text_prompt=hi&voice_prompt=NATF2.pt&text_topk=0", "text_topk"},
+      {"?text_prompt=hi&voice_prompt=NATF2.pt&seed=x", "seed"},
+  };
+  for (const auto &c : cases) {
+    // As plain HTTP: the reason in the body.
+    const harness::Response r = harness::http_get(server.url() + "api/chat" + c.query);
+    if (r.status != 400 || r.body.find(c.reason) == std::string::npos)
+      g_error("%s: %u %s", c.query, r.status, r.body.c_str());
+    // As a websocket: refused with 400 before the upgrade.
+    Client client(server.ws_url(std::string("/api/chat") + c.query));
+    g_assert_false(client.connected());
+    g_assert_cmpuint(client.status(), ==, 400);
+  }
+  g_assert_cmpint(sessions(server), ==, 0);
+  // An empty role and the voice by its name without .pt are fine.
+  Client ok(server.ws_url("/api/chat?text_prompt=&voice_prompt=NATM1&seed=7&text_temperature=0.5&audio_topk=100"));
+  expect_handshake(ok);
+}
+
+void test_malformed_messages() {
+  ServerProcess server({"--max-sessions", "2"});
+  {
+    // Empty messages, unknown kinds and empty audio are ignored, as by the
+    // reference; the call goes on.
+    Client c(server.ws_url(kChat));
+    expect_handshake(c);
+    c.send_binary("");
+    c.send_binary(std::string("\x07garbage", 8));
+    c.send_binary(std::string(1, char(kAudio)));
+    stream_wav(c);
+    harness::wait_until([&] { return payloads(c, kAudio).size() >= 12 || c.closed(); }, 60);
+    g_assert_false(c.closed());
+    g_assert_cmpuint(payloads(c, kAudio).size(), >=, 12);
+  }
+  {
+    Client c(server.ws_url(kChat));
+    expect_handshake(c);
+    c.send_text("hello");
+    expect_closed(c, 1003, "binary");
+  }
+  {
+    // Audio that is not Ogg: no crash; the call either ends with 1007 or
+    // stays silent until the client leaves.
+    Client c(server.ws_url(kChat));
+    expect_handshake(c);
+    std::string junk(1, char(kAudio));
+    for (int i = 0; i < 40000; ++i) junk.push_back(char(g_random_int_range(0, 256)));
+    c.send_binary(junk);
+    const std::string ogg = harness::ogg_opus_of_wav(harness::fixtures() + "/lm/user.wav");
+    std::string broken = ogg.substr(0, ogg.size() / 2);
+    for (size_t i = 200; i < broken.size(); i += 97) broken[i] = char(~broken[i]);
+    c.send_binary(std::string(1, char(kAudio)) + broken);
+    c.wait_closed(3);
+    if (c.closed()) g_assert_cmpuint(c.close_code(), ==, 1007);
+  }
+  wait_sessions(server, 0);
+  Client after(server.ws_url(kChat));
+  expect_handshake(after);
+  stream_wav(after);
+  g_assert_cmpint(after.wait_binary(kAudio, 60), >, 0);
+}
+
+void test_disconnects() {
+  ServerProcess server({"--max-sessions", "2"});
+  {
+    // Gone during the prompts.
+    Client c(server.ws_url(kChat));
+    g_assert_true(c.connected());
+    c.drop();
+  }
+  wait_sessions(server, 0);
+  {
+    // Gone in the middle of the conversation, without a close frame.
+    Client c(server.ws_url(kChat));
+    expect_handshake(c);
+    stream_wav(c);
+    g_assert_cmpint(c.wait_binary(kAudio, 60), >, 0);
+    c.drop();
+  }
+  wait_sessions(server, 0);
+  {
+    // Two calls; one vanishes, the other goes on.
+    Client stays(server.ws_url(kChat)), leaves(server.ws_url(kChat));
+    expect_handshake(stays);
+    expect_handshake(leaves);
+    stream_wav(leaves);
+    leaves.drop();
+    stream_wav(stays, 2);
+    harness::wait_until([&] { return payloads(stays, kAudio).size() >= 2 + 40 || stays.closed(); }, 60);
+    g_assert_false(stays.closed());
+    g_assert_cmpuint(payloads(stays, kAudio).size(), >=, 2 + 40);
+    wait_sessions(server, 1);
+  }
+  wait_sessions(server, 0);
+}
+
+void test_busy() {
+  ServerProcess server({"--max-sessions", "2"});
+  Client a(server.ws_url(kChat)), b(server.ws_url(kChat));
+  expect_handshake(a);
+  expect_handshake(b);
+  Client c(server.ws_url(kChat));
+  expect_closed(c, 1013, "busy");
+  g_assert_cmpuint(c.messages().size(), ==, 1);  // no handshake, the error
+  g_assert_true(payloads(c, kError).at(0).find("busy: all 2 conversations are in use") == 0);
+  // The browser's signalling is told the same.
+  Client page(server.ws_url("/ws"));
+  page.send_text(R"({"type":"start","voice_prompt":"NATF2.pt","text_prompt":"hi"})");
+  expect_closed(page, 1013, "busy");
+  g_assert_true(json::parse(page.messages().at(0).data)["message"].get<std::string>().find("busy") == 0);
+
+  // Both calls work at once.
+  stream_wav(a);
+  stream_wav(b);
+  harness::wait_until([&] { return payloads(a, kAudio).size() >= 14 && payloads(b, kAudio).size() >= 14; }, 60);
+  g_assert_cmpuint(payloads(a, kAudio).size(), >=, 14);
+  g_assert_cmpuint(payloads(b, kAudio).size(), >=, 14);
+
+  a.close();
+  wait_sessions(server, 1);
+  Client d(server.ws_url(kChat));
+  expect_handshake(d);
+}
+
+void test_timeouts() {
+  ServerProcess server({"--idle-timeout", "2", "--handshake-timeout", "2", "--max-sessions", "3"});
+  Client quiet(server.ws_url(kChat));
+  expect_handshake(quiet);
+  expect_closed(quiet, 1001, "idle");
+  g_assert_true(payloads(quiet, kError).at(0).find("idle") == 0);
+  // A browser page that never starts its call.
+  Client page(server.ws_url("/ws"));
+  expect_closed(page, 1008, "did not connect");
+  // One that starts but never answers the offer.
+  Client mute(server.ws_url("/ws"));
+  mute.send_text(R"({"type":"start"})");
+  expect_closed(mute, 1008, "did not connect");
+  g_assert_true(mute.messages().size() >= 1);
+  wait_sessions(server, 0);
+}
+
+void test_signalling_errors() {
+  ServerProcess server({"--max-prompt", "20"});
+  const struct {
+    const char *message;
+    gushort code;
+    const char *reason;
+  } cases[] = {
+      {"not json", 1003, "JSON"},
+      {R"({"no":"type"})", 1003, "JSON"},
+      {R"({"type":"dance"})", 1003, "unexpected"},
+      {R"({"type":"answer","sdp":"v=0"})", 1008, "before the call"},
+      {R"({"type":"start","voice_prompt":"../NATF2.pt"})", 1008, "not a voice name"},
+      {R"({"type":"start","voice_prompt":"NOPE"})", 1008, "unknown voice"},
+      {R"({"type":"start","text_prompt":"a prompt well over twenty characters"})", 1008, "longer than 20"},
+  };
+  for (const auto &c : cases) {
+    Client page(server.ws_url("/ws"));
+    g_assert_true(page.connected());
+    page.send_text(c.message);
+    expect_closed(page, c.code, c.reason);
+    g_assert_true(json::parse(page.messages().at(0).data)["type"] == "error");
+  }
+  Client binary(server.ws_url("/ws"));
+  binary.send_binary("\x01\x02");
+  expect_closed(binary, 1003, "JSON");
+  // Other sites' pages may not start calls.
+  Client foreign(server.ws_url("/ws"), "http://example.com");
+  g_assert_false(foreign.connected());
+  g_assert_cmpuint(foreign.status(), ==, 403);
+  const std::string own = server.url().substr(0, server.url().size() - 1);
+  Client same(server.ws_url("/ws"), own);
+  g_assert_true(same.connected());
+  wait_sessions(server, 0);
+}
+
+void test_https() {
+  gchar *dir = g_dir_make_tmp("pp-ssl-XXXXXX", nullptr);
+  for (int round = 0; round < 2; ++round) {
+    ServerProcess server({"--ssl", dir}, true);
+    g_assert_true(g_str_has_prefix(server.url().c_str(), "https://"));
+    const bool made = server.output().find("self-signed") != std::string::npos;
+    g_assert_true(made == (round == 0));  // made once, then reused
+    g_assert_cmpuint(harness::http_get(server.url() + "api/voices").status, ==, 200);
+    Client c(server.ws_url(kChat));
+    expect_handshake(c);
+  }
+  for (const char *name : {"cert.pem", "key.pem"}) {
+    gchar *path = g_build_filename(dir, name, nullptr);
+    g_assert_true(g_file_test(path, G_FILE_TEST_IS_REGULAR));
+    g_unlink(path);
+    g_free(path);
+  }
+  g_rmdir(dir);
+  g_free(dir);
+}
+
+void test_command_line() {
+  std::string out;
+  const std::vector<std::string> model = harness::model_options();
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = model;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+  g_assert_cmpint(harness::run_server({"--http"}, &out), ==, 2);
+  g_assert_true(out.find("name the model") != std::string::npos);
+  g_assert_cmpint(harness::run_server(with({"--http", "--ssl", "x"}), &out), ==, 2);
+  g_assert_cmpint(harness::run_server(with({"--http", "--voice", "../x.pt"}), &out), ==, 2);
+  g_assert_cmpint(harness::run_server(with({"--http", "--max-sessions", "0"}), &out), ==, 2);
+  g_assert_cmpint(harness::run_server(with({"--http", "--port", "70000"}), &out), ==, 2);
+  // A model that does not load stops the server before it listens.
+  g_assert_cmpint(harness::run_server(with({"--http", "--port", "0", "--tokenizer", "/nonexistent/tok.model"}), &out),
+                  ==, 1);
+  g_assert_true(out.find("nonexistent") != std::string::npos);
+  g_assert_true(out.find("Listening") == std::string::npos);
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  gst_init(&argc, &argv);
+  g_test_init(&argc, &argv, nullptr);
+  g_log_set_debug_enabled(FALSE);
+  harness::fixtures();  // skips without them
+  for (const char *element : {"personaplex", "oggdemux", "opusdec", "opusenc", "webrtcbin", "nicesrc"}) {
+    GstElementFactory *f = gst_element_factory_find(element);
+    if (!f) {
+      g_print("skipped: GStreamer element %s not available\n", element);
+      return 77;
+    }
+    gst_object_unref(f);
+  }
+  g_test_add_func("/server/http", test_http);
+  g_test_add_func("/server/chat/conversation", test_conversation);
+  g_test_add_func("/server/chat/bad-queries", test_bad_queries);
+  g_test_add_func("/server/chat/malformed", test_malformed_messages);
+  g_test_add_func("/server/chat/disconnects", test_disconnects);
+  g_test_add_func("/server/busy", test_busy);
+  g_test_add_func("/server/timeouts", test_timeouts);
+  g_test_add_func("/server/signalling-errors", test_signalling_errors);
+  g_test_add_func("/server/https", test_https);
+  g_test_add_func("/server/command-line", test_command_line);
+  return g_test_run();
+}
