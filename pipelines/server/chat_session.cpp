@@ -103,6 +103,8 @@ void ChatSession::on_playing() {
   last_audio_us_ = g_get_monotonic_time();
   log("prompts done after %.1f s", (last_audio_us_ - started_us_) / 1e6);
   send_later(SOUP_WEBSOCKET_DATA_BINARY, std::string(1, static_cast<char>(kHandshake)));
+  if (!early_audio_.empty()) gst_app_src_push_buffer(input_, gst_buffer_new_memdup(early_audio_.data(), early_audio_.size()));
+  early_audio_.clear();
 }
 
 void ChatSession::on_ws_message(SoupWebsocketDataType type, GBytes *message) {
@@ -115,13 +117,16 @@ void ChatSession::on_ws_message(SoupWebsocketDataType type, GBytes *message) {
   if (size == 0 || data[0] != kAudio) return;  // as the reference: other kinds are ignored
   last_audio_us_ = g_get_monotonic_time();
   if (size == 1 || !input_) return;
-  if (gst_app_src_get_current_level_bytes(input_) > kMaxQueuedBytes) {
+  const guint64 queued = talking_ ? gst_app_src_get_current_level_bytes(input_) : early_audio_.size();
+  if (queued + size > kMaxQueuedBytes) {
     fail(1009, "too much audio queued: send it in real time");
     return;
   }
-  // Pushed before PLAYING, appsrc keeps it until it starts.
-  GstBuffer *buffer = gst_buffer_new_memdup(data + 1, size - 1);
-  gst_app_src_push_buffer(input_, buffer);
+  if (!talking_) {  // before the handshake: appsrc takes buffers once started
+    early_audio_.append(reinterpret_cast<const char *>(data + 1), size - 1);
+    return;
+  }
+  gst_app_src_push_buffer(input_, gst_buffer_new_memdup(data + 1, size - 1));
 }
 
 void ChatSession::on_tick(gint64 now_us) {

@@ -48,7 +48,8 @@ class ChatSession : public Session {
   GstAppSrc *input_ = nullptr;
   GstElement *input_branch_[3] = {};  // where an error means bad client audio
   gint64 last_audio_us_;
-  bool talking_ = false;
+  bool talking_ = false;     // the prompts have run
+  std::string early_audio_;  // received before
 
   // Streaming thread only.
   std::unique_ptr<OggOpusWriter> ogg_;

@@ -112,6 +112,8 @@ bool same_origin(SoupServerMessage *msg) {
 Server::Server(const Config &config) : config_(config) {}
 
 Server::~Server() {
+  if (request_timer_) g_source_remove(request_timer_);
+  while (!requests_.empty()) forget_request(requests_.begin()->first);
   if (soup_) {
     soup_server_disconnect(soup_);
     g_object_unref(soup_);
@@ -147,6 +149,8 @@ bool Server::start(std::string *error, std::string *url) {
     g_object_unref(certificate);
   }
 
+  g_signal_connect(soup_, "request-started", G_CALLBACK(request_started_cb), this);
+  request_timer_ = g_timeout_add_seconds(1, request_timeout_cb, this);
   soup_server_add_handler(soup_, nullptr, static_cb, this, nullptr);
   soup_server_add_handler(soup_, "/api/voices", voices_cb, this, nullptr);
   soup_server_add_handler(soup_, "/api/status", status_cb, this, nullptr);
@@ -196,6 +200,49 @@ void Server::shut_down() {
     g_main_context_iteration(nullptr, TRUE);
 }
 
+// A request must arrive (and be answered) within the handshake timeout: a
+// client that connects and says nothing, or half a request, does not hold a
+// socket forever. Between keep-alive requests the same limit applies. A
+// websocket takes the connection out of this (its session has timeouts).
+void Server::request_started_cb(SoupServer *, SoupServerMessage *msg, gpointer data) {
+  Server *self = static_cast<Server *>(data);
+  GSocket *socket = soup_server_message_get_socket(msg);
+  if (!socket) return;
+  const gint64 deadline = g_get_monotonic_time() + gint64(self->config_.handshake_timeout_s) * G_USEC_PER_SEC;
+  self->requests_[G_OBJECT(msg)] = {G_SOCKET(g_object_ref(socket)), deadline};
+  g_object_weak_ref(G_OBJECT(msg), request_gone_cb, self);
+  g_signal_connect(msg, "finished", G_CALLBACK(request_finished_cb), self);
+}
+
+void Server::request_finished_cb(SoupServerMessage *msg, gpointer data) {
+  static_cast<Server *>(data)->forget_request(G_OBJECT(msg));
+}
+
+void Server::request_gone_cb(gpointer data, GObject *msg) {
+  Server *self = static_cast<Server *>(data);
+  auto it = self->requests_.find(msg);
+  if (it == self->requests_.end()) return;
+  g_object_unref(it->second.socket);
+  self->requests_.erase(it);
+}
+
+void Server::forget_request(GObject *msg) {
+  auto it = requests_.find(msg);
+  if (it == requests_.end()) return;
+  g_object_weak_unref(msg, request_gone_cb, this);
+  g_signal_handlers_disconnect_by_func(msg, reinterpret_cast<gpointer>(request_finished_cb), this);
+  g_object_unref(it->second.socket);
+  requests_.erase(it);
+}
+
+gboolean Server::request_timeout_cb(gpointer data) {
+  Server *self = static_cast<Server *>(data);
+  const gint64 now = g_get_monotonic_time();
+  for (auto &r : self->requests_)
+    if (now > r.second.deadline) g_socket_shutdown(r.second.socket, TRUE, TRUE, nullptr);
+  return G_SOURCE_CONTINUE;
+}
+
 void Server::static_cb(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *, gpointer data) {
   Server *self = static_cast<Server *>(data);
   const char *method = soup_server_message_get_method(msg);
@@ -241,6 +288,7 @@ void Server::chat_check_cb(SoupServer *, SoupServerMessage *msg, const char *, G
 void Server::chat_ws_cb(SoupServer *, SoupServerMessage *msg, const char *, SoupWebsocketConnection *ws,
                         gpointer data) {
   Server *self = static_cast<Server *>(data);
+  self->forget_request(G_OBJECT(msg));
   soup_websocket_connection_set_max_incoming_payload_size(ws, kChatMaxMessage);
   const char *q = g_uri_get_query(soup_server_message_get_uri(msg));
   GHashTable *query = q ? soup_form_decode(q) : nullptr;
@@ -258,10 +306,12 @@ void Server::signalling_check_cb(SoupServer *, SoupServerMessage *msg, const cha
   if (!same_origin(msg)) respond_error(msg, SOUP_STATUS_FORBIDDEN, "calls start from this server's own page");
 }
 
-void Server::signalling_ws_cb(SoupServer *, SoupServerMessage *, const char *, SoupWebsocketConnection *ws,
+void Server::signalling_ws_cb(SoupServer *, SoupServerMessage *msg, const char *, SoupWebsocketConnection *ws,
                               gpointer data) {
+  Server *self = static_cast<Server *>(data);
+  self->forget_request(G_OBJECT(msg));
   soup_websocket_connection_set_max_incoming_payload_size(ws, kSignallingMaxMessage);
-  WebRtcSession::open(static_cast<Server *>(data), ws);
+  WebRtcSession::open(self, ws);
 }
 
 }  // namespace ppserver

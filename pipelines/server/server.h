@@ -5,6 +5,7 @@
 
 #include <libsoup/soup.h>
 
+#include <map>
 #include <set>
 #include <string>
 
@@ -36,6 +37,11 @@ class Server {
   void remove(Session *session) { sessions_.erase(session); }
 
  private:
+  static void request_started_cb(SoupServer *, SoupServerMessage *msg, gpointer self);
+  static gboolean request_timeout_cb(gpointer self);
+  static void request_finished_cb(SoupServerMessage *msg, gpointer self);
+  static void request_gone_cb(gpointer self, GObject *msg);
+  void forget_request(GObject *msg);
   static void static_cb(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *, gpointer self);
   static void voices_cb(SoupServer *, SoupServerMessage *msg, const char *, GHashTable *, gpointer self);
   static void status_cb(SoupServer *, SoupServerMessage *msg, const char *, GHashTable *, gpointer self);
@@ -50,6 +56,13 @@ class Server {
   SoupServer *soup_ = nullptr;
   int slots_in_use_ = 0;
   std::set<Session *> sessions_;
+
+  struct PendingRequest {
+    GSocket *socket;
+    gint64 deadline;
+  };
+  std::map<GObject *, PendingRequest> requests_;  // by SoupServerMessage
+  guint request_timer_ = 0;
 };
 
 }  // namespace ppserver

@@ -333,11 +333,36 @@ void test_busy() {
   expect_handshake(d);
 }
 
+// Reads from a raw connection until the server closes it; the seconds it took.
+double seconds_until_closed(const ServerProcess &server, const std::string &send) {
+  const std::string url = server.url();
+  const int port = std::stoi(url.substr(url.rfind(':') + 1));
+  GSocketClient *client = g_socket_client_new();
+  GSocketConnection *c = g_socket_client_connect_to_host(client, "127.0.0.1", guint16(port), nullptr, nullptr);
+  g_assert_nonnull(c);
+  GSocket *socket = g_socket_connection_get_socket(c);
+  g_socket_set_timeout(socket, 30);
+  if (!send.empty()) g_socket_send(socket, send.data(), send.size(), nullptr, nullptr);
+  const gint64 begin = g_get_monotonic_time();
+  char buffer[4096];
+  while (g_socket_receive(socket, buffer, sizeof buffer, nullptr, nullptr) > 0) {
+  }
+  const double took = (g_get_monotonic_time() - begin) / 1e6;
+  g_object_unref(c);
+  g_object_unref(client);
+  return took;
+}
+
 void test_timeouts() {
-  ServerProcess server({"--idle-timeout", "2", "--handshake-timeout", "2", "--max-sessions", "3"});
+  ServerProcess server({"--idle-timeout", "4", "--handshake-timeout", "2", "--max-sessions", "3"});
+  // A connection that says nothing, or not all of its request.
+  g_assert_cmpfloat(seconds_until_closed(server, ""), <, 5);
+  g_assert_cmpfloat(seconds_until_closed(server, "GET / HTTP/1.1\r\nHost: x\r\n"), <, 5);
   Client quiet(server.ws_url(kChat));
   expect_handshake(quiet);
+  const gint64 begin = g_get_monotonic_time();
   expect_closed(quiet, 1001, "idle");
+  g_assert_cmpfloat((g_get_monotonic_time() - begin) / 1e6, >, 3);  // not the request's timeout
   g_assert_true(payloads(quiet, kError).at(0).find("idle") == 0);
   // A browser page that never starts its call.
   Client page(server.ws_url("/ws"));
@@ -347,6 +372,15 @@ void test_timeouts() {
   mute.send_text(R"({"type":"start"})");
   expect_closed(mute, 1008, "did not connect");
   g_assert_true(mute.messages().size() >= 1);
+  wait_sessions(server, 0);
+}
+
+void test_call_limit() {
+  ServerProcess server({"--max-call", "2"});
+  Client c(server.ws_url(kChat));
+  expect_handshake(c);
+  stream_wav(c);
+  expect_closed(c, 1001, "time limit");
   wait_sessions(server, 0);
 }
 
@@ -449,6 +483,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/server/chat/disconnects", test_disconnects);
   g_test_add_func("/server/busy", test_busy);
   g_test_add_func("/server/timeouts", test_timeouts);
+  g_test_add_func("/server/call-limit", test_call_limit);
   g_test_add_func("/server/signalling-errors", test_signalling_errors);
   g_test_add_func("/server/https", test_https);
   g_test_add_func("/server/command-line", test_command_line);

@@ -59,12 +59,14 @@ async function loadVoices() {
   }
 }
 
-// RMS of an analyser's current window, 0..1 (scaled so speech fills the bar).
+// The level of an analyser's current window: its RMS from -60 dBFS (0) to
+// 0 dBFS (1), as level meters show it.
 function level(analyser, buffer) {
   analyser.getFloatTimeDomainData(buffer);
   let sum = 0;
   for (const v of buffer) sum += v * v;
-  return Math.min(1, Math.sqrt(sum / buffer.length) * 4);
+  const db = 10 * Math.log10(sum / buffer.length + 1e-12);
+  return Math.min(1, Math.max(0, (db + 60) / 60));
 }
 
 function meter(context, stream, key, bar) {
@@ -205,6 +207,23 @@ window.personaplex = {
   error: () => ui.error.textContent,
   transcript: () => ui.transcript.textContent,
   levels: () => ({ ...levels }),
+  // The network path: the addresses of the candidate pair in use and the
+  // browser's own candidates.
+  async route() {
+    if (!call || !call.pc) return null;
+    const stats = await call.pc.getStats();
+    const route = { local: null, remote: null, candidates: [] };
+    const address = (c) => (c ? c.address || c.ip : null);
+    stats.forEach((r) => {
+      if (r.type === "local-candidate") route.candidates.push(address(r));
+      if (r.type === "transport" && r.selectedCandidatePairId) {
+        const pair = stats.get(r.selectedCandidatePairId);
+        route.local = address(stats.get(pair.localCandidateId));
+        route.remote = address(stats.get(pair.remoteCandidateId));
+      }
+    });
+    return route;
+  },
   // Bytes of the model's audio received so far (inbound RTP).
   async inboundBytes() {
     if (!call || !call.pc) return 0;
