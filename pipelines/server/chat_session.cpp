@@ -2,6 +2,8 @@
 
 #include <gst/app/gstappsink.h>
 
+#include <cstring>
+
 #include "server.h"
 
 namespace ppserver {
@@ -140,7 +142,12 @@ void ChatSession::on_tick(gint64 now_us) {
 void ChatSession::on_error(GstMessage *message, const std::string &text) {
   for (GstElement *e : input_branch_) {
     if (e && GST_MESSAGE_SRC(message) == GST_OBJECT(e)) {
-      fail(1007, "invalid Ogg/Opus audio: " + text);
+      gchar *debug = nullptr;
+      gst_message_parse_error(message, nullptr, &debug);
+      // Not linked or negotiated: the Ogg stream holds something opusdec does not take.
+      const bool not_opus = debug && (strstr(debug, "not-linked") || strstr(debug, "not-negotiated"));
+      g_free(debug);
+      fail(1007, not_opus ? "invalid Ogg/Opus audio: the Ogg stream is not Opus" : "invalid Ogg/Opus audio: " + text);
       return;
     }
   }

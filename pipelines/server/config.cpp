@@ -27,7 +27,7 @@ bool parse_command_line(int argc, char **argv, Config *config) {
   gchar *host = nullptr, *ssl = nullptr, *www = nullptr;
   gchar *model_dir = nullptr, *lm_weights = nullptr, *lm_config = nullptr, *mimi_weights = nullptr,
         *mimi_config = nullptr, *tokenizer = nullptr, *voices_dir = nullptr, *device = nullptr,
-        *voice = nullptr, *prompt = nullptr, *stun = nullptr, *turn = nullptr;
+        *voice = nullptr, *prompt = nullptr, *stun = nullptr, *turn = nullptr, *ports = nullptr;
   gchar **ice = nullptr;
   gboolean http = FALSE, no_preload = FALSE;
   gint port = config->port, max_sessions = config->max_sessions, max_prompt = config->max_prompt_chars,
@@ -58,6 +58,8 @@ bool parse_command_line(int argc, char **argv, Config *config) {
       {"max-call", 0, 0, G_OPTION_ARG_INT, &max_call, "End calls after N s (default 0: no limit)", "S"},
       {"ice-address", 0, 0, G_OPTION_ARG_STRING_ARRAY, &ice,
        "Offer ICE host candidates only on this local address (repeatable)", "ADDR"},
+      {"ice-ports", 0, 0, G_OPTION_ARG_STRING, &ports, "UDP ports for calls' media, as MIN-MAX (for a firewall)",
+       "MIN-MAX"},
       {"stun-server", 0, 0, G_OPTION_ARG_STRING, &stun, "STUN server, stun://host:port", "URI"},
       {"turn-server", 0, 0, G_OPTION_ARG_STRING, &turn, "TURN server, turn(s)://user:pass@host:port", "URI"},
       {"no-preload", 0, 0, G_OPTION_ARG_NONE, &no_preload,
@@ -100,6 +102,15 @@ bool parse_command_line(int argc, char **argv, Config *config) {
   config->max_call_s = max_call;
   for (gchar **a = ice; a && *a; ++a) config->ice_addresses.push_back(*a);
   g_strfreev(ice);
+  const std::string port_range = take(ports);
+  if (!port_range.empty()) {
+    unsigned lo = 0, hi = 0;
+    char end = 0;
+    if (sscanf(port_range.c_str(), "%u-%u%c", &lo, &hi, &end) != 2 || lo < 1 || hi > 65535 || lo > hi)
+      return usage_error(context, "--ice-ports takes MIN-MAX, such as 50000-50100");
+    config->ice_min_port = int(lo);
+    config->ice_max_port = int(hi);
+  }
   config->stun_server = take(stun);
   config->turn_server = take(turn);
   config->preload = !no_preload;

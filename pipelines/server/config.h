@@ -32,6 +32,7 @@ struct Config {
   int max_call_s = 0;            // 0 = no limit on a call's length
 
   std::vector<std::string> ice_addresses;  // gather host candidates only on these
+  int ice_min_port = 0, ice_max_port = 0;  // 0: any
   std::string stun_server, turn_server;
   bool preload = true;  // load the model (and check the default voice) at start-up
 };

@@ -34,7 +34,15 @@ Session::~Session() {
 }
 
 void Session::unref() {
-  if (refs_.fetch_sub(1) == 1) delete this;
+  if (refs_.fetch_sub(1) != 1) return;
+  // Sessions live in the main thread; so does their end.
+  if (g_main_context_is_owner(g_main_context_default()))
+    delete this;
+  else
+    g_idle_add_full(G_PRIORITY_DEFAULT, [](gpointer s) -> gboolean {
+      delete static_cast<Session *>(s);
+      return G_SOURCE_REMOVE;
+    }, this, nullptr);
 }
 
 void Session::log(const char *format, ...) {

@@ -115,7 +115,7 @@ bool WebRtcSession::build(const Conversation &conversation, std::string *error) 
   g_object_set(webrtc_, "latency", kJitterBufferMs, nullptr);
   if (!c.stun_server.empty()) g_object_set(webrtc_, "stun-server", c.stun_server.c_str(), nullptr);
   if (!c.turn_server.empty()) g_object_set(webrtc_, "turn-server", c.turn_server.c_str(), nullptr);
-  restrict_ice_addresses(webrtc_);
+  configure_ice(webrtc_);
   g_signal_connect(webrtc_, "on-negotiation-needed", G_CALLBACK(negotiation_needed_cb), this);
   g_signal_connect(webrtc_, "on-ice-candidate", G_CALLBACK(ice_candidate_cb), this);
   g_signal_connect(webrtc_, "pad-added", G_CALLBACK(webrtc_pad_added_cb), this);
@@ -156,13 +156,16 @@ bool WebRtcSession::build(const Conversation &conversation, std::string *error) 
   return true;
 }
 
-// Candidates from the listed local addresses only (libnice otherwise offers
-// every interface but the loopback one).
-void WebRtcSession::restrict_ice_addresses(GstElement *webrtc) {
+// UDP candidates only, on the configured ports, from the listed local
+// addresses only (libnice otherwise offers every interface but the loopback one).
+void WebRtcSession::configure_ice(GstElement *webrtc) {
   GstWebRTCICE *ice = nullptr;
   g_object_get(webrtc, "ice-agent", &ice, nullptr);
   if (!ice) return;
   if (g_object_class_find_property(G_OBJECT_GET_CLASS(ice), "ice-tcp")) g_object_set(ice, "ice-tcp", FALSE, nullptr);
+  const Config &c = server_->config();
+  if (c.ice_max_port > 0)
+    g_object_set(ice, "min-rtp-port", guint(c.ice_min_port), "max-rtp-port", guint(c.ice_max_port), nullptr);
   NiceAgent *agent = nullptr;
   if (!server_->config().ice_addresses.empty() && g_object_class_find_property(G_OBJECT_GET_CLASS(ice), "agent"))
     g_object_get(ice, "agent", &agent, nullptr);

@@ -40,7 +40,7 @@ class WebRtcSession : public Session {
 
   void start_call(const Conversation &conversation);
   bool build(const Conversation &conversation, std::string *error);
-  void restrict_ice_addresses(GstElement *webrtc);
+  void configure_ice(GstElement *webrtc);
   void set_answer(const std::string &sdp);
   void add_remote_candidate(const std::string &candidate, guint mline);
   void send_transcript(const std::string &text);

@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 
 SKIP = 77
+ICE_PORTS = (45000, 45999)
 
 
 def log(*args):
@@ -188,6 +189,7 @@ def expect_talking(browser, name):
     # too (its other candidates are this host's own addresses).
     route = browser.js_async("window.personaplex.route()")
     assert route["remote"] == "127.0.0.1", "%s: the call goes to %s" % (name, route)
+    assert ICE_PORTS[0] <= route["remotePort"] <= ICE_PORTS[1], "%s: the server's port is %s" % (name, route)
     assert "127.0.0.1" in route["candidates"], "%s: no loopback candidate in %s" % (name, route)
     levels = browser.js("return window.personaplex.levels()")
     log("%s: %d bytes in over %s -> %s, levels %s, transcript %r" % (
@@ -217,7 +219,7 @@ def main():
         f = fixtures
         server = Server([
             server_bin, "--http", "--host", "127.0.0.1", "--port", "0", "--max-sessions", "2",
-            "--ice-address", "127.0.0.1",
+            "--ice-address", "127.0.0.1", "--ice-ports", "%d-%d" % ICE_PORTS,
             "--lm-weights", f + "/lm/weights.safetensors", "--lm-config", f + "/lm/config.json",
             "--mimi-weights", f + "/mimi/weights.safetensors", "--mimi-config", f + "/mimi/config.json",
             "--tokenizer", f + "/lm/tokenizer.model", "--voices-dir", voices, "--device", "cpu"])

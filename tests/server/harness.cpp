@@ -324,12 +324,12 @@ static std::string pull_all(GstElement *pipeline, GstAppSink *sink) {
   return out;
 }
 
-std::string ogg_opus_of_wav(const std::string &path, int repeat) {
+std::string ogg_opus_of_wav(const std::string &path, int repeat, const std::string &encoder) {
   std::string sources;
   for (int i = 0; i < repeat; ++i) sources += "filesrc location=\"" + path + "\" ! wavparse ! c. ";
   gchar *description = g_strdup_printf(
       "concat name=c ! audioconvert ! audioresample ! audio/x-raw,rate=24000,channels=1 ! "
-      "opusenc frame-size=20 ! oggmux ! appsink name=sink sync=false %s", sources.c_str());
+      "%s ! oggmux ! appsink name=sink sync=false %s", encoder.c_str(), sources.c_str());
   GstElement *pipeline = gst_parse_launch(description, nullptr);
   g_free(description);
   g_assert_nonnull(pipeline);

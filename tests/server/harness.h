@@ -103,8 +103,8 @@ class Client {
 };
 
 // Encodes a WAV file, `repeat` times in a row, to one Ogg/Opus stream
-// (opusenc, 20 ms packets).
-std::string ogg_opus_of_wav(const std::string &path, int repeat = 1);
+// (opusenc, 20 ms packets, unless another `encoder` is named).
+std::string ogg_opus_of_wav(const std::string &path, int repeat = 1, const std::string &encoder = "opusenc frame-size=20");
 
 // Decodes an Ogg/Opus stream to 24 kHz mono float samples.
 std::vector<float> decode_ogg_opus(const std::string &ogg);

@@ -264,6 +264,16 @@ void test_malformed_messages() {
     c.wait_closed(3);
     if (c.closed()) g_assert_cmpuint(c.close_code(), ==, 1007);
   }
+  {
+    // Ogg, but not Opus.
+    Client c(server.ws_url(kChat));
+    expect_handshake(c);
+    const std::string vorbis =
+        harness::ogg_opus_of_wav(harness::fixtures() + "/lm/user.wav", 1, "audioconvert ! vorbisenc");
+    g_assert_cmpuint(vorbis.size(), >, 100);
+    c.send_binary(std::string(1, char(kAudio)) + vorbis);
+    expect_closed(c, 1007, "not Opus");
+  }
   wait_sessions(server, 0);
   Client after(server.ws_url(kChat));
   expect_handshake(after);

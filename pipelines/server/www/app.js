@@ -212,14 +212,16 @@ window.personaplex = {
   async route() {
     if (!call || !call.pc) return null;
     const stats = await call.pc.getStats();
-    const route = { local: null, remote: null, candidates: [] };
+    const route = { local: null, remote: null, remotePort: null, candidates: [] };
     const address = (c) => (c ? c.address || c.ip : null);
     stats.forEach((r) => {
       if (r.type === "local-candidate") route.candidates.push(address(r));
       if (r.type === "transport" && r.selectedCandidatePairId) {
         const pair = stats.get(r.selectedCandidatePairId);
         route.local = address(stats.get(pair.localCandidateId));
-        route.remote = address(stats.get(pair.remoteCandidateId));
+        const remote = stats.get(pair.remoteCandidateId);
+        route.remote = address(remote);
+        route.remotePort = remote ? remote.port : null;
       }
     });
     return route;
