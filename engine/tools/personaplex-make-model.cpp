@@ -35,7 +35,6 @@
 
 #include "core/error.h"
 #include "duplex/model_files.h"
-#include "io/safetensors.h"
 #include "lm/config.h"
 #include "lm/conversation.h"
 #include "lm/prompt.h"
@@ -124,53 +123,6 @@ auto fields(const lm::LmConfig &c) {
                   c.text_card, c.existing_text_padding_id, c.card, c.n_q, c.dep_q, c.delays, c.depformer_dim,
                   c.depformer_num_heads, c.depformer_num_layers, c.depformer_dim_feedforward,
                   c.depformer_multi_linear, c.depformer_weights_per_step);
-}
-
-// Every tensor the reference's LM state dict holds for this configuration,
-// with the names and shapes lm::LmWeights::load reads.
-std::vector<TensorSpec> lm_tensor_specs(const lm::LmConfig &c, at::ScalarType dtype) {
-  std::vector<TensorSpec> specs;
-  auto add = [&](const std::string &name, std::vector<int64_t> shape) { specs.push_back({name, dtype, shape}); };
-  auto idx = [](const std::string &prefix, int64_t k, const std::string &suffix) {
-    return prefix + "." + std::to_string(k) + "." + suffix;
-  };
-  for (int64_t k = 0; k < c.n_q; ++k) add(idx("emb", k, "weight"), {c.card + 1, c.dim});
-  add("text_emb.weight", {c.text_card + 1, c.dim});
-  for (auto &t : nn::TransformerWeights::tensor_shapes("transformer", c.temporal())) add(t.first, t.second);
-  add("out_norm.alpha", {1, 1, c.dim});
-  add("text_linear.weight", {c.text_out(), c.dim});
-  const int64_t d = c.depformer_dim, h = c.depformer_hidden();
-  for (int64_t k = 0; k < (c.depformer_multi_linear ? c.dep_q : 1); ++k)
-    add(idx("depformer_in", k, "weight"), {d, c.dim});
-  for (int64_t k = 0; k + 1 < c.dep_q; ++k) add(idx("depformer_emb", k, "weight"), {c.card + 1, d});
-  add("depformer_text_emb.weight", {c.text_card + 1, d});
-  for (int64_t i = 0; i < c.depformer_num_layers; ++i) {
-    const std::string p = "depformer.layers." + std::to_string(i) + ".";
-    add(p + "norm1.alpha", {1, 1, d});
-    add(p + "norm2.alpha", {1, 1, d});
-    add(p + "self_attn.in_proj_weight", {c.dep_q * 3 * d, d});
-    add(p + "self_attn.out_proj.weight", {c.dep_q * d, d});
-    for (int64_t k = 0; k < c.dep_q; ++k) {
-      add(p + idx("gating", k, "linear_in.weight"), {2 * h, d});
-      add(p + idx("gating", k, "linear_out.weight"), {d, h});
-    }
-  }
-  for (int64_t k = 0; k < c.dep_q; ++k) add(idx("linears", k, "weight"), {c.card, d});
-  return specs;
-}
-
-void write_lm(const std::string &path, const lm::LmConfig &c, at::ScalarType dtype, uint64_t seed) {
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  auto f32 = at::TensorOptions().dtype(at::kFloat);
-  write_safetensors(
-      path, lm_tensor_specs(c, dtype),
-      [&](const TensorSpec &s) {
-        // Norm scales of one keep activations at the scale of the inputs.
-        const bool norm = s.name.size() > 6 && s.name.compare(s.name.size() - 6, 6, ".alpha") == 0;
-        at::Tensor t = norm ? at::ones(s.shape, f32) : at::randn(s.shape, gen, f32) * kScale;
-        return t.to(s.dtype);
-      },
-      {{"format", "pt"}});
 }
 
 // A voice file that fits the model: random input embeddings (of the size
@@ -314,7 +266,7 @@ int run(const Options &o) {
     train_tokenizer(dir, tokenizer, lm_config.text_card, seed);
 
   mimi::write_random_weights(dir + "/" + duplex::kMimiWeightsName, mimi_config, seed, kScale);
-  write_lm(lm_path, lm_config, dtype, seed);
+  lm::write_random_lm_weights(lm_path, lm_config, dtype, seed, kScale);
   write_voice(dir + "/" + duplex::kVoicesDirName + "/" + kVoiceName, lm_config, dtype, voice_steps, seed);
   std::printf("%s: LM dim %lld x %lld layers (%s), Mimi latent %lld, text vocabulary %lld, voice %s\n",
               dir.c_str(), (long long)lm_config.dim, (long long)lm_config.num_layers, dtype_name.c_str(),
