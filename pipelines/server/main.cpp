@@ -24,6 +24,8 @@ void gstreamer_log(const gchar *domain, GLogLevelFlags level, const gchar *messa
 }  // namespace
 
 int main(int argc, char **argv) {
+  // One log line per event, also into a pipe (a service manager's journal).
+  setvbuf(stdout, nullptr, _IOLBF, 0);
   gst_init(&argc, &argv);
   g_log_set_handler("GStreamer", G_LOG_LEVEL_WARNING, gstreamer_log, nullptr);
   ppserver::Config config;
@@ -44,7 +46,6 @@ int main(int argc, char **argv) {
     return 1;
   }
   g_print("Listening on %s\n", url.c_str());
-  fflush(stdout);
 
   GMainLoop *loop = g_main_loop_new(nullptr, FALSE);
   auto quit = [](gpointer loop) -> gboolean {
