@@ -1,6 +1,6 @@
 #include "config.h"
 
-#include <glib.h>
+#include <gio/gio.h>
 
 #include <cstdio>
 
@@ -13,6 +13,19 @@ std::string take(gchar *s) {
   std::string out = s ? s : "";
   g_free(s);
   return out;
+}
+
+// Whether a UDP socket can be bound on `address` (one of this machine's).
+bool is_local_address(const std::string &address) {
+  GInetAddress *inet = g_inet_address_new_from_string(address.c_str());
+  if (!inet) return false;
+  GSocket *socket = g_socket_new(g_inet_address_get_family(inet), G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, nullptr);
+  GSocketAddress *any_port = g_inet_socket_address_new(inet, 0);
+  const bool ok = socket && g_socket_bind(socket, any_port, FALSE, nullptr);
+  g_object_unref(any_port);
+  if (socket) g_object_unref(socket);
+  g_object_unref(inet);
+  return ok;
 }
 
 bool usage_error(GOptionContext *context, const std::string &message) {
@@ -102,6 +115,8 @@ bool parse_command_line(int argc, char **argv, Config *config) {
   config->max_call_s = max_call;
   for (gchar **a = ice; a && *a; ++a) config->ice_addresses.push_back(*a);
   g_strfreev(ice);
+  for (const std::string &a : config->ice_addresses)
+    if (!is_local_address(a)) return usage_error(context, "--ice-address " + a + " is not an address of this machine");
   const std::string port_range = take(ports);
   if (!port_range.empty()) {
     unsigned lo = 0, hi = 0;
