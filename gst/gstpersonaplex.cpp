@@ -50,6 +50,7 @@
 #include <gst/audio/audio.h>
 #include <gst/base/gstadapter.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <exception>
@@ -124,6 +125,8 @@ struct Duplex {
   GstClockTime grid_start = 0;  // running time of slot 0
   guint64 slot = 0;
   GstClockTime upstream_latency = 0;
+  // The whole pipeline's latency, from the LATENCY event (NONE until then).
+  std::atomic<GstClockTime> pipeline_latency{GST_CLOCK_TIME_NONE};
   bool live_discont = true;
   std::vector<float> live_frame;
   guint32 last_seek_seqnum = GST_SEQNUM_INVALID;
@@ -312,22 +315,28 @@ static void post_stats(GstPersonaPlex *self, bool force) {
   gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
 }
 
-// One conversation step: `real` samples of input (the rest of the frame is
-// zero) give as many samples of output at `pts`, and the frame's word.
-static GstFlowReturn run_step(GstPersonaPlex *self, const float *pcm, size_t real, GstClockTime pts,
-                              bool discont) {
+// Runs the model on one frame of input (`real` samples, the rest zero);
+// false after posting an error.
+static bool compute_step(GstPersonaPlex *self, const float *pcm, size_t real, GstClockTime pts,
+                         personaplex::duplex::FrameResult *r) {
   Duplex *d = self->duplex;
-  if (d->reset_pending.exchange(false) && !start_conversation(self)) return GST_FLOW_ERROR;
+  if (d->reset_pending.exchange(false) && !start_conversation(self)) return false;
   const gint64 begin = g_get_monotonic_time();
-  personaplex::duplex::FrameResult r;
   try {
-    r = d->session->process(pcm, real);
+    *r = d->session->process(pcm, real);
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(self, STREAM, FAILED, ("PersonaPlex step failed: %s", e.what()),
                       ("frame at %" GST_TIME_FORMAT, GST_TIME_ARGS(pts)));
-    return GST_FLOW_ERROR;
+    return false;
   }
   d->stats.record_step((g_get_monotonic_time() - begin) / 1000.0);
+  return true;
+}
+
+// Pushes a computed frame: `real` samples of audio at `pts` and its word.
+static GstFlowReturn push_step(GstPersonaPlex *self, personaplex::duplex::FrameResult &r, size_t real,
+                               GstClockTime pts, bool discont) {
+  Duplex *d = self->duplex;
   DuplexOutput::Frame f;
   f.pcm = r.pcm.data();
   f.samples = real;
@@ -339,6 +348,15 @@ static GstFlowReturn run_step(GstPersonaPlex *self, const float *pcm, size_t rea
   GstFlowReturn ret = d->output->push(f);
   post_stats(self, false);
   return ret;
+}
+
+// One conversation step: `real` samples of input give as many samples of
+// output at `pts`, and the frame's word.
+static GstFlowReturn run_step(GstPersonaPlex *self, const float *pcm, size_t real, GstClockTime pts,
+                              bool discont) {
+  personaplex::duplex::FrameResult r;
+  if (!compute_step(self, pcm, real, pts, &r)) return GST_FLOW_ERROR;
+  return push_step(self, r, real, pts, discont);
 }
 
 static void reset_conversation(GstPersonaPlex *self) {
@@ -570,10 +588,23 @@ static void warn_late(GstPersonaPlex *self, const char *what, GstClockTime late_
                        GST_TIME_ARGS(late_by), GST_TIME_ARGS(budget_of(self))));
 }
 
+// How long after its wake-up a slot's output may still come out in time: the
+// compute budget, or more when downstream adds latency (the pipeline renders
+// a frame at its time plus the whole pipeline's latency, and a push into a
+// syncing sink blocks until then: that wait is pacing, not lateness).
+static GstClockTime slack_of(GstPersonaPlex *self, GstClockTime budget) {
+  Duplex *d = self->duplex;
+  const GstClockTime total = d->pipeline_latency;
+  const GstClockTime before_wake = d->frame_duration + d->upstream_latency;
+  if (!GST_CLOCK_TIME_IS_VALID(total) || total <= before_wake) return budget;
+  return std::max(budget, total - before_wake);
+}
+
 // When the clock is already past the slot's deadline, skips the slots that
 // cannot be made in time (a GAP on both pads, their input dropped).
 static bool skip_if_behind(GstPersonaPlex *self, GstClock *clock, GstClockTime wake, GstClockTime budget) {
   Duplex *d = self->duplex;
+  budget = slack_of(self, budget);
   const GstClockTime now = gst_clock_get_time(clock);
   if (now <= wake + budget) return false;
   const guint64 n = (now - wake - budget + d->frame_duration - 1) / d->frame_duration;
@@ -652,10 +683,16 @@ static void live_loop(GstPersonaPlex *self) {
   if (take_input(self, &real)) {
     d->stats.record_dropped(d->dropped.exchange(0));
     const GstClockTime pts = d->grid_start + d->slot * d->frame_duration;
-    const GstFlowReturn ret = run_step(self, d->live_frame.data(), real, pts, d->live_discont);
+    personaplex::duplex::FrameResult r;
+    GstFlowReturn ret = GST_FLOW_ERROR;
+    if (compute_step(self, d->live_frame.data(), real, pts, &r)) {
+      // Judged when the output is ready: the push may then wait on a syncing
+      // sink downstream, which is pacing, not lateness.
+      if (clock) check_deadline(self, clock, wake, budget);
+      ret = push_step(self, r, real, pts, d->live_discont);
+    }
     d->live_discont = false;
     d->slot++;
-    if (clock) check_deadline(self, clock, wake, budget);
     if (ret != GST_FLOW_OK) pause_task(self, ret);
   }
   if (clock) gst_object_unref(clock);
@@ -767,9 +804,13 @@ static gboolean gst_personaplex_src_event(GstPad *pad, GstObject *parent, GstEve
   GstPersonaPlex *self = GST_PERSONAPLEX(parent);
   Duplex *d = self->duplex;
   switch (GST_EVENT_TYPE(event)) {
-    case GST_EVENT_LATENCY:
+    case GST_EVENT_LATENCY: {
+      GstClockTime latency = GST_CLOCK_TIME_NONE;
+      gst_event_parse_latency(event, &latency);
+      d->pipeline_latency = latency;
       d->requery_latency = true;
       break;
+    }
     case GST_EVENT_SEEK: {
       // Sinks on both source pads send the same seek: forward it once.
       const guint32 seqnum = gst_event_get_seqnum(event);
