@@ -10,7 +10,6 @@
 // median and p99 milliseconds per step of each kind. --check-graphs also
 // runs the steps without CUDA graphs and counts differing output tokens.
 #include <ATen/ATen.h>
-#include <c10/core/impl/VirtualGuardImpl.h>
 
 #include <algorithm>
 #include <chrono>
@@ -21,10 +20,7 @@
 #include <string>
 #include <vector>
 
-#ifdef PERSONAPLEX_BENCH_CUDART
-#include <cuda_runtime_api.h>
-#endif
-
+#include "bench_timing.h"
 #include "core/device.h"
 #include "lm/conversation.h"
 #include "lm/prompt.h"
@@ -33,6 +29,16 @@
 using namespace personaplex;
 
 namespace {
+
+using bench::summary;
+using bench::synchronize;
+using bench::timed;
+
+// 0 off CUDA, as this program has always reported.
+double gpu_memory_gib(const at::Device &device) {
+  const nlohmann::json gib = bench::gpu_memory_gib(device);
+  return gib.is_null() ? 0.0 : gib.get<double>();
+}
 
 struct Options {
   std::string device = "cpu", dtype, config, weights;
@@ -78,38 +84,6 @@ Options parse(int argc, char **argv) {
     else usage("unknown option " + a);
   }
   return o;
-}
-
-void synchronize(const at::Device &device) {
-  if (device.is_cpu()) return;
-  c10::impl::VirtualGuardImpl impl(device.type());
-  impl.getStream(device).synchronize();
-}
-
-template <typename Fn>
-double timed(const at::Device &device, Fn fn) {
-  synchronize(device);
-  auto t0 = std::chrono::steady_clock::now();
-  fn();
-  synchronize(device);
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
-
-nlohmann::json summary(std::vector<double> ms) {
-  if (ms.empty()) return nullptr;
-  std::sort(ms.begin(), ms.end());
-  auto at = [&](double q) { return ms[std::min(ms.size() - 1, size_t(q * double(ms.size() - 1) + 0.5))]; };
-  return {{"median", at(0.5)}, {"p99", at(0.99)}, {"min", ms.front()}, {"max", ms.back()}};
-}
-
-double gpu_memory_gib(const at::Device &device) {
-#ifdef PERSONAPLEX_BENCH_CUDART
-  if (device.is_cuda()) {
-    size_t free = 0, total = 0;
-    if (cudaMemGetInfo(&free, &total) == cudaSuccess) return double(total - free) / (1 << 30);
-  }
-#endif
-  return 0;
 }
 
 int run(const Options &o) {

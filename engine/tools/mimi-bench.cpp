@@ -9,7 +9,6 @@
 // 80 ms frame (one encode_frame / decode_frame call) for each batch size.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <c10/core/impl/VirtualGuardImpl.h>
 
 #include <algorithm>
 #include <chrono>
@@ -23,10 +22,7 @@
 #include <string>
 #include <vector>
 
-#ifdef PERSONAPLEX_BENCH_CUDART
-#include <cuda_runtime_api.h>
-#endif
-
+#include "bench_timing.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "mimi/mimi.h"
@@ -36,6 +32,10 @@
 using namespace personaplex;
 
 namespace {
+
+using bench::device_name;
+using bench::summary;
+using bench::timed;
 
 struct Options {
   std::string device = "cpu", dtype, config, weights;
@@ -80,44 +80,6 @@ Options parse(int argc, char **argv) {
     } else usage("unknown option " + a);
   }
   return o;
-}
-
-// Waits for the device's queued work, so a timing covers the computation.
-void synchronize(const at::Device &device) {
-  if (device.is_cpu()) return;
-#ifdef PERSONAPLEX_BENCH_CUDART
-  if (device.is_cuda()) {
-    cudaDeviceSynchronize();
-    return;
-  }
-#endif
-  c10::impl::VirtualGuardImpl impl(device.type());
-  impl.getStream(device).synchronize();
-}
-
-std::string device_name(const at::Device &device) {
-#ifdef PERSONAPLEX_BENCH_CUDART
-  if (device.is_cuda()) {
-    cudaDeviceProp prop{};
-    if (cudaGetDeviceProperties(&prop, device.has_index() ? device.index() : 0) == cudaSuccess) return prop.name;
-  }
-#endif
-  return device.str();
-}
-
-nlohmann::json summary(std::vector<double> ms) {
-  std::sort(ms.begin(), ms.end());
-  auto at = [&](double q) { return ms[std::min(ms.size() - 1, size_t(q * double(ms.size() - 1) + 0.5))]; };
-  return {{"median", at(0.5)}, {"p99", at(0.99)}, {"min", ms.front()}, {"max", ms.back()}};
-}
-
-template <typename Fn>
-double timed(const at::Device &device, Fn fn) {
-  synchronize(device);
-  auto t0 = std::chrono::steady_clock::now();
-  fn();
-  synchronize(device);
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 nlohmann::json bench_batch(const mimi::Mimi &m, int64_t batch, const Options &o) {

@@ -27,10 +27,7 @@
 #include <unistd.h>
 #include <vector>
 
-#ifdef PERSONAPLEX_BENCH_CUDART
-#include <cuda_runtime_api.h>
-#endif
-
+#include "bench_timing.h"
 #include "core/device.h"
 #include "lm/batch.h"
 #include "lm/prompt.h"
@@ -43,6 +40,9 @@
 using namespace personaplex;
 
 namespace {
+
+using bench::gpu_memory_gib;
+using bench::summary;
 
 struct Options {
   std::string device = "cpu", dtype, fixtures, lm_config, mimi_config, weights_path;
@@ -104,25 +104,6 @@ Options parse(int argc, char **argv) {
 
 double now_ms() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-nlohmann::json summary(std::vector<double> ms) {
-  if (ms.empty()) return nullptr;
-  std::sort(ms.begin(), ms.end());
-  auto at = [&](double q) { return ms[std::min(ms.size() - 1, size_t(q * double(ms.size() - 1) + 0.5))]; };
-  return {{"median", at(0.5)}, {"p99", at(0.99)}, {"min", ms.front()}, {"max", ms.back()}};
-}
-
-// Device memory in use (all processes), or null off CUDA.
-nlohmann::json gpu_memory_gib(const at::Device &device) {
-#ifdef PERSONAPLEX_BENCH_CUDART
-  if (device.is_cuda()) {
-    size_t free = 0, total = 0;
-    if (cudaMemGetInfo(&free, &total) == cudaSuccess) return double(total - free) / (1 << 30);
-  }
-#endif
-  (void)device;
-  return nullptr;
 }
 
 lm::Prompt make_prompt(const Options &o, const lm::LmConfig &c) {
