@@ -184,9 +184,17 @@ static bool load_model(GstPersonaPlex *self, const DuplexSettings &s,
                       (nullptr));
     return false;
   }
+  at::ScalarType dtype;
   try {
-    GST_INFO_OBJECT(self, "loading PersonaPlex from %s on %s", files.lm_weights.c_str(), device.str().c_str());
-    d->model = DuplexModel::acquire(files, device, personaplex::default_dtype(device));
+    dtype = settings_dtype(s, device);
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Invalid dtype \"%s\": %s", s.dtype.c_str(), e.what()), (nullptr));
+    return false;
+  }
+  try {
+    GST_INFO_OBJECT(self, "loading PersonaPlex from %s on %s in %s", files.lm_weights.c_str(), device.str().c_str(),
+                    personaplex::dtype_name(dtype).c_str());
+    d->model = DuplexModel::acquire(files, device, dtype);
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not load the PersonaPlex model: %s", e.what()),
                       ("LM weights \"%s\", Mimi weights \"%s\", tokenizer \"%s\", device %s",

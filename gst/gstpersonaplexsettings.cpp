@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "core/device.h"
 #include "duplex/voice_resolver.h"
 
 namespace gstpersonaplex {
@@ -56,13 +57,14 @@ const StringProperty *file_property(guint id) {
 
 // Properties read only when the element starts.
 bool ready_only(guint id) {
-  return file_property(id) || id == DUPLEX_PROP_DEVICE || id == DUPLEX_PROP_IS_LIVE;
+  return file_property(id) || id == DUPLEX_PROP_DEVICE || id == DUPLEX_PROP_DTYPE || id == DUPLEX_PROP_IS_LIVE;
 }
 
 std::string *string_field(DuplexSettings *s, guint id) {
   if (const StringProperty *p = file_property(id)) return &(s->paths.*(p->field));
   switch (id) {
     case DUPLEX_PROP_DEVICE: return &s->device;
+    case DUPLEX_PROP_DTYPE: return &s->dtype;
     case DUPLEX_PROP_VOICE: return &s->voice;
     case DUPLEX_PROP_PROMPT: return &s->prompt;
     default: return nullptr;
@@ -76,7 +78,11 @@ void install_strings(GObjectClass *klass) {
   g_object_class_install_property(klass, DUPLEX_PROP_DEVICE,
       g_param_spec_string("device", "Device",
           "Compute device: \"auto\" (cuda when a GPU is usable, else cpu), \"cpu\", \"cuda\" or "
-          "\"cuda:N\"; the LM runs in bfloat16 on CUDA, float32 on the CPU",
+          "\"cuda:N\"", "auto", mutable_in(GST_STATE_READY)));
+  g_object_class_install_property(klass, DUPLEX_PROP_DTYPE,
+      g_param_spec_string("dtype", "Data type",
+          "Data type of the language model: \"auto\" (bfloat16 on CUDA, float32 on the CPU), "
+          "\"bfloat16\", \"float16\" or \"float32\"; the codec always runs in float32",
           "auto", mutable_in(GST_STATE_READY)));
   g_object_class_install_property(klass, DUPLEX_PROP_VOICE,
       g_param_spec_string("voice", "Voice",
@@ -145,7 +151,7 @@ bool settings_set_property(GstElement *element, DuplexSettings *s, guint id, con
   if (std::string *field = string_field(s, id)) {
     const gchar *text = g_value_get_string(value);
     *field = text ? text : "";
-    if (id == DUPLEX_PROP_DEVICE && field->empty()) *field = "auto";
+    if ((id == DUPLEX_PROP_DEVICE || id == DUPLEX_PROP_DTYPE) && field->empty()) *field = "auto";
   } else {
     switch (id) {
       case DUPLEX_PROP_SEED: s->seed = g_value_get_uint64(value); break;
@@ -197,6 +203,11 @@ DuplexSettings settings_copy(GstElement *element, const DuplexSettings *settings
 std::string settings_device(const DuplexSettings &s) {
   if (s.device != "auto") return s.device;
   return at::hasCUDA() ? "cuda" : "cpu";
+}
+
+at::ScalarType settings_dtype(const DuplexSettings &s, const at::Device &device) {
+  if (s.dtype == "auto") return personaplex::default_dtype(device);
+  return personaplex::parse_dtype(s.dtype);
 }
 
 personaplex::duplex::SessionOptions settings_session_options(const DuplexSettings &s,

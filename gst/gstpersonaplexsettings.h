@@ -23,6 +23,7 @@ enum : guint {
   DUPLEX_PROP_TOKENIZER,
   DUPLEX_PROP_VOICES_DIR,
   DUPLEX_PROP_DEVICE,
+  DUPLEX_PROP_DTYPE,
   DUPLEX_PROP_VOICE,
   DUPLEX_PROP_PROMPT,
   DUPLEX_PROP_SEED,
@@ -42,6 +43,7 @@ constexpr GstClockTime kDefaultLatency = 80 * GST_MSECOND;
 struct DuplexSettings {
   personaplex::duplex::ModelPaths paths;
   std::string device = "auto";
+  std::string dtype = "auto";
   std::string voice;
   std::string prompt;
   guint64 seed = 0;
@@ -65,6 +67,9 @@ DuplexSettings settings_copy(GstElement *element, const DuplexSettings *settings
 
 // "auto" -> "cuda" when a GPU is usable, else "cpu"; other values unchanged.
 std::string settings_device(const DuplexSettings &settings);
+// The LM's dtype on `device`: "auto" -> bfloat16 on CUDA, float32 on the CPU;
+// throws personaplex::Error naming a dtype it does not know.
+at::ScalarType settings_dtype(const DuplexSettings &settings, const at::Device &device);
 // The session options the settings give, with the voice file already
 // resolved against `voices_dir` (throws personaplex::Error when it cannot be).
 personaplex::duplex::SessionOptions settings_session_options(const DuplexSettings &settings,

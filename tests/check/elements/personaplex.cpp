@@ -82,7 +82,7 @@ GST_START_TEST(test_pipeline_reproduces_reference) {
   GstElement *pp = gst_bin_get_by_name(GST_BIN(pipeline), "pp");
   GstElement *configured = make_element();  // the fixture's settings, copied over
   for (const char *name : {"lm-weights", "lm-config", "mimi-weights", "mimi-config", "tokenizer", "voice",
-                           "prompt", "greedy", "device"}) {
+                           "prompt", "greedy", "device", "dtype"}) {
     GValue value = G_VALUE_INIT;
     g_object_get_property(G_OBJECT(configured), name, &value);
     g_object_set_property(G_OBJECT(pp), name, &value);
@@ -416,6 +416,7 @@ GST_START_TEST(test_corrupt_weights) {
   expect_start_failure("lm-weights", path.c_str(), GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ, path);
   expect_start_failure("mimi-weights", path.c_str(), GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ, path);
   expect_start_failure("device", "tpu", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, "tpu");
+  expect_start_failure("dtype", "float8", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, "float8");
 }
 GST_END_TEST;
 

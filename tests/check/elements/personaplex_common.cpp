@@ -80,7 +80,10 @@ GstElement *make_element(GstBus *bus) {
   GstElement *element = gst_element_factory_make("personaplex", nullptr);
   fail_unless(element != nullptr, "no personaplex element: is GST_PLUGIN_PATH set?");
   gst_object_ref_sink(element);
+  // The CPU unless PERSONAPLEX_TEST_DEVICE names another device; float32 there
+  // too (the reference's outputs are float32).
   const char *device = std::getenv("PERSONAPLEX_TEST_DEVICE");
+  g_object_set(element, "dtype", "float32", nullptr);
   g_object_set(element, "lm-weights", f.lm_weights.c_str(), "lm-config", f.lm_config.c_str(),
                "mimi-weights", f.mimi_weights.c_str(), "mimi-config", f.mimi_config.c_str(),
                "tokenizer", f.tokenizer.c_str(), "voice", f.voice.c_str(), "prompt", f.prompt.c_str(),
