@@ -37,8 +37,6 @@
 
 #include <gst/audio/audio.h>
 
-#include <c10/core/InferenceMode.h>
-
 #include <cmath>
 #include <exception>
 #include <memory>
@@ -224,7 +222,6 @@ static GstBuffer *pcm_buffer(GstAudioFormat format, const float *pcm, gsize n) {
 
 // Decodes one frame of codes to CPU float samples; throws on engine errors.
 static at::Tensor decode(DecStream *s, const at::Tensor &codes) {
-  c10::InferenceMode inference;
   const at::Tensor on_device = codes.to(s->model->device());
   return s->model->decode_frame(on_device, *s->state).to(at::kCPU, at::kFloat).contiguous();
 }

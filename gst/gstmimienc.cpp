@@ -30,8 +30,6 @@
 
 #include <gst/audio/audio.h>
 
-#include <c10/core/InferenceMode.h>
-
 #include <exception>
 #include <memory>
 
@@ -177,7 +175,6 @@ static GstFlowReturn gst_mimi_enc_handle_frame(GstAudioEncoder *enc, GstBuffer *
 
   at::Tensor codes;
   try {
-    c10::InferenceMode inference;
     codes = model.encode_frame(pcm, *s->state).to(at::kCPU, at::kLong).contiguous();
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(enc, STREAM, ENCODE, (nullptr), ("frame %" G_GUINT64_FORMAT ": %s",
