@@ -1,20 +1,29 @@
 #include "lm/batch.h"
 
 #include <algorithm>
+#include <tuple>
 
 #include "core/error.h"
 #include "lm/depformer.h"
 #include "lm/ops.h"
 #include "lm/stage_timer.h"
+#include "lm/step.h"
+#include "lm/temporal_batch.h"
 
 namespace personaplex::lm {
 
 BatchServer::BatchServer(std::shared_ptr<const LmModel> model, int64_t max_slots, ConversationOptions options)
     : model_(std::move(model)), options_(options) {
   if (max_slots <= 0) throw Error("batch server: max_slots must be positive");
+  const LmWeights &w = model_->weights();
+  kv_ = new_kv_rows(w, max_slots);
+  freqs_ = rope_frequencies(w);
+  const StepBuffers idle = make_step_buffers(w, options_.sampling);
+  idle_x_ = idle.x;
+  idle_ints_ = idle.ints;
   slots_.resize(size_t(max_slots));
   used_.assign(size_t(max_slots), false);
-  for (int64_t s = max_slots - 1; s >= 0; --s) free_.push_back(s);
+  for (int64_t s = 0; s < max_slots; ++s) free_.insert(s);
 }
 
 bool BatchServer::in_use(int64_t slot) const {
@@ -28,18 +37,18 @@ Conversation &BatchServer::conversation(int64_t slot) {
 
 int64_t BatchServer::join(const Prompt &prompt, uint64_t seed, const WarningFn &warn) {
   if (free_.empty()) throw Error("batch server: all " + std::to_string(max_slots()) + " slots are in use");
-  const int64_t slot = free_.back();
+  const int64_t slot = *free_.begin();
   auto &conv = slots_[size_t(slot)];
   if (!conv) {
     ConversationOptions o = options_;
     o.seed = seed;
     o.cuda_graphs = false;
-    conv = std::make_unique<Conversation>(model_, o);
+    conv.reset(new Conversation(model_, o, new_temporal_state(model_->weights(), PinnedKVCache(kv_, slot))));
   } else {
     conv->reset(seed);
   }
   run_prompts(*conv, prompt, warn);
-  free_.pop_back();
+  free_.erase(slot);
   used_[size_t(slot)] = true;
   return slot;
 }
@@ -47,7 +56,40 @@ int64_t BatchServer::join(const Prompt &prompt, uint64_t seed, const WarningFn &
 void BatchServer::leave(int64_t slot) {
   if (!in_use(slot)) throw Error("batch server: slot " + std::to_string(slot) + " is not in use");
   used_[size_t(slot)] = false;
-  free_.push_back(slot);
+  free_.insert(slot);
+}
+
+std::pair<at::Tensor, at::Tensor> BatchServer::temporal(const std::vector<Row> &rows) {
+  const LmWeights &w = model_->weights();
+  // Rows 0..R-1 of the KV storage; those without input get idle inputs.
+  const int64_t N = int64_t(rows.size()), R = rows.back().slot + 1;
+  std::vector<at::Tensor> xs(size_t(R), idle_x_), ints(size_t(R), idle_ints_);
+  // One upload: the stepping rows, then a split flag per row.
+  std::vector<int64_t> index(size_t(N + R), 0);
+  RowsStep in;
+  int64_t extent = 0;  // slots the stepping rows will have written
+  for (int64_t n = 0; n < N; ++n) {
+    const Row &r = rows[size_t(n)];
+    const PinnedKVCache &kv = r.conv->temporal_.kv;
+    xs[size_t(r.slot)] = r.conv->io_.x;
+    ints[size_t(r.slot)] = r.conv->io_.ints;
+    index[size_t(n)] = r.slot;
+    extent = std::max(extent, std::min(kv.end() + 1, kv.capacity()));
+    if (kv.split()) {
+      index[size_t(N + r.slot)] = 1;
+      in.pinned = std::max(in.pinned, kv.pinned());
+    }
+  }
+  at::Tensor all_ints = at::stack(ints, 0);
+  at::Tensor device_index = at::tensor(index, at::kLong).to(model_->device());
+  in.x = at::cat(xs, 0);
+  in.where = all_ints.narrow(1, 0, 3);
+  in.rows = device_index.narrow(0, 0, N);
+  in.split = device_index.narrow(0, N, R) != 0;
+  in.freqs = freqs_;
+  in.span = attention_span(kv_, extent);
+  at::Tensor h = rms_norm(temporal_step_rows(w, in, kv_), w.out_norm, w.config.norm == "rms_norm_f32");
+  return {h, N == R ? all_ints : all_ints.index_select(0, in.rows)};
 }
 
 std::map<int64_t, std::optional<StepResult>> BatchServer::step(
@@ -61,12 +103,6 @@ std::map<int64_t, std::optional<StepResult>> BatchServer::step(
     slots_[size_t(slot)]->validate(in);
   }
 
-  struct Row {
-    int64_t slot;
-    Conversation *conv;
-    TokenRing::Columns cols;
-    int64_t dsteps;
-  };
   std::vector<Row> rows;
   {
     Stage stage("embeddings");
@@ -89,29 +125,20 @@ std::map<int64_t, std::optional<StepResult>> BatchServer::step(
   const LmConfig &c = w.config;
   const SamplingParams &sampling = options_.sampling;
   const int64_t B = int64_t(rows.size());
-  std::vector<at::Tensor> xs, ints, text_noise, audio_noise, wheres;
-  std::vector<TemporalState *> states;
-  std::vector<bool> splits;
+  std::vector<at::Tensor> text_noise, audio_noise;
   int64_t dsteps = 0;
   bool keep_logits = false;
   for (const auto &r : rows) {
-    StepBuffers &io = r.conv->io_;
-    xs.push_back(io.x);
-    ints.push_back(io.ints);
-    text_noise.push_back(io.text_noise);
-    audio_noise.push_back(io.audio_noise);
-    wheres.push_back(io.ints.narrow(0, 0, 3));
-    states.push_back(&r.conv->temporal_);
-    splits.push_back(r.conv->temporal_.kv.split());
+    text_noise.push_back(r.conv->io_.text_noise);
+    audio_noise.push_back(r.conv->io_.audio_noise);
     dsteps = std::max(dsteps, r.dsteps);
     keep_logits |= r.conv->options_.keep_logits;
   }
 
-  at::Tensor h;
+  at::Tensor h, ints;
   {
     Stage stage("temporal");
-    h = temporal_step_batch(w, at::cat(xs, 0), states, wheres, splits);
-    h = rms_norm(h, w.out_norm, c.norm == "rms_norm_f32");
+    std::tie(h, ints) = temporal(rows);
   }
   at::Tensor tokens = at::zeros({B, 1 + c.dep_q}, h.options().dtype(at::kLong));
   at::Tensor logits, text;
@@ -125,13 +152,12 @@ std::map<int64_t, std::optional<StepResult>> BatchServer::step(
   at::Tensor audio_logits;
   if (dsteps > 0) {
     Stage stage("depformer");
-    at::Tensor in = at::stack(ints, 0);
     DepformerIo d;
     d.h = h;
     // The depformer starts from the given text token where there is one.
-    d.text = at::where(in.select(1, StepInts::kTextGiven) != 0, in.select(1, StepInts::kText), text);
-    d.forced = in.narrow(1, StepInts::kForced, c.dep_q);
-    d.forced_mask = in.narrow(1, StepInts::kForced + c.dep_q, c.dep_q) != 0;
+    d.text = at::where(ints.select(1, StepInts::kTextGiven) != 0, ints.select(1, StepInts::kText), text);
+    d.forced = ints.narrow(1, StepInts::kForced, c.dep_q);
+    d.forced_mask = ints.narrow(1, StepInts::kForced + c.dep_q, c.dep_q) != 0;
     d.noise = at::cat(audio_noise, 1);
     d.tokens = tokens.narrow(1, 1, c.dep_q);
     if (keep_logits) d.logits = audio_logits = at::zeros({B, c.dep_q, c.card}, h.options().dtype(at::kFloat));

@@ -7,15 +7,24 @@
 // (each slot's noise comes from its own generator, in its own order).
 // Conversations join (prompts prefilled) and leave at any step; a freed slot
 // is reused, reset, by the next join. Eager (no CUDA graphs).
+//
+// The slots' temporal KV caches are the rows of one KVRows (each
+// conversation works on a view of its row), so the temporal transformer runs
+// one attention call per layer for every stepping slot: over the rows
+// 0..(highest stepping slot), which joins keep mostly contiguous by taking
+// the lowest free slot.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
+#include <utility>
 #include <vector>
 
 #include "lm/conversation.h"
+#include "lm/kv_rows.h"
 #include "lm/prompt.h"
 
 namespace personaplex::lm {
@@ -45,11 +54,25 @@ class BatchServer {
   Conversation &conversation(int64_t slot);
 
  private:
+  // A slot stepping this step, in ascending slot order.
+  struct Row {
+    int64_t slot;
+    Conversation *conv;
+    TokenRing::Columns cols;
+    int64_t dsteps;
+  };
+  // The temporal transformer for the rows (their inputs in their io_):
+  // hidden states [rows, 1, dim] after out_norm, and the rows' step ints.
+  std::pair<at::Tensor, at::Tensor> temporal(const std::vector<Row> &rows);
+
   std::shared_ptr<const LmModel> model_;
   ConversationOptions options_;
+  KVRows kv_;                      // row s: slot s's temporal KV cache
+  at::Tensor freqs_;               // RoPE frequencies
+  at::Tensor idle_x_, idle_ints_;  // inputs of rows in the range that do not step
   std::vector<std::unique_ptr<Conversation>> slots_;
   std::vector<bool> used_;
-  std::vector<int64_t> free_;  // the next join takes the back
+  std::set<int64_t> free_;  // the next join takes the lowest
 };
 
 }  // namespace personaplex::lm

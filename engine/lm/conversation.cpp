@@ -31,10 +31,13 @@ at::Tensor StepResult::agent_codes() const {
 }
 
 Conversation::Conversation(std::shared_ptr<const LmModel> model, ConversationOptions options)
+    : Conversation(model, options, new_temporal_state(model->weights())) {}
+
+Conversation::Conversation(std::shared_ptr<const LmModel> model, ConversationOptions options, TemporalState temporal)
     : model_(std::move(model)),
       options_(options),
       ring_(model_->config()),
-      temporal_(new_temporal_state(model_->weights())),
+      temporal_(std::move(temporal)),
       io_(make_step_buffers(model_->weights(), options.sampling)),
       runner_(model_->device(), options.cuda_graphs),
       generator_(make_generator(model_->device(), options.seed)) {}

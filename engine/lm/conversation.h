@@ -98,6 +98,8 @@ class Conversation {
   std::vector<at::Tensor> take_embeddings() { return std::move(embeddings_); }
 
  private:
+  // Over a given temporal state (the batch server's: a view of its KV row).
+  Conversation(std::shared_ptr<const LmModel> model, ConversationOptions options, TemporalState temporal);
   void validate(const StepTokens &in) const;
   std::optional<TokenRing::Columns> prepare_embedding();
   bool predictions_given(int64_t target) const;

@@ -7,7 +7,7 @@ namespace personaplex::lm {
 PinnedKVCache::PinnedKVCache(int64_t layers, int64_t batch, int64_t heads, int64_t capacity,
                              int64_t head_dim, const at::TensorOptions &options)
     : capacity_(capacity) {
-  const int64_t allocated = (capacity + 15) / 16 * 16;
+  const int64_t allocated = kv_allocation(capacity);
   for (int64_t i = 0; i < layers; ++i) {
     keys_.push_back(at::zeros({batch, heads, allocated, head_dim}, options));
     values_.push_back(at::zeros({batch, heads, allocated, head_dim}, options));
@@ -15,6 +15,16 @@ PinnedKVCache::PinnedKVCache(int64_t layers, int64_t batch, int64_t heads, int64
   auto flags = options.dtype(at::kBool);
   written_ = at::zeros({allocated}, flags);
   pinned_slots_ = at::zeros({allocated}, flags);
+}
+
+PinnedKVCache::PinnedKVCache(const KVRows &storage, int64_t row) : capacity_(storage.capacity) {
+  for (size_t i = 0; i < storage.keys.size(); ++i) {
+    keys_.push_back(storage.keys[i].narrow(0, row, 1));
+    values_.push_back(storage.values[i].narrow(0, row, 1));
+  }
+  written_ = storage.written[row];
+  pinned_slots_ = storage.pinned[row];
+  reset();
 }
 
 int64_t PinnedKVCache::slot(int64_t t) const {

@@ -7,12 +7,15 @@
 // holds the keys and values and which slots are written or pinned, so a step
 // can run (and be captured as a CUDA graph) without the host in the loop.
 // Memory is allocated once: however long a conversation runs, the cache
-// tensors never grow.
+// tensors never grow. The tensors are the cache's own, or views of one row
+// of a batch server's KVRows (everything here then writes into that row).
 #pragma once
 
 #include <ATen/ATen.h>
 
 #include <vector>
+
+#include "lm/kv_rows.h"
 
 namespace personaplex::lm {
 
@@ -21,6 +24,9 @@ class PinnedKVCache {
   PinnedKVCache() = default;
   PinnedKVCache(int64_t layers, int64_t batch, int64_t heads, int64_t capacity, int64_t head_dim,
                 const at::TensorOptions &options);
+  // Views of `storage`'s row `row` (batch 1); an empty cache, the row's
+  // flags cleared.
+  PinnedKVCache(const KVRows &storage, int64_t row);
 
   // Per layer: [B, H, allocated, D]; slots at or past capacity() stay unused
   // (the allocation is rounded up for attention kernels).

@@ -1,45 +1,15 @@
 #include "lm/temporal.h"
 
-#include <torch/version.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "core/error.h"
 #include "lm/ops.h"
+#include "lm/temporal_ops.h"
 
 namespace personaplex::lm {
 namespace {
-
-// Interleaved RoPE at one position (a device scalar), computed once per step
-// for all layers, with the reference's arithmetic: fp32 angles and rotation.
-struct Rotation {
-  at::Tensor cos, sin;  // fp32 [D/2]
-};
-
-Rotation rotation(const at::Tensor &freqs, const at::Tensor &position) {
-  at::Tensor angle = freqs * position.to(at::kFloat);
-  return {at::cos(angle), at::sin(angle)};
-}
-
-at::Tensor rotate(const at::Tensor &x, const Rotation &r) {
-  at::Tensor pairs = x.to(at::kFloat).unflatten(-1, {-1, 2});
-  at::Tensor re = pairs.select(-1, 0), im = pairs.select(-1, 1);
-  return at::stack({re * r.cos - im * r.sin, re * r.sin + im * r.cos}, -1).flatten(-2).to(x.scalar_type());
-}
-
-// Queries over the slots where `mask` ([..., Tq, S], broadcast) is true.
-at::Tensor masked_attention(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v,
-                            const at::Tensor &mask) {
-#if TORCH_VERSION_MAJOR >= 2
-  return at::scaled_dot_product_attention(q, k, v, mask);
-#else
-  at::Tensor s = at::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(q.size(-1)));
-  s = s.to(at::kFloat).masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
-  return at::matmul(at::softmax(s, -1).to(v.scalar_type()), v);
-#endif
-}
 
 // Pinned slots scored with the query seen from the end of the context,
 // rolling slots with the query at its own position; one softmax over both.
@@ -107,9 +77,8 @@ at::Tensor temporal_prefill(const LmWeights &w, const at::Tensor &input, Tempora
   // In order and without roll-over, step t sits in slot t.
   const int64_t first = state.kv.next_slot();
   auto longs = at::TensorOptions().dtype(at::kLong).device(input.device());
-  at::Tensor positions = at::arange(state.offset, state.offset + T, longs).to(at::kFloat);
-  at::Tensor angle = state.freqs.unsqueeze(0) * positions.unsqueeze(1);  // [T, D/2]
-  const Rotation rot{at::cos(angle), at::sin(angle)};
+  at::Tensor positions = at::arange(state.offset, state.offset + T, longs);
+  const Rotation rot = rotation(state.freqs, positions);  // [T, D/2]
   at::Tensor mask = (at::arange(first + T, longs).unsqueeze(0) <= at::arange(first, first + T, longs).unsqueeze(1))
                         .view({1, 1, T, first + T});
   at::Tensor x = input;
@@ -121,34 +90,6 @@ at::Tensor temporal_prefill(const LmWeights &w, const at::Tensor &input, Tempora
   state.kv.written().narrow(0, first, T).fill_(true);
   state.kv.advance(T);
   state.offset += T;
-  return x;
-}
-
-at::Tensor temporal_step_batch(const LmWeights &w, const at::Tensor &input,
-                               const std::vector<TemporalState *> &states,
-                               const std::vector<at::Tensor> &wheres, const std::vector<bool> &splits) {
-  const auto &c = w.transformer.config;
-  const bool f32 = c.norm == nn::Norm::RmsNormF32;
-  const int64_t B = input.size(0), H = c.num_heads;
-  std::vector<at::Tensor> slots(static_cast<size_t>(B));
-  std::vector<Rotation> rots(static_cast<size_t>(B)), pinned_rots(static_cast<size_t>(B));
-  for (size_t b = 0; b < size_t(B); ++b) {
-    slots[b] = wheres[b].narrow(0, 1, 1);
-    rots[b] = rotation(states[b]->freqs, wheres[b][0]);
-    if (splits[b]) pinned_rots[b] = rotation(states[b]->freqs, wheres[b][2]);
-    states[b]->kv.written().index_fill_(0, slots[b], true);
-  }
-  at::Tensor x = input;
-  std::vector<at::Tensor> ys(static_cast<size_t>(B));
-  for (size_t i = 0; i < w.transformer.layers.size(); ++i) {
-    const auto &l = w.transformer.layers[i];
-    at::Tensor qkv = at::linear(rms_norm(x, l.norm1_w, f32), l.in_proj).view({B, 1, 3, H, -1}).permute({2, 0, 3, 1, 4});
-    for (size_t b = 0; b < size_t(B); ++b)
-      ys[b] = attend_one(qkv.narrow(1, int64_t(b), 1), states[b]->kv, i, slots[b], rots[b],
-                         splits[b] ? &pinned_rots[b] : nullptr);
-    x = x + at::linear(at::cat(ys, 0).transpose(1, 2).reshape({B, 1, -1}), l.out_proj);
-    x = x + gated_silu(rms_norm(x, l.norm2_w, f32), l.mlp_in, l.mlp_out);
-  }
   return x;
 }
 
@@ -164,15 +105,30 @@ int64_t kv_capacity(const LmConfig &c) {
   return std::max<int64_t>(1, c.context - 1);
 }
 
+KVRows new_kv_rows(const LmWeights &w, int64_t rows) {
+  const auto &c = w.config;
+  return KVRows(c.num_layers, rows, c.num_heads, kv_capacity(c), c.dim / c.num_heads,
+                at::TensorOptions().dtype(w.dtype).device(w.device()));
+}
+
+at::Tensor rope_frequencies(const LmWeights &w) {
+  const auto &c = w.config;
+  const int64_t head_dim = c.dim / c.num_heads;
+  return at::exp(at::arange(head_dim / 2, at::TensorOptions().dtype(at::kFloat).device(w.device())) *
+                 float(-std::log(c.max_period) * 2.0 / double(head_dim)));
+}
+
+TemporalState new_temporal_state(const LmWeights &w, PinnedKVCache kv) {
+  TemporalState s;
+  s.kv = std::move(kv);
+  s.freqs = rope_frequencies(w);
+  return s;
+}
+
 TemporalState new_temporal_state(const LmWeights &w) {
   const auto &c = w.config;
-  TemporalState s;
   auto opts = at::TensorOptions().dtype(w.dtype).device(w.device());
-  s.kv = PinnedKVCache(c.num_layers, 1, c.num_heads, kv_capacity(c), c.dim / c.num_heads, opts);
-  const int64_t head_dim = c.dim / c.num_heads;
-  s.freqs = at::exp(at::arange(head_dim / 2, opts.dtype(at::kFloat)) *
-                    float(-std::log(c.max_period) * 2.0 / double(head_dim)));
-  return s;
+  return new_temporal_state(w, PinnedKVCache(c.num_layers, 1, c.num_heads, kv_capacity(c), c.dim / c.num_heads, opts));
 }
 
 at::Tensor temporal_step(const LmWeights &w, const at::Tensor &input, TemporalState &state,

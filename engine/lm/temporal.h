@@ -12,8 +12,6 @@
 
 #include <ATen/ATen.h>
 
-#include <vector>
-
 #include "lm/pinned_kv_cache.h"
 #include "lm/weights.h"
 
@@ -29,7 +27,12 @@ struct TemporalState {
 
 // KV slots: context - 1 (see temporal.cpp).
 int64_t kv_capacity(const LmConfig &config);
+at::Tensor rope_frequencies(const LmWeights &w);  // fp32 [head_dim / 2]
 TemporalState new_temporal_state(const LmWeights &w);
+// Over a given cache (a view of a batch server's row).
+TemporalState new_temporal_state(const LmWeights &w, PinnedKVCache kv);
+// The KV storage of `rows` conversations (a batch server's slots).
+KVRows new_kv_rows(const LmWeights &w, int64_t rows);
 
 // Where the step's key and value go, on the device: int64 [3] = (position,
 // slot, position the pinned keys are seen from).
@@ -38,13 +41,6 @@ TemporalState new_temporal_state(const LmWeights &w);
 // and reads nothing from the host: capturable.
 at::Tensor temporal_step(const LmWeights &w, const at::Tensor &x, TemporalState &state,
                          const at::Tensor &where, bool split);
-
-// One step of several conversations at once: row b of x ([B, 1, dim]) with
-// states[b], wheres[b], splits[b] as temporal_step's. Projections and MLPs
-// run batched, attention per conversation over its own cache.
-at::Tensor temporal_step_batch(const LmWeights &w, const at::Tensor &x,
-                               const std::vector<TemporalState *> &states,
-                               const std::vector<at::Tensor> &wheres, const std::vector<bool> &splits);
 
 // Whether `steps` more steps fit the cache in order, neither rolling over nor
 // splitting (what temporal_prefill needs).

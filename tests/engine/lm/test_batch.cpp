@@ -2,8 +2,11 @@
 // what it gives alone, whenever it joins, and a re-joined slot starts fresh.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -41,66 +44,105 @@ struct Plan {
   Prompt prompt;
   uint64_t seed;
   int64_t join_at, steps;
+  int64_t pause_every = 0;  // in the server, no input at steps t % pause_every == 0 (a row in use that waits)
 };
 
-Prompt make_prompt(int64_t frames, int64_t text, const LmConfig &c) {
+Prompt make_prompt(int64_t frames, int64_t text, const LmConfig &c, int64_t silence = 6) {
   Prompt p;
   if (frames > 0) p.voice.codes = at::randint(0, c.card, {kAudioCodebooks, frames}, at::kLong);
   for (int64_t i = 0; i < text; ++i) p.text_tokens.push_back((i * 7 + frames) % c.text_card);
+  p.silence_steps = silence;
   return p;
 }
 
-std::vector<std::vector<int64_t>> alone(const std::shared_ptr<const LmModel> &model, const Plan &p,
-                                        ConversationOptions opts) {
+// One step of one conversation: its tokens and, with keep_logits, its logits.
+struct Out {
+  std::vector<int64_t> tokens;
+  at::Tensor text_logits, audio_logits;
+};
+
+Out out_of(const std::optional<StepResult> &r, const Conversation &conv) {
+  Out o;
+  if (r) o.tokens = r->tokens;
+  // Copies: on the CPU they may alias the conversation's buffers.
+  if (conv.options().keep_logits)
+    o.text_logits = conv.last_text_logits().clone(), o.audio_logits = conv.last_audio_logits().clone();
+  return o;
+}
+
+std::vector<Out> alone(const std::shared_ptr<const LmModel> &model, const Plan &p, ConversationOptions opts) {
   opts.seed = p.seed;
   Conversation conv(model, opts);
   run_prompts(conv, p.prompt);
-  std::vector<std::vector<int64_t>> out;
-  for (int64_t s = 0; s < p.steps; ++s) {
-    auto r = conv.step_user(user_codes(p.seed, s, model->config().card));
-    out.push_back(r ? r->tokens : std::vector<int64_t>{});
-  }
+  std::vector<Out> out;
+  for (int64_t s = 0; s < p.steps; ++s)
+    out.push_back(out_of(conv.step_user(user_codes(p.seed, s, model->config().card)), conv));
   return out;
 }
 
+struct Together {
+  std::vector<std::vector<Out>> out;  // per plan
+  int64_t mixed_steps = 0;            // steps with split and unsplit caches stepping together
+  int64_t holes = 0;                  // steps with a row below the highest stepping one not stepping
+};
+
 // Runs the plans through one server; each joins at its step and leaves
 // after its steps.
-std::vector<std::vector<std::vector<int64_t>>> together(const std::shared_ptr<const LmModel> &model,
-                                                        const std::vector<Plan> &plans,
-                                                        const ConversationOptions &opts, int64_t slots) {
+Together together(const std::shared_ptr<const LmModel> &model, const std::vector<Plan> &plans,
+                  const ConversationOptions &opts, int64_t slots) {
   BatchServer server(model, slots, opts);
-  std::vector<std::vector<std::vector<int64_t>>> out(plans.size());
+  Together run;
+  run.out.resize(plans.size());
   std::vector<int64_t> slot(plans.size(), -1), done(plans.size(), 0);
-  for (int64_t t = 0;; ++t) {
+  for (int64_t t = 0; t <= 1000; ++t) {
     bool running = false;
     std::map<int64_t, std::vector<int64_t>> in;
     std::map<int64_t, size_t> who;
     for (size_t i = 0; i < plans.size(); ++i) {
       if (t == plans[i].join_at) slot[i] = server.join(plans[i].prompt, plans[i].seed);
       if (slot[i] < 0 || done[i] >= plans[i].steps) continue;
+      running = true;
+      if (plans[i].pause_every > 0 && t % plans[i].pause_every == 0) continue;
       in[slot[i]] = user_codes(plans[i].seed, done[i], model->config().card);
       who[slot[i]] = i;
-      running = true;
     }
     if (!running && t > 100) break;
+    int64_t split = 0;
+    for (const auto &[s, codes] : in) split += server.conversation(s).temporal_state().kv.split();
+    run.mixed_steps += split > 0 && split < int64_t(in.size());
+    run.holes += !in.empty() && in.rbegin()->first + 1 > int64_t(in.size());
     for (auto &[s, r] : server.step(in)) {
       size_t i = who[s];
-      out[i].push_back(r ? r->tokens : std::vector<int64_t>{});
+      run.out[i].push_back(out_of(r, server.conversation(s)));
       if (++done[i] == plans[i].steps) server.leave(s);
     }
-    if (t > 1000) break;
   }
-  return out;
+  return run;
 }
 
-void expect_batch_equals_alone(const std::shared_ptr<const LmModel> &model, const std::vector<Plan> &plans,
-                               const ConversationOptions &opts, int64_t slots) {
-  auto batched = together(model, plans, opts, slots);
+void expect_close(const at::Tensor &a, const at::Tensor &b, const std::string &what) {
+  ASSERT_EQ(a.defined(), b.defined()) << what;
+  if (!a.defined()) return;
+  ASSERT_EQ(a.sizes(), b.sizes()) << what;
+  if (a.numel() == 0) return;
+  EXPECT_LE((a - b).abs().max().item<double>(), 1e-5) << what;
+}
+
+Together expect_batch_equals_alone(const std::shared_ptr<const LmModel> &model, const std::vector<Plan> &plans,
+                                   const ConversationOptions &opts, int64_t slots) {
+  Together run = together(model, plans, opts, slots);
   for (size_t i = 0; i < plans.size(); ++i) {
     auto ref = alone(model, plans[i], opts);
-    ASSERT_EQ(batched[i].size(), ref.size()) << "conversation " << i;
-    for (size_t s = 0; s < ref.size(); ++s) ASSERT_EQ(batched[i][s], ref[s]) << "conversation " << i << " step " << s;
+    EXPECT_EQ(run.out[i].size(), ref.size()) << "conversation " << i;
+    for (size_t s = 0; s < std::min(ref.size(), run.out[i].size()); ++s) {
+      const std::string where = "conversation " + std::to_string(i) + " step " + std::to_string(s);
+      EXPECT_EQ(run.out[i][s].tokens, ref[s].tokens) << where;
+      expect_close(run.out[i][s].text_logits, ref[s].text_logits, where + " text logits");
+      expect_close(run.out[i][s].audio_logits, ref[s].audio_logits, where + " audio logits");
+      if (::testing::Test::HasFailure()) return run;
+    }
   }
+  return run;
 }
 
 ConversationOptions sampled() { return ConversationOptions{}; }
@@ -129,6 +171,73 @@ TEST(Batch, RandomConfigsGreedyAndSampled) {
     expect_batch_equals_alone(model, reuse, sampled(), 2);
     expect_batch_equals_alone(model, reuse, test::greedy(), 2);
   }
+}
+
+ConversationOptions with_logits(ConversationOptions o, bool pin = true) {
+  o.keep_logits = true;
+  o.pin_prompt = pin;
+  return o;
+}
+
+TEST(Batch, HolesInTheSlotRangeAndLogits) {
+  at::manual_seed(9);
+  LmConfig c = tiny_config(64, 4, 2, 100);
+  auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 5, 0.2));
+  // Slot 1 leaves early and is taken again later; slot 2 waits every third
+  // step; prompts of different lengths.
+  std::vector<Plan> plans = {{make_prompt(3, 2, c), 1, 0, 40},
+                             {make_prompt(0, 1, c), 2, 0, 8},
+                             {make_prompt(2, 0, c), 3, 2, 35, 3},
+                             {make_prompt(4, 3, c), 4, 20, 20},
+                             {make_prompt(1, 1, c), 5, 25, 15, 4}};
+  for (const auto &opts : {with_logits(test::greedy()), with_logits(sampled())}) {
+    Together run = expect_batch_equals_alone(model, plans, opts, 5);
+    EXPECT_GT(run.holes, 0);
+  }
+}
+
+TEST(Batch, SplitAndUnsplitCachesInOneStep) {
+  at::manual_seed(10);
+  // A tiny context: prompts are pinned, conversations roll over (their
+  // caches split) while later ones have not yet.
+  for (const auto &c : {tiny_config(32, 2, 2, 24), tiny_config(64, 4, 1, 40)}) {
+    auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 6, 0.2));
+    std::vector<Plan> plans = {{make_prompt(3, 2, c, 2), 1, 0, 90},
+                               {make_prompt(0, 1, c, 1), 2, 0, 8},
+                               {make_prompt(2, 0, c, 2), 3, 2, 80, 3},
+                               {make_prompt(4, 3, c, 1), 4, 30, 60},
+                               {make_prompt(1, 1, c, 2), 5, 45, 40, 4}};
+    SCOPED_TRACE("context " + std::to_string(c.context));
+    // Split rows score their pinned slots through an additive mask, which
+    // rounds differently (logits within 1e-6 here): greedy only, as a
+    // sampled race may break a near tie the other way.
+    Together run = expect_batch_equals_alone(model, plans, with_logits(test::greedy()), 4);
+    EXPECT_GT(run.mixed_steps, 0);
+    EXPECT_GT(run.holes, 0);
+    // Unpinned: rolled-over rings, never split; sampled too.
+    for (const auto &opts : {with_logits(test::greedy(), false), with_logits(sampled(), false)}) {
+      SCOPED_TRACE(opts.sampling.greedy ? "greedy" : "sampled");
+      EXPECT_EQ(expect_batch_equals_alone(model, plans, opts, 4).mixed_steps, 0);
+    }
+  }
+}
+
+TEST(Batch, SlotsAreRowsOfOneStorage) {
+  at::manual_seed(11);
+  LmConfig c = tiny_config(32, 2, 1, 40);
+  auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 4, 0.2));
+  BatchServer server(model, 3, test::greedy());
+  for (int64_t s = 0; s < 3; ++s) EXPECT_EQ(server.join(Prompt{}, uint64_t(s)), s);
+  const at::Tensor &k0 = server.conversation(0).temporal_state().kv.keys(0);
+  const at::Tensor &k2 = server.conversation(2).temporal_state().kv.keys(0);
+  EXPECT_EQ(k0.size(0), 1);
+  EXPECT_EQ(static_cast<const char *>(k2.data_ptr()) - static_cast<const char *>(k0.data_ptr()),
+            2 * k0.stride(0) * int64_t(k0.element_size()));
+  // A join takes the lowest free slot.
+  server.leave(2);
+  server.leave(0);
+  EXPECT_EQ(server.join(Prompt{}, 5), 0);
+  EXPECT_EQ(server.join(Prompt{}, 6), 2);
 }
 
 TEST(Batch, FixtureModelMatchesItsConversation) {

@@ -1,0 +1,35 @@
+// One temporal transformer step of a batch server's conversations, with one
+// attention call per layer for all of them: rows 0..R-1 of a KVRows hold
+// their caches, and each row attends over its own written slots (its
+// PinnedKVCache view's, so the result is what temporal_step gives alone).
+// Rows in the range that do not step are computed and ignored; their caches
+// are not touched.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include "lm/kv_rows.h"
+#include "lm/weights.h"
+
+namespace personaplex::lm {
+
+struct RowsStep {
+  at::Tensor x;      // [R, 1, dim]: each row's input (anything in rows that do not step)
+  at::Tensor where;  // int64 [R, 3]: temporal_step's `where` per row
+  at::Tensor rows;   // int64 [N]: the rows that step, ascending
+  at::Tensor split;  // bool [R]: rows whose cache is split (needed when pinned > 0)
+  at::Tensor freqs;  // RoPE frequencies, fp32 [head_dim / 2]
+  // Slots attended (a multiple of 16 within the allocation): covers every
+  // stepping row's written slots, this step's included.
+  int64_t span = 0;
+  int64_t pinned = 0;  // the most pinned slots of a split row; 0 when none is split
+};
+
+// The stepping rows' outputs [N, 1, dim] (before out_norm). Writes their
+// keys, values and written flags at their slots; reads nothing from the host.
+at::Tensor temporal_step_rows(const LmWeights &w, const RowsStep &in, KVRows &kv);
+
+// `steps` slots rounded up to 16, within the allocation.
+int64_t attention_span(const KVRows &kv, int64_t steps);
+
+}  // namespace personaplex::lm
