@@ -6,13 +6,17 @@
 //   personaplex-bench [--device cpu|cuda[:N]] [--dtype bfloat16|float32]
 //       [--fixtures DIR | --lm-config FILE --mimi-config FILE] [--batch 1,8,32,64]
 //       [--steps N] [--warmup N] [--voice-frames N] [--text-tokens N]
-//       [--write-random-weights PATH]
+//       [--context N] [--write-random-weights PATH]
 //
 // Weights are random: with --write-random-weights the LM's are first
 // written to PATH in the released layout (and Mimi's to PATH.mimi), then
 // loaded from there (load_s is that load); otherwise they are built in
 // memory. Stage times come from a separate pass that synchronizes the
-// device at each stage boundary; the per-frame times do not.
+// device at each stage boundary; the per-frame times do not. With
+// --context N, every conversation is first filled to N steps (random given
+// tokens, prefilled), so attention runs over that much context. A batch size
+// that fails (out of memory) is reported as {"batch": B, "error": ...} and
+// the run goes on.
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -22,6 +26,7 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 #include <string>
 #include <unistd.h>
@@ -47,14 +52,14 @@ using bench::summary;
 struct Options {
   std::string device = "cpu", dtype, fixtures, lm_config, mimi_config, weights_path;
   std::vector<int64_t> batch;
-  int64_t steps = 0, warmup = -1, voice_frames = 20, text_tokens = 40;
+  int64_t steps = 0, warmup = -1, voice_frames = 20, text_tokens = 40, context = 0;
 };
 
 [[noreturn]] void usage(const std::string &why) {
   std::fprintf(stderr,
                "personaplex-bench: %s\nusage: personaplex-bench [--device DEV] [--dtype DTYPE] [--fixtures DIR]\n"
                "  [--lm-config FILE] [--mimi-config FILE] [--batch 1,8,32,64] [--steps N] [--warmup N]\n"
-               "  [--voice-frames N] [--text-tokens N] [--write-random-weights PATH]\n",
+               "  [--voice-frames N] [--text-tokens N] [--context N] [--write-random-weights PATH]\n",
                why.c_str());
   std::exit(2);
 }
@@ -85,6 +90,7 @@ Options parse(int argc, char **argv) {
     else if (a == "--warmup") o.warmup = to_count(a, v);
     else if (a == "--voice-frames") o.voice_frames = to_count(a, v);
     else if (a == "--text-tokens") o.text_tokens = to_count(a, v);
+    else if (a == "--context") o.context = to_count(a, v);
     else if (a == "--batch") {
       std::stringstream ss(v);
       std::string item;
@@ -137,6 +143,35 @@ nlohmann::json time_prompts(const std::shared_ptr<const lm::LmModel> &model, con
   return out;
 }
 
+// Fills the conversation to `context` steps with random given tokens (one
+// prefill: a causal chunk where it fits the cache, steps past it).
+void fill_context(lm::Conversation &conv, int64_t context, uint64_t seed) {
+  const lm::LmConfig &c = conv.model().config();
+  std::mt19937_64 rng(seed);
+  auto draw = [&](int64_t n) { return int64_t(rng() % uint64_t(n)); };
+  std::vector<lm::ForcedStep> steps(size_t(std::max<int64_t>(0, context - conv.steps())));
+  for (auto &s : steps) {
+    s.tokens.text = draw(c.text_card);
+    for (int64_t k = 0; k < lm::kAudioCodebooks; ++k) s.tokens.agent.push_back(draw(c.card));
+    for (int64_t k = 0; k < c.user_codebooks(); ++k) s.tokens.user.push_back(draw(c.card));
+  }
+  conv.prefill(steps);
+}
+
+// The stage timer installed for a scope, also left when a step throws.
+struct Installed {
+  explicit Installed(lm::StageTimer &t) : timer(t) { timer.install(); }
+  ~Installed() { timer.uninstall(); }
+  lm::StageTimer &timer;
+};
+
+// The first line of an error, without libtorch's backtrace.
+std::string error_line(const std::exception &e) {
+  const auto *torch_error = dynamic_cast<const c10::Error *>(&e);
+  std::string m = torch_error ? torch_error->what_without_backtrace() : e.what();
+  return m.substr(0, m.find('\n'));
+}
+
 // B conversations through Mimi encode, the batched LM step and Mimi decode.
 nlohmann::json run_batch(const std::shared_ptr<const lm::LmModel> &model, const mimi::Mimi &mimi, int64_t B,
                          const Options &o, int64_t steps, int64_t warmup, lm::StageTimer &timer) {
@@ -145,7 +180,10 @@ nlohmann::json run_batch(const std::shared_ptr<const lm::LmModel> &model, const 
   std::vector<int64_t> slots;
   lm::Prompt prompt;
   prompt.text_tokens = {4, 5, 6};
-  for (int64_t b = 0; b < B; ++b) slots.push_back(server.join(prompt, uint64_t(b)));
+  for (int64_t b = 0; b < B; ++b) {
+    slots.push_back(server.join(prompt, uint64_t(b)));
+    fill_context(server.conversation(slots.back()), o.context, uint64_t(b));
+  }
   auto enc = mimi.new_state(B), dec = mimi.new_state(B);
   const int64_t frame = mimi.frame_size(), K = mimi.num_codebooks();
   at::Tensor pcm = at::randn({B, 1, frame}, at::TensorOptions().device(device)) * 0.1;
@@ -171,7 +209,6 @@ nlohmann::json run_batch(const std::shared_ptr<const lm::LmModel> &model, const 
     lm::Stage s("mimi_decode");
     mimi.decode_frame(agent.to(device), *dec);
   };
-  (void)o;
   for (int64_t s = 0; s < warmup; ++s) one_frame();
   for (int64_t s = 0; s < steps; ++s) {
     timer.synchronize();
@@ -182,9 +219,10 @@ nlohmann::json run_batch(const std::shared_ptr<const lm::LmModel> &model, const 
   }
   // The breakdown: a second pass, synchronized at every stage.
   timer.clear();
-  timer.install();
-  for (int64_t s = 0; s < steps; ++s) one_frame();
-  timer.uninstall();
+  {
+    Installed installed(timer);
+    for (int64_t s = 0; s < steps; ++s) one_frame();
+  }
   nlohmann::json stages;
   for (const auto &[name, ms] : timer.samples()) stages[name] = summary(ms);
   return {{"batch", B}, {"frame_ms", summary(frame_ms)}, {"stage_ms", stages},
@@ -235,7 +273,14 @@ int run(const Options &o) {
 
   nlohmann::json prompt = time_prompts(model, make_prompt(o, lm_config), timer, cuda ? 5 : 2);
   nlohmann::json runs = nlohmann::json::array();
-  for (int64_t B : batches) runs.push_back(run_batch(model, *mimi, B, o, steps, warmup, timer));
+  for (int64_t B : batches) {
+    try {
+      runs.push_back(run_batch(model, *mimi, B, o, steps, warmup, timer));
+    } catch (const std::exception &e) {
+      // Most likely out of memory: the server is gone with the stack.
+      runs.push_back({{"batch", B}, {"error", error_line(e)}});
+    }
+  }
 
   nlohmann::json out = {{"device", device.str()},
                         {"dtype", dtype_name(dtype)},
@@ -246,6 +291,7 @@ int run(const Options &o) {
                         {"load_s", load_s},
                         {"steps", steps},
                         {"warmup", warmup},
+                        {"context", o.context},
                         {"prompt", prompt},
                         {"batches", runs},
                         {"gpu_memory_gib", gpu_memory_gib(device)}};
