@@ -64,7 +64,8 @@ std::pair<at::Tensor, at::Tensor> BatchServer::temporal(const std::vector<Row> &
   // Rows 0..R-1 of the KV storage; those without input get idle inputs.
   const int64_t N = int64_t(rows.size()), R = rows.back().slot + 1;
   std::vector<at::Tensor> xs(size_t(R), idle_x_), ints(size_t(R), idle_ints_);
-  // One upload: the stepping rows, then a split flag per row.
+  // One upload (staged at once, no wait for the device): the stepping rows,
+  // then a split flag per row.
   std::vector<int64_t> index(size_t(N + R), 0);
   RowsStep in;
   int64_t extent = 0;  // slots the stepping rows will have written
@@ -81,7 +82,7 @@ std::pair<at::Tensor, at::Tensor> BatchServer::temporal(const std::vector<Row> &
     }
   }
   at::Tensor all_ints = at::stack(ints, 0);
-  at::Tensor device_index = at::tensor(index, at::kLong).to(model_->device());
+  at::Tensor device_index = at::tensor(index, at::kLong).to(model_->device(), /*non_blocking=*/true);
   in.x = at::cat(xs, 0);
   in.where = all_ints.narrow(1, 0, 3);
   in.rows = device_index.narrow(0, 0, N);

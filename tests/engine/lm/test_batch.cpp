@@ -147,6 +147,12 @@ Together expect_batch_equals_alone(const std::shared_ptr<const LmModel> &model, 
 
 ConversationOptions sampled() { return ConversationOptions{}; }
 
+ConversationOptions with_logits(ConversationOptions o, bool pin = true) {
+  o.keep_logits = true;
+  o.pin_prompt = pin;
+  return o;
+}
+
 }  // namespace
 
 TEST(Batch, RandomConfigsGreedyAndSampled) {
@@ -171,12 +177,6 @@ TEST(Batch, RandomConfigsGreedyAndSampled) {
     expect_batch_equals_alone(model, reuse, sampled(), 2);
     expect_batch_equals_alone(model, reuse, test::greedy(), 2);
   }
-}
-
-ConversationOptions with_logits(ConversationOptions o, bool pin = true) {
-  o.keep_logits = true;
-  o.pin_prompt = pin;
-  return o;
 }
 
 TEST(Batch, HolesInTheSlotRangeAndLogits) {
