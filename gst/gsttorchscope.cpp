@@ -1,0 +1,40 @@
+#include "gsttorchscope.h"
+
+#include <dlfcn.h>
+#include <link.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+
+namespace gstpersonaplex {
+namespace {
+
+bool wanted(const char *path) {
+  const char *base = std::strrchr(path, '/');
+  base = base ? base + 1 : path;
+  for (const char *prefix : {"libtorch", "libc10", "libcudnn", "libcublas", "libcudart", "libnvrtc"})
+    if (std::strncmp(base, prefix, std::strlen(prefix)) == 0) return true;
+  return false;
+}
+
+int promote(struct dl_phdr_info *info, size_t, void *data) {
+  const char *path = info->dlpi_name;
+  if (!path || !*path || !wanted(path)) return 0;
+  // RTLD_NOLOAD: only changes the flags of the loaded library. The handle
+  // is kept: the library stays loaded for the process's lifetime anyway.
+  if (dlopen(path, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD)) ++*static_cast<int *>(data);
+  return 0;
+}
+
+}  // namespace
+
+int torch_libraries_to_global_scope() {
+  const char *keep = std::getenv("PERSONAPLEX_KEEP_LOCAL_SCOPE");
+  if (keep && std::strcmp(keep, "1") == 0) return 0;
+  int promoted = 0;
+  dl_iterate_phdr(promote, &promoted);
+  return promoted;
+}
+
+}  // namespace gstpersonaplex
