@@ -23,16 +23,16 @@ int promote(struct dl_phdr_info *info, size_t, void *data) {
   if (!path || !*path || !wanted(path)) return 0;
   // RTLD_NOLOAD: only changes the flags of the loaded library. The handle
   // is kept: the library stays loaded for the process's lifetime anyway.
-  if (dlopen(path, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD)) ++*static_cast<int *>(data);
+  if (dlopen(path, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD)) static_cast<std::vector<std::string> *>(data)->push_back(path);
   return 0;
 }
 
 }  // namespace
 
-int torch_libraries_to_global_scope() {
+std::vector<std::string> torch_libraries_to_global_scope() {
+  std::vector<std::string> promoted;
   const char *keep = std::getenv("PERSONAPLEX_KEEP_LOCAL_SCOPE");
-  if (keep && std::strcmp(keep, "1") == 0) return 0;
-  int promoted = 0;
+  if (keep && std::strcmp(keep, "1") == 0) return promoted;
   dl_iterate_phdr(promote, &promoted);
   return promoted;
 }

@@ -6,10 +6,13 @@
 // scope, as a directly linked program has them, avoids it.
 #pragma once
 
+#include <string>
+#include <vector>
+
 namespace gstpersonaplex {
 
 // Promotes the loaded libtorch, c10 and CUDA math libraries to RTLD_GLOBAL;
-// returns how many. PERSONAPLEX_KEEP_LOCAL_SCOPE=1 leaves them local.
-int torch_libraries_to_global_scope();
+// returns their paths. PERSONAPLEX_KEEP_LOCAL_SCOPE=1 leaves them local.
+std::vector<std::string> torch_libraries_to_global_scope();
 
 }  // namespace gstpersonaplex

@@ -11,8 +11,8 @@ GST_DEBUG_CATEGORY_STATIC(personaplex_plugin_debug);
 
 static gboolean plugin_init(GstPlugin *plugin) {
   GST_DEBUG_CATEGORY_INIT(personaplex_plugin_debug, "personaplexplugin", 0, "personaplex plugin");
-  const int promoted = gstpersonaplex::torch_libraries_to_global_scope();
-  GST_DEBUG("%d libtorch/CUDA libraries in the global scope", promoted);
+  for (const std::string &path : gstpersonaplex::torch_libraries_to_global_scope())
+    GST_DEBUG("in the global scope: %s", path.c_str());
   gboolean ret = FALSE;
   ret |= GST_ELEMENT_REGISTER(mimienc, plugin);
   ret |= GST_ELEMENT_REGISTER(mimidec, plugin);
