@@ -4,14 +4,14 @@
 #include "gstmimidec.h"
 #include "gstmimienc.h"
 #include "gstpersonaplex.h"
-#include "gsttorchscope.h"
+#include "gstcxxruntime.h"
 
 GST_DEBUG_CATEGORY_STATIC(personaplex_plugin_debug);
 #define GST_CAT_DEFAULT personaplex_plugin_debug
 
 static gboolean plugin_init(GstPlugin *plugin) {
   GST_DEBUG_CATEGORY_INIT(personaplex_plugin_debug, "personaplexplugin", 0, "personaplex plugin");
-  for (const std::string &path : gstpersonaplex::torch_libraries_to_global_scope())
+  for (const std::string &path : gstpersonaplex::cxx_runtime_to_global_scope())
     GST_DEBUG("in the global scope: %s", path.c_str());
   gboolean ret = FALSE;
   ret |= GST_ELEMENT_REGISTER(mimienc, plugin);

@@ -1,9 +1,8 @@
-#include "gsttorchscope.h"
+#include "gstcxxruntime.h"
 
 #include <dlfcn.h>
 #include <link.h>
 
-#include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 
@@ -13,7 +12,7 @@ namespace {
 bool wanted(const char *path) {
   const char *base = std::strrchr(path, '/');
   base = base ? base + 1 : path;
-  for (const char *prefix : {"libtorch", "libc10", "libcudnn", "libcublas", "libcudart", "libnvrtc"})
+  for (const char *prefix : {"libstdc++.so", "libgcc_s.so"})
     if (std::strncmp(base, prefix, std::strlen(prefix)) == 0) return true;
   return false;
 }
@@ -23,16 +22,15 @@ int promote(struct dl_phdr_info *info, size_t, void *data) {
   if (!path || !*path || !wanted(path)) return 0;
   // RTLD_NOLOAD: only changes the flags of the loaded library. The handle
   // is kept: the library stays loaded for the process's lifetime anyway.
-  if (dlopen(path, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD)) static_cast<std::vector<std::string> *>(data)->push_back(path);
+  if (dlopen(path, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD))
+    static_cast<std::vector<std::string> *>(data)->push_back(path);
   return 0;
 }
 
 }  // namespace
 
-std::vector<std::string> torch_libraries_to_global_scope() {
+std::vector<std::string> cxx_runtime_to_global_scope() {
   std::vector<std::string> promoted;
-  const char *keep = std::getenv("PERSONAPLEX_KEEP_LOCAL_SCOPE");
-  if (keep && std::strcmp(keep, "1") == 0) return promoted;
   dl_iterate_phdr(promote, &promoted);
   return promoted;
 }
