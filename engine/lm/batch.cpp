@@ -1,26 +1,23 @@
 #include "lm/batch.h"
 
 #include <algorithm>
-#include <tuple>
+#include <cstring>
 
 #include "core/error.h"
-#include "lm/depformer.h"
-#include "lm/ops.h"
 #include "lm/stage_timer.h"
 #include "lm/step.h"
+#include "lm/temporal.h"
 #include "lm/temporal_batch.h"
 
 namespace personaplex::lm {
 
 BatchServer::BatchServer(std::shared_ptr<const LmModel> model, int64_t max_slots, ConversationOptions options)
-    : model_(std::move(model)), options_(options) {
+    : model_(std::move(model)),
+      options_(options),
+      kv_(new_kv_rows(model_->weights(), std::max<int64_t>(max_slots, 1))),
+      buffers_(*model_, std::max<int64_t>(max_slots, 1), options_.sampling),
+      graphs_(model_->device(), options_.cuda_graphs) {
   if (max_slots <= 0) throw Error("batch server: max_slots must be positive");
-  const LmWeights &w = model_->weights();
-  kv_ = new_kv_rows(w, max_slots);
-  freqs_ = rope_frequencies(w);
-  const StepBuffers idle = make_step_buffers(w, options_.sampling);
-  idle_x_ = idle.x;
-  idle_ints_ = idle.ints;
   slots_.resize(size_t(max_slots));
   used_.assign(size_t(max_slots), false);
   for (int64_t s = 0; s < max_slots; ++s) free_.insert(s);
@@ -59,38 +56,68 @@ void BatchServer::leave(int64_t slot) {
   free_.insert(slot);
 }
 
-std::pair<at::Tensor, at::Tensor> BatchServer::temporal(const std::vector<Row> &rows) {
-  const LmWeights &w = model_->weights();
-  // Rows 0..R-1 of the KV storage; those without input get idle inputs.
-  const int64_t N = int64_t(rows.size()), R = rows.back().slot + 1;
-  std::vector<at::Tensor> xs(size_t(R), idle_x_), ints(size_t(R), idle_ints_);
-  // One upload (staged at once, no wait for the device): the stepping rows,
-  // then a split flag per row.
-  std::vector<int64_t> index(size_t(N + R), 0);
-  RowsStep in;
-  int64_t extent = 0;  // slots the stepping rows will have written
-  for (int64_t n = 0; n < N; ++n) {
-    const Row &r = rows[size_t(n)];
-    const PinnedKVCache &kv = r.conv->temporal_.kv;
-    xs[size_t(r.slot)] = r.conv->io_.x;
-    ints[size_t(r.slot)] = r.conv->io_.ints;
-    index[size_t(n)] = r.slot;
-    extent = std::max(extent, std::min(kv.end() + 1, kv.capacity()));
-    if (kv.split()) {
-      index[size_t(N + r.slot)] = 1;
-      in.pinned = std::max(in.pinned, kv.pinned());
-    }
+void BatchServer::stage_row(const Row &r) {
+  const LmConfig &c = model_->config();
+  Conversation &conv = *r.conv;
+  int64_t *row = buffers_.host.data_ptr<int64_t>() + r.slot * buffers_.host.size(1);
+  const std::vector<int64_t> column = conv.ring_.column(r.cols.input);
+  const std::vector<int64_t> ints = conv.step_ints(r.cols);
+  std::copy(column.begin(), column.end(), row);
+  std::copy(ints.begin(), ints.end(), row + BatchInts::step_ints(c));
+  row[BatchInts::split(c)] = conv.temporal_.kv.split();
+  conv.draw_noise(buffers_.row_text_noise(r.slot), buffers_.row_audio_noise(r.slot));
+  if (conv.record_) conv.embeddings_.push_back(model_->embed_column(column).to(at::kCPU));
+}
+
+void BatchServer::stage_idle(int64_t slot) {
+  const LmConfig &c = model_->config();
+  int64_t *row = buffers_.host.data_ptr<int64_t>() + slot * buffers_.host.size(1);
+  std::fill(row, row + buffers_.host.size(1), 0);
+  // Embeds to zero: finite, whatever the row computes.
+  std::fill(row, row + c.num_streams(), -1);
+  // Its key and value go where its next step writes first (a dead slot),
+  // the same slot as the row's oldest or newest entries never.
+  const Conversation *conv = slots_[size_t(slot)].get();
+  if (conv && used_[size_t(slot)]) {
+    row[BatchInts::step_ints(c) + StepInts::kPosition] = conv->temporal_.offset;
+    row[BatchInts::step_ints(c) + StepInts::kSlot] = conv->temporal_.kv.next_slot();
   }
-  at::Tensor all_ints = at::stack(ints, 0);
-  at::Tensor device_index = at::tensor(index, at::kLong).to(model_->device(), /*non_blocking=*/true);
-  in.x = at::cat(xs, 0);
-  in.where = all_ints.narrow(1, 0, 3);
-  in.rows = device_index.narrow(0, 0, N);
-  in.split = device_index.narrow(0, N, R) != 0;
-  in.freqs = freqs_;
-  in.span = attention_span(kv_, extent);
-  at::Tensor h = rms_norm(temporal_step_rows(w, in, kv_), w.out_norm, w.config.norm == "rms_norm_f32");
-  return {h, N == R ? all_ints : all_ints.index_select(0, in.rows)};
+  row[BatchInts::step_ints(c) + StepInts::kPinnedPosition] = kv_.capacity - 1;
+}
+
+BatchShape BatchServer::shape_of(const std::vector<Row> &rows) const {
+  BatchShape s;
+  s.rows = rows.back().slot + 1;
+  int64_t extent = 0;  // slots the stepping rows will have written
+  for (const Row &r : rows) {
+    const PinnedKVCache &kv = r.conv->temporal_.kv;
+    extent = std::max(extent, std::min(kv.end() + 1, kv.capacity()));
+    if (kv.split()) s.pinned = std::max(s.pinned, kv.pinned());
+    s.dsteps = std::max(s.dsteps, r.dsteps);
+  }
+  s.span = attention_span(kv_, extent);
+  return static_shapes_.value_or(graphs_.enabled()) ? static_shape(s, kv_) : s;
+}
+
+void BatchServer::finish(const std::vector<Row> &rows, const BatchShape &shape,
+                         std::map<int64_t, std::optional<StepResult>> &results) {
+  const LmConfig &c = model_->config();
+  const int64_t R = shape.rows;
+  // One transfer for everything sampled, one per kind of logits kept.
+  at::Tensor tokens = buffers_.tokens.narrow(0, 0, R).to(at::kCPU);
+  at::Tensor text_logits, audio_logits;
+  if (options_.keep_logits) {
+    text_logits = buffers_.text_logits.narrow(0, 0, R).to(at::kCPU);
+    audio_logits = buffers_.audio_logits.narrow(0, 0, R).to(at::kCPU);
+  }
+  for (const Row &r : rows) {
+    if (options_.keep_logits) {
+      r.conv->text_logits_ = text_logits[r.slot].clone();
+      r.conv->audio_logits_ = shape.dsteps > 0 ? audio_logits[r.slot].narrow(0, 0, r.dsteps).clone()
+                                               : at::empty({0, c.card}, at::kFloat);
+    }
+    results[r.slot] = r.conv->end_step(r.cols, tokens[r.slot].data_ptr<int64_t>(), r.dsteps);
+  }
 }
 
 std::map<int64_t, std::optional<StepResult>> BatchServer::step(
@@ -105,8 +132,9 @@ std::map<int64_t, std::optional<StepResult>> BatchServer::step(
   }
 
   std::vector<Row> rows;
+  BatchShape shape;
   {
-    Stage stage("embeddings");
+    Stage stage("inputs");
     for (const auto &[slot, codes] : user) {
       Conversation &conv = *slots_[size_t(slot)];
       StepTokens in;
@@ -116,67 +144,28 @@ std::map<int64_t, std::optional<StepResult>> BatchServer::step(
         results[slot] = std::nullopt;
         continue;
       }
-      const int64_t dsteps = conv.begin_step(*cols, model_->embed_column(conv.ring_.column(cols->input)));
-      rows.push_back({slot, &conv, *cols, dsteps});
+      rows.push_back({slot, &conv, *cols, conv.depformer_steps(cols->target)});
     }
+    if (rows.empty()) return results;
+    shape = shape_of(rows);
+    auto next = rows.begin();
+    for (int64_t s = 0; s < shape.rows; ++s) {
+      if (next != rows.end() && next->slot == s) stage_row(*next++);
+      else stage_idle(s);
+    }
+    buffers_.upload(shape.rows);
   }
-  if (rows.empty()) return results;
 
-  const LmWeights &w = model_->weights();
-  const LmConfig &c = w.config;
   const SamplingParams &sampling = options_.sampling;
-  const int64_t B = int64_t(rows.size());
-  std::vector<at::Tensor> text_noise, audio_noise;
-  int64_t dsteps = 0;
-  bool keep_logits = false;
-  for (const auto &r : rows) {
-    text_noise.push_back(r.conv->io_.text_noise);
-    audio_noise.push_back(r.conv->io_.audio_noise);
-    dsteps = std::max(dsteps, r.dsteps);
-    keep_logits |= r.conv->options_.keep_logits;
+  if (graphs_.enabled()) {
+    Stage stage("graph");
+    const std::array<int64_t, 4> key = shape.key();
+    graph_steps_ += graphs_.run({key.begin(), key.end()},
+                                [&] { batch_model_step(*model_, sampling, kv_, buffers_, shape, false); });
+  } else {
+    batch_model_step(*model_, sampling, kv_, buffers_, shape, true);
   }
-
-  at::Tensor h, ints;
-  {
-    Stage stage("temporal");
-    std::tie(h, ints) = temporal(rows);
-  }
-  at::Tensor tokens = at::zeros({B, 1 + c.dep_q}, h.options().dtype(at::kLong));
-  at::Tensor logits, text;
-  {
-    Stage stage("sampling");
-    logits = at::linear(h, w.text_linear).view({B, -1}).to(at::kFloat);
-    text = sample_with_noise(logits, sampling.greedy, sampling.temp_text, sampling.top_k_text,
-                             at::cat(text_noise, 0));
-    tokens.select(1, 0).copy_(text);
-  }
-  at::Tensor audio_logits;
-  if (dsteps > 0) {
-    Stage stage("depformer");
-    DepformerIo d;
-    d.h = h;
-    // The depformer starts from the given text token where there is one.
-    d.text = at::where(ints.select(1, StepInts::kTextGiven) != 0, ints.select(1, StepInts::kText), text);
-    d.forced = ints.narrow(1, StepInts::kForced, c.dep_q);
-    d.forced_mask = ints.narrow(1, StepInts::kForced + c.dep_q, c.dep_q) != 0;
-    d.noise = at::cat(audio_noise, 1);
-    d.tokens = tokens.narrow(1, 1, c.dep_q);
-    if (keep_logits) d.logits = audio_logits = at::zeros({B, c.dep_q, c.card}, h.options().dtype(at::kFloat));
-    // Rows needing fewer steps ignore the extra ones (given tokens are fed
-    // forward, so earlier steps do not depend on later ones).
-    depformer_run(w, d, dsteps, sampling);
-  }
-
-  at::Tensor host = tokens.to(at::kCPU);
-  for (int64_t b = 0; b < B; ++b) {
-    const Row &r = rows[size_t(b)];
-    if (r.conv->options_.keep_logits) {
-      r.conv->text_logits_ = logits[b].to(at::kCPU);
-      r.conv->audio_logits_ = audio_logits.defined() ? audio_logits[b].narrow(0, 0, r.dsteps).to(at::kCPU)
-                                                     : at::empty({0, c.card}, at::kFloat);
-    }
-    results[r.slot] = r.conv->end_step(r.cols, host[b].data_ptr<int64_t>(), r.dsteps);
-  }
+  finish(rows, shape, results);
   return results;
 }
 

@@ -6,13 +6,19 @@
 // alone: the same tokens greedy, the same draws sampled with the same seed
 // (each slot's noise comes from its own generator, in its own order).
 // Conversations join (prompts prefilled) and leave at any step; a freed slot
-// is reused, reset, by the next join. Eager (no CUDA graphs).
+// is reused, reset, by the next join.
 //
 // The slots' temporal KV caches are the rows of one KVRows (each
 // conversation works on a view of its row), so the temporal transformer runs
 // one attention call per layer for every stepping slot: over the rows
 // 0..(highest stepping slot), which joins keep mostly contiguous by taking
 // the lowest free slot.
+//
+// A step's host work is small and fixed: the rows' token columns and ints
+// staged and uploaded at once, their noise drawn, the whole model step
+// (batch_step.h) run, the tokens copied back at once. On CUDA the model
+// step is a CUDA graph per shape (GraphCache): rows, span and pinned slots
+// rounded up (static_shape) so that few shapes occur.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +29,9 @@
 #include <utility>
 #include <vector>
 
+#include "lm/batch_step.h"
 #include "lm/conversation.h"
+#include "lm/graph_cache.h"
 #include "lm/kv_rows.h"
 #include "lm/prompt.h"
 
@@ -31,8 +39,8 @@ namespace personaplex::lm {
 
 class BatchServer {
  public:
-  // `options` apply to every slot (sampling, pinning, keep_logits); the
-  // seed is given per join.
+  // `options` apply to every slot (sampling, pinning, keep_logits,
+  // cuda_graphs); the seed is given per join.
   BatchServer(std::shared_ptr<const LmModel> model, int64_t max_slots, ConversationOptions options = {});
 
   // Takes a free slot, runs the prompt there; throws Error when all slots
@@ -53,6 +61,14 @@ class BatchServer {
   // The slot's conversation (steps(), ring(), logits...).
   Conversation &conversation(int64_t slot);
 
+  // Whether steps replay CUDA graphs (false on CPU, when turned off, or
+  // after a failed capture), and how many steps did.
+  bool cuda_graphs_active() const { return graphs_.enabled(); }
+  int64_t graph_steps() const { return graph_steps_; }
+  // Steps with the graphs' rounded-up shapes even when eager (a test seam:
+  // the results are the same). On by default where graphs are used.
+  void use_static_shapes(bool on) { static_shapes_ = on; }
+
  private:
   // A slot stepping this step, in ascending slot order.
   struct Row {
@@ -61,15 +77,21 @@ class BatchServer {
     TokenRing::Columns cols;
     int64_t dsteps;
   };
-  // The temporal transformer for the rows (their inputs in their io_):
-  // hidden states [rows, 1, dim] after out_norm, and the rows' step ints.
-  std::pair<at::Tensor, at::Tensor> temporal(const std::vector<Row> &rows);
+  // Stages a stepping row's inputs (and draws its noise) / an idle row's.
+  void stage_row(const Row &r);
+  void stage_idle(int64_t slot);
+  BatchShape shape_of(const std::vector<Row> &rows) const;
+  // Copies results back and advances the rows' conversations.
+  void finish(const std::vector<Row> &rows, const BatchShape &shape,
+              std::map<int64_t, std::optional<StepResult>> &results);
 
   std::shared_ptr<const LmModel> model_;
   ConversationOptions options_;
-  KVRows kv_;                      // row s: slot s's temporal KV cache
-  at::Tensor freqs_;               // RoPE frequencies
-  at::Tensor idle_x_, idle_ints_;  // inputs of rows in the range that do not step
+  KVRows kv_;  // row s: slot s's temporal KV cache
+  BatchBuffers buffers_;
+  GraphCache graphs_;
+  std::optional<bool> static_shapes_;
+  int64_t graph_steps_ = 0;
   std::vector<std::unique_ptr<Conversation>> slots_;
   std::vector<bool> used_;
   std::set<int64_t> free_;  // the next join takes the lowest

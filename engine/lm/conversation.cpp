@@ -136,10 +136,7 @@ void Conversation::prefill(const std::vector<ForcedStep> &steps) {
     }
     if (record_) embeddings_.push_back(x.detach().to(at::kCPU).clone());
     // Keep the generator where stepping would leave it.
-    if (!options_.sampling.greedy) {
-      io_.text_noise.exponential_(1.0, generator_);
-      io_.audio_noise.exponential_(1.0, generator_);
-    }
+    draw_noise(io_.text_noise, io_.audio_noise);
     // Every prediction is overridden: nothing sampled is written.
     ring_.finish(*cols, std::nullopt, {});
     chunk.push_back(x);
@@ -155,7 +152,7 @@ int64_t Conversation::depformer_steps(int64_t target) const {
   return 0;
 }
 
-void Conversation::write_inputs(const TokenRing::Columns &cols, const at::Tensor &embedding) {
+std::vector<int64_t> Conversation::step_ints(const TokenRing::Columns &cols) const {
   const int64_t dep_q = model_->config().dep_q, t = cols.target;
   const PinnedKVCache &kv = temporal_.kv;
   std::vector<int64_t> ints(size_t(StepInts::size(dep_q)));
@@ -168,12 +165,19 @@ void Conversation::write_inputs(const TokenRing::Columns &cols, const at::Tensor
     ints[size_t(StepInts::kForced + k)] = ring_.get(k + 1, t);
     ints[size_t(StepInts::kForced + dep_q + k)] = ring_.given(k + 1, t);
   }
-  io_.ints.copy_(at::tensor(ints, at::kLong));
+  return ints;
+}
+
+void Conversation::draw_noise(const at::Tensor &text, const at::Tensor &audio) {
+  if (options_.sampling.greedy) return;
+  text.exponential_(1.0, generator_);
+  audio.exponential_(1.0, generator_);
+}
+
+void Conversation::write_inputs(const TokenRing::Columns &cols, const at::Tensor &embedding) {
+  io_.ints.copy_(at::tensor(step_ints(cols), at::kLong));
   io_.x.copy_(embedding.view({1, 1, -1}));
-  if (!options_.sampling.greedy) {
-    io_.text_noise.exponential_(1.0, generator_);
-    io_.audio_noise.exponential_(1.0, generator_);
-  }
+  draw_noise(io_.text_noise, io_.audio_noise);
 }
 
 int64_t Conversation::begin_step(const TokenRing::Columns &cols, const at::Tensor &embedding) {

@@ -12,16 +12,20 @@ std::shared_ptr<const LmModel> LmModel::load(const std::string &weights_path,
 }
 
 at::Tensor LmModel::embed_column(const std::vector<int64_t> &column) const {
+  return embed_columns(at::tensor(column, at::kLong).to(device()).view({1, -1}));
+}
+
+at::Tensor LmModel::embed_columns(const at::Tensor &ids) const {
   const auto &c = config();
-  at::Tensor ids = at::tensor(column, at::kLong).to(device());
+  const int64_t R = ids.size(0);
   // Audio rows 1..n_q read their own table of the stacked [n_q, card+1, dim];
   // -1 embeds to zero and other negative ids read row 0, as in the reference.
-  at::Tensor audio_ids = ids.narrow(0, 1, c.n_q);
+  at::Tensor audio_ids = ids.narrow(1, 1, c.n_q);
   at::Tensor rows = at::embedding(w_->emb.view({-1, c.dim}),
                                   audio_ids.clamp_min(0) + at::arange(c.n_q, ids.options()) * (c.card + 1));
   at::Tensor audio = rows * (audio_ids != -1).unsqueeze(-1).to(rows.scalar_type());
-  at::Tensor x = audio.sum(0) + embed(w_->text_emb, ids.narrow(0, 0, 1)).squeeze(0);
-  return x.view({1, 1, c.dim});
+  at::Tensor x = audio.sum(1) + embed(w_->text_emb, ids.select(1, 0));
+  return x.view({R, 1, c.dim});
 }
 
 at::Tensor LmModel::out_norm(const at::Tensor &h) const {

@@ -31,6 +31,9 @@ class LmModel {
   // The summed input embedding of one ring column (num_streams ids: text,
   // then audio; -1 embeds to zero): [1, 1, dim].
   at::Tensor embed_column(const std::vector<int64_t> &column) const;
+  // The same for many columns at once, on the device (reads nothing from
+  // the host, so a CUDA graph can hold it): int64 [R, num_streams] -> [R, 1, dim].
+  at::Tensor embed_columns(const at::Tensor &ids) const;
   // out_norm then text_linear: [1, 1, dim] -> normed h, fp32 logits [1, text_out].
   at::Tensor out_norm(const at::Tensor &h) const;
   at::Tensor text_logits(const at::Tensor &normed) const;

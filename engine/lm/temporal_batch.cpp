@@ -1,7 +1,5 @@
 #include "lm/temporal_batch.h"
 
-#include <ATen/TensorIndexing.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -13,12 +11,11 @@
 namespace personaplex::lm {
 namespace {
 
-using at::indexing::TensorIndex;
-
-// Each stepping row's key or value ([R, H, 1, D]) into its slot of `cache`
-// ([rows, H, allocated, D]): one scatter on the device.
-void write_rows(const at::Tensor &cache, const at::Tensor &rows, const at::Tensor &slots, const at::Tensor &kv) {
-  cache.transpose(1, 2).index_put_({TensorIndex(rows), TensorIndex(slots)}, kv.index_select(0, rows).squeeze(2));
+// Each row's key or value ([R, H, 1, D]) into its slot of `cache` ([R, H,
+// allocated, D]): one scatter on the device.
+void write_rows(const at::Tensor &cache, const at::Tensor &slots, const at::Tensor &kv) {
+  const auto s = kv.sizes();
+  cache.scatter_(2, slots.view({s[0], 1, 1, 1}).expand(s), kv);
 }
 
 // Split rows score their pinned slots with the query seen from the end of
@@ -60,11 +57,11 @@ at::Tensor temporal_step_rows(const LmWeights &w, const RowsStep &in, KVRows &kv
   const auto &c = w.transformer.config;
   const bool f32 = c.norm == nn::Norm::RmsNormF32;
   const int64_t R = in.x.size(0), H = c.num_heads, span = in.span;
-  const at::Tensor slots = in.where.select(1, 1).index_select(0, in.rows);
+  const at::Tensor slots = in.where.select(1, 1);
   const Rotation rot = rotation(in.freqs, in.where.select(1, 0).view({R, 1, 1}));
   Rotation pin_rot;
   if (in.pinned > 0) pin_rot = rotation(in.freqs, in.where.select(1, 2).view({R, 1, 1}));
-  kv.written.index_put_({TensorIndex(in.rows), TensorIndex(slots)}, true);
+  kv.written.narrow(0, 0, R).scatter_(1, slots.view({R, 1}), true);
   const at::Tensor written = kv.written.narrow(0, 0, R).narrow(1, 0, span);
   std::optional<SplitMask> split_mask;
   if (in.pinned > 0) split_mask.emplace(written, kv.pinned.narrow(0, 0, R).narrow(1, 0, in.pinned), in.split);
@@ -73,16 +70,17 @@ at::Tensor temporal_step_rows(const LmWeights &w, const RowsStep &in, KVRows &kv
     const auto &l = w.transformer.layers[i];
     at::Tensor qkv = at::linear(rms_norm(x, l.norm1_w, f32), l.in_proj).view({R, 1, 3, H, -1}).permute({2, 0, 3, 1, 4});
     at::Tensor qk = rotate(qkv.narrow(0, 0, 2), rot);  // [2, R, H, 1, D]
-    write_rows(kv.keys[i], in.rows, slots, qk[1]);
-    write_rows(kv.values[i], in.rows, slots, qkv[2]);
-    at::Tensor keys = kv.keys[i].narrow(0, 0, R).narrow(2, 0, span);
-    at::Tensor values = kv.values[i].narrow(0, 0, R).narrow(2, 0, span);
+    at::Tensor keys = kv.keys[i].narrow(0, 0, R), values = kv.values[i].narrow(0, 0, R);
+    write_rows(keys, slots, qk[1]);
+    write_rows(values, slots, qkv[2]);
+    keys = keys.narrow(2, 0, span);
+    values = values.narrow(2, 0, span);
     at::Tensor mask = split_mask ? (*split_mask)(qk[0], rotate(qkv[0], pin_rot), keys) : written.view({R, 1, 1, span});
     at::Tensor y = masked_attention(qk[0], keys, values, mask);  // [R, H, 1, D]
     x = x + at::linear(y.transpose(1, 2).reshape({R, 1, -1}), l.out_proj);
     x = x + gated_silu(rms_norm(x, l.norm2_w, f32), l.mlp_in, l.mlp_out);
   }
-  return in.rows.size(0) == R ? x : x.index_select(0, in.rows);
+  return x;
 }
 
 }  // namespace personaplex::lm

@@ -16,7 +16,8 @@
 // --context N, every conversation is first filled to N steps (random given
 // tokens, prefilled), so attention runs over that much context. A batch size
 // that fails (out of memory) is reported as {"batch": B, "error": ...} and
-// the run goes on.
+// the run goes on. "cuda_graphs" per batch size: whether the batched model
+// step was replayed as CUDA graphs (PERSONAPLEX_CUDA_GRAPHS=0 turns them off).
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -225,7 +226,11 @@ nlohmann::json run_batch(const std::shared_ptr<const lm::LmModel> &model, const 
   }
   nlohmann::json stages;
   for (const auto &[name, ms] : timer.samples()) stages[name] = summary(ms);
+  // Graphs: the whole batched model step replayed (stage "graph" then holds
+  // what eager runs split into embeddings, temporal, sampling, depformer).
+  const bool graphs = server.cuda_graphs_active() && server.graph_steps() > 0;
   return {{"batch", B}, {"frame_ms", summary(frame_ms)}, {"stage_ms", stages},
+          {"cuda_graphs", graphs}, {"graph_steps", server.graph_steps()},
           {"gpu_memory_gib", gpu_memory_gib(device)}};
 }
 

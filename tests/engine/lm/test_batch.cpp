@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <memory>
 #include <optional>
@@ -88,9 +89,12 @@ struct Together {
 
 // Runs the plans through one server; each joins at its step and leaves
 // after its steps.
+// static_shapes: the server steps with a CUDA graph's rounded-up shapes
+// (more rows and slots), eagerly.
 Together together(const std::shared_ptr<const LmModel> &model, const std::vector<Plan> &plans,
-                  const ConversationOptions &opts, int64_t slots) {
+                  const ConversationOptions &opts, int64_t slots, bool static_shapes = false) {
   BatchServer server(model, slots, opts);
+  server.use_static_shapes(static_shapes);
   Together run;
   run.out.resize(plans.size());
   std::vector<int64_t> slot(plans.size(), -1), done(plans.size(), 0);
@@ -129,8 +133,8 @@ void expect_close(const at::Tensor &a, const at::Tensor &b, const std::string &w
 }
 
 Together expect_batch_equals_alone(const std::shared_ptr<const LmModel> &model, const std::vector<Plan> &plans,
-                                   const ConversationOptions &opts, int64_t slots) {
-  Together run = together(model, plans, opts, slots);
+                                   const ConversationOptions &opts, int64_t slots, bool static_shapes = false) {
+  Together run = together(model, plans, opts, slots, static_shapes);
   for (size_t i = 0; i < plans.size(); ++i) {
     auto ref = alone(model, plans[i], opts);
     EXPECT_EQ(run.out[i].size(), ref.size()) << "conversation " << i;
@@ -222,6 +226,39 @@ TEST(Batch, SplitAndUnsplitCachesInOneStep) {
   }
 }
 
+TEST(Batch, StaticShapesRoundUp) {
+  KVRows kv(1, 40, 1, 2999, 4, at::TensorOptions());
+  EXPECT_EQ(kv.allocated(), 3008);
+  auto shape = [&](int64_t rows, int64_t span, int64_t pinned) {
+    return static_shape(BatchShape{rows, span, pinned, 8}, kv).key();
+  };
+  EXPECT_EQ(shape(1, 16, 0), (std::array<int64_t, 4>{1, 256, 0, 8}));
+  EXPECT_EQ(shape(3, 512, 0), (std::array<int64_t, 4>{4, 512, 0, 8}));
+  EXPECT_EQ(shape(5, 528, 0), (std::array<int64_t, 4>{8, 768, 0, 8}));
+  EXPECT_EQ(shape(9, 3008, 300), (std::array<int64_t, 4>{16, 3008, 512, 8}));
+  EXPECT_EQ(shape(37, 2992, 2900), (std::array<int64_t, 4>{40, 3008, 3008, 8}));
+}
+
+TEST(Batch, StaticShapesGiveTheSameResults) {
+  at::manual_seed(12);
+  // Rows past the highest stepping one (never joined, left, waiting) and
+  // unwritten slots are computed and ignored: the results stay those alone.
+  for (const auto &c : {tiny_config(32, 2, 2, 24), tiny_config(64, 4, 2, 100)}) {
+    auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 6, 0.2));
+    std::vector<Plan> plans = {{make_prompt(3, 2, c, 2), 1, 0, 70},
+                               {make_prompt(0, 1, c, 1), 2, 0, 8},
+                               {make_prompt(2, 0, c, 2), 3, 2, 60, 3},
+                               {make_prompt(4, 3, c, 1), 4, 20, 40},
+                               {make_prompt(1, 1, c, 2), 5, 30, 30, 4}};
+    SCOPED_TRACE("context " + std::to_string(c.context));
+    Together run = expect_batch_equals_alone(model, plans, with_logits(test::greedy()), 7, true);
+    EXPECT_GT(run.holes, 0);
+    if (c.context < 50) EXPECT_GT(run.mixed_steps, 0);
+    for (const auto &opts : {with_logits(test::greedy(), false), with_logits(sampled(), false)})
+      expect_batch_equals_alone(model, plans, opts, 7, true);
+  }
+}
+
 TEST(Batch, SlotsAreRowsOfOneStorage) {
   at::manual_seed(11);
   LmConfig c = tiny_config(32, 2, 1, 40);
@@ -280,4 +317,6 @@ TEST(Batch, SlotsAreCheckedAndFreed) {
   EXPECT_THROW(server.leave(a), Error);
   EXPECT_EQ(server.join(Prompt{}, 4), a);
   EXPECT_EQ(server.conversation(a).steps(), 12);  // a fresh conversation: its prompt only
+  EXPECT_FALSE(server.cuda_graphs_active());  // on the CPU
+  EXPECT_EQ(server.graph_steps(), 0);
 }
