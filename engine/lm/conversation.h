@@ -32,7 +32,9 @@ struct ConversationOptions {
   // Run every depformer step, also those predicting given (user) tokens;
   // agent outputs never depend on them, so this only serves comparisons.
   bool full_depformer = false;
-  // On CUDA, replay each kind of step as a CUDA graph (far less host work).
+  // On CUDA, replay each kind of step as a CUDA graph (far less host work);
+  // for a BatchServer, its batched steps. PERSONAPLEX_CUDA_GRAPHS=0 turns the
+  // batch server's graphs off too.
   bool cuda_graphs = true;
 };
 

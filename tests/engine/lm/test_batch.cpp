@@ -239,6 +239,15 @@ TEST(Batch, StaticShapesRoundUp) {
   EXPECT_EQ(shape(37, 2992, 2900), (std::array<int64_t, 4>{40, 3008, 3008, 8}));
 }
 
+TEST(Batch, GraphCacheRunsEagerlyOnTheCpu) {
+  GraphCache cache(at::Device(at::kCPU), true);
+  EXPECT_FALSE(cache.enabled());
+  int runs = 0;
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(cache.run({1, 2}, [&] { ++runs; }));
+  EXPECT_EQ(runs, 3);
+  EXPECT_EQ(cache.graphs(), 0);
+}
+
 TEST(Batch, StaticShapesGiveTheSameResults) {
   at::manual_seed(12);
   // Rows past the highest stepping one (never joined, left, waiting) and
