@@ -1,10 +1,11 @@
 // GStreamer opens plugins with RTLD_LOCAL, and a C program such as
 // gst-launch-1.0 has no libstdc++ of its own: it then lives only in this
-// plugin's local scope, where libraries that libtorch's CUDA libraries open
-// later (cuDNN's parts) do not see it, and they bind C++ runtime symbols to
-// the static copies that the pip wheels of libtorch carry instead: the
-// first convolution on CUDA calls a null pointer. Promoting the C++ runtime
-// to the global scope, as a C++ program has it, avoids that.
+// plugin's local scope, out of sight of the libraries that libtorch's CUDA
+// libraries open later (cuDNN's parts), which may then bind C++ runtime
+// symbols to the static copies that the pip wheels of libtorch carry. The
+// plugin puts the C++ runtime in the global scope, as a C++ program has it.
+// With pip's libtorch that has not been seen to be enough on its own: such
+// builds also preload it (docs/gpu.md).
 #pragma once
 
 #include <string>
