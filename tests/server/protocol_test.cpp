@@ -243,12 +243,14 @@ void test_malformed_messages() {
     g_assert_false(c.closed());
     g_assert_cmpuint(payloads(c, kAudio).size(), >=, 12);
   }
+  wait_sessions(server, 0);  // calls are freed after their client goes; 2 slots
   {
     Client c(server.ws_url(kChat));
     expect_handshake(c);
     c.send_text("hello");
     expect_closed(c, 1003, "binary");
   }
+  wait_sessions(server, 0);  // calls are freed after their client goes; 2 slots
   {
     // Audio that is not Ogg: no crash; the call either ends with 1007 or
     // stays silent until the client leaves.
@@ -264,6 +266,7 @@ void test_malformed_messages() {
     c.wait_closed(3);
     if (c.closed()) g_assert_cmpuint(c.close_code(), ==, 1007);
   }
+  wait_sessions(server, 0);  // calls are freed after their client goes; 2 slots
   {
     // Ogg, but not Opus.
     Client c(server.ws_url(kChat));
