@@ -12,12 +12,10 @@
 #if defined(PERSONAPLEX_HAVE_CUDA_GRAPHS) && TORCH_VERSION_MAJOR >= 2
 #define PERSONAPLEX_LM_GRAPH_CACHE 1
 #include <ATen/cuda/CUDAGraph.h>
-#include <c10/core/Event.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
 
 #include "core/graph_capture_lock.h"
+#include "core/side_stream.h"
 #else
 #define PERSONAPLEX_LM_GRAPH_CACHE 0
 #endif
@@ -51,31 +49,13 @@ struct GraphCache::Impl {
   std::map<std::vector<int64_t>, Entry> entries;
   std::list<std::vector<int64_t>> lru;  // captured keys, most recent first
   at::cuda::MempoolId_t pool{0, 0};     // shared by all graphs once the first exists
-  std::optional<c10::cuda::CUDAStream> side;
-
-  // Runs fn on the side stream, ordered after the caller's stream's work
-  // so far and before its later work.
-  template <typename Fn>
-  void on_side_stream(Fn fn) {
-    c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream(device.index());
-    if (!side) side = c10::cuda::getStreamFromPool(false, device.index());
-    c10::Event ready(c10::DeviceType::CUDA);
-    ready.record(caller);
-    ready.block(*side);
-    {
-      c10::cuda::CUDAStreamGuard guard(*side);
-      fn();
-    }
-    c10::Event done(c10::DeviceType::CUDA);
-    done.record(*side);
-    done.block(caller);
-  }
+  SideStream side;
 
   // Captures step (nothing runs); throws when the step cannot be captured.
   std::unique_ptr<at::cuda::CUDAGraph> capture(const std::function<void()> &step) {
     auto graph = std::make_unique<at::cuda::CUDAGraph>();
     std::lock_guard<std::mutex> capturing(graph_capture_lock());
-    on_side_stream([&] {
+    side.run(device, [&] {
       // Thread-local: other threads (Mimi, other servers) keep using CUDA.
       graph->capture_begin(pool, cudaStreamCaptureModeThreadLocal);
       try {
@@ -114,7 +94,7 @@ struct GraphCache::Impl {
       return true;
     }
     if (e.calls++ < warmup) {
-      on_side_stream(step);
+      side.run(device, step);
       return false;
     }
     try {

@@ -6,11 +6,9 @@
 
 #ifdef PERSONAPLEX_HAVE_CUDA_GRAPHS
 #include <ATen/cuda/CUDAGraph.h>
-#include <c10/core/Event.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 
 #include "core/graph_capture_lock.h"
+#include "core/side_stream.h"
 #endif
 
 namespace personaplex::mimi {
@@ -31,27 +29,8 @@ struct StepGraph::Impl {
   int64_t warmup = 1, calls = 0;
   std::unique_ptr<at::cuda::CUDAGraph> graph;
   at::Tensor input, output;  // the graph's own buffers
-  std::optional<c10::cuda::CUDAStream> side;
-
-  // Runs fn on the side stream (capture needs a stream other than the
-  // default one; warm-up calls run there too so that libraries initialise
-  // their per-stream resources before capture), ordered after and before
-  // the caller's stream.
-  template <typename Fn>
-  void on_side_stream(const at::Device &device, Fn fn) {
-    c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream(device.index());
-    if (!side) side = c10::cuda::getStreamFromPool(false, device.index());
-    c10::Event ready(c10::DeviceType::CUDA);
-    ready.record(caller);
-    ready.block(*side);
-    {
-      c10::cuda::CUDAStreamGuard guard(*side);
-      fn();
-    }
-    c10::Event done(c10::DeviceType::CUDA);
-    done.record(*side);
-    done.block(caller);
-  }
+  // Warm-up calls run there too (see core/side_stream.h).
+  SideStream side;
 };
 
 StepGraph::StepGraph(int64_t warmup_calls) : impl_(std::make_unique<Impl>()) { impl_->warmup = warmup_calls; }
@@ -63,14 +42,14 @@ at::Tensor StepGraph::run(const at::Tensor &x, const Step &step) {
   if (!g.graph && g.calls < g.warmup) {
     ++g.calls;
     at::Tensor out;
-    g.on_side_stream(x.device(), [&] { out = step(x); });
+    g.side.run(x.device(), [&] { out = step(x); });
     return out;
   }
   if (!g.graph) {
     g.input = x.clone();
     auto graph = std::make_unique<at::cuda::CUDAGraph>();
     std::lock_guard<std::mutex> capturing(graph_capture_lock());
-    g.on_side_stream(x.device(), [&] {
+    g.side.run(x.device(), [&] {
       // Thread-local capture: other threads (other streams, the LM) keep
       // using CUDA freely meanwhile.
       graph->capture_begin(at::cuda::MempoolId_t{0, 0}, cudaStreamCaptureModeThreadLocal);
