@@ -28,7 +28,7 @@ at::Tensor layer_step(const DepformerLayerWeights &l, int64_t heads, bool f32, c
                       StepCache &cache, int64_t k, int64_t capacity) {
   const int64_t B = x.size(0);
   at::Tensor h = rms_norm(x, l.norm1, f32);
-  at::Tensor qkv = at::linear(h, l.in_proj[k]).view({B, 1, 3, heads, -1}).permute({2, 0, 3, 1, 4});
+  at::Tensor qkv = nn::linear(h, l.in_proj[k]).view({B, 1, 3, heads, -1}).permute({2, 0, 3, 1, 4});
   cache.keys.narrow(2, k, 1).copy_(qkv[1]);
   cache.values.narrow(2, k, 1).copy_(qkv[2]);
   // The reference's ring cache of dep_q slots labels its oldest slot as the
@@ -37,7 +37,7 @@ at::Tensor layer_step(const DepformerLayerWeights &l, int64_t heads, bool f32, c
   const int64_t first = std::max<int64_t>(0, k - (capacity - 2));
   at::Tensor y = attend(qkv[0], cache.keys.narrow(2, first, k + 1 - first),
                         cache.values.narrow(2, first, k + 1 - first));
-  at::Tensor out = x + at::linear(y.transpose(1, 2).reshape({B, 1, -1}), l.out_proj[k]);
+  at::Tensor out = x + nn::linear(y.transpose(1, 2).reshape({B, 1, -1}), l.out_proj[k]);
   return out + gated_silu(rms_norm(out, l.norm2, f32), l.mlp_in[k], l.mlp_out[k]);
 }
 
@@ -55,12 +55,12 @@ void depformer_run(const LmWeights &w, DepformerIo &io, int64_t steps, const Sam
   }
   at::Tensor prev = io.text;
   for (int64_t k = 0; k < steps; ++k) {
-    const at::Tensor &proj = w.depformer_in[c.depformer_multi_linear ? k : 0];
+    const nn::LinearWeight &proj = w.depformer_in[c.depformer_multi_linear ? k : 0];
     const at::Tensor &table = k == 0 ? w.depformer_text_emb : w.depformer_emb[k - 1];
-    at::Tensor x = at::linear(h, proj) + embed(table, prev.view({B, 1}));
+    at::Tensor x = nn::linear(h, proj) + embed(table, prev.view({B, 1}));
     for (size_t i = 0; i < w.depformer.size(); ++i)
       x = layer_step(w.depformer[i], heads, f32, x, caches[i], k, c.dep_q);
-    at::Tensor lg = at::linear(x, w.linears[k]).view({B, -1}).to(at::kFloat);
+    at::Tensor lg = nn::linear(x, w.linears[k]).view({B, -1}).to(at::kFloat);
     at::Tensor tok = sample_with_noise(lg, sampling.greedy, sampling.temp_audio, sampling.top_k_audio,
                                        io.noise[k]);
     prev = at::where(io.forced_mask.select(1, k), io.forced.select(1, k), tok);

@@ -6,9 +6,10 @@ namespace personaplex::lm {
 
 std::shared_ptr<const LmModel> LmModel::load(const std::string &weights_path,
                                              const std::string &config_path,
-                                             const at::Device &device, at::ScalarType dtype) {
+                                             const at::Device &device, at::ScalarType dtype,
+                                             WeightFormat format) {
   LmConfig config = config_path.empty() ? LmConfig::released() : LmConfig::from_json_file(config_path);
-  return std::make_shared<const LmModel>(LmWeights::load(weights_path, config, device, dtype));
+  return std::make_shared<const LmModel>(LmWeights::load(weights_path, config, device, dtype, format));
 }
 
 at::Tensor LmModel::embed_column(const std::vector<int64_t> &column) const {
@@ -33,7 +34,7 @@ at::Tensor LmModel::out_norm(const at::Tensor &h) const {
 }
 
 at::Tensor LmModel::text_logits(const at::Tensor &normed) const {
-  return at::linear(normed, w_->text_linear).view({normed.size(0), -1}).to(at::kFloat);
+  return nn::linear(normed, w_->text_linear).view({normed.size(0), -1}).to(at::kFloat);
 }
 
 }  // namespace personaplex::lm

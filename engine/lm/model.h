@@ -17,16 +17,19 @@ namespace personaplex::lm {
 class LmModel {
  public:
   // `config_path` "" = the released configuration. dtype: bf16 on CUDA and
-  // fp32 on CPU are the usual choices (see default_dtype()).
+  // fp32 on CPU are the usual choices (see default_dtype()). `format`: how
+  // the linear weights are stored (see nn/quantized_linear.h).
   static std::shared_ptr<const LmModel> load(const std::string &weights_path,
                                              const std::string &config_path,
-                                             const at::Device &device, at::ScalarType dtype);
+                                             const at::Device &device, at::ScalarType dtype,
+                                             WeightFormat format = WeightFormat::kAsLoaded);
   explicit LmModel(std::shared_ptr<const LmWeights> weights) : w_(std::move(weights)) {}
 
   const LmConfig &config() const { return w_->config; }
   const LmWeights &weights() const { return *w_; }
   at::Device device() const { return w_->device(); }
   at::ScalarType dtype() const { return w_->dtype; }
+  WeightFormat weight_format() const { return w_->format; }
 
   // The summed input embedding of one ring column (num_streams ids: text,
   // then audio; -1 embeds to zero): [1, 1, dim].

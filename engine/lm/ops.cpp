@@ -9,9 +9,9 @@ at::Tensor rms_norm(const at::Tensor &x, const at::Tensor &alpha, bool f32) {
   return (xf * (alpha.to(var.scalar_type()) * at::rsqrt(var))).to(x.scalar_type());
 }
 
-at::Tensor gated_silu(const at::Tensor &x, const at::Tensor &w_in, const at::Tensor &w_out) {
-  at::Tensor h = at::linear(x, w_in).unflatten(-1, {2, -1});
-  return at::linear(at::silu(h.select(-2, 0)) * h.select(-2, 1), w_out);
+at::Tensor gated_silu(const at::Tensor &x, const nn::LinearWeight &w_in, const nn::LinearWeight &w_out) {
+  at::Tensor h = nn::linear(x, w_in).unflatten(-1, {2, -1});
+  return nn::linear(at::silu(h.select(-2, 0)) * h.select(-2, 1), w_out);
 }
 
 at::Tensor embed(const at::Tensor &table, const at::Tensor &ids) {

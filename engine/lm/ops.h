@@ -3,6 +3,8 @@
 
 #include <ATen/ATen.h>
 
+#include "nn/quantized_linear.h"
+
 namespace personaplex::lm {
 
 // RMSNorm over the last dimension, computed in fp32 when `f32` (the
@@ -10,7 +12,7 @@ namespace personaplex::lm {
 at::Tensor rms_norm(const at::Tensor &x, const at::Tensor &alpha, bool f32);
 
 // SiLU-gated MLP: linear_out(silu(a) * b) where [a, b] = linear_in(x).
-at::Tensor gated_silu(const at::Tensor &x, const at::Tensor &w_in, const at::Tensor &w_out);
+at::Tensor gated_silu(const at::Tensor &x, const nn::LinearWeight &w_in, const nn::LinearWeight &w_out);
 
 // Embedding lookup where id -1 gives a zero row and other negative ids read
 // row 0 (the reference clamps them). ids: int64 of any shape -> [..., dim].

@@ -7,31 +7,35 @@
 namespace personaplex::lm {
 
 std::shared_ptr<const LmWeights> random_lm_weights(const LmConfig &c, const at::Device &device,
-                                                   at::ScalarType dtype, uint64_t seed, double scale) {
+                                                   at::ScalarType dtype, uint64_t seed, double scale,
+                                                   WeightFormat format) {
   c.validate("random weights");
+  nn::check_weight_format(format, device, dtype);
   at::Generator gen = make_generator(device, seed);
   auto opts = at::TensorOptions().dtype(dtype).device(device);
   auto rnd = [&](std::vector<int64_t> shape) {
     return at::normal(0.0, scale, shape, gen, opts);
   };
+  auto linear = [&](std::vector<int64_t> shape) { return nn::quantize(rnd(std::move(shape)), format); };
   auto ones = [&](int64_t d) { return at::ones({1, 1, d}, opts.dtype(at::kFloat)); };
   auto w = std::make_shared<LmWeights>();
   w->config = c;
   w->dtype = dtype;
+  w->format = format;
   w->emb = rnd({c.n_q, c.card + 1, c.dim});
   w->text_emb = rnd({c.text_card + 1, c.dim});
   w->out_norm = ones(c.dim);
-  w->text_linear = rnd({c.text_out(), c.dim});
+  w->text_linear = linear({c.text_out(), c.dim});
   nn::TransformerConfig t = c.temporal();
   w->transformer.config = t;
   for (int64_t i = 0; i < c.num_layers; ++i) {
     nn::LayerWeights l;
     l.norm1_w = ones(c.dim);
     l.norm2_w = ones(c.dim);
-    l.in_proj = rnd({3 * c.dim, c.dim});
-    l.out_proj = rnd({c.dim, c.dim});
-    l.mlp_in = rnd({2 * t.gated_hidden(), c.dim});
-    l.mlp_out = rnd({c.dim, t.gated_hidden()});
+    l.in_proj = linear({3 * c.dim, c.dim});
+    l.out_proj = linear({c.dim, c.dim});
+    l.mlp_in = linear({2 * t.gated_hidden(), c.dim});
+    l.mlp_out = linear({c.dim, t.gated_hidden()});
     w->transformer.layers.push_back(std::move(l));
   }
   const int64_t d = c.depformer_dim, h = c.depformer_hidden();
@@ -40,17 +44,18 @@ std::shared_ptr<const LmWeights> random_lm_weights(const LmConfig &c, const at::
     l.norm1 = ones(d);
     l.norm2 = ones(d);
     for (int64_t k = 0; k < c.dep_q; ++k) {
-      l.in_proj.push_back(rnd({3 * d, d}));
-      l.out_proj.push_back(rnd({d, d}));
-      l.mlp_in.push_back(rnd({2 * h, d}));
-      l.mlp_out.push_back(rnd({d, h}));
+      l.in_proj.push_back(linear({3 * d, d}));
+      l.out_proj.push_back(linear({d, d}));
+      l.mlp_in.push_back(linear({2 * h, d}));
+      l.mlp_out.push_back(linear({d, h}));
     }
     w->depformer.push_back(std::move(l));
   }
-  for (int64_t k = 0; k < (c.depformer_multi_linear ? c.dep_q : 1); ++k) w->depformer_in.push_back(rnd({d, c.dim}));
+  for (int64_t k = 0; k < (c.depformer_multi_linear ? c.dep_q : 1); ++k)
+    w->depformer_in.push_back(linear({d, c.dim}));
   w->depformer_text_emb = rnd({c.text_card + 1, d});
   for (int64_t k = 0; k + 1 < c.dep_q; ++k) w->depformer_emb.push_back(rnd({c.card + 1, d}));
-  for (int64_t k = 0; k < c.dep_q; ++k) w->linears.push_back(rnd({c.card, d}));
+  for (int64_t k = 0; k < c.dep_q; ++k) w->linears.push_back(linear({c.card, d}));
   return w;
 }
 

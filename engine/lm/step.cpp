@@ -25,7 +25,7 @@ void model_step(const LmWeights &w, const SamplingParams &sampling, TemporalStat
   const auto &c = w.config;
   at::Tensor h = temporal_step(w, io.x, temporal, io.ints.narrow(0, 0, 3), split);
   h = rms_norm(h, w.out_norm, c.norm == "rms_norm_f32");
-  at::Tensor logits = at::linear(h, w.text_linear).view({1, -1}).to(at::kFloat);
+  at::Tensor logits = nn::linear(h, w.text_linear).view({1, -1}).to(at::kFloat);
   io.text_logits.copy_(logits);
   at::Tensor text = sample_with_noise(logits, sampling.greedy, sampling.temp_text, sampling.top_k_text,
                                       io.text_noise);

@@ -40,9 +40,9 @@ at::Tensor self_attention(const nn::LayerWeights &l, const nn::TransformerConfig
                           PinnedKVCache &kv, size_t layer, const at::Tensor &slot, const Rotation &rot,
                           const Rotation *pinned_rot) {
   const int64_t B = x.size(0), H = c.num_heads;
-  at::Tensor qkv = at::linear(x, l.in_proj).view({B, 1, 3, H, -1}).permute({2, 0, 3, 1, 4});
+  at::Tensor qkv = nn::linear(x, l.in_proj).view({B, 1, 3, H, -1}).permute({2, 0, 3, 1, 4});
   at::Tensor y = attend_one(qkv, kv, layer, slot, rot, pinned_rot);
-  return at::linear(y.transpose(1, 2).reshape({B, 1, -1}), l.out_proj);
+  return nn::linear(y.transpose(1, 2).reshape({B, 1, -1}), l.out_proj);
 }
 
 // The chunk's queries over slots 0..first+T-1: all earlier slots, and the
@@ -51,13 +51,13 @@ at::Tensor chunk_attention(const nn::LayerWeights &l, const nn::TransformerConfi
                            PinnedKVCache &kv, size_t layer, int64_t first, const Rotation &rot,
                            const at::Tensor &mask) {
   const int64_t B = x.size(0), T = x.size(1), H = c.num_heads;
-  at::Tensor qkv = at::linear(x, l.in_proj).view({B, T, 3, H, -1}).permute({2, 0, 3, 1, 4});
+  at::Tensor qkv = nn::linear(x, l.in_proj).view({B, T, 3, H, -1}).permute({2, 0, 3, 1, 4});
   at::Tensor qk = rotate(qkv.narrow(0, 0, 2), rot);
   kv.keys(layer).narrow(2, first, T).copy_(qk[1]);
   kv.values(layer).narrow(2, first, T).copy_(qkv[2]);
   at::Tensor y = masked_attention(qk[0], kv.keys(layer).narrow(2, 0, first + T),
                                   kv.values(layer).narrow(2, 0, first + T), mask);
-  return at::linear(y.transpose(1, 2).reshape({B, T, -1}), l.out_proj);
+  return nn::linear(y.transpose(1, 2).reshape({B, T, -1}), l.out_proj);
 }
 
 }  // namespace

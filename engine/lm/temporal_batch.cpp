@@ -68,7 +68,7 @@ at::Tensor temporal_step_rows(const LmWeights &w, const RowsStep &in, KVRows &kv
   at::Tensor x = in.x;
   for (size_t i = 0; i < w.transformer.layers.size(); ++i) {
     const auto &l = w.transformer.layers[i];
-    at::Tensor qkv = at::linear(rms_norm(x, l.norm1_w, f32), l.in_proj).view({R, 1, 3, H, -1}).permute({2, 0, 3, 1, 4});
+    at::Tensor qkv = nn::linear(rms_norm(x, l.norm1_w, f32), l.in_proj).view({R, 1, 3, H, -1}).permute({2, 0, 3, 1, 4});
     at::Tensor qk = rotate(qkv.narrow(0, 0, 2), rot);  // [2, R, H, 1, D]
     at::Tensor keys = kv.keys[i].narrow(0, 0, R), values = kv.values[i].narrow(0, 0, R);
     write_rows(keys, slots, qk[1]);
@@ -77,7 +77,7 @@ at::Tensor temporal_step_rows(const LmWeights &w, const RowsStep &in, KVRows &kv
     values = values.narrow(2, 0, span);
     at::Tensor mask = split_mask ? (*split_mask)(qk[0], rotate(qkv[0], pin_rot), keys) : written.view({R, 1, 1, span});
     at::Tensor y = masked_attention(qk[0], keys, values, mask);  // [R, H, 1, D]
-    x = x + at::linear(y.transpose(1, 2).reshape({R, 1, -1}), l.out_proj);
+    x = x + nn::linear(y.transpose(1, 2).reshape({R, 1, -1}), l.out_proj);
     x = x + gated_silu(rms_norm(x, l.norm2_w, f32), l.mlp_in, l.mlp_out);
   }
   return x;

@@ -1,5 +1,7 @@
 #include "lm/weights.h"
 
+#include <set>
+
 #include "core/error.h"
 #include "io/safetensors.h"
 
@@ -12,7 +14,8 @@ std::string shape_str(const std::vector<int64_t> &s) { return shape_string(s); }
 
 class Loader {
  public:
-  Loader(const SafeTensors &file, const at::Device &device) : f_(file), device_(device) {}
+  Loader(const SafeTensors &file, const at::Device &device, WeightFormat format)
+      : f_(file), device_(device), format_(format) {}
 
   bool has(const std::string &name) const { return f_.contains(name); }
 
@@ -30,9 +33,20 @@ class Loader {
     return f_.load(name, dtype, device_);
   }
 
+  // A linear weight, quantized as soon as it is on the device.
+  nn::LinearWeight linear(const std::string &name, const std::vector<int64_t> &expected,
+                          at::ScalarType dtype) const {
+    return quantize(get(name, expected, dtype), name);
+  }
+  // `w`, one step's slice of the tensor `name`, in the weight format.
+  nn::LinearWeight quantize(const at::Tensor &w, const std::string &name) const {
+    return nn::quantize(w, format_, name);
+  }
+
  private:
   const SafeTensors &f_;
   at::Device device_;
+  WeightFormat format_;
 };
 
 std::string idx(const std::string &prefix, int64_t i) { return prefix + "." + std::to_string(i); }
@@ -64,25 +78,27 @@ void load_depformer(const Loader &L, const LmConfig &c, at::ScalarType dtype,
         L.get(p + "self_attn.out_proj.weight", {stored * d, d}, dtype).view({stored, d, d});
     for (int64_t k = 0; k < steps; ++k) {
       const int64_t s = source_step(k, stored);
-      l.in_proj.push_back(in[s]);
-      l.out_proj.push_back(out[s]);
       if (s != k) {
+        l.in_proj.push_back(l.in_proj[s]);
+        l.out_proj.push_back(l.out_proj[s]);
         l.mlp_in.push_back(l.mlp_in[s]);
         l.mlp_out.push_back(l.mlp_out[s]);
         continue;
       }
+      l.in_proj.push_back(L.quantize(in[k], p + "self_attn.in_proj_weight"));
+      l.out_proj.push_back(L.quantize(out[k], p + "self_attn.out_proj.weight"));
       const std::string g = p + idx("gating", k) + ".";
-      l.mlp_in.push_back(L.get(g + "linear_in.weight", {2 * h, d}, dtype));
-      l.mlp_out.push_back(L.get(g + "linear_out.weight", {d, h}, dtype));
+      l.mlp_in.push_back(L.linear(g + "linear_in.weight", {2 * h, d}, dtype));
+      l.mlp_out.push_back(L.linear(g + "linear_out.weight", {d, h}, dtype));
     }
     w.depformer.push_back(std::move(l));
   }
   // Steps past the stored ones share the tensors of step k - 8.
   auto per_step = [&](const std::string &prefix, int64_t count, std::vector<int64_t> shape,
-                      std::vector<at::Tensor> &out) {
+                      std::vector<nn::LinearWeight> &out) {
     for (int64_t k = 0; k < count; ++k) {
       const int64_t s = source_step(k, stored);
-      out.push_back(s != k ? out[s] : L.get(idx(prefix, k) + ".weight", shape, dtype));
+      out.push_back(s != k ? out[s] : L.linear(idx(prefix, k) + ".weight", shape, dtype));
     }
   };
   per_step("depformer_in", c.depformer_multi_linear ? steps : 1, {d, c.dim}, w.depformer_in);
@@ -104,14 +120,17 @@ void load_depformer(const Loader &L, const LmConfig &c, at::ScalarType dtype,
 }  // namespace
 
 std::shared_ptr<const LmWeights> LmWeights::load(const std::string &path, const LmConfig &config,
-                                                 const at::Device &device, at::ScalarType dtype) {
+                                                 const at::Device &device, at::ScalarType dtype,
+                                                 WeightFormat format) {
   config.validate(path);
+  nn::check_weight_format(format, device, dtype);
   SafeTensors file(path);
-  Loader L(file, device);
+  Loader L(file, device, format);
   auto w = std::make_shared<LmWeights>();
   const LmConfig &c = config;
   w->config = c;
   w->dtype = dtype;
+  w->format = format;
   const auto norm_kind = nn::TransformerConfig::parse_norm(c.norm);
   const auto norm_dtype = norm_kind == nn::Norm::RmsNormF32 ? at::kFloat : dtype;
   if (norm_kind == nn::Norm::LayerNorm)
@@ -122,14 +141,44 @@ std::shared_ptr<const LmWeights> LmWeights::load(const std::string &path, const 
     w->emb[k].copy_(L.get(idx("emb", k) + ".weight", {c.card + 1, c.dim}, dtype));
   w->text_emb = L.get("text_emb.weight", {c.text_card + 1, c.dim}, dtype);
   w->out_norm = L.get("out_norm.alpha", {1, 1, c.dim}, norm_dtype);
-  w->text_linear = L.get("text_linear.weight", {c.text_out(), c.dim}, dtype);
+  w->text_linear = L.linear("text_linear.weight", {c.text_out(), c.dim}, dtype);
   try {
-    w->transformer = nn::TransformerWeights::load(file, "transformer", c.temporal(), dtype, device);
+    w->transformer = nn::TransformerWeights::load(file, "transformer", c.temporal(), dtype, device, format);
   } catch (const Error &e) {
     throw Error(std::string(e.what()) + kHint);
   }
   load_depformer(L, c, dtype, norm_dtype, *w);
   return w;
+}
+
+int64_t LmWeights::nbytes() const {
+  std::set<const void *> seen;
+  int64_t total = 0;
+  auto add = [&](const at::Tensor &t) {
+    if (t.defined() && seen.insert(t.data_ptr()).second) total += int64_t(t.nbytes());
+  };
+  auto add_linear = [&](const nn::LinearWeight &l) {
+    add(l.weight);
+    add(l.scale);
+  };
+  auto add_linears = [&](const std::vector<nn::LinearWeight> &v) {
+    for (const auto &l : v) add_linear(l);
+  };
+  for (const auto *t : {&emb, &text_emb, &out_norm, &depformer_text_emb}) add(*t);
+  for (const auto &t : depformer_emb) add(t);
+  add_linear(text_linear);
+  add_linears(depformer_in);
+  add_linears(linears);
+  for (const auto &l : transformer.layers) {
+    for (const auto *t : {&l.norm1_w, &l.norm1_b, &l.norm2_w, &l.norm2_b, &l.scale1, &l.scale2}) add(*t);
+    for (const auto *lw : {&l.in_proj, &l.out_proj, &l.mlp_in, &l.mlp_out}) add_linear(*lw);
+  }
+  for (const auto &l : depformer) {
+    add(l.norm1);
+    add(l.norm2);
+    for (const auto *v : {&l.in_proj, &l.out_proj, &l.mlp_in, &l.mlp_out}) add_linears(*v);
+  }
+  return total;
 }
 
 }  // namespace personaplex::lm

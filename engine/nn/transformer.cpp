@@ -57,7 +57,7 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> TransformerWeights::te
 
 TransformerWeights TransformerWeights::load(const SafeTensors &file, const std::string &prefix,
                                             const TransformerConfig &c, at::ScalarType dtype,
-                                            const at::Device &device) {
+                                            const at::Device &device, WeightFormat format) {
   if (c.d_model % c.num_heads != 0)
     throw Error(prefix + ": d_model " + std::to_string(c.d_model) +
                 " is not a multiple of num_heads " + std::to_string(c.num_heads));
@@ -67,6 +67,9 @@ TransformerWeights TransformerWeights::load(const SafeTensors &file, const std::
   auto norm_dtype = c.norm == Norm::RmsNormF32 ? at::kFloat : dtype;
   auto get = [&](const std::string &name, std::vector<int64_t> shape, at::ScalarType dt) {
     return file.load(name, dt, device, shape);
+  };
+  auto linear_weight = [&](const std::string &name, std::vector<int64_t> shape) {
+    return quantize(get(name, shape, dtype), format, name);
   };
   const int64_t D = c.d_model;
   for (int64_t i = 0; i < c.num_layers; ++i) {
@@ -81,14 +84,14 @@ TransformerWeights TransformerWeights::load(const SafeTensors &file, const std::
       l.norm1_w = get(p + "norm1.alpha", {1, 1, D}, norm_dtype);
       l.norm2_w = get(p + "norm2.alpha", {1, 1, D}, norm_dtype);
     }
-    l.in_proj = get(p + "self_attn.in_proj_weight", {3 * D, D}, dtype);
-    l.out_proj = get(p + "self_attn.out_proj.weight", {D, D}, dtype);
+    l.in_proj = linear_weight(p + "self_attn.in_proj_weight", {3 * D, D});
+    l.out_proj = linear_weight(p + "self_attn.out_proj.weight", {D, D});
     if (c.mlp == Mlp::Gelu) {
-      l.mlp_in = get(p + "linear1.weight", {c.dim_feedforward, D}, dtype);
-      l.mlp_out = get(p + "linear2.weight", {D, c.dim_feedforward}, dtype);
+      l.mlp_in = linear_weight(p + "linear1.weight", {c.dim_feedforward, D});
+      l.mlp_out = linear_weight(p + "linear2.weight", {D, c.dim_feedforward});
     } else {
-      l.mlp_in = get(p + "gating.linear_in.weight", {2 * c.gated_hidden(), D}, dtype);
-      l.mlp_out = get(p + "gating.linear_out.weight", {D, c.gated_hidden()}, dtype);
+      l.mlp_in = linear_weight(p + "gating.linear_in.weight", {2 * c.gated_hidden(), D});
+      l.mlp_out = linear_weight(p + "gating.linear_out.weight", {D, c.gated_hidden()});
     }
     if (c.layer_scale) {
       l.scale1 = get(p + "layer_scale_1.scale", {D}, dtype);
@@ -107,7 +110,7 @@ void TransformerState::reset() {
 
 Transformer::Transformer(TransformerWeights weights) : w_(std::move(weights)) {
   const auto &c = w_.config;
-  at::Device device = w_.layers.empty() ? at::Device(at::kCPU) : w_.layers[0].in_proj.device();
+  at::Device device = w_.layers.empty() ? at::Device(at::kCPU) : w_.layers[0].in_proj.weight.device();
   frequencies_ = rope_frequencies(c.d_model / c.num_heads, c.max_period, device);
   slot_ids_ = at::arange(c.context, at::TensorOptions().dtype(at::kLong).device(device));
 }
@@ -143,9 +146,9 @@ at::Tensor Transformer::norm(const at::Tensor &x, const at::Tensor &w, const at:
 }
 
 at::Tensor Transformer::mlp(const LayerWeights &l, const at::Tensor &x) const {
-  if (w_.config.mlp == Mlp::Gelu) return at::linear(at::gelu(at::linear(x, l.mlp_in)), l.mlp_out);
-  at::Tensor h = at::linear(x, l.mlp_in).unflatten(-1, {2, -1});
-  return at::linear(at::silu(h.select(-2, 0)) * h.select(-2, 1), l.mlp_out);
+  if (w_.config.mlp == Mlp::Gelu) return linear(at::gelu(linear(x, l.mlp_in)), l.mlp_out);
+  at::Tensor h = linear(x, l.mlp_in).unflatten(-1, {2, -1});
+  return linear(at::silu(h.select(-2, 0)) * h.select(-2, 1), l.mlp_out);
 }
 
 at::Tensor Transformer::self_attention(const LayerWeights &l, const at::Tensor &x, const StepContext &ctx,
@@ -153,7 +156,7 @@ at::Tensor Transformer::self_attention(const LayerWeights &l, const at::Tensor &
   const auto &c = w_.config;
   const int64_t B = x.size(0), T = x.size(1), H = c.num_heads;
   // [B, T, 3D] -> [3, B, H, T, Dh]
-  at::Tensor qkv = at::linear(x, l.in_proj).view({B, T, 3, H, -1}).permute({2, 0, 3, 1, 4});
+  at::Tensor qkv = linear(x, l.in_proj).view({B, T, 3, H, -1}).permute({2, 0, 3, 1, 4});
   // q and k rotated together: the same arithmetic, half the kernels.
   at::Tensor qk = c.rope ? rope_rotate(qkv.narrow(0, 0, 2), ctx.rope) : qkv.narrow(0, 0, 2);
   at::Tensor q = qk[0], k = qk[1], v = qkv[2];
@@ -164,7 +167,7 @@ at::Tensor Transformer::self_attention(const LayerWeights &l, const at::Tensor &
   } else {
     y = attention(q, k, v, ctx.mask);
   }
-  return at::linear(y.transpose(1, 2).reshape({B, T, -1}), l.out_proj);
+  return linear(y.transpose(1, 2).reshape({B, T, -1}), l.out_proj);
 }
 
 at::Tensor Transformer::run_layers(const at::Tensor &input, TransformerState *state,

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "nn/kv_cache.h"
+#include "nn/quantized_linear.h"
 
 namespace personaplex {
 class SafeTensors;
@@ -44,8 +45,8 @@ struct TransformerConfig {
 
 struct LayerWeights {
   at::Tensor norm1_w, norm1_b, norm2_w, norm2_b;  // b undefined for RMSNorm
-  at::Tensor in_proj, out_proj;                    // [3D, D], [D, D]
-  at::Tensor mlp_in, mlp_out;                      // linear1/linear2 or gating in/out
+  LinearWeight in_proj, out_proj;                  // [3D, D], [D, D]
+  LinearWeight mlp_in, mlp_out;                    // linear1/linear2 or gating in/out
   at::Tensor scale1, scale2;                       // layer scale, undefined when off
 };
 
@@ -54,10 +55,11 @@ struct TransformerWeights {
   std::vector<LayerWeights> layers;
 
   // Loads `PREFIX.layers.N.*` with the reference's tensor names, checking
-  // every shape against the config.
+  // every shape against the config. The linear weights are stored in
+  // `format`, each quantized as soon as it is loaded.
   static TransformerWeights load(const SafeTensors &file, const std::string &prefix,
                                  const TransformerConfig &config, at::ScalarType dtype,
-                                 const at::Device &device);
+                                 const at::Device &device, WeightFormat format = WeightFormat::kAsLoaded);
   // Names, dtypes and shapes of every tensor load() reads (for writers).
   static std::vector<std::pair<std::string, std::vector<int64_t>>> tensor_shapes(
       const std::string &prefix, const TransformerConfig &config);

@@ -60,7 +60,7 @@ TEST(LmWeights, LoadsTheFixture) {
   EXPECT_EQ(w->depformer_emb.size(), 15u);
   EXPECT_EQ(w->linears.size(), 16u);
   EXPECT_EQ(w->out_norm.scalar_type(), at::kFloat);
-  EXPECT_FALSE(at::equal(w->depformer[0].in_proj[8], w->depformer[0].in_proj[0]));
+  EXPECT_FALSE(at::equal(w->depformer[0].in_proj[8].weight, w->depformer[0].in_proj[0].weight));
 }
 
 TEST(LmWeights, ConfigMismatchNamesTheTensor) {
@@ -100,11 +100,11 @@ TEST(LmWeights, EightStepDepformerIsExpanded) {
   auto w = LmWeights::load(path, fixture_config(), at::kCPU, at::kFloat);
   const auto &l = w->depformer[1];
   for (int64_t k = 8; k < 16; ++k) {
-    EXPECT_TRUE(at::equal(l.in_proj[k], l.in_proj[k - 8]));
-    EXPECT_TRUE(at::equal(l.out_proj[k], l.out_proj[k - 8]));
-    EXPECT_TRUE(at::equal(l.mlp_in[k], l.mlp_in[k - 8]));
-    EXPECT_TRUE(at::equal(w->linears[k], w->linears[k - 8]));
-    EXPECT_TRUE(at::equal(w->depformer_in[k], w->depformer_in[k - 8]));
+    EXPECT_TRUE(at::equal(l.in_proj[k].weight, l.in_proj[k - 8].weight));
+    EXPECT_TRUE(at::equal(l.out_proj[k].weight, l.out_proj[k - 8].weight));
+    EXPECT_TRUE(at::equal(l.mlp_in[k].weight, l.mlp_in[k - 8].weight));
+    EXPECT_TRUE(at::equal(w->linears[k].weight, w->linears[k - 8].weight));
+    EXPECT_TRUE(at::equal(w->depformer_in[k].weight, w->depformer_in[k - 8].weight));
   }
   EXPECT_TRUE(at::equal(w->depformer_emb[14], w->depformer_emb[6]));
   EXPECT_EQ(w->depformer_emb[7].abs().sum().item<float>(), 0.0f);

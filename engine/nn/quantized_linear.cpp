@@ -1,0 +1,143 @@
+#include "nn/quantized_linear.h"
+
+#include <torch/version.h>
+
+#include <vector>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+
+// float8 types arrived in libtorch 2.1; _scaled_mm with row-wise scales (and
+// its present signature, returning one tensor) in 2.4.
+#define PERSONAPLEX_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+#define PERSONAPLEX_FLOAT8 PERSONAPLEX_TORCH_AT_LEAST(2, 1)
+#define PERSONAPLEX_ROWWISE_FP8_MM PERSONAPLEX_TORCH_AT_LEAST(2, 4)
+
+namespace personaplex::nn {
+namespace {
+
+constexpr double kInt8Max = 127.0;
+constexpr double kFp8Max = 448.0;  // the largest finite float8 e4m3fn
+constexpr double kTiny = 1e-12;    // an all-zero row still gets a positive scale
+
+// Per-row largest magnitude of a matrix [rows, n]: fp32 [rows, 1].
+at::Tensor row_amax(const at::Tensor &m) { return m.abs().amax(-1, true).to(at::kFloat).clamp_min(kTiny); }
+
+std::string first_line(const std::exception &e) {
+  const auto *torch_error = dynamic_cast<const c10::Error *>(&e);
+  std::string m = torch_error ? torch_error->what_without_backtrace() : e.what();
+  return m.substr(0, m.find('\n'));
+}
+
+#if PERSONAPLEX_FLOAT8
+LinearWeight quantize_fp8(const at::Tensor &wf, const std::string &name) {
+  // cuBLAS's fp8 matmul takes only sizes that are multiples of 16.
+  if (wf.is_cuda() && (wf.size(0) % 16 != 0 || wf.size(1) % 16 != 0))
+    throw Error("fp8 weights on CUDA need sizes that are multiples of 16, but " +
+                (name.empty() ? std::string("a weight") : "'" + name + "'") + " is " + shape_string(wf.sizes()));
+  LinearWeight q;
+  at::Tensor scale = row_amax(wf) / kFp8Max;
+  q.weight = (wf / scale).to(at::kFloat8_e4m3fn);
+  q.scale = scale.view({-1});
+  return q;
+}
+#endif
+
+#if PERSONAPLEX_ROWWISE_FP8_MM
+// x quantized per row (its own scale each, computed on the device), then
+// one scaled fp8 matmul against the column-major view of the weight.
+at::Tensor fp8_linear(const at::Tensor &x, const LinearWeight &w) {
+  at::Tensor rows = x.reshape({-1, x.size(-1)});
+  at::Tensor x_scale = row_amax(rows) / kFp8Max;         // fp32 [M, 1]
+  at::Tensor xq = (rows / x_scale).to(at::kFloat8_e4m3fn);  // |values| <= 448
+  at::Tensor y = at::_scaled_mm(xq, w.weight.t(), x_scale, w.scale.view({1, -1}), /*bias=*/{},
+                                /*scale_result=*/{}, x.scalar_type(), /*use_fast_accum=*/false);
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape.back() = w.weight.size(0);
+  return y.view(shape);
+}
+#endif
+
+}  // namespace
+
+WeightFormat parse_weight_format(const std::string &name) {
+  if (name == "bf16" || name == "auto" || name == "none") return WeightFormat::kAsLoaded;
+  if (name == "int8") return WeightFormat::kInt8;
+  if (name == "fp8") return WeightFormat::kFp8;
+  throw Error("unknown weight format '" + name + "' (expected bf16, int8 or fp8; auto and none mean bf16)");
+}
+
+std::string weight_format_name(WeightFormat format) {
+  switch (format) {
+    case WeightFormat::kInt8: return "int8";
+    case WeightFormat::kFp8: return "fp8";
+    case WeightFormat::kAsLoaded: break;
+  }
+  return "bf16";
+}
+
+bool float8_available() { return PERSONAPLEX_FLOAT8; }
+
+void check_weight_format(WeightFormat format, const at::Device &device, at::ScalarType dtype) {
+  if (format != WeightFormat::kFp8) return;
+  if (!float8_available())
+    throw Error("fp8 weights need a libtorch with float8 types (2.1 or newer), this one is " TORCH_VERSION
+                "; int8 works with any");
+  if (!device.is_cuda()) return;
+#if PERSONAPLEX_ROWWISE_FP8_MM
+  try {
+    auto options = at::TensorOptions().dtype(dtype).device(device);
+    linear(at::ones({1, 16}, options), quantize(at::ones({16, 16}, options), WeightFormat::kFp8));
+  } catch (const std::exception &e) {
+    throw Error("fp8 weights are not supported on " + device.str() + " for a " + std::string(c10::toString(dtype)) +
+                " model (row-wise fp8 matmul needs compute capability 8.9 or newer; int8 works on any GPU): " +
+                first_line(e));
+  }
+#else
+  (void)dtype;
+  throw Error("fp8 weights on CUDA need libtorch 2.4 or newer (row-wise scaled fp8 matmul), this one is " TORCH_VERSION
+              "; int8 works with any");
+#endif
+}
+
+int64_t LinearWeight::nbytes() const {
+  return (weight.defined() ? int64_t(weight.nbytes()) : 0) + (scale.defined() ? int64_t(scale.nbytes()) : 0);
+}
+
+LinearWeight quantize(const at::Tensor &w, WeightFormat format, const std::string &name) {
+  if (format == WeightFormat::kAsLoaded) return LinearWeight(w);
+  if (w.dim() != 2) throw Error("cannot quantize " + (name.empty() ? std::string("a tensor") : "'" + name + "'") +
+                                " of shape " + shape_string(w.sizes()) + ": a linear weight is [out, in]");
+  at::Tensor wf = w.to(at::kFloat);
+  if (format == WeightFormat::kFp8) {
+#if PERSONAPLEX_FLOAT8
+    return quantize_fp8(wf, name);
+#else
+    check_weight_format(format, w.device(), w.scalar_type());  // throws
+#endif
+  }
+  // Rounding to the nearest step keeps every value within scale / 2.
+  LinearWeight q;
+  at::Tensor scale = row_amax(wf) / kInt8Max;
+  q.weight = at::round(wf / scale).clamp_(-kInt8Max, kInt8Max).to(at::kChar);
+  q.scale = scale.view({-1});
+  return q;
+}
+
+at::Tensor dequantize(const LinearWeight &w, at::ScalarType dtype) {
+  if (!w.quantized()) return w.weight.to(dtype);
+  return (w.weight.to(at::kFloat) * w.scale.unsqueeze(1)).to(dtype);
+}
+
+at::Tensor linear(const at::Tensor &x, const LinearWeight &w) {
+  if (!w.quantized()) return at::linear(x, w.weight);
+#if PERSONAPLEX_ROWWISE_FP8_MM
+  if (x.is_cuda() && w.weight.scalar_type() == at::kFloat8_e4m3fn) return fp8_linear(x, w);
+#endif
+  // Scaling the output row by row is scaling the weight's rows; in place,
+  // computed in fp32 and stored in x's dtype.
+  return at::linear(x, w.weight.to(x.scalar_type())).mul_(w.scale);
+}
+
+}  // namespace personaplex::nn

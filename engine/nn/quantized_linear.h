@@ -1,0 +1,66 @@
+// Linear-layer weights kept in the model dtype or in 8 bits per value, to
+// fit a large model in less device memory.
+//
+// Quantized formats are symmetric with one fp32 scale per output row
+// (weight ~ q * scale[row]):
+// - int8: q in [-127, 127]. Computed as linear(x, q.to(x's dtype)) * scale,
+//   on any device: it saves memory, not time (the weight is widened on
+//   every call).
+// - fp8: q in float8 e4m3fn. On CUDA, one row-wise scaled fp8 matmul
+//   (activations quantized per row on the fly, output in x's dtype); needs a
+//   libtorch of 2.4 or newer and a GPU of compute capability 8.9 or newer.
+//   Elsewhere computed as int8 is. Needs a libtorch with float8 (2.1+).
+// Every path reads nothing from the host, so it can be captured in a CUDA
+// graph.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <string>
+
+namespace personaplex::nn {
+
+enum class WeightFormat { kAsLoaded, kInt8, kFp8 };
+
+// "bf16" (also "auto", "none": the model dtype, as loaded), "int8", "fp8";
+// throws Error listing these names otherwise.
+WeightFormat parse_weight_format(const std::string &name);
+// "bf16", "int8" or "fp8": the name parse_weight_format reads.
+std::string weight_format_name(WeightFormat format);
+
+// Whether this libtorch has float8 types (needed by WeightFormat::kFp8).
+bool float8_available();
+
+// Throws Error saying why `format` cannot run on `device` (fp8 without
+// float8 in this libtorch, or on a GPU without row-wise fp8 matmul). On CUDA
+// it runs one tiny fp8 matmul to find out.
+void check_weight_format(WeightFormat format, const at::Device &device, at::ScalarType dtype);
+
+// One linear layer's weight [out, in]: in the model dtype (scale undefined)
+// or quantized (int8 / float8_e4m3fn, scale fp32 [out]).
+struct LinearWeight {
+  at::Tensor weight;
+  at::Tensor scale;
+
+  LinearWeight() = default;
+  // A plain weight is a linear weight as it is.
+  LinearWeight(at::Tensor w) : weight(std::move(w)) {}  // NOLINT(google-explicit-constructor)
+
+  bool quantized() const { return scale.defined(); }
+  // Bytes of the weight and its scale.
+  int64_t nbytes() const;
+};
+
+// `w` [out, in] (any float dtype, any device) in `format`, on w's device;
+// kAsLoaded returns it unchanged. `name` goes into error messages (fp8 on
+// CUDA needs both sizes to be multiples of 16).
+LinearWeight quantize(const at::Tensor &w, WeightFormat format, const std::string &name = "");
+
+// The weight as floats of `dtype` (quantized ones scaled back).
+at::Tensor dequantize(const LinearWeight &w, at::ScalarType dtype);
+
+// x [..., in] -> [..., out], in x's dtype.
+at::Tensor linear(const at::Tensor &x, const LinearWeight &w);
+
+}  // namespace personaplex::nn
