@@ -30,7 +30,21 @@ Session::Session(std::shared_ptr<const DuplexModel> model, SessionOptions option
       warn_(std::move(warn)),
       mimi_state_(model_->mimi().new_state(1)) {}
 
-Session::~Session() = default;
+Session::~Session() { leave_batch(); }
+
+void Session::leave_batch() {
+  if (batch_) batch_->leave(slot_);
+  batch_.reset();
+  slot_ = -1;
+}
+
+lm::ConversationOptions Session::conversation_options() const {
+  lm::ConversationOptions co;
+  co.seed = options_.seed;
+  co.sampling = options_.sampling;
+  co.pin_prompt = options_.pin_prompt;
+  return co;
+}
 
 void Session::set_options(SessionOptions options) { options_ = std::move(options); }
 
@@ -56,14 +70,19 @@ void Session::start() {
   at::NoGradGuard no_grad;
   started_ = false;
   load_prompt();
-  lm::ConversationOptions co;
-  co.seed = options_.seed;
-  co.sampling = options_.sampling;
-  co.pin_prompt = options_.pin_prompt;
+  const lm::ConversationOptions co = conversation_options();
   conv_.reset();  // its caches go before the new ones come
-  conv_ = std::make_unique<lm::Conversation>(model_->lm(), co);
-  lm::run_prompts(*conv_, prompt_, warn_);
-  prompt_steps_ = conv_->steps();
+  leave_batch();
+  if (options_.batch > 1) {
+    batch_ = LockstepBatch::acquire(model_->lm(), options_.batch, co);
+    const LockstepBatch::Joined j = batch_->join(prompt_, options_.seed, warn_);
+    slot_ = j.slot;
+    prompt_steps_ = j.prompt_steps;
+  } else {
+    conv_ = std::make_unique<lm::Conversation>(model_->lm(), co);
+    lm::run_prompts(*conv_, prompt_, warn_);
+    prompt_steps_ = conv_->steps();
+  }
   // The conversation's audio starts both Mimi streams afresh.
   mimi_state_->reset();
   frames_ = 0;
@@ -81,7 +100,8 @@ FrameResult Session::process(const float *pcm, size_t n) {
   std::copy(pcm, pcm + n, in.data_ptr<float>());
   at::Tensor codes = mimi.encode_frame(in, *mimi_state_).to(at::kCPU).contiguous();
   const int64_t *c = codes.data_ptr<int64_t>();
-  auto out = conv_->step_user({c, c + codes.numel()});
+  std::vector<int64_t> user(c, c + codes.numel());
+  auto out = batch_ ? batch_->step(slot_, std::move(user)) : conv_->step_user(user);
 
   FrameResult r;
   r.step = frames_++;

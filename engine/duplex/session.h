@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "duplex/duplex_model.h"
+#include "duplex/lockstep_batch.h"
 #include "lm/conversation.h"
 #include "lm/prompt.h"
 
@@ -23,6 +24,9 @@ struct SessionOptions {
   lm::SamplingParams sampling;
   // Keep the prompts in attention beyond the context (see ConversationOptions).
   bool pin_prompt = true;
+  // More than 1: step in a LockstepBatch of this many slots, shared with the
+  // other sessions of the process on the same model and step options.
+  int64_t batch = 1;
 };
 
 struct FrameResult {
@@ -59,14 +63,20 @@ class Session {
   int64_t prompt_steps() const { return prompt_steps_; }  // LM steps the prompts took
   int64_t frames() const { return frames_; }             // frames since the start
   const DuplexModel &model() const { return *model_; }
+  // The batch this conversation steps in (null when it steps alone).
+  const std::shared_ptr<LockstepBatch> &batch() const { return batch_; }
 
  private:
   void load_prompt();
+  lm::ConversationOptions conversation_options() const;
+  void leave_batch();
 
   std::shared_ptr<const DuplexModel> model_;
   SessionOptions options_;
   lm::WarningFn warn_;
-  std::unique_ptr<lm::Conversation> conv_;
+  std::unique_ptr<lm::Conversation> conv_;  // stepping alone
+  std::shared_ptr<LockstepBatch> batch_;    // or in a batch, in slot_
+  int64_t slot_ = -1;
   std::unique_ptr<mimi::MimiState> mimi_state_;
   // The prompt of `prompt_for_` (voice read, text encoded), kept across resets.
   lm::Prompt prompt_;

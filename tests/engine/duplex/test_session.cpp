@@ -4,7 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include "core/error.h"
 #include "duplex/session.h"
@@ -193,4 +195,134 @@ TEST(Session, BadVoiceFailsAtStart) {
   o.voice_path = test::fixtures_dir() + "/lm/config.json.pt";
   Session s(fixture_model(), o);
   EXPECT_THROW(s.start(), Error);
+}
+
+// Sessions in one LockstepBatch: each conversation is the one it would be
+// alone, their frames share batched steps, slots run out and come back.
+namespace {
+
+SessionOptions batched(SessionOptions o, int64_t slots) {
+  o.batch = slots;
+  return o;
+}
+
+}  // namespace
+
+TEST(BatchedSession, ReproducesTheReferenceConversation) {
+  PERSONAPLEX_REQUIRE_FIXTURES();
+  Io io = fixture_io();
+  Session s(fixture_model(), batched(fixture_options(io), 3));
+  s.start();
+  ASSERT_TRUE(s.batch());
+  EXPECT_EQ(s.batch()->slots(), 3);
+  EXPECT_EQ(s.batch()->active(), 1);
+  EXPECT_EQ(s.prompt_steps(), 65);
+  Output r = run(s, io.user_pcm);
+  EXPECT_LT(max_diff(r.pcm, io.out_pcm), 1e-4);
+  for (size_t i = 0; i < r.frames.size(); ++i)
+    EXPECT_EQ(s.model().tokenizer().piece(r.frames[i].text_id), io.text_pieces[i]) << "step " << i;
+}
+
+TEST(BatchedSession, SampledConversationsFollowTheirSeeds) {
+  PERSONAPLEX_REQUIRE_FIXTURES();
+  Io io = fixture_io();
+  auto model = fixture_model();
+  std::vector<float> other(io.user_pcm.rbegin(), io.user_pcm.rend());
+  SessionOptions oa = fixture_options(io);
+  oa.sampling.greedy = false;
+  oa.seed = 11;
+  SessionOptions ob = oa;
+  ob.seed = 12;
+  Session a(model, batched(oa, 2)), b(model, batched(ob, 2));
+  a.start();
+  b.start();
+  ASSERT_EQ(a.batch(), b.batch());
+  Output ra, rb;
+  std::thread ta([&] { ra = run(a, io.user_pcm, 0, 20); });
+  std::thread tb([&] { rb = run(b, other, 0, 20); });
+  ta.join();
+  tb.join();
+  Session alone_a(model, oa), alone_b(model, ob);
+  EXPECT_LT(max_diff(run(alone_a, io.user_pcm, 0, 20).pcm, ra.pcm), 1e-5);
+  EXPECT_LT(max_diff(run(alone_b, other, 0, 20).pcm, rb.pcm), 1e-5);
+  EXPECT_GT(max_diff(ra.pcm, rb.pcm), 0.0);
+}
+
+TEST(BatchedSession, SameOptionsStepTogether) {
+  PERSONAPLEX_REQUIRE_FIXTURES();
+  Io io = fixture_io();
+  auto model = fixture_model();
+  std::vector<float> other(io.user_pcm.rbegin(), io.user_pcm.rend());
+  Session a(model, batched(fixture_options(io), 2)), b(model, batched(fixture_options(io), 2));
+  a.start();
+  b.start();
+  ASSERT_EQ(a.batch(), b.batch());
+  Output ra, rb;
+  const size_t frames = io.user_pcm.size() / size_t(a.frame_size());
+  std::thread ta([&] { ra = run(a, io.user_pcm); });
+  std::thread tb([&] { rb = run(b, other); });
+  ta.join();
+  tb.join();
+  EXPECT_LT(max_diff(ra.pcm, io.out_pcm), 1e-4);
+  Session alone(model, fixture_options(io));
+  EXPECT_LT(max_diff(run(alone, other).pcm, rb.pcm), 1e-5);
+  // Both submit every frame: most steps carry both rows.
+  EXPECT_EQ(a.batch()->widest_step(), 2);
+  EXPECT_LT(a.batch()->steps(), int64_t(2 * frames));
+}
+
+TEST(BatchedSession, DifferentSamplingMeansAnotherBatch) {
+  PERSONAPLEX_REQUIRE_FIXTURES();
+  Io io = fixture_io();
+  auto model = fixture_model();
+  SessionOptions o = batched(fixture_options(io), 2);
+  Session a(model, o);
+  o.sampling.greedy = false;
+  Session b(model, o);
+  a.start();
+  b.start();
+  EXPECT_NE(a.batch(), b.batch());
+  EXPECT_EQ(a.batch()->active(), 1);
+}
+
+TEST(BatchedSession, FullBatchFailsAtStartAndSlotsComeBack) {
+  PERSONAPLEX_REQUIRE_FIXTURES();
+  Io io = fixture_io();
+  auto model = fixture_model();
+  const SessionOptions o = batched(fixture_options(io), 2);
+  auto a = std::make_unique<Session>(model, o);
+  Session b(model, o), c(model, o);
+  a->start();
+  b.start();
+  try {
+    c.start();
+    FAIL() << "a third conversation in 2 slots";
+  } catch (const Error &e) {
+    EXPECT_NE(std::string(e.what()).find("all 2 slots"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(c.started());
+  auto batch = b.batch();
+  a->reset();  // forgetting is not leaving: the slot stays a's until it goes
+  EXPECT_EQ(batch->active(), 2);
+  a = nullptr;  // a leaves
+  EXPECT_EQ(batch->active(), 1);
+  c.start();  // and c gets its slot, reset: the reference conversation
+  EXPECT_LT(max_diff(run(c, io.user_pcm).pcm, io.out_pcm), 1e-4);
+}
+
+TEST(BatchedSession, AnIdleMemberDoesNotStallTheOthers) {
+  PERSONAPLEX_REQUIRE_FIXTURES();
+  Io io = fixture_io();
+  auto model = fixture_model();
+  const SessionOptions o = batched(fixture_options(io), 2);
+  Session idle(model, o), busy(model, o);
+  idle.start();
+  busy.start();
+  // busy steps alone: each step waits at most the gather time for idle.
+  const auto t0 = std::chrono::steady_clock::now();
+  Output r = run(busy, io.user_pcm);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(max_diff(r.pcm, io.out_pcm), 1e-4);
+  EXPECT_LT(s, 60.0);
+  EXPECT_EQ(busy.batch()->widest_step(), 1);
 }
