@@ -59,6 +59,7 @@
 #include <vector>
 
 #include "core/device.h"
+#include "core/error.h"
 #include "duplex/duplex_model.h"
 #include "duplex/session.h"
 #include "gstduplexoutput.h"
@@ -89,6 +90,9 @@ struct Duplex {
   // Set up in start(); the session is used by one streaming thread at a time
   // (the sink pad's offline, the task live).
   std::shared_ptr<const DuplexModel> model;
+  // Like the model, the shared batch stays until NULL (its memory and CUDA
+  // graphs are costly to make again for the next conversation).
+  std::shared_ptr<personaplex::duplex::LockstepBatch> batch;
   std::string voices_dir;
   std::unique_ptr<Session> session;
   size_t frame = 1920;
@@ -227,11 +231,17 @@ static bool start_conversation(GstPersonaPlex *self) {
   d->session->set_options(options);
   try {
     d->session->start();
+  } catch (const personaplex::BusyError &e) {
+    GST_ELEMENT_ERROR(self, RESOURCE, BUSY, ("No free conversation slot in the shared batch: %s", e.what()),
+                      ("batch-size %" G_GINT64_FORMAT ": as many elements can run on one model at once",
+                       options.batch));
+    return false;
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(self, RESOURCE, READ, ("Could not run the prompts: %s", e.what()),
                       ("voice file \"%s\"", options.voice_path.c_str()));
     return false;
   }
+  if (d->session->batch()) d->batch = d->session->batch();
   GST_DEBUG_OBJECT(self, "conversation started after %" G_GINT64_FORMAT " prompt steps",
                    d->session->prompt_steps());
   return true;
@@ -543,6 +553,18 @@ static bool wait_playing(GstPersonaPlex *self) {
   return !d->flushing;
 }
 
+// In a shared batch, frame grids start on the batch's phase (a clock time
+// plus whole frames), so that its elements submit their steps together:
+// how long after `start` (a clock time) that is.
+static GstClockTime batch_phase_delay(GstPersonaPlex *self, GstClockTime start) {
+  Duplex *d = self->duplex;
+  const auto &batch = d->session ? d->session->batch() : nullptr;
+  if (!batch || !d->frame_duration) return 0;
+  const gint64 phase = batch->phase(gint64(start));
+  const gint64 frame = gint64(d->frame_duration);
+  return GstClockTime(((phase - gint64(start)) % frame + frame) % frame);
+}
+
 // Slot 0 of the output timeline starts at the running time of now (0
 // without a clock); the output gets a segment of its own, in running time.
 static void anchor_grid(GstPersonaPlex *self, GstClock *clock) {
@@ -553,6 +575,7 @@ static void anchor_grid(GstPersonaPlex *self, GstClock *clock) {
     const GstClockTime base = gst_element_get_base_time(GST_ELEMENT(self));
     const GstClockTime now = gst_clock_get_time(clock);
     d->grid_start = now > base ? now - base : 0;
+    d->grid_start += batch_phase_delay(self, base + d->grid_start);
   }
   d->slot = 0;
   d->grid_started = true;
@@ -939,6 +962,7 @@ static GstStateChangeReturn gst_personaplex_change_state(GstElement *element, Gs
       stop(self);
       break;
     case GST_STATE_CHANGE_READY_TO_NULL:
+      d->batch.reset();
       d->model.reset();
       break;
     default:

@@ -57,7 +57,8 @@ const StringProperty *file_property(guint id) {
 
 // Properties read only when the element starts.
 bool ready_only(guint id) {
-  return file_property(id) || id == DUPLEX_PROP_DEVICE || id == DUPLEX_PROP_DTYPE || id == DUPLEX_PROP_IS_LIVE;
+  return file_property(id) || id == DUPLEX_PROP_DEVICE || id == DUPLEX_PROP_DTYPE || id == DUPLEX_PROP_IS_LIVE ||
+         id == DUPLEX_PROP_BATCH_SIZE;
 }
 
 std::string *string_field(DuplexSettings *s, guint id) {
@@ -128,6 +129,12 @@ void install_timing(GObjectClass *klass) {
           "Run in live mode (paced by the clock, silence for missing input) even when upstream "
           "is not live or the sink pad is unlinked",
           FALSE, mutable_in(GST_STATE_READY)));
+  g_object_class_install_property(klass, DUPLEX_PROP_BATCH_SIZE,
+      g_param_spec_uint("batch-size", "Batch size",
+          "Conversations stepped together: above 1, the elements of this process with the same "
+          "model, device, dtype, sampling and batch size share one batched model step of this "
+          "many slots (its memory taken up front); 1 = a conversation of its own",
+          1, 1024, 1, mutable_in(GST_STATE_READY)));
 }
 
 }  // namespace
@@ -162,6 +169,7 @@ bool settings_set_property(GstElement *element, DuplexSettings *s, guint id, con
       case DUPLEX_PROP_GREEDY: s->greedy = g_value_get_boolean(value); break;
       case DUPLEX_PROP_LATENCY: s->latency = g_value_get_uint64(value); break;
       case DUPLEX_PROP_IS_LIVE: s->is_live = g_value_get_boolean(value); break;
+      case DUPLEX_PROP_BATCH_SIZE: s->batch_size = g_value_get_uint(value); break;
       default: known = false;
     }
   }
@@ -186,6 +194,7 @@ bool settings_get_property(GstElement *element, const DuplexSettings *settings, 
       case DUPLEX_PROP_GREEDY: g_value_set_boolean(value, s->greedy); break;
       case DUPLEX_PROP_LATENCY: g_value_set_uint64(value, s->latency); break;
       case DUPLEX_PROP_IS_LIVE: g_value_set_boolean(value, s->is_live); break;
+      case DUPLEX_PROP_BATCH_SIZE: g_value_set_uint(value, s->batch_size); break;
       default: known = false;
     }
   }
@@ -221,6 +230,7 @@ personaplex::duplex::SessionOptions settings_session_options(const DuplexSetting
   o.sampling.temp_text = s.temperature_text;
   o.sampling.top_k_audio = s.top_k;
   o.sampling.top_k_text = s.top_k_text;
+  o.batch = s.batch_size;
   return o;
 }
 

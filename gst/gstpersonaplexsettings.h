@@ -34,6 +34,7 @@ enum : guint {
   DUPLEX_PROP_GREEDY,
   DUPLEX_PROP_LATENCY,
   DUPLEX_PROP_IS_LIVE,
+  DUPLEX_PROP_BATCH_SIZE,
 };
 
 // A seed of this value draws a fresh random seed at every (re)start.
@@ -54,6 +55,7 @@ struct DuplexSettings {
   gboolean greedy = FALSE;
   GstClockTime latency = kDefaultLatency;  // compute budget per frame
   gboolean is_live = FALSE;
+  guint batch_size = 1;  // > 1: step in a batch shared by the process's elements
 };
 
 void settings_install_properties(GObjectClass *klass);

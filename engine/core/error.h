@@ -1,4 +1,4 @@
-// The engine's one exception type: every failure the engine reports to its
+// The engine's exception type: every failure the engine reports to its
 // users (bad files, bad config, bad input) is an Error whose message names the
 // file, tensor or value at fault.
 #pragma once
@@ -11,6 +11,13 @@ namespace personaplex {
 class Error : public std::runtime_error {
  public:
   explicit Error(const std::string &what) : std::runtime_error(what) {}
+};
+
+// What is shared and limited (a batch's slots) is all taken: a later try
+// may succeed.
+class BusyError : public Error {
+ public:
+  explicit BusyError(const std::string &what) : Error(what) {}
 };
 
 }  // namespace personaplex

@@ -50,8 +50,8 @@ class LockstepBatch {
     int64_t slot = -1;
     int64_t prompt_steps = 0;  // LM steps the prompts took
   };
-  // Takes a free slot and runs the prompt there. Throws Error when every
-  // slot is taken (the message says how many) or the prompt is bad.
+  // Takes a free slot and runs the prompt there. Throws BusyError when
+  // every slot is taken (the message says how many), Error on a bad prompt.
   Joined join(const lm::Prompt &prompt, uint64_t seed, const lm::WarningFn &warn = {});
   // Frees the slot (waits for a step that includes it to end). No-op for a
   // slot that is not in use.

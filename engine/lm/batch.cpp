@@ -33,7 +33,7 @@ Conversation &BatchServer::conversation(int64_t slot) {
 }
 
 int64_t BatchServer::join(const Prompt &prompt, uint64_t seed, const WarningFn &warn) {
-  if (free_.empty()) throw Error("batch server: all " + std::to_string(max_slots()) + " slots are in use");
+  if (free_.empty()) throw BusyError("batch server: all " + std::to_string(max_slots()) + " slots are in use");
   const int64_t slot = *free_.begin();
   auto &conv = slots_[size_t(slot)];
   if (!conv) {

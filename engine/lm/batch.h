@@ -43,8 +43,8 @@ class BatchServer {
   // cuda_graphs); the seed is given per join.
   BatchServer(std::shared_ptr<const LmModel> model, int64_t max_slots, ConversationOptions options = {});
 
-  // Takes a free slot, runs the prompt there; throws Error when all slots
-  // are taken (or the prompt is bad: the slot stays free).
+  // Takes a free slot, runs the prompt there; throws BusyError when all
+  // slots are taken (or the prompt is bad: the slot stays free).
   int64_t join(const Prompt &prompt, uint64_t seed, const WarningFn &warn = {});
   // Frees the slot; throws Error when it is not in use.
   void leave(int64_t slot);

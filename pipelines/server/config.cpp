@@ -42,7 +42,7 @@ bool parse_command_line(int argc, char **argv, Config *config) {
         *mimi_config = nullptr, *tokenizer = nullptr, *voices_dir = nullptr, *device = nullptr,
         *voice = nullptr, *prompt = nullptr, *stun = nullptr, *turn = nullptr, *ports = nullptr;
   gchar **ice = nullptr;
-  gboolean http = FALSE, no_preload = FALSE;
+  gboolean http = FALSE, no_preload = FALSE, batch = FALSE;
   gint port = config->port, max_sessions = config->max_sessions, max_prompt = config->max_prompt_chars,
        idle = config->idle_timeout_s, handshake = config->handshake_timeout_s, max_call = config->max_call_s;
 
@@ -64,6 +64,10 @@ bool parse_command_line(int argc, char **argv, Config *config) {
       {"voice", 0, 0, G_OPTION_ARG_STRING, &voice, "Default voice (default NATF2 when present)", "NAME"},
       {"prompt", 0, 0, G_OPTION_ARG_STRING, &prompt, "Default role prompt", "TEXT"},
       {"max-sessions", 0, 0, G_OPTION_ARG_INT, &max_sessions, "Conversations at once (default 1); the next is told busy", "N"},
+      {"batch", 0, 0, G_OPTION_ARG_NONE, &batch,
+       "Step all calls together, one batched model step per frame for up to --max-sessions calls (the memory "
+       "for all of them is taken with the first); a call that asks for its own sampling steps alone",
+       nullptr},
       {"max-prompt", 0, 0, G_OPTION_ARG_INT, &max_prompt, "Longest role prompt in characters (default 1000)", "N"},
       {"idle-timeout", 0, 0, G_OPTION_ARG_INT, &idle, "End a call after N s without audio from the client (default 30)", "S"},
       {"handshake-timeout", 0, 0, G_OPTION_ARG_INT, &handshake,
@@ -109,6 +113,7 @@ bool parse_command_line(int argc, char **argv, Config *config) {
   config->voice = take(voice);
   config->prompt = take(prompt);
   config->max_sessions = max_sessions;
+  config->batch = batch;
   config->max_prompt_chars = max_prompt;
   config->idle_timeout_s = idle;
   config->handshake_timeout_s = handshake;

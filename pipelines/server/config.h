@@ -26,6 +26,7 @@ struct Config {
   std::string prompt;      // default role prompt
 
   int max_sessions = 1;
+  bool batch = false;  // calls step together, in one batch of max_sessions slots
   int max_prompt_chars = 1000;
   int idle_timeout_s = 30;       // no audio from the client for this long ends a call
   int handshake_timeout_s = 20;  // a browser call must be connected within this

@@ -113,6 +113,10 @@ void configure_personaplex(GstElement *e, const Config &config, const Conversati
   if (c.temperature_text >= 0) g_object_set(e, "temperature-text", c.temperature_text, nullptr);
   if (c.top_k > 0) g_object_set(e, "top-k", static_cast<guint>(c.top_k), nullptr);
   if (c.top_k_text > 0) g_object_set(e, "top-k-text", static_cast<guint>(c.top_k_text), nullptr);
+  // Batched calls share the server's sampling: one with its own steps alone.
+  const bool own_sampling = c.temperature >= 0 || c.temperature_text >= 0 || c.top_k > 0 || c.top_k_text > 0;
+  if (config.batch && config.max_sessions > 1 && !own_sampling)
+    g_object_set(e, "batch-size", static_cast<guint>(config.max_sessions), nullptr);
 }
 
 }  // namespace ppserver

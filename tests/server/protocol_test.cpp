@@ -346,6 +346,35 @@ void test_busy() {
   expect_handshake(d);
 }
 
+// --batch: calls step together in one batch of --max-sessions slots; a call
+// with its own sampling steps alone; a slot freed by a call is the next's.
+void test_batched_calls() {
+  ServerProcess server({"--max-sessions", "2", "--batch"});
+  Client a(server.ws_url(kChat)), b(server.ws_url(kChat));
+  expect_handshake(a);
+  expect_handshake(b);
+  stream_wav(a);
+  stream_wav(b);
+  harness::wait_until([&] { return payloads(a, kAudio).size() >= 14 && payloads(b, kAudio).size() >= 14; }, 60);
+  g_assert_cmpuint(payloads(a, kAudio).size(), >=, 14);
+  g_assert_cmpuint(payloads(b, kAudio).size(), >=, 14);
+  Client busy(server.ws_url(kChat));
+  expect_closed(busy, 1013, "busy");
+
+  a.close();
+  wait_sessions(server, 1);
+  Client own(server.ws_url(std::string(kChat) + "&audio_temperature=0.6"));
+  expect_handshake(own);
+  stream_wav(own);
+  harness::wait_until([&] { return payloads(own, kAudio).size() >= 14 || own.closed(); }, 60);
+  g_assert_cmpuint(payloads(own, kAudio).size(), >=, 14);
+  b.close();
+  own.close();
+  wait_sessions(server, 0);
+  Client again(server.ws_url(kChat));
+  expect_handshake(again);
+}
+
 // Reads from a raw connection until the server closes it; the seconds it took.
 double seconds_until_closed(const ServerProcess &server, const std::string &send) {
   const std::string url = server.url();
@@ -498,6 +527,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/server/chat/malformed", test_malformed_messages);
   g_test_add_func("/server/chat/disconnects", test_disconnects);
   g_test_add_func("/server/busy", test_busy);
+  g_test_add_func("/server/batched-calls", test_batched_calls);
   g_test_add_func("/server/timeouts", test_timeouts);
   g_test_add_func("/server/call-limit", test_call_limit);
   g_test_add_func("/server/signalling-errors", test_signalling_errors);

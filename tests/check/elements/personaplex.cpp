@@ -4,6 +4,7 @@
 #include "personaplex_common.h"
 
 #include <fstream>
+#include <thread>
 
 using namespace pptest;
 
@@ -392,6 +393,54 @@ GST_START_TEST(test_shared_model_independent_conversations) {
 }
 GST_END_TEST;
 
+// Elements with batch-size 2 on one model share one batch of two slots: a
+// third is refused (busy) until one goes; each conversation, stepped from
+// its own streaming thread, is the one it would be alone.
+GST_START_TEST(test_batched_elements) {
+  const Fixture &f = fixture();
+  std::vector<float> other(f.user_pcm.rbegin(), f.user_pcm.rend());
+  GstElement *a = make_element(), *b = make_element();
+  g_object_set(a, "batch-size", 2u, nullptr);
+  g_object_set(b, "batch-size", 2u, nullptr);
+  GstHarness *ha = harness(a), *hb = harness(b);
+  fail_unless_equals_int(gst_element_set_state(a, GST_STATE_PLAYING), GST_STATE_CHANGE_SUCCESS);
+  fail_unless_equals_int(gst_element_set_state(b, GST_STATE_PLAYING), GST_STATE_CHANGE_SUCCESS);
+
+  GstBus *bus = gst_bus_new();
+  GstElement *c = make_element(bus);
+  g_object_set(c, "batch-size", 2u, nullptr);
+  expect_start_failure(c, bus, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_BUSY, "all 2 slots");
+
+  const size_t frames = 12;
+  std::vector<float> out_a, out_b;
+  auto converse_part = [&](GstHarness *h, const std::vector<float> *pcm, std::vector<float> *out) {
+    push_pcm(h, *pcm, 0, frames * kFrame, kFrame);
+    *out = pull_all_f32(h);
+  };
+  std::thread ta(converse_part, ha, &f.user_pcm, &out_a);
+  std::thread tb(converse_part, hb, &other, &out_b);
+  ta.join();
+  tb.join();
+  fail_unless(max_diff(out_a, frames_of(f.out_pcm, 0, frames)) < 1e-4);
+
+  gst_harness_teardown(ha);  // a leaves: c finds a slot
+  gst_object_unref(a);
+  fail_unless(gst_element_set_state(c, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  gst_element_set_state(c, GST_STATE_NULL);
+  gst_object_unref(c);
+  release_bus(bus);
+  gst_harness_teardown(hb);
+  gst_object_unref(b);
+
+  GstElement *alone = make_element();
+  GstHarness *h = harness(alone);
+  push_pcm(h, other, 0, frames * kFrame, kFrame);
+  fail_unless(max_diff(pull_all_f32(h), out_b) < 1e-5);
+  gst_harness_teardown(h);
+  gst_object_unref(alone);
+}
+GST_END_TEST;
+
 GST_START_TEST(test_missing_weights) {
   expect_start_failure("lm-weights", "/nonexistent/model.safetensors", GST_RESOURCE_ERROR,
                        GST_RESOURCE_ERROR_NOT_FOUND, "LM weights file \"/nonexistent/model.safetensors\"");
@@ -505,10 +554,11 @@ GST_START_TEST(test_properties) {
   gdouble temperature = 0, temperature_text = 0;
   guint top_k = 0, top_k_text = 0;
   guint64 seed = 1, latency = 0;
+  guint batch_size = 0;
   gboolean greedy = TRUE, is_live = TRUE;
   g_object_get(element, "device", &device, "voice", &voice, "temperature", &temperature, "temperature-text",
                &temperature_text, "top-k", &top_k, "top-k-text", &top_k_text, "seed", &seed, "latency", &latency,
-               "greedy", &greedy, "is-live", &is_live, nullptr);
+               "greedy", &greedy, "is-live", &is_live, "batch-size", &batch_size, nullptr);
   fail_unless_equals_string(device, "auto");
   fail_unless(voice == nullptr);
   fail_unless_equals_float(temperature, 0.8);
@@ -518,6 +568,7 @@ GST_START_TEST(test_properties) {
   fail_unless_equals_uint64(seed, 0);
   fail_unless_equals_uint64(latency, 80 * GST_MSECOND);
   fail_unless(!greedy && !is_live);
+  fail_unless_equals_int(batch_size, 1);
   g_free(device);
   g_object_set(element, "model-dir", "/models/x", "voice", "NATF2", "prompt", "Hi.", nullptr);
   gchar *dir = nullptr, *prompt = nullptr;
@@ -545,6 +596,7 @@ static Suite *personaplex_suite() {
   tcase_add_test(tc, test_flush_restarts);
   tcase_add_test(tc, test_prompt_change_applies_at_reset);
   tcase_add_test(tc, test_shared_model_independent_conversations);
+  tcase_add_test(tc, test_batched_elements);
   tcase_add_test(tc, test_missing_weights);
   tcase_add_test(tc, test_corrupt_weights);
   tcase_add_test(tc, test_bad_voices);
