@@ -2,17 +2,19 @@
 
 #include <torch/version.h>
 
+#include <cmath>
 #include <vector>
 
 #include "core/error.h"
 #include "io/safetensors.h"
 
-// float8 types arrived in libtorch 2.1; _scaled_mm with row-wise scales (and
-// its present signature, returning one tensor) in 2.4.
+// float8 types arrived in libtorch 2.1. _scaled_mm took its present form
+// (one tensor out, required scales, row-wise scales as [M, 1] and [1, N])
+// over 2.4 and 2.5: the fp8 matmul path needs 2.5.
 #define PERSONAPLEX_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 #define PERSONAPLEX_FLOAT8 PERSONAPLEX_TORCH_AT_LEAST(2, 1)
-#define PERSONAPLEX_ROWWISE_FP8_MM PERSONAPLEX_TORCH_AT_LEAST(2, 4)
+#define PERSONAPLEX_ROWWISE_FP8_MM PERSONAPLEX_TORCH_AT_LEAST(2, 5)
 
 namespace personaplex::nn {
 namespace {
@@ -23,12 +25,6 @@ constexpr double kTiny = 1e-12;    // an all-zero row still gets a positive scal
 
 // Per-row largest magnitude of a matrix [rows, n]: fp32 [rows, 1].
 at::Tensor row_amax(const at::Tensor &m) { return m.abs().amax(-1, true).to(at::kFloat).clamp_min(kTiny); }
-
-std::string first_line(const std::exception &e) {
-  const auto *torch_error = dynamic_cast<const c10::Error *>(&e);
-  std::string m = torch_error ? torch_error->what_without_backtrace() : e.what();
-  return m.substr(0, m.find('\n'));
-}
 
 #if PERSONAPLEX_FLOAT8
 LinearWeight quantize_fp8(const at::Tensor &wf, const std::string &name) {
@@ -45,12 +41,21 @@ LinearWeight quantize_fp8(const at::Tensor &wf, const std::string &name) {
 #endif
 
 #if PERSONAPLEX_ROWWISE_FP8_MM
+std::string first_line(const std::exception &e) {
+  const auto *torch_error = dynamic_cast<const c10::Error *>(&e);
+  std::string m = torch_error ? torch_error->what_without_backtrace() : e.what();
+  return m.substr(0, m.find('\n'));
+}
+
 // x quantized per row (its own scale each, computed on the device), then
 // one scaled fp8 matmul against the column-major view of the weight.
 at::Tensor fp8_linear(const at::Tensor &x, const LinearWeight &w) {
   at::Tensor rows = x.reshape({-1, x.size(-1)});
-  at::Tensor x_scale = row_amax(rows) / kFp8Max;         // fp32 [M, 1]
-  at::Tensor xq = (rows / x_scale).to(at::kFloat8_e4m3fn);  // |values| <= 448
+  // Each row's largest magnitude in one fp32 reduction (few kernels: this
+  // runs for every linear of every step).
+  at::Tensor amax = at::linalg_vector_norm(rows, INFINITY, {-1}, /*keepdim=*/true, at::kFloat);
+  at::Tensor x_scale = amax.clamp_min_(kTiny).div_(kFp8Max);  // fp32 [M, 1]
+  at::Tensor xq = (rows / x_scale).to(at::kFloat8_e4m3fn);    // |values| <= 448
   at::Tensor y = at::_scaled_mm(xq, w.weight.t(), x_scale, w.scale.view({1, -1}), /*bias=*/{},
                                 /*scale_result=*/{}, x.scalar_type(), /*use_fast_accum=*/false);
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
@@ -90,14 +95,15 @@ void check_weight_format(WeightFormat format, const at::Device &device, at::Scal
     auto options = at::TensorOptions().dtype(dtype).device(device);
     linear(at::ones({1, 16}, options), quantize(at::ones({16, 16}, options), WeightFormat::kFp8));
   } catch (const std::exception &e) {
-    throw Error("fp8 weights are not supported on " + device.str() + " for a " + std::string(c10::toString(dtype)) +
+    throw Error("fp8 weights are not supported on " + device.str() + " for a " +
+                std::string(c10::toString(dtype)) +
                 " model (row-wise fp8 matmul needs compute capability 8.9 or newer; int8 works on any GPU): " +
                 first_line(e));
   }
 #else
   (void)dtype;
-  throw Error("fp8 weights on CUDA need libtorch 2.4 or newer (row-wise scaled fp8 matmul), this one is " TORCH_VERSION
-              "; int8 works with any");
+  throw Error("fp8 weights on CUDA need libtorch 2.5 or newer (row-wise scaled fp8 matmul), this one is "
+              TORCH_VERSION "; int8 works with any");
 #endif
 }
 

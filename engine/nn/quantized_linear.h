@@ -8,7 +8,7 @@
 //   every call).
 // - fp8: q in float8 e4m3fn. On CUDA, one row-wise scaled fp8 matmul
 //   (activations quantized per row on the fly, output in x's dtype); needs a
-//   libtorch of 2.4 or newer and a GPU of compute capability 8.9 or newer.
+//   libtorch of 2.5 or newer and a GPU of compute capability 8.9 or newer.
 //   Elsewhere computed as int8 is. Needs a libtorch with float8 (2.1+).
 // Every path reads nothing from the host, so it can be captured in a CUDA
 // graph.

@@ -2,13 +2,15 @@
 //
 //   lm-bench [--device cpu|cuda[:N]] [--dtype bfloat16|float32] [--config config.json]
 //            [--weights model.safetensors] [--steps N] [--warmup N] [--prompt-steps N]
-//            [--greedy] [--no-graphs] [--check-graphs]
+//            [--greedy] [--no-graphs] [--check-graphs] [--weight-format bf16|int8|fp8]
 //
 // Without --weights, random weights of the configuration (default: the
 // released 7B) are built on the device. Runs a prompt of --prompt-steps
 // forced steps, then user steps with sampling; prints one JSON object with
 // median and p99 milliseconds per step of each kind. --check-graphs also
 // runs the steps without CUDA graphs and counts differing output tokens.
+// --weight-format int8|fp8 stores the linear weights in 8 bits (see
+// nn/quantized_linear.h); "lm_weight_bytes" is the weights' size on the device.
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -25,6 +27,7 @@
 #include "lm/conversation.h"
 #include "lm/prompt.h"
 #include "lm/random_weights.h"
+#include "nn/quantized_linear.h"
 
 using namespace personaplex;
 
@@ -41,7 +44,7 @@ double gpu_memory_gib(const at::Device &device) {
 }
 
 struct Options {
-  std::string device = "cpu", dtype, config, weights;
+  std::string device = "cpu", dtype, config, weights, weight_format = "bf16";
   int64_t steps = 200, warmup = 20, prompt_steps = 100;
   bool greedy = false, graphs = true, check_graphs = false;
 };
@@ -50,7 +53,7 @@ struct Options {
   std::fprintf(stderr,
                "lm-bench: %s\nusage: lm-bench [--device DEV] [--dtype DTYPE] [--config FILE] "
                "[--weights FILE] [--steps N] [--warmup N] [--prompt-steps N] [--greedy] [--no-graphs]\n"
-               "  [--check-graphs]\n",
+               "  [--check-graphs] [--weight-format bf16|int8|fp8]\n",
                why.c_str());
   std::exit(2);
 }
@@ -78,6 +81,7 @@ Options parse(int argc, char **argv) {
     else if (a == "--dtype") o.dtype = v;
     else if (a == "--config") o.config = v;
     else if (a == "--weights") o.weights = v;
+    else if (a == "--weight-format") o.weight_format = v;
     else if (a == "--steps") o.steps = count();
     else if (a == "--warmup") o.warmup = count();
     else if (a == "--prompt-steps") o.prompt_steps = count();
@@ -90,10 +94,11 @@ int run(const Options &o) {
   at::Device device = parse_device(o.device);
   at::ScalarType dtype = o.dtype.empty() ? default_dtype(device) : parse_dtype(o.dtype);
   lm::LmConfig config = o.config.empty() ? lm::LmConfig::released() : lm::LmConfig::from_json_file(o.config);
+  const nn::WeightFormat format = nn::parse_weight_format(o.weight_format);
   auto t0 = std::chrono::steady_clock::now();
   auto model = o.weights.empty()
-                   ? std::make_shared<const lm::LmModel>(lm::random_lm_weights(config, device, dtype))
-                   : lm::LmModel::load(o.weights, o.config, device, dtype);
+                   ? std::make_shared<const lm::LmModel>(lm::random_lm_weights(config, device, dtype, 0, 0.02, format))
+                   : lm::LmModel::load(o.weights, o.config, device, dtype, format);
   synchronize(device);
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
@@ -141,6 +146,8 @@ int run(const Options &o) {
                         {"config", o.config.empty() ? "released" : o.config},
                         {"weights", o.weights.empty() ? "random" : o.weights},
                         {"load_s", load_s},
+                        {"weight_format", nn::weight_format_name(format)},
+                        {"lm_weight_bytes", model->weights().nbytes()},
                         {"gpu_memory_gib", gpu_memory_gib(device)},
                         {"prompt_step_ms", summary(prompt_ms)},
                         {"step_ms", summary(step_ms)},

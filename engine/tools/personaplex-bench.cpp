@@ -6,7 +6,7 @@
 //   personaplex-bench [--device cpu|cuda[:N]] [--dtype bfloat16|float32]
 //       [--fixtures DIR | --lm-config FILE --mimi-config FILE] [--batch 1,8,32,64]
 //       [--steps N] [--warmup N] [--voice-frames N] [--text-tokens N]
-//       [--context N] [--write-random-weights PATH]
+//       [--context N] [--write-random-weights PATH] [--weights bf16|int8|fp8]
 //
 // Weights are random: with --write-random-weights the LM's are first
 // written to PATH in the released layout (and Mimi's to PATH.mimi), then
@@ -18,6 +18,10 @@
 // that fails (out of memory) is reported as {"batch": B, "error": ...} and
 // the run goes on. "cuda_graphs" per batch size: whether the batched model
 // step was replayed as CUDA graphs (PERSONAPLEX_CUDA_GRAPHS=0 turns them off).
+// --weights int8|fp8 stores the LM's linear weights in 8 bits (see
+// nn/quantized_linear.h); then "weight_format" gives the LM's weight bytes and,
+// after the timed runs, the logit error against the bf16 model of the same
+// weights over the same forced token columns.
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -35,11 +39,14 @@
 
 #include "bench_timing.h"
 #include "core/device.h"
+#include "core/error.h"
 #include "lm/batch.h"
+#include "lm/conversation.h"
 #include "lm/prompt.h"
 #include "lm/random_weights.h"
 #include "lm/stage_timer.h"
 #include "mimi/mimi.h"
+#include "nn/quantized_linear.h"
 #include "mimi/random_weights.h"
 #include "mimi/state.h"
 
@@ -51,7 +58,7 @@ using bench::gpu_memory_gib;
 using bench::summary;
 
 struct Options {
-  std::string device = "cpu", dtype, fixtures, lm_config, mimi_config, weights_path;
+  std::string device = "cpu", dtype, fixtures, lm_config, mimi_config, weights_path, weight_format = "bf16";
   std::vector<int64_t> batch;
   int64_t steps = 0, warmup = -1, voice_frames = 20, text_tokens = 40, context = 0;
 };
@@ -60,7 +67,8 @@ struct Options {
   std::fprintf(stderr,
                "personaplex-bench: %s\nusage: personaplex-bench [--device DEV] [--dtype DTYPE] [--fixtures DIR]\n"
                "  [--lm-config FILE] [--mimi-config FILE] [--batch 1,8,32,64] [--steps N] [--warmup N]\n"
-               "  [--voice-frames N] [--text-tokens N] [--context N] [--write-random-weights PATH]\n",
+               "  [--voice-frames N] [--text-tokens N] [--context N] [--write-random-weights PATH]\n"
+               "  [--weights bf16|int8|fp8]\n",
                why.c_str());
   std::exit(2);
 }
@@ -87,6 +95,7 @@ Options parse(int argc, char **argv) {
     else if (a == "--lm-config") o.lm_config = v;
     else if (a == "--mimi-config") o.mimi_config = v;
     else if (a == "--write-random-weights") o.weights_path = v;
+    else if (a == "--weights") o.weight_format = v;
     else if (a == "--steps") o.steps = to_count(a, v);
     else if (a == "--warmup") o.warmup = to_count(a, v);
     else if (a == "--voice-frames") o.voice_frames = to_count(a, v);
@@ -101,6 +110,11 @@ Options parse(int argc, char **argv) {
         o.batch.push_back(b);
       }
     } else usage("unknown option " + a);
+  }
+  try {
+    nn::parse_weight_format(o.weight_format);
+  } catch (const Error &e) {
+    usage(e.what());
   }
   if (!o.fixtures.empty()) {
     if (o.lm_config.empty()) o.lm_config = o.fixtures + "/lm/config.json";
@@ -234,6 +248,61 @@ nlohmann::json run_batch(const std::shared_ptr<const lm::LmModel> &model, const 
           {"gpu_memory_gib", gpu_memory_gib(device)}};
 }
 
+// Logits of `steps` model steps whose every token is given (random columns
+// from a fixed seed: the same for any model), fp32 on the CPU: text
+// [steps, text_out], audio [steps, dep_q, card].
+std::pair<at::Tensor, at::Tensor> forced_logits(const std::shared_ptr<const lm::LmModel> &model, int64_t steps) {
+  lm::ConversationOptions opts;
+  opts.keep_logits = true;
+  opts.full_depformer = true;
+  opts.sampling.greedy = true;
+  lm::Conversation conv(model, opts);
+  const lm::LmConfig &c = model->config();
+  std::mt19937_64 rng(1234);
+  auto draw = [&](int64_t n) { return int64_t(rng() % uint64_t(n)); };
+  std::vector<at::Tensor> text, audio;
+  while (conv.model_steps() < steps) {
+    lm::StepTokens t;
+    t.text = draw(c.text_card);
+    for (int64_t k = 0; k < lm::kAudioCodebooks; ++k) t.agent.push_back(draw(c.card));
+    for (int64_t k = 0; k < c.user_codebooks(); ++k) t.user.push_back(draw(c.card));
+    const int64_t before = conv.model_steps();
+    conv.step(t);
+    if (conv.model_steps() == before) continue;  // the first call only fills the token ring
+    text.push_back(conv.last_text_logits().clone());
+    audio.push_back(conv.last_audio_logits().clone());
+  }
+  return {at::stack(text), at::stack(audio)};
+}
+
+// `got` against `ref`: absolute errors, the same over ref's RMS, and the
+// fraction of greedy (argmax) choices that agree.
+nlohmann::json logit_error(const at::Tensor &got, const at::Tensor &ref) {
+  const double rms = ref.pow(2).mean().sqrt().item<double>();
+  at::Tensor err = (got - ref).abs();
+  const double max_abs = err.max().item<double>(), mean_abs = err.mean().item<double>();
+  return {{"max_abs", max_abs},
+          {"mean_abs", mean_abs},
+          {"reference_rms", rms},
+          {"max_rel", max_abs / rms},
+          {"mean_rel", mean_abs / rms},
+          {"greedy_agree", got.argmax(-1).eq(ref.argmax(-1)).to(at::kFloat).mean().item<double>()}};
+}
+
+// A quantized model beside `reference`, its unquantized twin: weight bytes
+// and the logit error over the same forced steps.
+nlohmann::json weight_format_report(const std::shared_ptr<const lm::LmModel> &model,
+                                    const std::shared_ptr<const lm::LmModel> &reference, int64_t steps) {
+  auto [text, audio] = forced_logits(model, steps);
+  auto [ref_text, ref_audio] = forced_logits(reference, steps);
+  return {{"format", nn::weight_format_name(model->weight_format())},
+          {"lm_weight_bytes", model->weights().nbytes()},
+          {"reference_dtype", dtype_name(reference->dtype())},
+          {"reference_lm_weight_bytes", reference->weights().nbytes()},
+          {"logit_error",
+           {{"steps", steps}, {"text", logit_error(text, ref_text)}, {"audio", logit_error(audio, ref_audio)}}}};
+}
+
 int run(const Options &o) {
   at::Device device = parse_device(o.device);
   at::ScalarType dtype = o.dtype.empty() ? default_dtype(device) : parse_dtype(o.dtype);
@@ -245,6 +314,7 @@ int run(const Options &o) {
   lm::LmConfig lm_config = o.lm_config.empty() ? lm::LmConfig::released() : lm::LmConfig::from_json_file(o.lm_config);
   mimi::MimiConfig mimi_config = o.mimi_config.empty() ? mimi::MimiConfig() : mimi::MimiConfig::from_json_file(o.mimi_config);
   lm::StageTimer timer(device);
+  const nn::WeightFormat format = nn::parse_weight_format(o.weight_format);
 
   // Weights: written then loaded (timed), or built in memory.
   std::string mimi_path = o.weights_path.empty() ? "" : o.weights_path + ".mimi";
@@ -262,17 +332,20 @@ int run(const Options &o) {
   auto mimi = mimi::Mimi::load(mimi_path, o.mimi_config, device, at::kFloat);
   if (temp_mimi) std::remove(mimi_path.c_str());
   double write_s = 0;
-  std::shared_ptr<const lm::LmModel> model;
+  // The same weights (file or seed) in any format.
+  auto load_lm = [&](nn::WeightFormat f) {
+    return o.weights_path.empty()
+               ? std::make_shared<const lm::LmModel>(lm::random_lm_weights(lm_config, device, dtype, 0, 0.02, f))
+               : lm::LmModel::load(o.weights_path, o.lm_config, device, dtype, f);
+  };
   timer.synchronize();
   double t0 = now_ms();
   if (!o.weights_path.empty()) {
     lm::write_random_lm_weights(o.weights_path, lm_config, dtype);
     write_s = (now_ms() - t0) / 1e3;
     t0 = now_ms();
-    model = lm::LmModel::load(o.weights_path, o.lm_config, device, dtype);
-  } else {
-    model = std::make_shared<const lm::LmModel>(lm::random_lm_weights(lm_config, device, dtype));
   }
+  std::shared_ptr<const lm::LmModel> model = load_lm(format);
   timer.synchronize();
   const double load_s = (now_ms() - t0) / 1e3;
 
@@ -287,6 +360,13 @@ int run(const Options &o) {
     }
   }
 
+  // Memory before the reference model of the logit comparison is loaded.
+  const nlohmann::json gpu_memory = gpu_memory_gib(device);
+  nlohmann::json quantized = nullptr;
+  const int64_t logit_steps = 16;
+  if (format != nn::WeightFormat::kAsLoaded)
+    quantized = weight_format_report(model, load_lm(nn::WeightFormat::kAsLoaded), logit_steps);
+
   nlohmann::json out = {{"device", device.str()},
                         {"dtype", dtype_name(dtype)},
                         {"lm_config", o.lm_config.empty() ? "released" : o.lm_config},
@@ -299,7 +379,8 @@ int run(const Options &o) {
                         {"context", o.context},
                         {"prompt", prompt},
                         {"batches", runs},
-                        {"gpu_memory_gib", gpu_memory_gib(device)}};
+                        {"gpu_memory_gib", gpu_memory}};
+  if (!quantized.is_null()) out["weight_format"] = quantized;
   std::cout << out.dump(1) << std::endl;
   return 0;
 }

@@ -2,7 +2,8 @@
 """Runs personaplex-bench on the CPU with the fixture configurations and
 checks its JSON: keys present, times positive, one entry per batch size, the
 context it was filled to, and an impossible batch size reported as an error
-without stopping the run."""
+without stopping the run. With --weights int8: the weight bytes and the logit
+error against the unquantized model of the same weights."""
 import json
 import os
 import subprocess
@@ -42,4 +43,37 @@ for b in d["batches"]:
     assert b["frame_ms"]["median"] > 0 and b["frame_ms"]["p99"] >= b["frame_ms"]["median"]
     for s in stages:
         assert b["stage_ms"][s]["median"] > 0, (b["batch"], s)
+assert "weight_format" not in d
+
+# 8-bit linear weights, loaded from the written file (and again unquantized
+# for the comparison).
+with tempfile.TemporaryDirectory() as tmp:
+    weights = os.path.join(tmp, "lm.safetensors")
+    out = subprocess.run([bench, "--device", "cpu", "--fixtures", fixtures, "--batch", "1", "--steps", "2",
+                          "--warmup", "1", "--weights", "int8", "--write-random-weights", weights],
+                         check=True, capture_output=True, text=True).stdout
+q = json.loads(out)
+assert "error" not in q["batches"][0] and q["batches"][0]["frame_ms"]["median"] > 0, q["batches"]
+w = q["weight_format"]
+assert w["format"] == "int8" and w["reference_dtype"] == "float32", w
+# Embeddings stay float: well under the float size, well over a quarter.
+assert 0.25 * w["reference_lm_weight_bytes"] < w["lm_weight_bytes"] < 0.9 * w["reference_lm_weight_bytes"], w
+e = w["logit_error"]
+assert e["steps"] == 16, e
+for kind in ["text", "audio"]:
+    k = e[kind]
+    assert 0 < k["mean_abs"] <= k["max_abs"], k
+    assert k["max_rel"] < 0.2 and k["mean_rel"] < 0.03 and k["greedy_agree"] >= 0.9, (kind, k)
+
+# fp8 runs where this libtorch has float8, and says why not otherwise.
+fp8 = subprocess.run([bench, "--device", "cpu", "--fixtures", fixtures, "--batch", "1", "--steps", "1",
+                      "--warmup", "0", "--weights", "fp8"], capture_output=True, text=True)
+if fp8.returncode == 0:
+    f = json.loads(fp8.stdout)["weight_format"]
+    assert f["format"] == "fp8" and f["logit_error"]["text"]["greedy_agree"] >= 0.7, f
+else:
+    assert "float8" in fp8.stderr, fp8.stderr
+
+bad = subprocess.run([bench, "--weights", "int4"], capture_output=True, text=True)
+assert bad.returncode == 2 and "bf16, int8 or fp8" in bad.stderr, bad.stderr
 print("personaplex-bench JSON OK")

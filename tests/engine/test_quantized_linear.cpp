@@ -1,0 +1,104 @@
+// Linear weights in 8 bits: the round trip stays within half a step, the
+// quantized linear is the dequantized weight's linear, format names.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "core/error.h"
+#include "nn/quantized_linear.h"
+
+using namespace personaplex;
+using namespace personaplex::nn;
+
+namespace {
+
+// Odd sizes, rows of very different magnitudes and an all-zero row.
+at::Tensor test_weight() {
+  at::manual_seed(7);
+  at::Tensor w = at::randn({37, 53}) * at::linspace(0.01, 3.0, 37).unsqueeze(1);
+  w[5].zero_();
+  return w;
+}
+
+std::string format_error(const std::string &name) {
+  try {
+    parse_weight_format(name);
+  } catch (const Error &e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(QuantizedLinear, Int8RoundTripIsWithinHalfAStep) {
+  at::Tensor w = test_weight();
+  LinearWeight q = quantize(w, WeightFormat::kInt8);
+  ASSERT_TRUE(q.quantized());
+  EXPECT_EQ(q.weight.scalar_type(), at::kChar);
+  EXPECT_EQ(q.weight.sizes(), w.sizes());
+  EXPECT_EQ(q.scale.sizes(), (std::vector<int64_t>{37}));
+  EXPECT_EQ(q.scale.scalar_type(), at::kFloat);
+  EXPECT_EQ(q.nbytes(), 37 * 53 + 37 * 4);
+  at::Tensor error = (dequantize(q, at::kFloat) - w).abs();
+  at::Tensor half_step = q.scale.unsqueeze(1) / 2;
+  EXPECT_TRUE(error.le(half_step * (1 + 1e-5)).all().item<bool>()) << (error / half_step).max();
+  // Each row's largest value maps to +-127: the whole int8 range is used.
+  at::Tensor row_max = q.weight.abs().to(at::kInt).amax(1);
+  row_max[5] = 127;  // the zero row stays zero
+  EXPECT_TRUE(row_max.eq(127).all().item<bool>());
+  EXPECT_EQ(dequantize(q, at::kFloat)[5].abs().sum().item<float>(), 0.0f);
+}
+
+TEST(QuantizedLinear, LinearIsTheDequantizedWeightsLinear) {
+  at::Tensor w = test_weight();
+  at::Tensor x = at::randn({2, 3, 53});
+  LinearWeight q = quantize(w, WeightFormat::kInt8);
+  at::Tensor y = linear(x, q);
+  EXPECT_EQ(y.sizes(), (std::vector<int64_t>{2, 3, 37}));
+  EXPECT_TRUE(at::allclose(y, at::linear(x, dequantize(q, at::kFloat)), 1e-5, 1e-5));
+  // Close to the float weight's, row by row (each row keeps its own scale).
+  at::Tensor exact = at::linear(x, w);
+  at::Tensor rel = (y - exact).abs().amax({0, 1}) / exact.abs().amax({0, 1}).clamp_min(1e-12);
+  EXPECT_LT(rel.max().item<float>(), 0.03f);
+}
+
+TEST(QuantizedLinear, AsLoadedIsThePlainWeight) {
+  at::Tensor w = test_weight();
+  LinearWeight plain = quantize(w, WeightFormat::kAsLoaded);
+  EXPECT_FALSE(plain.quantized());
+  EXPECT_TRUE(plain.weight.is_same(w));
+  at::Tensor x = at::randn({4, 53});
+  EXPECT_TRUE(at::equal(linear(x, plain), at::linear(x, w)));
+  EXPECT_EQ(plain.nbytes(), 37 * 53 * 4);
+}
+
+TEST(QuantizedLinear, FormatNames) {
+  for (const char *name : {"bf16", "auto", "none"}) EXPECT_EQ(parse_weight_format(name), WeightFormat::kAsLoaded);
+  EXPECT_EQ(parse_weight_format("int8"), WeightFormat::kInt8);
+  EXPECT_EQ(parse_weight_format("fp8"), WeightFormat::kFp8);
+  for (auto f : {WeightFormat::kAsLoaded, WeightFormat::kInt8, WeightFormat::kFp8})
+    EXPECT_EQ(parse_weight_format(weight_format_name(f)), f);
+  const std::string e = format_error("int4");
+  EXPECT_NE(e.find("'int4'"), std::string::npos) << e;
+  EXPECT_NE(e.find("bf16, int8 or fp8"), std::string::npos) << e;
+}
+
+TEST(QuantizedLinear, Fp8RoundTripKeepsThreeMantissaBits) {
+  if (!float8_available()) {
+    EXPECT_THROW(check_weight_format(WeightFormat::kFp8, at::Device(at::kCPU), at::kFloat), Error);
+    EXPECT_THROW(quantize(test_weight(), WeightFormat::kFp8), Error);
+    GTEST_SKIP() << "this libtorch has no float8";
+  }
+  EXPECT_NO_THROW(check_weight_format(WeightFormat::kFp8, at::Device(at::kCPU), at::kFloat));
+  at::Tensor w = test_weight();
+  LinearWeight q = quantize(w, WeightFormat::kFp8);
+  EXPECT_EQ(q.nbytes(), 37 * 53 + 37 * 4);
+  // e4m3: a relative step of 2^-3 (half of it when rounding), subnormals
+  // below 2^-6 spaced 2^-9 apart, in units of the row's scale.
+  at::Tensor error = (dequantize(q, at::kFloat) - w).abs();
+  at::Tensor bound = w.abs() * 0.0625 + q.scale.unsqueeze(1) * (0.5 / 512);
+  EXPECT_TRUE(error.le(bound * (1 + 1e-5)).all().item<bool>());
+  at::Tensor x = at::randn({3, 53});
+  EXPECT_TRUE(at::allclose(linear(x, q), at::linear(x, dequantize(q, at::kFloat)), 1e-5, 1e-5));
+}
