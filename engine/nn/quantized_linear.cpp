@@ -23,18 +23,21 @@ constexpr double kInt8Max = 127.0;
 constexpr double kFp8Max = 448.0;  // the largest finite float8 e4m3fn
 constexpr double kTiny = 1e-12;    // an all-zero row still gets a positive scale
 
-// Per-row largest magnitude of a matrix [rows, n]: fp32 [rows, 1].
-at::Tensor row_amax(const at::Tensor &m) { return m.abs().amax(-1, true).to(at::kFloat).clamp_min(kTiny); }
+// Per-row largest magnitude of a matrix [rows, n]: fp32 [rows, 1], in one
+// reduction (no temporary of m's size; it also runs for every fp8 linear).
+at::Tensor row_amax(const at::Tensor &m) {
+  return at::linalg_vector_norm(m, INFINITY, {-1}, /*keepdim=*/true, at::kFloat).clamp_min_(kTiny);
+}
 
 #if PERSONAPLEX_FLOAT8
-LinearWeight quantize_fp8(const at::Tensor &wf, const std::string &name) {
+LinearWeight quantize_fp8(const at::Tensor &w, const std::string &name) {
   // cuBLAS's fp8 matmul takes only sizes that are multiples of 16.
-  if (wf.is_cuda() && (wf.size(0) % 16 != 0 || wf.size(1) % 16 != 0))
+  if (w.is_cuda() && (w.size(0) % 16 != 0 || w.size(1) % 16 != 0))
     throw Error("fp8 weights on CUDA need sizes that are multiples of 16, but " +
-                (name.empty() ? std::string("a weight") : "'" + name + "'") + " is " + shape_string(wf.sizes()));
+                (name.empty() ? std::string("a weight") : "'" + name + "'") + " is " + shape_string(w.sizes()));
   LinearWeight q;
-  at::Tensor scale = row_amax(wf) / kFp8Max;
-  q.weight = (wf / scale).to(at::kFloat8_e4m3fn);
+  at::Tensor scale = row_amax(w).div_(kFp8Max);
+  q.weight = (w / scale).to(at::kFloat8_e4m3fn);  // w / scale: fp32, |values| <= 448
   q.scale = scale.view({-1});
   return q;
 }
@@ -51,11 +54,8 @@ std::string first_line(const std::exception &e) {
 // one scaled fp8 matmul against the column-major view of the weight.
 at::Tensor fp8_linear(const at::Tensor &x, const LinearWeight &w) {
   at::Tensor rows = x.reshape({-1, x.size(-1)});
-  // Each row's largest magnitude in one fp32 reduction (few kernels: this
-  // runs for every linear of every step).
-  at::Tensor amax = at::linalg_vector_norm(rows, INFINITY, {-1}, /*keepdim=*/true, at::kFloat);
-  at::Tensor x_scale = amax.clamp_min_(kTiny).div_(kFp8Max);  // fp32 [M, 1]
-  at::Tensor xq = (rows / x_scale).to(at::kFloat8_e4m3fn);    // |values| <= 448
+  at::Tensor x_scale = row_amax(rows).div_(kFp8Max);        // fp32 [M, 1]
+  at::Tensor xq = (rows / x_scale).to(at::kFloat8_e4m3fn);  // |values| <= 448
   at::Tensor y = at::_scaled_mm(xq, w.weight.t(), x_scale, w.scale.view({1, -1}), /*bias=*/{},
                                 /*scale_result=*/{}, x.scalar_type(), /*use_fast_accum=*/false);
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
@@ -115,18 +115,18 @@ LinearWeight quantize(const at::Tensor &w, WeightFormat format, const std::strin
   if (format == WeightFormat::kAsLoaded) return LinearWeight(w);
   if (w.dim() != 2) throw Error("cannot quantize " + (name.empty() ? std::string("a tensor") : "'" + name + "'") +
                                 " of shape " + shape_string(w.sizes()) + ": a linear weight is [out, in]");
-  at::Tensor wf = w.to(at::kFloat);
   if (format == WeightFormat::kFp8) {
 #if PERSONAPLEX_FLOAT8
-    return quantize_fp8(wf, name);
+    return quantize_fp8(w, name);
 #else
     check_weight_format(format, w.device(), w.scalar_type());  // throws
 #endif
   }
-  // Rounding to the nearest step keeps every value within scale / 2.
+  // Rounding to the nearest step keeps every value within scale / 2. Only
+  // one fp32 temporary of w's size (w / scale), rounded in place.
   LinearWeight q;
-  at::Tensor scale = row_amax(wf) / kInt8Max;
-  q.weight = at::round(wf / scale).clamp_(-kInt8Max, kInt8Max).to(at::kChar);
+  at::Tensor scale = row_amax(w).div_(kInt8Max);
+  q.weight = (w / scale).round_().clamp_(-kInt8Max, kInt8Max).to(at::kChar);
   q.scale = scale.view({-1});
   return q;
 }
