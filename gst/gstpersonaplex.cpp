@@ -195,10 +195,20 @@ static bool load_model(GstPersonaPlex *self, const DuplexSettings &s,
     GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Invalid dtype \"%s\": %s", s.dtype.c_str(), e.what()), (nullptr));
     return false;
   }
+  personaplex::nn::WeightFormat format;
   try {
-    GST_INFO_OBJECT(self, "loading PersonaPlex from %s on %s in %s", files.lm_weights.c_str(), device.str().c_str(),
-                    personaplex::dtype_name(dtype).c_str());
-    d->model = DuplexModel::acquire(files, device, dtype);
+    format = personaplex::nn::parse_weight_format(s.weight_format);
+    personaplex::nn::check_weight_format(format, device, dtype);
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Invalid weight-format \"%s\": %s", s.weight_format.c_str(),
+                      e.what()), (nullptr));
+    return false;
+  }
+  try {
+    GST_INFO_OBJECT(self, "loading PersonaPlex from %s on %s in %s (%s weights)", files.lm_weights.c_str(),
+                    device.str().c_str(), personaplex::dtype_name(dtype).c_str(),
+                    personaplex::nn::weight_format_name(format).c_str());
+    d->model = DuplexModel::acquire(files, device, dtype, format);
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not load the PersonaPlex model: %s", e.what()),
                       ("LM weights \"%s\", Mimi weights \"%s\", tokenizer \"%s\", device %s",

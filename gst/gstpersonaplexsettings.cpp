@@ -58,7 +58,7 @@ const StringProperty *file_property(guint id) {
 // Properties read only when the element starts.
 bool ready_only(guint id) {
   return file_property(id) || id == DUPLEX_PROP_DEVICE || id == DUPLEX_PROP_DTYPE || id == DUPLEX_PROP_IS_LIVE ||
-         id == DUPLEX_PROP_BATCH_SIZE;
+         id == DUPLEX_PROP_BATCH_SIZE || id == DUPLEX_PROP_WEIGHT_FORMAT;
 }
 
 std::string *string_field(DuplexSettings *s, guint id) {
@@ -66,6 +66,7 @@ std::string *string_field(DuplexSettings *s, guint id) {
   switch (id) {
     case DUPLEX_PROP_DEVICE: return &s->device;
     case DUPLEX_PROP_DTYPE: return &s->dtype;
+    case DUPLEX_PROP_WEIGHT_FORMAT: return &s->weight_format;
     case DUPLEX_PROP_VOICE: return &s->voice;
     case DUPLEX_PROP_PROMPT: return &s->prompt;
     default: return nullptr;
@@ -84,6 +85,12 @@ void install_strings(GObjectClass *klass) {
       g_param_spec_string("dtype", "Data type",
           "Data type of the language model: \"auto\" (bfloat16 on CUDA, float32 on the CPU), "
           "\"bfloat16\", \"float16\" or \"float32\"; the codec always runs in float32",
+          "auto", mutable_in(GST_STATE_READY)));
+  g_object_class_install_property(klass, DUPLEX_PROP_WEIGHT_FORMAT,
+      g_param_spec_string("weight-format", "Weight format",
+          "Storage of the language model's linear weights: \"auto\" (as loaded, in dtype), \"int8\" "
+          "(per-row scaled, about half the memory) or \"fp8\" (per-row scaled float8 matmuls; CUDA "
+          "GPUs of compute capability 8.9 and later)",
           "auto", mutable_in(GST_STATE_READY)));
   g_object_class_install_property(klass, DUPLEX_PROP_VOICE,
       g_param_spec_string("voice", "Voice",
@@ -158,7 +165,8 @@ bool settings_set_property(GstElement *element, DuplexSettings *s, guint id, con
   if (std::string *field = string_field(s, id)) {
     const gchar *text = g_value_get_string(value);
     *field = text ? text : "";
-    if ((id == DUPLEX_PROP_DEVICE || id == DUPLEX_PROP_DTYPE) && field->empty()) *field = "auto";
+    if ((id == DUPLEX_PROP_DEVICE || id == DUPLEX_PROP_DTYPE || id == DUPLEX_PROP_WEIGHT_FORMAT) && field->empty())
+      *field = "auto";
   } else {
     switch (id) {
       case DUPLEX_PROP_SEED: s->seed = g_value_get_uint64(value); break;

@@ -35,6 +35,7 @@ enum : guint {
   DUPLEX_PROP_LATENCY,
   DUPLEX_PROP_IS_LIVE,
   DUPLEX_PROP_BATCH_SIZE,
+  DUPLEX_PROP_WEIGHT_FORMAT,
 };
 
 // A seed of this value draws a fresh random seed at every (re)start.
@@ -45,6 +46,7 @@ struct DuplexSettings {
   personaplex::duplex::ModelPaths paths;
   std::string device = "auto";
   std::string dtype = "auto";
+  std::string weight_format = "auto";
   std::string voice;
   std::string prompt;
   guint64 seed = 0;

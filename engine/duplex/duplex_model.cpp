@@ -22,9 +22,10 @@ std::shared_ptr<const mimi::Mimi> acquire_mimi(const ModelFiles &f, const at::De
 }
 
 std::shared_ptr<const lm::LmModel> acquire_lm(const ModelFiles &f, const at::Device &device,
-                                              at::ScalarType dtype) {
-  return shared_cache<lm::LmModel>().get(key_of(f.lm_weights, f.lm_config, device, dtype), [&] {
-    return lm::LmModel::load(f.lm_weights, f.lm_config, device, dtype);
+                                              at::ScalarType dtype, nn::WeightFormat format) {
+  const std::string key = key_of(f.lm_weights, f.lm_config, device, dtype) + "|" + nn::weight_format_name(format);
+  return shared_cache<lm::LmModel>().get(key, [&] {
+    return lm::LmModel::load(f.lm_weights, f.lm_config, device, dtype, format);
   });
 }
 
@@ -59,14 +60,15 @@ DuplexModel::DuplexModel(ModelFiles files, std::shared_ptr<const lm::LmModel> lm
 }
 
 std::shared_ptr<const DuplexModel> DuplexModel::acquire(const ModelFiles &f, const at::Device &device,
-                                                        at::ScalarType lm_dtype) {
+                                                        at::ScalarType lm_dtype, nn::WeightFormat format) {
   const std::string key = key_of(f.lm_weights, f.lm_config, device, lm_dtype) + "|" +
+                          nn::weight_format_name(format) + "|" +
                           key_of(f.mimi_weights, f.mimi_config, device, at::kFloat) + "|" +
                           file_identity(f.tokenizer);
   return shared_cache<DuplexModel>().get(key, [&] {
     auto mimi = acquire_mimi(f, device);
     auto tok = acquire_tokenizer(f);
-    auto lm = acquire_lm(f, device, lm_dtype);
+    auto lm = acquire_lm(f, device, lm_dtype, format);
     return std::make_shared<const DuplexModel>(f, std::move(lm), std::move(mimi), std::move(tok));
   });
 }

@@ -11,6 +11,7 @@
 #include "duplex/model_files.h"
 #include "lm/model.h"
 #include "mimi/mimi.h"
+#include "nn/quantized_linear.h"
 #include "text/tokenizer.h"
 
 namespace personaplex::duplex {
@@ -22,8 +23,11 @@ class DuplexModel {
   // the reference's); a Mimi is also shared with other users of the same
   // weights, config and device. Throws Error naming the file at fault, also
   // when the parts do not fit together.
+  // `format`: the LM's linear weights as loaded or in 8 bits (a model of
+  // another format is another model).
   static std::shared_ptr<const DuplexModel> acquire(const ModelFiles &files, const at::Device &device,
-                                                    at::ScalarType lm_dtype);
+                                                    at::ScalarType lm_dtype,
+                                                    nn::WeightFormat format = nn::WeightFormat::kAsLoaded);
 
   DuplexModel(ModelFiles files, std::shared_ptr<const lm::LmModel> lm,
               std::shared_ptr<const mimi::Mimi> mimi,

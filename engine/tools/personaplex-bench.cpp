@@ -6,18 +6,23 @@
 //   personaplex-bench [--device cpu|cuda[:N]] [--dtype bfloat16|float32]
 //       [--fixtures DIR | --lm-config FILE --mimi-config FILE] [--batch 1,8,32,64]
 //       [--steps N] [--warmup N] [--voice-frames N] [--text-tokens N]
-//       [--context N] [--write-random-weights PATH] [--weights bf16|int8|fp8]
+//       [--context N] [--write-random-weights PATH | --lm-weights FILE]
+//       [--weights bf16|int8|fp8]
 //
 // Weights are random: with --write-random-weights the LM's are first
 // written to PATH in the released layout (and Mimi's to PATH.mimi), then
-// loaded from there (load_s is that load); otherwise they are built in
-// memory. Stage times come from a separate pass that synchronizes the
+// loaded from there (load_s is that load); --lm-weights loads an existing
+// LM file (the released one, or one personaplex-make-model wrote) and
+// builds Mimi in memory; otherwise both are built in memory. Stage times come from a separate pass that synchronizes the
 // device at each stage boundary; the per-frame times do not. With
 // --context N, every conversation is first filled to N steps (random given
 // tokens, prefilled), so attention runs over that much context. A batch size
 // that fails (out of memory) is reported as {"batch": B, "error": ...} and
 // the run goes on. "cuda_graphs" per batch size: whether the batched model
-// step was replayed as CUDA graphs (PERSONAPLEX_CUDA_GRAPHS=0 turns them off).
+// step was replayed as CUDA graphs (PERSONAPLEX_CUDA_GRAPHS=0 turns them off);
+// then "frame_ms_replayed" is the steady state: the frames whose step was a
+// replay, without those that warmed up or captured a shape first met
+// ("frames_not_replayed", once per shape in a process).
 // --weights int8|fp8 stores the LM's linear weights in 8 bits (see
 // nn/quantized_linear.h); then "weight_format" gives the LM's weight bytes and,
 // after the timed runs, the logit error against the bf16 model of the same
@@ -58,7 +63,8 @@ using bench::gpu_memory_gib;
 using bench::summary;
 
 struct Options {
-  std::string device = "cpu", dtype, fixtures, lm_config, mimi_config, weights_path, weight_format = "bf16";
+  std::string device = "cpu", dtype, fixtures, lm_config, mimi_config, weights_path, lm_weights,
+      weight_format = "bf16";
   std::vector<int64_t> batch;
   int64_t steps = 0, warmup = -1, voice_frames = 20, text_tokens = 40, context = 0;
 };
@@ -68,7 +74,7 @@ struct Options {
                "personaplex-bench: %s\nusage: personaplex-bench [--device DEV] [--dtype DTYPE] [--fixtures DIR]\n"
                "  [--lm-config FILE] [--mimi-config FILE] [--batch 1,8,32,64] [--steps N] [--warmup N]\n"
                "  [--voice-frames N] [--text-tokens N] [--context N] [--write-random-weights PATH]\n"
-               "  [--weights bf16|int8|fp8]\n",
+               "  [--lm-weights FILE] [--weights bf16|int8|fp8]\n",
                why.c_str());
   std::exit(2);
 }
@@ -95,6 +101,7 @@ Options parse(int argc, char **argv) {
     else if (a == "--lm-config") o.lm_config = v;
     else if (a == "--mimi-config") o.mimi_config = v;
     else if (a == "--write-random-weights") o.weights_path = v;
+    else if (a == "--lm-weights") o.lm_weights = v;
     else if (a == "--weights") o.weight_format = v;
     else if (a == "--steps") o.steps = to_count(a, v);
     else if (a == "--warmup") o.warmup = to_count(a, v);
@@ -116,6 +123,8 @@ Options parse(int argc, char **argv) {
   } catch (const Error &e) {
     usage(e.what());
   }
+  if (!o.weights_path.empty() && !o.lm_weights.empty())
+    usage("--write-random-weights and --lm-weights exclude each other");
   if (!o.fixtures.empty()) {
     if (o.lm_config.empty()) o.lm_config = o.fixtures + "/lm/config.json";
     if (o.mimi_config.empty()) o.mimi_config = o.fixtures + "/mimi/config.json";
@@ -203,7 +212,7 @@ nlohmann::json run_batch(const std::shared_ptr<const lm::LmModel> &model, const 
   const int64_t frame = mimi.frame_size(), K = mimi.num_codebooks();
   at::Tensor pcm = at::randn({B, 1, frame}, at::TensorOptions().device(device)) * 0.1;
   at::Tensor agent = at::zeros({B, K, 1}, at::kLong);
-  std::vector<double> frame_ms;
+  std::vector<double> frame_ms, replayed_ms;
   auto one_frame = [&] {
     at::Tensor codes;
     {
@@ -227,10 +236,14 @@ nlohmann::json run_batch(const std::shared_ptr<const lm::LmModel> &model, const 
   for (int64_t s = 0; s < warmup; ++s) one_frame();
   for (int64_t s = 0; s < steps; ++s) {
     timer.synchronize();
+    const int64_t replays = server.graph_steps();
     const double t0 = now_ms();
     one_frame();
     timer.synchronize();
     frame_ms.push_back(now_ms() - t0);
+    // Frames whose step replayed a graph: the steady state, without the
+    // one-off warm-up and capture of a shape first met (a span that grew).
+    if (server.graph_steps() > replays) replayed_ms.push_back(frame_ms.back());
   }
   // The breakdown: a second pass, synchronized at every stage.
   timer.clear();
@@ -243,9 +256,14 @@ nlohmann::json run_batch(const std::shared_ptr<const lm::LmModel> &model, const 
   // Graphs: the whole batched model step replayed (stage "graph" then holds
   // what eager runs split into embeddings, temporal, sampling, depformer).
   const bool graphs = server.cuda_graphs_active() && server.graph_steps() > 0;
-  return {{"batch", B}, {"frame_ms", summary(frame_ms)}, {"stage_ms", stages},
+  nlohmann::json out = {{"batch", B}, {"frame_ms", summary(frame_ms)}, {"stage_ms", stages},
           {"cuda_graphs", graphs}, {"graph_steps", server.graph_steps()},
           {"gpu_memory_gib", gpu_memory_gib(device)}};
+  if (graphs) {
+    out["frame_ms_replayed"] = summary(replayed_ms);
+    out["frames_not_replayed"] = int64_t(frame_ms.size() - replayed_ms.size());
+  }
+  return out;
 }
 
 // Logits of `steps` model steps whose every token is given (random columns
@@ -333,10 +351,11 @@ int run(const Options &o) {
   if (temp_mimi) std::remove(mimi_path.c_str());
   double write_s = 0;
   // The same weights (file or seed) in any format.
+  const std::string lm_file = o.lm_weights.empty() ? o.weights_path : o.lm_weights;
   auto load_lm = [&](nn::WeightFormat f) {
-    return o.weights_path.empty()
+    return lm_file.empty()
                ? std::make_shared<const lm::LmModel>(lm::random_lm_weights(lm_config, device, dtype, 0, 0.02, f))
-               : lm::LmModel::load(o.weights_path, o.lm_config, device, dtype, f);
+               : lm::LmModel::load(lm_file, o.lm_config, device, dtype, f);
   };
   timer.synchronize();
   double t0 = now_ms();
@@ -371,7 +390,7 @@ int run(const Options &o) {
                         {"dtype", dtype_name(dtype)},
                         {"lm_config", o.lm_config.empty() ? "released" : o.lm_config},
                         {"mimi_config", o.mimi_config.empty() ? "released" : o.mimi_config},
-                        {"weights", o.weights_path.empty() ? "random in memory" : o.weights_path},
+                        {"weights", lm_file.empty() ? "random in memory" : lm_file},
                         {"weights_write_s", write_s},
                         {"load_s", load_s},
                         {"steps", steps},

@@ -3,6 +3,7 @@
 // text_src, restarts, shared models, errors and state changes.
 #include "personaplex_common.h"
 
+#include <cmath>
 #include <fstream>
 #include <thread>
 
@@ -466,6 +467,28 @@ GST_START_TEST(test_corrupt_weights) {
   expect_start_failure("mimi-weights", path.c_str(), GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ, path);
   expect_start_failure("device", "tpu", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, "tpu");
   expect_start_failure("dtype", "float8", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, "float8");
+  expect_start_failure("weight-format", "int4", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, "int4");
+}
+GST_END_TEST;
+
+// 8-bit weights: the same conversation within the quantization's error
+// (the same length, the same first words' timing; finite audio).
+GST_START_TEST(test_int8_weights) {
+  const Fixture &f = fixture();
+  GstElement *element = make_element();
+  g_object_set(element, "weight-format", "int8", nullptr);
+  GstHarness *h = harness(element);
+  push_pcm(h, f.user_pcm, 0, 12 * kFrame, kFrame);
+  std::vector<float> out = pull_all_f32(h);
+  fail_unless_equals_int(out.size(), 12 * kFrame);
+  double energy = 0;
+  for (float v : out) {
+    fail_unless(std::isfinite(v));
+    energy += double(v) * v;
+  }
+  fail_unless(energy > 0, "int8 weights gave silence");
+  gst_harness_teardown(h);
+  gst_object_unref(element);
 }
 GST_END_TEST;
 
@@ -599,6 +622,7 @@ static Suite *personaplex_suite() {
   tcase_add_test(tc, test_batched_elements);
   tcase_add_test(tc, test_missing_weights);
   tcase_add_test(tc, test_corrupt_weights);
+  tcase_add_test(tc, test_int8_weights);
   tcase_add_test(tc, test_bad_voices);
   tcase_add_test(tc, test_error_while_streaming);
   tcase_add_test(tc, test_caps_refused);
