@@ -238,6 +238,9 @@ static bool start_conversation(GstPersonaPlex *self) {
   Duplex *d = self->duplex;
   personaplex::duplex::SessionOptions options;
   if (!session_options(self, &options)) return false;
+  // On a GPU the first steps load kernels and capture graphs: done here,
+  // before a live clock runs, they cost no frames.
+  options.warm_up = d->model->device().is_cuda();
   d->session->set_options(options);
   try {
     d->session->start();

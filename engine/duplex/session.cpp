@@ -66,22 +66,75 @@ void Session::load_prompt() {
   prompt_loaded_ = true;
 }
 
+namespace {
+
+// Frames of the warm-up: the first runs eagerly, the second captures the
+// graphs, the third replays them.
+constexpr int kWarmUpFrames = 3;
+
+bool same_steps(const lm::ConversationOptions &a, const lm::ConversationOptions &b) {
+  const lm::SamplingParams &x = a.sampling, &y = b.sampling;
+  return x.greedy == y.greedy && x.temp_text == y.temp_text && x.top_k_text == y.top_k_text &&
+         x.temp_audio == y.temp_audio && x.top_k_audio == y.top_k_audio && a.pin_prompt == b.pin_prompt;
+}
+
+}  // namespace
+
+void Session::warm_frame(const std::function<std::optional<lm::StepResult>(std::vector<int64_t>)> &step) {
+  const mimi::Mimi &mimi = model_->mimi();
+  at::Tensor codes = mimi.encode_frame(at::zeros({1, 1, frame_size()}, at::kFloat), *mimi_state_)
+                         .to(at::kCPU).contiguous();
+  const int64_t *c = codes.data_ptr<int64_t>();
+  auto out = step({c, c + codes.numel()});
+  at::Tensor agent = out ? out->agent_codes() : at::zeros({1, lm::kAudioCodebooks, 1}, at::kLong);
+  mimi.decode_frame(agent.to(mimi.device()), *mimi_state_);
+}
+
+// A conversation of its own: the previous one reset when it steps the same
+// way (its CUDA graphs stay), else a new one.
+void Session::start_alone(const lm::ConversationOptions &co) {
+  if (conv_ && same_steps(conv_->options(), co)) {
+    conv_->reset(co.seed);
+  } else {
+    conv_.reset();  // its caches go before the new ones come
+    conv_ = std::make_unique<lm::Conversation>(model_->lm(), co);
+  }
+  if (options_.warm_up && !warmed_) {
+    for (int i = 0; i < kWarmUpFrames; ++i) warm_frame([&](std::vector<int64_t> u) { return conv_->step_user(u); });
+    conv_->reset(co.seed);
+    warmed_ = true;
+  }
+  lm::run_prompts(*conv_, prompt_, warn_);
+  prompt_steps_ = conv_->steps();
+}
+
+// A slot in the shared batch (warmed up in a slot of its own first).
+void Session::start_in_batch(const lm::ConversationOptions &co) {
+  batch_ = LockstepBatch::acquire(model_->lm(), options_.batch, co);
+  if (options_.warm_up && !warmed_) {
+    slot_ = batch_->join(lm::Prompt{}, options_.seed, warn_).slot;
+    for (int i = 0; i < kWarmUpFrames; ++i)
+      warm_frame([&](std::vector<int64_t> u) { return batch_->step(slot_, std::move(u)); });
+    batch_->leave(slot_);
+    slot_ = -1;
+    warmed_ = true;
+  }
+  const LockstepBatch::Joined j = batch_->join(prompt_, options_.seed, warn_);
+  slot_ = j.slot;
+  prompt_steps_ = j.prompt_steps;
+}
+
 void Session::start() {
   at::NoGradGuard no_grad;
   started_ = false;
   load_prompt();
   const lm::ConversationOptions co = conversation_options();
-  conv_.reset();  // its caches go before the new ones come
   leave_batch();
   if (options_.batch > 1) {
-    batch_ = LockstepBatch::acquire(model_->lm(), options_.batch, co);
-    const LockstepBatch::Joined j = batch_->join(prompt_, options_.seed, warn_);
-    slot_ = j.slot;
-    prompt_steps_ = j.prompt_steps;
+    conv_.reset();
+    start_in_batch(co);
   } else {
-    conv_ = std::make_unique<lm::Conversation>(model_->lm(), co);
-    lm::run_prompts(*conv_, prompt_, warn_);
-    prompt_steps_ = conv_->steps();
+    start_alone(co);
   }
   // The conversation's audio starts both Mimi streams afresh.
   mimi_state_->reset();

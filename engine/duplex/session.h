@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,11 @@ struct SessionOptions {
   // More than 1: step in a LockstepBatch of this many slots, shared with the
   // other sessions of the process on the same model and step options.
   int64_t batch = 1;
+  // Before the first conversation, run a few frames of silence through Mimi
+  // and the LM (loading the device's kernels, capturing the step graphs),
+  // then restart: the first frames are then as fast as the others (on CUDA
+  // the first steps take a second or more). Outputs are unchanged.
+  bool warm_up = false;
 };
 
 struct FrameResult {
@@ -70,6 +76,10 @@ class Session {
   void load_prompt();
   lm::ConversationOptions conversation_options() const;
   void leave_batch();
+  void start_alone(const lm::ConversationOptions &co);
+  void start_in_batch(const lm::ConversationOptions &co);
+  // One frame of silence through Mimi and `step` (the LM), outputs dropped.
+  void warm_frame(const std::function<std::optional<lm::StepResult>(std::vector<int64_t>)> &step);
 
   std::shared_ptr<const DuplexModel> model_;
   SessionOptions options_;
@@ -83,6 +93,7 @@ class Session {
   SessionOptions prompt_for_;
   bool prompt_loaded_ = false;
   bool started_ = false;
+  bool warmed_ = false;
   int64_t prompt_steps_ = 0;
   int64_t frames_ = 0;
 };

@@ -326,3 +326,18 @@ TEST(BatchedSession, AnIdleMemberDoesNotStallTheOthers) {
   EXPECT_LT(s, 60.0);
   EXPECT_EQ(busy.batch()->widest_step(), 1);
 }
+
+TEST(Session, WarmUpChangesNothing) {
+  PERSONAPLEX_REQUIRE_FIXTURES();
+  Io io = fixture_io();
+  for (int64_t slots : {1, 2}) {
+    SessionOptions o = batched(fixture_options(io), slots);
+    o.warm_up = true;
+    Session s(fixture_model(), o);
+    s.start();
+    EXPECT_EQ(s.prompt_steps(), 65);
+    EXPECT_LT(max_diff(run(s, io.user_pcm).pcm, io.out_pcm), 1e-4) << slots << " slots";
+    s.start();  // once: a restart goes straight to the prompts
+    EXPECT_LT(max_diff(run(s, io.user_pcm, 0, 10).pcm, std::vector<float>(io.out_pcm.begin(), io.out_pcm.begin() + 10 * s.frame_size())), 1e-4);
+  }
+}
