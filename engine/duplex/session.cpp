@@ -108,9 +108,11 @@ void Session::start_alone(const lm::ConversationOptions &co) {
   prompt_steps_ = conv_->steps();
 }
 
-// A slot in the shared batch (warmed up in a slot of its own first).
+// A slot in the shared batch (warmed up in a slot of its own first, unless
+// the batch has stepped already: its kernels and graphs are warm then).
 void Session::start_in_batch(const lm::ConversationOptions &co) {
   batch_ = LockstepBatch::acquire(model_->lm(), options_.batch, co);
+  if (batch_->steps() > 0) warmed_ = true;
   if (options_.warm_up && !warmed_) {
     slot_ = batch_->join(lm::Prompt{}, options_.seed, warn_).slot;
     for (int i = 0; i < kWarmUpFrames; ++i)
