@@ -162,6 +162,8 @@ async def converse(args, index, pages):
         start, offset = time.monotonic(), 0.0
         while time.monotonic() - start < args.seconds and not receiver.done():
             for page, end in pages:
+                if offset + end > args.seconds:
+                    break
                 due = start + offset + end
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
                 ws.send(bytes([AUDIO]) + page)
