@@ -311,12 +311,43 @@ GST_START_TEST(test_stop_while_waiting) {
 }
 GST_END_TEST;
 
+// Two live elements in one batch (batch-size 2), on clocks of the same
+// phase: each gets the conversation it gets alone, frame for frame, on the
+// frame grid of its clock.
+GST_START_TEST(test_live_batched_elements) {
+  const Fixture &f = fixture();
+  GstElement *a = make_element(), *b = make_element();
+  g_object_set(a, "batch-size", 2u, nullptr);
+  g_object_set(b, "batch-size", 2u, nullptr);
+  GstHarness *ha = harness(a, true), *hb = harness(b, true);
+  std::vector<float> out_a, out_b;
+  for (size_t k = 0; k < 12; ++k) {
+    push_pcm(ha, f.user_pcm, k * kFrame, kFrame, 960, k * kFrameDuration);
+    push_pcm(hb, f.user_pcm, k * kFrame, kFrame, 1920, k * kFrameDuration);
+    for (auto [h, out] : {std::make_pair(ha, &out_a), std::make_pair(hb, &out_b)}) {
+      GstBuffer *buffer = crank_and_pull(h);
+      fail_unless_equals_uint64(GST_BUFFER_PTS(buffer), k * kFrameDuration);
+      auto part = f32_of(buffer);
+      out->insert(out->end(), part.begin(), part.end());
+      gst_buffer_unref(buffer);
+    }
+  }
+  fail_unless(max_diff(out_a, frames_of(f.out_pcm, 0, 12)) < 1e-4);
+  fail_unless(max_diff(out_b, frames_of(f.out_pcm, 0, 12)) < 1e-4);
+  gst_harness_teardown(ha);
+  gst_harness_teardown(hb);
+  gst_object_unref(a);
+  gst_object_unref(b);
+}
+GST_END_TEST;
+
 static Suite *personaplex_live_suite() {
   Suite *s = suite_create("personaplex-live");
   TCase *tc = tcase_create("live");
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_paced_without_input);
   tcase_add_test(tc, test_live_input_gives_the_reference);
+  tcase_add_test(tc, test_live_batched_elements);
   tcase_add_test(tc, test_missing_input_becomes_silence);
   tcase_add_test(tc, test_latency_query);
   tcase_add_test(tc, test_falling_behind_skips_and_warns);
