@@ -92,17 +92,8 @@ void LockstepBatch::leave(int64_t slot) {
   server_.leave(slot);
 }
 
-void LockstepBatch::check_codes(const std::vector<int64_t> &codes) const {
-  if (int64_t(codes.size()) != config_.user_codebooks())
-    throw Error("a step takes " + std::to_string(config_.user_codebooks()) + " user codes, " +
-                std::to_string(codes.size()) + " given");
-  for (int64_t c : codes)
-    if (c < 0 || c >= config_.card)
-      throw Error("user code " + std::to_string(c) + " is out of range [0, " + std::to_string(config_.card) + ")");
-}
-
 std::optional<lm::StepResult> LockstepBatch::step(int64_t slot, std::vector<int64_t> user_codes) {
-  check_codes(user_codes);
+  lm::check_user_codes(config_, user_codes);  // bad codes fail this session alone
   auto p = std::make_shared<Pending>();
   p->codes = std::move(user_codes);
   std::unique_lock<std::mutex> lock(mutex_);

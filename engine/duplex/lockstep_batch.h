@@ -81,7 +81,6 @@ class LockstepBatch {
   void run();
   bool ready_locked(std::chrono::steady_clock::time_point first) const;
   void step_pending(std::map<int64_t, std::shared_ptr<Pending>> &taken);
-  void check_codes(const std::vector<int64_t> &codes) const;
 
   const int64_t slots_;
   const std::chrono::microseconds gather_;

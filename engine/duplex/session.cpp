@@ -80,12 +80,16 @@ bool same_steps(const lm::ConversationOptions &a, const lm::ConversationOptions 
 
 }  // namespace
 
-void Session::warm_frame(const std::function<std::optional<lm::StepResult>(std::vector<int64_t>)> &step) {
+std::optional<lm::StepResult> Session::step_lm(std::vector<int64_t> user) {
+  return batch_ ? batch_->step(slot_, std::move(user)) : conv_->step_user(user);
+}
+
+void Session::warm_frame() {
   const mimi::Mimi &mimi = model_->mimi();
   at::Tensor codes = mimi.encode_frame(at::zeros({1, 1, frame_size()}, at::kFloat), *mimi_state_)
                          .to(at::kCPU).contiguous();
   const int64_t *c = codes.data_ptr<int64_t>();
-  auto out = step({c, c + codes.numel()});
+  auto out = step_lm({c, c + codes.numel()});
   at::Tensor agent = out ? out->agent_codes() : at::zeros({1, lm::kAudioCodebooks, 1}, at::kLong);
   mimi.decode_frame(agent.to(mimi.device()), *mimi_state_);
 }
@@ -100,7 +104,7 @@ void Session::start_alone(const lm::ConversationOptions &co) {
     conv_ = std::make_unique<lm::Conversation>(model_->lm(), co);
   }
   if (options_.warm_up && !warmed_) {
-    for (int i = 0; i < kWarmUpFrames; ++i) warm_frame([&](std::vector<int64_t> u) { return conv_->step_user(u); });
+    for (int i = 0; i < kWarmUpFrames; ++i) warm_frame();
     conv_->reset(co.seed);
     warmed_ = true;
   }
@@ -115,8 +119,7 @@ void Session::start_in_batch(const lm::ConversationOptions &co) {
   if (batch_->steps() > 0) warmed_ = true;
   if (options_.warm_up && !warmed_) {
     slot_ = batch_->join(lm::Prompt{}, options_.seed, warn_).slot;
-    for (int i = 0; i < kWarmUpFrames; ++i)
-      warm_frame([&](std::vector<int64_t> u) { return batch_->step(slot_, std::move(u)); });
+    for (int i = 0; i < kWarmUpFrames; ++i) warm_frame();
     batch_->leave(slot_);
     slot_ = -1;
     warmed_ = true;
@@ -155,8 +158,7 @@ FrameResult Session::process(const float *pcm, size_t n) {
   std::copy(pcm, pcm + n, in.data_ptr<float>());
   at::Tensor codes = mimi.encode_frame(in, *mimi_state_).to(at::kCPU).contiguous();
   const int64_t *c = codes.data_ptr<int64_t>();
-  std::vector<int64_t> user(c, c + codes.numel());
-  auto out = batch_ ? batch_->step(slot_, std::move(user)) : conv_->step_user(user);
+  auto out = step_lm({c, c + codes.numel()});
 
   FrameResult r;
   r.step = frames_++;

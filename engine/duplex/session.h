@@ -6,7 +6,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -78,8 +77,10 @@ class Session {
   void leave_batch();
   void start_alone(const lm::ConversationOptions &co);
   void start_in_batch(const lm::ConversationOptions &co);
-  // One frame of silence through Mimi and `step` (the LM), outputs dropped.
-  void warm_frame(const std::function<std::optional<lm::StepResult>(std::vector<int64_t>)> &step);
+  // One LM step of the user's codes: in the batch's slot, or alone.
+  std::optional<lm::StepResult> step_lm(std::vector<int64_t> user);
+  // One frame of silence through Mimi and the LM, outputs dropped.
+  void warm_frame();
 
   std::shared_ptr<const DuplexModel> model_;
   SessionOptions options_;

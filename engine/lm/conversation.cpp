@@ -22,6 +22,11 @@ void check_codes(const std::vector<int64_t> &codes, size_t count, int64_t card, 
 
 }  // namespace
 
+void check_user_codes(const LmConfig &config, const std::vector<int64_t> &codes) {
+  if (codes.empty()) throw Error("user audio: no codes given");
+  check_codes(codes, size_t(config.user_codebooks()), config.card, "user audio");
+}
+
 std::vector<int64_t> StepResult::agent() const {
   return {tokens.begin() + 1, tokens.begin() + 1 + kAudioCodebooks};
 }
@@ -59,7 +64,7 @@ void Conversation::validate(const StepTokens &in) const {
 }
 
 std::optional<StepResult> Conversation::step_user(const std::vector<int64_t> &user_codes) {
-  if (user_codes.empty()) throw Error("user audio: no codes given");
+  check_user_codes(model_->config(), user_codes);
   StepTokens in;
   in.user = user_codes;
   return step(in);

@@ -46,6 +46,10 @@ struct StepResult {
   at::Tensor agent_codes() const;      // int64 [1, kAudioCodebooks, 1], CPU (Mimi's input)
 };
 
+// Throws Error unless `codes` are one step of the user's audio: the
+// config's user_codebooks() codes, each in [0, card).
+void check_user_codes(const LmConfig &config, const std::vector<int64_t> &codes);
+
 // A forced step: tokens, or a stored input embedding (see step_embedding).
 struct ForcedStep {
   StepTokens tokens;
