@@ -92,7 +92,7 @@ struct Duplex {
   std::shared_ptr<const DuplexModel> model;
   // Like the model, the shared batch stays until NULL (its memory and CUDA
   // graphs are costly to make again for the next conversation).
-  std::shared_ptr<personaplex::duplex::LockstepBatch> batch;
+  std::shared_ptr<personaplex::serving::LockstepBatch> batch;
   std::string voices_dir;
   std::unique_ptr<Session> session;
   size_t frame = 1920;

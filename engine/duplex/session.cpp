@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 #include "lm/voice.h"
-#include "lm/voice_audio.h"
+#include "duplex/voice_audio.h"
 #include "mimi/state.h"
 #include "text/tokenizer.h"
 
@@ -59,7 +59,7 @@ void Session::load_prompt() {
   if (ends_with(voice, ".pt"))
     p.voice.stored = lm::load_voice_file(voice, model_->lm()->config());
   else if (!voice.empty())
-    p.voice.codes = lm::encode_voice(model_->mimi(), lm::load_voice_audio(voice, sample_rate(), warn_));
+    p.voice.codes = encode_voice(model_->mimi(), load_voice_audio(voice, sample_rate(), warn_));
   p.text_tokens = text::encode_role_prompt(model_->tokenizer(), options_.prompt);
   prompt_ = std::move(p);
   prompt_for_ = options_;
@@ -115,7 +115,7 @@ void Session::start_alone(const lm::ConversationOptions &co) {
 // A slot in the shared batch (warmed up in a slot of its own first, unless
 // the batch has stepped already: its kernels and graphs are warm then).
 void Session::start_in_batch(const lm::ConversationOptions &co) {
-  batch_ = LockstepBatch::acquire(model_->lm(), options_.batch, co);
+  batch_ = serving::LockstepBatch::acquire(model_->lm(), options_.batch, co);
   if (batch_->steps() > 0) warmed_ = true;
   if (options_.warm_up && !warmed_) {
     slot_ = batch_->join(lm::Prompt{}, options_.seed, warn_).slot;
@@ -124,7 +124,7 @@ void Session::start_in_batch(const lm::ConversationOptions &co) {
     slot_ = -1;
     warmed_ = true;
   }
-  const LockstepBatch::Joined j = batch_->join(prompt_, options_.seed, warn_);
+  const serving::LockstepBatch::Joined j = batch_->join(prompt_, options_.seed, warn_);
   slot_ = j.slot;
   prompt_steps_ = j.prompt_steps;
 }

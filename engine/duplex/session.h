@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "duplex/duplex_model.h"
-#include "duplex/lockstep_batch.h"
+#include "serving/lockstep_batch.h"
 #include "lm/conversation.h"
 #include "lm/prompt.h"
 
@@ -69,7 +69,7 @@ class Session {
   int64_t frames() const { return frames_; }             // frames since the start
   const DuplexModel &model() const { return *model_; }
   // The batch this conversation steps in (null when it steps alone).
-  const std::shared_ptr<LockstepBatch> &batch() const { return batch_; }
+  const std::shared_ptr<serving::LockstepBatch> &batch() const { return batch_; }
 
  private:
   void load_prompt();
@@ -86,7 +86,7 @@ class Session {
   SessionOptions options_;
   lm::WarningFn warn_;
   std::unique_ptr<lm::Conversation> conv_;  // stepping alone
-  std::shared_ptr<LockstepBatch> batch_;    // or in a batch, in slot_
+  std::shared_ptr<serving::LockstepBatch> batch_;    // or in a batch, in slot_
   int64_t slot_ = -1;
   std::unique_ptr<mimi::MimiState> mimi_state_;
   // The prompt of `prompt_for_` (voice read, text encoded), kept across resets.

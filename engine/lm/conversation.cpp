@@ -44,7 +44,7 @@ Conversation::Conversation(std::shared_ptr<const LmModel> model, ConversationOpt
       ring_(model_->config()),
       temporal_(std::move(temporal)),
       io_(make_step_buffers(model_->weights(), options.sampling)),
-      runner_(model_->device(), options.cuda_graphs),
+      graphs_(model_->device(), options.cuda_graphs),
       generator_(make_generator(model_->device(), options.seed)) {}
 
 void Conversation::reset(std::optional<uint64_t> seed) {
@@ -208,7 +208,7 @@ std::optional<StepResult> Conversation::run(const TokenRing::Columns &cols,
   const LmWeights &w = model_->weights();
   const int64_t dsteps = begin_step(cols, embedding);
   const bool split = temporal_.kv.split();
-  runner_.run(dsteps * 2 + (split ? 1 : 0),
+  graphs_.run({dsteps * 2 + (split ? 1 : 0)},
               [&] { model_step(w, options_.sampling, temporal_, io_, dsteps, split); });
 
   // One transfer for everything sampled this step.

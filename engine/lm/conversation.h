@@ -15,9 +15,13 @@
 #include "lm/model.h"
 #include "lm/sampling.h"
 #include "lm/step.h"
-#include "lm/step_runner.h"
+#include "core/graph_cache.h"
 #include "lm/temporal.h"
 #include "lm/token_ring.h"
+
+namespace personaplex::serving {
+class BatchServer;
+}
 
 namespace personaplex::lm {
 
@@ -87,7 +91,7 @@ class Conversation {
   void reset(std::optional<uint64_t> seed = std::nullopt);
 
   // Whether steps replay CUDA graphs (false on CPU or after a failed capture).
-  bool cuda_graphs_active() const { return runner_.graphs(); }
+  bool cuda_graphs_active() const { return graphs_.enabled(); }
 
   int64_t steps() const { return ring_.offset(); }          // steps taken
   int64_t model_steps() const { return temporal_.offset; }  // temporal transformer steps
@@ -117,7 +121,7 @@ class Conversation {
   // from the host copy of io_.tokens.
   int64_t begin_step(const TokenRing::Columns &cols, const at::Tensor &embedding);
   std::optional<StepResult> end_step(const TokenRing::Columns &cols, const int64_t *tokens, int64_t dsteps);
-  friend class BatchServer;
+  friend class serving::BatchServer;
   int64_t depformer_steps(int64_t target) const;
   void write_inputs(const TokenRing::Columns &cols, const at::Tensor &embedding);
   // The step's StepInts (positions and slot from the cache, given tokens
@@ -131,7 +135,7 @@ class Conversation {
   TokenRing ring_;
   TemporalState temporal_;
   StepBuffers io_;
-  StepRunner runner_;
+  GraphCache graphs_;  // the step as CUDA graphs, one per variant
   at::Generator generator_;
   at::Tensor text_logits_, audio_logits_;
   bool record_ = false;

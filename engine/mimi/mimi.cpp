@@ -7,7 +7,7 @@
 #include "mimi/conv.h"
 #include "mimi/latent_transformer.h"
 #include "mimi/quantizer.h"
-#include "mimi/resample.h"
+#include "mimi/latent_resample.h"
 #include "mimi/seanet.h"
 #include "mimi/state.h"
 #include "mimi/step_graph.h"
@@ -127,8 +127,8 @@ std::unique_ptr<MimiState> Mimi::new_state(int64_t batch) const {
   s->encoder_transformer = m.encoder_transformer.new_state(batch, options);
   s->decoder_transformer = m.decoder_transformer.new_state(batch, options);
   if (StepGraph::available(m.device)) {
-    s->encode_graph = std::make_shared<StepGraph>();
-    s->decode_graph = std::make_shared<StepGraph>();
+    s->encode_graph = std::make_shared<StepGraph>(m.device);
+    s->decode_graph = std::make_shared<StepGraph>(m.device);
   }
   return s;
 }

@@ -5,7 +5,7 @@
 #include "io/safetensors.h"
 #include "mimi/latent_transformer.h"
 #include "mimi/quantizer.h"
-#include "mimi/resample.h"
+#include "mimi/latent_resample.h"
 #include "mimi/seanet.h"
 
 namespace personaplex::mimi {

@@ -33,13 +33,13 @@ struct MimiState {
 
   // Back to a fresh stream (the same as a new state, without reallocating).
   void reset_encoder() {
-    if (encode_graph) encode_graph = std::make_shared<StepGraph>();
+    if (encode_graph) encode_graph = std::make_shared<StepGraph>(encoder_transformer.step.device());
     encoder.reset();
     encoder_transformer.reset();
     downsample.reset();
   }
   void reset_decoder() {
-    if (decode_graph) decode_graph = std::make_shared<StepGraph>();
+    if (decode_graph) decode_graph = std::make_shared<StepGraph>(decoder_transformer.step.device());
     upsample.reset();
     decoder_transformer.reset();
     decoder.reset();

@@ -1,10 +1,12 @@
-// Replays one streaming step as a captured CUDA graph, so a frame's hundreds
-// of small kernels cost one launch instead of one host round each. The step
-// must update its state in place (conv buffers, KV caches and the position
-// counter on the device), which the Mimi steps do once their first call has
-// sized every buffer; host-side counters are not advanced by replays.
+// Replays one streaming step as a CUDA graph (core/graph_cache.h), so a
+// frame's hundreds of small kernels cost one launch instead of one host round
+// each. The step must update its state in place (conv buffers, KV caches and
+// the position counter on the device), which the Mimi steps do once their
+// first call has sized every buffer; host-side counters are not advanced by
+// replays. The graph reads the input from, and writes the output to, buffers
+// of its own, so callers pass and get ordinary tensors.
 //
-// Without CUDA graph support in the build, or off CUDA, it runs the step as is.
+// Off CUDA, or without graph support in the build, it runs the step as is.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -12,26 +14,26 @@
 #include <functional>
 #include <memory>
 
+#include "core/graph_cache.h"
+
 namespace personaplex::mimi {
 
 class StepGraph {
  public:
   using Step = std::function<at::Tensor(const at::Tensor &)>;
 
-  // Whether graphs can be used on `device` (a CUDA device, in a build with
-  // graph support, unless PERSONAPLEX_CUDA_GRAPHS=0 in the environment).
+  // Whether graphs can be used on `device` (see GraphCache::available).
   static bool available(const at::Device &device);
 
-  explicit StepGraph(int64_t warmup_calls = 1);
-  ~StepGraph();
+  explicit StepGraph(const at::Device &device);
 
-  // The first `warmup_calls` calls run `step` directly; the next captures it
-  // and every later call with an input of the same shape replays it.
+  // The first call runs `step` directly; the next captures it and every
+  // later call with an input of the same shape replays it.
   at::Tensor run(const at::Tensor &input, const Step &step);
 
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  GraphCache graphs_;
+  at::Tensor input_, output_;  // the graph's own buffers
 };
 
 }  // namespace personaplex::mimi

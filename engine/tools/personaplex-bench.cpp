@@ -45,11 +45,11 @@
 #include "bench_timing.h"
 #include "core/device.h"
 #include "core/error.h"
-#include "lm/batch.h"
+#include "serving/batch.h"
 #include "lm/conversation.h"
 #include "lm/prompt.h"
 #include "lm/random_weights.h"
-#include "lm/stage_timer.h"
+#include "serving/stage_timer.h"
 #include "mimi/mimi.h"
 #include "nn/quantized_linear.h"
 #include "mimi/random_weights.h"
@@ -145,7 +145,7 @@ lm::Prompt make_prompt(const Options &o, const lm::LmConfig &c) {
 
 // Prompt time, stepped and prefilled (median of a few runs).
 nlohmann::json time_prompts(const std::shared_ptr<const lm::LmModel> &model, const lm::Prompt &prompt,
-                            const lm::StageTimer &sync, int64_t runs) {
+                            const serving::StageTimer &sync, int64_t runs) {
   nlohmann::json out;
   for (bool prefill : {false, true}) {
     std::vector<double> ms;
@@ -184,9 +184,9 @@ void fill_context(lm::Conversation &conv, int64_t context, uint64_t seed) {
 
 // The stage timer installed for a scope, also left when a step throws.
 struct Installed {
-  explicit Installed(lm::StageTimer &t) : timer(t) { timer.install(); }
+  explicit Installed(serving::StageTimer &t) : timer(t) { timer.install(); }
   ~Installed() { timer.uninstall(); }
-  lm::StageTimer &timer;
+  serving::StageTimer &timer;
 };
 
 // The first line of an error, without libtorch's backtrace.
@@ -198,9 +198,9 @@ std::string error_line(const std::exception &e) {
 
 // B conversations through Mimi encode, the batched LM step and Mimi decode.
 nlohmann::json run_batch(const std::shared_ptr<const lm::LmModel> &model, const mimi::Mimi &mimi, int64_t B,
-                         const Options &o, int64_t steps, int64_t warmup, lm::StageTimer &timer) {
+                         const Options &o, int64_t steps, int64_t warmup, serving::StageTimer &timer) {
   const at::Device device = model->device();
-  lm::BatchServer server(model, B);
+  serving::BatchServer server(model, B);
   std::vector<int64_t> slots;
   lm::Prompt prompt;
   prompt.text_tokens = {4, 5, 6};
@@ -216,7 +216,7 @@ nlohmann::json run_batch(const std::shared_ptr<const lm::LmModel> &model, const 
   auto one_frame = [&] {
     at::Tensor codes;
     {
-      lm::Stage s("mimi_encode");
+      serving::Stage s("mimi_encode");
       codes = mimi.encode_frame(pcm, *enc).to(at::kCPU);
     }
     std::map<int64_t, std::vector<int64_t>> in;
@@ -230,7 +230,7 @@ nlohmann::json run_batch(const std::shared_ptr<const lm::LmModel> &model, const 
       if (!r) continue;
       for (int64_t k = 0; k < K; ++k) agent[b][k][0] = r->tokens[size_t(1 + k)];
     }
-    lm::Stage s("mimi_decode");
+    serving::Stage s("mimi_decode");
     mimi.decode_frame(agent.to(device), *dec);
   };
   for (int64_t s = 0; s < warmup; ++s) one_frame();
@@ -331,7 +331,7 @@ int run(const Options &o) {
   const int64_t warmup = o.warmup >= 0 ? o.warmup : (cuda ? 10 : 2);
   lm::LmConfig lm_config = o.lm_config.empty() ? lm::LmConfig::released() : lm::LmConfig::from_json_file(o.lm_config);
   mimi::MimiConfig mimi_config = o.mimi_config.empty() ? mimi::MimiConfig() : mimi::MimiConfig::from_json_file(o.mimi_config);
-  lm::StageTimer timer(device);
+  serving::StageTimer timer(device);
   const nn::WeightFormat format = nn::parse_weight_format(o.weight_format);
 
   // Weights: written then loaded (timed), or built in memory.

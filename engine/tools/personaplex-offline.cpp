@@ -34,8 +34,8 @@
 #include "duplex/model_files.h"
 #include "duplex/session.h"
 #include "duplex/voice_resolver.h"
-#include "lm/resample.h"
-#include "lm/wav.h"
+#include "audio/resample.h"
+#include "audio/wav.h"
 #include "text/tokenizer.h"
 
 using namespace personaplex;
@@ -162,9 +162,9 @@ int run(const Options &o) {
                           session_options(o, files), warn);
   session.start();
 
-  lm::Wav in = lm::read_wav(o.get("input-wav"));
+  audio::Wav in = audio::read_wav(o.get("input-wav"));
   if (in.frames() == 0) throw Error(o.get("input-wav") + ": no audio");
-  const std::vector<float> user = lm::resample(in.channel(0), in.sample_rate, session.sample_rate());
+  const std::vector<float> user = audio::resample(in.channel(0), in.sample_rate, session.sample_rate());
   const int64_t F = session.frame_size(), frames = (int64_t(user.size()) + F - 1) / F;
   std::vector<float> out_pcm;
   nlohmann::json texts = nlohmann::json::array();
@@ -176,7 +176,7 @@ int run(const Options &o) {
     progress(f + 1, frames);
   }
   out_pcm.resize(user.size(), 0.0f);  // the input's length
-  lm::write_wav(o.get("output-wav"), out_pcm, session.sample_rate());
+  audio::write_wav(o.get("output-wav"), out_pcm, session.sample_rate());
   std::ofstream(o.get("output-text")) << texts.dump() << "\n";
   return 0;
 }

@@ -34,8 +34,8 @@
 #include "lm/conversation.h"
 #include "lm/prompt.h"
 #include "lm/voice.h"
-#include "lm/voice_audio.h"
-#include "lm/wav.h"
+#include "duplex/voice_audio.h"
+#include "audio/wav.h"
 #include "mimi/config.h"
 #include "mimi/mimi.h"
 
@@ -113,7 +113,7 @@ int make(const Options &o) {
   // The same steps a conversation with this wav as its voice takes; the
   // voice phase is saved as it runs.
   lm::Prompt prompt;
-  prompt.voice.codes = lm::encode_voice(*mimi, lm::load_voice_audio(input, mimi->sample_rate(), warn));
+  prompt.voice.codes = duplex::encode_voice(*mimi, duplex::load_voice_audio(input, mimi->sample_rate(), warn));
   lm::Conversation conv(model, lm::ConversationOptions{});
   const lm::VoiceEmbeddings voice = lm::run_prompts(conv, prompt, warn, /*save_voice=*/true);
   lm::save_voice_file(output, voice);
@@ -139,7 +139,7 @@ std::string describe(const std::string &path, const lm::LmConfig &config, const 
            dtype_name(v.embeddings.scalar_type()) + " " + shape_string(v.embeddings.sizes()) + ", cache " +
            shape_string(v.cache.sizes());
   }
-  const lm::Wav wav = lm::read_wav(path);
+  const audio::Wav wav = audio::read_wav(path);
   if (wav.frames() == 0) throw Error(path + ": no audio");
   const double duration = double(wav.frames()) / double(wav.sample_rate);
   // Frames after resampling; the first only primes the model.

@@ -13,7 +13,7 @@
 #include "lm/model.h"
 #include "lm/prompt.h"
 #include "lm/voice.h"
-#include "lm/voice_audio.h"
+#include "duplex/voice_audio.h"
 #include "mimi/mimi.h"
 
 using namespace personaplex;
@@ -42,7 +42,7 @@ int main(int argc, char **argv) {
 
     lm::Prompt prompt;
     prompt.voice.codes =
-        lm::encode_voice(*mimi, lm::load_voice_audio(lm_dir + "/voice_f32.wav", mimi->sample_rate()));
+        duplex::encode_voice(*mimi, duplex::load_voice_audio(lm_dir + "/voice_f32.wav", mimi->sample_rate()));
     lm::Conversation conv(model);
     const lm::VoiceEmbeddings want = lm::run_prompts(conv, prompt, {}, true);
     expect(got.embeddings.sizes() == want.embeddings.sizes(), "embeddings shape " + shape_string(got.embeddings.sizes()));

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
-#include "lm/wav.h"
+#include "audio/wav.h"
 #include "test_util.h"
 
 using namespace personaplex;
@@ -64,7 +64,7 @@ TEST(Offline, ReproducesTheReferenceConversation) {
   SafeTensors ref(fx + "/lm/io.safetensors");
   const at::Tensor out_pcm = ref.load("out_pcm", at::kFloat, at::kCPU).view({-1});
   const at::Tensor user_pcm = ref.load("user_pcm", at::kFloat, at::kCPU).view({-1});
-  lm::Wav wav = lm::read_wav(r.out_wav);
+  audio::Wav wav = audio::read_wav(r.out_wav);
   const std::vector<float> agent = wav.channel(0);
   ASSERT_EQ(int64_t(agent.size()), user_pcm.numel());  // the input's length
   const at::Tensor got = at::from_blob(const_cast<float *>(agent.data()), {int64_t(agent.size())}, at::kFloat);

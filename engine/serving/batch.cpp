@@ -1,0 +1,174 @@
+#include "serving/batch.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+#include "serving/stage_timer.h"
+#include "lm/step.h"
+#include "lm/temporal.h"
+#include "serving/temporal_batch.h"
+
+namespace personaplex::serving {
+
+using namespace lm;  // the model this layer serves
+
+BatchServer::BatchServer(std::shared_ptr<const LmModel> model, int64_t max_slots, ConversationOptions options)
+    : model_(std::move(model)),
+      options_(options),
+      kv_(new_kv_rows(model_->weights(), std::max<int64_t>(max_slots, 1))),
+      buffers_(*model_, std::max<int64_t>(max_slots, 1), options_.sampling),
+      graphs_(model_->device(), options_.cuda_graphs) {
+  if (max_slots <= 0) throw Error("batch server: max_slots must be positive");
+  slots_.resize(size_t(max_slots));
+  used_.assign(size_t(max_slots), false);
+  for (int64_t s = 0; s < max_slots; ++s) free_.insert(s);
+}
+
+bool BatchServer::in_use(int64_t slot) const {
+  return slot >= 0 && slot < max_slots() && used_[size_t(slot)];
+}
+
+Conversation &BatchServer::conversation(int64_t slot) {
+  if (!in_use(slot)) throw Error("batch server: slot " + std::to_string(slot) + " is not in use");
+  return *slots_[size_t(slot)];
+}
+
+int64_t BatchServer::join(const Prompt &prompt, uint64_t seed, const WarningFn &warn) {
+  if (free_.empty()) throw BusyError("batch server: all " + std::to_string(max_slots()) + " slots are in use");
+  const int64_t slot = *free_.begin();
+  auto &conv = slots_[size_t(slot)];
+  if (!conv) {
+    ConversationOptions o = options_;
+    o.seed = seed;
+    o.cuda_graphs = false;
+    conv.reset(new Conversation(model_, o, new_temporal_state(model_->weights(), PinnedKVCache(kv_, slot))));
+  } else {
+    conv->reset(seed);
+  }
+  run_prompts(*conv, prompt, warn);
+  free_.erase(slot);
+  used_[size_t(slot)] = true;
+  return slot;
+}
+
+void BatchServer::leave(int64_t slot) {
+  if (!in_use(slot)) throw Error("batch server: slot " + std::to_string(slot) + " is not in use");
+  used_[size_t(slot)] = false;
+  free_.insert(slot);
+}
+
+void BatchServer::stage_row(const Row &r) {
+  const LmConfig &c = model_->config();
+  Conversation &conv = *r.conv;
+  int64_t *row = buffers_.host.data_ptr<int64_t>() + r.slot * buffers_.host.size(1);
+  const std::vector<int64_t> column = conv.ring_.column(r.cols.input);
+  const std::vector<int64_t> ints = conv.step_ints(r.cols);
+  std::copy(column.begin(), column.end(), row);
+  std::copy(ints.begin(), ints.end(), row + BatchInts::step_ints(c));
+  row[BatchInts::split(c)] = conv.temporal_.kv.split();
+  conv.draw_noise(buffers_.row_text_noise(r.slot), buffers_.row_audio_noise(r.slot));
+  if (conv.record_) conv.embeddings_.push_back(model_->embed_column(column).to(at::kCPU));
+}
+
+void BatchServer::stage_idle(int64_t slot) {
+  const LmConfig &c = model_->config();
+  int64_t *row = buffers_.host.data_ptr<int64_t>() + slot * buffers_.host.size(1);
+  std::fill(row, row + buffers_.host.size(1), 0);
+  // Embeds to zero: finite, whatever the row computes.
+  std::fill(row, row + c.num_streams(), -1);
+  // Its key and value go where its next step writes first (a dead slot),
+  // the same slot as the row's oldest or newest entries never.
+  const Conversation *conv = slots_[size_t(slot)].get();
+  if (conv && used_[size_t(slot)]) {
+    row[BatchInts::step_ints(c) + StepInts::kPosition] = conv->temporal_.offset;
+    row[BatchInts::step_ints(c) + StepInts::kSlot] = conv->temporal_.kv.next_slot();
+  }
+  row[BatchInts::step_ints(c) + StepInts::kPinnedPosition] = kv_.capacity - 1;
+}
+
+BatchShape BatchServer::shape_of(const std::vector<Row> &rows) const {
+  BatchShape s;
+  s.rows = rows.back().slot + 1;
+  int64_t extent = 0;  // slots the stepping rows will have written
+  for (const Row &r : rows) {
+    const PinnedKVCache &kv = r.conv->temporal_.kv;
+    extent = std::max(extent, std::min(kv.end() + 1, kv.capacity()));
+    if (kv.split()) s.pinned = std::max(s.pinned, kv.pinned());
+    s.dsteps = std::max(s.dsteps, r.dsteps);
+  }
+  s.span = attention_span(kv_, extent);
+  return static_shapes_.value_or(graphs_.enabled()) ? static_shape(s, kv_) : s;
+}
+
+void BatchServer::finish(const std::vector<Row> &rows, const BatchShape &shape,
+                         std::map<int64_t, std::optional<StepResult>> &results) {
+  const LmConfig &c = model_->config();
+  const int64_t R = shape.rows;
+  // One transfer for everything sampled, one per kind of logits kept.
+  at::Tensor tokens = buffers_.tokens.narrow(0, 0, R).to(at::kCPU);
+  at::Tensor text_logits, audio_logits;
+  if (options_.keep_logits) {
+    text_logits = buffers_.text_logits.narrow(0, 0, R).to(at::kCPU);
+    audio_logits = buffers_.audio_logits.narrow(0, 0, R).to(at::kCPU);
+  }
+  for (const Row &r : rows) {
+    if (options_.keep_logits) {
+      r.conv->text_logits_ = text_logits[r.slot].clone();
+      r.conv->audio_logits_ = shape.dsteps > 0 ? audio_logits[r.slot].narrow(0, 0, r.dsteps).clone()
+                                               : at::empty({0, c.card}, at::kFloat);
+    }
+    results[r.slot] = r.conv->end_step(r.cols, tokens[r.slot].data_ptr<int64_t>(), r.dsteps);
+  }
+}
+
+std::map<int64_t, std::optional<StepResult>> BatchServer::step(
+    const std::map<int64_t, std::vector<int64_t>> &user) {
+  std::map<int64_t, std::optional<StepResult>> results;
+  for (const auto &[slot, codes] : user) {
+    if (!in_use(slot)) throw Error("batch server: slot " + std::to_string(slot) + " is not in use");
+    if (codes.empty()) throw Error("user audio: no codes given");
+    StepTokens in;
+    in.user = codes;
+    slots_[size_t(slot)]->validate(in);
+  }
+
+  std::vector<Row> rows;
+  BatchShape shape;
+  {
+    Stage stage("inputs");
+    for (const auto &[slot, codes] : user) {
+      Conversation &conv = *slots_[size_t(slot)];
+      StepTokens in;
+      in.user = codes;
+      auto cols = conv.ring_.prepare(in);
+      if (!cols) {
+        results[slot] = std::nullopt;
+        continue;
+      }
+      rows.push_back({slot, &conv, *cols, conv.depformer_steps(cols->target)});
+    }
+    if (rows.empty()) return results;
+    shape = shape_of(rows);
+    auto next = rows.begin();
+    for (int64_t s = 0; s < shape.rows; ++s) {
+      if (next != rows.end() && next->slot == s) stage_row(*next++);
+      else stage_idle(s);
+    }
+    buffers_.upload(shape.rows);
+  }
+
+  const SamplingParams &sampling = options_.sampling;
+  if (graphs_.enabled()) {
+    Stage stage("graph");
+    const std::array<int64_t, 4> key = shape.key();
+    graph_steps_ += graphs_.run({key.begin(), key.end()},
+                                [&] { batch_model_step(*model_, sampling, kv_, buffers_, shape, false); });
+  } else {
+    batch_model_step(*model_, sampling, kv_, buffers_, shape, true);
+  }
+  finish(rows, shape, results);
+  return results;
+}
+
+}  // namespace personaplex::serving

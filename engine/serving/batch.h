@@ -1,0 +1,109 @@
+// Lock-step serving of several conversations on one shared model: each
+// step runs one temporal transformer pass and one depformer pass with a
+// batch row per conversation that has input this step. Every slot keeps its
+// own token ring, KV cache (its own positions, pinning and roll-over),
+// generator and step count, so its outputs are those it would produce
+// alone: the same tokens greedy, the same draws sampled with the same seed
+// (each slot's noise comes from its own generator, in its own order).
+// Conversations join (prompts prefilled) and leave at any step; a freed slot
+// is reused, reset, by the next join.
+//
+// The slots' temporal KV caches are the rows of one KVRows (each
+// conversation works on a view of its row), so the temporal transformer runs
+// one attention call per layer for every stepping slot: over the rows
+// 0..(highest stepping slot), which joins keep mostly contiguous by taking
+// the lowest free slot.
+//
+// A step's host work is small and fixed: the rows' token columns and ints
+// staged and uploaded at once, their noise drawn, the whole model step
+// (batch_step.h) run, the tokens copied back at once. On CUDA the model
+// step is a CUDA graph per shape (GraphCache): rows, span and pinned slots
+// rounded up (static_shape) so that few shapes occur.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "serving/batch_step.h"
+#include "lm/conversation.h"
+#include "core/graph_cache.h"
+#include "lm/kv_rows.h"
+#include "lm/prompt.h"
+
+namespace personaplex::serving {
+
+using lm::Conversation;
+using lm::ConversationOptions;
+using lm::KVRows;
+using lm::LmModel;
+using lm::Prompt;
+using lm::StepResult;
+using lm::TokenRing;
+using lm::WarningFn;
+
+class BatchServer {
+ public:
+  // `options` apply to every slot (sampling, pinning, keep_logits,
+  // cuda_graphs); the seed is given per join.
+  BatchServer(std::shared_ptr<const LmModel> model, int64_t max_slots, ConversationOptions options = {});
+
+  // Takes a free slot, runs the prompt there; throws BusyError when all
+  // slots are taken (or the prompt is bad: the slot stays free).
+  int64_t join(const Prompt &prompt, uint64_t seed, const WarningFn &warn = {});
+  // Frees the slot; throws Error when it is not in use.
+  void leave(int64_t slot);
+
+  // One step of the given slots (each with its user's n_q - 8 codes), all at
+  // once; the others do not move. Returns each given slot's result (nullopt
+  // while its delays fill). Throws Error on an unused slot or bad codes
+  // before anything runs.
+  std::map<int64_t, std::optional<StepResult>> step(const std::map<int64_t, std::vector<int64_t>> &user);
+
+  int64_t max_slots() const { return int64_t(slots_.size()); }
+  int64_t active() const { return max_slots() - int64_t(free_.size()); }
+  bool in_use(int64_t slot) const;
+  // The slot's conversation (steps(), ring(), logits...).
+  Conversation &conversation(int64_t slot);
+
+  // Whether steps replay CUDA graphs (false on CPU, when turned off, or
+  // after a failed capture), and how many steps did.
+  bool cuda_graphs_active() const { return graphs_.enabled(); }
+  int64_t graph_steps() const { return graph_steps_; }
+  // Steps with the graphs' rounded-up shapes even when eager (a test seam:
+  // the results are the same). On by default where graphs are used.
+  void use_static_shapes(bool on) { static_shapes_ = on; }
+
+ private:
+  // A slot stepping this step, in ascending slot order.
+  struct Row {
+    int64_t slot;
+    Conversation *conv;
+    TokenRing::Columns cols;
+    int64_t dsteps;
+  };
+  // Stages a stepping row's inputs (and draws its noise) / an idle row's.
+  void stage_row(const Row &r);
+  void stage_idle(int64_t slot);
+  BatchShape shape_of(const std::vector<Row> &rows) const;
+  // Copies results back and advances the rows' conversations.
+  void finish(const std::vector<Row> &rows, const BatchShape &shape,
+              std::map<int64_t, std::optional<StepResult>> &results);
+
+  std::shared_ptr<const LmModel> model_;
+  ConversationOptions options_;
+  KVRows kv_;  // row s: slot s's temporal KV cache
+  BatchBuffers buffers_;
+  GraphCache graphs_;
+  std::optional<bool> static_shapes_;
+  int64_t graph_steps_ = 0;
+  std::vector<std::unique_ptr<Conversation>> slots_;
+  std::vector<bool> used_;
+  std::set<int64_t> free_;  // the next join takes the lowest
+};
+
+}  // namespace personaplex::serving

@@ -1,0 +1,185 @@
+#include "serving/lockstep_batch.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include <sstream>
+
+#include "core/error.h"
+
+namespace personaplex::serving {
+
+using namespace lm;  // the model this layer serves
+namespace {
+
+// Batches are keyed by the model object and everything every slot shares.
+std::string key_of(const lm::LmModel *lm, int64_t slots, const lm::ConversationOptions &o) {
+  std::ostringstream k;
+  const lm::SamplingParams &s = o.sampling;
+  k << static_cast<const void *>(lm) << '|' << slots << '|' << s.greedy << '|' << s.temp_text << '|'
+    << s.top_k_text << '|' << s.temp_audio << '|' << s.top_k_audio << '|' << o.pin_prompt << '|'
+    << o.full_depformer << '|' << o.cuda_graphs;
+  return k.str();
+}
+
+std::mutex registry_mutex;
+std::map<std::string, std::weak_ptr<LockstepBatch>> &registry() {
+  static std::map<std::string, std::weak_ptr<LockstepBatch>> batches;
+  return batches;
+}
+
+}  // namespace
+
+std::shared_ptr<LockstepBatch> LockstepBatch::acquire(const std::shared_ptr<const lm::LmModel> &lm,
+                                                      int64_t slots, const lm::ConversationOptions &options) {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  auto &batches = registry();
+  for (auto it = batches.begin(); it != batches.end();)
+    it = it->second.expired() ? batches.erase(it) : std::next(it);
+  std::weak_ptr<LockstepBatch> &entry = batches[key_of(lm.get(), slots, options)];
+  if (auto live = entry.lock()) return live;
+  auto fresh = std::make_shared<LockstepBatch>(lm, slots, options);
+  entry = fresh;
+  return fresh;
+}
+
+LockstepBatch::LockstepBatch(std::shared_ptr<const lm::LmModel> lm, int64_t slots,
+                             lm::ConversationOptions options, std::chrono::microseconds gather)
+    : slots_(slots),
+      gather_(gather),
+      config_(lm->config()),
+      member_(size_t(std::max<int64_t>(slots, 0)), false),
+      server_(std::move(lm), slots, options) {
+  thread_ = std::thread([this] { run(); });
+}
+
+LockstepBatch::~LockstepBatch() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+LockstepBatch::Joined LockstepBatch::join(const lm::Prompt &prompt, uint64_t seed, const lm::WarningFn &warn) {
+  at::NoGradGuard no_grad;
+  Joined j;
+  {
+    std::lock_guard<std::mutex> server(server_mutex_);
+    j.slot = server_.join(prompt, seed, warn);
+    j.prompt_steps = server_.conversation(j.slot).steps();
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  member_[size_t(j.slot)] = true;
+  ++joined_;
+  return j;
+}
+
+void LockstepBatch::leave(int64_t slot) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (slot < 0 || slot >= slots_ || !member_[size_t(slot)]) return;
+    member_[size_t(slot)] = false;
+    --joined_;
+    auto it = pending_.find(slot);
+    if (it != pending_.end()) {  // its owner is gone: nobody waits for it
+      it->second->error = "the conversation left the batch";
+      it->second->done = true;
+      pending_.erase(it);
+    }
+  }
+  done_.notify_all();
+  wake_.notify_all();  // the others may now be all there is
+  std::lock_guard<std::mutex> server(server_mutex_);
+  server_.leave(slot);
+}
+
+std::optional<lm::StepResult> LockstepBatch::step(int64_t slot, std::vector<int64_t> user_codes) {
+  lm::check_user_codes(config_, user_codes);  // bad codes fail this session alone
+  auto p = std::make_shared<Pending>();
+  p->codes = std::move(user_codes);
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (slot < 0 || slot >= slots_ || !member_[size_t(slot)])
+    throw Error("batch slot " + std::to_string(slot) + " is not joined");
+  if (pending_.count(slot)) throw Error("batch slot " + std::to_string(slot) + " already has a step waiting");
+  if (pending_.empty()) first_pending_ = std::chrono::steady_clock::now();
+  pending_[slot] = p;
+  wake_.notify_all();
+  done_.wait(lock, [&] { return p->done; });
+  if (!p->error.empty()) throw Error(p->error);
+  return std::move(p->result);
+}
+
+bool LockstepBatch::ready_locked(std::chrono::steady_clock::time_point first) const {
+  return stop_ || int64_t(pending_.size()) >= joined_ || std::chrono::steady_clock::now() >= first + gather_;
+}
+
+// The batch thread: waits for a first submission, gathers the others for
+// at most `gather`, steps what it has.
+void LockstepBatch::run() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [this] { return stop_ || !pending_.empty(); });
+    if (stop_) break;
+    const auto first = *first_pending_;
+    wake_.wait_until(lock, first + gather_, [&] { return ready_locked(first); });
+    if (stop_) break;
+    if (pending_.empty()) continue;  // the only one left
+    std::map<int64_t, std::shared_ptr<Pending>> taken;
+    taken.swap(pending_);
+    first_pending_.reset();
+    lock.unlock();
+    step_pending(taken);
+    lock.lock();
+    ++steps_;
+    widest_ = std::max(widest_, int64_t(taken.size()));
+    for (auto &t : taken) t.second->done = true;
+    done_.notify_all();
+  }
+  // Stopping: nobody may stay blocked.
+  for (auto &p : pending_) {
+    p.second->error = "the batch stopped";
+    p.second->done = true;
+  }
+  pending_.clear();
+  done_.notify_all();
+}
+
+void LockstepBatch::step_pending(std::map<int64_t, std::shared_ptr<Pending>> &taken) {
+  at::NoGradGuard no_grad;
+  std::map<int64_t, std::vector<int64_t>> user;
+  for (auto &t : taken) user[t.first] = t.second->codes;
+  try {
+    std::lock_guard<std::mutex> server(server_mutex_);
+    // A slot may have left between its submission and now.
+    for (auto it = user.begin(); it != user.end();)
+      it = server_.in_use(it->first) ? std::next(it) : user.erase(it);
+    auto results = server_.step(user);
+    for (auto &r : results) taken[r.first]->result = std::move(r.second);
+  } catch (const std::exception &e) {
+    for (auto &t : taken) t.second->error = e.what();
+  }
+}
+
+int64_t LockstepBatch::active() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return joined_;
+}
+
+int64_t LockstepBatch::steps() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return steps_;
+}
+
+int64_t LockstepBatch::widest_step() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return widest_;
+}
+
+int64_t LockstepBatch::phase(int64_t now) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!phase_) phase_ = now;
+  return *phase_;
+}
+
+}  // namespace personaplex::serving

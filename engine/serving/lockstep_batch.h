@@ -1,0 +1,103 @@
+// Sessions of one process stepping together: a BatchServer shared by every
+// Session that asks for the same model, slot count and step options, so N
+// conversations cost one batched model step per frame instead of N.
+//
+// Each session runs on its own thread (an element's streaming task) and
+// calls step() once per frame; the call blocks until a batched step that
+// includes it has run. A step runs on the batch's own thread as soon as every
+// joined session has submitted its frame, or `gather` after the first
+// submission (a session that is paused or late must not stall the others:
+// it joins a later step). Sessions paced by one clock submit within a
+// fraction of a millisecond of each other when their frame grids share a
+// phase (see phase()).
+//
+// Joins (the prompts, prefilled) and leaves run on the caller's thread,
+// between steps. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "serving/batch.h"
+#include "lm/conversation.h"
+#include "lm/prompt.h"
+
+namespace personaplex::serving {
+
+class LockstepBatch {
+ public:
+  // The batch of these step options on `lm` with `slots` slots: shared with
+  // every other caller that names the same ones while any holds it. Its KV
+  // storage for all slots is allocated here, once.
+  static std::shared_ptr<LockstepBatch> acquire(const std::shared_ptr<const lm::LmModel> &lm,
+                                                int64_t slots, const lm::ConversationOptions &options);
+
+  LockstepBatch(std::shared_ptr<const lm::LmModel> lm, int64_t slots, lm::ConversationOptions options,
+                std::chrono::microseconds gather = std::chrono::milliseconds(10));
+  ~LockstepBatch();
+  LockstepBatch(const LockstepBatch &) = delete;
+  LockstepBatch &operator=(const LockstepBatch &) = delete;
+
+  struct Joined {
+    int64_t slot = -1;
+    int64_t prompt_steps = 0;  // LM steps the prompts took
+  };
+  // Takes a free slot and runs the prompt there. Throws BusyError when
+  // every slot is taken (the message says how many), Error on a bad prompt.
+  Joined join(const lm::Prompt &prompt, uint64_t seed, const lm::WarningFn &warn = {});
+  // Frees the slot (waits for a step that includes it to end). No-op for a
+  // slot that is not in use.
+  void leave(int64_t slot);
+  // One frame of the slot's conversation (its user's codes); blocks until
+  // the batched step that took it has run. Throws Error on bad codes or a
+  // failed step (then every session of that step gets the error).
+  std::optional<lm::StepResult> step(int64_t slot, std::vector<int64_t> user_codes);
+
+  int64_t slots() const { return slots_; }
+  int64_t active() const;
+  // Steps run so far and the largest number of rows one of them had.
+  int64_t steps() const;
+  int64_t widest_step() const;
+  // A shared reference point for frame grids, in nanoseconds of any clock
+  // its users agree on: the first caller's `now`. Sessions that start their
+  // grids on it (plus whole frames) submit together.
+  int64_t phase(int64_t now);
+
+ private:
+  struct Pending {
+    std::vector<int64_t> codes;
+    std::optional<lm::StepResult> result;
+    std::string error;
+    bool done = false;
+  };
+  void run();
+  bool ready_locked(std::chrono::steady_clock::time_point first) const;
+  void step_pending(std::map<int64_t, std::shared_ptr<Pending>> &taken);
+
+  const int64_t slots_;
+  const std::chrono::microseconds gather_;
+  const lm::LmConfig config_;
+  mutable std::mutex mutex_;  // guards what follows but the server
+  std::condition_variable wake_;  // the batch thread: submissions, stop
+  std::condition_variable done_;  // the sessions: their step ran
+  std::map<int64_t, std::shared_ptr<Pending>> pending_;
+  std::optional<std::chrono::steady_clock::time_point> first_pending_;
+  std::vector<bool> member_;  // slots joined
+  int64_t joined_ = 0;
+  int64_t steps_ = 0, widest_ = 0;
+  std::optional<int64_t> phase_;
+  bool stop_ = false;
+  std::mutex server_mutex_;  // held across a step, a join, a leave
+  BatchServer server_;
+  std::thread thread_;
+};
+
+}  // namespace personaplex::serving
