@@ -85,13 +85,34 @@ at::Tensor Conv1d::step(const at::Tensor &input, ConvState &state) const {
   if (!state.started && x.size(2) > 0) {
     x = pad(x, padding_total(), 0);
     state.started = true;
+  } else if (state.fresh.defined() && x.size(2) > 0) {
+    // Restarted rows: their first sample is their left context.
+    at::Tensor first = x.narrow(2, 0, 1).expand_as(state.previous);
+    state.previous.copy_(at::where(state.fresh.view({-1, 1, 1}), first, state.previous));
+    state.fresh.logical_and_(state.active.logical_not());
   }
   if (state.previous.defined() && state.previous.size(2) > 0) x = at::cat({state.previous, x}, 2);
   const int64_t T = x.size(2), K = effective_kernel(), S = spec_.stride;
   const int64_t frames = T >= K ? (T - K) / S + 1 : 0;
-  keep(state.previous, x.narrow(2, frames * S, T - frames * S));
+  at::Tensor tail = x.narrow(2, frames * S, T - frames * S);
+  if (state.active.defined()) tail = at::where(state.active.view({-1, 1, 1}), tail, state.previous);
+  keep(state.previous, tail);
   if (frames == 0) return empty_time(x, spec_.out_channels);
   return conv(x.narrow(2, 0, (frames - 1) * S + K));
+}
+
+void Conv1d::prime_rows(ConvState &state, int64_t batch, const at::Tensor &active,
+                        const at::TensorOptions &options) const {
+  state.previous = at::zeros({batch, spec_.in_channels, padding_total()}, options);
+  state.started = true;
+  state.active = active;
+  if (spec_.pad_mode == PadMode::Replicate)
+    state.fresh = at::ones({batch}, options.dtype(at::kBool));
+}
+
+void Conv1d::reset_rows(ConvState &state, const at::Tensor &mask) const {
+  state.previous.masked_fill_(mask.view({-1, 1, 1}), 0);
+  if (state.fresh.defined()) state.fresh.logical_or_(mask);
 }
 
 // ---- ConvTranspose1d ----
@@ -152,8 +173,26 @@ at::Tensor ConvTranspose1d::step(const at::Tensor &x, ConvTrState &state) const 
     at::Tensor carry = bias_.defined() ? state.partial - bias_.view({-1, 1}) : state.partial;
     out.narrow(2, 0, carry.size(2)).add_(carry);
   }
-  keep(state.partial, out.narrow(2, OT - overlap, overlap));
+  at::Tensor tail = out.narrow(2, OT - overlap, overlap);
+  if (state.active.defined()) tail = at::where(state.active.view({-1, 1, 1}), tail, state.partial);
+  keep(state.partial, tail);
   return out.narrow(2, 0, OT - overlap);
+}
+
+// A fresh stream carries nothing over; the kept samples hold the bias once
+// (see step), so nothing is the bias.
+void ConvTranspose1d::prime_rows(ConvTrState &state, int64_t batch, const at::Tensor &active,
+                                 const at::TensorOptions &options) const {
+  const int64_t overlap = spec_.kernel_size - spec_.stride;
+  state.partial = at::zeros({batch, spec_.out_channels, overlap}, options);
+  if (bias_.defined()) state.partial.add_(bias_.view({1, -1, 1}));
+  state.active = active;
+}
+
+void ConvTranspose1d::reset_rows(ConvTrState &state, const at::Tensor &mask) const {
+  at::Tensor none = bias_.defined() ? bias_.view({1, -1, 1}).expand_as(state.partial)
+                                    : at::zeros_like(state.partial);
+  state.partial.copy_(at::where(mask.view({-1, 1, 1}), none, state.partial));
 }
 
 }  // namespace personaplex::mimi

@@ -30,9 +30,15 @@ struct ConvSpec {
   std::vector<std::pair<std::string, std::vector<int64_t>>> tensor_shapes(bool transposed) const;
 };
 
+// Rows mode (prime_rows): each batch row is a stream of its own; a step
+// keeps the new context only of the rows whose `active` (bool [B], on the
+// device, shared by all of a stream's convs) is set, and a row restarted by
+// reset_rows() starts as a fresh stream does.
 struct ConvState {
   at::Tensor previous;  // input not yet consumed by a full window
   bool started = false;  // the left padding was added
+  at::Tensor active;     // rows mode
+  at::Tensor fresh;      // rows mode, replicate padding: rows whose first input is still to come
   void reset() {
     previous = at::Tensor();
     started = false;
@@ -41,6 +47,7 @@ struct ConvState {
 
 struct ConvTrState {
   at::Tensor partial;  // [B, C, K-S] output still receiving contributions, bias excluded
+  at::Tensor active;   // rows mode
   void reset() { partial = at::Tensor(); }
 };
 
@@ -54,6 +61,12 @@ class Conv1d {
   at::Tensor forward(const at::Tensor &x) const;
   // One chunk of a stream [B, C, T]; returns every output whose window is complete.
   at::Tensor step(const at::Tensor &x, ConvState &state) const;
+  // Rows mode for `batch` streams whose chunks are multiples of the stride
+  // (the left context then always holds K_eff - S samples): the state as a
+  // fresh stream's first chunk leaves it.
+  void prime_rows(ConvState &state, int64_t batch, const at::Tensor &active,
+                  const at::TensorOptions &options) const;
+  void reset_rows(ConvState &state, const at::Tensor &mask) const;
 
   int64_t effective_kernel() const { return (spec_.kernel_size - 1) * spec_.dilation + 1; }
   int64_t padding_total() const { return effective_kernel() - spec_.stride; }
@@ -78,6 +91,10 @@ class ConvTranspose1d {
   at::Tensor forward(const at::Tensor &x) const;
   // One chunk of a stream: T inputs -> S*T outputs, the overlap carried over.
   at::Tensor step(const at::Tensor &x, ConvTrState &state) const;
+  // Rows mode (see Conv1d::prime_rows).
+  void prime_rows(ConvTrState &state, int64_t batch, const at::Tensor &active,
+                  const at::TensorOptions &options) const;
+  void reset_rows(ConvTrState &state, const at::Tensor &mask) const;
 
   const ConvSpec &spec() const { return spec_; }
 

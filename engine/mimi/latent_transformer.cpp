@@ -29,8 +29,9 @@ LatentTransformer LatentTransformer::load(const SafeTensors &file, const std::st
   return t;
 }
 
-nn::TransformerState LatentTransformer::new_state(int64_t batch, const at::TensorOptions &options) const {
-  return transformer_->new_state(batch, options);
+nn::TransformerState LatentTransformer::new_state(int64_t batch, const at::TensorOptions &options,
+                                                 const at::Tensor &active) const {
+  return transformer_->new_state(batch, options, active);
 }
 
 at::Tensor LatentTransformer::project_in(const at::Tensor &x) const {

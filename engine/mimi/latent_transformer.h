@@ -26,7 +26,8 @@ class LatentTransformer {
   static std::vector<std::pair<std::string, std::vector<int64_t>>> tensor_shapes(
       const std::string &prefix, const LatentTransformerConfig &config);
 
-  nn::TransformerState new_state(int64_t batch, const at::TensorOptions &options) const;
+  nn::TransformerState new_state(int64_t batch, const at::TensorOptions &options,
+                                 const at::Tensor &active = {}) const;
   at::Tensor forward(const at::Tensor &x) const;                            // whole sequence
   at::Tensor step(const at::Tensor &x, nn::TransformerState &state) const;  // T more steps
 

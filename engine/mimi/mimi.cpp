@@ -133,6 +133,44 @@ std::unique_ptr<MimiState> Mimi::new_state(int64_t batch) const {
   return s;
 }
 
+std::unique_ptr<MimiState> Mimi::new_rows_state(int64_t batch) const {
+  auto s = new_state(batch);
+  at::NoGradGuard no_grad;
+  const Impl &m = *impl_;
+  auto options = at::TensorOptions().dtype(m.dtype).device(m.device);
+  s->active = at::ones({batch}, options.dtype(at::kBool));
+  s->encoder = m.encoder.new_state(batch, s->active, options);
+  s->decoder = m.decoder.new_state(batch, s->active, options);
+  s->encoder_transformer = m.encoder_transformer.new_state(batch, options, s->active);
+  s->decoder_transformer = m.decoder_transformer.new_state(batch, options, s->active);
+  if (m.resample) {
+    m.downsample.prime_rows(s->downsample, batch, s->active, options);
+    m.upsample.prime_rows(s->upsample, batch, s->active, options);
+  }
+  return s;
+}
+
+void Mimi::reset_rows(MimiState &state, const std::vector<int64_t> &rows) const {
+  if (!state.active.defined()) throw Error("Mimi: reset_rows needs a rows-mode state");
+  at::NoGradGuard no_grad;
+  const Impl &m = *impl_;
+  at::Tensor host = at::zeros({state.batch}, at::kBool);
+  for (int64_t r : rows) {
+    if (r < 0 || r >= state.batch)
+      throw Error("Mimi: row " + std::to_string(r) + " is outside [0, " + std::to_string(state.batch) + ")");
+    host[r] = true;
+  }
+  at::Tensor mask = host.to(m.device);
+  m.encoder.reset_rows(state.encoder, mask);
+  m.decoder.reset_rows(state.decoder, mask);
+  state.encoder_transformer.reset_rows(mask);
+  state.decoder_transformer.reset_rows(mask);
+  if (m.resample) {
+    m.downsample.reset_rows(state.downsample, mask);
+    m.upsample.reset_rows(state.upsample, mask);
+  }
+}
+
 at::Tensor Mimi::encode_frame(const at::Tensor &pcm, MimiState &state) const {
   at::NoGradGuard no_grad;
   const Impl &m = *impl_;

@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "mimi/config.h"
 
@@ -37,6 +38,13 @@ class Mimi {
 
   // Fresh streaming state for `batch` independent streams.
   std::unique_ptr<MimiState> new_state(int64_t batch = 1) const;
+  // The same in rows mode: each row a stream that steps only when its row
+  // is set in `state.active`, and restarts with reset_rows (a batch of
+  // conversations that come and go; each row gives what a stream of its own
+  // would, bit for bit up to the batched kernels' rounding).
+  std::unique_ptr<MimiState> new_rows_state(int64_t batch) const;
+  // Rows mode: the rows of `rows` start afresh, both directions.
+  void reset_rows(MimiState &state, const std::vector<int64_t> &rows) const;
 
   // Streaming, one 80 ms frame per call.
   // pcm: float [B, 1, frame_size] (any device) -> int64 codes

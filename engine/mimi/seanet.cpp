@@ -141,6 +141,18 @@ SeanetState Seanet::new_state() const {
   return st;
 }
 
+SeanetState Seanet::new_state(int64_t batch, const at::Tensor &active, const at::TensorOptions &options) const {
+  SeanetState st = new_state();
+  for (size_t i = 0; i < convs_.size(); ++i) convs_[i].prime_rows(st.convs[i], batch, active, options);
+  for (size_t i = 0; i < convtrs_.size(); ++i) convtrs_[i].prime_rows(st.convtrs[i], batch, active, options);
+  return st;
+}
+
+void Seanet::reset_rows(SeanetState &state, const at::Tensor &mask) const {
+  for (size_t i = 0; i < convs_.size(); ++i) convs_[i].reset_rows(state.convs[i], mask);
+  for (size_t i = 0; i < convtrs_.size(); ++i) convtrs_[i].reset_rows(state.convtrs[i], mask);
+}
+
 template <typename ConvFn, typename ConvTrFn>
 at::Tensor Seanet::run(const at::Tensor &input, ConvFn conv, ConvTrFn convtr) const {
   at::Tensor x = input;

@@ -35,6 +35,9 @@ class Seanet {
       const SeanetConfig &config, Role role);
 
   SeanetState new_state() const;
+  // Rows mode (see ConvState): `batch` streams, stepped where `active` is set.
+  SeanetState new_state(int64_t batch, const at::Tensor &active, const at::TensorOptions &options) const;
+  void reset_rows(SeanetState &state, const at::Tensor &mask) const;
   at::Tensor forward(const at::Tensor &x) const;                   // whole signal
   at::Tensor step(const at::Tensor &x, SeanetState &state) const;  // one chunk of a stream
 

@@ -16,6 +16,11 @@ namespace personaplex::mimi {
 
 struct MimiState {
   int64_t batch = 1;
+  // Rows mode (Mimi::new_rows_state): each of the `batch` rows is a stream
+  // of its own; a frame step advances only the rows set in `active` (bool
+  // [batch] on the device: set it before each step), and Mimi::reset_rows
+  // restarts rows. Otherwise undefined: all rows step together.
+  at::Tensor active;
 
   // On CUDA, each direction's frame step is replayed as a CUDA graph after
   // a first direct call (null: not used). Dropped by a reset.
@@ -32,6 +37,7 @@ struct MimiState {
   SeanetState decoder;
 
   // Back to a fresh stream (the same as a new state, without reallocating).
+  // Not for rows mode (see Mimi::reset_rows).
   void reset_encoder() {
     if (encode_graph) encode_graph = std::make_shared<StepGraph>(encoder_transformer.step.device());
     encoder.reset();

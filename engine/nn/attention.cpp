@@ -17,6 +17,11 @@ at::Tensor attention(const at::Tensor &q, const at::Tensor &k, const at::Tensor 
 }
 
 at::Tensor causal_window_mask(const at::Tensor &q_pos, const at::Tensor &k_pos, int64_t context) {
+  if (q_pos.dim() == 2) {
+    at::Tensor k = k_pos.unsqueeze(1);  // [B, 1, Tk]
+    at::Tensor delta = q_pos.unsqueeze(2) - k;
+    return ((k >= 0) & (delta >= 0) & (delta < context)).unsqueeze(1);
+  }
   at::Tensor delta = q_pos.view({-1, 1}) - k_pos.view({1, -1});
   return (k_pos.view({1, -1}) >= 0) & (delta >= 0) & (delta < context);
 }

@@ -15,8 +15,14 @@ void RingKVCache::write(const at::Tensor &k, const at::Tensor &v, const at::Tens
   if (T > capacity_)
     throw Error("KV cache: " + std::to_string(T) + " steps at once exceed its capacity of " +
                 std::to_string(capacity_));
-  keys_.index_copy_(2, slots, k.to(keys_.scalar_type()));
-  values_.index_copy_(2, slots, v.to(values_.scalar_type()));
+  if (slots.dim() == 2) {
+    const at::Tensor index = slots.view({k.size(0), 1, T, 1}).expand(k.sizes());
+    keys_.scatter_(2, index, k.to(keys_.scalar_type()));
+    values_.scatter_(2, index, v.to(values_.scalar_type()));
+  } else {
+    keys_.index_copy_(2, slots, k.to(keys_.scalar_type()));
+    values_.index_copy_(2, slots, v.to(values_.scalar_type()));
+  }
   end_ += T;
 }
 

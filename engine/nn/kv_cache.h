@@ -17,9 +17,11 @@ class RingKVCache {
   void append(const at::Tensor &k, const at::Tensor &v);
   // The same with the slots ([T], int64, on the cache's device) computed by
   // the caller: no host arithmetic on positions, so a CUDA graph can replay it.
+  // Slots [B, T]: each row (an independent stream) at its own slots.
   void write(const at::Tensor &k, const at::Tensor &v, const at::Tensor &slots);
   // The reference's slot labels for a ring of `capacity` once `end` ([1]
-  // int64 tensor) steps are written; slot_ids = arange(capacity).
+  // int64 tensor, or [B, 1] for one ring per row: [B, capacity]) steps are
+  // written; slot_ids = arange(capacity).
   static at::Tensor labels(const at::Tensor &end, const at::Tensor &slot_ids, int64_t capacity);
   // Whole ring, [B, H, capacity, D], and each slot's step position, [capacity]
   // (the reference's labelling: see positions() in kv_cache.cpp).

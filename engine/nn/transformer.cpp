@@ -102,6 +102,8 @@ TransformerWeights TransformerWeights::load(const SafeTensors &file, const std::
   return w;
 }
 
+void TransformerState::reset_rows(const at::Tensor &mask) { step.masked_fill_(mask, 0); }
+
 void TransformerState::reset() {
   for (auto &c : caches) c.reset();
   offset = 0;
@@ -115,19 +117,21 @@ Transformer::Transformer(TransformerWeights weights) : w_(std::move(weights)) {
   slot_ids_ = at::arange(c.context, at::TensorOptions().dtype(at::kLong).device(device));
 }
 
-TransformerState Transformer::new_state(int64_t batch, const at::TensorOptions &options) const {
+TransformerState Transformer::new_state(int64_t batch, const at::TensorOptions &options,
+                                        const at::Tensor &active) const {
   const auto &c = w_.config;
   TransformerState s;
   for (int64_t i = 0; i < c.num_layers; ++i)
     s.caches.emplace_back(batch, c.num_heads, c.context, c.d_model / c.num_heads, options);
-  s.step = at::zeros({1}, options.dtype(at::kLong));
+  s.step = at::zeros({active.defined() ? batch : 1}, options.dtype(at::kLong));
+  s.active = active;
   return s;
 }
 
 struct Transformer::StepContext {
   RopeTables rope;
-  at::Tensor mask;   // [T, keys]
-  at::Tensor slots;  // [T], streaming only
+  at::Tensor mask;   // [T, keys]; rows mode [B, 1, T, keys]
+  at::Tensor slots;  // [T], streaming only; rows mode [B, T]
 };
 
 at::Tensor Transformer::norm(const at::Tensor &x, const at::Tensor &w, const at::Tensor &b) const {
@@ -188,6 +192,7 @@ at::Tensor Transformer::forward(const at::Tensor &input, TransformerState &state
   const int64_t T = input.size(1), C = w_.config.context;
   auto longs = at::TensorOptions().dtype(at::kLong).device(input.device());
   if (!state.step.defined()) state.step = at::full({1}, state.offset, longs);
+  if (state.active.defined()) return forward_rows(input, state);
   // Everything below is derived on the device from state.step.
   at::Tensor positions = state.step + at::arange(T, longs);
   StepContext ctx;
@@ -196,6 +201,21 @@ at::Tensor Transformer::forward(const at::Tensor &input, TransformerState &state
   if (w_.config.rope) ctx.rope = rope_tables(positions, frequencies_);
   at::Tensor x = run_layers(input, &state, ctx);
   state.step.add_(T);
+  state.offset += T;
+  return x;
+}
+
+// Rows mode: the same per row, from each row's own position.
+at::Tensor Transformer::forward_rows(const at::Tensor &input, TransformerState &state) const {
+  const int64_t B = input.size(0), T = input.size(1), C = w_.config.context;
+  auto longs = at::TensorOptions().dtype(at::kLong).device(input.device());
+  at::Tensor positions = state.step.view({B, 1}) + at::arange(T, longs);  // [B, T]
+  StepContext ctx;
+  ctx.slots = at::remainder(positions, C);
+  ctx.mask = causal_window_mask(positions, RingKVCache::labels(state.step.view({B, 1}) + T, slot_ids_, C), C);
+  if (w_.config.rope) ctx.rope = rope_tables(positions, frequencies_);
+  at::Tensor x = run_layers(input, &state, ctx);
+  state.step.add_(state.active.to(at::kLong) * T);
   state.offset += T;
   return x;
 }

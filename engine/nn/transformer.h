@@ -71,7 +71,15 @@ struct TransformerState {
   // `offset` on the device ([1] int64): positions are derived from it there,
   // so a captured CUDA graph of forward() stays right when replayed.
   at::Tensor step;
+  // Rows mode (see new_state): every batch row is a stream of its own, with
+  // its own position (`step` is [B]); only the rows whose `active` (bool [B],
+  // on the device) is set advance. An inactive row's key and value go to the
+  // slot its next step writes first, which it never attends to, so the row
+  // is left as it was.
+  at::Tensor active;
   void reset();
+  // Rows mode: the rows of `mask` (bool [B]) start afresh.
+  void reset_rows(const at::Tensor &mask);
 };
 
 class Transformer {
@@ -79,7 +87,9 @@ class Transformer {
   explicit Transformer(TransformerWeights weights);
 
   const TransformerConfig &config() const { return w_.config; }
-  TransformerState new_state(int64_t batch, const at::TensorOptions &options) const;
+  // `active`: rows mode with this mask (shared with the caller, who sets it).
+  TransformerState new_state(int64_t batch, const at::TensorOptions &options,
+                             const at::Tensor &active = {}) const;
 
   // x: [B, T, d_model] -> [B, T, d_model]; advances state by T steps.
   at::Tensor forward(const at::Tensor &x, TransformerState &state) const;
@@ -97,6 +107,7 @@ class Transformer {
   at::Tensor self_attention(const LayerWeights &l, const at::Tensor &x, const StepContext &ctx,
                             RingKVCache *cache) const;
   at::Tensor run_layers(const at::Tensor &x, TransformerState *state, const StepContext &ctx) const;
+  at::Tensor forward_rows(const at::Tensor &x, TransformerState &state) const;
 
   TransformerWeights w_;
   at::Tensor frequencies_;  // RoPE, on the weights' device
