@@ -37,6 +37,7 @@ class DuplexModel {
   const ModelFiles &files() const { return files_; }
   const std::shared_ptr<const lm::LmModel> &lm() const { return lm_; }
   const mimi::Mimi &mimi() const { return *mimi_; }
+  const std::shared_ptr<const mimi::Mimi> &shared_mimi() const { return mimi_; }
   const text::Tokenizer &tokenizer() const { return *tokenizer_; }
   at::Device device() const { return lm_->device(); }
 

@@ -80,16 +80,17 @@ bool same_steps(const lm::ConversationOptions &a, const lm::ConversationOptions 
 
 }  // namespace
 
-std::optional<lm::StepResult> Session::step_lm(std::vector<int64_t> user) {
-  return batch_ ? batch_->step(slot_, std::move(user)) : conv_->step_user(user);
-}
-
 void Session::warm_frame() {
+  if (batch_) {
+    const std::vector<float> silence(size_t(frame_size()), 0.0f);
+    batch_->step_frame(slot_, silence.data(), silence.size());
+    return;
+  }
   const mimi::Mimi &mimi = model_->mimi();
   at::Tensor codes = mimi.encode_frame(at::zeros({1, 1, frame_size()}, at::kFloat), *mimi_state_)
                          .to(at::kCPU).contiguous();
   const int64_t *c = codes.data_ptr<int64_t>();
-  auto out = step_lm({c, c + codes.numel()});
+  auto out = conv_->step_user({c, c + codes.numel()});
   at::Tensor agent = out ? out->agent_codes() : at::zeros({1, lm::kAudioCodebooks, 1}, at::kLong);
   mimi.decode_frame(agent.to(mimi.device()), *mimi_state_);
 }
@@ -115,7 +116,7 @@ void Session::start_alone(const lm::ConversationOptions &co) {
 // A slot in the shared batch (warmed up in a slot of its own first, unless
 // the batch has stepped already: its kernels and graphs are warm then).
 void Session::start_in_batch(const lm::ConversationOptions &co) {
-  batch_ = serving::LockstepBatch::acquire(model_->lm(), options_.batch, co);
+  batch_ = serving::LockstepBatch::acquire(model_->lm(), model_->shared_mimi(), options_.batch, co);
   if (batch_->steps() > 0) warmed_ = true;
   if (options_.warm_up && !warmed_) {
     slot_ = batch_->join(lm::Prompt{}, options_.seed, warn_).slot;
@@ -153,12 +154,13 @@ FrameResult Session::process(const float *pcm, size_t n) {
     throw Error("a frame holds at most " + std::to_string(F) + " samples, " + std::to_string(n) + " given");
   if (!started_) start();
   at::NoGradGuard no_grad;
+  if (batch_) return process_in_batch(pcm, n);
   const mimi::Mimi &mimi = model_->mimi();
   at::Tensor in = at::zeros({1, 1, F}, at::kFloat);
   std::copy(pcm, pcm + n, in.data_ptr<float>());
   at::Tensor codes = mimi.encode_frame(in, *mimi_state_).to(at::kCPU).contiguous();
   const int64_t *c = codes.data_ptr<int64_t>();
-  auto out = step_lm({c, c + codes.numel()});
+  auto out = conv_->step_user({c, c + codes.numel()});
 
   FrameResult r;
   r.step = frames_++;
@@ -170,6 +172,18 @@ FrameResult Session::process(const float *pcm, size_t n) {
   r.pcm = to_vector(mimi.decode_frame(out->agent_codes().to(mimi.device()), *mimi_state_));
   r.text_id = out->text();
   r.text = model_->tokenizer().text(r.text_id);
+  return r;
+}
+
+// The codec runs in the batch too: one batched Mimi call per frame each way
+// for all of its conversations.
+FrameResult Session::process_in_batch(const float *pcm, size_t n) {
+  serving::LockstepBatch::Frame f = batch_->step_frame(slot_, pcm, n);
+  FrameResult r;
+  r.step = frames_++;
+  r.pcm = std::move(f.pcm);
+  r.text_id = f.result ? f.result->text() : text::kPad;
+  if (f.result) r.text = model_->tokenizer().text(r.text_id);
   return r;
 }
 

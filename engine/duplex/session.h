@@ -77,10 +77,9 @@ class Session {
   void leave_batch();
   void start_alone(const lm::ConversationOptions &co);
   void start_in_batch(const lm::ConversationOptions &co);
-  // One LM step of the user's codes: in the batch's slot, or alone.
-  std::optional<lm::StepResult> step_lm(std::vector<int64_t> user);
   // One frame of silence through Mimi and the LM, outputs dropped.
   void warm_frame();
+  FrameResult process_in_batch(const float *pcm, size_t n);
 
   std::shared_ptr<const DuplexModel> model_;
   SessionOptions options_;

@@ -12,10 +12,10 @@ using namespace lm;  // the model this layer serves
 namespace {
 
 // Batches are keyed by the model object and everything every slot shares.
-std::string key_of(const lm::LmModel *lm, int64_t slots, const lm::ConversationOptions &o) {
+std::string key_of(const lm::LmModel *lm, const mimi::Mimi *mimi, int64_t slots, const lm::ConversationOptions &o) {
   std::ostringstream k;
   const lm::SamplingParams &s = o.sampling;
-  k << static_cast<const void *>(lm) << '|' << slots << '|' << s.greedy << '|' << s.temp_text << '|'
+  k << static_cast<const void *>(lm) << '|' << static_cast<const void *>(mimi) << '|' << slots << '|' << s.greedy << '|' << s.temp_text << '|'
     << s.top_k_text << '|' << s.temp_audio << '|' << s.top_k_audio << '|' << o.pin_prompt << '|'
     << o.full_depformer << '|' << o.cuda_graphs;
   return k.str();
@@ -30,25 +30,27 @@ std::map<std::string, std::weak_ptr<LockstepBatch>> &registry() {
 }  // namespace
 
 std::shared_ptr<LockstepBatch> LockstepBatch::acquire(const std::shared_ptr<const lm::LmModel> &lm,
-                                                      int64_t slots, const lm::ConversationOptions &options) {
+                                                      const std::shared_ptr<const mimi::Mimi> &mimi, int64_t slots,
+                                                      const lm::ConversationOptions &options) {
   std::lock_guard<std::mutex> lock(registry_mutex);
   auto &batches = registry();
   for (auto it = batches.begin(); it != batches.end();)
     it = it->second.expired() ? batches.erase(it) : std::next(it);
-  std::weak_ptr<LockstepBatch> &entry = batches[key_of(lm.get(), slots, options)];
+  std::weak_ptr<LockstepBatch> &entry = batches[key_of(lm.get(), mimi.get(), slots, options)];
   if (auto live = entry.lock()) return live;
-  auto fresh = std::make_shared<LockstepBatch>(lm, slots, options);
+  auto fresh = std::make_shared<LockstepBatch>(lm, mimi, slots, options);
   entry = fresh;
   return fresh;
 }
 
-LockstepBatch::LockstepBatch(std::shared_ptr<const lm::LmModel> lm, int64_t slots,
-                             lm::ConversationOptions options, std::chrono::microseconds gather)
+LockstepBatch::LockstepBatch(std::shared_ptr<const lm::LmModel> lm, std::shared_ptr<const mimi::Mimi> mimi,
+                             int64_t slots, lm::ConversationOptions options, std::chrono::microseconds gather)
     : slots_(slots),
       gather_(gather),
       config_(lm->config()),
       member_(size_t(std::max<int64_t>(slots, 0)), false),
       server_(std::move(lm), slots, options) {
+  if (mimi) codec_ = std::make_unique<MimiBatch>(std::move(mimi), slots);
   thread_ = std::thread([this] { run(); });
 }
 
@@ -68,6 +70,7 @@ LockstepBatch::Joined LockstepBatch::join(const lm::Prompt &prompt, uint64_t see
     std::lock_guard<std::mutex> server(server_mutex_);
     j.slot = server_.join(prompt, seed, warn);
     j.prompt_steps = server_.conversation(j.slot).steps();
+    if (codec_) codec_->restart(j.slot);
   }
   std::lock_guard<std::mutex> lock(mutex_);
   member_[size_t(j.slot)] = true;
@@ -98,6 +101,25 @@ std::optional<lm::StepResult> LockstepBatch::step(int64_t slot, std::vector<int6
   lm::check_user_codes(config_, user_codes);  // bad codes fail this session alone
   auto p = std::make_shared<Pending>();
   p->codes = std::move(user_codes);
+  return std::move(submit(slot, p)->result);
+}
+
+LockstepBatch::Frame LockstepBatch::step_frame(int64_t slot, const float *pcm, size_t n) {
+  if (!codec_) throw Error("this batch has no codec: submit codes");
+  const size_t F = size_t(codec_->mimi().frame_size());
+  if (n > F) throw Error("a frame holds at most " + std::to_string(F) + " samples, " + std::to_string(n) + " given");
+  auto p = std::make_shared<Pending>();
+  p->pcm.assign(F, 0.0f);
+  std::copy(pcm, pcm + n, p->pcm.begin());
+  submit(slot, p);
+  Frame f;
+  f.result = std::move(p->result);
+  f.pcm = f.result ? std::move(p->out_pcm) : std::vector<float>(F, 0.0f);
+  return f;
+}
+
+// Queues the slot's submission and waits for the step that takes it.
+std::shared_ptr<LockstepBatch::Pending> LockstepBatch::submit(int64_t slot, std::shared_ptr<Pending> p) {
   std::unique_lock<std::mutex> lock(mutex_);
   if (slot < 0 || slot >= slots_ || !member_[size_t(slot)])
     throw Error("batch slot " + std::to_string(slot) + " is not joined");
@@ -107,7 +129,7 @@ std::optional<lm::StepResult> LockstepBatch::step(int64_t slot, std::vector<int6
   wake_.notify_all();
   done_.wait(lock, [&] { return p->done; });
   if (!p->error.empty()) throw Error(p->error);
-  return std::move(p->result);
+  return p;
 }
 
 bool LockstepBatch::ready_locked(std::chrono::steady_clock::time_point first) const {
@@ -147,18 +169,44 @@ void LockstepBatch::run() {
 
 void LockstepBatch::step_pending(std::map<int64_t, std::shared_ptr<Pending>> &taken) {
   at::NoGradGuard no_grad;
-  std::map<int64_t, std::vector<int64_t>> user;
-  for (auto &t : taken) user[t.first] = t.second->codes;
   try {
     std::lock_guard<std::mutex> server(server_mutex_);
     // A slot may have left between its submission and now.
-    for (auto it = user.begin(); it != user.end();)
-      it = server_.in_use(it->first) ? std::next(it) : user.erase(it);
-    auto results = server_.step(user);
-    for (auto &r : results) taken[r.first]->result = std::move(r.second);
+    std::map<int64_t, std::shared_ptr<Pending>> live;
+    for (auto &t : taken) {
+      if (server_.in_use(t.first))
+        live.insert(t);
+      else
+        t.second->error = "the conversation left the batch";
+    }
+    step_taken(live);
   } catch (const std::exception &e) {
     for (auto &t : taken) t.second->error = e.what();
   }
+}
+
+// Under the server lock: the audio submitted encoded in one codec call, one
+// LM step, the answers to audio decoded in one codec call.
+void LockstepBatch::step_taken(std::map<int64_t, std::shared_ptr<Pending>> &taken) {
+  std::map<int64_t, std::vector<int64_t>> user;
+  std::map<int64_t, std::vector<float>> audio;
+  for (auto &[slot, p] : taken) {
+    if (p->pcm.empty())
+      user[slot] = p->codes;
+    else
+      audio[slot] = std::move(p->pcm);
+  }
+  if (!audio.empty())
+    for (auto &[slot, codes] : codec_->encode(audio)) user[slot] = std::move(codes);
+  auto results = server_.step(user);
+  std::map<int64_t, std::vector<int64_t>> answers;
+  for (auto &[slot, r] : results) {
+    if (r && audio.count(slot)) answers[slot] = r->agent();
+    taken[slot]->result = std::move(r);
+  }
+  for (auto &[slot, pcm] : codec_ && !answers.empty() ? codec_->decode(answers)
+                                                       : std::map<int64_t, std::vector<float>>{})
+    taken[slot]->out_pcm = std::move(pcm);
 }
 
 int64_t LockstepBatch::active() const {

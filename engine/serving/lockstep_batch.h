@@ -11,6 +11,11 @@
 // fraction of a millisecond of each other when their frame grids share a
 // phase (see phase()).
 //
+// With a codec (a Mimi), sessions may submit audio instead of codes
+// (step_frame): the step then encodes every submitted frame in one batched
+// Mimi call, steps the LM, and decodes every answer in another
+// (mimi_batch.h), so N conversations cost one codec call each way per frame.
+//
 // Joins (the prompts, prefilled) and leaves run on the caller's thread,
 // between steps. Thread-safe.
 #pragma once
@@ -26,7 +31,9 @@
 #include <thread>
 #include <vector>
 
+#include "mimi/mimi.h"
 #include "serving/batch.h"
+#include "serving/mimi_batch.h"
 #include "lm/conversation.h"
 #include "lm/prompt.h"
 
@@ -34,14 +41,16 @@ namespace personaplex::serving {
 
 class LockstepBatch {
  public:
-  // The batch of these step options on `lm` with `slots` slots: shared with
-  // every other caller that names the same ones while any holds it. Its KV
-  // storage for all slots is allocated here, once.
+  // The batch of these step options on `lm` (and codec `mimi`, null for
+  // none) with `slots` slots: shared with every other caller that names the
+  // same ones while any holds it. Its KV storage and codec state for all
+  // slots are allocated here, once.
   static std::shared_ptr<LockstepBatch> acquire(const std::shared_ptr<const lm::LmModel> &lm,
-                                                int64_t slots, const lm::ConversationOptions &options);
+                                                const std::shared_ptr<const mimi::Mimi> &mimi, int64_t slots,
+                                                const lm::ConversationOptions &options);
 
-  LockstepBatch(std::shared_ptr<const lm::LmModel> lm, int64_t slots, lm::ConversationOptions options,
-                std::chrono::microseconds gather = std::chrono::milliseconds(10));
+  LockstepBatch(std::shared_ptr<const lm::LmModel> lm, std::shared_ptr<const mimi::Mimi> mimi, int64_t slots,
+                lm::ConversationOptions options, std::chrono::microseconds gather = std::chrono::milliseconds(10));
   ~LockstepBatch();
   LockstepBatch(const LockstepBatch &) = delete;
   LockstepBatch &operator=(const LockstepBatch &) = delete;
@@ -50,8 +59,9 @@ class LockstepBatch {
     int64_t slot = -1;
     int64_t prompt_steps = 0;  // LM steps the prompts took
   };
-  // Takes a free slot and runs the prompt there. Throws BusyError when
-  // every slot is taken (the message says how many), Error on a bad prompt.
+  // Takes a free slot and runs the prompt there (the slot's codec streams
+  // start afresh). Throws BusyError when every slot is taken (the message
+  // says how many), Error on a bad prompt.
   Joined join(const lm::Prompt &prompt, uint64_t seed, const lm::WarningFn &warn = {});
   // Frees the slot (waits for a step that includes it to end). No-op for a
   // slot that is not in use.
@@ -60,6 +70,14 @@ class LockstepBatch {
   // the batched step that took it has run. Throws Error on bad codes or a
   // failed step (then every session of that step gets the error).
   std::optional<lm::StepResult> step(int64_t slot, std::vector<int64_t> user_codes);
+
+  struct Frame {
+    std::optional<lm::StepResult> result;  // nullopt while the delays fill
+    std::vector<float> pcm;                // the agent's frame (silence while they fill)
+  };
+  // One frame of the slot's user audio (n <= frame_size samples, the rest
+  // silence) through the codec and the LM; blocks like step(). Needs a codec.
+  Frame step_frame(int64_t slot, const float *pcm, size_t n);
 
   int64_t slots() const { return slots_; }
   int64_t active() const;
@@ -74,6 +92,8 @@ class LockstepBatch {
  private:
   struct Pending {
     std::vector<int64_t> codes;
+    std::vector<float> pcm;  // audio to encode, when given instead of codes
+    std::vector<float> out_pcm;
     std::optional<lm::StepResult> result;
     std::string error;
     bool done = false;
@@ -81,6 +101,8 @@ class LockstepBatch {
   void run();
   bool ready_locked(std::chrono::steady_clock::time_point first) const;
   void step_pending(std::map<int64_t, std::shared_ptr<Pending>> &taken);
+  void step_taken(std::map<int64_t, std::shared_ptr<Pending>> &taken);
+  std::shared_ptr<Pending> submit(int64_t slot, std::shared_ptr<Pending> p);
 
   const int64_t slots_;
   const std::chrono::microseconds gather_;
@@ -97,6 +119,7 @@ class LockstepBatch {
   bool stop_ = false;
   std::mutex server_mutex_;  // held across a step, a join, a leave
   BatchServer server_;
+  std::unique_ptr<MimiBatch> codec_;  // null without a codec
   std::thread thread_;
 };
 
