@@ -8,13 +8,17 @@ file in real time; prints what each got, as JSON.
 
 URL is the server's, http(s)://HOST:PORT. Make USER.ogg from any audio with
   gst-launch-1.0 filesrc location=user.wav ! decodebin ! audioconvert ! \\
-    audioresample ! opusenc ! oggmux ! filesink location=user.ogg
-It is sent page by page at its own pace (looped for --seconds).
+    audioresample ! opusenc frame-size=20 ! oggmux max-page-delay=40000000 ! \\
+    filesink location=user.ogg
+It is sent page by page at its own pace (looped for --seconds): pages of 40 ms,
+as the reference's web client sends them (oggmux's default pages of 0.5 s
+arrive, and are answered, in bursts).
 
 Per session: handshake_s (connect to the 0x00 message: the prompts), then
 for the agent's audio pages (one per 80 ms frame, after the two header
 pages): first_audio_s (after the handshake), pages, pages_per_s over the
-call, max_gap_ms between two pages, text_pieces, and error / close when the
+call, max_gap_ms between two pages (max_gap_after_1s_ms: after its first second),
+text_pieces, and error / close when the
 server ended the call. Only the Python standard library is needed.
 """
 
@@ -188,7 +192,15 @@ async def converse(args, index, pages):
         result["pages_per_s"] = round((len(frames) - 1) / span, 2) if span > 0 else None
         gaps = [b - a for a, b in zip(frames, frames[1:])]
         result["max_gap_ms"] = round(1000 * max(gaps), 1) if gaps else None
+        # Past the first second (the codec's first frames), the call's continuity.
+        later = [b - a for a, b in zip(frames, frames[1:]) if a >= frames[0] + 1.0]
+        result["max_gap_after_1s_ms"] = round(1000 * max(later), 1) if later else None
     return result
+
+
+def median(values):
+    v = sorted(values)
+    return v[len(v) // 2] if v else None
 
 
 async def main_async(args):
@@ -197,10 +209,18 @@ async def main_async(args):
     results = await asyncio.gather(*(converse(args, i, pages) for i in range(args.sessions)))
     ok = [r for r in results if "error" not in r and r.get("pages", 0) > 0]
     summary = {"sessions": args.sessions, "ok": len(ok), "seconds": args.seconds}
+    summary["failed"] = args.sessions - len(ok)
+    errors = sorted({r.get("error", "") for r in results if "error" in r})
+    if errors:
+        summary["errors"] = errors[:5]
     if ok:
+        summary["handshake_s_median"] = median([r["handshake_s"] for r in ok])
         summary["handshake_s_max"] = max(r["handshake_s"] for r in ok)
         summary["pages_per_s_min"] = min(r.get("pages_per_s") or 0 for r in ok)
+        summary["pages_per_s_median"] = median([r.get("pages_per_s") or 0 for r in ok])
         summary["max_gap_ms"] = max(r.get("max_gap_ms") or 0 for r in ok)
+        summary["max_gap_after_1s_ms"] = max(r.get("max_gap_after_1s_ms") or 0 for r in ok)
+        summary["max_gap_after_1s_ms_median"] = median([r.get("max_gap_after_1s_ms") or 0 for r in ok])
     print(json.dumps({"summary": summary, "sessions": results}, indent=1))
     return 0 if len(ok) == args.sessions else 1
 
