@@ -47,6 +47,7 @@
  */
 #include "gstpersonaplex.h"
 
+#include "gstpcmsamples.h"
 #include "gstpersonaplexprivate.h"
 
 // Not static: the element's other files log in it too.
@@ -58,14 +59,10 @@ using namespace gstpersonaplex;
 G_DEFINE_TYPE(GstPersonaPlex, gst_personaplex, GST_TYPE_ELEMENT);
 GST_ELEMENT_REGISTER_DEFINE(personaplex, "personaplex", GST_RANK_NONE, GST_TYPE_PERSONAPLEX);
 
-#define PCM_CAPS                                                                         \
-  "audio/x-raw, format = (string) { F32LE, S16LE }, rate = (int) 24000, "                \
-  "channels = (int) 1, layout = (string) interleaved"
-
 static GstStaticPadTemplate sink_template =
-    GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(PCM_CAPS));
+    GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_PERSONAPLEX_PCM_CAPS));
 static GstStaticPadTemplate src_template =
-    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(PCM_CAPS));
+    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_PERSONAPLEX_PCM_CAPS));
 static GstStaticPadTemplate text_template = GST_STATIC_PAD_TEMPLATE("text_src", GST_PAD_SRC,
     GST_PAD_ALWAYS, GST_STATIC_CAPS("text/x-raw, format = (string) utf8"));
 
