@@ -37,12 +37,12 @@
 
 #include <gst/audio/audio.h>
 
-#include <cmath>
 #include <exception>
 #include <memory>
 #include <vector>
 
 #include "gstmimimodel.h"
+#include "gstpcmsamples.h"
 #include "mimi/mimi.h"
 #include "mimi/state.h"
 
@@ -83,9 +83,7 @@ GST_ELEMENT_REGISTER_DEFINE(mimidec, "mimidec", GST_RANK_NONE, GST_TYPE_MIMI_DEC
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK,
     GST_PAD_ALWAYS,
-    GST_STATIC_CAPS("audio/x-mimi, rate = (int) 24000, channels = (int) 1, "
-                    "frame-duration-us = (int) 80000, codebooks = (int) [ 1, 32 ], "
-                    "codebook-size = (int) [ 1, 65536 ]"));
+    GST_STATIC_CAPS(GST_MIMI_TEMPLATE_CAPS));
 
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC,
     GST_PAD_ALWAYS,
@@ -103,17 +101,9 @@ static void reset_state(GstMimiDec *self) {
 
 static gboolean gst_mimi_dec_start(GstAudioDecoder *dec) {
   GstMimiDec *self = GST_MIMI_DEC(dec);
-  auto settings = gstpersonaplex::mimi_model_settings_copy(GST_ELEMENT(dec), self->settings);
-  auto model = gstpersonaplex::mimi_model_acquire(GST_ELEMENT(dec), settings);
-  if (!model) return FALSE;
-  try {
-    self->stream->state = model->new_state(1);
-  } catch (const std::exception &e) {
-    GST_ELEMENT_ERROR(dec, RESOURCE, FAILED, ("Could not set up the Mimi stream: %s", e.what()),
-                      (nullptr));
+  if (!gstpersonaplex::mimi_model_open_stream(GST_ELEMENT(dec), self->settings, &self->stream->model,
+                                              &self->stream->state))
     return FALSE;
-  }
-  self->stream->model = std::move(model);
   reset_state(self);
   // The base class clears these with its context at every start.
   gst_audio_decoder_set_plc_aware(dec, TRUE);
@@ -204,20 +194,7 @@ static GstFlowReturn gst_mimi_dec_parse(GstAudioDecoder *dec, GstAdapter *adapte
 
 // `n` mono samples from `pcm` as an output buffer in the negotiated format.
 static GstBuffer *pcm_buffer(GstAudioFormat format, const float *pcm, gsize n) {
-  const gsize bps = format == GST_AUDIO_FORMAT_F32LE ? 4 : 2;
-  GstBuffer *out = gst_buffer_new_allocate(nullptr, n * bps, nullptr);
-  GstMapInfo map;
-  gst_buffer_map(out, &map, GST_MAP_WRITE);
-  if (format == GST_AUDIO_FORMAT_F32LE) {
-    for (gsize i = 0; i < n; ++i) GST_WRITE_FLOAT_LE(map.data + 4 * i, pcm[i]);
-  } else {
-    for (gsize i = 0; i < n; ++i) {
-      const long v = std::lrint(static_cast<double>(pcm[i]) * 32768.0);
-      GST_WRITE_UINT16_LE(map.data + 2 * i, static_cast<guint16>(CLAMP(v, -32768L, 32767L)));
-    }
-  }
-  gst_buffer_unmap(out, &map);
-  return out;
+  return gstpersonaplex::pcm_buffer_from_floats(pcm, n, format);
 }
 
 // Decodes one frame of codes to CPU float samples; throws on engine errors.
@@ -372,18 +349,12 @@ static void gst_mimi_dec_flush(GstAudioDecoder *dec, gboolean hard) {
 
 static void gst_mimi_dec_set_property(GObject *object, guint prop_id, const GValue *value,
                                       GParamSpec *pspec) {
-  GstMimiDec *self = GST_MIMI_DEC(object);
-  if (!gstpersonaplex::mimi_model_set_property(GST_ELEMENT(object), self->settings, prop_id,
-                                               value))
-    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+  gstpersonaplex::mimi_model_set_property(object, GST_MIMI_DEC(object)->settings, prop_id, value, pspec);
 }
 
 static void gst_mimi_dec_get_property(GObject *object, guint prop_id, GValue *value,
                                       GParamSpec *pspec) {
-  GstMimiDec *self = GST_MIMI_DEC(object);
-  if (!gstpersonaplex::mimi_model_get_property(GST_ELEMENT(object), self->settings, prop_id,
-                                               value))
-    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+  gstpersonaplex::mimi_model_get_property(object, GST_MIMI_DEC(object)->settings, prop_id, value, pspec);
 }
 
 static void gst_mimi_dec_finalize(GObject *object) {

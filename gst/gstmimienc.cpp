@@ -34,6 +34,7 @@
 #include <memory>
 
 #include "gstmimimodel.h"
+#include "gstpcmsamples.h"
 #include "mimi/mimi.h"
 #include "mimi/state.h"
 
@@ -66,14 +67,11 @@ GST_ELEMENT_REGISTER_DEFINE(mimienc, "mimienc", GST_RANK_NONE, GST_TYPE_MIMI_ENC
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK,
     GST_PAD_ALWAYS,
-    GST_STATIC_CAPS("audio/x-raw, format = (string) { F32LE, S16LE }, rate = (int) 24000, "
-                    "channels = (int) 1, layout = (string) interleaved"));
+    GST_STATIC_CAPS(GST_PERSONAPLEX_PCM_CAPS));
 
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC,
     GST_PAD_ALWAYS,
-    GST_STATIC_CAPS("audio/x-mimi, rate = (int) 24000, channels = (int) 1, "
-                    "frame-duration-us = (int) 80000, codebooks = (int) [ 1, 32 ], "
-                    "codebook-size = (int) [ 1, 65536 ]"));
+    GST_STATIC_CAPS(GST_MIMI_TEMPLATE_CAPS));
 
 static void reset_state(GstMimiEnc *self) {
   EncStream *s = self->stream;
@@ -83,17 +81,9 @@ static void reset_state(GstMimiEnc *self) {
 
 static gboolean gst_mimi_enc_start(GstAudioEncoder *enc) {
   GstMimiEnc *self = GST_MIMI_ENC(enc);
-  auto settings = gstpersonaplex::mimi_model_settings_copy(GST_ELEMENT(enc), self->settings);
-  auto model = gstpersonaplex::mimi_model_acquire(GST_ELEMENT(enc), settings);
-  if (!model) return FALSE;
-  try {
-    self->stream->state = model->new_state(1);
-  } catch (const std::exception &e) {
-    GST_ELEMENT_ERROR(enc, RESOURCE, FAILED, ("Could not set up the Mimi stream: %s", e.what()),
-                      (nullptr));
+  if (!gstpersonaplex::mimi_model_open_stream(GST_ELEMENT(enc), self->settings, &self->stream->model,
+                                              &self->stream->state))
     return FALSE;
-  }
-  self->stream->model = std::move(model);
   self->stream->frames = 0;
   return TRUE;
 }
@@ -134,16 +124,6 @@ static gboolean gst_mimi_enc_set_format(GstAudioEncoder *enc, GstAudioInfo *info
   return ok;
 }
 
-// Fills a zeroed float frame from `n` interleaved mono samples.
-static void read_samples(GstAudioFormat format, const guint8 *data, gsize n, float *dst) {
-  if (format == GST_AUDIO_FORMAT_F32LE) {
-    for (gsize i = 0; i < n; ++i) dst[i] = GST_READ_FLOAT_LE(data + 4 * i);
-  } else {
-    for (gsize i = 0; i < n; ++i)
-      dst[i] = static_cast<gint16>(GST_READ_UINT16_LE(data + 2 * i)) / 32768.0f;
-  }
-}
-
 static GstBuffer *codes_buffer(const at::Tensor &codes) {
   const gint64 n = codes.numel();
   const int64_t *values = codes.data_ptr<int64_t>();
@@ -170,7 +150,7 @@ static GstFlowReturn gst_mimi_enc_handle_frame(GstAudioEncoder *enc, GstBuffer *
     return GST_FLOW_ERROR;
   }
   const gsize n = MIN(map.size / bpf, static_cast<gsize>(frame));
-  read_samples(s->format, map.data, n, pcm.data_ptr<float>());
+  gstpersonaplex::pcm_read_floats(map.data, n, s->format, pcm.data_ptr<float>());
   gst_buffer_unmap(buffer, &map);
 
   at::Tensor codes;
@@ -207,18 +187,12 @@ static gboolean gst_mimi_enc_sink_event(GstAudioEncoder *enc, GstEvent *event) {
 
 static void gst_mimi_enc_set_property(GObject *object, guint prop_id, const GValue *value,
                                       GParamSpec *pspec) {
-  GstMimiEnc *self = GST_MIMI_ENC(object);
-  if (!gstpersonaplex::mimi_model_set_property(GST_ELEMENT(object), self->settings, prop_id,
-                                               value))
-    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+  gstpersonaplex::mimi_model_set_property(object, GST_MIMI_ENC(object)->settings, prop_id, value, pspec);
 }
 
 static void gst_mimi_enc_get_property(GObject *object, guint prop_id, GValue *value,
                                       GParamSpec *pspec) {
-  GstMimiEnc *self = GST_MIMI_ENC(object);
-  if (!gstpersonaplex::mimi_model_get_property(GST_ELEMENT(object), self->settings, prop_id,
-                                               value))
-    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+  gstpersonaplex::mimi_model_get_property(object, GST_MIMI_ENC(object)->settings, prop_id, value, pspec);
 }
 
 static void gst_mimi_enc_finalize(GObject *object) {

@@ -52,10 +52,14 @@ static std::string *field_of(MimiModelSettings *settings, guint prop_id) {
   }
 }
 
-bool mimi_model_set_property(GstElement *element, MimiModelSettings *settings,
-                             guint prop_id, const GValue *value) {
+void mimi_model_set_property(GObject *object, MimiModelSettings *settings, guint prop_id,
+                             const GValue *value, GParamSpec *pspec) {
   std::string *field = field_of(settings, prop_id);
-  if (!field) return false;
+  if (!field) {
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+    return;
+  }
+  GstElement *element = GST_ELEMENT(object);
   const gchar *text = g_value_get_string(value);
   GST_OBJECT_LOCK(element);
   // The model is loaded when the element starts; a change after that would
@@ -64,25 +68,26 @@ bool mimi_model_set_property(GstElement *element, MimiModelSettings *settings,
     GST_OBJECT_UNLOCK(element);
     g_warning("%s: property '%s' can only be changed in the NULL or READY state",
               GST_ELEMENT_NAME(element), property_names[prop_id]);
-    return true;
+    return;
   }
   if (prop_id == MIMI_MODEL_PROP_DEVICE && (!text || !*text))
     *field = GST_PERSONAPLEX_DEFAULT_DEVICE;
   else
     *field = text ? text : "";
   GST_OBJECT_UNLOCK(element);
-  return true;
 }
 
-bool mimi_model_get_property(GstElement *element, const MimiModelSettings *settings,
-                             guint prop_id, GValue *value) {
+void mimi_model_get_property(GObject *object, const MimiModelSettings *settings, guint prop_id,
+                             GValue *value, GParamSpec *pspec) {
   const std::string *field = field_of(const_cast<MimiModelSettings *>(settings), prop_id);
-  if (!field) return false;
-  GST_OBJECT_LOCK(element);
+  if (!field) {
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+    return;
+  }
+  GST_OBJECT_LOCK(object);
   g_value_set_string(value, field->empty() && prop_id != MIMI_MODEL_PROP_DEVICE
                                 ? nullptr : field->c_str());
-  GST_OBJECT_UNLOCK(element);
-  return true;
+  GST_OBJECT_UNLOCK(object);
 }
 
 MimiModelSettings mimi_model_settings_copy(GstElement *element,
@@ -176,6 +181,22 @@ std::shared_ptr<const Mimi> mimi_model_acquire(GstElement *element,
                       ("config \"%s\", device %s", s.config.c_str(), s.device.c_str()));
     return nullptr;
   }
+}
+
+bool mimi_model_open_stream(GstElement *element, const MimiModelSettings *settings,
+                            std::shared_ptr<const Mimi> *model,
+                            std::unique_ptr<personaplex::mimi::MimiState> *state) {
+  auto opened = mimi_model_acquire(element, mimi_model_settings_copy(element, settings));
+  if (!opened) return false;
+  try {
+    *state = opened->new_state(1);
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR(element, RESOURCE, FAILED, ("Could not set up the Mimi stream: %s", e.what()),
+                      (nullptr));
+    return false;
+  }
+  *model = std::move(opened);
+  return true;
 }
 
 GstCaps *mimi_model_codec_caps(const Mimi &model) {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "mimi/mimi.h"
+#include "mimi/state.h"
 
 namespace gstpersonaplex {
 
@@ -32,11 +33,12 @@ struct MimiModelSettings {
 
 void mimi_model_install_properties(GObjectClass *klass);
 
-// Return false when `prop_id` is not one of the model properties.
-bool mimi_model_set_property(GstElement *element, MimiModelSettings *settings,
-                             guint prop_id, const GValue *value);
-bool mimi_model_get_property(GstElement *element, const MimiModelSettings *settings,
-                             guint prop_id, GValue *value);
+// The elements' GObject property handlers (they have no others): a
+// warning for an id that is not one of the model properties.
+void mimi_model_set_property(GObject *object, MimiModelSettings *settings, guint prop_id,
+                             const GValue *value, GParamSpec *pspec);
+void mimi_model_get_property(GObject *object, const MimiModelSettings *settings, guint prop_id,
+                             GValue *value, GParamSpec *pspec);
 
 // A copy taken under the object lock.
 MimiModelSettings mimi_model_settings_copy(GstElement *element,
@@ -46,6 +48,19 @@ MimiModelSettings mimi_model_settings_copy(GstElement *element,
 // message on `element` (naming the file and the problem) and returns null.
 std::shared_ptr<const personaplex::mimi::Mimi> mimi_model_acquire(
     GstElement *element, const MimiModelSettings &settings);
+
+// start(): the model the settings name (a copy taken under the object lock)
+// and a fresh codec stream of one; on failure posts the error on `element`
+// and returns false, leaving *model and *state as they were.
+bool mimi_model_open_stream(GstElement *element, const MimiModelSettings *settings,
+                            std::shared_ptr<const personaplex::mimi::Mimi> *model,
+                            std::unique_ptr<personaplex::mimi::MimiState> *state);
+
+// The pad template caps of Mimi frames (the model fixes the ranges).
+#define GST_MIMI_TEMPLATE_CAPS                                                    \
+  "audio/x-mimi, rate = (int) 24000, channels = (int) 1, "                        \
+  "frame-duration-us = (int) 80000, codebooks = (int) [ 1, 32 ], "                \
+  "codebook-size = (int) [ 1, 65536 ]"
 
 // The caps of Mimi frames from `model`: audio/x-mimi with rate, channels,
 // frame-duration-us, codebooks and codebook-size.

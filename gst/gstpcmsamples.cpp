@@ -4,17 +4,21 @@
 
 namespace gstpersonaplex {
 
+void pcm_read_floats(const guint8 *data, size_t n, GstAudioFormat format, float *dst) {
+  if (format == GST_AUDIO_FORMAT_S16LE) {
+    for (size_t i = 0; i < n; ++i) dst[i] = static_cast<gint16>(GST_READ_UINT16_LE(data + 2 * i)) / 32768.0f;
+  } else {
+    for (size_t i = 0; i < n; ++i) dst[i] = GST_READ_FLOAT_LE(data + 4 * i);
+  }
+}
+
 void pcm_append_floats(GstBuffer *buffer, GstAudioFormat format, std::vector<float> *out) {
   GstMapInfo map;
   if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return;
-  if (format == GST_AUDIO_FORMAT_S16LE) {
-    const size_t n = map.size / 2;
-    for (size_t i = 0; i < n; ++i)
-      out->push_back(static_cast<gint16>(GST_READ_UINT16_LE(map.data + 2 * i)) / 32768.0f);
-  } else {
-    const size_t n = map.size / 4;
-    for (size_t i = 0; i < n; ++i) out->push_back(GST_READ_FLOAT_LE(map.data + 4 * i));
-  }
+  const size_t n = map.size / (format == GST_AUDIO_FORMAT_S16LE ? 2 : 4);
+  const size_t old = out->size();
+  out->resize(old + n);
+  pcm_read_floats(map.data, n, format, out->data() + old);
   gst_buffer_unmap(buffer, &map);
 }
 

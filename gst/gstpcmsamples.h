@@ -10,6 +10,14 @@
 
 namespace gstpersonaplex {
 
+// The pad template caps of that audio at the model's rate.
+#define GST_PERSONAPLEX_PCM_CAPS                                                  \
+  "audio/x-raw, format = (string) { F32LE, S16LE }, rate = (int) 24000, "         \
+  "channels = (int) 1, layout = (string) interleaved"
+
+// Reads `n` samples in `format` from `data` into `dst`.
+void pcm_read_floats(const guint8 *data, size_t n, GstAudioFormat format, float *dst);
+
 // Appends the samples of `buffer` (in `format`) to `out`.
 void pcm_append_floats(GstBuffer *buffer, GstAudioFormat format, std::vector<float> *out);
 

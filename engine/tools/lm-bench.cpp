@@ -15,8 +15,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
-#include <iostream>
 #include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -28,6 +26,7 @@
 #include "lm/prompt.h"
 #include "lm/random_weights.h"
 #include "nn/quantized_linear.h"
+#include "tool_options.h"
 
 using namespace personaplex;
 
@@ -49,44 +48,25 @@ struct Options {
   bool greedy = false, graphs = true, check_graphs = false;
 };
 
-[[noreturn]] void usage(const std::string &why) {
-  std::fprintf(stderr,
-               "lm-bench: %s\nusage: lm-bench [--device DEV] [--dtype DTYPE] [--config FILE] "
-               "[--weights FILE] [--steps N] [--warmup N] [--prompt-steps N] [--greedy] [--no-graphs]\n"
-               "  [--check-graphs] [--weight-format bf16|int8|fp8]\n",
-               why.c_str());
-  std::exit(2);
-}
-
 Options parse(int argc, char **argv) {
+  tools::CommandLine cl("lm-bench",
+                        "usage: lm-bench [--device DEV] [--dtype DTYPE] [--config FILE] "
+                        "[--weights FILE] [--steps N] [--warmup N] [--prompt-steps N] [--greedy] [--no-graphs]\n"
+                        "  [--check-graphs] [--weight-format bf16|int8|fp8]\n");
+  cl.parse(argc, argv, {"device", "dtype", "config", "weights", "weight-format", "steps", "warmup", "prompt-steps"},
+           {"greedy", "no-graphs", "check-graphs"});
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--greedy" || a == "--no-graphs" || a == "--check-graphs") {
-      if (a == "--greedy") o.greedy = true;
-      if (a == "--no-graphs") o.graphs = false;
-      if (a == "--check-graphs") o.check_graphs = true;
-      continue;
-    }
-    if (i + 1 >= argc) usage("missing value after " + a);
-    std::string v = argv[++i];
-    auto count = [&] {
-      try {
-        return std::max<int64_t>(0, std::stoll(v));
-      } catch (const std::exception &) {
-        usage(a + " needs an integer");
-      }
-    };
-    if (a == "--device") o.device = v;
-    else if (a == "--dtype") o.dtype = v;
-    else if (a == "--config") o.config = v;
-    else if (a == "--weights") o.weights = v;
-    else if (a == "--weight-format") o.weight_format = v;
-    else if (a == "--steps") o.steps = count();
-    else if (a == "--warmup") o.warmup = count();
-    else if (a == "--prompt-steps") o.prompt_steps = count();
-    else usage("unknown option " + a);
-  }
+  o.device = cl.get("device", o.device);
+  o.dtype = cl.get("dtype");
+  o.config = cl.get("config");
+  o.weights = cl.get("weights");
+  o.weight_format = cl.get("weight-format", o.weight_format);
+  o.steps = cl.count("steps", o.steps);
+  o.warmup = cl.count("warmup", o.warmup);
+  o.prompt_steps = cl.count("prompt-steps", o.prompt_steps);
+  o.greedy = cl.flag("greedy");
+  o.graphs = !cl.flag("no-graphs");
+  o.check_graphs = cl.flag("check-graphs");
   return o;
 }
 
@@ -154,17 +134,12 @@ int run(const Options &o) {
                         {"steps", o.steps},
                         {"cuda_graphs", graphs_active},
                         {"graphs_vs_eager", check}};
-  std::cout << out.dump(1) << std::endl;
+  tools::print_json(out);
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char **argv) {
-  try {
-    return run(parse(argc, argv));
-  } catch (const std::exception &e) {
-    std::fprintf(stderr, "lm-bench: %s\n", e.what());
-    return 1;
-  }
+  return tools::run_main("lm-bench", [&] { return run(parse(argc, argv)); });
 }

@@ -10,15 +10,9 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
-#include <algorithm>
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <filesystem>
-#include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -28,6 +22,7 @@
 #include "mimi/mimi.h"
 #include "mimi/random_weights.h"
 #include "mimi/state.h"
+#include "tool_options.h"
 
 using namespace personaplex;
 
@@ -38,47 +33,24 @@ using bench::summary;
 using bench::timed;
 
 struct Options {
-  std::string device = "cpu", dtype, config, weights;
-  int64_t frames = 100, warmup = 10;
-  std::vector<int64_t> batches = {1};
+  std::string device, dtype, config, weights;
+  int64_t frames, warmup;
+  std::vector<int64_t> batches;
 };
 
-[[noreturn]] void usage(const std::string &why) {
-  std::fprintf(stderr,
-               "mimi-bench: %s\nusage: mimi-bench [--device DEV] [--dtype DTYPE] [--config FILE] "
-               "[--weights FILE] [--frames N] [--warmup N] [--batch 1,8,64]\n",
-               why.c_str());
-  std::exit(2);
-}
-
-int64_t positive(const std::string &flag, const std::string &text) {
-  try {
-    size_t used = 0;
-    long long v = std::stoll(text, &used);
-    if (used == text.size() && v > 0) return v;
-  } catch (const std::exception &) {
-  }
-  usage(flag + " needs a positive integer, got '" + text + "'");
-}
-
 Options parse(int argc, char **argv) {
+  tools::CommandLine cl("mimi-bench",
+                        "usage: mimi-bench [--device DEV] [--dtype DTYPE] [--config FILE] "
+                        "[--weights FILE] [--frames N] [--warmup N] [--batch 1,8,64]\n");
+  cl.parse(argc, argv, {"device", "dtype", "config", "weights", "frames", "warmup", "batch"});
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (i + 1 >= argc) usage("missing value after " + a);
-    std::string v = argv[++i];
-    if (a == "--device") o.device = v;
-    else if (a == "--dtype") o.dtype = v;
-    else if (a == "--config") o.config = v;
-    else if (a == "--weights") o.weights = v;
-    else if (a == "--frames") o.frames = positive(a, v);
-    else if (a == "--warmup") o.warmup = std::stoll(v) >= 0 ? std::stoll(v) : 0;
-    else if (a == "--batch") {
-      o.batches.clear();
-      std::stringstream ss(v);
-      for (std::string item; std::getline(ss, item, ',');) o.batches.push_back(positive(a, item));
-    } else usage("unknown option " + a);
-  }
+  o.device = cl.get("device", "cpu");
+  o.dtype = cl.get("dtype");
+  o.config = cl.get("config");
+  o.weights = cl.get("weights");
+  o.frames = cl.positive("frames", 100);
+  o.warmup = cl.count("warmup", 10);
+  o.batches = cl.positive_list("batch", {1});
   return o;
 }
 
@@ -130,17 +102,12 @@ int run(const Options &o) {
                         {"warmup", o.warmup},
                         {"threads", at::get_num_threads()}};
   for (int64_t b : o.batches) out["results"].push_back(bench_batch(*m, b, o));
-  std::cout << out.dump(1) << std::endl;
+  tools::print_json(out);
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char **argv) {
-  try {
-    return run(parse(argc, argv));
-  } catch (const std::exception &e) {
-    std::fprintf(stderr, "mimi-bench: %s\n", e.what());
-    return 1;
-  }
+  return tools::run_main("mimi-bench", [&] { return run(parse(argc, argv)); });
 }

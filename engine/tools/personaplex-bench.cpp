@@ -32,12 +32,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <sstream>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -54,6 +51,7 @@
 #include "nn/quantized_linear.h"
 #include "mimi/random_weights.h"
 #include "mimi/state.h"
+#include "tool_options.h"
 
 using namespace personaplex;
 
@@ -69,62 +67,37 @@ struct Options {
   int64_t steps = 0, warmup = -1, voice_frames = 20, text_tokens = 40, context = 0;
 };
 
-[[noreturn]] void usage(const std::string &why) {
-  std::fprintf(stderr,
-               "personaplex-bench: %s\nusage: personaplex-bench [--device DEV] [--dtype DTYPE] [--fixtures DIR]\n"
-               "  [--lm-config FILE] [--mimi-config FILE] [--batch 1,8,32,64] [--steps N] [--warmup N]\n"
-               "  [--voice-frames N] [--text-tokens N] [--context N] [--write-random-weights PATH]\n"
-               "  [--lm-weights FILE] [--weights bf16|int8|fp8]\n",
-               why.c_str());
-  std::exit(2);
-}
-
-int64_t to_count(const std::string &a, const std::string &v) {
-  try {
-    size_t used = 0;
-    long long n = std::stoll(v, &used);
-    if (used == v.size() && n >= 0) return n;
-  } catch (const std::exception &) {
-  }
-  usage(a + " needs a non-negative integer, got '" + v + "'");
-}
-
 Options parse(int argc, char **argv) {
+  tools::CommandLine cl("personaplex-bench",
+                        "usage: personaplex-bench [--device DEV] [--dtype DTYPE] [--fixtures DIR]\n"
+                        "  [--lm-config FILE] [--mimi-config FILE] [--batch 1,8,32,64] [--steps N] [--warmup N]\n"
+                        "  [--voice-frames N] [--text-tokens N] [--context N] [--write-random-weights PATH]\n"
+                        "  [--lm-weights FILE] [--weights bf16|int8|fp8]\n");
+  cl.parse(argc, argv,
+           {"device", "dtype", "fixtures", "lm-config", "mimi-config", "write-random-weights", "lm-weights",
+            "weights", "steps", "warmup", "voice-frames", "text-tokens", "context", "batch"});
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (i + 1 >= argc) usage("missing value after " + a);
-    std::string v = argv[++i];
-    if (a == "--device") o.device = v;
-    else if (a == "--dtype") o.dtype = v;
-    else if (a == "--fixtures") o.fixtures = v;
-    else if (a == "--lm-config") o.lm_config = v;
-    else if (a == "--mimi-config") o.mimi_config = v;
-    else if (a == "--write-random-weights") o.weights_path = v;
-    else if (a == "--lm-weights") o.lm_weights = v;
-    else if (a == "--weights") o.weight_format = v;
-    else if (a == "--steps") o.steps = to_count(a, v);
-    else if (a == "--warmup") o.warmup = to_count(a, v);
-    else if (a == "--voice-frames") o.voice_frames = to_count(a, v);
-    else if (a == "--text-tokens") o.text_tokens = to_count(a, v);
-    else if (a == "--context") o.context = to_count(a, v);
-    else if (a == "--batch") {
-      std::stringstream ss(v);
-      std::string item;
-      while (std::getline(ss, item, ',')) {
-        int64_t b = to_count(a, item);
-        if (b == 0) usage("--batch sizes must be positive");
-        o.batch.push_back(b);
-      }
-    } else usage("unknown option " + a);
-  }
+  o.device = cl.get("device", o.device);
+  o.dtype = cl.get("dtype");
+  o.fixtures = cl.get("fixtures");
+  o.lm_config = cl.get("lm-config");
+  o.mimi_config = cl.get("mimi-config");
+  o.weights_path = cl.get("write-random-weights");
+  o.lm_weights = cl.get("lm-weights");
+  o.weight_format = cl.get("weights", o.weight_format);
+  o.steps = cl.count("steps", o.steps);
+  o.warmup = cl.count("warmup", o.warmup);
+  o.voice_frames = cl.count("voice-frames", o.voice_frames);
+  o.text_tokens = cl.count("text-tokens", o.text_tokens);
+  o.context = cl.count("context", o.context);
+  o.batch = cl.positive_list("batch", {});
   try {
     nn::parse_weight_format(o.weight_format);
   } catch (const Error &e) {
-    usage(e.what());
+    cl.fail(e.what());
   }
   if (!o.weights_path.empty() && !o.lm_weights.empty())
-    usage("--write-random-weights and --lm-weights exclude each other");
+    cl.fail("--write-random-weights and --lm-weights exclude each other");
   if (!o.fixtures.empty()) {
     if (o.lm_config.empty()) o.lm_config = o.fixtures + "/lm/config.json";
     if (o.mimi_config.empty()) o.mimi_config = o.fixtures + "/mimi/config.json";
@@ -400,17 +373,12 @@ int run(const Options &o) {
                         {"batches", runs},
                         {"gpu_memory_gib", gpu_memory}};
   if (!quantized.is_null()) out["weight_format"] = quantized;
-  std::cout << out.dump(1) << std::endl;
+  tools::print_json(out);
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char **argv) {
-  try {
-    return run(parse(argc, argv));
-  } catch (const std::exception &e) {
-    std::fprintf(stderr, "personaplex-bench: %s\n", e.what());
-    return 1;
-  }
+  return tools::run_main("personaplex-bench", [&] { return run(parse(argc, argv)); });
 }

@@ -27,7 +27,6 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
-#include <map>
 #include <random>
 #include <string>
 #include <tuple>
@@ -42,6 +41,7 @@
 #include "lm/voice.h"
 #include "mimi/config.h"
 #include "mimi/random_weights.h"
+#include "tool_options.h"
 
 extern char **environ;
 
@@ -56,53 +56,14 @@ const char *kUsage =
     "usage: personaplex-make-model --output DIR [--lm-config F] [--mimi-config F] [--tokenizer F]\n"
     "           [--seed N] [--lm-dtype bfloat16|float32] [--voice-steps N] [--force]\n";
 
-[[noreturn]] void usage(const std::string &why) {
-  std::fprintf(stderr, "personaplex-make-model: %s\n%s", why.c_str(), kUsage);
-  std::exit(2);
-}
-
-struct Options {
-  std::map<std::string, std::string> values;
-  bool force = false;
-  std::string get(const std::string &key, const std::string &fallback = "") const {
-    auto it = values.find(key);
-    return it == values.end() ? fallback : it->second;
-  }
-};
+using Options = tools::CommandLine;
 
 Options parse(int argc, char **argv) {
-  static const std::vector<std::string> known = {"output", "lm-config", "mimi-config", "tokenizer",
-                                                 "seed",   "lm-dtype",  "voice-steps"};
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--force") {
-      o.force = true;
-      continue;
-    }
-    if (a == "-h" || a == "--help") {
-      std::fputs(kUsage, stdout);
-      std::exit(0);
-    }
-    if (a.rfind("--", 0) != 0 || std::find(known.begin(), known.end(), a.substr(2)) == known.end())
-      usage("unknown option " + a);
-    if (i + 1 >= argc) usage("missing value after " + a);
-    o.values[a.substr(2)] = argv[++i];
-  }
-  if (o.get("output").empty()) usage("--output is required");
+  Options o("personaplex-make-model", kUsage);
+  o.parse(argc, argv, {"output", "lm-config", "mimi-config", "tokenizer", "seed", "lm-dtype", "voice-steps"},
+          {"force"});
+  if (o.get("output").empty()) o.fail("--output is required");
   return o;
-}
-
-int64_t integer(const Options &o, const std::string &key, int64_t fallback) {
-  const std::string v = o.get(key);
-  if (v.empty()) return fallback;
-  try {
-    size_t used = 0;
-    const long long n = std::stoll(v, &used);
-    if (used == v.size() && n >= 0) return n;
-  } catch (const std::exception &) {
-  }
-  usage("--" + key + " needs a non-negative integer, got '" + v + "'");
 }
 
 bool exists(const std::string &path) {
@@ -240,13 +201,13 @@ int run(const Options &o) {
   const std::string dtype_name = o.get("lm-dtype", "bfloat16");
   const at::ScalarType dtype = dtype_name == "bfloat16" ? at::kBFloat16
                                : dtype_name == "float32" ? at::kFloat
-                                                         : (usage("--lm-dtype is bfloat16 or float32"), at::kFloat);
-  const auto seed = uint64_t(integer(o, "seed", 0));
-  const int64_t voice_steps = integer(o, "voice-steps", 12);
-  if (voice_steps < 1) usage("--voice-steps must be at least 1");
+                                                         : (o.fail("--lm-dtype is bfloat16 or float32"), at::kFloat);
+  const auto seed = uint64_t(o.count("seed", 0));
+  const int64_t voice_steps = o.count("voice-steps", 12);
+  if (voice_steps < 1) o.fail("--voice-steps must be at least 1");
 
   const std::string lm_path = dir + "/" + duplex::kLmWeightsName;
-  if (exists(lm_path) && !o.force) throw Error(lm_path + " exists (--force overwrites)");
+  if (exists(lm_path) && !o.flag("force")) throw Error(lm_path + " exists (--force overwrites)");
   mkdir(dir.c_str(), 0755);
   mkdir((dir + "/" + duplex::kVoicesDirName).c_str(), 0755);
   if (!exists(dir + "/" + duplex::kVoicesDirName)) throw Error(dir + ": cannot create the directory");
@@ -277,10 +238,5 @@ int run(const Options &o) {
 }  // namespace
 
 int main(int argc, char **argv) {
-  try {
-    return run(parse(argc, argv));
-  } catch (const std::exception &e) {
-    std::fprintf(stderr, "personaplex-make-model: %s\n", e.what());
-    return 1;
-  }
+  return tools::run_main("personaplex-make-model", [&] { return run(parse(argc, argv)); });
 }

@@ -20,7 +20,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -37,6 +36,7 @@
 #include "audio/resample.h"
 #include "audio/wav.h"
 #include "text/tokenizer.h"
+#include "tool_options.h"
 
 using namespace personaplex;
 
@@ -46,59 +46,22 @@ const char *kDefaultPrompt =
     "You are a wise and friendly teacher. Answer questions or provide advice in a clear and "
     "engaging way.";
 
-struct Options {
-  std::map<std::string, std::string> values;
-  bool greedy = false;
-  std::string get(const std::string &key, const std::string &fallback = "") const {
-    auto it = values.find(key);
-    return it == values.end() ? fallback : it->second;
-  }
-};
-
-[[noreturn]] void usage(const std::string &why) {
-  std::fprintf(stderr,
-               "personaplex-offline: %s\n"
-               "usage: personaplex-offline --input-wav F --output-wav F --output-text F\n"
-               "  [--model-dir DIR] [--lm-weights F] [--lm-config F] [--mimi-weights F]\n"
-               "  [--mimi-config F] [--tokenizer F] [--voices-dir DIR] [--voice NAME|FILE]\n"
-               "  [--prompt TEXT] [--seed N] [--temp-audio T] [--temp-text T] [--topk-audio K]\n"
-               "  [--topk-text K] [--greedy] [--device cuda|cpu|cuda:N] [--dtype bfloat16|float32]\n",
-               why.c_str());
-  std::exit(2);
-}
+using Options = tools::CommandLine;
 
 Options parse(int argc, char **argv) {
-  static const std::vector<std::string> known = {
-      "input-wav", "output-wav", "output-text", "model-dir", "lm-weights", "lm-config",
-      "mimi-weights", "mimi-config", "tokenizer", "voices-dir", "voice", "prompt", "seed",
-      "temp-audio", "temp-text", "topk-audio", "topk-text", "device", "dtype"};
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--greedy") {
-      o.greedy = true;
-      continue;
-    }
-    if (a.rfind("--", 0) != 0 || std::find(known.begin(), known.end(), a.substr(2)) == known.end())
-      usage("unknown option " + a);
-    if (i + 1 >= argc) usage("missing value after " + a);
-    o.values[a.substr(2)] = argv[++i];
-  }
-  for (const char *required : {"input-wav", "output-wav", "output-text"})
-    if (!o.values.count(required)) usage(std::string("--") + required + " is required");
+  Options o("personaplex-offline",
+            "usage: personaplex-offline --input-wav F --output-wav F --output-text F\n"
+            "  [--model-dir DIR] [--lm-weights F] [--lm-config F] [--mimi-weights F]\n"
+            "  [--mimi-config F] [--tokenizer F] [--voices-dir DIR] [--voice NAME|FILE]\n"
+            "  [--prompt TEXT] [--seed N] [--temp-audio T] [--temp-text T] [--topk-audio K]\n"
+            "  [--topk-text K] [--greedy] [--device cuda|cpu|cuda:N] [--dtype bfloat16|float32]\n");
+  o.parse(argc, argv,
+          {"input-wav", "output-wav", "output-text", "model-dir", "lm-weights", "lm-config", "mimi-weights",
+           "mimi-config", "tokenizer", "voices-dir", "voice", "prompt", "seed", "temp-audio", "temp-text",
+           "topk-audio", "topk-text", "device", "dtype"},
+          {"greedy"});
+  o.require({"input-wav", "output-wav", "output-text"});
   return o;
-}
-
-double number(const Options &o, const std::string &key, double fallback) {
-  std::string v = o.get(key);
-  if (v.empty()) return fallback;
-  try {
-    size_t used = 0;
-    double d = std::stod(v, &used);
-    if (used == v.size()) return d;
-  } catch (const std::exception &) {
-  }
-  usage("--" + key + " needs a number, got '" + v + "'");
 }
 
 void warn(const std::string &w) { std::fprintf(stderr, "personaplex-offline: warning: %s\n", w.c_str()); }
@@ -126,13 +89,13 @@ duplex::SessionOptions session_options(const Options &o, const duplex::ModelFile
   // A file given as it is (also without a directory part), else a name from the voices dir.
   const std::string voice = o.get("voice");
   s.voice_path = is_file(voice) ? voice : duplex::resolve_voice(voice, files.voices_dir);
-  const double seed = number(o, "seed", -1);
+  const double seed = o.number("seed", -1);
   s.seed = seed < 0 ? std::random_device{}() : uint64_t(seed);
-  s.sampling.greedy = o.greedy;
-  s.sampling.temp_audio = number(o, "temp-audio", 0.8);
-  s.sampling.temp_text = number(o, "temp-text", 0.7);
-  s.sampling.top_k_audio = int64_t(number(o, "topk-audio", 250));
-  s.sampling.top_k_text = int64_t(number(o, "topk-text", 25));
+  s.sampling.greedy = o.flag("greedy");
+  s.sampling.temp_audio = o.number("temp-audio", 0.8);
+  s.sampling.temp_text = o.number("temp-text", 0.7);
+  s.sampling.top_k_audio = int64_t(o.number("topk-audio", 250));
+  s.sampling.top_k_text = int64_t(o.number("topk-text", 25));
   return s;
 }
 
@@ -184,10 +147,5 @@ int run(const Options &o) {
 }  // namespace
 
 int main(int argc, char **argv) {
-  try {
-    return run(parse(argc, argv));
-  } catch (const std::exception &e) {
-    std::fprintf(stderr, "personaplex-offline: %s\n", e.what());
-    return 1;
-  }
+  return tools::run_main("personaplex-offline", [&] { return run(parse(argc, argv)); });
 }

@@ -21,7 +21,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <map>
 #include <string>
 #include <sys/stat.h>
 #include <vector>
@@ -38,6 +37,7 @@
 #include "audio/wav.h"
 #include "mimi/config.h"
 #include "mimi/mimi.h"
+#include "tool_options.h"
 
 using namespace personaplex;
 
@@ -49,33 +49,14 @@ const char *kUsage =
     "           [--mimi-config F] [--device auto|cpu|cuda|cuda:N]\n"
     "       personaplex-voice list DIR [--lm-config F]\n";
 
-[[noreturn]] void usage(const std::string &why) {
-  std::fprintf(stderr, "personaplex-voice: %s\n%s", why.c_str(), kUsage);
-  std::exit(2);
-}
+using Options = tools::CommandLine;
 
-using Options = std::map<std::string, std::string>;
-
-// --key value pairs among `known`; other words are positional.
-Options parse(int first, int argc, char **argv, const std::vector<std::string> &known,
-              std::vector<std::string> &positional) {
-  Options o;
-  for (int i = first; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a.rfind("--", 0) != 0) {
-      positional.push_back(a);
-      continue;
-    }
-    if (std::find(known.begin(), known.end(), a.substr(2)) == known.end()) usage("unknown option " + a);
-    if (i + 1 >= argc) usage("missing value after " + a);
-    o[a.substr(2)] = argv[++i];
-  }
+// The options of a command: `--name value` among `known`, other words
+// positional.
+Options parse(int argc, char **argv, const std::vector<std::string> &known) {
+  Options o("personaplex-voice", kUsage);
+  o.parse(argc, argv, known, {}, 2, /*positional=*/true);
   return o;
-}
-
-std::string get(const Options &o, const std::string &key) {
-  auto it = o.find(key);
-  return it == o.end() ? "" : it->second;
 }
 
 bool is_file(const std::string &path) {
@@ -90,10 +71,10 @@ bool ends_with(const std::string &s, const std::string &suffix) {
 // A file given by its option, else the released name in --model-dir ("" for
 // an optional config that is absent).
 std::string model_file(const Options &o, const std::string &key, const char *released, bool required) {
-  const std::string given = get(o, key), dir = get(o, "model-dir");
+  const std::string given = o.get(key), dir = o.get("model-dir");
   if (!given.empty()) return given;
   const std::string in_dir = dir.empty() ? "" : dir + "/" + released;
-  if (required && in_dir.empty()) usage("--" + key + " or --model-dir is required");
+  if (required && in_dir.empty()) o.fail("--" + key + " or --model-dir is required");
   if (!required && !is_file(in_dir)) return "";
   return in_dir;
 }
@@ -101,9 +82,9 @@ std::string model_file(const Options &o, const std::string &key, const char *rel
 void warn(const std::string &w) { std::fprintf(stderr, "personaplex-voice: warning: %s\n", w.c_str()); }
 
 int make(const Options &o) {
-  const std::string input = get(o, "input"), output = get(o, "output");
-  if (input.empty() || output.empty()) usage("make needs --input and --output");
-  const std::string spec = get(o, "device");
+  const std::string input = o.get("input"), output = o.get("output");
+  if (input.empty() || output.empty()) o.fail("make needs --input and --output");
+  const std::string spec = o.get("device");
   const at::Device device = parse_device(spec.empty() || spec == "auto" ? (at::hasCUDA() ? "cuda" : "cpu") : spec);
   auto mimi = mimi::Mimi::load(model_file(o, "mimi-weights", duplex::kMimiWeightsName, true),
                                model_file(o, "mimi-config", duplex::kMimiConfigName, false), device, at::kFloat);
@@ -153,7 +134,7 @@ std::string describe(const std::string &path, const lm::LmConfig &config, const 
 int list(const std::string &dir, const Options &o) {
   struct stat st {};
   if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) throw Error(dir + ": not a directory");
-  std::string config_path = get(o, "lm-config");
+  std::string config_path = o.get("lm-config");
   if (config_path.empty() && is_file(dir + "/../" + duplex::kLmConfigName))
     config_path = dir + "/../" + duplex::kLmConfigName;
   const lm::LmConfig config = config_path.empty() ? lm::LmConfig::released() : lm::LmConfig::from_json_file(config_path);
@@ -181,30 +162,24 @@ int list(const std::string &dir, const Options &o) {
 }  // namespace
 
 int main(int argc, char **argv) {
-  if (argc < 2) usage("no command");
+  const Options command_line("personaplex-voice", kUsage);  // before a command's options
+  if (argc < 2) command_line.fail("no command");
   const std::string command = argv[1];
-  std::vector<std::string> positional;
-  try {
+  if (command == "-h" || command == "--help") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (command != "make" && command != "list") command_line.fail("unknown command " + command);
+  return tools::run_main("personaplex-voice", [&] {
     if (command == "make") {
-      Options o = parse(2, argc, argv,
-                        {"input", "output", "model-dir", "lm-weights", "lm-config", "mimi-weights",
-                         "mimi-config", "device"},
-                        positional);
-      if (!positional.empty()) usage("unexpected argument " + positional[0]);
+      const Options o = parse(argc, argv,
+                              {"input", "output", "model-dir", "lm-weights", "lm-config", "mimi-weights",
+                               "mimi-config", "device"});
+      if (!o.positional().empty()) o.fail("unexpected argument " + o.positional()[0]);
       return make(o);
     }
-    if (command == "list") {
-      Options o = parse(2, argc, argv, {"lm-config"}, positional);
-      if (positional.size() != 1) usage("list needs one directory");
-      return list(positional[0], o);
-    }
-    if (command == "-h" || command == "--help") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
-    usage("unknown command " + command);
-  } catch (const std::exception &e) {
-    std::fprintf(stderr, "personaplex-voice: %s\n", e.what());
-    return 1;
-  }
+    const Options o = parse(argc, argv, {"lm-config"});
+    if (o.positional().size() != 1) o.fail("list needs one directory");
+    return list(o.positional()[0], o);
+  });
 }
