@@ -1,5 +1,7 @@
 #include "core/graph_cache.h"
 
+#include "core/thread_stream.h"
+
 #include <torch/version.h>
 
 #include <algorithm>
@@ -7,17 +9,13 @@
 #include <cstring>
 #include <list>
 #include <map>
+#include <mutex>
 
 #if defined(PERSONAPLEX_HAVE_CUDA_GRAPHS) && TORCH_VERSION_MAJOR >= 2
 #define PERSONAPLEX_GRAPHS 1
 #include <ATen/cuda/CUDAGraph.h>
-#include <c10/core/Event.h>
-#include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
 
-#include <mutex>
 #else
 #define PERSONAPLEX_GRAPHS 0
 #endif
@@ -45,53 +43,6 @@ std::mutex &capture_lock() {
   return lock;
 }
 
-// The calling thread's own stream on a device, created non-blocking. No
-// other thread ever launches onto it, so a capture on it cannot pull in
-// another thread's work, and the legacy stream never waits on it. Released
-// with the thread.
-class ThreadStreams {
- public:
-  ~ThreadStreams() {
-    for (auto &s : streams_) cudaStreamDestroy(s.second);
-  }
-  c10::cuda::CUDAStream get(c10::DeviceIndex device) {
-    auto it = streams_.find(device);
-    if (it == streams_.end()) {
-      c10::cuda::CUDAGuard guard(device);
-      cudaStream_t s = nullptr;
-      C10_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-      it = streams_.emplace(device, s).first;
-    }
-    return c10::cuda::getStreamFromExternal(it->second, device);
-  }
-
- private:
-  std::map<c10::DeviceIndex, cudaStream_t> streams_;
-};
-
-c10::cuda::CUDAStream thread_stream(c10::DeviceIndex device) {
-  thread_local ThreadStreams streams;
-  return streams.get(device);
-}
-
-// Runs fn on the thread's own stream, after the caller's stream's work so
-// far and before its later work.
-template <typename Fn>
-void on_thread_stream(const at::Device &device, Fn fn) {
-  c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream(device.index());
-  c10::cuda::CUDAStream own = thread_stream(device.index());
-  c10::Event ready(c10::DeviceType::CUDA);
-  ready.record(caller);
-  ready.block(own);
-  {
-    c10::cuda::CUDAStreamGuard guard(own);
-    fn();
-  }
-  c10::Event done(c10::DeviceType::CUDA);
-  done.record(own);
-  done.block(caller);
-}
-
 }  // namespace
 
 struct GraphCache::Impl {
@@ -112,13 +63,24 @@ struct GraphCache::Impl {
   std::list<std::vector<int64_t>> lru;  // captured keys, most recent first
   at::cuda::MempoolId_t pool{0, 0};     // shared by all graphs once the first exists
   int64_t failed = 0;
+  bool captured_once = false;
+  // Held by run() throughout and by prepare() but while it captures: a graph
+  // is never dropped or added while the owner replays one.
+  std::mutex mutex;
 
-  // Captures step (nothing runs); throws when the step cannot be captured.
+  // Captures step (nothing runs) into the cache's pool; throws when the step
+  // cannot be captured.
   std::unique_ptr<at::cuda::CUDAGraph> capture(const std::function<void()> &step) {
+    auto graph = capture_in(pool, step);
+    if (pool.first == 0 && pool.second == 0) pool = graph->pool();
+    return graph;
+  }
+
+  std::unique_ptr<at::cuda::CUDAGraph> capture_in(at::cuda::MempoolId_t into, const std::function<void()> &step) {
     auto graph = std::make_unique<at::cuda::CUDAGraph>();
     std::lock_guard<std::mutex> capturing(capture_lock());
     on_thread_stream(device, [&] {
-      graph->capture_begin(pool, cudaStreamCaptureModeThreadLocal);
+      graph->capture_begin(into, cudaStreamCaptureModeThreadLocal);
       try {
         step();
       } catch (...) {
@@ -130,7 +92,6 @@ struct GraphCache::Impl {
       }
       graph->capture_end();
     });
-    if (pool.first == 0 && pool.second == 0) pool = graph->pool();
     return graph;
   }
 
@@ -147,14 +108,23 @@ struct GraphCache::Impl {
     pool = {0, 0};  // its last user is gone: the next capture starts a fresh one
   }
 
+  void keep(const std::vector<int64_t> &key, Entry &e, std::unique_ptr<at::cuda::CUDAGraph> graph) {
+    e.graph = std::move(graph);
+    captured_once = true;
+    lru.push_front(key);
+    e.used = lru.begin();
+    evict();
+  }
+
   bool run(const std::vector<int64_t> &key, const std::function<void()> &step) {
+    std::lock_guard<std::mutex> lock(mutex);
     Entry &e = entries[key];
     if (e.graph) {
       lru.splice(lru.begin(), lru, e.used);
       e.graph->replay();
       return true;
     }
-    const bool may_capture = e.calls >= options.warmup && e.calls >= e.next_try &&
+    const bool may_capture = (captured_once || e.calls >= options.warmup) && e.calls >= e.next_try &&
                              e.failures < options.max_failures;
     if (!may_capture) {
       ++e.calls;
@@ -174,11 +144,35 @@ struct GraphCache::Impl {
       on_thread_stream(device, step);
       return false;
     }
-    lru.push_front(key);
-    e.used = lru.begin();
-    evict();
+    std::unique_ptr<at::cuda::CUDAGraph> graph = std::move(e.graph);
+    keep(key, e, std::move(graph));
     e.graph->replay();
     return true;
+  }
+
+  bool prepare(const std::vector<int64_t> &key, const std::function<void()> &step) {
+    at::cuda::MempoolId_t shared;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      auto it = entries.find(key);
+      if (it != entries.end() && it->second.graph) return true;
+      if (!captured_once || (it != entries.end() && it->second.failures >= options.max_failures)) return false;
+      shared = pool;
+    }
+    std::unique_ptr<at::cuda::CUDAGraph> graph;
+    try {
+      graph = capture_in(shared, step);
+    } catch (const std::exception &) {
+      (void)cudaGetLastError();
+      std::lock_guard<std::mutex> lock(mutex);
+      ++failed;
+      ++entries[key].failures;
+      return false;
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    Entry &e = entries[key];
+    if (!e.graph && pool == shared) keep(key, e, std::move(graph));
+    return bool(e.graph);
   }
 };
 
@@ -191,9 +185,22 @@ bool GraphCache::run(const std::vector<int64_t> &key, const std::function<void()
   return false;
 }
 
-int64_t GraphCache::graphs() const { return int64_t(impl_->lru.size()); }
-int64_t GraphCache::failed_captures() const { return impl_->failed; }
-void GraphCache::clear() { impl_->drop_all(); }
+bool GraphCache::prepare(const std::vector<int64_t> &key, const std::function<void()> &step) {
+  return impl_->enabled && impl_->prepare(key, step);
+}
+
+int64_t GraphCache::graphs() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return int64_t(impl_->lru.size());
+}
+int64_t GraphCache::failed_captures() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return impl_->failed;
+}
+void GraphCache::clear() {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->drop_all();
+}
 
 #else
 
@@ -207,6 +214,8 @@ bool GraphCache::run(const std::vector<int64_t> &, const std::function<void()> &
   step();
   return false;
 }
+
+bool GraphCache::prepare(const std::vector<int64_t> &, const std::function<void()> &) { return false; }
 
 int64_t GraphCache::graphs() const { return 0; }
 int64_t GraphCache::failed_captures() const { return 0; }

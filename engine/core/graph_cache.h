@@ -1,9 +1,11 @@
 // CUDA graphs of one step function, the one way the engine captures them
 // (the LM's conversation step, the batch server's step, Mimi's frame steps).
 //
-// Per key (the step's shape or variant), the first `warmup` calls run
-// eagerly, the next one captures the step, later ones replay it on the
-// caller's stream. The step must read its inputs from and write its outputs
+// Before the cache's first capture, the first `warmup` calls run eagerly
+// (loading kernels, setting up library workspaces on the capture stream);
+// after it, a new key is captured at its first call. Later calls of a key
+// replay its graph on the caller's stream. prepare() captures a key ahead of
+// its first call, from another thread, while the owner keeps replaying. The step must read its inputs from and write its outputs
 // to tensors that outlive the cache, and must not synchronize with the host.
 // A cache's graphs share one memory pool: they never run concurrently (one
 // owner calls run()), so the pool holds one step's temporaries. The least
@@ -49,6 +51,12 @@ class GraphCache {
 
   // Runs the step of `key`; true when it was a graph replay.
   bool run(const std::vector<int64_t> &key, const std::function<void()> &step);
+  // Captures the step of `key` without running it, unless it is captured
+  // already or the cache has not captured anything yet; true when the key
+  // has a graph now. Safe from any thread while run() is called: the step
+  // must then read only what stays valid (the tensors that outlive the cache)
+  // and change nothing on the host.
+  bool prepare(const std::vector<int64_t> &key, const std::function<void()> &step);
   // Whether graphs are in use (compiled in, CUDA, turned on).
   bool enabled() const;
   int64_t graphs() const;           // captured and kept

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/thread_stream.h"
 #include "serving/stage_timer.h"
 #include "lm/step.h"
 #include "lm/temporal.h"
@@ -22,8 +23,12 @@ BatchServer::BatchServer(std::shared_ptr<const LmModel> model, int64_t max_slots
   if (max_slots <= 0) throw Error("batch server: max_slots must be positive");
   slots_.resize(size_t(max_slots));
   used_.assign(size_t(max_slots), false);
+  reserved_.assign(size_t(max_slots), 0);
   for (int64_t s = 0; s < max_slots; ++s) free_.insert(s);
+  if (graphs_.enabled()) preparer_ = std::make_unique<GraphPreparer>(graphs_);
 }
+
+BatchServer::~BatchServer() { preparer_.reset(); }
 
 bool BatchServer::in_use(int64_t slot) const {
   return slot >= 0 && slot < max_slots() && used_[size_t(slot)];
@@ -35,6 +40,18 @@ Conversation &BatchServer::conversation(int64_t slot) {
 }
 
 int64_t BatchServer::join(const Prompt &prompt, uint64_t seed, const WarningFn &warn) {
+  const int64_t slot = reserve(seed);
+  try {
+    prefill(slot, prompt, warn);
+  } catch (...) {
+    release(slot);
+    throw;
+  }
+  activate(slot);
+  return slot;
+}
+
+int64_t BatchServer::reserve(uint64_t seed) {
   if (free_.empty()) throw BusyError("batch server: all " + std::to_string(max_slots()) + " slots are in use");
   const int64_t slot = *free_.begin();
   auto &conv = slots_[size_t(slot)];
@@ -46,10 +63,31 @@ int64_t BatchServer::join(const Prompt &prompt, uint64_t seed, const WarningFn &
   } else {
     conv->reset(seed);
   }
-  run_prompts(*conv, prompt, warn);
   free_.erase(slot);
-  used_[size_t(slot)] = true;
+  reserved_[size_t(slot)] = 1;
   return slot;
+}
+
+void BatchServer::prefill(int64_t slot, const Prompt &prompt, const WarningFn &warn) {
+  if (slot < 0 || slot >= max_slots() || !reserved_[size_t(slot)])
+    throw Error("batch server: slot " + std::to_string(slot) + " is not reserved");
+  // On the thread's own stream: beside the steps, not behind them.
+  on_thread_stream(model_->device(), [&] { run_prompts(*slots_[size_t(slot)], prompt, warn); });
+}
+
+void BatchServer::activate(int64_t slot) {
+  if (slot < 0 || slot >= max_slots() || !reserved_[size_t(slot)])
+    throw Error("batch server: slot " + std::to_string(slot) + " is not reserved");
+  // The slot its idle row wrote while reserved holds nothing.
+  kv_.written[slot][kv_.allocated() - 1] = false;
+  reserved_[size_t(slot)] = 0;
+  used_[size_t(slot)] = true;
+}
+
+void BatchServer::release(int64_t slot) {
+  if (slot < 0 || slot >= max_slots() || !reserved_[size_t(slot)]) return;
+  reserved_[size_t(slot)] = 0;
+  free_.insert(slot);
 }
 
 void BatchServer::leave(int64_t slot) {
@@ -83,22 +121,41 @@ void BatchServer::stage_idle(int64_t slot) {
   if (conv && used_[size_t(slot)]) {
     row[BatchInts::step_ints(c) + StepInts::kPosition] = conv->temporal_.offset;
     row[BatchInts::step_ints(c) + StepInts::kSlot] = conv->temporal_.kv.next_slot();
+  } else if (reserved_[size_t(slot)]) {
+    // Its prompts are being written from slot 0 on: the last allocated slot
+    // is out of their reach (prompts are capped well below the context).
+    row[BatchInts::step_ints(c) + StepInts::kSlot] = kv_.allocated() - 1;
   }
   row[BatchInts::step_ints(c) + StepInts::kPinnedPosition] = kv_.capacity - 1;
 }
 
-BatchShape BatchServer::shape_of(const std::vector<Row> &rows) const {
+BatchShape BatchServer::shape_of(const std::vector<Row> &rows, int64_t ahead, int64_t more_rows) const {
   BatchShape s;
-  s.rows = rows.back().slot + 1;
+  s.rows = std::min(rows.back().slot + 1 + more_rows, max_slots());
   int64_t extent = 0;  // slots the stepping rows will have written
   for (const Row &r : rows) {
     const PinnedKVCache &kv = r.conv->temporal_.kv;
-    extent = std::max(extent, std::min(kv.end() + 1, kv.capacity()));
+    extent = std::max(extent, std::min(kv.end() + 1 + ahead, kv.capacity()));
     if (kv.split()) s.pinned = std::max(s.pinned, kv.pinned());
     s.dsteps = std::max(s.dsteps, r.dsteps);
   }
   s.span = attention_span(kv_, extent);
   return static_shapes_.value_or(graphs_.enabled()) ? static_shape(s, kv_) : s;
+}
+
+void BatchServer::run_model_step(const BatchShape &shape) {
+  batch_model_step(*model_, options_.sampling, kv_, buffers_, shape, false);
+}
+
+// About five seconds ahead: the span the rows will need, and one more row.
+void BatchServer::prepare_next(const std::vector<Row> &rows, const BatchShape &shape) {
+  constexpr int64_t kAhead = 64;
+  if (!preparer_) return;
+  for (const BatchShape &next : {shape_of(rows, kAhead), shape_of(rows, 0, 1)}) {
+    const std::array<int64_t, 4> key = next.key();
+    if (key == shape.key()) continue;
+    preparer_->ask({key.begin(), key.end()}, [this, next] { run_model_step(next); });
+  }
 }
 
 void BatchServer::finish(const std::vector<Row> &rows, const BatchShape &shape,
@@ -158,14 +215,13 @@ std::map<int64_t, std::optional<StepResult>> BatchServer::step(
     buffers_.upload(shape.rows);
   }
 
-  const SamplingParams &sampling = options_.sampling;
   if (graphs_.enabled()) {
     Stage stage("graph");
     const std::array<int64_t, 4> key = shape.key();
-    graph_steps_ += graphs_.run({key.begin(), key.end()},
-                                [&] { batch_model_step(*model_, sampling, kv_, buffers_, shape, false); });
+    graph_steps_ += graphs_.run({key.begin(), key.end()}, [&] { run_model_step(shape); });
+    prepare_next(rows, shape);
   } else {
-    batch_model_step(*model_, sampling, kv_, buffers_, shape, true);
+    batch_model_step(*model_, options_.sampling, kv_, buffers_, shape, true);
   }
   finish(rows, shape, results);
   return results;

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "serving/batch_step.h"
+#include "serving/graph_preparer.h"
 #include "lm/conversation.h"
 #include "core/graph_cache.h"
 #include "lm/kv_rows.h"
@@ -52,9 +53,24 @@ class BatchServer {
   // cuda_graphs); the seed is given per join.
   BatchServer(std::shared_ptr<const LmModel> model, int64_t max_slots, ConversationOptions options = {});
 
+  BatchServer(const BatchServer &) = delete;
+  BatchServer &operator=(const BatchServer &) = delete;
+  ~BatchServer();
+
   // Takes a free slot, runs the prompt there; throws BusyError when all
   // slots are taken (or the prompt is bad: the slot stays free).
   int64_t join(const Prompt &prompt, uint64_t seed, const WarningFn &warn = {});
+
+  // join() in three parts, so that the prompts need not hold up the other
+  // conversations: reserve() takes the lowest free slot for a new
+  // conversation (BusyError when none is left); prefill() runs the prompt in
+  // it, and may run on another thread while step() is called, since steps
+  // leave a reserved slot's cache alone (its idle row writes a slot that no
+  // conversation uses); activate() makes it a member, release() gives it up.
+  int64_t reserve(uint64_t seed);
+  void prefill(int64_t slot, const Prompt &prompt, const WarningFn &warn = {});
+  void activate(int64_t slot);
+  void release(int64_t slot);
   // Frees the slot; throws Error when it is not in use.
   void leave(int64_t slot);
 
@@ -89,7 +105,11 @@ class BatchServer {
   // Stages a stepping row's inputs (and draws its noise) / an idle row's.
   void stage_row(const Row &r);
   void stage_idle(int64_t slot);
-  BatchShape shape_of(const std::vector<Row> &rows) const;
+  // The step's shape; `ahead` steps later, with `more_rows` rows.
+  BatchShape shape_of(const std::vector<Row> &rows, int64_t ahead = 0, int64_t more_rows = 0) const;
+  // Asks for the captures of the shapes the next steps may take.
+  void prepare_next(const std::vector<Row> &rows, const BatchShape &shape);
+  void run_model_step(const BatchShape &shape);
   // Copies results back and advances the rows' conversations.
   void finish(const std::vector<Row> &rows, const BatchShape &shape,
               std::map<int64_t, std::optional<StepResult>> &results);
@@ -103,7 +123,9 @@ class BatchServer {
   int64_t graph_steps_ = 0;
   std::vector<std::unique_ptr<Conversation>> slots_;
   std::vector<bool> used_;
+  std::vector<char> reserved_;  // bytes: prefill() reads its own while others change theirs
   std::set<int64_t> free_;  // the next join takes the lowest
+  std::unique_ptr<GraphPreparer> preparer_;  // with CUDA graphs; stops before the rest goes
 };
 
 }  // namespace personaplex::serving

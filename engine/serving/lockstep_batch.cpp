@@ -68,7 +68,19 @@ LockstepBatch::Joined LockstepBatch::join(const lm::Prompt &prompt, uint64_t see
   Joined j;
   {
     std::lock_guard<std::mutex> server(server_mutex_);
-    j.slot = server_.join(prompt, seed, warn);
+    j.slot = server_.reserve(seed);
+  }
+  // The prompts run beside the steps of the others, not between them.
+  try {
+    server_.prefill(j.slot, prompt, warn);
+  } catch (...) {
+    std::lock_guard<std::mutex> server(server_mutex_);
+    server_.release(j.slot);
+    throw;
+  }
+  {
+    std::lock_guard<std::mutex> server(server_mutex_);
+    server_.activate(j.slot);
     j.prompt_steps = server_.conversation(j.slot).steps();
     if (codec_) codec_->restart(j.slot);
   }

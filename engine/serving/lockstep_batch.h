@@ -16,8 +16,9 @@
 // Mimi call, steps the LM, and decodes every answer in another
 // (mimi_batch.h), so N conversations cost one codec call each way per frame.
 //
-// Joins (the prompts, prefilled) and leaves run on the caller's thread,
-// between steps. Thread-safe.
+// Joins and leaves run on the caller's thread; a join's prompts are
+// prefilled beside the running steps (BatchServer::prefill), not between
+// them. Thread-safe.
 #pragma once
 
 #include <chrono>

@@ -195,6 +195,9 @@ async def converse(args, index, pages):
         # Past the first second (the codec's first frames), the call's continuity.
         later = [b - a for a, b in zip(frames, frames[1:]) if a >= frames[0] + 1.0]
         result["max_gap_after_1s_ms"] = round(1000 * max(later), 1) if later else None
+        # Where the long ones were: (seconds after the first page, ms).
+        result["gaps_over_200ms"] = [(round(a - frames[0], 2), round(1000 * (b - a)))
+                                     for a, b in zip(frames, frames[1:]) if b - a > 0.2][:20]
     return result
 
 

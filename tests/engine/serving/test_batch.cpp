@@ -47,6 +47,9 @@ struct Plan {
   uint64_t seed;
   int64_t join_at, steps;
   int64_t pause_every = 0;  // in the server, no input at steps t % pause_every == 0 (a row in use that waits)
+  // Joined in parts: reserved and prefilled at join_at, a member only this
+  // many steps of the others later (its idle row steps meanwhile).
+  int64_t activate_after = 0;
 };
 
 Prompt make_prompt(int64_t frames, int64_t text, const LmConfig &c, int64_t silence = 6) {
@@ -98,13 +101,24 @@ Together together(const std::shared_ptr<const LmModel> &model, const std::vector
   server.use_static_shapes(static_shapes);
   Together run;
   run.out.resize(plans.size());
-  std::vector<int64_t> slot(plans.size(), -1), done(plans.size(), 0);
+  std::vector<int64_t> slot(plans.size(), -1), done(plans.size(), 0), reserved(plans.size(), -1);
   for (int64_t t = 0; t <= 1000; ++t) {
     bool running = false;
     std::map<int64_t, std::vector<int64_t>> in;
     std::map<int64_t, size_t> who;
     for (size_t i = 0; i < plans.size(); ++i) {
-      if (t == plans[i].join_at) slot[i] = server.join(plans[i].prompt, plans[i].seed);
+      if (t == plans[i].join_at && plans[i].activate_after > 0) {
+        reserved[i] = server.reserve(plans[i].seed);
+        server.prefill(reserved[i], plans[i].prompt);
+      } else if (t == plans[i].join_at) {
+        slot[i] = server.join(plans[i].prompt, plans[i].seed);
+      }
+      if (reserved[i] >= 0 && t == plans[i].join_at + plans[i].activate_after) {
+        server.activate(reserved[i]);
+        slot[i] = reserved[i];
+        reserved[i] = -1;
+      }
+      if (reserved[i] >= 0) running = true;
       if (slot[i] < 0 || done[i] >= plans[i].steps) continue;
       running = true;
       if (plans[i].pause_every > 0 && t % plans[i].pause_every == 0) continue;
@@ -182,6 +196,38 @@ TEST(Batch, RandomConfigsGreedyAndSampled) {
     expect_batch_equals_alone(model, reuse, sampled(), 2);
     expect_batch_equals_alone(model, reuse, test::greedy(), 2);
   }
+}
+
+// A join's prompts written while the others step: the reserved slot's idle
+// row must leave them alone, in steps of every shape.
+TEST(Batch, PromptsPrefilledBesideTheSteps) {
+  at::manual_seed(9);
+  const LmConfig c = tiny_config(32, 2, 1, 40);
+  auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 3, 0.2));
+  std::vector<Plan> plans = {{make_prompt(3, 2, c), 1, 0, 30},
+                             {make_prompt(2, 3, c), 2, 2, 20, 0, 5},
+                             {make_prompt(4, 1, c), 3, 4, 15, 0, 1}};
+  for (bool static_shapes : {false, true}) {
+    SCOPED_TRACE(static_shapes ? "static shapes" : "tight shapes");
+    expect_batch_equals_alone(model, plans, with_logits(test::greedy()), 3, static_shapes);
+    expect_batch_equals_alone(model, plans, sampled(), 3, static_shapes);
+  }
+}
+
+TEST(Batch, ReservedSlotsAreCheckedAndReleased) {
+  const LmConfig c = tiny_config(32, 2, 1, 40);
+  auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 3, 0.2));
+  BatchServer server(model, 1, test::greedy());
+  EXPECT_THROW(server.prefill(0, make_prompt(1, 1, c)), Error);
+  const int64_t slot = server.reserve(1);
+  EXPECT_THROW(server.reserve(2), BusyError);
+  EXPECT_FALSE(server.in_use(slot));
+  server.release(slot);
+  EXPECT_EQ(server.reserve(3), slot);
+  server.prefill(slot, make_prompt(1, 1, c));
+  server.activate(slot);
+  EXPECT_TRUE(server.in_use(slot));
+  EXPECT_THROW(server.activate(slot), Error);
 }
 
 TEST(Batch, HolesInTheSlotRangeAndLogits) {

@@ -1,0 +1,66 @@
+#include "core/thread_stream.h"
+
+#ifdef PERSONAPLEX_HAVE_CUDA_GRAPHS
+#include <c10/core/Event.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
+
+#include <map>
+#endif
+
+namespace personaplex {
+
+#ifdef PERSONAPLEX_HAVE_CUDA_GRAPHS
+namespace {
+
+class ThreadStreams {
+ public:
+  ~ThreadStreams() {
+    for (auto &s : streams_) cudaStreamDestroy(s.second);
+  }
+  c10::cuda::CUDAStream get(c10::DeviceIndex device) {
+    auto it = streams_.find(device);
+    if (it == streams_.end()) {
+      c10::cuda::CUDAGuard guard(device);
+      cudaStream_t s = nullptr;
+      C10_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+      it = streams_.emplace(device, s).first;
+    }
+    return c10::cuda::getStreamFromExternal(it->second, device);
+  }
+
+ private:
+  std::map<c10::DeviceIndex, cudaStream_t> streams_;
+};
+
+}  // namespace
+
+void on_thread_stream(const at::Device &device, const std::function<void()> &fn) {
+  if (!device.is_cuda()) {
+    fn();
+    return;
+  }
+  thread_local ThreadStreams streams;
+  c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream(device.index());
+  c10::cuda::CUDAStream own = streams.get(device.index());
+  c10::Event ready(c10::DeviceType::CUDA);
+  ready.record(caller);
+  ready.block(own);
+  {
+    c10::cuda::CUDAStreamGuard guard(own);
+    fn();
+  }
+  c10::Event done(c10::DeviceType::CUDA);
+  done.record(own);
+  done.block(caller);
+}
+
+#else
+
+void on_thread_stream(const at::Device &, const std::function<void()> &fn) { fn(); }
+
+#endif
+
+}  // namespace personaplex

@@ -1,0 +1,19 @@
+// The calling thread's own CUDA stream: created non-blocking for the thread
+// on first use and released with it. No other thread ever launches work onto
+// it, and work on the legacy default stream never waits for it, so what runs
+// there (a graph capture, a new conversation's prompts) neither takes in nor
+// holds up other threads' GPU work.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <functional>
+
+namespace personaplex {
+
+// Runs fn with the thread's own stream as the current stream of `device`,
+// after the caller's stream's work so far and before its later work. Off
+// CUDA (or in a build without CUDA), runs fn as it is.
+void on_thread_stream(const at::Device &device, const std::function<void()> &fn);
+
+}  // namespace personaplex
