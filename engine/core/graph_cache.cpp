@@ -5,11 +5,14 @@
 #include <torch/version.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <list>
 #include <map>
 #include <mutex>
+#include <string>
 
 #if defined(PERSONAPLEX_HAVE_CUDA_GRAPHS) && TORCH_VERSION_MAJOR >= 2
 #define PERSONAPLEX_GRAPHS 1
@@ -41,6 +44,28 @@ namespace {
 std::mutex &capture_lock() {
   static std::mutex lock;
   return lock;
+}
+
+bool log_captures() {
+  static const bool on = [] {
+    const char *env = std::getenv("PERSONAPLEX_GRAPH_LOG");
+    return env && std::strcmp(env, "0") != 0;
+  }();
+  return on;
+}
+
+void log_capture(const char *how, const std::vector<int64_t> &key, double ms, const char *error) {
+  if (!log_captures()) return;
+  std::string k;
+  for (int64_t v : key) k += (k.empty() ? "" : ",") + std::to_string(v);
+  if (error)
+    std::fprintf(stderr, "graph capture [%s] (%s) failed after %.1f ms: %s\n", k.c_str(), how, ms, error);
+  else
+    std::fprintf(stderr, "graph capture [%s] (%s) in %.1f ms\n", k.c_str(), how, ms);
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace
@@ -131,19 +156,22 @@ struct GraphCache::Impl {
       on_thread_stream(device, step);
       return false;
     }
+    const auto t0 = std::chrono::steady_clock::now();
     try {
       e.graph = capture(step);
-    } catch (const std::exception &) {
+    } catch (const std::exception &x) {
       // Not sticky: clear it so that no later launch check reports it, run
       // this call eagerly, try again later.
       (void)cudaGetLastError();
+      log_capture("at its call", key, ms_since(t0), x.what());
       ++failed;
-      ++e.failures;
       ++e.calls;
-      e.next_try = e.calls + options.retry_after;
+      e.next_try = e.calls + (options.retry_after << std::min<int64_t>(e.failures, 16));
+      ++e.failures;
       on_thread_stream(device, step);
       return false;
     }
+    log_capture("at its call", key, ms_since(t0), nullptr);
     std::unique_ptr<at::cuda::CUDAGraph> graph = std::move(e.graph);
     keep(key, e, std::move(graph));
     e.graph->replay();
@@ -160,15 +188,17 @@ struct GraphCache::Impl {
       shared = pool;
     }
     std::unique_ptr<at::cuda::CUDAGraph> graph;
+    const auto t0 = std::chrono::steady_clock::now();
     try {
       graph = capture_in(shared, step);
-    } catch (const std::exception &) {
+    } catch (const std::exception &x) {
       (void)cudaGetLastError();
+      log_capture("ahead", key, ms_since(t0), x.what());
       std::lock_guard<std::mutex> lock(mutex);
       ++failed;
-      ++entries[key].failures;
       return false;
     }
+    log_capture("ahead", key, ms_since(t0), nullptr);
     std::lock_guard<std::mutex> lock(mutex);
     Entry &e = entries[key];
     if (!e.graph && pool == shared) keep(key, e, std::move(graph));

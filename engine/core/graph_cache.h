@@ -21,6 +21,9 @@
 // (`retry_after` calls); after `max_failures` failures of one key it stays
 // eager.
 //
+// PERSONAPLEX_GRAPH_LOG=1 in the environment prints a line per capture
+// (key, milliseconds, or the reason it failed) on standard error.
+//
 // Eager throughout when graphs are not compiled in (a CUDA libtorch 2.x and
 // the CUDA runtime's headers: PERSONAPLEX_HAVE_CUDA_GRAPHS), the device is not
 // CUDA, or PERSONAPLEX_CUDA_GRAPHS=0 is in the environment.
@@ -38,8 +41,9 @@ namespace personaplex {
 struct GraphCacheOptions {
   int64_t warmup = 1;         // eager calls per key before its capture
   size_t max_graphs = 64;     // graphs kept, least recently used dropped
-  int64_t retry_after = 100;  // calls of a key between a failed capture and the next try
-  int64_t max_failures = 3;   // failed captures of a key before it stays eager
+  int64_t retry_after = 8;    // calls of a key after its first failed capture before the next
+                              // try; doubled after each further failure
+  int64_t max_failures = 8;   // failed captures of a key before it stays eager
 };
 
 class GraphCache {

@@ -150,7 +150,8 @@ void BatchServer::run_model_step(const BatchShape &shape) {
 // About five seconds ahead: the span the rows will need, and one more row.
 void BatchServer::prepare_next(const std::vector<Row> &rows, const BatchShape &shape) {
   constexpr int64_t kAhead = 64;
-  if (!preparer_) return;
+  // Only once the step has been captured: before, a capture would not take.
+  if (!preparer_ || graphs_.graphs() == 0) return;
   for (const BatchShape &next : {shape_of(rows, kAhead), shape_of(rows, 0, 1)}) {
     const std::array<int64_t, 4> key = next.key();
     if (key == shape.key()) continue;

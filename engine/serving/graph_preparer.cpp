@@ -52,7 +52,10 @@ void GraphPreparer::run() {
       // A failed preparation only means the step captures when it comes.
     }
     lock.lock();
-    if (took) ++prepared_;
+    if (took)
+      ++prepared_;
+    else
+      asked_.erase(job.first);  // not yet possible, or failed: may be asked again
   }
 }
 
