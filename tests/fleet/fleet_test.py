@@ -17,6 +17,7 @@ time) as JSON. Exits 77 (skipped) without the fixtures or haproxy."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -66,12 +67,13 @@ def get(url):
 
 
 class Fleet:
-    def __init__(self, tmp, server_options):
+    def __init__(self, tmp, fixtures, server_options):
         self.run_dir = os.path.join(tmp, "run")
         self.log_path = os.path.join(tmp, "fleet.log")
         self.process = subprocess.Popen(
             [sys.executable, FLEET, "--instances", "3", "--device", "cpu", "--port", "0", "--check-ms", "300",
-             "--run-dir", self.run_dir, "--drain-timeout", "30", "--start-timeout", "120", "--", *server_options],
+             "--run-dir", self.run_dir, "--drain-timeout", "30", "--start-timeout", "120", "--fixtures", fixtures,
+             "--", *server_options],
             stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT)
         state = os.path.join(self.run_dir, "fleet.json")
         wait_for("the fleet", lambda: os.path.exists(state) or self.process.poll() is not None, 180, 0.2)
@@ -251,6 +253,22 @@ def check_drain(fleet, ogg, figures):
     wait_for("pp2 to exit 0", lambda: f"pp2 (pid {pid}) exited with 0" in fleet.output(), 10)
 
 
+def check_service_config(tmp):
+    """pipelines/deploy/haproxy.cfg is valid for HAProxy (without its
+    certificate, which a test machine lacks)."""
+    deploy = os.path.join(ROOT, "pipelines", "deploy")
+    with open(os.path.join(deploy, "haproxy.cfg")) as f:
+        cfg = f.read()
+    cfg = re.sub(r" ssl crt \S+ alpn \S+", "", cfg).replace("log /dev/log local0", "")
+    cfg = cfg.replace("/etc/haproxy/errors/personaplex-busy.http", os.path.join(deploy, "busy.http"))
+    path = os.path.join(tmp, "service-haproxy.cfg")
+    with open(path, "w") as f:
+        f.write(cfg)
+    p = subprocess.run([shutil.which("haproxy") or "/usr/sbin/haproxy", "-c", "-f", path], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 0 and "Configuration file is valid" in p.stdout + p.stderr, p.stdout + p.stderr
+
+
 def main():
     fixtures = os.environ.get("PERSONAPLEX_FIXTURES", "")
     if not os.path.isfile(os.path.join(fixtures, "lm", "weights.safetensors")):
@@ -263,19 +281,13 @@ def main():
     tmp = tempfile.mkdtemp(prefix="pp-fleet-")
     fleet = None
     try:
-        voices = os.path.join(tmp, "voices")
-        os.mkdir(voices)
-        shutil.copy(os.path.join(fixtures, "lm", "voice.pt"), os.path.join(voices, "NATF2.pt"))
         ogg = os.path.join(tmp, "user.ogg")
         subprocess.run(["gst-launch-1.0", "-q", "filesrc", "location=" + os.path.join(fixtures, "lm", "user.wav"),
                         "!", "decodebin", "!", "audioconvert", "!", "audioresample", "!", "opusenc", "!",
                         "oggmux", "!", "filesink", "location=" + ogg], check=True, timeout=60)
-        f = fixtures
-        fleet = Fleet(tmp, [  # the launcher finds the build's server through PERSONAPLEX_SERVER
-            "--max-sessions", "2", "--batch",
-            "--lm-weights", f + "/lm/weights.safetensors", "--lm-config", f + "/lm/config.json",
-            "--mimi-weights", f + "/mimi/weights.safetensors", "--mimi-config", f + "/mimi/config.json",
-            "--tokenizer", f + "/lm/tokenizer.model", "--voices-dir", voices])
+        # The launcher finds the build's server through PERSONAPLEX_SERVER.
+        fleet = Fleet(tmp, fixtures, ["--max-sessions", "2", "--batch"])
+        check_service_config(tmp)
         figures = {}
         check_capacity(fleet, ogg, parse, figures)
         check_kill(fleet, ogg, figures)
