@@ -7,6 +7,7 @@
 #include "certificate.h"
 #include "chat_session.h"
 #include "conversation.h"
+#include "ice_servers.h"
 #include "operator_endpoints.h"
 #include "session.h"
 #include "voices.h"
@@ -164,6 +165,7 @@ bool Server::start(std::string *error, std::string *url) {
   soup_server_add_handler(soup_, "/ws", signalling_check_cb, this, nullptr);
   soup_server_add_websocket_handler(soup_, "/ws", nullptr, nullptr, signalling_ws_cb, this, nullptr);
   add_operator_endpoints(this, soup_);
+  add_ice_endpoint(&config_, soup_);
   batch_timer_ = g_timeout_add_seconds(1, sample_batch_cb, this);
 
   std::string host = config_.host == "localhost" ? "127.0.0.1" : config_.host;

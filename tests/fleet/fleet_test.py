@@ -146,6 +146,15 @@ def value(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))), 0)
 
 
+def check_ice_servers(fleet):
+    """The page learns the STUN and TURN servers through the balancer."""
+    status, body = get(fleet.url + "/api/ice")
+    assert status == 200, status
+    assert json.loads(body) == {"iceServers": [
+        {"urls": "stun:127.0.0.1:3478"},
+        {"urls": "turn:127.0.0.1:3479", "username": "fleet", "credential": "s@cret"}]}, body
+
+
 def check_capacity(fleet, ogg, parse, figures):
     six = Load(fleet.url, ogg, "--sessions", "6", "--seconds", "4")
     wait_for("2 calls on every instance", lambda: all(fleet.calls(n) == 2 for n in fleet.instances), 60)
@@ -286,8 +295,10 @@ def main():
                         "!", "decodebin", "!", "audioconvert", "!", "audioresample", "!", "opusenc", "!",
                         "oggmux", "!", "filesink", "location=" + ogg], check=True, timeout=60)
         # The launcher finds the build's server through PERSONAPLEX_SERVER.
-        fleet = Fleet(tmp, fixtures, ["--max-sessions", "2", "--batch"])
+        fleet = Fleet(tmp, fixtures, ["--max-sessions", "2", "--batch", "--stun-server", "stun://127.0.0.1:3478",
+                                      "--turn-server", "turn://fleet:s%40cret@127.0.0.1:3479"])
         check_service_config(tmp)
+        check_ice_servers(fleet)
         figures = {}
         check_capacity(fleet, ogg, parse, figures)
         check_kill(fleet, ogg, figures)

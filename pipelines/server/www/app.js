@@ -119,7 +119,9 @@ class Call {
   }
 
   async answer(sdp) {
-    const pc = new RTCPeerConnection({ iceServers: [] });
+    // The server's STUN/TURN servers (--stun-server, --turn-server), for a browser behind NAT.
+    const ice = await fetch("api/ice").then((r) => r.json()).catch(() => ({ iceServers: [] }));
+    const pc = new RTCPeerConnection({ iceServers: ice.iceServers || [] });
     this.pc = pc;
     pc.ontrack = (event) => {
       const stream = event.streams[0] || new MediaStream([event.track]);
