@@ -10,7 +10,8 @@ each --max-sessions 2, behind a real HAProxy. Then:
   HAProxy marks it down and new calls go to the survivors;
 - SIGTERM on an instance during a call: readiness says draining at once,
   HAProxy stops sending it calls, the call runs to its end, the instance
-  exits 0; a second SIGTERM ends a call at once.
+  exits 0; a drain asked for on loopback, then SIGTERM, ends a call at once;
+- calls that fail in the model mark an instance down until one succeeds.
 
 Prints the figures (calls served, time to notice a dead instance, drain
 time) as JSON. Exits 77 (skipped) without the fixtures or haproxy."""
@@ -61,6 +62,14 @@ def wait_for(what, predicate, timeout, step=0.05):
 def get(url):
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def post(url, headers=None):
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=b"", headers=headers or {}), timeout=5) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
@@ -199,6 +208,26 @@ def check_capacity(fleet, ogg, parse, figures):
     figures["frames_stepped"] = int(frames)
 
 
+def check_health(fleet, ogg, figures):
+    """Calls that fail in the model one after another (here a corrupt voice
+    file) mark an instance down, for HAProxy too; a good call brings it back."""
+    with open(os.path.join(fleet.run_dir, "voices", "BROKEN.pt"), "wb") as f:
+        f.write(b"not a voice")
+    direct = fleet.instance_url("pp2")
+    for _ in range(3):
+        rc, out = load(direct, ogg, "--voice", "BROKEN.pt", "--seconds", "1")
+        assert rc == 1 and out["sessions"][0].get("close", {}).get("code") == 1011, out
+    status, text = get(direct + "/healthz")
+    assert status == 503 and "3 calls in a row failed" in text, (status, text)
+    assert get(direct + "/readyz")[0] == 503
+    wait_for("HAProxy to mark pp2 down", lambda: "DOWN" in fleet.balancer_status()["pp2"], 5)
+    rc, out = load(direct, ogg, "--seconds", "1")
+    assert rc == 0, out
+    assert get(direct + "/healthz") == (200, "ok\n")
+    wait_for("HAProxy to mark pp2 up", lambda: fleet.balancer_status()["pp2"] == "UP", 5)
+    os.remove(os.path.join(fleet.run_dir, "voices", "BROKEN.pt"))
+
+
 def check_kill(fleet, ogg, figures):
     three = Load(fleet.url, ogg, "--sessions", "3", "--seconds", "6")
     wait_for("a call on every instance", lambda: all(fleet.calls(n) == 1 for n in fleet.instances), 60)
@@ -253,8 +282,12 @@ def check_drain(fleet, ogg, figures):
     one = Load(fleet.url, ogg, "--sessions", "1", "--seconds", "10")
     wait_for("a call on pp2", lambda: fleet.calls("pp2") == 1, 60)
     pid = fleet.instances["pp2"]["pid"]
-    os.kill(pid, signal.SIGTERM)
-    time.sleep(0.3)
+    # Drain is not for the balancer's clients, nor for proxied requests.
+    assert post(fleet.url + "/admin/drain")[0] == 403
+    assert post(fleet.instance_url("pp2") + "/admin/drain", {"X-Forwarded-For": "192.0.2.1"})[0] == 403
+    status, text = post(fleet.instance_url("pp2") + "/admin/drain")
+    assert status == 202 and text.startswith("draining: 1 calls"), (status, text)
+    assert get(fleet.instance_url("pp2") + "/readyz")[1].startswith("draining")
     os.kill(pid, signal.SIGTERM)
     rc, out = one.result()
     s = out["sessions"][0]
@@ -301,6 +334,7 @@ def main():
         check_ice_servers(fleet)
         figures = {}
         check_capacity(fleet, ogg, parse, figures)
+        check_health(fleet, ogg, figures)
         check_kill(fleet, ogg, figures)
         check_drain(fleet, ogg, figures)
         assert fleet.stop() == 0, fleet.output()
