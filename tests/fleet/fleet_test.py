@@ -76,11 +76,11 @@ def post(url, headers=None):
 
 
 class Fleet:
-    def __init__(self, tmp, fixtures, server_options):
+    def __init__(self, tmp, fixtures, server_options, instances=3):
         self.run_dir = os.path.join(tmp, "run")
         self.log_path = os.path.join(tmp, "fleet.log")
         self.process = subprocess.Popen(
-            [sys.executable, FLEET, "--instances", "3", "--device", "cpu", "--port", "0", "--check-ms", "300",
+            [sys.executable, FLEET, "--instances", str(instances), "--device", "cpu", "--port", "0", "--check-ms", "300",
              "--run-dir", self.run_dir, "--drain-timeout", "30", "--start-timeout", "120", "--fixtures", fixtures,
              "--", *server_options],
             stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT)
