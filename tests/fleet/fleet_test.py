@@ -155,6 +155,21 @@ def value(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))), 0)
 
 
+def check_options(fleet, fixtures):
+    """The fleet options' errors are clear."""
+    server = os.environ["PERSONAPLEX_SERVER"]
+    f = fixtures
+    model = ["--lm-weights", f + "/lm/weights.safetensors", "--lm-config", f + "/lm/config.json",
+             "--mimi-weights", f + "/mimi/weights.safetensors", "--mimi-config", f + "/mimi/config.json",
+             "--tokenizer", f + "/lm/tokenizer.model", "--voices-dir", os.path.join(fleet.run_dir, "voices"),
+             "--device", "cpu", "--http", "--port", "0"]
+    for bad, message in ((["--agent-port", "70000"], "--agent-port must be 0..65535"),
+                         (["--drain-timeout", "-1"], "--drain-timeout cannot be negative"),
+                         (["--agent-port", str(fleet.instances["pp0"]["agent_port"])], "cannot listen for agent checks")):
+        p = subprocess.run([server, *model, *bad], capture_output=True, text=True, timeout=60)
+        assert p.returncode in (1, 2) and message in p.stderr, (bad, p.returncode, p.stderr)
+
+
 def check_ice_servers(fleet):
     """The page learns the STUN and TURN servers through the balancer."""
     status, body = get(fleet.url + "/api/ice")
@@ -332,6 +347,7 @@ def main():
                                       "--turn-server", "turn://fleet:s%40cret@127.0.0.1:3479"])
         check_service_config(tmp)
         check_ice_servers(fleet)
+        check_options(fleet, fixtures)
         figures = {}
         check_capacity(fleet, ogg, parse, figures)
         check_health(fleet, ogg, figures)
