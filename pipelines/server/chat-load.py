@@ -18,8 +18,9 @@ Per session: handshake_s (connect to the 0x00 message: the prompts), then
 for the agent's audio pages (one per 80 ms frame, after the two header
 pages): first_audio_s (after the handshake), pages, pages_per_s over the
 call, max_gap_ms between two pages (max_gap_after_1s_ms: after its first second),
-text_pieces, and error / close when the
-server ended the call. Only the Python standard library is needed.
+text_pieces, and error / close when the server ended the call ("connection
+lost", with lost_after_s, when the connection closed without a websocket
+close). Only the Python standard library is needed.
 """
 
 import argparse
@@ -140,7 +141,14 @@ async def converse(args, index, pages):
     async def receive():
         nonlocal handshake
         while True:
-            opcode, payload = await ws.receive()
+            try:
+                opcode, payload = await ws.receive()
+            except (asyncio.IncompleteReadError, ConnectionError, OSError):
+                # The server (or its host) went away without a close frame.
+                result["close"] = {"code": None, "reason": "connection lost"}
+                result.setdefault("error", "connection lost")
+                result["lost_after_s"] = round(time.monotonic() - t0, 3)
+                return
             if opcode == 0x8:
                 code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
                 result["close"] = {"code": code, "reason": payload[2:].decode(errors="replace")}

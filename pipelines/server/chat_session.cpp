@@ -41,8 +41,7 @@ ChatSession::ChatSession(Server *server, SoupWebsocketConnection *ws)
 void ChatSession::open(Server *server, SoupWebsocketConnection *ws, const Conversation &conversation) {
   ChatSession *self = new ChatSession(server, ws);
   if (!self->admit()) {
-    const int n = server->config().max_sessions;
-    self->fail(1013, "busy: all " + std::to_string(n) + " conversation" + (n == 1 ? " is" : "s are") + " in use");
+    self->fail(1013, server->refusal());
     return;
   }
   std::string error;

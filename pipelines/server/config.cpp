@@ -44,7 +44,8 @@ bool parse_command_line(int argc, char **argv, Config *config) {
   gchar **ice = nullptr;
   gboolean http = FALSE, no_preload = FALSE, batch = FALSE;
   gint port = config->port, max_sessions = config->max_sessions, max_prompt = config->max_prompt_chars,
-       idle = config->idle_timeout_s, handshake = config->handshake_timeout_s, max_call = config->max_call_s;
+       idle = config->idle_timeout_s, handshake = config->handshake_timeout_s, max_call = config->max_call_s,
+       agent_port = config->agent_port, drain_timeout = config->drain_timeout_s;
 
   const GOptionEntry entries[] = {
       {"host", 0, 0, G_OPTION_ARG_STRING, &host, "Address to listen on (default 127.0.0.1; 0.0.0.0 for all)", "ADDR"},
@@ -81,6 +82,10 @@ bool parse_command_line(int argc, char **argv, Config *config) {
       {"turn-server", 0, 0, G_OPTION_ARG_STRING, &turn, "TURN server, turn(s)://user:pass@host:port", "URI"},
       {"no-preload", 0, 0, G_OPTION_ARG_NONE, &no_preload,
        "Load the model with the first call instead of at start-up (it is freed when no call is left)", nullptr},
+      {"agent-port", 0, 0, G_OPTION_ARG_INT, &agent_port,
+       "Answer HAProxy agent checks (free capacity, drain) on this port of --host (default 0: none)", "PORT"},
+      {"drain-timeout", 0, 0, G_OPTION_ARG_INT, &drain_timeout,
+       "On SIGTERM take no new calls and let the current ones run for at most S s (default 300)", "S"},
       {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
   };
   GOptionContext *context = g_option_context_new("- live PersonaPlex conversations in the browser");
@@ -134,9 +139,13 @@ bool parse_command_line(int argc, char **argv, Config *config) {
   config->stun_server = take(stun);
   config->turn_server = take(turn);
   config->preload = !no_preload;
+  config->agent_port = agent_port;
+  config->drain_timeout_s = drain_timeout;
 
   if (config->port < 0 || config->port > 65535) return usage_error(context, "--port must be 0..65535");
   if (config->http && !config->ssl_dir.empty()) return usage_error(context, "--http and --ssl exclude each other");
+  if (config->agent_port < 0 || config->agent_port > 65535) return usage_error(context, "--agent-port must be 0..65535");
+  if (config->drain_timeout_s < 0) return usage_error(context, "--drain-timeout cannot be negative");
   if (config->max_sessions < 1) return usage_error(context, "--max-sessions must be at least 1");
   if (config->max_prompt_chars < 0) return usage_error(context, "--max-prompt cannot be negative");
   if (config->idle_timeout_s < 1 || config->handshake_timeout_s < 1 || config->max_call_s < 0)

@@ -36,6 +36,9 @@ struct Config {
   int ice_min_port = 0, ice_max_port = 0;  // 0: any
   std::string stun_server, turn_server;
   bool preload = true;  // load the model (and check the default voice) at start-up
+
+  int agent_port = 0;         // HAProxy agent checks on --host:PORT (0: none)
+  int drain_timeout_s = 300;  // SIGTERM: how long the calls may still run
 };
 
 // Parses argv into `config`; on a usage error prints it and returns false.

@@ -6,7 +6,9 @@
 #include <csignal>
 #include <cstdio>
 
+#include "agent_check.h"
 #include "config.h"
+#include "drain.h"
 #include "model_keeper.h"
 #include "server.h"
 
@@ -46,14 +48,29 @@ int main(int argc, char **argv) {
     return 1;
   }
   g_print("Listening on %s\n", url.c_str());
+  ppserver::AgentCheck agent(&server);
+  if (config.agent_port) {
+    if (!agent.start(config.host, config.agent_port, &error)) {
+      g_printerr("personaplex-server: %s\n", error.c_str());
+      return 1;
+    }
+    g_print("Agent checks on %s:%d\n", config.host.c_str(), config.agent_port);
+  }
 
   GMainLoop *loop = g_main_loop_new(nullptr, FALSE);
   auto quit = [](gpointer loop) -> gboolean {
     g_main_loop_quit(static_cast<GMainLoop *>(loop));
     return G_SOURCE_CONTINUE;
   };
+  // SIGTERM (a service manager's stop) drains; SIGINT (Ctrl-C) ends the calls now.
+  ppserver::Drain drain(&server, loop, config.drain_timeout_s);
+  server.set_drain_handler([&drain] { drain.begin("drain requested"); });
+  auto drain_cb = [](gpointer drain) -> gboolean {
+    static_cast<ppserver::Drain *>(drain)->begin("SIGTERM");
+    return G_SOURCE_CONTINUE;
+  };
   const guint sigint = g_unix_signal_add(SIGINT, quit, loop);
-  const guint sigterm = g_unix_signal_add(SIGTERM, quit, loop);
+  const guint sigterm = g_unix_signal_add(SIGTERM, drain_cb, &drain);
   g_main_loop_run(loop);
   g_print("Shutting down\n");
   server.shut_down();

@@ -7,6 +7,8 @@
 #include "certificate.h"
 #include "chat_session.h"
 #include "conversation.h"
+#include "ice_servers.h"
+#include "operator_endpoints.h"
 #include "session.h"
 #include "voices.h"
 #include "webrtc_session.h"
@@ -113,6 +115,7 @@ Server::Server(const Config &config) : config_(config) {}
 
 Server::~Server() {
   if (request_timer_) g_source_remove(request_timer_);
+  if (batch_timer_) g_source_remove(batch_timer_);
   while (!requests_.empty()) forget_request(requests_.begin()->first);
   if (soup_) {
     soup_server_disconnect(soup_);
@@ -121,7 +124,10 @@ Server::~Server() {
 }
 
 bool Server::take_slot() {
-  if (slots_in_use_ >= config_.max_sessions) return false;
+  if (draining_ || slots_in_use_ >= config_.max_sessions) {
+    metrics_.call_refused(draining_ ? "draining" : "busy");
+    return false;
+  }
   ++slots_in_use_;
   return true;
 }
@@ -158,6 +164,9 @@ bool Server::start(std::string *error, std::string *url) {
   soup_server_add_websocket_handler(soup_, "/api/chat", nullptr, nullptr, chat_ws_cb, this, nullptr);
   soup_server_add_handler(soup_, "/ws", signalling_check_cb, this, nullptr);
   soup_server_add_websocket_handler(soup_, "/ws", nullptr, nullptr, signalling_ws_cb, this, nullptr);
+  add_operator_endpoints(this, soup_);
+  add_ice_endpoint(&config_, soup_);
+  batch_timer_ = g_timeout_add_seconds(1, sample_batch_cb, this);
 
   std::string host = config_.host == "localhost" ? "127.0.0.1" : config_.host;
   GInetAddress *address = g_inet_address_new_from_string(host.c_str());
@@ -192,6 +201,7 @@ bool Server::start(std::string *error, std::string *url) {
 }
 
 void Server::shut_down() {
+  shutting_down_ = true;
   if (soup_) soup_server_disconnect(soup_);
   const std::set<Session *> sessions = sessions_;
   for (Session *s : sessions) s->end(1001, "the server is shutting down");
@@ -282,7 +292,9 @@ void Server::chat_check_cb(SoupServer *, SoupServerMessage *msg, const char *, G
   Server *self = static_cast<Server *>(data);
   Conversation conversation;
   const std::string problem = read_conversation(self->config_, query_fields(query), true, &conversation);
-  if (!problem.empty()) respond_error(msg, SOUP_STATUS_BAD_REQUEST, problem);
+  if (problem.empty()) return;
+  self->metrics_.call_refused("bad_request");
+  respond_error(msg, SOUP_STATUS_BAD_REQUEST, problem);
 }
 
 void Server::chat_ws_cb(SoupServer *, SoupServerMessage *msg, const char *, SoupWebsocketConnection *ws,

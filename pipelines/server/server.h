@@ -5,11 +5,13 @@
 
 #include <libsoup/soup.h>
 
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
 
 #include "config.h"
+#include "metrics.h"
 
 namespace ppserver {
 
@@ -36,6 +38,24 @@ class Server {
   void add(Session *session) { sessions_.insert(session); }
   void remove(Session *session) { sessions_.erase(session); }
 
+  // Why take_slot() said no, for the client ("busy: ..." or "draining: ...").
+  std::string refusal() const;
+
+  // Operators (operator_endpoints.h, health.cpp): metrics, health, drain.
+  Metrics &metrics() { return metrics_; }
+  std::string metrics_text() const;
+  bool healthy() const;
+  std::string health_problem() const;
+  // A call's prompts ran (ok) or its model failed (`error`): calls that fail
+  // in a row mark the server unhealthy.
+  void call_outcome(bool ok, const std::string &error);
+  void call_playing(int delta) { calls_playing_ += delta; }
+  bool draining() const { return draining_; }
+  void set_draining() { draining_ = true; }
+  // Who drains on POST /admin/drain; request_drain() is false without one.
+  void set_drain_handler(std::function<void()> handler) { drain_handler_ = std::move(handler); }
+  bool request_drain();
+
  private:
   static void request_started_cb(SoupServer *, SoupServerMessage *msg, gpointer self);
   static gboolean request_timeout_cb(gpointer self);
@@ -52,8 +72,16 @@ class Server {
   static void signalling_ws_cb(SoupServer *, SoupServerMessage *msg, const char *, SoupWebsocketConnection *ws,
                                gpointer self);
 
+  static gboolean sample_batch_cb(gpointer self);
+
   Config config_;
   SoupServer *soup_ = nullptr;
+  Metrics metrics_;
+  bool draining_ = false, shutting_down_ = false;
+  int failed_in_a_row_ = 0, calls_playing_ = 0;
+  std::string last_failure_;
+  std::function<void()> drain_handler_;
+  guint batch_timer_ = 0;
   int slots_in_use_ = 0;
   std::set<Session *> sessions_;
 

@@ -18,7 +18,8 @@ struct Job {
 
 Session::Session(Server *server, SoupWebsocketConnection *ws, const char *kind)
     : server_(server), ws_(SOUP_WEBSOCKET_CONNECTION(g_object_ref(ws))), started_us_(g_get_monotonic_time()) {
-  id_ = std::string(kind) + "#" + std::to_string(next_id.fetch_add(1));
+  kind_ = kind;
+  id_ = kind_ + "#" + std::to_string(next_id.fetch_add(1));
   server_->add(this);
   message_handler_ = g_signal_connect(ws_, "message", G_CALLBACK(ws_message_cb), this);
   closed_handler_ = g_signal_connect(ws_, "closed", G_CALLBACK(ws_closed_cb), this);
@@ -30,6 +31,7 @@ Session::~Session() {
   g_signal_handler_disconnect(ws_, message_handler_);
   g_signal_handler_disconnect(ws_, closed_handler_);
   g_object_unref(ws_);
+  server_->metrics().call_gone(id_);
   server_->remove(this);
 }
 
@@ -103,6 +105,7 @@ bool Session::admit() {
   if (admitted_) return true;
   if (!server_->take_slot()) return false;
   admitted_ = true;
+  server_->metrics().call_started(kind_);
   return true;
 }
 
@@ -121,7 +124,9 @@ void Session::start_pipeline(GstElement *pipeline) {
         if (self->ended()) gst_element_set_state(pipeline, GST_STATE_NULL);
         self->in_main([self, ret] {
           // A failure posts an error too; it ends the call with its text.
-          if (ret != GST_STATE_CHANGE_FAILURE) self->on_playing();
+          if (ret == GST_STATE_CHANGE_FAILURE) return;
+          self->count_playing();
+          self->on_playing();
         });
         self->unref();
       },
@@ -150,6 +155,9 @@ gboolean Session::bus_cb(GstBus *, GstMessage *message, gpointer data) {
       const std::string text = error->message;
       g_error_free(error);
       g_free(debug);
+      // The model's own errors tell about the server's health; the client's bad audio does not.
+      if (g_strcmp0(G_OBJECT_TYPE_NAME(GST_MESSAGE_SRC(message)), "GstPersonaPlex") == 0)
+        self->server_->call_outcome(false, text);
       self->on_error(message, text);
       break;
     }
@@ -164,6 +172,8 @@ gboolean Session::bus_cb(GstBus *, GstMessage *message, gpointer data) {
       gst_bin_recalculate_latency(GST_BIN(self->pipeline_));
       break;
     case GST_MESSAGE_ELEMENT:
+      if (const GstStructure *s = gst_message_get_structure(message))
+        self->server_->metrics().step_stats(self->id_, s);
       self->on_element_message(message);
       break;
     default:
@@ -193,8 +203,18 @@ void Session::ws_closed_cb(SoupWebsocketConnection *ws, gpointer data) {
   self->unref();  // the websocket's reference
 }
 
+void Session::count_playing() {
+  playing_ = true;
+  server_->call_playing(1);
+  server_->call_outcome(true, "");
+  server_->metrics().handshake((g_get_monotonic_time() - started_us_) / 1e6);
+}
+
 void Session::end(gushort code, const std::string &reason) {
   if (ended_.exchange(true)) return;
+  if (admitted_) server_->metrics().call_ended(code);
+  if (playing_) server_->call_playing(-1);
+  playing_ = false;
   if (tick_) g_source_remove(tick_);
   tick_ = 0;
   if (soup_websocket_connection_get_state(ws_) == SOUP_WEBSOCKET_STATE_OPEN) {

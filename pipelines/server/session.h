@@ -80,11 +80,13 @@ class Session {
   static gboolean tick_cb(gpointer self);
   void flush_outbox();
   void teardown_pipeline();
+  void count_playing();
 
   std::atomic<int> refs_{1};  // the websocket's, dropped when it has closed
   std::atomic<bool> ended_{false};
-  std::string id_;
+  std::string id_, kind_;
   bool admitted_ = false;
+  bool playing_ = false;  // the prompts have run (counted in the server's metrics)
   guint bus_watch_ = 0;
   guint tick_ = 0;
   gulong message_handler_ = 0, closed_handler_ = 0;

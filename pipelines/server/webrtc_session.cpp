@@ -82,8 +82,7 @@ void WebRtcSession::on_ws_message(SoupWebsocketDataType type, GBytes *message) {
 void WebRtcSession::start_call(const Conversation &conversation) {
   started_ = true;
   if (!admit()) {
-    const int n = server_->config().max_sessions;
-    fail(1013, "busy: all " + std::to_string(n) + " conversation" + (n == 1 ? " is" : "s are") + " in use");
+    fail(1013, server_->refusal());
     return;
   }
   std::string error;

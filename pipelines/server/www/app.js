@@ -119,7 +119,11 @@ class Call {
   }
 
   async answer(sdp) {
-    const pc = new RTCPeerConnection({ iceServers: [] });
+    // The server's STUN/TURN servers (--stun-server, --turn-server), for a browser behind NAT.
+    const ice = await fetch("api/ice").then((r) => r.json()).catch(() => ({ iceServers: [] }));
+    // ?relay: media only through the TURN server (to check a relay, or for networks that need one).
+    const relay = new URLSearchParams(location.search).has("relay");
+    const pc = new RTCPeerConnection({ iceServers: ice.iceServers || [], iceTransportPolicy: relay ? "relay" : "all" });
     this.pc = pc;
     pc.ontrack = (event) => {
       const stream = event.streams[0] || new MediaStream([event.track]);
@@ -212,13 +216,15 @@ window.personaplex = {
   async route() {
     if (!call || !call.pc) return null;
     const stats = await call.pc.getStats();
-    const route = { local: null, remote: null, remotePort: null, candidates: [] };
+    const route = { local: null, localType: null, remote: null, remotePort: null, candidates: [] };
     const address = (c) => (c ? c.address || c.ip : null);
     stats.forEach((r) => {
       if (r.type === "local-candidate") route.candidates.push(address(r));
       if (r.type === "transport" && r.selectedCandidatePairId) {
         const pair = stats.get(r.selectedCandidatePairId);
-        route.local = address(stats.get(pair.localCandidateId));
+        const local = stats.get(pair.localCandidateId);
+        route.local = address(local);
+        route.localType = local ? local.candidateType : null;
         const remote = stats.get(pair.remoteCandidateId);
         route.remote = address(remote);
         route.remotePort = remote ? remote.port : null;
