@@ -8,7 +8,8 @@ GST_DEBUG_CATEGORY_EXTERN(gst_personaplex_debug);
 namespace gstpersonaplex {
 
 DuplexOutput::DuplexOutput(GstElement *element, GstPad *audio_pad, GstPad *text_pad)
-    : element_(element), audio_(audio_pad), text_(text_pad), combiner_(gst_flow_combiner_new()) {
+    : element_(element), audio_(audio_pad), text_(text_pad), combiner_(gst_flow_combiner_new()),
+      text_out_(std::make_unique<TextOutput>(element, text_pad)) {
   gst_flow_combiner_add_pad(combiner_, audio_);
   gst_flow_combiner_add_pad(combiner_, text_);
   gst_segment_init(&segment_, GST_FORMAT_TIME);
@@ -48,6 +49,7 @@ void DuplexOutput::reset() {
   gst_segment_init(&segment_, GST_FORMAT_TIME);
   need_start_ = need_caps_ = need_segment_ = true;
   format_ = GST_AUDIO_FORMAT_UNKNOWN;
+  end_ = GST_CLOCK_TIME_NONE;
   gst_flow_combiner_reset(combiner_);
 }
 
@@ -101,11 +103,14 @@ bool DuplexOutput::send_headers() {
       gchar *id = gst_pad_create_stream_id(pad, element_, pad == audio_ ? "audio" : "text");
       GstEvent *event = gst_event_new_stream_start(id);
       gst_event_set_group_id(event, group);
-      gst_pad_push_event(pad, event);
+      if (pad == text_)
+        text_out_->queue_event(event);  // in order with the text pad's data
+      else
+        gst_pad_push_event(pad, event);
       g_free(id);
     }
     GstCaps *text_caps = gst_caps_new_simple("text/x-raw", "format", G_TYPE_STRING, "utf8", nullptr);
-    gst_pad_push_event(text_, gst_event_new_caps(text_caps));
+    text_out_->queue_event(gst_event_new_caps(text_caps));
     gst_caps_unref(text_caps);
   }
   if (upstream) gst_event_unref(upstream);
@@ -118,7 +123,7 @@ bool DuplexOutput::send_headers() {
   }
   if (segment) {
     gst_pad_push_event(audio_, gst_event_new_segment(&seg));
-    gst_pad_push_event(text_, gst_event_new_segment(&seg));
+    text_out_->queue_event(gst_event_new_segment(&seg));
   }
   return true;
 }
@@ -129,43 +134,35 @@ GstFlowReturn DuplexOutput::push(const Frame &f) {
   GST_BUFFER_PTS(audio) = f.pts;
   GST_BUFFER_DURATION(audio) = f.duration;
   if (f.discont) GST_BUFFER_FLAG_SET(audio, GST_BUFFER_FLAG_DISCONT);
+  // The text first: a sink prerolling on the audio blocks this thread.
+  text_out_->frame(f.text, f.pts, f.duration, f.step);
+  if (GST_CLOCK_TIME_IS_VALID(f.pts) && GST_CLOCK_TIME_IS_VALID(f.duration)) end_ = f.pts + f.duration;
   GstFlowReturn ret = gst_flow_combiner_update_pad_flow(combiner_, audio_, gst_pad_push(audio_, audio));
-
-  GstFlowReturn text_ret;
-  if (!f.text.empty()) {
-    GstBuffer *text = gst_buffer_new_memdup(f.text.data(), f.text.size());
-    GST_BUFFER_PTS(text) = f.pts;
-    GST_BUFFER_DURATION(text) = f.duration;
-    if (f.discont) GST_BUFFER_FLAG_SET(text, GST_BUFFER_FLAG_DISCONT);
-    text_ret = gst_pad_push(text_, text);
-    gst_element_post_message(element_, gst_message_new_element(GST_OBJECT(element_),
-        gst_structure_new("personaplex-word", "text", G_TYPE_STRING, f.text.c_str(),
-                          "pts", G_TYPE_UINT64, f.pts, "duration", G_TYPE_UINT64, f.duration,
-                          "step", G_TYPE_INT64, f.step, nullptr)));
-  } else {
-    const bool sent = gst_pad_push_event(text_, gst_event_new_gap(f.pts, f.duration));
-    text_ret = sent || gst_pad_is_linked(text_) ? GST_FLOW_OK : GST_FLOW_NOT_LINKED;
-  }
+  const GstFlowReturn text_ret = text_out_->flow();
   GstFlowReturn combined = gst_flow_combiner_update_pad_flow(combiner_, text_, text_ret);
   return ret == GST_FLOW_FLUSHING ? ret : combined;
 }
 
 void DuplexOutput::push_gap(GstClockTime pts, GstClockTime duration) {
   if (!send_headers()) return;
+  text_out_->gap(pts, duration);
   gst_pad_push_event(audio_, gst_event_new_gap(pts, duration));
-  gst_pad_push_event(text_, gst_event_new_gap(pts, duration));
+  if (GST_CLOCK_TIME_IS_VALID(pts) && GST_CLOCK_TIME_IS_VALID(duration)) end_ = pts + duration;
 }
 
 void DuplexOutput::push_eos() {
   send_headers();
+  text_out_->eos(end_);
   gst_pad_push_event(audio_, gst_event_new_eos());
-  gst_pad_push_event(text_, gst_event_new_eos());
 }
 
 void DuplexOutput::push_flush(GstEvent *event) {
   const bool stop = GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_STOP;
   gst_pad_push_event(audio_, gst_event_ref(event));
-  gst_pad_push_event(text_, event);
+  if (stop)
+    text_out_->flush_stop(event);
+  else
+    text_out_->flush_start(event);
   if (stop) {
     std::lock_guard<std::mutex> lock(mutex_);
     need_segment_ = true;

@@ -1,10 +1,9 @@
 // The two source pads of the personaplex element: agent audio on `src`
 // (F32LE or S16LE, following the input's format unless downstream wants the
-// other) and words on `text_src` (one text/x-raw buffer per word carrying
-// the PTS and duration of the audio frame that spoke it, a GAP event for a
-// frame without one). Sends each pad's stream-start, caps and segment
-// before its first data, combines the pads' flow returns, and posts a
-// `personaplex-word` element message per word.
+// other) and text on `text_src` (pieces, words or cues, through TextOutput,
+// which pushes them from a task of its own). Sends each pad's stream-start,
+// caps and segment before its first data and combines the pads' flow
+// returns.
 //
 // Used by one streaming thread at a time; the set_*() calls may come from
 // another thread (they only mark what to send next).
@@ -14,7 +13,10 @@
 #include <gst/base/gstflowcombiner.h>
 
 #include <mutex>
+#include <memory>
 #include <string>
+
+#include "gsttextoutput.h"
 
 namespace gstpersonaplex {
 
@@ -40,11 +42,11 @@ class DuplexOutput {
     size_t samples = 0;
     GstClockTime pts = GST_CLOCK_TIME_NONE;
     GstClockTime duration = GST_CLOCK_TIME_NONE;
-    std::string text;  // "" = no word in this frame
+    std::string text;  // the frame's piece; "" = none
     gint64 step = 0;
     bool discont = false;
   };
-  // The frame's audio, then its word or a GAP on the text pad. Returns the
+  // The frame's audio, then its piece to the text pad. Returns the
   // combined flow: NOT_LINKED only when neither pad is linked.
   GstFlowReturn push(const Frame &frame);
   // A GAP on both pads (frames skipped to catch up with the clock).
@@ -54,6 +56,7 @@ class DuplexOutput {
   void push_flush(GstEvent *event);
 
   GstAudioFormat format() const { return format_; }
+  TextOutput &text() { return *text_out_; }
 
  private:
   bool send_headers();
@@ -70,6 +73,8 @@ class DuplexOutput {
   GstSegment segment_;
   bool need_start_ = true, need_caps_ = true, need_segment_ = true;
   GstAudioFormat format_ = GST_AUDIO_FORMAT_UNKNOWN;  // the negotiated one
+  std::unique_ptr<TextOutput> text_out_;
+  GstClockTime end_ = GST_CLOCK_TIME_NONE;  // of the last audio pushed
 };
 
 }  // namespace gstpersonaplex

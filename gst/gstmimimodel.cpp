@@ -9,6 +9,7 @@
 
 #include "core/device.h"
 #include "core/shared_cache.h"
+#include "gstdevicename.h"
 #include "mimi/config.h"
 
 GST_DEBUG_CATEGORY_STATIC(mimi_model_debug);
@@ -74,7 +75,9 @@ void mimi_model_set_property(GObject *object, MimiModelSettings *settings, guint
     *field = GST_PERSONAPLEX_DEFAULT_DEVICE;
   else
     *field = text ? text : "";
+  const std::string device = settings->device;
   GST_OBJECT_UNLOCK(element);
+  if (prop_id == MIMI_MODEL_PROP_DEVICE) device_name_check_on_set(element, device);
 }
 
 void mimi_model_get_property(GObject *object, const MimiModelSettings *settings, guint prop_id,
@@ -154,13 +157,14 @@ static at::Device resolve_device(const std::string &spec) {
 
 std::shared_ptr<const Mimi> mimi_model_acquire(GstElement *element,
                                                const MimiModelSettings &s) {
-  if (!check_settings(element, s)) return nullptr;
+  if (!check_settings(element, s) || !device_name_check_on_start(element, s.device)) return nullptr;
   at::Device device(at::kCPU);
   try {
     device = resolve_device(s.device);
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(element, RESOURCE, SETTINGS,
-                      ("Invalid device \"%s\": %s", s.device.c_str(), e.what()), (nullptr));
+                      ("Unusable device \"%s\": %s", s.device.c_str(), e.what()),
+                      ("the accepted values are %s", kDeviceValues));
     return nullptr;
   }
   // float32 everywhere: the codec's codes are then those of the reference.

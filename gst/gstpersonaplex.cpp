@@ -261,6 +261,12 @@ static gboolean gst_personaplex_src_activate_mode(GstPad *pad, GstObject *parent
   return TRUE;
 }
 
+static gboolean gst_personaplex_text_activate_mode(GstPad *pad, GstObject *parent, GstPadMode mode,
+                                                   gboolean active) {
+  if (mode != GST_PAD_MODE_PUSH) return FALSE;
+  return GST_PERSONAPLEX(parent)->duplex->output->text().activate(active);
+}
+
 static gboolean gst_personaplex_sink_activate_mode(GstPad *pad, GstObject *parent, GstPadMode mode,
                                                    gboolean active) {
   if (mode != GST_PAD_MODE_PUSH) return FALSE;
@@ -272,12 +278,42 @@ static gboolean gst_personaplex_sink_activate_mode(GstPad *pad, GstObject *paren
 // ---------------------------------------------------------------------------
 // Element
 
+// EOS sent to the element (gst-launch-1.0 -e, gst_element_send_event() on the
+// pipeline): live, the frame in progress finishes and EOS goes out on both
+// source pads; otherwise it travels as if from upstream.
+static gboolean gst_personaplex_send_event(GstElement *element, GstEvent *event) {
+  GstPersonaPlex *self = GST_PERSONAPLEX(element);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_EOS && (self->duplex->mode == Mode::kLive ||
+                                                !gst_pad_is_linked(self->sinkpad))) {
+    GST_INFO_OBJECT(self, "EOS requested: ending the conversation");
+    gst_event_unref(event);
+    if (self->duplex->mode == Mode::kLive)
+      self->duplex->queue.mark_eos();
+    else
+      drain_offline(self);
+    return TRUE;
+  }
+  return GST_ELEMENT_CLASS(gst_personaplex_parent_class)->send_event(element, event);
+}
+
+// With nothing upstream the element is where the stream starts: a bin then
+// counts it among its sources, and sends it the EOS and seeks it is sent.
+static void update_source_flag(GstPersonaPlex *self) {
+  GST_OBJECT_LOCK(self);
+  if (gst_pad_is_linked(self->sinkpad))
+    GST_OBJECT_FLAG_UNSET(self, GST_ELEMENT_FLAG_SOURCE);
+  else
+    GST_OBJECT_FLAG_SET(self, GST_ELEMENT_FLAG_SOURCE);
+  GST_OBJECT_UNLOCK(self);
+}
+
 static GstStateChangeReturn gst_personaplex_change_state(GstElement *element, GstStateChange transition) {
   GstPersonaPlex *self = GST_PERSONAPLEX(element);
   Duplex *d = self->duplex;
   switch (transition) {
     case GST_STATE_CHANGE_READY_TO_PAUSED:
       if (!start(self)) return GST_STATE_CHANGE_FAILURE;
+      update_source_flag(self);
       break;
     case GST_STATE_CHANGE_PAUSED_TO_PLAYING:
       set_playing(self, true);
@@ -369,6 +405,7 @@ static void gst_personaplex_class_init(GstPersonaPlexClass *klass) {
       "(NVIDIA PersonaPlex)",
       "gst-personaplex developers");
   element_class->change_state = GST_DEBUG_FUNCPTR(gst_personaplex_change_state);
+  element_class->send_event = GST_DEBUG_FUNCPTR(gst_personaplex_send_event);
 }
 
 static void gst_personaplex_init(GstPersonaPlex *self) {
@@ -391,5 +428,6 @@ static void gst_personaplex_init(GstPersonaPlex *self) {
     gst_element_add_pad(GST_ELEMENT(self), pad);
   }
   gst_pad_set_activatemode_function(self->srcpad, GST_DEBUG_FUNCPTR(gst_personaplex_src_activate_mode));
+  gst_pad_set_activatemode_function(self->textpad, GST_DEBUG_FUNCPTR(gst_personaplex_text_activate_mode));
   self->duplex->output = std::make_unique<DuplexOutput>(GST_ELEMENT(self), self->srcpad, self->textpad);
 }

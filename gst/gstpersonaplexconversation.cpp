@@ -5,6 +5,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "gstdevicename.h"
 #include "gstpersonaplexprivate.h"
 
 #define GST_CAT_DEFAULT gst_personaplex_debug
@@ -28,13 +29,14 @@ GstClockTime samples_duration(GstPersonaPlex *self, size_t samples) {
 static bool load_model(GstPersonaPlex *self, const DuplexSettings &s,
                        const personaplex::duplex::ModelFiles &files) {
   Duplex *d = self->duplex;
+  if (!device_name_check_on_start(GST_ELEMENT(self), s.device)) return false;
   const std::string device_name = settings_device(s);
   at::Device device(at::kCPU);
   try {
     device = personaplex::parse_device(device_name);
   } catch (const std::exception &e) {
-    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Invalid device \"%s\": %s", device_name.c_str(), e.what()),
-                      (nullptr));
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Unusable device \"%s\": %s", device_name.c_str(), e.what()),
+                      ("the accepted values are %s", kDeviceValues));
     return false;
   }
   at::ScalarType dtype;
@@ -57,7 +59,9 @@ static bool load_model(GstPersonaPlex *self, const DuplexSettings &s,
     GST_INFO_OBJECT(self, "loading PersonaPlex from %s on %s in %s (%s weights)", files.lm_weights.c_str(),
                     device.str().c_str(), personaplex::dtype_name(dtype).c_str(),
                     personaplex::nn::weight_format_name(format).c_str());
+    const auto previous = d->model;
     d->model = DuplexModel::acquire(files, device, dtype, format);
+    if (d->model == previous) GST_INFO_OBJECT(self, "model kept from the previous start, not loaded again");
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not load the PersonaPlex model: %s", e.what()),
                       ("LM weights \"%s\", Mimi weights \"%s\", tokenizer \"%s\", device %s",
@@ -87,6 +91,11 @@ static bool start_conversation(GstPersonaPlex *self) {
   Duplex *d = self->duplex;
   personaplex::duplex::SessionOptions options;
   if (!session_options(self, &options)) return false;
+  if (options.voice_path.empty() && settings_copy(GST_ELEMENT(self), self->settings).voice != "none")
+    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
+                        ("No voice prompt: the conversation starts without one, in no chosen voice"),
+                        ("set 'voice' (a name in the voices directory such as NATF2, or a .pt/.wav file); "
+                         "voices directory \"%s\"", self->duplex->voices_dir.c_str()));
   // On a GPU the first steps load kernels and capture graphs: done here,
   // before a live clock runs, they cost no frames.
   options.warm_up = d->model->device().is_cuda();
@@ -136,6 +145,8 @@ static void reset_stream(GstPersonaPlex *self) {
   d->upstream_probed = false;
   d->upstream_live = false;
   d->last_seek_seqnum = GST_SEQNUM_INVALID;
+  d->progress_started = d->progress_posted = 0;
+  d->progress_first = GST_CLOCK_TIME_NONE;
   d->output->reset();
 }
 
@@ -171,6 +182,7 @@ bool start(GstPersonaPlex *self) {
   }
   reset_stream(self);
   d->output->set_rate(kRate);
+  d->output->text().configure(settings_text_options(s));
   if (!start_conversation(self)) {
     d->session.reset();
     return false;

@@ -33,7 +33,38 @@ static GstFlowReturn offline_frame(GstPersonaPlex *self, size_t real) {
   d->next_pts = GST_CLOCK_TIME_IS_VALID(pts) ? pts + samples_duration(self, real) : GST_CLOCK_TIME_NONE;
   const GstFlowReturn ret = run_step(self, d->scratch.data(), real, pts, d->discont);
   d->discont = false;
+  if (GST_CLOCK_TIME_IS_VALID(d->next_pts)) post_progress(self, d->next_pts, false);
   return ret;
+}
+
+// Upstream's duration in time, NONE when it does not know.
+static GstClockTime upstream_duration(GstPersonaPlex *self) {
+  gint64 duration = -1;
+  if (!gst_pad_peer_query_duration(self->sinkpad, GST_FORMAT_TIME, &duration) || duration <= 0)
+    return GST_CLOCK_TIME_NONE;
+  return GstClockTime(duration);
+}
+
+void post_progress(GstPersonaPlex *self, GstClockTime position, bool final) {
+  Duplex *d = self->duplex;
+  const gint64 now = g_get_monotonic_time();
+  if (!d->progress_started) {
+    d->progress_started = d->progress_posted = now;
+    d->progress_first = position;
+    return;
+  }
+  if (!final && now - d->progress_posted < G_USEC_PER_SEC) return;
+  d->progress_posted = now;
+  const GstClockTime duration = upstream_duration(self);
+  const double elapsed = double(now - d->progress_started) / G_USEC_PER_SEC;
+  const double media = GST_CLOCK_TIME_IS_VALID(d->progress_first) && position > d->progress_first
+                           ? double(position - d->progress_first) / GST_SECOND : 0.0;
+  const double percent = GST_CLOCK_TIME_IS_VALID(duration) ? MIN(100.0, 100.0 * position / duration) : -1.0;
+  gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self),
+      gst_structure_new("personaplex-progress", "position", G_TYPE_UINT64, guint64(position),
+                        "duration", G_TYPE_UINT64, guint64(duration), "percent", G_TYPE_DOUBLE, percent,
+                        "elapsed", G_TYPE_DOUBLE, elapsed, "realtime-factor", G_TYPE_DOUBLE,
+                        elapsed > 0 ? media / elapsed : 0.0, "final", G_TYPE_BOOLEAN, final, nullptr)));
 }
 
 // The buffer as F32LE samples, timestamps kept.
@@ -86,6 +117,7 @@ void drain_offline(GstPersonaPlex *self) {
   if (rest > 0 && d->session) offline_frame(self, rest);
   gst_adapter_clear(d->adapter);
   post_stats(self, true);
+  if (d->progress_started && GST_CLOCK_TIME_IS_VALID(d->next_pts)) post_progress(self, d->next_pts, true);
   d->output->push_eos();
 }
 

@@ -63,6 +63,9 @@ struct Duplex {
   GstClockTime next_pts = GST_CLOCK_TIME_NONE;
   bool discont = true;
   std::vector<float> scratch;
+  // Offline progress messages (wall-clock microseconds; 0: not started).
+  gint64 progress_started = 0, progress_posted = 0;
+  GstClockTime progress_first = GST_CLOCK_TIME_NONE;
 
   // Live: input waiting for the task, and the task's pacing.
   FrameQueue queue;
@@ -123,6 +126,8 @@ void reset_conversation(GstPersonaPlex *self);  // the `reset` action signal
 GstFlowReturn chain_offline(GstPersonaPlex *self, GstBuffer *buffer);
 GstFlowReturn gap_offline(GstPersonaPlex *self, GstEvent *event);
 void drain_offline(GstPersonaPlex *self);  // EOS
+// A `personaplex-progress` message about once a second (and at the end).
+void post_progress(GstPersonaPlex *self, GstClockTime position, bool final);
 
 // gstpersonaplexlive.cpp: a task on the src pad, one step per frame of the
 // pipeline clock.

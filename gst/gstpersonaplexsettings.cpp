@@ -6,6 +6,7 @@
 
 #include "core/device.h"
 #include "duplex/voice_resolver.h"
+#include "gstdevicename.h"
 
 namespace gstpersonaplex {
 namespace {
@@ -55,18 +56,20 @@ const StringProperty *file_property(guint id) {
   return nullptr;
 }
 
+bool ready_only_text(guint id) {
+  return id >= DUPLEX_PROP_TEXT_UNIT && id <= DUPLEX_PROP_CUE_MAX_DURATION;
+}
+
 // Properties read only when the element starts.
 bool ready_only(guint id) {
   return file_property(id) || id == DUPLEX_PROP_DEVICE || id == DUPLEX_PROP_DTYPE || id == DUPLEX_PROP_IS_LIVE ||
-         id == DUPLEX_PROP_BATCH_SIZE || id == DUPLEX_PROP_WEIGHT_FORMAT;
+         id == DUPLEX_PROP_BATCH_SIZE || id == DUPLEX_PROP_WEIGHT_FORMAT || ready_only_text(id);
 }
 
 std::string *string_field(DuplexSettings *s, guint id) {
   if (const StringProperty *p = file_property(id)) return &(s->paths.*(p->field));
   switch (id) {
     case DUPLEX_PROP_DEVICE: return &s->device;
-    case DUPLEX_PROP_DTYPE: return &s->dtype;
-    case DUPLEX_PROP_WEIGHT_FORMAT: return &s->weight_format;
     case DUPLEX_PROP_VOICE: return &s->voice;
     case DUPLEX_PROP_PROMPT: return &s->prompt;
     default: return nullptr;
@@ -82,21 +85,19 @@ void install_strings(GObjectClass *klass) {
           "Compute device: \"auto\" (cuda when a GPU is usable, else cpu), \"cpu\", \"cuda\" or "
           "\"cuda:N\"", "auto", mutable_in(GST_STATE_READY)));
   g_object_class_install_property(klass, DUPLEX_PROP_DTYPE,
-      g_param_spec_string("dtype", "Data type",
-          "Data type of the language model: \"auto\" (bfloat16 on CUDA, float32 on the CPU), "
-          "\"bfloat16\", \"float16\" or \"float32\"; the codec always runs in float32",
-          "auto", mutable_in(GST_STATE_READY)));
+      g_param_spec_enum("dtype", "Data type",
+          "Data type of the language model; the codec always runs in float32",
+          GST_TYPE_PERSONAPLEX_DTYPE, GST_PERSONAPLEX_DTYPE_AUTO, mutable_in(GST_STATE_READY)));
   g_object_class_install_property(klass, DUPLEX_PROP_WEIGHT_FORMAT,
-      g_param_spec_string("weight-format", "Weight format",
-          "Storage of the language model's linear weights: \"auto\" (as loaded, in dtype), \"int8\" "
-          "(per-row scaled, about half the memory) or \"fp8\" (per-row scaled float8 matmuls; CUDA "
-          "GPUs of compute capability 8.9 and later)",
-          "auto", mutable_in(GST_STATE_READY)));
+      g_param_spec_enum("weight-format", "Weight format",
+          "Storage of the language model's linear weights", GST_TYPE_PERSONAPLEX_WEIGHT_FORMAT,
+          GST_PERSONAPLEX_WEIGHT_FORMAT_AUTO, mutable_in(GST_STATE_READY)));
   g_object_class_install_property(klass, DUPLEX_PROP_VOICE,
       g_param_spec_string("voice", "Voice",
           "Voice prompt: a name looked up in the voices directory (\"NATF2\", \"NATF2.pt\"; .pt "
-          "first, then .wav) or the path of a .pt or .wav file; empty: none. Applies at the next "
-          "(re)start", nullptr, mutable_in(GST_STATE_PLAYING)));
+          "first, then .wav) or the path of a .pt or .wav file; empty: the voices directory's "
+          "NATF2, else its only voice; \"none\": no voice prompt. Applies at the next (re)start",
+          nullptr, mutable_in(GST_STATE_PLAYING)));
   g_object_class_install_property(klass, DUPLEX_PROP_PROMPT,
       g_param_spec_string("prompt", "Prompt",
           "Role text prompt (wrapped in <system> tags); empty: none. Applies at the next (re)start",
@@ -144,12 +145,40 @@ void install_timing(GObjectClass *klass) {
           1, 1024, 1, mutable_in(GST_STATE_READY)));
 }
 
+void install_text(GObjectClass *klass) {
+  const DuplexSettings d;
+  g_object_class_install_property(klass, DUPLEX_PROP_TEXT_UNIT,
+      g_param_spec_enum("text-unit", "Text unit",
+          "What one text_src buffer (and one personaplex-word message: always a word) holds",
+          GST_TYPE_PERSONAPLEX_TEXT_UNIT, d.text_unit, mutable_in(GST_STATE_READY)));
+  g_object_class_install_property(klass, DUPLEX_PROP_TEXT_PAUSE,
+      g_param_spec_uint64("text-pause", "Text pause",
+          "Time without a new word, in nanoseconds, after which the last word (and a cue) ends",
+          GST_MSECOND, 60 * GST_SECOND, d.text_pause, mutable_in(GST_STATE_READY)));
+  g_object_class_install_property(klass, DUPLEX_PROP_CUE_MAX_CHARS,
+      g_param_spec_uint("cue-max-chars", "Cue line length",
+          "text-unit=cue: most characters in a line of a cue", 8, 1000, d.cue_max_chars,
+          mutable_in(GST_STATE_READY)));
+  g_object_class_install_property(klass, DUPLEX_PROP_CUE_MAX_LINES,
+      g_param_spec_uint("cue-max-lines", "Cue lines", "text-unit=cue: most lines in a cue", 1, 10,
+          d.cue_max_lines, mutable_in(GST_STATE_READY)));
+  g_object_class_install_property(klass, DUPLEX_PROP_CUE_MIN_DURATION,
+      g_param_spec_uint64("cue-min-duration", "Cue minimum duration",
+          "text-unit=cue: a cue shows at least this long, in nanoseconds (the next one waits)", 0,
+          60 * GST_SECOND, d.cue_min_duration, mutable_in(GST_STATE_READY)));
+  g_object_class_install_property(klass, DUPLEX_PROP_CUE_MAX_DURATION,
+      g_param_spec_uint64("cue-max-duration", "Cue maximum duration",
+          "text-unit=cue: a cue closes before it would show longer than this, in nanoseconds",
+          GST_SECOND, 60 * GST_SECOND, d.cue_max_duration, mutable_in(GST_STATE_READY)));
+}
+
 }  // namespace
 
 void settings_install_properties(GObjectClass *klass) {
   install_strings(klass);
   install_sampling(klass);
   install_timing(klass);
+  install_text(klass);
 }
 
 bool settings_set_property(GstElement *element, DuplexSettings *s, guint id, const GValue *value,
@@ -165,8 +194,7 @@ bool settings_set_property(GstElement *element, DuplexSettings *s, guint id, con
   if (std::string *field = string_field(s, id)) {
     const gchar *text = g_value_get_string(value);
     *field = text ? text : "";
-    if ((id == DUPLEX_PROP_DEVICE || id == DUPLEX_PROP_DTYPE || id == DUPLEX_PROP_WEIGHT_FORMAT) && field->empty())
-      *field = "auto";
+    if (id == DUPLEX_PROP_DEVICE && field->empty()) *field = "auto";
   } else {
     switch (id) {
       case DUPLEX_PROP_SEED: s->seed = g_value_get_uint64(value); break;
@@ -178,10 +206,24 @@ bool settings_set_property(GstElement *element, DuplexSettings *s, guint id, con
       case DUPLEX_PROP_LATENCY: s->latency = g_value_get_uint64(value); break;
       case DUPLEX_PROP_IS_LIVE: s->is_live = g_value_get_boolean(value); break;
       case DUPLEX_PROP_BATCH_SIZE: s->batch_size = g_value_get_uint(value); break;
+      case DUPLEX_PROP_DTYPE:
+        s->dtype = gst_personaplex_enum_nick(GST_TYPE_PERSONAPLEX_DTYPE, g_value_get_enum(value));
+        break;
+      case DUPLEX_PROP_WEIGHT_FORMAT:
+        s->weight_format = gst_personaplex_enum_nick(GST_TYPE_PERSONAPLEX_WEIGHT_FORMAT, g_value_get_enum(value));
+        break;
+      case DUPLEX_PROP_TEXT_UNIT: s->text_unit = GstPersonaPlexTextUnit(g_value_get_enum(value)); break;
+      case DUPLEX_PROP_TEXT_PAUSE: s->text_pause = g_value_get_uint64(value); break;
+      case DUPLEX_PROP_CUE_MAX_CHARS: s->cue_max_chars = g_value_get_uint(value); break;
+      case DUPLEX_PROP_CUE_MAX_LINES: s->cue_max_lines = g_value_get_uint(value); break;
+      case DUPLEX_PROP_CUE_MIN_DURATION: s->cue_min_duration = g_value_get_uint64(value); break;
+      case DUPLEX_PROP_CUE_MAX_DURATION: s->cue_max_duration = g_value_get_uint64(value); break;
       default: known = false;
     }
   }
+  const std::string device = s->device;
   GST_OBJECT_UNLOCK(element);
+  if (id == DUPLEX_PROP_DEVICE) device_name_check_on_set(element, device);
   return known;
 }
 
@@ -203,6 +245,19 @@ bool settings_get_property(GstElement *element, const DuplexSettings *settings, 
       case DUPLEX_PROP_LATENCY: g_value_set_uint64(value, s->latency); break;
       case DUPLEX_PROP_IS_LIVE: g_value_set_boolean(value, s->is_live); break;
       case DUPLEX_PROP_BATCH_SIZE: g_value_set_uint(value, s->batch_size); break;
+      case DUPLEX_PROP_DTYPE:
+        g_value_set_enum(value, gst_personaplex_enum_value(GST_TYPE_PERSONAPLEX_DTYPE, s->dtype.c_str(), 0));
+        break;
+      case DUPLEX_PROP_WEIGHT_FORMAT:
+        g_value_set_enum(value,
+            gst_personaplex_enum_value(GST_TYPE_PERSONAPLEX_WEIGHT_FORMAT, s->weight_format.c_str(), 0));
+        break;
+      case DUPLEX_PROP_TEXT_UNIT: g_value_set_enum(value, s->text_unit); break;
+      case DUPLEX_PROP_TEXT_PAUSE: g_value_set_uint64(value, s->text_pause); break;
+      case DUPLEX_PROP_CUE_MAX_CHARS: g_value_set_uint(value, s->cue_max_chars); break;
+      case DUPLEX_PROP_CUE_MAX_LINES: g_value_set_uint(value, s->cue_max_lines); break;
+      case DUPLEX_PROP_CUE_MIN_DURATION: g_value_set_uint64(value, s->cue_min_duration); break;
+      case DUPLEX_PROP_CUE_MAX_DURATION: g_value_set_uint64(value, s->cue_max_duration); break;
       default: known = false;
     }
   }
@@ -227,11 +282,27 @@ at::ScalarType settings_dtype(const DuplexSettings &s, const at::Device &device)
   return personaplex::parse_dtype(s.dtype);
 }
 
+personaplex::text::TextTrackOptions settings_text_options(const DuplexSettings &s) {
+  personaplex::text::TextTrackOptions o;
+  switch (s.text_unit) {
+    case GST_PERSONAPLEX_TEXT_UNIT_PIECE: o.unit = personaplex::text::TextUnit::kPiece; break;
+    case GST_PERSONAPLEX_TEXT_UNIT_CUE: o.unit = personaplex::text::TextUnit::kCue; break;
+    default: o.unit = personaplex::text::TextUnit::kWord; break;
+  }
+  o.pause = gint64(s.text_pause);
+  o.cue.max_chars = s.cue_max_chars;
+  o.cue.max_lines = s.cue_max_lines;
+  o.cue.min_duration = gint64(s.cue_min_duration);
+  o.cue.max_duration = gint64(s.cue_max_duration);
+  return o;
+}
+
 personaplex::duplex::SessionOptions settings_session_options(const DuplexSettings &s,
                                                             const std::string &voices_dir) {
   personaplex::duplex::SessionOptions o;
   o.prompt = s.prompt;
-  o.voice_path = personaplex::duplex::resolve_voice(s.voice, voices_dir);
+  const std::string voice = s.voice.empty() ? personaplex::duplex::default_voice(voices_dir) : s.voice;
+  o.voice_path = voice == "none" ? "" : personaplex::duplex::resolve_voice(voice, voices_dir);
   o.seed = s.seed == kRandomSeed ? std::random_device{}() : s.seed;
   o.sampling.greedy = s.greedy;
   o.sampling.temp_audio = s.temperature;

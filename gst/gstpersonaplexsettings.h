@@ -10,6 +10,8 @@
 
 #include "duplex/model_files.h"
 #include "duplex/session.h"
+#include "gstpersonaplexenums.h"
+#include "text/text_track.h"
 
 namespace gstpersonaplex {
 
@@ -36,6 +38,12 @@ enum : guint {
   DUPLEX_PROP_IS_LIVE,
   DUPLEX_PROP_BATCH_SIZE,
   DUPLEX_PROP_WEIGHT_FORMAT,
+  DUPLEX_PROP_TEXT_UNIT,
+  DUPLEX_PROP_TEXT_PAUSE,
+  DUPLEX_PROP_CUE_MAX_CHARS,
+  DUPLEX_PROP_CUE_MAX_LINES,
+  DUPLEX_PROP_CUE_MIN_DURATION,
+  DUPLEX_PROP_CUE_MAX_DURATION,
 };
 
 // A seed of this value draws a fresh random seed at every (re)start.
@@ -47,7 +55,7 @@ struct DuplexSettings {
   std::string device = "auto";
   std::string dtype = "auto";
   std::string weight_format = "auto";
-  std::string voice;
+  std::string voice;  // "": the voices directory's default; "none": no voice prompt
   std::string prompt;
   guint64 seed = 0;
   gdouble temperature = 0.8;
@@ -58,6 +66,12 @@ struct DuplexSettings {
   GstClockTime latency = kDefaultLatency;  // compute budget per frame
   gboolean is_live = FALSE;
   guint batch_size = 1;  // > 1: step in a batch shared by the process's elements
+  GstPersonaPlexTextUnit text_unit = GST_PERSONAPLEX_TEXT_UNIT_WORD;
+  GstClockTime text_pause = 800 * GST_MSECOND;
+  guint cue_max_chars = 42;
+  guint cue_max_lines = 2;
+  GstClockTime cue_min_duration = 1200 * GST_MSECOND;
+  GstClockTime cue_max_duration = 6 * GST_SECOND;
 };
 
 void settings_install_properties(GObjectClass *klass);
@@ -74,6 +88,9 @@ std::string settings_device(const DuplexSettings &settings);
 // The LM's dtype on `device`: "auto" -> bfloat16 on CUDA, float32 on the CPU;
 // throws personaplex::Error naming a dtype it does not know.
 at::ScalarType settings_dtype(const DuplexSettings &settings, const at::Device &device);
+// The text stream the settings ask for (times in nanoseconds).
+personaplex::text::TextTrackOptions settings_text_options(const DuplexSettings &settings);
+
 // The session options the settings give, with the voice file already
 // resolved against `voices_dir` (throws personaplex::Error when it cannot be).
 personaplex::duplex::SessionOptions settings_session_options(const DuplexSettings &settings,

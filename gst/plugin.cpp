@@ -5,6 +5,7 @@
 #include "gstmimienc.h"
 #include "gstpersonaplex.h"
 #include "gstcxxruntime.h"
+#include "gstpersonaplexenums.h"
 
 GST_DEBUG_CATEGORY_STATIC(personaplex_plugin_debug);
 #define GST_CAT_DEFAULT personaplex_plugin_debug
@@ -13,6 +14,10 @@ static gboolean plugin_init(GstPlugin *plugin) {
   GST_DEBUG_CATEGORY_INIT(personaplex_plugin_debug, "personaplexplugin", 0, "personaplex plugin");
   for (const std::string &path : gstpersonaplex::cxx_runtime_to_global_scope())
     GST_DEBUG("in the global scope: %s", path.c_str());
+  // Documented with the elements whose properties they type.
+  gst_type_mark_as_plugin_api(GST_TYPE_PERSONAPLEX_TEXT_UNIT, GstPluginAPIFlags(0));
+  gst_type_mark_as_plugin_api(GST_TYPE_PERSONAPLEX_DTYPE, GstPluginAPIFlags(0));
+  gst_type_mark_as_plugin_api(GST_TYPE_PERSONAPLEX_WEIGHT_FORMAT, GstPluginAPIFlags(0));
   gboolean ret = FALSE;
   ret |= GST_ELEMENT_REGISTER(mimienc, plugin);
   ret |= GST_ELEMENT_REGISTER(mimidec, plugin);

@@ -19,7 +19,7 @@
 #   mic-to-speakers.sh --model-dir personaplex-7b-v1 --voice NATM1
 #
 # The pipeline:
-#   SOURCE ! queue ! audioconvert ! audioresample ! personaplex is-live=true name=pp
+#   SOURCE ! queue ! audioconvert ! audioresample ! personaplex is-live=true text-unit=piece name=pp
 #   pp.src ! queue ! audioconvert ! audioresample ! SINK
 #   pp.text_src ! queue ! fdsink fd=1
 set -euo pipefail
@@ -45,6 +45,6 @@ read -r -a sink <<<"$sink_desc"
 
 pp_launch -q -e \
   "${src[@]}" ! queue ! audioconvert ! audioresample ! \
-  personaplex name=pp is-live=true "${PP_PROPS[@]}" \
+  personaplex name=pp is-live=true text-unit=piece "${PP_PROPS[@]}" \
   pp.src ! queue ! audioconvert ! audioresample ! "${sink[@]}" \
   pp.text_src ! queue ! fdsink fd=1

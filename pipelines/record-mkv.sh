@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # record-mkv.sh: records a conversation in one Matroska file with three
 # tracks: the user's voice (track name "user", Opus), the agent's voice
-# ("agent", Opus) and the agent's words as a subtitle track (S_TEXT/UTF8, one
-# entry per word at the time it is spoken). Players show the words as subtitles and
-# let you pick either voice.
+# ("agent", Opus) and the agent's words as a subtitle track (S_TEXT/UTF8:
+# cues of up to two lines of 42 characters, each shown at least 1.2 s, see
+# the element's text-unit=cue). Players show them as subtitles and let you
+# pick either voice.
 #
 # Usage: record-mkv.sh [model options] (IN | --source DESC) OUT.mkv
 #   IN             an audio file: the user's side, run as fast as the device can
@@ -20,9 +21,9 @@
 #
 # The pipeline:
 #   SOURCE ! audioconvert ! audioresample ! audio/x-raw,rate=24000,channels=1 ! tee name=user
-#   user. ! queue ! personaplex name=pp
-#   user. ! queue ! audioconvert ! opusenc ! taginject title=user ! mux.
-#   pp.src ! queue ! audioconvert ! opusenc ! taginject title=agent ! mux.
+#   user. ! queue ! personaplex name=pp text-unit=cue
+#   user. ! queue max-size-time=10s ! audioconvert ! opusenc ! taginject title=user ! mux.
+#   pp.src ! queue max-size-time=10s ! audioconvert ! opusenc ! taginject title=agent ! mux.
 #   pp.text_src ! queue ! mux.
 #   matroskamux name=mux ! filesink location=OUT
 set -euo pipefail
@@ -52,11 +53,15 @@ else
   src=(filesrc location="${files[0]}" ! decodebin)
 fi
 out=${files[${#files[@]} - 1]}
+# The muxer interleaves by time: the voices wait there for the cue that
+# covers them, which goes out once it closes (up to cue-max-duration plus
+# text-pause later), so their queues hold more than that.
+hold=(queue max-size-time=10000000000 max-size-buffers=0 max-size-bytes=0)
 
 pp_launch -q -e \
   "${src[@]}" ! audioconvert ! audioresample ! audio/x-raw,rate=24000,channels=1 ! tee name=user \
-  user. ! queue ! personaplex name=pp "${live[@]}" "${PP_PROPS[@]}" \
-  user. ! queue ! audioconvert ! opusenc bitrate=32000 ! taginject tags=title=user ! mux. \
-  pp.src ! queue ! audioconvert ! opusenc bitrate=32000 ! taginject tags=title=agent ! mux. \
+  user. ! queue ! personaplex name=pp text-unit=cue "${live[@]}" "${PP_PROPS[@]}" \
+  user. ! "${hold[@]}" ! audioconvert ! opusenc bitrate=32000 ! taginject tags=title=user ! mux. \
+  pp.src ! "${hold[@]}" ! audioconvert ! opusenc bitrate=32000 ! taginject tags=title=agent ! mux. \
   pp.text_src ! queue ! mux. \
   matroskamux name=mux ! filesink location="$out"

@@ -49,6 +49,13 @@ std::vector<std::string> available_voices(const std::string &voices_dir) {
   return names;
 }
 
+std::string default_voice(const std::string &voices_dir) {
+  const std::vector<std::string> names = available_voices(voices_dir);
+  for (const char *name : {"NATF2.pt", "NATF2.wav"})
+    if (std::find(names.begin(), names.end(), name) != names.end()) return name;
+  return names.size() == 1 ? names[0] : "";
+}
+
 std::string resolve_voice(const std::string &voice, const std::string &voices_dir) {
   if (voice.empty()) return "";
   if (is_voice_file_name(voice) && voice.find('/') != std::string::npos && is_regular_file(voice))

@@ -15,6 +15,11 @@ namespace personaplex::duplex {
 // unknown (the message lists the voices available).
 std::string resolve_voice(const std::string &voice, const std::string &voices_dir);
 
+// The voice used when none is named: NATF2 when `voices_dir` has it (.pt,
+// then .wav), else its only voice when it has exactly one, else "" (none).
+// The element, the scripts and the server share this rule.
+std::string default_voice(const std::string &voices_dir);
+
 // The voice names in `voices_dir` (file names of its .pt and .wav files), sorted.
 std::vector<std::string> available_voices(const std::string &voices_dir);
 

@@ -5,9 +5,13 @@
 //   personaplex-offline --input-wav user.wav --output-wav agent.wav --output-text text.json
 //       [--model-dir DIR] [--lm-weights F] [--lm-config F] [--mimi-weights F]
 //       [--mimi-config F] [--tokenizer F] [--voices-dir DIR] [--voice NATF2|FILE.pt|FILE.wav]
-//       [--prompt TEXT] [--seed N] [--temp-audio 0.8] [--temp-text 0.7]
-//       [--topk-audio 250] [--topk-text 25] [--greedy] [--device cuda|cpu|cuda:N]
+//       [--prompt TEXT] [--seed N] [--temperature 0.8] [--temperature-text 0.7]
+//       [--top-k 250] [--top-k-text 25] [--greedy] [--device cuda|cpu|cuda:N]
 //       [--dtype bfloat16|float32]
+//
+// The options have the personaplex element's property names; the
+// reference's names are accepted too: --voice-prompt (--voice), --text-prompt
+// (--prompt), --temp-audio, --temp-text, --topk-audio, --topk-text.
 //
 // --model-dir holds the released files (model.safetensors,
 // tokenizer-e351c8d8-checkpoint125.safetensors, tokenizer_spm_32k_3.model and
@@ -53,15 +57,27 @@ Options parse(int argc, char **argv) {
             "usage: personaplex-offline --input-wav F --output-wav F --output-text F\n"
             "  [--model-dir DIR] [--lm-weights F] [--lm-config F] [--mimi-weights F]\n"
             "  [--mimi-config F] [--tokenizer F] [--voices-dir DIR] [--voice NAME|FILE]\n"
-            "  [--prompt TEXT] [--seed N] [--temp-audio T] [--temp-text T] [--topk-audio K]\n"
-            "  [--topk-text K] [--greedy] [--device cuda|cpu|cuda:N] [--dtype bfloat16|float32]\n");
+            "  [--prompt TEXT] [--seed N] [--temperature T] [--temperature-text T] [--top-k K]\n"
+            "  [--top-k-text K] [--greedy] [--device cuda|cpu|cuda:N] [--dtype bfloat16|float32]\n"
+            "The reference's names work too: --voice-prompt, --text-prompt, --temp-audio,\n"
+            "--temp-text, --topk-audio, --topk-text.\n");
   o.parse(argc, argv,
           {"input-wav", "output-wav", "output-text", "model-dir", "lm-weights", "lm-config", "mimi-weights",
            "mimi-config", "tokenizer", "voices-dir", "voice", "prompt", "seed", "temp-audio", "temp-text",
-           "topk-audio", "topk-text", "device", "dtype"},
+           "topk-audio", "topk-text", "device", "dtype", "temperature", "temperature-text", "top-k", "top-k-text",
+           "voice-prompt", "text-prompt"},
           {"greedy"});
   o.require({"input-wav", "output-wav", "output-text"});
   return o;
+}
+
+// The element's name for an option, else the reference's.
+std::string either(const Options &o, const char *name, const char *reference, const std::string &fallback = "") {
+  return o.has(name) ? o.get(name) : o.get(reference, fallback);
+}
+
+double either_number(const Options &o, const char *name, const char *reference, double fallback) {
+  return o.has(name) ? o.number(name, fallback) : o.number(reference, fallback);
 }
 
 void warn(const std::string &w) { std::fprintf(stderr, "personaplex-offline: warning: %s\n", w.c_str()); }
@@ -85,17 +101,18 @@ duplex::ModelFiles model_files(const Options &o) {
 
 duplex::SessionOptions session_options(const Options &o, const duplex::ModelFiles &files) {
   duplex::SessionOptions s;
-  s.prompt = o.get("prompt", kDefaultPrompt);
+  s.prompt = either(o, "prompt", "text-prompt", kDefaultPrompt);
   // A file given as it is (also without a directory part), else a name from the voices dir.
-  const std::string voice = o.get("voice");
+  std::string voice = either(o, "voice", "voice-prompt");
+  if (voice.empty()) voice = duplex::default_voice(files.voices_dir);
   s.voice_path = is_file(voice) ? voice : duplex::resolve_voice(voice, files.voices_dir);
   const double seed = o.number("seed", -1);
   s.seed = seed < 0 ? std::random_device{}() : uint64_t(seed);
   s.sampling.greedy = o.flag("greedy");
-  s.sampling.temp_audio = o.number("temp-audio", 0.8);
-  s.sampling.temp_text = o.number("temp-text", 0.7);
-  s.sampling.top_k_audio = int64_t(o.number("topk-audio", 250));
-  s.sampling.top_k_text = int64_t(o.number("topk-text", 25));
+  s.sampling.temp_audio = either_number(o, "temperature", "temp-audio", 0.8);
+  s.sampling.temp_text = either_number(o, "temperature-text", "temp-text", 0.7);
+  s.sampling.top_k_audio = int64_t(either_number(o, "top-k", "topk-audio", 250));
+  s.sampling.top_k_text = int64_t(either_number(o, "top-k-text", "topk-text", 25));
   return s;
 }
 

@@ -7,7 +7,9 @@ check.py words TEXTFILE IO_JSON          transcript == the fixture's words
 check.py split FILE USER AGENT          left == USER.wav, right == AGENT.wav
 check.py center FILE                     both channels equal, not silent
 check.py layout A B                      two safetensors files hold the same names and shapes
-check.py mkv FILE IO_JSON                3 tracks (user, agent, subtitles) and the words
+check.py mkv FILE IO_JSON                3 tracks (user, agent, subtitles); the subtitles are
+                                         cues a person can read (lines of <= 42 characters, two
+                                         lines, shown >= 1.2 s) holding the fixture's words
 """
 import json
 import math
@@ -93,12 +95,13 @@ def ebml(data, pos, end):
 
 SEGMENT, TRACKS, TRACK_ENTRY, CLUSTER = 0x18538067, 0x1654AE6B, 0xAE, 0x1F43B675
 TRACK_NUMBER, TRACK_TYPE, CODEC_ID, NAME = 0xD7, 0x83, 0x86, 0x536E
-BLOCK_GROUP, BLOCK, SIMPLE_BLOCK = 0xA0, 0xA1, 0xA3
+BLOCK_GROUP, BLOCK, SIMPLE_BLOCK, BLOCK_DURATION = 0xA0, 0xA1, 0xA3, 0x9B
+TIMECODE_SCALE, INFO = 0x2AD7B1, 0x1549A966
 
 
 def mkv(path, io_json):
     data = open(path, 'rb').read()
-    tracks, blocks = [], {}
+    tracks, blocks, durations, scale = [], {}, {}, 1000000
     for eid, s, e in ebml(data, 0, len(data)):
         if eid != SEGMENT:
             continue
@@ -114,10 +117,17 @@ def mkv(path, io_json):
                         elif fid in (CODEC_ID, NAME):
                             t[fid] = data[fs:fe].rstrip(b'\0').decode('utf-8')
                     tracks.append(t)
+            elif cid == INFO:
+                for iid, is_, ie in ebml(data, cs, ce):
+                    if iid == TIMECODE_SCALE:
+                        scale = int.from_bytes(data[is_:ie], 'big')
             elif cid == CLUSTER:
                 for bid, bs, be in ebml(data, cs, ce):
+                    duration = None
                     if bid == BLOCK_GROUP:
-                        inner = [(i, a, b) for i, a, b in ebml(data, bs, be) if i == BLOCK]
+                        parts = list(ebml(data, bs, be))
+                        inner = [(i, a, b) for i, a, b in parts if i == BLOCK]
+                        duration = [int.from_bytes(data[a:b], 'big') for i, a, b in parts if i == BLOCK_DURATION]
                         if not inner:
                             continue
                         _, bs, be = inner[0]
@@ -125,6 +135,7 @@ def mkv(path, io_json):
                         continue
                     track = data[bs] & 0x7F  # one-byte track numbers
                     blocks.setdefault(track, []).append(data[bs + 4:be])
+                    durations.setdefault(track, []).append(duration[0] * scale / 1e9 if duration else None)
     summary = [(t.get(TRACK_TYPE), t.get(CODEC_ID), t.get(NAME)) for t in tracks]
     print('tracks:', summary)
     # The words track keeps matroskamux's own name: its title tag would come
@@ -136,10 +147,20 @@ def mkv(path, io_json):
     for name in ('user', 'agent'):
         if len(blocks.get(number[name], [])) < 10:
             fail('the %s track holds only %d blocks' % (name, len(blocks.get(number[name], []))))
-    words = [b.decode('utf-8') for b in blocks.get(number['words'], [])]
-    if words != fixture_words(io_json):
-        fail('subtitles %s, expected %s' % (words, fixture_words(io_json)))
-    print('%d subtitle entries, the reference\'s words' % len(words))
+    cues = [b.decode('utf-8') for b in blocks.get(number['words'], [])]
+    shown = durations.get(number['words'], [])
+    for cue, seconds in zip(cues, shown):
+        print('cue %-6s %r' % ('%.2fs' % seconds if seconds else '?', cue))
+        lines = cue.split('\n')
+        if not cue.strip() or '<' in cue or len(lines) > 2 or any(len(l) > 42 or l != l.strip() for l in lines):
+            fail('cue %r is not readable (two lines of at most 42 characters, no markup)' % cue)
+        if seconds is None or seconds < 1.2:
+            fail('cue %r is shown %s s, less than 1.2 s' % (cue, seconds))
+    words = ' '.join(cues).split()
+    want = [w.strip() for w in fixture_words(io_json) if not (w.strip().startswith('<') and w.strip().endswith('>'))]
+    if words != want:
+        fail('subtitle words %s, expected %s' % (words, want))
+    print('%d cues holding the reference\'s %d words' % (len(cues), len(words)))
 
 
 def main():

@@ -5,7 +5,7 @@
 #
 # Usage: test-pipelines.sh CASE PIPELINES_DIR
 #   CASE: offline, live, rtp, record-mkv, broadcast, parse, fetch-model,
-#         voice, make-model
+#         voice, make-model, python
 # Environment: PERSONAPLEX_FIXTURES (the fixtures), PERSONAPLEX_TOOLS (the
 # built tools), PERSONAPLEX_PARSE_CHECK and PERSONAPLEX_VOICE_CHECK (the test
 # programs). Exits 77 (skipped) without the fixtures or a needed plugin.
@@ -101,6 +101,27 @@ record-mkv)
   step "record-mkv.sh: user, agent and words tracks"
   "$pipelines/record-mkv.sh" "${model[@]}" "$user" "$tmp/talk.mkv"
   check mkv "$tmp/talk.mkv" "$io"
+  ;;
+
+python)
+  need personaplex decodebin wavenc
+  py=''
+  for c in /usr/bin/python3 python3; do
+    if "$c" -c 'import gi; gi.require_version("Gst", "1.0")' 2>/dev/null; then py=$c; break; fi
+  done
+  [ -n "$py" ] || skip "python3-gi not available"
+  step "conversation.py: the teacher, then a new persona, the model loaded once"
+  GST_DEBUG=personaplex:4 "$py" "$pipelines/conversation.py" --fixtures "$F" \
+    --then-prompt "You sell spicy food." "$user" "$tmp/teacher.wav" "$tmp/seller.wav" \
+    >"$tmp/out" 2>"$tmp/log"
+  cat "$tmp/out"
+  check wav "$tmp/teacher.wav" --channels 1 --rate 24000 --frames $user_frames \
+    --same "$F/lm/io.safetensors:out_pcm" 1e-4
+  check wav "$tmp/seller.wav" --channels 1 --rate 24000 --frames $user_frames --min-rms 1e-3
+  ! cmp -s "$tmp/teacher.wav" "$tmp/seller.wav" || { echo "FAIL: the new persona changed nothing"; exit 1; }
+  [ "$(grep -c '^persona: ' "$tmp/out")" -eq 2 ] || { echo "FAIL: not two personas"; exit 1; }
+  [ "$(grep -c '^word ' "$tmp/out")" -ge 10 ] || { echo "FAIL: too few words from the bus"; exit 1; }
+  grep -q "model kept from the previous start" "$tmp/log" || { echo "FAIL: the model was loaded again"; exit 1; }
   ;;
 
 broadcast)

@@ -115,3 +115,28 @@ TEST(Offline, UsageErrorsExitTwo) {
   EXPECT_EQ(WEXITSTATUS(r.status), 2);
   EXPECT_NE(slurp(r.log).find("unknown option --bogus"), std::string::npos);
 }
+
+TEST(Offline, HelpPrintsTheUsageAndExitsZero) {
+  ToolRun r = run_offline("--help");
+  EXPECT_EQ(WEXITSTATUS(r.status), 0);
+  const std::string log = slurp(r.log);
+  EXPECT_NE(log.find("usage: personaplex-offline"), std::string::npos) << log;
+  EXPECT_NE(log.find("--temperature"), std::string::npos) << log;
+  EXPECT_NE(log.find("--temp-audio"), std::string::npos) << log;
+}
+
+// The element's property names and the reference's flags give the same run.
+TEST(Offline, ElementAndReferenceOptionNamesAgree) {
+  PERSONAPLEX_REQUIRE_FIXTURES();
+  const std::string fx = test::fixtures_dir();
+  std::string base = fixture_args(fx, "hi");
+  base.replace(base.find(" --greedy"), 9, "");  // sampled: the values matter
+  ToolRun ours = run_offline(base + " --seed 7 --temperature 0.6 --temperature-text 0.5 --top-k 20 --top-k-text 5");
+  ToolRun ref = run_offline(base + " --seed 7 --temp-audio 0.6 --temp-text 0.5 --topk-audio 20 --topk-text 5");
+  ToolRun other = run_offline(base + " --seed 7 --temp-audio 0.9 --temp-text 0.5 --topk-audio 200 --topk-text 5");
+  ASSERT_EQ(ours.status, 0) << slurp(ours.log);
+  ASSERT_EQ(ref.status, 0) << slurp(ref.log);
+  ASSERT_EQ(other.status, 0) << slurp(other.log);
+  EXPECT_EQ(audio::read_wav(ours.out_wav).channel(0), audio::read_wav(ref.out_wav).channel(0));
+  EXPECT_NE(audio::read_wav(ours.out_wav).channel(0), audio::read_wav(other.out_wav).channel(0));
+}

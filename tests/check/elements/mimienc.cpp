@@ -255,6 +255,8 @@ GST_START_TEST(test_bad_weights) {
   expect_start_failure({tiny.weights, tiny.weights}, resource, GST_RESOURCE_ERROR_SETTINGS,
                        tiny.weights);
   expect_start_failure(tiny, resource, GST_RESOURCE_ERROR_SETTINGS, "tpu", "tpu");
+  // A malformed device: its error lists every accepted value.
+  expect_start_failure(tiny, resource, GST_RESOURCE_ERROR_SETTINGS, "auto, cpu, cuda, cuda:N", "cuda:one");
 }
 GST_END_TEST;
 

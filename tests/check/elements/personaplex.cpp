@@ -84,7 +84,7 @@ GST_START_TEST(test_pipeline_reproduces_reference) {
   GstElement *pp = gst_bin_get_by_name(GST_BIN(pipeline), "pp");
   GstElement *configured = make_element();  // the fixture's settings, copied over
   for (const char *name : {"lm-weights", "lm-config", "mimi-weights", "mimi-config", "tokenizer", "voice",
-                           "prompt", "greedy", "device", "dtype"}) {
+                           "prompt", "greedy", "device", "dtype", "text-unit"}) {
     GValue value = G_VALUE_INIT;
     g_object_get_property(G_OBJECT(configured), name, &value);
     g_object_set_property(G_OBJECT(pp), name, &value);
@@ -119,9 +119,35 @@ GST_START_TEST(test_pipeline_reproduces_reference) {
   fail_unless(words == f.words, "words differ from the reference's");
 
   GstBus *bus = gst_element_get_bus(pipeline);
-  GstMessage *eos = gst_bus_timed_pop_filtered(bus, 10 * GST_SECOND, GST_MESSAGE_EOS);
-  fail_unless(eos != nullptr, "no EOS on the bus");
-  gst_message_unref(eos);
+  // Progress messages, then EOS: the last one says all of the input, and how fast.
+  GstStructure *progress = nullptr;
+  bool eos = false;
+  while (GstMessage *msg = gst_bus_timed_pop_filtered(bus, 10 * GST_SECOND,
+                                                      GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ELEMENT))) {
+    eos = GST_MESSAGE_TYPE(msg) == GST_MESSAGE_EOS;
+    const GstStructure *s = gst_message_get_structure(msg);
+    if (s && gst_structure_has_name(s, "personaplex-progress")) {
+      if (progress) gst_structure_free(progress);
+      progress = gst_structure_copy(s);
+    }
+    gst_message_unref(msg);
+    if (eos) break;
+  }
+  fail_unless(eos, "no EOS on the bus");
+  fail_unless(progress != nullptr, "no progress message");
+  gboolean final = FALSE;
+  gdouble percent = 0, rtf = 0, elapsed = -1;
+  guint64 position = 0, duration = 0;
+  fail_unless(gst_structure_get_boolean(progress, "final", &final) && final);
+  fail_unless(gst_structure_get_double(progress, "percent", &percent) &&
+              gst_structure_get_double(progress, "realtime-factor", &rtf) &&
+              gst_structure_get_double(progress, "elapsed", &elapsed));
+  fail_unless(gst_structure_get_uint64(progress, "position", &position) &&
+              gst_structure_get_uint64(progress, "duration", &duration));
+  fail_unless_equals_uint64(position, duration);
+  fail_unless(percent > 99.9 && percent <= 100.0, "percent %g", percent);
+  fail_unless(rtf > 0 && elapsed > 0);
+  gst_structure_free(progress);
   release_bus(bus);
   gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(pipeline);
@@ -251,14 +277,20 @@ GST_START_TEST(test_words_and_gaps) {
   }
   fail_unless(words == f.words);
 
-  for (size_t k = 0; k < f.words.size(); ++k) {
+  // The messages carry words, whatever the pad carries.
+  const auto expected = expected_text({}, start, true);
+  fail_unless(!expected.empty());
+  for (size_t k = 0; k < expected.size(); ++k) {
     GstStructure *s = pop_element_message(bus, "personaplex-word");
     fail_unless(s != nullptr, "word message %zu missing", k);
-    fail_unless_equals_string(gst_structure_get_string(s, "text"), f.words[k].c_str());
-    guint64 pts = 0;
+    fail_unless_equals_string(gst_structure_get_string(s, "text"), expected[k].text.c_str());
+    guint64 pts = 0, duration = 0;
     gint64 step = -1;
-    fail_unless(gst_structure_get_uint64(s, "pts", &pts) && gst_structure_get_int64(s, "step", &step));
+    fail_unless(gst_structure_get_uint64(s, "pts", &pts) && gst_structure_get_int64(s, "step", &step) &&
+                gst_structure_get_uint64(s, "duration", &duration));
     fail_unless_equals_uint64(pts, start + guint64(step) * kFrameDuration);
+    fail_unless_equals_uint64(pts, guint64(expected[k].start));
+    fail_unless_equals_uint64(duration, guint64(expected[k].end - expected[k].start));
     gst_structure_free(s);
   }
   gst_harness_teardown(text);
@@ -466,8 +498,8 @@ GST_START_TEST(test_corrupt_weights) {
   expect_start_failure("lm-weights", path.c_str(), GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ, path);
   expect_start_failure("mimi-weights", path.c_str(), GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ, path);
   expect_start_failure("device", "tpu", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, "tpu");
-  expect_start_failure("dtype", "float8", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, "float8");
-  expect_start_failure("weight-format", "int4", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, "int4");
+  expect_start_failure("device", "cuda:x", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
+                       "auto, cpu, cuda, cuda:N");
 }
 GST_END_TEST;
 
@@ -476,7 +508,7 @@ GST_END_TEST;
 GST_START_TEST(test_int8_weights) {
   const Fixture &f = fixture();
   GstElement *element = make_element();
-  g_object_set(element, "weight-format", "int8", nullptr);
+  gst_util_set_object_arg(G_OBJECT(element), "weight-format", "int8");
   GstHarness *h = harness(element);
   push_pcm(h, f.user_pcm, 0, 12 * kFrame, kFrame);
   std::vector<float> out = pull_all_f32(h);
@@ -604,6 +636,106 @@ GST_START_TEST(test_properties) {
 }
 GST_END_TEST;
 
+// dtype, weight-format and text-unit are enums: their values are listed, a
+// bad one is refused when set (gst-launch-1.0 then refuses the pipeline).
+GST_START_TEST(test_enum_properties) {
+  GstElement *element = gst_element_factory_make("personaplex", nullptr);
+  gst_object_ref_sink(element);
+  const struct {
+    const char *name, *fallback, *value;
+    std::vector<std::string> nicks;
+  } cases[] = {{"dtype", "auto", "float16", {"auto", "bfloat16", "float16", "float32"}},
+               {"weight-format", "auto", "fp8", {"auto", "int8", "fp8"}},
+               {"text-unit", "word", "cue", {"piece", "word", "cue"}}};
+  for (const auto &c : cases) {
+    GParamSpec *spec = g_object_class_find_property(G_OBJECT_GET_CLASS(element), c.name);
+    fail_unless(spec && G_IS_PARAM_SPEC_ENUM(spec), "%s is not an enum", c.name);
+    GEnumClass *klass = G_PARAM_SPEC_ENUM(spec)->enum_class;
+    std::vector<std::string> nicks;
+    for (guint i = 0; i < klass->n_values; ++i) nicks.push_back(klass->values[i].value_nick);
+    fail_unless(nicks == c.nicks, "%s lists other values", c.name);
+    fail_unless_equals_string(g_enum_get_value(klass, G_PARAM_SPEC_ENUM(spec)->default_value)->value_nick,
+                              c.fallback);
+    gst_util_set_object_arg(G_OBJECT(element), c.name, c.value);
+    GValue v = G_VALUE_INIT;
+    g_value_init(&v, spec->value_type);
+    g_object_get_property(G_OBJECT(element), c.name, &v);
+    fail_unless_equals_string(g_enum_get_value(klass, g_value_get_enum(&v))->value_nick, c.value);
+    gst_util_set_object_arg(G_OBJECT(element), c.name, "int4");  // refused: the value stays
+    g_object_get_property(G_OBJECT(element), c.name, &v);
+    fail_unless_equals_string(g_enum_get_value(klass, g_value_get_enum(&v))->value_nick, c.value);
+    g_value_unset(&v);
+  }
+  gst_object_unref(element);
+  GError *error = nullptr;
+  GstElement *pipeline = gst_parse_launch("personaplex dtype=int4 ! fakesink", &error);
+  fail_unless(error != nullptr, "dtype=int4 accepted");
+  fail_unless(std::string(error->message).find("dtype") != std::string::npos, "%s", error->message);
+  g_clear_error(&error);
+  if (pipeline) gst_object_unref(pipeline);
+}
+GST_END_TEST;
+
+// Without `voice`, the voices directory's NATF2; with none to be found, a
+// warning that the conversation has no voice prompt.
+GST_START_TEST(test_default_voice) {
+  const Fixture &f = fixture();
+  const std::string voices = scratch_dir() + "/default-voices";
+  g_mkdir_with_parents(voices.c_str(), 0755);
+  {
+    std::ifstream in(f.voice, std::ios::binary);
+    std::ofstream out(voices + "/NATF2.pt", std::ios::binary);
+    out << in.rdbuf();
+  }
+  std::ofstream(voices + "/NATM1.wav") << "another voice, not read";
+  GstBus *bus = gst_bus_new();
+  GstElement *element = make_element(bus);
+  g_object_set(element, "voice", nullptr, "voices-dir", voices.c_str(), nullptr);
+  GstHarness *h = harness(element);
+  const std::vector<float> out = converse(h);
+  fail_unless(max_diff(out, f.out_pcm) < 1e-4, "NATF2 was not the voice");
+  fail_unless(pop_message(bus, GST_MESSAGE_WARNING).empty());
+  gst_harness_teardown(h);
+
+  g_object_set(element, "voice", "none", nullptr);
+  h = harness(element);
+  push_pcm(h, f.user_pcm, 0, kFrame, kFrame);
+  const std::string warning = pop_message(bus, GST_MESSAGE_WARNING);
+  fail_unless(warning.empty(), "warned after voice=none: %s", warning.c_str());
+  gst_harness_teardown(h);
+
+  const std::string empty = scratch_dir() + "/no-voices-here";
+  g_mkdir_with_parents(empty.c_str(), 0755);
+  g_object_set(element, "voice", nullptr, "voices-dir", empty.c_str(), nullptr);
+  h = harness(element);
+  push_pcm(h, f.user_pcm, 0, kFrame, kFrame);
+  const std::string none = pop_message(bus, GST_MESSAGE_WARNING);
+  fail_unless(none.find("No voice prompt") != std::string::npos, "warning: \"%s\"", none.c_str());
+  gst_harness_teardown(h);
+  gst_object_unref(element);
+  release_bus(bus);
+}
+GST_END_TEST;
+
+// A malformed device is a warning when set, and an error listing every
+// accepted value when the element starts.
+GST_START_TEST(test_device_checked_when_set) {
+  GstBus *bus = gst_bus_new();
+  GstElement *element = make_element(bus);
+  for (const char *good : {"auto", "cpu", "cuda", "cuda:1"}) {
+    g_object_set(element, "device", good, nullptr);
+    fail_unless(pop_message(bus, GST_MESSAGE_WARNING).empty(), "warned about %s", good);
+  }
+  g_object_set(element, "device", "gpu0", nullptr);
+  const std::string warning = pop_message(bus, GST_MESSAGE_WARNING);
+  fail_unless(warning.find("gpu0") != std::string::npos && warning.find("auto, cpu, cuda, cuda:N") != std::string::npos,
+              "warning: %s", warning.c_str());
+  expect_start_failure(element, bus, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, "auto, cpu, cuda, cuda:N");
+  gst_object_unref(element);
+  release_bus(bus);
+}
+GST_END_TEST;
+
 static Suite *personaplex_suite() {
   Suite *s = suite_create("personaplex");
   TCase *tc = tcase_create("offline");
@@ -628,6 +760,9 @@ static Suite *personaplex_suite() {
   tcase_add_test(tc, test_caps_refused);
   tcase_add_test(tc, test_state_cycles);
   tcase_add_test(tc, test_properties);
+  tcase_add_test(tc, test_enum_properties);
+  tcase_add_test(tc, test_device_checked_when_set);
+  tcase_add_test(tc, test_default_voice);
   return s;
 }
 

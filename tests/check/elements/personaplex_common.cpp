@@ -60,11 +60,28 @@ Fixture load_fixture() {
     const int64_t id = text[long(s)].item<int64_t>();
     f.has_word.push_back(id != 0 && id != 3);  // EPAD and PAD say nothing
     if (f.has_word.back()) f.words.push_back(spaced(pieces[s]));
+    f.pieces.push_back(f.has_word.back() ? spaced(pieces[s]) : "");
   }
   return f;
 }
 
 }  // namespace
+
+std::vector<personaplex::text::TimedText> expected_text(const personaplex::text::TextTrackOptions &options,
+                                                        GstClockTime start, bool words_only) {
+  const Fixture &f = fixture();
+  personaplex::text::TextTrack track(options);
+  std::vector<personaplex::text::TimedText> all;
+  auto keep = [&](const personaplex::text::TextTrack::Output &out) {
+    const auto &part = words_only ? out.words : out.items;
+    all.insert(all.end(), part.begin(), part.end());
+  };
+  for (size_t k = 0; k < f.pieces.size(); ++k)
+    keep(track.push(f.pieces[k], gint64(start + k * kFrameDuration), gint64(start + (k + 1) * kFrameDuration),
+                    gint64(k)));
+  keep(track.finish(gint64(start + f.pieces.size() * kFrameDuration)));
+  return all;
+}
 
 bool have_fixtures() {
   return is_file(fixtures_dir() + "/lm/weights.safetensors") && is_file(fixtures_dir() + "/mimi/weights.safetensors");
@@ -83,13 +100,31 @@ GstElement *make_element(GstBus *bus) {
   // The CPU unless PERSONAPLEX_TEST_DEVICE names another device; float32 there
   // too (the reference's outputs are float32).
   const char *device = std::getenv("PERSONAPLEX_TEST_DEVICE");
-  g_object_set(element, "dtype", "float32", nullptr);
+  gst_util_set_object_arg(G_OBJECT(element), "dtype", "float32");
+  gst_util_set_object_arg(G_OBJECT(element), "text-unit", "piece");
   g_object_set(element, "lm-weights", f.lm_weights.c_str(), "lm-config", f.lm_config.c_str(),
                "mimi-weights", f.mimi_weights.c_str(), "mimi-config", f.mimi_config.c_str(),
                "tokenizer", f.tokenizer.c_str(), "voice", f.voice.c_str(), "prompt", f.prompt.c_str(),
                "greedy", TRUE, "device", device && *device ? device : "cpu", nullptr);
   if (bus) gst_element_set_bus(element, bus);
   return element;
+}
+
+void copy_fixture_settings(GstElement *element) {
+  GstElement *configured = make_element();
+  for (const char *name : {"lm-weights", "lm-config", "mimi-weights", "mimi-config", "tokenizer", "voice",
+                           "prompt", "greedy", "device", "dtype"}) {
+    GValue value = G_VALUE_INIT;
+    g_object_get_property(G_OBJECT(configured), name, &value);
+    g_object_set_property(G_OBJECT(element), name, &value);
+    g_value_unset(&value);
+  }
+  gst_object_unref(configured);
+}
+
+std::string read_file(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 GstHarness *harness(GstElement *element, bool live) {
@@ -139,25 +174,34 @@ double max_diff(const std::vector<float> &a, const std::vector<float> &b) {
   return d;
 }
 
-std::vector<TextItem> pull_text(GstHarness *text, bool *saw_eos) {
+std::vector<TextItem> pull_text(GstHarness *text, bool *saw_eos, size_t at_least) {
   std::vector<TextItem> items;
-  while (GstBuffer *buffer = gst_harness_try_pull(text)) {
-    GstMapInfo map;
-    gst_buffer_map(buffer, &map, GST_MAP_READ);
-    items.push_back({std::string(reinterpret_cast<const char *>(map.data), map.size), GST_BUFFER_PTS(buffer),
-                     GST_BUFFER_DURATION(buffer), false});
-    gst_buffer_unmap(buffer, &map);
-    gst_buffer_unref(buffer);
-  }
-  while (GstEvent *event = gst_harness_try_pull_event(text)) {
-    if (GST_EVENT_TYPE(event) == GST_EVENT_GAP) {
-      GstClockTime pts, duration;
-      gst_event_parse_gap(event, &pts, &duration);
-      items.push_back({"", pts, duration, true});
+  bool eos = false;
+  const gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+  while (true) {
+    while (GstEvent *event = gst_harness_try_pull_event(text)) {
+      if (GST_EVENT_TYPE(event) == GST_EVENT_GAP) {
+        GstClockTime pts, duration;
+        gst_event_parse_gap(event, &pts, &duration);
+        items.push_back({"", pts, duration, true});
+      }
+      eos |= GST_EVENT_TYPE(event) == GST_EVENT_EOS;
+      gst_event_unref(event);
     }
-    if (saw_eos && GST_EVENT_TYPE(event) == GST_EVENT_EOS) *saw_eos = true;
-    gst_event_unref(event);
+    // Buffers before an EOS are queued before it.
+    while (GstBuffer *buffer = gst_harness_try_pull(text)) {
+      GstMapInfo map;
+      gst_buffer_map(buffer, &map, GST_MAP_READ);
+      items.push_back({std::string(reinterpret_cast<const char *>(map.data), map.size), GST_BUFFER_PTS(buffer),
+                       GST_BUFFER_DURATION(buffer), false});
+      gst_buffer_unmap(buffer, &map);
+      gst_buffer_unref(buffer);
+    }
+    const bool done = (!saw_eos || eos) && items.size() >= at_least;
+    if (done || g_get_monotonic_time() > deadline) break;
+    g_usleep(5000);
   }
+  if (saw_eos) *saw_eos = eos;
   std::stable_sort(items.begin(), items.end(), [](const TextItem &a, const TextItem &b) { return a.pts < b.pts; });
   return items;
 }

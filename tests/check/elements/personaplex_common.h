@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "text/text_track.h"
+
 #include <gst/audio/audio.h>
 #include <gst/check/gstcheck.h>
 #include <gst/check/gstharness.h>
@@ -39,16 +41,27 @@ struct Fixture {
   std::vector<float> user_pcm, out_pcm;
   std::vector<std::string> words;
   std::vector<bool> has_word;  // per frame
+  std::vector<std::string> pieces;  // per frame: its piece with "▁" as a space, "" for a pad
 };
+
+// What the text stream of the fixture conversation, starting at `start`,
+// carries with `options` (the engine's grouping, which the element uses).
+std::vector<personaplex::text::TimedText> expected_text(const personaplex::text::TextTrackOptions &options,
+                                                        GstClockTime start, bool words_only = false);
 
 // Whether PERSONAPLEX_FIXTURES holds the fixtures (main skips without them).
 bool have_fixtures();
 // Loaded on first use, in the test's own process.
 const Fixture &fixture();
 
-// A personaplex element set up for the fixture conversation (greedy, CPU),
-// floating ref sunk, `bus` attached when given.
+// A personaplex element set up for the fixture conversation (greedy, CPU,
+// text-unit=piece), floating ref sunk, `bus` attached when given.
 GstElement *make_element(GstBus *bus = nullptr);
+// Gives `element` (made by a pipeline description) make_element()'s model,
+// voice, prompt and sampling settings.
+void copy_fixture_settings(GstElement *element);
+// A whole file's bytes ("" when unreadable).
+std::string read_file(const std::string &path);
 // A harness on sink/src with F32 caps: live or not as asked of its source.
 GstHarness *harness(GstElement *element, bool live = false);
 // A harness on text_src alone.
@@ -70,7 +83,9 @@ struct TextItem {
   GstClockTime pts, duration;
   bool gap;
 };
-std::vector<TextItem> pull_text(GstHarness *text, bool *saw_eos = nullptr);
+// Pushes come from the pad's own task: with `saw_eos`, waits for EOS; with
+// `at_least`, for that many items (10 s at most).
+std::vector<TextItem> pull_text(GstHarness *text, bool *saw_eos = nullptr, size_t at_least = 0);
 // Whether an event of `type` is among those the harness received.
 bool received_event(GstHarness *h, GstEventType type);
 

@@ -94,7 +94,7 @@ GST_START_TEST(test_missing_input_becomes_silence) {
   fail_unless(live);
   gst_structure_free(stats);
   // The text pad kept time too: one word or GAP per frame.
-  std::vector<TextItem> items = pull_text(text);
+  std::vector<TextItem> items = pull_text(text, nullptr, 13);
   fail_unless_equals_int(items.size(), 13);
   for (size_t k = 0; k < items.size(); ++k) fail_unless_equals_uint64(items[k].pts, k * kFrameDuration);
   gst_harness_teardown(text);

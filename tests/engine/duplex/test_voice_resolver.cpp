@@ -70,3 +70,14 @@ TEST(VoiceResolver, Listing) {
   EXPECT_EQ(available_voices(voices()), (std::vector<std::string>{"MINE.wav", "NATF2.pt", "NATF2.wav"}));
   EXPECT_TRUE(available_voices("/nonexistent").empty());
 }
+
+TEST(VoiceResolver, DefaultVoiceIsNatf2ElseTheOnlyOne) {
+  EXPECT_EQ(default_voice(voices()), "NATF2.pt");
+  const std::string one = test::temp_dir();
+  EXPECT_EQ(default_voice(one), "");
+  touch(one + "/VARM1.pt");
+  EXPECT_EQ(default_voice(one), "VARM1.pt");
+  touch(one + "/VARM2.pt");
+  EXPECT_EQ(default_voice(one), "");  // two others: none is the default
+  EXPECT_EQ(default_voice(""), "");
+}
