@@ -65,16 +65,30 @@ def build(args):
         desc = ("autoaudiosrc ! audioconvert ! audioresample ! queue ! "
                 "personaplex name=pp ! queue ! audioconvert ! audioresample ! autoaudiosink")
     else:
-        desc = ("filesrc name=in ! decodebin ! audioconvert ! audioresample ! personaplex name=pp "
-                "pp.src ! queue ! audioconvert ! wavenc ! filesink name=out "
+        desc = ("filesrc name=in ! decodebin name=dec  audioconvert name=convert ! audioresample ! "
+                "personaplex name=pp pp.src ! queue ! audioconvert ! wavenc name=enc ! filesink name=out "
                 "pp.text_src ! queue ! fakesink sync=false")
     pipeline = Gst.parse_launch(desc)
+    if not args.mic:
+        # decodebin makes new pads for each file: link each one.
+        convert = pipeline.get_by_name("convert").get_static_pad("sink")
+        pipeline.get_by_name("dec").connect(
+            "pad-added", lambda _dec, pad: convert.is_linked() or pad.link(convert))
     pp = pipeline.get_by_name("pp")
     for name, value in model_properties(args).items():
         pp.set_property(name, value)
     # Enums are set by their names, as gst-launch-1.0 does.
     Gst.util_set_object_arg(pp, "text-unit", args.text_unit)
     return pipeline, pp
+
+
+def restart(element, **properties):
+    """Elements that keep a file (or what they wrote) in READY: NULL, new
+    properties, back to the pipeline's state."""
+    element.set_state(Gst.State.NULL)
+    for name, value in properties.items():
+        element.set_property(name, value)
+    element.sync_state_with_parent()
 
 
 def set_persona(pp, voice, prompt):
@@ -157,8 +171,9 @@ def main():
             break
         set_persona(pp, voice, prompt)
         if not args.mic:
-            pipeline.get_by_name("in").set_property("location", args.files[0])
-            pipeline.get_by_name("out").set_property("location", outputs[k])
+            restart(pipeline.get_by_name("in"), location=args.files[0])
+            restart(pipeline.get_by_name("enc"))
+            restart(pipeline.get_by_name("out"), location=outputs[k])
         ok = converse(pipeline, loop) and ok
     pipeline.set_state(Gst.State.NULL)
     return 0 if ok else 1
