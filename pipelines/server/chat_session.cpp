@@ -16,7 +16,7 @@ constexpr guint64 kMaxQueuedBytes = 4 << 20;
 
 const char *kPipeline =
     "appsrc name=in caps=application/ogg format=bytes ! oggdemux name=demux ! opusdec name=dec ! "
-    "audioconvert ! audioresample ! personaplex name=pp "
+    "audioconvert ! audioresample ! personaplex name=pp text-unit=piece "
     "pp.src ! queue ! audioconvert ! audioresample ! opusenc frame-size=40 ! "
     "appsink name=audio sync=false async=false "
     "pp.text_src ! queue ! appsink name=text sync=false async=false";

@@ -21,7 +21,7 @@ constexpr guint kJitterBufferMs = 100;
 
 const char *kPipeline =
     "webrtcbin name=webrtc bundle-policy=max-bundle "
-    "audioconvert name=input ! audioresample ! personaplex name=pp "
+    "audioconvert name=input ! audioresample ! personaplex name=pp text-unit=piece "
     "pp.src ! queue ! audioconvert ! audioresample ! opusenc audio-type=voice ! rtpopuspay pt=111 ! "
     "application/x-rtp,media=audio,encoding-name=OPUS,payload=111 ! webrtc. "
     "pp.text_src ! queue ! appsink name=text sync=false async=false";
