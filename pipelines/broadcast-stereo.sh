@@ -8,7 +8,7 @@
 #   IN             an audio file: the user's side, run as fast as the device can
 #   --source DESC  a live capture element instead, e.g. autoaudiosrc; Ctrl-C
 #                  ends it (the file is finalized)
-#   --center       both voices centred (audiomixer) instead of left/right (interleave)
+#   --center       both voices centred (summed into both channels) instead of left/right
 #   --rate N       output sample rate (default 48000)
 #   model options: see lib/personaplex-options.sh (--model-dir DIR, --voice,
 #                 --prompt, --device, ...)
@@ -58,8 +58,11 @@ out=${files[${#files[@]} - 1]}
 
 mono=audio/x-raw,format=F32LE,rate=24000,channels=1
 if $center; then
-  # Both voices summed, then the mono mix copied to both channels.
-  mix=(audiomixer name=mix ! audioconvert ! audioresample ! "audio/x-raw,format=S16LE,rate=$rate,channels=2")
+  # Both voices side by side, then each output channel their sum (a mix
+  # matrix): sample for sample, where audiomixer's output ended short.
+  mix=(interleave name=mix channel-positions-from-input=false !
+       audioconvert dithering=none "mix-matrix=<<(float)1, (float)1>, <(float)1, (float)1>>" ! audioresample !
+       "audio/x-raw,format=S16LE,rate=$rate,channels=2")
 else
   # Mono inputs carry no position: interleave gives them left, then right.
   mix=(interleave name=mix channel-positions-from-input=false ! audioconvert ! audioresample !

@@ -138,6 +138,10 @@ broadcast)
   "$pipelines/broadcast-stereo.sh" "${model[@]}" --center --rate 24000 "$user" "$tmp/center.wav"
   check wav "$tmp/center.wav" --channels 2 --rate 24000 --frames $user_frames
   check center "$tmp/center.wav"
+  step "broadcast-stereo.sh --center at 48 kHz: as long as the input"
+  "$pipelines/broadcast-stereo.sh" "${model[@]}" --center "$user" "$tmp/center48.wav"
+  check wav "$tmp/center48.wav" --channels 2 --rate 48000 --frames-near $((2 * user_frames)) 1
+  check center "$tmp/center48.wav"
   ;;
 
 parse)
