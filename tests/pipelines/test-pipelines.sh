@@ -125,7 +125,7 @@ python)
   ;;
 
 broadcast)
-  need personaplex interleave audiomixer wavenc
+  need personaplex interleave wavenc
   step "broadcast-stereo.sh: user left, agent right, 48 kHz"
   "$pipelines/broadcast-stereo.sh" "${model[@]}" "$user" "$tmp/show.wav"
   # audioresample may end a sample short.
@@ -164,7 +164,7 @@ parse)
   parsed autoaudiosink "$pipelines/rtp-opus-send.sh" --host 192.0.2.1 in.wav
   parsed matroskamux "$pipelines/record-mkv.sh" "${model[@]}" --source autoaudiosrc out.mkv
   parsed interleave "$pipelines/broadcast-stereo.sh" "${model[@]}" --source autoaudiosrc out.wav
-  parsed audiomixer "$pipelines/broadcast-stereo.sh" "${model[@]}" --center in.wav out.wav
+  parsed interleave "$pipelines/broadcast-stereo.sh" "${model[@]}" --center in.wav out.wav
   step "the check fails on what gst-launch-1.0 would refuse"
   expect_status 1 "$pipelines/mic-to-speakers.sh" "${model[@]}" --sink "fakesink no-such-property=1"
   expect_status 1 "$pipelines/mic-to-speakers.sh" "${model[@]}" --source "no-such-element"
