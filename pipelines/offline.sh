@@ -72,5 +72,6 @@ show_progress() {
 if ! $quiet && [ -t 2 ]; then
   pp_launch -m "${pipeline[@]}" | show_progress
 else
-  pp_launch -q "${pipeline[@]}"
+  # Through a pipe: on a terminal gst-launch-1.0 prints its position itself.
+  pp_launch -q "${pipeline[@]}" | cat
 fi

@@ -62,6 +62,16 @@ offline)
   "$pipelines/offline.sh" "${model[@]}" --text "$tmp/words.txt" "$tmp/in48.wav" "$tmp/out16.wav"
   check wav "$tmp/out16.wav" --channels 1 --rate 24000 --frames $user_frames --min-rms 1e-3
   [ -s "$tmp/words.txt" ]
+  if command -v script >/dev/null; then
+    step "offline.sh on a terminal: progress; with -q: nothing"
+    script -qec "$(printf '%q ' "$pipelines/offline.sh" "${model[@]}" "$user" "$tmp/tty.wav")" /dev/null \
+      >"$tmp/tty.out"
+    cat "$tmp/tty.out"
+    grep -q "100% of the input, .* s, .*x real time" "$tmp/tty.out" || { echo "FAIL: no progress"; exit 1; }
+    script -qec "$(printf '%q ' "$pipelines/offline.sh" -q "${model[@]}" "$user" "$tmp/tty.wav")" /dev/null \
+      >"$tmp/quiet.out"
+    [ ! -s "$tmp/quiet.out" ] || { echo "FAIL: -q printed"; cat -A "$tmp/quiet.out"; exit 1; }
+  fi
   ;;
 
 live)
