@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# regenerate.sh: redraws the pipeline pictures of docs/cookbook.md from
+# regenerate.sh: redraws the batch plots of docs/performance.md from
+# docs/results, and the pipeline pictures of docs/cookbook.md from
 # GStreamer's own graph dumps (GST_DEBUG_DUMP_DOT_DIR) of the scripts in
 # pipelines/, run on a small model, converted by graphviz's dot to SVG.
 #
@@ -29,6 +30,13 @@ while [ $# -gt 0 ]; do
   shift 2
 done
 [ -n "$model_opt" ] || usage
+
+# The batch plots, from the benchmark results kept in docs/results.
+results=$images/../results
+python3 "$images/plot-batch.py" "$results/personaplex-bench-h200.json" "$images/batch-frame-time.svg" \
+  "Frame time against conversations (H200, bf16, 500-step context)"
+python3 "$images/plot-batch.py" "$results/personaplex-bench-h100.json" "$images/batch-frame-time-h100.svg" \
+  "Frame time against conversations (H100 80GB)"
 command -v dot >/dev/null || { echo "regenerate.sh: graphviz's dot is required" >&2; exit 2; }
 export GST_PLUGIN_PATH=$plugin_dir
 
