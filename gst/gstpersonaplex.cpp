@@ -5,12 +5,13 @@
  *
  * A full-duplex spoken conversation with NVIDIA PersonaPlex: the user's
  * speech comes in on the `sink` pad (24 kHz mono), the model's speech goes
- * out on `src` (same caps family) and its words on `text_src` (one
- * `text/x-raw, format=utf8` buffer per word, timestamped with the audio frame
- * that spoke it; GAP events for frames without a word). Every 80 ms frame of
- * input gives one 80 ms frame of output. A `personaplex-word` element message
- * accompanies each word, and a `personaplex-stats` message reports the step
- * times about once per second.
+ * out on `src` (same caps family) and its words on `text_src`
+ * (`text/x-raw, format=utf8`; `text-unit` picks one buffer per word, the
+ * default, subtitle cues, or the model's pieces; GAP events keep the sparse
+ * stream flowing). Every 80 ms frame of input gives one 80 ms frame of
+ * output. A `personaplex-word` element message accompanies each word, a
+ * `personaplex-stats` message reports the step times about once per second,
+ * and offline a `personaplex-progress` message how far the input is done.
  *
  * The model is loaded, and the prompts (voice, then role text) run, when the
  * element goes from READY to PAUSED, so the first output frame already is
@@ -28,9 +29,10 @@
  * Elements of one process naming the same files and device share one loaded
  * model; each runs its own conversation.
  *
- * Like a demuxer, the element pushes both source pads from one thread: when
- * both lead to sinks, put a queue on each branch so that one sink waiting for
- * preroll does not hold the other back.
+ * The text pad pushes from a task of its own, as demuxers with an internal
+ * multiqueue do: branches without queues preroll and end. With nothing
+ * upstream the element counts as a source: EOS sent to the pipeline
+ * (`gst-launch-1.0 -e` and Ctrl-C) ends a live conversation cleanly.
  *
  * ## Example launch line
  * |[
