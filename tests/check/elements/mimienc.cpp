@@ -255,8 +255,19 @@ GST_START_TEST(test_bad_weights) {
   expect_start_failure({tiny.weights, tiny.weights}, resource, GST_RESOURCE_ERROR_SETTINGS,
                        tiny.weights);
   expect_start_failure(tiny, resource, GST_RESOURCE_ERROR_SETTINGS, "tpu", "tpu");
-  // A malformed device: its error lists every accepted value.
+  // A malformed device: a warning when set, and an error listing every
+  // accepted value when the element starts.
   expect_start_failure(tiny, resource, GST_RESOURCE_ERROR_SETTINGS, "auto, cpu, cuda, cuda:N", "cuda:one");
+  GstBus *bus = gst_bus_new();
+  GstElement *element = make_element("mimienc", tiny, bus);
+  g_object_set(element, "device", "cuda:1", nullptr);
+  fail_unless(pop_message(bus, GST_MESSAGE_WARNING).empty(), "cuda:1 is a device name");
+  g_object_set(element, "device", "gpu", nullptr);
+  const std::string warning = pop_message(bus, GST_MESSAGE_WARNING);
+  fail_unless(warning.find("\"gpu\"") != std::string::npos && warning.find("cuda:N") != std::string::npos,
+              "warning: %s", warning.c_str());
+  gst_object_unref(element);
+  release_bus(bus);
 }
 GST_END_TEST;
 
