@@ -59,7 +59,7 @@ def main():
         assert os.path.isfile(os.path.join(demo, "model.safetensors")), os.listdir(tmp)
 
         status = server.get("api/status")
-        assert status["sessions"] == [], status
+        assert status["sessions"] == 0, status
         voices = server.get("api/voices")
         print("voices:", json.dumps(voices))
         assert "NATF2.pt" in json.dumps(voices), voices
