@@ -24,8 +24,8 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
-#include <spawn.h>
 #include <ftw.h>
+#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "demo_model.h"
 #include "duplex/model_files.h"
 #include "lm/config.h"
 #include "lm/conversation.h"
@@ -52,7 +53,6 @@
 #include "lm/voice.h"
 #include "mimi/config.h"
 #include "mimi/random_weights.h"
-#include "demo_model.h"
 #include "tool_options.h"
 
 extern char **environ;
@@ -287,7 +287,12 @@ int make_demo(const std::string &dir) {
     const std::string parent = dir.substr(0, dir.rfind('/'));
     if (!parent.empty()) tools::make_directories(parent);
     const std::string part = dir + ".part-" + std::to_string(getpid());
-    write_model(part, spec);
+    try {
+      write_model(part, spec);
+    } catch (...) {
+      nftw(part.c_str(), remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+      throw;
+    }
     // A directory renames onto a missing or empty one only: when another
     // run got there first, its model is the same one.
     if (std::rename(part.c_str(), dir.c_str()) != 0) {

@@ -191,6 +191,14 @@ demo-model)
   cmp "$dir/model.safetensors" "$tmp/elsewhere/demo/model.safetensors"
   expect_status 2 "$make" --demo --seed 3
   expect_status 2 "$make" --demo --lm-config x.json
+  step "a cache directory that cannot be made: an error naming it"
+  touch "$tmp/file"
+  XDG_CACHE_HOME=$tmp/file expect_status 1 "$make" --demo 2>"$tmp/err"
+  cat "$tmp/err"
+  grep -q "$tmp/file/gst-personaplex: cannot create the directory" "$tmp/err"
+  XDG_CACHE_HOME=$tmp/file PERSONAPLEX_TOOLS=$tools expect_status 2 "$pipelines/offline.sh" in.wav out.wav 2>"$tmp/err"
+  cat "$tmp/err"
+  grep -q "the demo model could not be made" "$tmp/err"
   ;;
 
 fetch-model)

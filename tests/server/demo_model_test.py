@@ -33,8 +33,11 @@ class Server:
                 self.url = line[len("Listening on "):].strip()
                 break
         assert self.url, "the server did not start"
-        threading.Thread(target=lambda: [print("  server |", l.rstrip(), flush=True) for l in self.proc.stdout],
-                         daemon=True).start()
+        threading.Thread(target=self._echo, daemon=True).start()
+
+    def _echo(self):
+        for line in self.proc.stdout:
+            print("  server |", line.rstrip(), flush=True)
 
     def get(self, path):
         with urllib.request.urlopen(self.url + path, timeout=10) as r:
