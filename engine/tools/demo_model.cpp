@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include "core/error.h"
 
@@ -54,7 +55,8 @@ std::string demo_model_dir() {
 void make_directories(const std::string &path) {
   for (size_t slash = path.find('/', 1);; slash = path.find('/', slash + 1)) {
     const std::string part = path.substr(0, slash);
-    if (mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) throw Error(part + ": cannot create the directory");
+    if (mkdir(part.c_str(), 0755) != 0 && errno != EEXIST)
+      throw Error(part + ": cannot create the directory (" + std::strerror(errno) + ")");
     if (slash == std::string::npos) return;
   }
 }
