@@ -5,7 +5,7 @@
 #
 # Usage: test-pipelines.sh CASE PIPELINES_DIR
 #   CASE: offline, live, rtp, record-mkv, broadcast, parse, fetch-model,
-#         voice, make-model, demo-model
+#         voice, make-model, demo-model, live-demo
 # Environment: PERSONAPLEX_FIXTURES (the fixtures), PERSONAPLEX_TOOLS (the
 # built tools), PERSONAPLEX_PARSE_CHECK and PERSONAPLEX_VOICE_CHECK (the test
 # programs). Exits 77 (skipped) without the fixtures or a needed plugin.
@@ -32,7 +32,7 @@ expect_status() {
 }
 
 [ -f "$F/lm/weights.safetensors" ] && [ -f "$F/mimi/weights.safetensors" ] ||
-  [ "$case_name" = fetch-model ] || [ "$case_name" = demo-model ] ||
+  [ "$case_name" = fetch-model ] || [ "$case_name" = demo-model ] || [ "$case_name" = live-demo ] ||
   skip "reference fixtures not found (PERSONAPLEX_FIXTURES)"
 
 tmp=$(mktemp -d)
@@ -76,6 +76,18 @@ live)
   check wav "$tmp/live.wav" --channels 1 --rate 24000 --min-frames 28800 --min-rms 1e-3
   # The tiny model steps in a few ms: no frame may count as late.
   ! grep -q "Falling behind" "$tmp/log" || { echo "FAIL: the model fell behind"; exit 1; }
+  ;;
+
+live-demo)
+  need personaplex audiotestsrc wavenc
+  step "mic-to-speakers.sh with no model: the demo model, live, in real time"
+  XDG_CACHE_HOME=$tmp/cache PERSONAPLEX_TOOLS=$tools "$pipelines/mic-to-speakers.sh" \
+    --source "audiotestsrc is-live=true num-buffers=15 samplesperbuffer=2400 wave=sine freq=220" \
+    --sink "wavenc ! filesink location=$tmp/live.wav" >"$tmp/words.txt" 2>"$tmp/log"
+  cat "$tmp/log"
+  grep -q "demo model" "$tmp/log"
+  check wav "$tmp/live.wav" --channels 1 --rate 24000 --min-frames 28800 --min-rms 1e-3
+  ! grep -q "Falling behind" "$tmp/log" || { echo "FAIL: the demo model fell behind"; exit 1; }
   ;;
 
 rtp)
