@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "default_model.h"
 #include "voices.h"
 
 namespace ppserver {
@@ -54,7 +55,10 @@ bool parse_command_line(int argc, char **argv, Config *config) {
        "HTTPS with DIR/cert.pem and DIR/key.pem; a self-signed pair is made there when DIR has none", "DIR"},
       {"http", 0, 0, G_OPTION_ARG_NONE, &http, "Plain HTTP (browsers allow the microphone only on localhost)", nullptr},
       {"www", 0, 0, G_OPTION_ARG_FILENAME, &www, "Serve the web page from DIR instead of the built-in copy", "DIR"},
-      {"model-dir", 0, 0, G_OPTION_ARG_FILENAME, &model_dir, "Directory with the released model files", "DIR"},
+      {"model-dir", 0, 0, G_OPTION_ARG_FILENAME, &model_dir,
+       "Directory with the released model files (default ./personaplex-7b-v1 when there, else a demo model of "
+       "random weights)",
+       "DIR"},
       {"lm-weights", 0, 0, G_OPTION_ARG_FILENAME, &lm_weights, "LM weights (safetensors)", "FILE"},
       {"lm-config", 0, 0, G_OPTION_ARG_FILENAME, &lm_config, "LM config.json", "FILE"},
       {"mimi-weights", 0, 0, G_OPTION_ARG_FILENAME, &mimi_weights, "Mimi weights (safetensors)", "FILE"},
@@ -150,6 +154,11 @@ bool parse_command_line(int argc, char **argv, Config *config) {
   if (config->max_prompt_chars < 0) return usage_error(context, "--max-prompt cannot be negative");
   if (config->idle_timeout_s < 1 || config->handshake_timeout_s < 1 || config->max_call_s < 0)
     return usage_error(context, "timeouts must be at least 1 s");
+  if (m.model_dir.empty() && m.lm_weights.empty() && m.mimi_weights.empty() && m.tokenizer.empty()) {
+    std::string why;
+    m.model_dir = default_model_dir(&why);
+    if (m.model_dir.empty()) return usage_error(context, why);
+  }
   if (m.model_dir.empty() && (m.lm_weights.empty() || m.mimi_weights.empty() || m.tokenizer.empty()))
     return usage_error(context, "name the model: --model-dir, or --lm-weights, --mimi-weights and --tokenizer");
   if (config->voices_dir.empty() && !m.model_dir.empty()) {

@@ -5,7 +5,7 @@
 #
 # Usage: test-pipelines.sh CASE PIPELINES_DIR
 #   CASE: offline, live, rtp, record-mkv, broadcast, parse, fetch-model,
-#         voice, make-model
+#         voice, make-model, demo-model, live-demo
 # Environment: PERSONAPLEX_FIXTURES (the fixtures), PERSONAPLEX_TOOLS (the
 # built tools), PERSONAPLEX_PARSE_CHECK and PERSONAPLEX_VOICE_CHECK (the test
 # programs). Exits 77 (skipped) without the fixtures or a needed plugin.
@@ -32,7 +32,8 @@ expect_status() {
 }
 
 [ -f "$F/lm/weights.safetensors" ] && [ -f "$F/mimi/weights.safetensors" ] ||
-  [ "$case_name" = fetch-model ] || skip "reference fixtures not found (PERSONAPLEX_FIXTURES)"
+  [ "$case_name" = fetch-model ] || [ "$case_name" = demo-model ] || [ "$case_name" = live-demo ] ||
+  skip "reference fixtures not found (PERSONAPLEX_FIXTURES)"
 
 tmp=$(mktemp -d)
 pids=()
@@ -75,6 +76,18 @@ live)
   check wav "$tmp/live.wav" --channels 1 --rate 24000 --min-frames 28800 --min-rms 1e-3
   # The tiny model steps in a few ms: no frame may count as late.
   ! grep -q "Falling behind" "$tmp/log" || { echo "FAIL: the model fell behind"; exit 1; }
+  ;;
+
+live-demo)
+  need personaplex audiotestsrc wavenc
+  step "mic-to-speakers.sh with no model: the demo model, live, in real time"
+  XDG_CACHE_HOME=$tmp/cache PERSONAPLEX_TOOLS=$tools "$pipelines/mic-to-speakers.sh" \
+    --source "audiotestsrc is-live=true num-buffers=15 samplesperbuffer=2400 wave=sine freq=220" \
+    --sink "wavenc ! filesink location=$tmp/live.wav" >"$tmp/words.txt" 2>"$tmp/log"
+  cat "$tmp/log"
+  grep -q "demo model" "$tmp/log"
+  check wav "$tmp/live.wav" --channels 1 --rate 24000 --min-frames 28800 --min-rms 1e-3
+  ! grep -q "Falling behind" "$tmp/log" || { echo "FAIL: the demo model fell behind"; exit 1; }
   ;;
 
 rtp)
@@ -146,7 +159,58 @@ parse)
   step "usage errors"
   expect_status 2 "$pipelines/offline.sh" "${model[@]}" --top-kk 5 in.wav out.wav
   expect_status 2 "$pipelines/offline.sh" "${model[@]}" only-one.wav
-  expect_status 2 "$pipelines/offline.sh" in.wav out.wav  # no model
+  step "no model: the demo model, with its notice"
+  XDG_CACHE_HOME=$tmp/cache parsed personaplex "$pipelines/offline.sh" in.wav out.wav 2>"$tmp/notice"
+  cat "$tmp/notice"
+  grep -q "demo model" "$tmp/notice"
+  grep -q "fetch-model.sh" "$tmp/notice"
+  XDG_CACHE_HOME=$tmp/cache parsed autoaudiosrc "$pipelines/mic-to-speakers.sh" 2>/dev/null
+  step "no model and no personaplex-make-model: a clear error"
+  XDG_CACHE_HOME=$tmp/cache2 PERSONAPLEX_TOOLS=$tmp/none PATH=/usr/bin:/bin expect_status 2 \
+    bash -c "cd '$tmp' && cp -r '$pipelines' p && p/offline.sh in.wav out.wav"
+  ;;
+
+demo-model)
+  make=$tools/personaplex-make-model
+  step "personaplex-make-model --demo: made into the cache directory, its path on stdout"
+  XDG_CACHE_HOME=$tmp/cache "$make" --demo >"$tmp/dir" 2>"$tmp/log"
+  cat "$tmp/log"
+  dir=$(cat "$tmp/dir")
+  [ "$dir" = "$tmp/cache/gst-personaplex/demo-model-1" ] || { echo "FAIL: made in '$dir'"; exit 1; }
+  for f in model.safetensors tokenizer-e351c8d8-checkpoint125.safetensors tokenizer_spm_32k_3.model \
+      lm_config.json mimi_config.json voices/NATF2.pt; do
+    [ -s "$dir/$f" ] || { echo "FAIL: no $f"; exit 1; }
+  done
+  step "again: reused as it is"
+  stamp=$(stat -c %Y.%i "$dir/model.safetensors")
+  XDG_CACHE_HOME=$tmp/cache "$make" --demo >"$tmp/dir2"
+  cmp "$tmp/dir" "$tmp/dir2"
+  [ "$(stat -c %Y.%i "$dir/model.safetensors")" = "$stamp" ] || { echo "FAIL: made again"; exit 1; }
+  step "HOME/.cache without XDG_CACHE_HOME; two runs at once make the same files"
+  HOME=$tmp/home XDG_CACHE_HOME='' "$make" --demo >"$tmp/a" &
+  HOME=$tmp/home XDG_CACHE_HOME='' "$make" --demo >"$tmp/b"
+  wait $!
+  cmp "$tmp/a" "$tmp/b"
+  home_dir=$(cat "$tmp/a")
+  [ "$home_dir" = "$tmp/home/.cache/gst-personaplex/demo-model-1" ] || { echo "FAIL: made in '$home_dir'"; exit 1; }
+  for f in model.safetensors tokenizer-e351c8d8-checkpoint125.safetensors lm_config.json voices/NATF2.pt; do
+    cmp "$dir/$f" "$home_dir/$f"
+  done
+  ! ls -d "$tmp"/home/.cache/gst-personaplex/*.part-* 2>/dev/null || { echo "FAIL: a partial model was left"; exit 1; }
+  step "--output puts it elsewhere; the sizes and seed are fixed"
+  "$make" --demo --output "$tmp/elsewhere/demo" >"$tmp/dir3"
+  [ "$(cat "$tmp/dir3")" = "$tmp/elsewhere/demo" ]
+  cmp "$dir/model.safetensors" "$tmp/elsewhere/demo/model.safetensors"
+  expect_status 2 "$make" --demo --seed 3
+  expect_status 2 "$make" --demo --lm-config x.json
+  step "a cache directory that cannot be made: an error naming it"
+  touch "$tmp/file"
+  XDG_CACHE_HOME=$tmp/file expect_status 1 "$make" --demo 2>"$tmp/err"
+  cat "$tmp/err"
+  grep -q "$tmp/file/gst-personaplex: cannot create the directory" "$tmp/err"
+  XDG_CACHE_HOME=$tmp/file PERSONAPLEX_TOOLS=$tools expect_status 2 "$pipelines/offline.sh" in.wav out.wav 2>"$tmp/err"
+  cat "$tmp/err"
+  grep -q "the demo model could not be made" "$tmp/err"
   ;;
 
 fetch-model)

@@ -490,7 +490,8 @@ void test_command_line() {
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   };
-  g_assert_cmpint(harness::run_server({"--http"}, &out), ==, 2);
+  // No model at all is the demo model (server/demo-model); part of one is an error.
+  g_assert_cmpint(harness::run_server({"--http", "--mimi-weights", "mimi.safetensors"}, &out), ==, 2);
   g_assert_true(out.find("name the model") != std::string::npos);
   g_assert_cmpint(harness::run_server(with({"--http", "--ssl", "x"}), &out), ==, 2);
   g_assert_cmpint(harness::run_server(with({"--http", "--voice", "../x.pt"}), &out), ==, 2);
