@@ -111,7 +111,9 @@ bool same_origin(SoupServerMessage *msg) {
 
 }  // namespace
 
-Server::Server(const Config &config) : config_(config) {}
+Server::Server(const Config &config) : config_(config) {
+  if (!config_.static_dir.empty()) static_files_ = std::make_unique<StaticFiles>(config_.static_dir);
+}
 
 Server::~Server() {
   if (request_timer_) g_source_remove(request_timer_);
@@ -137,6 +139,10 @@ void Server::give_slot() {
 }
 
 bool Server::start(std::string *error, std::string *url) {
+  if (static_files_ && !static_files_->ok()) {
+    *error = static_files_->error();
+    return false;
+  }
   GTlsCertificate *certificate = nullptr;
   const bool https = !config_.http;
   if (https) {
@@ -258,6 +264,10 @@ void Server::static_cb(SoupServer *, SoupServerMessage *msg, const char *path, G
   const char *method = soup_server_message_get_method(msg);
   if (g_strcmp0(method, SOUP_METHOD_GET) != 0 && g_strcmp0(method, SOUP_METHOD_HEAD) != 0) {
     respond_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "GET only");
+    return;
+  }
+  if (self->static_files_) {
+    self->static_files_->serve(msg, path);
     return;
   }
   const std::string name = g_strcmp0(path, "/") == 0 ? "index.html" : std::string(path).substr(1);
