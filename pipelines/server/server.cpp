@@ -210,7 +210,7 @@ void Server::shut_down() {
   shutting_down_ = true;
   if (soup_) soup_server_disconnect(soup_);
   const std::set<Session *> sessions = sessions_;
-  for (Session *s : sessions) s->end(1001, "the server is shutting down");
+  for (Session *s : sessions) s->fail(1001, "the server is shutting down");
   const gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
   while ((slots_in_use_ > 0 || !sessions_.empty()) && g_get_monotonic_time() < deadline)
     g_main_context_iteration(nullptr, TRUE);
@@ -318,6 +318,8 @@ void Server::chat_ws_cb(SoupServer *, SoupServerMessage *msg, const char *, Soup
   const std::string problem = read_conversation(self->config_, query_fields(query), true, &conversation);
   if (query) g_hash_table_unref(query);
   if (!problem.empty()) {  // checked before the handshake already
+    const std::string told = "\x05" + problem;
+    soup_websocket_connection_send_binary(ws, told.data(), told.size());
     soup_websocket_connection_close(ws, 1008, problem.substr(0, 120).c_str());
     return;
   }
