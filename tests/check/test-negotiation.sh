@@ -55,7 +55,7 @@ for live in false true; do
   p=("${pp[@]}" is-live=$live)
   padname="GstPersonaPlex:pp.GstPad:src"
   run "live=$live: audioresample ! mulawenc" S16LE $padname "${src[@]}" ! "${f32[@]}" ! "${p[@]}" ! audioresample ! audio/x-raw,rate=8000 ! mulawenc ! "${out[@]}"
-  run "live=$live: audioresample ! alawenc" S16LE $padname "${src[@]}" ! "${f32[@]}" ! "${p[@]}" ! audioresample ! audio/x-raw,rate=8000 ! alawenc ! "${out[@]}"
+  run "live=$live: audioresample ! alawenc" S16LE $padname "${src[@]}" ! "${f32[@]}" ! "${p[@]}" ! audioresample ! alawenc ! "${out[@]}"
   run "live=$live: wavenc from F32LE" F32LE $padname "${src[@]}" ! "${f32[@]}" ! "${p[@]}" ! wavenc ! "${out[@]}"
   run "live=$live: wavenc from S16LE" S16LE $padname "${src[@]}" ! "${s16[@]}" ! "${p[@]}" ! wavenc ! "${out[@]}"
   for format in S16LE S32LE F32LE; do
