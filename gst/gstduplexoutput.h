@@ -1,6 +1,6 @@
 // The two source pads of the personaplex element: agent audio on `src`
-// (F32LE or S16LE, following the input's format unless downstream wants the
-// other) and words on `text_src` (one text/x-raw buffer per word carrying
+// (following the input's format unless downstream wants another: see
+// gstpcmnegotiation.h) and words on `text_src` (one text/x-raw buffer per word carrying
 // the PTS and duration of the audio frame that spoke it, a GAP event for a
 // frame without one). Sends each pad's stream-start, caps and segment
 // before its first data, combines the pads' flow returns, and posts a
@@ -58,7 +58,6 @@ class DuplexOutput {
  private:
   bool send_headers();
   bool negotiate();
-  GstCaps *audio_caps(GstAudioFormat format) const;
 
   GstElement *element_;
   GstPad *audio_, *text_;

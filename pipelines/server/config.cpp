@@ -38,7 +38,7 @@ bool usage_error(GOptionContext *context, const std::string &message) {
 }  // namespace
 
 bool parse_command_line(int argc, char **argv, Config *config) {
-  gchar *host = nullptr, *ssl = nullptr, *www = nullptr;
+  gchar *host = nullptr, *ssl = nullptr, *www = nullptr, *static_dir = nullptr;
   gchar *model_dir = nullptr, *lm_weights = nullptr, *lm_config = nullptr, *mimi_weights = nullptr,
         *mimi_config = nullptr, *tokenizer = nullptr, *voices_dir = nullptr, *device = nullptr,
         *voice = nullptr, *prompt = nullptr, *stun = nullptr, *turn = nullptr, *ports = nullptr;
@@ -55,6 +55,8 @@ bool parse_command_line(int argc, char **argv, Config *config) {
        "HTTPS with DIR/cert.pem and DIR/key.pem; a self-signed pair is made there when DIR has none", "DIR"},
       {"http", 0, 0, G_OPTION_ARG_NONE, &http, "Plain HTTP (browsers allow the microphone only on localhost)", nullptr},
       {"www", 0, 0, G_OPTION_ARG_FILENAME, &www, "Serve the web page from DIR instead of the built-in copy", "DIR"},
+      {"static", 0, 0, G_OPTION_ARG_FILENAME, &static_dir,
+       "Serve the directory tree DIR at / instead of the page (e.g. the reference's built web client)", "DIR"},
       {"model-dir", 0, 0, G_OPTION_ARG_FILENAME, &model_dir,
        "Directory with the released model files (default ./personaplex-7b-v1 when there, else a demo model of "
        "random weights)",
@@ -110,6 +112,7 @@ bool parse_command_line(int argc, char **argv, Config *config) {
   config->ssl_dir = take(ssl);
   config->http = http;
   config->www_dir = take(www);
+  config->static_dir = take(static_dir);
   ModelFiles &m = config->model;
   m.model_dir = take(model_dir);
   m.lm_weights = take(lm_weights);
@@ -148,6 +151,10 @@ bool parse_command_line(int argc, char **argv, Config *config) {
 
   if (config->port < 0 || config->port > 65535) return usage_error(context, "--port must be 0..65535");
   if (config->http && !config->ssl_dir.empty()) return usage_error(context, "--http and --ssl exclude each other");
+  if (!config->www_dir.empty() && !config->static_dir.empty())
+    return usage_error(context, "--www and --static exclude each other");
+  if (!config->static_dir.empty() && !g_file_test(config->static_dir.c_str(), G_FILE_TEST_IS_DIR))
+    return usage_error(context, "--static: \"" + config->static_dir + "\" is not a directory");
   if (config->agent_port < 0 || config->agent_port > 65535) return usage_error(context, "--agent-port must be 0..65535");
   if (config->drain_timeout_s < 0) return usage_error(context, "--drain-timeout cannot be negative");
   if (config->max_sessions < 1) return usage_error(context, "--max-sessions must be at least 1");

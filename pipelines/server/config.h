@@ -19,6 +19,7 @@ struct Config {
   std::string ssl_dir;  // HTTPS with DIR/cert.pem and DIR/key.pem
   bool http = false;    // plain HTTP instead
   std::string www_dir;  // serve the page from here instead of the built-in copy
+  std::string static_dir;  // serve this tree at / instead of the page (another web client)
 
   ModelFiles model;
   std::string voices_dir;  // effective: --voices-dir, else MODEL_DIR/voices

@@ -111,7 +111,9 @@ bool same_origin(SoupServerMessage *msg) {
 
 }  // namespace
 
-Server::Server(const Config &config) : config_(config) {}
+Server::Server(const Config &config) : config_(config) {
+  if (!config_.static_dir.empty()) static_files_ = std::make_unique<StaticFiles>(config_.static_dir);
+}
 
 Server::~Server() {
   if (request_timer_) g_source_remove(request_timer_);
@@ -137,6 +139,10 @@ void Server::give_slot() {
 }
 
 bool Server::start(std::string *error, std::string *url) {
+  if (static_files_ && !static_files_->ok()) {
+    *error = static_files_->error();
+    return false;
+  }
   GTlsCertificate *certificate = nullptr;
   const bool https = !config_.http;
   if (https) {
@@ -204,7 +210,7 @@ void Server::shut_down() {
   shutting_down_ = true;
   if (soup_) soup_server_disconnect(soup_);
   const std::set<Session *> sessions = sessions_;
-  for (Session *s : sessions) s->end(1001, "the server is shutting down");
+  for (Session *s : sessions) s->fail(1001, "the server is shutting down");
   const gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
   while ((slots_in_use_ > 0 || !sessions_.empty()) && g_get_monotonic_time() < deadline)
     g_main_context_iteration(nullptr, TRUE);
@@ -260,6 +266,10 @@ void Server::static_cb(SoupServer *, SoupServerMessage *msg, const char *path, G
     respond_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "GET only");
     return;
   }
+  if (self->static_files_) {
+    self->static_files_->serve(msg, path);
+    return;
+  }
   const std::string name = g_strcmp0(path, "/") == 0 ? "index.html" : std::string(path).substr(1);
   GBytes *bytes = nullptr;
   if (!read_page_file(self->config_.www_dir, name, &bytes)) {
@@ -308,6 +318,8 @@ void Server::chat_ws_cb(SoupServer *, SoupServerMessage *msg, const char *, Soup
   const std::string problem = read_conversation(self->config_, query_fields(query), true, &conversation);
   if (query) g_hash_table_unref(query);
   if (!problem.empty()) {  // checked before the handshake already
+    const std::string told = "\x05" + problem;
+    soup_websocket_connection_send_binary(ws, told.data(), told.size());
     soup_websocket_connection_close(ws, 1008, problem.substr(0, 120).c_str());
     return;
   }

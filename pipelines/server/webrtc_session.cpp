@@ -42,6 +42,12 @@ void WebRtcSession::tell_error(const std::string &text) {
   send_text_later(json{{"type", "error"}, {"message", text}}.dump());
 }
 
+// The model's own warnings (falling behind real time) are the page's to show.
+void WebRtcSession::on_warning(GstMessage *message, const std::string &text) {
+  if (g_strcmp0(G_OBJECT_TYPE_NAME(GST_MESSAGE_SRC(message)), "GstPersonaPlex") == 0)
+    send_text_later(json{{"type", "warning"}, {"message", text}}.dump());
+}
+
 void WebRtcSession::on_ws_message(SoupWebsocketDataType type, GBytes *message) {
   gsize size = 0;
   const char *data = static_cast<const char *>(g_bytes_get_data(message, &size));

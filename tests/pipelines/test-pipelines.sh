@@ -4,8 +4,8 @@
 # by check.py.
 #
 # Usage: test-pipelines.sh CASE PIPELINES_DIR
-#   CASE: offline, live, rtp, record-mkv, broadcast, parse, fetch-model,
-#         voice, make-model, demo-model, live-demo
+#   CASE: offline, live, rtp, telephony, speakerphone, record-mkv, broadcast,
+#         parse, fetch-model, voice, make-model, demo-model, live-demo
 # Environment: PERSONAPLEX_FIXTURES (the fixtures), PERSONAPLEX_TOOLS (the
 # built tools), PERSONAPLEX_PARSE_CHECK and PERSONAPLEX_VOICE_CHECK (the test
 # programs). Exits 77 (skipped) without the fixtures or a needed plugin.
@@ -109,6 +109,62 @@ rtp)
   ! grep -q "Falling behind" "$tmp/agent.log" || { echo "FAIL: the agent fell behind"; exit 1; }
   ;;
 
+telephony)
+  need personaplex udpsrc udpsink rtpjitterbuffer rtppcmupay rtppcmudepay rtppcmapay rtppcmadepay \
+    mulawenc mulawdec alawenc alawdec wavenc
+  port=$((20000 + $$ % 20000 * 2)) reply=$((port + 1))
+  pcmu="application/x-rtp,media=audio,clock-rate=8000,encoding-name=PCMU,payload=0"
+  step "telephony-g711.sh (PCMU) on 127.0.0.1:$port answering to $reply; a call from the user's wav"
+  timeout -s INT -k 5 40 "$pipelines/telephony-g711.sh" "${model[@]}" --port $port --reply-port $reply \
+    >"$tmp/agent.log" 2>&1 &
+  pids+=($!)
+  # The agent talks once its prompts have run: its first packet, 20 ms of PCMU.
+  timeout 60 gst-launch-1.0 -q udpsrc port=$reply num-buffers=1 ! filesink location="$tmp/packet"
+  check rtp "$tmp/packet" --pt 0 --payload 160
+  gst-launch-1.0 -q -e udpsrc port=$reply caps="$pcmu" ! rtpjitterbuffer latency=60 ! rtppcmudepay ! \
+    mulawdec ! wavenc ! filesink location="$tmp/answer.wav" &
+  receiver=$!
+  pids+=($receiver)
+  # The caller: the wav as 8 kHz G.711 in 20 ms packets, in real time (1.92 s).
+  gst-launch-1.0 -q filesrc location="$user" ! wavparse ! audioconvert ! audioresample ! \
+    audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay min-ptime=20000000 max-ptime=20000000 ! \
+    udpsink host=127.0.0.1 port=$port
+  sleep 0.3
+  kill -INT $receiver
+  wait $receiver
+  kill -INT "${pids[0]}"
+  wait "${pids[0]}" || true
+  cat "$tmp/agent.log"
+  # The agent's answer, decoded: not silent, at least as long as the call.
+  check wav "$tmp/answer.wav" --channels 1 --rate 8000 --min-frames $((user_frames / 3)) --min-rms 1e-3
+  ! grep -q "Falling behind" "$tmp/agent.log" || { echo "FAIL: the agent fell behind"; exit 1; }
+  [ -s "$tmp/agent.log" ] || { echo "FAIL: no words"; exit 1; }
+  step "telephony-g711.sh --codec pcma: payload type 8, A-law"
+  timeout -s INT -k 5 40 "$pipelines/telephony-g711.sh" "${model[@]}" --codec pcma --port $port --reply-port $reply \
+    >"$tmp/agent.log" 2>&1 &
+  pids+=($!)
+  timeout 60 gst-launch-1.0 -q udpsrc port=$reply num-buffers=1 ! filesink location="$tmp/packet"
+  check rtp "$tmp/packet" --pt 8 --payload 160
+  kill -INT "${pids[-1]}"
+  wait "${pids[-1]}" || true
+  expect_status 2 "$pipelines/telephony-g711.sh" "${model[@]}" --codec g729
+  ;;
+
+speakerphone)
+  need personaplex webrtcdsp webrtcechoprobe audiotestsrc fakesink
+  step "speakerphone.sh: 10 s in real time, a live test source for the microphone, a synced sink"
+  begin=$(date +%s%N)
+  "$pipelines/speakerphone.sh" "${model[@]}" \
+    --source "audiotestsrc is-live=true num-buffers=100 samplesperbuffer=4800 wave=ticks" \
+    --sink "fakesink sync=true" >"$tmp/words.txt" 2>"$tmp/log"
+  took=$(( ($(date +%s%N) - begin) / 1000000 ))
+  cat "$tmp/log"
+  echo "ran $took ms"
+  [ "$took" -ge 10000 ] || { echo "FAIL: 10 s of audio took $took ms"; exit 1; }
+  [ -s "$tmp/words.txt" ] || { echo "FAIL: no words"; exit 1; }
+  ! grep -q "Falling behind" "$tmp/log" || { echo "FAIL: the model fell behind"; exit 1; }
+  ;;
+
 record-mkv)
   need personaplex matroskamux opusenc taginject
   step "record-mkv.sh: user, agent and words tracks"
@@ -153,6 +209,9 @@ parse)
   parsed matroskamux "$pipelines/record-mkv.sh" "${model[@]}" --source autoaudiosrc out.mkv
   parsed interleave "$pipelines/broadcast-stereo.sh" "${model[@]}" --source autoaudiosrc out.wav
   parsed audiomixer "$pipelines/broadcast-stereo.sh" "${model[@]}" --center in.wav out.wav
+  parsed rtppcmapay "$pipelines/telephony-g711.sh" "${model[@]}" --codec pcma --reply-host 192.0.2.1
+  parsed webrtcdsp "$pipelines/speakerphone.sh" "${model[@]}"
+  parsed autoaudiosink "$pipelines/speakerphone.sh" "${model[@]}" --delay-agnostic --no-noise-suppression
   step "the check fails on what gst-launch-1.0 would refuse"
   expect_status 1 "$pipelines/mic-to-speakers.sh" "${model[@]}" --sink "fakesink no-such-property=1"
   expect_status 1 "$pipelines/mic-to-speakers.sh" "${model[@]}" --source "no-such-element"

@@ -253,6 +253,17 @@ def main():
         wait_for("the first call going on", lambda: first.js_async("window.personaplex.inboundBytes()") > before + 2000, 20)
         assert server.sessions() == 2
 
+        log("== a third call is told why it cannot start")
+        third = Browser(driver, chromium, os.path.join(tmp, "profile3"), microphone)
+        browsers.append(third)
+        start_call(third, server.url, "NATF2.pt")
+        wait_for("the third page's error", lambda: third.state()[1], 30)
+        state, error = third.state()
+        assert state == "error" and "busy" in error, "the third page shows %r %r" % (state, error)
+        log("third: %s" % error)
+        third.quit()
+        browsers.remove(third)
+
         log("== Stop, then a browser that vanishes")
         first.click("#stop")
         wait_for("the first call's end", lambda: first.state()[0] == "idle", 10)
