@@ -218,10 +218,14 @@ void Server::shut_down() {
 
 // A request must arrive (and be answered) within the handshake timeout: a
 // client that connects and says nothing, or half a request, does not hold a
-// socket forever. Between keep-alive requests the same limit applies. A
-// websocket takes the connection out of this (its session has timeouts).
+// socket forever. A websocket takes the connection out of this (its session
+// has timeouts). Every plain response closes its connection: libsoup 3.2
+// never closes an idle keep-alive connection, not even once the client has
+// closed its end, so each one would hold a socket for good. A websocket
+// handshake replaces the header with its own "Upgrade".
 void Server::request_started_cb(SoupServer *, SoupServerMessage *msg, gpointer data) {
   Server *self = static_cast<Server *>(data);
+  soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection", "close");
   GSocket *socket = soup_server_message_get_socket(msg);
   if (!socket) return;
   const gint64 deadline = g_get_monotonic_time() + gint64(self->config_.handshake_timeout_s) * G_USEC_PER_SEC;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server.h"
+#include "signalling_message.h"
 
 namespace ppserver {
 namespace {
@@ -25,12 +26,6 @@ const char *kPipeline =
     "pp.src ! queue ! audioconvert ! audioresample ! opusenc audio-type=voice ! rtpopuspay pt=111 ! "
     "application/x-rtp,media=audio,encoding-name=OPUS,payload=111 ! webrtc. "
     "pp.text_src ! queue ! appsink name=text sync=false async=false";
-
-std::string field_as_string(const json &value) {
-  if (value.is_string()) return value.get<std::string>();
-  if (value.is_number_integer()) return std::to_string(value.get<long long>());
-  return value.dump();
-}
 
 }  // namespace
 
@@ -52,8 +47,8 @@ void WebRtcSession::on_ws_message(SoupWebsocketDataType type, GBytes *message) {
   gsize size = 0;
   const char *data = static_cast<const char *>(g_bytes_get_data(message, &size));
   json m;
-  if (type == SOUP_WEBSOCKET_DATA_TEXT) m = json::parse(data, data + size, nullptr, false);
-  if (!m.is_object() || !m.contains("type") || !m["type"].is_string()) {
+  if (type == SOUP_WEBSOCKET_DATA_TEXT) m = read_signalling_message(std::string_view(data, size));
+  if (m.is_discarded() || m.is_null()) {
     fail(1003, "signalling messages are JSON objects with a \"type\"");
     return;
   }
@@ -63,11 +58,8 @@ void WebRtcSession::on_ws_message(SoupWebsocketDataType type, GBytes *message) {
       fail(1008, "the call has already started");
       return;
     }
-    std::map<std::string, std::string> fields;
-    for (auto it = m.begin(); it != m.end(); ++it)
-      if (it.key() != "type" && !it.value().is_null()) fields[it.key()] = field_as_string(it.value());
     Conversation conversation;
-    const std::string problem = read_conversation(server_->config(), fields, false, &conversation);
+    const std::string problem = read_conversation(server_->config(), start_fields(m), false, &conversation);
     if (!problem.empty()) {
       fail(1008, problem);
       return;
