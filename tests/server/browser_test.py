@@ -276,10 +276,13 @@ def main():
         server = None
         assert status == 0, "the server exited with %d" % status
 
-        log("== a server that vanishes mid-call: the page says so")
-        server = Server(server_args)
+        log("== a server that falls behind, then vanishes mid-call: the page says both")
+        server = Server(server_args + ["--latency", "1000000"])  # 1 ms: the CPU steps are late
         start_call(first, server.url, "NATF2.pt")
         expect_talking(first, "first again")
+        warning = wait_for("the page's warning", lambda: first.js("return window.personaplex.warning()"), 30)
+        assert "Falling behind real time" in warning, warning
+        log("first: %s" % warning)
         server.proc.kill()
         server.proc.wait(10)
         server = None
