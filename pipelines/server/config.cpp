@@ -44,6 +44,7 @@ bool parse_command_line(int argc, char **argv, Config *config) {
         *voice = nullptr, *prompt = nullptr, *stun = nullptr, *turn = nullptr, *ports = nullptr;
   gchar **ice = nullptr;
   gboolean http = FALSE, no_preload = FALSE, batch = FALSE;
+  gint64 latency = config->latency_ns;
   gint port = config->port, max_sessions = config->max_sessions, max_prompt = config->max_prompt_chars,
        idle = config->idle_timeout_s, handshake = config->handshake_timeout_s, max_call = config->max_call_s,
        agent_port = config->agent_port, drain_timeout = config->drain_timeout_s;
@@ -80,6 +81,10 @@ bool parse_command_line(int argc, char **argv, Config *config) {
       {"handshake-timeout", 0, 0, G_OPTION_ARG_INT, &handshake,
        "A browser must start and connect its call within N s (default 20)", "S"},
       {"max-call", 0, 0, G_OPTION_ARG_INT, &max_call, "End calls after N s (default 0: no limit)", "S"},
+      {"latency", 0, 0, G_OPTION_ARG_INT64, &latency,
+       "Compute budget of one live model step in ns (the element's latency; default its own): a step over it "
+       "is reported as falling behind real time",
+       "NS"},
       {"ice-address", 0, 0, G_OPTION_ARG_STRING_ARRAY, &ice,
        "Offer ICE host candidates only on this local address (repeatable)", "ADDR"},
       {"ice-ports", 0, 0, G_OPTION_ARG_STRING, &ports, "UDP ports for calls' media, as MIN-MAX (for a firewall)",
@@ -130,6 +135,7 @@ bool parse_command_line(int argc, char **argv, Config *config) {
   config->idle_timeout_s = idle;
   config->handshake_timeout_s = handshake;
   config->max_call_s = max_call;
+  config->latency_ns = latency;
   for (gchar **a = ice; a && *a; ++a) config->ice_addresses.push_back(*a);
   g_strfreev(ice);
   for (const std::string &a : config->ice_addresses)
@@ -158,6 +164,8 @@ bool parse_command_line(int argc, char **argv, Config *config) {
   if (config->agent_port < 0 || config->agent_port > 65535) return usage_error(context, "--agent-port must be 0..65535");
   if (config->drain_timeout_s < 0) return usage_error(context, "--drain-timeout cannot be negative");
   if (config->max_sessions < 1) return usage_error(context, "--max-sessions must be at least 1");
+  if (config->latency_ns != -1 && (config->latency_ns < 0 || config->latency_ns > 10 * G_GINT64_CONSTANT(1000000000)))
+    return usage_error(context, "--latency must be 0..10000000000 ns");
   if (config->max_prompt_chars < 0) return usage_error(context, "--max-prompt cannot be negative");
   if (config->idle_timeout_s < 1 || config->handshake_timeout_s < 1 || config->max_call_s < 0)
     return usage_error(context, "timeouts must be at least 1 s");

@@ -92,8 +92,12 @@ bool OggPacketReader::read_page() {
   const uint8_t flags = static_cast<uint8_t>(page[5]);
   const uint32_t serial = le32(page, 14);
   if (flags & kBeginOfStream) {
-    if (!have_serial_ || stream_ended_) {  // the first stream, or the next of a chain
+    // The first stream; the next of a chain; or a new stream after data
+    // pages of this one, without its end: the client's encoder restarted (a
+    // stream multiplexed with this one would have begun before any data).
+    if (!have_serial_ || stream_ended_ || (serial != serial_ && data_pages_ > 0)) {
       have_serial_ = true;
+      data_pages_ = 0;
       stream_ended_ = false;
       serial_ = serial;
       partial_.clear();
@@ -103,6 +107,7 @@ bool OggPacketReader::read_page() {
     return fail("the Ogg stream does not start with a beginning-of-stream page");
   }
   if (serial != serial_ || stream_ended_) return true;  // another logical stream
+  if (!(flags & kBeginOfStream)) ++data_pages_;
 
   // A continued packet whose start was never seen is dropped; so is the start
   // of one whose continuation is missing.

@@ -2,8 +2,9 @@
 // arrive in pieces cut anywhere: a page may come in several pieces, several
 // pages in one. Checks each page's capture pattern, version and checksum,
 // joins packets continued across pages, and follows a chained stream (a new
-// beginning-of-stream page after the last one ended). Pages of other
-// logical streams multiplexed with it are skipped.
+// beginning-of-stream page after the last one ended, or after its data
+// pages: an encoder restarted without ending its stream). Pages of other
+// logical streams multiplexed with it (begun before its data) are skipped.
 #pragma once
 
 #include <cstddef>
@@ -40,6 +41,7 @@ class OggPacketReader {
   uint32_t serial_ = 0;
   uint64_t offset_ = 0;  // of pending_'s first byte in the whole stream
   uint64_t pages_ = 0;
+  uint64_t data_pages_ = 0;  // of the current stream, after its first
   std::string error_;
 };
 

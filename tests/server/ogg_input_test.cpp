@@ -135,6 +135,19 @@ void test_chained() {
   const Decoded d = decode(a + b);
   g_assert_true(d.ok);
   g_assert_cmpfloat(std::fabs(d.pcm.size() / double(kRate) - 2.0), <, 0.05);
+  // An encoder restarted without ending its stream: the new one is followed.
+  o.end_of_stream = false;
+  o.serial = 78;
+  const std::string unended = oggmaker::ogg_opus(oggmaker::sine(440, 48000, 1.0, 2), o);
+  const Decoded restarted = decode(unended + b);
+  g_assert_true(restarted.ok);
+  g_assert_cmpfloat(std::fabs(restarted.pcm.size() / double(kRate) - 2.0), <, 0.05);
+  // A second stream begun before any data (multiplexed): skipped.
+  const std::string other = oggmaker::ogg_page(std::string("\x01vorbis", 7) + std::string(23, '\0'), 2, 99, 0, 0);
+  const size_t first_page = 27 + 1 + size_t(guint8(a[27]));
+  const Decoded muxed = decode(a.substr(0, first_page) + other + a.substr(first_page));
+  g_assert_true(muxed.ok);
+  g_assert_cmpfloat(std::fabs(muxed.pcm.size() / double(kRate) - 1.0), <, 0.05);
 }
 
 void expect_error(const std::string &bytes, const std::string &part) {

@@ -133,7 +133,7 @@ std::string ogg_opus(const std::vector<float> &pcm, const Options &o) {
     granule += int64_t(frame) * to_48k;
     const bool last = at + frame >= frames;
     pages.add(std::string(reinterpret_cast<char *>(packet.data()), bytes), granule,
-              ++in_page == o.packets_per_page || last, last, &out);
+              ++in_page == o.packets_per_page || last, last && o.end_of_stream, &out);
     if (in_page == o.packets_per_page) in_page = 0;
   }
   opus_encoder_destroy(enc);

@@ -19,6 +19,7 @@ struct Options {
   int max_segments = 255;  // per page: smaller ones continue packets across pages
   int bitrate = 32000;
   uint32_t serial = 0x5eed;
+  bool end_of_stream = true;  // the last page says so
 };
 
 // `pcm`: interleaved float samples at options.encoder_rate.

@@ -523,6 +523,31 @@ void test_signalling_errors() {
   wait_sessions(server, 0);
 }
 
+// The model's "falling behind real time" warnings reach the page: with no
+// compute budget (--latency 0) every live step is late.
+void test_warnings_reach_the_page() {
+  ServerProcess server({"--latency", "0"});
+  Client page(server.ws_url("/ws"));
+  page.send_text(R"({"type":"start","voice_prompt":"NATF2.pt","text_prompt":"hi"})");
+  std::string warning;
+  harness::wait_until(
+      [&] {
+        for (const Client::Message &m : page.messages()) {
+          const json j = json::parse(m.data, nullptr, false);
+          if (j.is_object() && j.value("type", "") == "warning") warning = j.value("message", "");
+        }
+        return !warning.empty() || page.closed();
+      },
+      30);
+  if (warning.find("Falling behind real time") != 0)
+    g_error("no warning on the page (closed %d: %u %s)", page.closed(), page.close_code(), page.close_reason().c_str());
+  g_assert_false(page.closed());  // the call goes on
+  std::string out;
+  std::vector<std::string> args = harness::model_options();
+  args.insert(args.end(), {"--http", "--latency", "-5"});
+  g_assert_cmpint(harness::run_server(args, &out), ==, 2);
+}
+
 void test_https() {
   gchar *dir = g_dir_make_tmp("pp-ssl-XXXXXX", nullptr);
   for (int round = 0; round < 2; ++round) {
@@ -707,6 +732,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/server/timeouts", test_timeouts);
   g_test_add_func("/server/call-limit", test_call_limit);
   g_test_add_func("/server/signalling-errors", test_signalling_errors);
+  g_test_add_func("/server/warnings", test_warnings_reach_the_page);
   g_test_add_func("/server/https", test_https);
   g_test_add_func("/server/command-line", test_command_line);
   return g_test_run();
