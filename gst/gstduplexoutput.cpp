@@ -1,5 +1,6 @@
 #include "gstduplexoutput.h"
 
+#include "gstpcmnegotiation.h"
 #include "gstpcmsamples.h"
 
 GST_DEBUG_CATEGORY_EXTERN(gst_personaplex_debug);
@@ -53,34 +54,17 @@ void DuplexOutput::reset() {
   gst_flow_combiner_reset(combiner_);
 }
 
-GstCaps *DuplexOutput::audio_caps(GstAudioFormat format) const {
-  GstAudioInfo info;
-  gst_audio_info_set_format(&info, format, rate_, 1, nullptr);
-  return gst_audio_info_to_caps(&info);
-}
-
-// The preferred format if downstream takes it, else the other one.
+// A format downstream takes (the preferred one when it does).
 bool DuplexOutput::negotiate() {
   GstAudioFormat preferred;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     preferred = preferred_;
   }
-  const GstAudioFormat other = preferred == GST_AUDIO_FORMAT_S16LE ? GST_AUDIO_FORMAT_F32LE : GST_AUDIO_FORMAT_S16LE;
-  for (GstAudioFormat format : {preferred, other}) {
-    GstCaps *caps = audio_caps(format);
-    const bool accepted = gst_pad_peer_query_accept_caps(audio_, caps);
-    if (accepted) {
-      GST_DEBUG_OBJECT(element_, "output caps %" GST_PTR_FORMAT, caps);
-      gst_pad_push_event(audio_, gst_event_new_caps(caps));
-      format_ = format;
-    }
-    gst_caps_unref(caps);
-    if (accepted) return true;
-  }
-  GST_ELEMENT_ERROR(element_, CORE, NEGOTIATION, ("Downstream accepts neither F32LE nor S16LE audio at %d Hz", rate_),
-                    (nullptr));
-  return false;
+  const GstAudioFormat format = pcm_negotiate_output(element_, audio_, rate_, preferred);
+  if (format == GST_AUDIO_FORMAT_UNKNOWN) return false;
+  format_ = format;
+  return true;
 }
 
 bool DuplexOutput::send_headers() {

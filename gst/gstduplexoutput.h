@@ -1,9 +1,9 @@
 // The two source pads of the personaplex element: agent audio on `src`
-// (F32LE or S16LE, following the input's format unless downstream wants the
-// other) and text on `text_src` (pieces, words or cues, through TextOutput,
-// which pushes them from a task of its own). Sends each pad's stream-start,
-// caps and segment before its first data and combines the pads' flow
-// returns.
+// (following the input's format unless downstream wants another: see
+// gstpcmnegotiation.h) and text on `text_src` (pieces, words or cues,
+// through TextOutput, which pushes them from a task of its own). Sends each
+// pad's stream-start, caps and segment before its first data and combines
+// the pads' flow returns.
 //
 // Used by one streaming thread at a time; the set_*() calls may come from
 // another thread (they only mark what to send next).
@@ -61,7 +61,6 @@ class DuplexOutput {
  private:
   bool send_headers();
   bool negotiate();
-  GstCaps *audio_caps(GstAudioFormat format) const;
 
   GstElement *element_;
   GstPad *audio_, *text_;

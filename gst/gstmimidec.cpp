@@ -5,7 +5,7 @@
  *
  * Decodes Mimi codes (`audio/x-mimi`, as mimienc produces them: one 80 ms
  * frame of `codebooks` little-endian unsigned 16-bit codes per buffer) into
- * 24 kHz mono audio, F32LE or S16LE (F32LE when downstream accepts it).
+ * 24 kHz mono audio, F32LE, S32LE or S16LE (F32LE when downstream takes it).
  * Input buffers holding several frames, or frames cut anywhere (a raw code
  * file read by filesrc), are split into frames; a trailing partial frame is
  * dropped. A #GstAudioClippingMeta on a frame (mimienc puts one on the padded
@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "gstmimimodel.h"
+#include "gstpcmnegotiation.h"
 #include "gstpcmsamples.h"
 #include "mimi/mimi.h"
 #include "mimi/state.h"
@@ -87,8 +88,7 @@ static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE("sink", GST_
 
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC,
     GST_PAD_ALWAYS,
-    GST_STATIC_CAPS("audio/x-raw, format = (string) { F32LE, S16LE }, rate = (int) 24000, "
-                    "channels = (int) 1, layout = (string) interleaved"));
+    GST_STATIC_CAPS(GST_PERSONAPLEX_PCM_OUT_CAPS));
 
 static void reset_state(GstMimiDec *self) {
   DecStream *s = self->stream;
@@ -143,42 +143,58 @@ static bool caps_match_model(GstMimiDec *self, const GstStructure *st, const Mim
   return false;
 }
 
-// F32LE when downstream takes it (the model's own output), else S16LE.
-static GstAudioFormat pick_output_format(GstAudioDecoder *dec) {
-  GstPad *srcpad = GST_AUDIO_DECODER_SRC_PAD(dec);
-  GstCaps *templ = gst_pad_get_pad_template_caps(srcpad);
-  GstCaps *allowed = gst_pad_peer_query_caps(srcpad, templ);
-  gst_caps_unref(templ);
-  GstAudioFormat format = GST_AUDIO_FORMAT_UNKNOWN;
-  if (!gst_caps_is_empty(allowed)) {
-    allowed = gst_caps_truncate(allowed);
-    allowed = gst_caps_make_writable(allowed);
-    GstStructure *st = gst_caps_get_structure(allowed, 0);
-    gst_structure_fixate_field_string(st, "format", "F32LE");
-    const gchar *name = gst_structure_get_string(st, "format");
-    if (name) format = gst_audio_format_from_string(name);
-  }
-  gst_caps_unref(allowed);
-  return format;
-}
-
 static gboolean gst_mimi_dec_set_format(GstAudioDecoder *dec, GstCaps *caps) {
   GstMimiDec *self = GST_MIMI_DEC(dec);
   DecStream *s = self->stream;
   const Mimi &model = *s->model;
   if (!caps_match_model(self, gst_caps_get_structure(caps, 0), model)) return FALSE;
 
-  const GstAudioFormat format = pick_output_format(dec);
-  if (format != GST_AUDIO_FORMAT_F32LE && format != GST_AUDIO_FORMAT_S16LE) {
-    GST_WARNING_OBJECT(dec, "downstream takes neither F32LE nor S16LE");
+  // F32LE (the model's own output) when downstream takes it.
+  gchar *downstream = nullptr;
+  const gint rate = static_cast<gint>(model.sample_rate());
+  const GstAudioFormat format =
+      gstpersonaplex::pcm_pick_output_format(GST_AUDIO_DECODER_SRC_PAD(dec), rate, GST_AUDIO_FORMAT_F32LE, &downstream);
+  if (format == GST_AUDIO_FORMAT_UNKNOWN) {
+    gstpersonaplex::pcm_negotiation_error(GST_ELEMENT(dec), rate, downstream, nullptr);
+    g_free(downstream);
     return FALSE;
   }
   GstAudioInfo info;
-  gst_audio_info_set_format(&info, format, static_cast<gint>(model.sample_rate()), 1, nullptr);
+  gst_audio_info_set_format(&info, format, rate, 1, nullptr);
   if (!gst_audio_decoder_set_output_format(dec, &info)) return FALSE;
   s->format = format;
   s->frame_bytes = static_cast<gsize>(model.num_codebooks()) * 2;
   return TRUE;
+}
+
+// The codes take any downstream: the output format is chosen at set_format
+// (where a downstream that takes none of ours is named), so the sink caps
+// are not narrowed by downstream's, as the base class's proxying would do
+// (upstream would then fail with a bare not-negotiated).
+static GstCaps *gst_mimi_dec_getcaps(GstAudioDecoder *dec, GstCaps *filter) {
+  GstCaps *caps = gst_pad_get_pad_template_caps(GST_AUDIO_DECODER_SINK_PAD(dec));
+  if (!filter) return caps;
+  GstCaps *both = gst_caps_intersect_full(filter, caps, GST_CAPS_INTERSECT_FIRST);
+  gst_caps_unref(caps);
+  return both;
+}
+
+// The base class sends the caps; a refusal is named here, with what
+// downstream takes (a flush is no refusal).
+static gboolean gst_mimi_dec_negotiate(GstAudioDecoder *dec) {
+  if (GST_AUDIO_DECODER_CLASS(gst_mimi_dec_parent_class)->negotiate(dec)) return TRUE;
+  GstPad *srcpad = GST_AUDIO_DECODER_SRC_PAD(dec);
+  if (GST_PAD_IS_FLUSHING(srcpad)) return FALSE;
+  GstCaps *peer = gst_pad_peer_query_caps(srcpad, nullptr);
+  GstCaps *ours = gst_pad_get_current_caps(srcpad);
+  if (!ours) ours = gst_audio_info_to_caps(gst_audio_decoder_get_audio_info(dec));
+  gchar *takes = gst_caps_to_string(peer), *refused = gst_caps_to_string(ours);
+  gstpersonaplex::pcm_negotiation_error(GST_ELEMENT(dec), 0, takes, refused);
+  g_free(takes);
+  g_free(refused);
+  gst_caps_unref(peer);
+  gst_caps_unref(ours);
+  return FALSE;
 }
 
 // Cuts the adapter into frames of `codebooks` u16 codes.
@@ -385,6 +401,8 @@ static void gst_mimi_dec_class_init(GstMimiDecClass *klass) {
   dec_class->start = GST_DEBUG_FUNCPTR(gst_mimi_dec_start);
   dec_class->stop = GST_DEBUG_FUNCPTR(gst_mimi_dec_stop);
   dec_class->set_format = GST_DEBUG_FUNCPTR(gst_mimi_dec_set_format);
+  dec_class->negotiate = GST_DEBUG_FUNCPTR(gst_mimi_dec_negotiate);
+  dec_class->getcaps = GST_DEBUG_FUNCPTR(gst_mimi_dec_getcaps);
   dec_class->parse = GST_DEBUG_FUNCPTR(gst_mimi_dec_parse);
   dec_class->handle_frame = GST_DEBUG_FUNCPTR(gst_mimi_dec_handle_frame);
   dec_class->flush = GST_DEBUG_FUNCPTR(gst_mimi_dec_flush);

@@ -5,7 +5,9 @@
 namespace gstpersonaplex {
 
 void pcm_read_floats(const guint8 *data, size_t n, GstAudioFormat format, float *dst) {
-  if (format == GST_AUDIO_FORMAT_S16LE) {
+  if (format == GST_AUDIO_FORMAT_S32LE) {
+    for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(static_cast<gint32>(GST_READ_UINT32_LE(data + 4 * i)) / 2147483648.0);
+  } else if (format == GST_AUDIO_FORMAT_S16LE) {
     for (size_t i = 0; i < n; ++i) dst[i] = static_cast<gint16>(GST_READ_UINT16_LE(data + 2 * i)) / 32768.0f;
   } else {
     for (size_t i = 0; i < n; ++i) dst[i] = GST_READ_FLOAT_LE(data + 4 * i);
@@ -31,6 +33,11 @@ GstBuffer *pcm_buffer_from_floats(const float *samples, size_t n, GstAudioFormat
     for (size_t i = 0; i < n; ++i) {
       const long v = std::lrint(static_cast<double>(samples[i]) * 32768.0);
       GST_WRITE_UINT16_LE(map.data + 2 * i, static_cast<guint16>(CLAMP(v, -32768L, 32767L)));
+    }
+  } else if (format == GST_AUDIO_FORMAT_S32LE) {
+    for (size_t i = 0; i < n; ++i) {
+      const long long v = std::llrint(static_cast<double>(samples[i]) * 2147483648.0);
+      GST_WRITE_UINT32_LE(map.data + 4 * i, static_cast<guint32>(CLAMP(v, -2147483648LL, 2147483647LL)));
     }
   } else {
     for (size_t i = 0; i < n; ++i) GST_WRITE_FLOAT_LE(map.data + 4 * i, samples[i]);

@@ -1,6 +1,6 @@
 // Float samples from and to the raw audio formats personaplex takes and
-// gives (mono F32LE and S16LE): S16 reads as value / 32768 and is written
-// rounded and clipped.
+// gives (mono F32LE, S16LE; S32LE out): integers read as value / 2^(bits-1)
+// and are written rounded and clipped.
 #pragma once
 
 #include <gst/audio/audio.h>

@@ -49,6 +49,7 @@
  */
 #include "gstpersonaplex.h"
 
+#include "gstpcmnegotiation.h"
 #include "gstpcmsamples.h"
 #include "gstpersonaplexprivate.h"
 
@@ -64,7 +65,7 @@ GST_ELEMENT_REGISTER_DEFINE(personaplex, "personaplex", GST_RANK_NONE, GST_TYPE_
 static GstStaticPadTemplate sink_template =
     GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_PERSONAPLEX_PCM_CAPS));
 static GstStaticPadTemplate src_template =
-    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_PERSONAPLEX_PCM_CAPS));
+    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_PERSONAPLEX_PCM_OUT_CAPS));
 static GstStaticPadTemplate text_template = GST_STATIC_PAD_TEMPLATE("text_src", GST_PAD_SRC,
     GST_PAD_ALWAYS, GST_STATIC_CAPS("text/x-raw, format = (string) utf8"));
 

@@ -19,8 +19,12 @@
 # JSON list (one text piece, "EPAD" or "PAD" per 80 ms frame), run
 # personaplex-offline instead, with the same model options.
 #
-# Example:
+# Without model options: ./personaplex-7b-v1 when there, else the demo model
+# (random weights, made once into the user's cache; see lib/default-model.sh).
+#
+# Examples:
 #   offline.sh --model-dir personaplex-7b-v1 --voice NATF2 question.wav answer.wav
+#   offline.sh pipelines/demo/question.wav answer.wav
 #
 # The pipeline:
 #   filesrc ! decodebin ! audioconvert ! audioresample ! personaplex name=pp text-unit=piece

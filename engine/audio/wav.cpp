@@ -52,7 +52,12 @@ std::vector<float> Wav::channel(int64_t c) const {
 Wav read_wav(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open the WAV file");
-  std::vector<uint8_t> b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::vector<uint8_t> b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw Error(path + ": cannot read the WAV file");
+  return parse_wav(path, b);
+}
+
+Wav parse_wav(const std::string &path, const std::vector<uint8_t> &b) {
   auto bad = [&](const std::string &why) { return Error(path + ": not a supported WAV file: " + why); };
   if (b.size() < 12 || std::memcmp(b.data(), "RIFF", 4) || std::memcmp(b.data() + 8, "WAVE", 4))
     throw bad("no RIFF/WAVE header");
@@ -81,7 +86,14 @@ Wav read_wav(const std::string &path) {
   if (!(format == 1 || is_float) || (is_float && bits != 32 && bits != 64) ||
       (!is_float && bits != 8 && bits != 16 && bits != 24 && bits != 32))
     throw bad("format " + std::to_string(format) + " with " + std::to_string(bits) + " bits");
-  if (w.channels < 1 || w.sample_rate < 1) throw bad("no channels or no sample rate");
+  // Rates and channels outside what audio uses are damage or an attack:
+  // resampling sizes its work from the rate.
+  if (w.channels < kMinChannels || w.channels > kMaxChannels)
+    throw bad("channels " + std::to_string(w.channels) + " outside " + std::to_string(kMinChannels) + "-" +
+              std::to_string(kMaxChannels));
+  if (w.sample_rate < kMinSampleRate || w.sample_rate > kMaxSampleRate)
+    throw bad("sample rate " + std::to_string(w.sample_rate) + " Hz outside " + std::to_string(kMinSampleRate) +
+              "-" + std::to_string(kMaxSampleRate) + " Hz");
   const size_t width = size_t(bits / 8), count = data_size / width;
   w.samples.resize(count - count % size_t(w.channels));
   for (size_t i = 0; i < w.samples.size(); ++i) w.samples[i] = sample_at(data + i * width, bits, is_float);

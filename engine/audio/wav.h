@@ -17,8 +17,16 @@ struct Wav {
   std::vector<float> channel(int64_t c) const;
 };
 
-// Throws Error naming the file on an unreadable or unsupported file.
+// What a WAV file may declare; anything else is refused before samples are
+// read. The samples themselves are bounded by the file's size.
+constexpr int64_t kMinSampleRate = 1000, kMaxSampleRate = 384000;
+constexpr int64_t kMinChannels = 1, kMaxChannels = 32;
+
+// Throws Error naming the file and the field on an unreadable or unsupported
+// file.
 Wav read_wav(const std::string &path);
+// The same from the file's bytes (`path` names it in errors).
+Wav parse_wav(const std::string &path, const std::vector<uint8_t> &bytes);
 void write_wav(const std::string &path, const std::vector<float> &mono, int64_t sample_rate,
                bool float32 = true);
 

@@ -16,7 +16,10 @@
 
 #if defined(PERSONAPLEX_HAVE_CUDA_GRAPHS) && TORCH_VERSION_MAJOR >= 2
 #define PERSONAPLEX_GRAPHS 1
+#include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <cuda_runtime_api.h>
 
 #else
@@ -96,28 +99,76 @@ struct GraphCache::Impl {
   // Captures step (nothing runs) into the cache's pool; throws when the step
   // cannot be captured.
   std::unique_ptr<at::cuda::CUDAGraph> capture(const std::function<void()> &step) {
-    auto graph = capture_in(pool, step);
-    if (pool.first == 0 && pool.second == 0) pool = graph->pool();
-    return graph;
+    // A pool id of our own, not one capture_begin makes up: a failed
+    // capture's pool must be named to be let go of (CUDAGraph::pool()
+    // refuses until a capture has ended well).
+    if (pool.first == 0 && pool.second == 0) pool = at::cuda::graph_pool_handle();
+    return capture_in(pool, step);
   }
 
   std::unique_ptr<at::cuda::CUDAGraph> capture_in(at::cuda::MempoolId_t into, const std::function<void()> &step) {
     auto graph = std::make_unique<at::cuda::CUDAGraph>();
     std::lock_guard<std::mutex> capturing(capture_lock());
     on_thread_stream(device, [&] {
+      ready_libraries();
       graph->capture_begin(into, cudaStreamCaptureModeThreadLocal);
       try {
         step();
+        graph->capture_end();
       } catch (...) {
-        try {
-          graph->capture_end();
-        } catch (...) {
-        }
+        abandon(*graph, into);
         throw;
       }
-      graph->capture_end();
     });
     return graph;
+  }
+
+  // cuBLAS handles and workspaces are made per thread and stream on first
+  // use, and cannot be made while capturing: make them for this thread's
+  // stream first (a thread that never ran the step eagerly, such as the
+  // one capturing ahead, would otherwise fail with NOT_INITIALIZED).
+  // cuDNN's handle likewise (attention and convolutions may run on it): a
+  // tiny attention and convolution, eagerly, once per thread.
+  void ready_libraries() {
+    (void)at::cuda::getCurrentCUDABlasHandle();
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+    (void)at::cuda::getCurrentCUDABlasLtHandle();
+#endif
+    thread_local bool ready = false;
+    if (ready) return;
+    for (at::ScalarType t : {at::kBFloat16, at::kFloat}) {
+      auto o = at::TensorOptions().device(device).dtype(t);
+      at::Tensor q = at::randn({1, 2, 16, 64}, o);
+      (void)at::scaled_dot_product_attention(q, q, q);
+      (void)at::conv1d(at::randn({1, 4, 32}, o), at::randn({4, 4, 3}, o));
+      (void)at::matmul(q, q.transpose(-1, -2));
+    }
+    ready = true;
+  }
+
+  // Ends a capture that failed. The allocator must stop routing this
+  // thread's allocations to the graph's pool even when ending the capture
+  // fails (CUDAGraph::capture_end throws before telling it so): a pool left
+  // recording refuses every later capture into it.
+  void abandon(at::cuda::CUDAGraph &graph, at::cuda::MempoolId_t into) {
+    try {
+      graph.capture_end();
+      return;
+    } catch (...) {
+    }
+    cudaGraph_t broken = nullptr;
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    cudaStream_t stream = at::cuda::getCurrentCUDAStream().stream();
+    if (cudaStreamIsCapturing(stream, &status) == cudaSuccess && status != cudaStreamCaptureStatusNone &&
+        cudaStreamEndCapture(stream, &broken) == cudaSuccess && broken)
+      cudaGraphDestroy(broken);
+    try {
+      // The device the capture ran on: `device` may name no index.
+      c10::cuda::CUDACachingAllocator::endAllocateToPool(c10::cuda::current_device(), into);
+    } catch (...) {
+      // capture_end got as far as that: nothing is left recording.
+    }
+    (void)cudaGetLastError();
   }
 
   void evict() {
@@ -185,6 +236,7 @@ struct GraphCache::Impl {
       auto it = entries.find(key);
       if (it != entries.end() && it->second.graph) return true;
       if (!captured_once || (it != entries.end() && it->second.failures >= options.max_failures)) return false;
+      if (pool.first == 0 && pool.second == 0) pool = at::cuda::graph_pool_handle();
       shared = pool;
     }
     std::unique_ptr<at::cuda::CUDAGraph> graph;
@@ -196,6 +248,7 @@ struct GraphCache::Impl {
       log_capture("ahead", key, ms_since(t0), x.what());
       std::lock_guard<std::mutex> lock(mutex);
       ++failed;
+      ++entries[key].failures;  // counts toward max_failures like a failure at its call
       return false;
     }
     log_capture("ahead", key, ms_since(t0), nullptr);

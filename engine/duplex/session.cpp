@@ -117,12 +117,19 @@ void Session::start_alone(const lm::ConversationOptions &co) {
 // the batch has stepped already: its kernels and graphs are warm then).
 void Session::start_in_batch(const lm::ConversationOptions &co) {
   batch_ = serving::LockstepBatch::acquire(model_->lm(), model_->shared_mimi(), options_.batch, co);
-  if (batch_->steps() > 0) warmed_ = true;
   if (options_.warm_up && !warmed_) {
-    slot_ = batch_->join(lm::Prompt{}, options_.seed, warn_).slot;
-    for (int i = 0; i < kWarmUpFrames; ++i) warm_frame();
-    batch_->leave(slot_);
-    slot_ = -1;
+    batch_->warm_up_once([&] {
+      slot_ = batch_->join(lm::Prompt{}, options_.seed, warn_).slot;
+      try {
+        for (int i = 0; i < kWarmUpFrames; ++i) warm_frame();
+      } catch (...) {
+        batch_->leave(slot_);
+        slot_ = -1;
+        throw;
+      }
+      batch_->leave(slot_);
+      slot_ = -1;
+    });
     warmed_ = true;
   }
   const serving::LockstepBatch::Joined j = batch_->join(prompt_, options_.seed, warn_);

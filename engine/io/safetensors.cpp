@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/bounded_json.h"
 
 namespace personaplex {
 namespace {
@@ -19,6 +20,8 @@ namespace {
 // Headers beyond this are not safetensors files but damage (the format's own
 // implementations cap it at 100 MB).
 constexpr uint64_t kMaxHeader = 100ull << 20;
+// {name: {"shape": [...]}} and {"__metadata__": {...}} nest three levels.
+constexpr int kMaxHeaderDepth = 8;
 
 struct DtypeName {
   const char *name;
@@ -57,12 +60,19 @@ TensorInfo parse_entry(const std::string &path, const std::string &name,
   info.dtype = *dt;
   auto shape = entry.find("shape");
   if (shape == entry.end() || !shape->is_array()) bad("no shape");
+  // Checked products: a shape whose size overflows is refused here, not
+  // handed to libtorch (or to an allocation) later.
   uint64_t numel = 1;
   for (const auto &d : *shape) {
     if (!d.is_number_unsigned()) bad("shape has a non-integer or negative size");
-    info.shape.push_back(d.get<int64_t>());
-    numel *= d.get<uint64_t>();
+    const uint64_t n = d.get<uint64_t>();
+    if (n > uint64_t(INT64_MAX) || __builtin_mul_overflow(numel, n, &numel) || numel > uint64_t(INT64_MAX))
+      bad("shape " + shape->dump() + " has more elements than any file holds");
+    info.shape.push_back(int64_t(n));
   }
+  uint64_t nbytes = 0;
+  if (__builtin_mul_overflow(numel, uint64_t(c10::elementSize(info.dtype)), &nbytes))
+    bad("shape " + shape->dump() + " has more bytes than any file holds");
   auto offsets = entry.find("data_offsets");
   if (offsets == entry.end() || !offsets->is_array() || offsets->size() != 2 ||
       !(*offsets)[0].is_number_unsigned() || !(*offsets)[1].is_number_unsigned())
@@ -73,9 +83,9 @@ TensorInfo parse_entry(const std::string &path, const std::string &name,
     bad("data [" + std::to_string(info.begin) + ", " + std::to_string(info.end) +
         ") lies outside the file's " + std::to_string(data_size) +
         " data bytes (truncated file?)");
-  if (info.end - info.begin != numel * c10::elementSize(info.dtype))
+  if (info.end - info.begin != nbytes)
     bad("holds " + std::to_string(info.end - info.begin) + " bytes, shape " +
-        shape_string(info.shape) + " needs " + std::to_string(numel * c10::elementSize(info.dtype)));
+        shape_string(info.shape) + " needs " + std::to_string(nbytes));
   return info;
 }
 
@@ -106,39 +116,43 @@ SafeTensors::SafeTensors(const std::string &path) : path_(path) {
     map_ = nullptr;
     fail(path, std::string("cannot map: ") + std::strerror(errno));
   }
-  const auto *bytes = static_cast<const uint8_t *>(map_);
-  uint64_t header_len = 0;
-  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];
-  if (header_len > kMaxHeader || header_len > size_ - 8) {
-    munmap(map_, size_);
-    map_ = nullptr;
-    fail(path, "header length " + std::to_string(header_len) + " does not fit the file (" +
-                   std::to_string(size_) + " bytes): truncated or not safetensors");
-  }
-  data_ = bytes + 8 + header_len;
-  size_t data_size = size_ - 8 - header_len;
   try {
-    nlohmann::json header;
-    try {
-      header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_len);
-    } catch (const nlohmann::json::exception &e) {
-      fail(path, std::string("header is not valid JSON: ") + e.what());
-    }
-    if (!header.is_object()) fail(path, "header is not a JSON object");
-    for (auto it = header.begin(); it != header.end(); ++it) {
-      if (it.key() == "__metadata__") {
-        if (it.value().is_object())
-          for (auto m = it.value().begin(); m != it.value().end(); ++m)
-            if (m.value().is_string()) metadata_[m.key()] = m.value().get<std::string>();
-        continue;
-      }
-      tensors_[it.key()] = parse_entry(path, it.key(), it.value(), data_size);
-    }
+    SafeTensorsHeader header = parse_safetensors_header(path, static_cast<const uint8_t *>(map_), size_);
+    data_ = static_cast<const uint8_t *>(map_) + header.data_offset;
+    tensors_ = std::move(header.tensors);
+    metadata_ = std::move(header.metadata);
   } catch (...) {
     munmap(map_, size_);
     map_ = nullptr;
     throw;
   }
+}
+
+SafeTensorsHeader parse_safetensors_header(const std::string &path, const uint8_t *bytes, size_t size) {
+  if (size < 8) fail(path, "too short for a safetensors file (" + std::to_string(size) + " bytes)");
+  uint64_t header_len = 0;
+  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];
+  if (header_len > kMaxHeader || header_len > size - 8)
+    fail(path, "header length " + std::to_string(header_len) + " does not fit the file (" +
+                   std::to_string(size) + " bytes): truncated or not safetensors");
+  SafeTensorsHeader out;
+  out.data_offset = 8 + header_len;
+  const size_t data_size = size - out.data_offset;
+  std::string problem;
+  const nlohmann::json header = parse_bounded_json(
+      std::string_view(reinterpret_cast<const char *>(bytes) + 8, header_len), kMaxHeaderDepth, &problem);
+  if (header.is_discarded()) fail(path, "header is not valid JSON: " + problem);
+  if (!header.is_object()) fail(path, "header is not a JSON object");
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    if (it.key() == "__metadata__") {
+      if (it.value().is_object())
+        for (auto m = it.value().begin(); m != it.value().end(); ++m)
+          if (m.value().is_string()) out.metadata[m.key()] = m.value().get<std::string>();
+      continue;
+    }
+    out.tensors[it.key()] = parse_entry(path, it.key(), it.value(), data_size);
+  }
+  return out;
 }
 
 SafeTensors::~SafeTensors() {

@@ -24,6 +24,17 @@ struct TensorInfo {
   size_t end = 0;
 };
 
+struct SafeTensorsHeader {
+  std::map<std::string, TensorInfo> tensors;
+  std::map<std::string, std::string> metadata;
+  size_t data_offset = 0;  // where the data section starts in the file
+};
+
+// Validates the header of the safetensors file whose `size` bytes are at
+// `bytes`, as the reader does before anything is loaded: every shape's size
+// is a checked product that must match its byte range inside the file.
+SafeTensorsHeader parse_safetensors_header(const std::string &path, const uint8_t *bytes, size_t size);
+
 class SafeTensors {
  public:
   // Maps the file and validates its whole header; throws Error naming the

@@ -7,9 +7,13 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "io/bounded_json.h"
 
 namespace personaplex::lm {
 namespace {
+
+// Configs nest a few levels; deeper ones are damage.
+constexpr int kMaxConfigDepth = 16;
 
 using json = nlohmann::json;
 
@@ -43,11 +47,10 @@ LmConfig LmConfig::from_json_file(const std::string &path) {
 }
 
 LmConfig LmConfig::from_json_string(const std::string &text, const std::string &origin) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception &e) {
-    throw Error(origin + ": not valid JSON: " + e.what());
+  std::string problem;
+  const json j = parse_bounded_json(text, kMaxConfigDepth, &problem);
+  if (j.is_discarded()) {
+    throw Error(origin + ": not valid JSON: " + problem);
   }
   if (!j.is_object()) throw Error(origin + ": the LM config must be a JSON object");
   LmConfig c;

@@ -1,60 +1,46 @@
 #include "lm/voice.h"
 
 #include <caffe2/serialize/inline_container.h>
-#include <torch/csrc/jit/serialization/import_read.h>
 #include <torch/csrc/jit/serialization/pickler.h>
 
 #include <fstream>
+#include <iterator>
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "io/torch_save.h"
 
 namespace personaplex::lm {
 namespace {
 
-at::IValue read_pickle_zip(const std::string &path) {
-  std::ifstream probe(path, std::ios::binary);
-  if (!probe) throw Error(path + ": cannot open the voice file");
-  try {
-    caffe2::serialize::PyTorchStreamReader reader(path);
-    // Map every tensor to the CPU, wherever it was saved from.
-    return torch::jit::readArchiveAndTensors("data", "", "", c10::nullopt, c10::nullopt,
-                                             at::Device(at::kCPU), reader);
-  } catch (const c10::Error &e) {
-    throw Error(path + ": not a readable torch.save file: " + e.what_without_backtrace());
-  }
-}
-
-at::Tensor get_tensor(const c10::impl::GenericDict &dict, const std::string &key,
-                      const std::string &path) {
-  for (const auto &kv : dict) {
-    if (kv.key().isString() && kv.key().toStringRef() == key) {
-      if (!kv.value().isTensor()) throw Error(path + ": '" + key + "' is not a tensor");
-      return kv.value().toTensor();
-    }
-  }
-  throw Error(path + ": no '" + key + "' in the voice file");
+// The released format holds these two tensors and nothing else.
+at::Tensor take_tensor(std::vector<std::pair<std::string, at::Tensor>> &entries, const std::string &key,
+                       const std::string &name) {
+  for (auto &kv : entries)
+    if (kv.first == key) return kv.second;
+  throw Error(name + ": no '" + key + "' in the voice file");
 }
 
 }  // namespace
 
-VoiceEmbeddings load_voice_file(const std::string &path, const LmConfig &config) {
-  at::IValue root = read_pickle_zip(path);
-  if (!root.isGenericDict()) throw Error(path + ": the voice file does not hold a dict");
-  auto dict = root.toGenericDict();
+VoiceEmbeddings read_voice(const std::string &path, std::string_view bytes, const LmConfig &config) {
+  auto entries = read_torch_save(path, bytes);
   VoiceEmbeddings v;
-  v.embeddings = get_tensor(dict, "embeddings", path);
-  v.cache = get_tensor(dict, "cache", path);
+  v.embeddings = take_tensor(entries, "embeddings", path);
+  v.cache = take_tensor(entries, "cache", path);
+  for (const auto &kv : entries)
+    if (kv.first != "embeddings" && kv.first != "cache")
+      throw Error(path + ": '" + kv.first + "' is not part of a voice file (only 'embeddings' and 'cache')");
   const auto e = v.embeddings.sizes();
   if (e.size() != 4 || e[1] != 1 || e[2] != 1 || e[3] != config.dim || e[0] < 1)
     throw Error(path + ": 'embeddings' has shape " + shape_string(e) + ", expected [N, 1, 1, " +
-                std::to_string(config.dim) + "]");
+                std::to_string(config.dim) + "] (a voice made for another model?)");
   if (!at::isFloatingType(v.embeddings.scalar_type()))
     throw Error(path + ": 'embeddings' is not a floating-point tensor");
   const std::vector<int64_t> want = {1, config.num_streams(), config.ring_size()};
   if (v.cache.sizes().vec() != want)
     throw Error(path + ": 'cache' has shape " + shape_string(v.cache.sizes()) + ", expected " +
-                shape_string(want));
+                shape_string(want) + " (a voice made for another model?)");
   if (v.cache.scalar_type() != at::kLong) throw Error(path + ": 'cache' is not int64");
   // Ring cells: ids up to the initial token, or -1/-2 (empty / never written).
   at::Tensor text = v.cache.select(1, 0), audio = v.cache.narrow(1, 1, config.n_q);
@@ -64,6 +50,14 @@ VoiceEmbeddings load_voice_file(const std::string &path, const LmConfig &config)
   if (!at::isfinite(v.embeddings.to(at::kFloat)).all().item<bool>())
     throw Error(path + ": 'embeddings' holds non-finite values");
   return v;
+}
+
+VoiceEmbeddings load_voice_file(const std::string &path, const LmConfig &config) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open the voice file");
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw Error(path + ": cannot read the voice file");
+  return read_voice(path, bytes, config);
 }
 
 // torch.save's zip layout: data.pkl plus one record per tensor storage. The

@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 
 #include <string>
+#include <string_view>
 
 #include "lm/config.h"
 
@@ -20,7 +21,10 @@ struct VoiceEmbeddings {
 // Reads and checks a voice file against the config (tensors land on the
 // CPU whatever device they were saved from). Throws Error naming the file and
 // the problem: unreadable, not a dict, missing key, wrong dtype or shape.
+// The file is read by io/torch_save.h, never by a general unpickler.
 VoiceEmbeddings load_voice_file(const std::string &path, const LmConfig &config);
+// The same from the file's bytes (`path` names it in errors).
+VoiceEmbeddings read_voice(const std::string &path, std::string_view bytes, const LmConfig &config);
 
 // Writes a voice file that the reference's torch.load reads (same keys,
 // shapes and dtypes, CPU tensors).

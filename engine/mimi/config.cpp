@@ -9,9 +9,13 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "io/bounded_json.h"
 
 namespace personaplex::mimi {
 namespace {
+
+// Configs nest a few levels; deeper ones are damage.
+constexpr int kMaxConfigDepth = 16;
 
 using json = nlohmann::json;
 
@@ -208,11 +212,10 @@ int64_t MimiConfig::frame_size() const {
 int64_t MimiConfig::resample_stride() const { return frame_size() / seanet.hop_length(); }
 
 MimiConfig MimiConfig::from_json_string(const std::string &text, const std::string &source) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception &e) {
-    throw Error(source + ": not valid JSON: " + e.what());
+  std::string problem;
+  const json j = parse_bounded_json(text, kMaxConfigDepth, &problem);
+  if (j.is_discarded()) {
+    throw Error(source + ": not valid JSON: " + problem);
   }
   MimiConfig c;
   Section top(j, source, "");

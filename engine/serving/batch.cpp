@@ -147,15 +147,21 @@ void BatchServer::run_model_step(const BatchShape &shape) {
   batch_model_step(*model_, options_.sampling, kv_, buffers_, shape, false);
 }
 
-// About five seconds ahead: the span the rows will need, and one more row.
+// The spans the rows will need about five seconds ahead, each with every
+// batch width up to the slots: a call that joins then finds its step
+// captured, whatever the width it takes the batch to.
 void BatchServer::prepare_next(const std::vector<Row> &rows, const BatchShape &shape) {
   constexpr int64_t kAhead = 64;
   // Only once the step has been captured: before, a capture would not take.
   if (!preparer_ || graphs_.graphs() == 0) return;
-  for (const BatchShape &next : {shape_of(rows, kAhead), shape_of(rows, 0, 1)}) {
-    const std::array<int64_t, 4> key = next.key();
-    if (key == shape.key()) continue;
-    preparer_->ask({key.begin(), key.end()}, [this, next] { run_model_step(next); });
+  for (const int64_t ahead : {int64_t(0), kAhead}) {
+    for (int64_t more = 0;; ++more) {
+      const BatchShape next = shape_of(rows, ahead, more);
+      const std::array<int64_t, 4> key = next.key();
+      if (key != shape.key()) preparer_->ask({key.begin(), key.end()}, [this, next] { run_model_step(next); });
+      if (next.rows >= max_slots()) break;
+      more = next.rows - (rows.back().slot + 1);  // on to the next width
+    }
   }
 }
 

@@ -221,6 +221,13 @@ void LockstepBatch::step_taken(std::map<int64_t, std::shared_ptr<Pending>> &take
     taken[slot]->out_pcm = std::move(pcm);
 }
 
+void LockstepBatch::warm_up_once(const std::function<void()> &warm_up) {
+  std::lock_guard<std::mutex> warming(warm_mutex_);
+  if (warmed_ || steps() > 0) return;
+  warm_up();
+  warmed_ = true;
+}
+
 int64_t LockstepBatch::active() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return joined_;

@@ -24,6 +24,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -80,6 +81,12 @@ class LockstepBatch {
   // silence) through the codec and the LM; blocks like step(). Needs a codec.
   Frame step_frame(int64_t slot, const float *pcm, size_t n);
 
+  // Runs `warm_up` (frames of a throw-away conversation: kernels loaded,
+  // first graphs captured) unless the batch has stepped or been warmed up;
+  // callers that come meanwhile wait for it, so that sessions starting
+  // together warm the batch up once, not once each.
+  void warm_up_once(const std::function<void()> &warm_up);
+
   int64_t slots() const { return slots_; }
   int64_t active() const;
   // Steps run so far and the largest number of rows one of them had.
@@ -118,6 +125,8 @@ class LockstepBatch {
   int64_t steps_ = 0, widest_ = 0;
   std::optional<int64_t> phase_;
   bool stop_ = false;
+  std::mutex warm_mutex_;  // held across a warm-up
+  bool warmed_ = false;
   std::mutex server_mutex_;  // held across a step, a join, a leave
   BatchServer server_;
   std::unique_ptr<MimiBatch> codec_;  // null without a codec

@@ -5,6 +5,7 @@
 //   personaplex-make-model --output DIR [--lm-config F] [--mimi-config F]
 //       [--tokenizer F] [--seed N] [--lm-dtype bfloat16|float32]
 //       [--voice-steps N] [--force]
+//   personaplex-make-model --demo [--output DIR]
 //
 // DIR gets model.safetensors (LM, bf16 by default as released),
 // tokenizer-e351c8d8-checkpoint125.safetensors (Mimi, float32),
@@ -14,25 +15,36 @@
 // are not the released ones, and voices/RANDOM.pt, a voice of random
 // embeddings with the token ring a real voice phase leaves. Configs default
 // to the released sizes (a 16.7 GB LM). Same seed, same files.
+//
+// --demo makes the demo model (demo_model.h: tiny sizes, a fixed seed,
+// float32, its voice named NATF2.pt) in the user's cache directory unless
+// --output names another, only when it is not there yet, and prints the
+// directory on stdout. It is written beside and renamed into place, so a
+// program reading it never sees half a model and two runs at once agree.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <ftw.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "core/error.h"
+#include "demo_model.h"
 #include "duplex/model_files.h"
 #include "lm/config.h"
 #include "lm/conversation.h"
@@ -54,15 +66,21 @@ constexpr double kScale = 0.02;
 
 const char *kUsage =
     "usage: personaplex-make-model --output DIR [--lm-config F] [--mimi-config F] [--tokenizer F]\n"
-    "           [--seed N] [--lm-dtype bfloat16|float32] [--voice-steps N] [--force]\n";
+    "           [--seed N] [--lm-dtype bfloat16|float32] [--voice-steps N] [--force]\n"
+    "       personaplex-make-model --demo [--output DIR]\n";
 
 using Options = tools::CommandLine;
 
 Options parse(int argc, char **argv) {
   Options o("personaplex-make-model", kUsage);
   o.parse(argc, argv, {"output", "lm-config", "mimi-config", "tokenizer", "seed", "lm-dtype", "voice-steps"},
-          {"force"});
-  if (o.get("output").empty()) o.fail("--output is required");
+          {"force", "demo"});
+  if (o.flag("demo")) {
+    for (const char *fixed : {"lm-config", "mimi-config", "tokenizer", "seed", "lm-dtype", "voice-steps"})
+      if (o.has(fixed)) o.fail(std::string("--demo fixes the model: --") + fixed + " does not go with it");
+  } else if (o.get("output").empty()) {
+    o.fail("--output is required");
+  }
   return o;
 }
 
@@ -185,29 +203,34 @@ void train_tokenizer(const std::string &dir, const std::string &target, int64_t 
   if (std::rename((prefix + ".model").c_str(), target.c_str()) != 0) throw Error(target + ": cannot write");
 }
 
-int run(const Options &o) {
-  const std::string dir = o.get("output");
-  const std::string lm_config_path = o.get("lm-config"), mimi_config_path = o.get("mimi-config");
-  const lm::LmConfig lm_config =
-      lm_config_path.empty() ? lm::LmConfig::released() : lm::LmConfig::from_json_file(lm_config_path);
-  lm_config.validate(lm_config_path.empty() ? "the released LM config" : lm_config_path);
-  const mimi::MimiConfig mimi_config =
-      mimi_config_path.empty() ? mimi::MimiConfig() : mimi::MimiConfig::from_json_file(mimi_config_path);
-  if (lm_config.card != mimi_config.quantizer.bins || lm_config.user_codebooks() != mimi_config.num_codebooks)
-    throw Error("the LM's audio streams (" + std::to_string(lm_config.user_codebooks()) + " codebooks of " +
-                std::to_string(lm_config.card) + ") do not fit Mimi's (" +
-                std::to_string(mimi_config.num_codebooks) + " of " + std::to_string(mimi_config.quantizer.bins) +
-                ")");
-  const std::string dtype_name = o.get("lm-dtype", "bfloat16");
-  const at::ScalarType dtype = dtype_name == "bfloat16" ? at::kBFloat16
-                               : dtype_name == "float32" ? at::kFloat
-                                                         : (o.fail("--lm-dtype is bfloat16 or float32"), at::kFloat);
-  const auto seed = uint64_t(o.count("seed", 0));
-  const int64_t voice_steps = o.count("voice-steps", 12);
-  if (voice_steps < 1) o.fail("--voice-steps must be at least 1");
+// What a model directory is made of.
+struct ModelSpec {
+  lm::LmConfig lm_config;
+  std::string lm_config_json;  // its text, for lm_config.json
+  mimi::MimiConfig mimi_config;
+  std::string tokenizer;  // a file to copy, "" to train one
+  at::ScalarType dtype = at::kBFloat16;
+  uint64_t seed = 0;
+  int64_t voice_steps = 12;
+  std::string voice_name = kVoiceName;
+};
 
-  const std::string lm_path = dir + "/" + duplex::kLmWeightsName;
-  if (exists(lm_path) && !o.flag("force")) throw Error(lm_path + " exists (--force overwrites)");
+std::string read_text(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open");
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_text(const std::string &path, const std::string &text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  if (!out) throw Error(path + ": cannot write");
+}
+
+// Writes every file of the model into `dir` (made here when absent).
+void write_model(const std::string &dir, const ModelSpec &spec) {
+  const lm::LmConfig &lm_config = spec.lm_config;
+  const mimi::MimiConfig &mimi_config = spec.mimi_config;
   mkdir(dir.c_str(), 0755);
   mkdir((dir + "/" + duplex::kVoicesDirName).c_str(), 0755);
   if (!exists(dir + "/" + duplex::kVoicesDirName)) throw Error(dir + ": cannot create the directory");
@@ -217,21 +240,99 @@ int run(const Options &o) {
   const std::string lm_json = dir + "/" + duplex::kLmConfigName, mimi_json = dir + "/" + duplex::kMimiConfigName;
   std::remove(lm_json.c_str());
   std::remove(mimi_json.c_str());
-  if (fields(lm_config) != fields(lm::LmConfig::released())) copy_file(lm_config_path, lm_json);
-  if (mimi_config.to_json() != mimi::MimiConfig().to_json()) std::ofstream(mimi_json) << mimi_config.to_json();
+  if (fields(lm_config) != fields(lm::LmConfig::released())) write_text(lm_json, spec.lm_config_json);
+  if (mimi_config.to_json() != mimi::MimiConfig().to_json()) write_text(mimi_json, mimi_config.to_json());
 
   const std::string tokenizer = dir + "/" + duplex::kTokenizerName;
-  if (!o.get("tokenizer").empty())
-    copy_file(o.get("tokenizer"), tokenizer);
+  if (!spec.tokenizer.empty())
+    copy_file(spec.tokenizer, tokenizer);
   else
-    train_tokenizer(dir, tokenizer, lm_config.text_card, seed);
+    train_tokenizer(dir, tokenizer, lm_config.text_card, spec.seed);
 
-  mimi::write_random_weights(dir + "/" + duplex::kMimiWeightsName, mimi_config, seed, kScale);
-  lm::write_random_lm_weights(lm_path, lm_config, dtype, seed, kScale);
-  write_voice(dir + "/" + duplex::kVoicesDirName + "/" + kVoiceName, lm_config, dtype, voice_steps, seed);
-  std::printf("%s: LM dim %lld x %lld layers (%s), Mimi latent %lld, text vocabulary %lld, voice %s\n",
-              dir.c_str(), (long long)lm_config.dim, (long long)lm_config.num_layers, dtype_name.c_str(),
-              (long long)mimi_config.seanet.dimension, (long long)lm_config.text_card, kVoiceName);
+  mimi::write_random_weights(dir + "/" + duplex::kMimiWeightsName, mimi_config, spec.seed, kScale);
+  lm::write_random_lm_weights(dir + "/" + duplex::kLmWeightsName, lm_config, spec.dtype, spec.seed, kScale);
+  write_voice(dir + "/" + duplex::kVoicesDirName + "/" + spec.voice_name, lm_config, spec.dtype, spec.voice_steps,
+              spec.seed);
+}
+
+void check_fit(const lm::LmConfig &lm_config, const mimi::MimiConfig &mimi_config) {
+  if (lm_config.card != mimi_config.quantizer.bins || lm_config.user_codebooks() != mimi_config.num_codebooks)
+    throw Error("the LM's audio streams (" + std::to_string(lm_config.user_codebooks()) + " codebooks of " +
+                std::to_string(lm_config.card) + ") do not fit Mimi's (" +
+                std::to_string(mimi_config.num_codebooks) + " of " + std::to_string(mimi_config.quantizer.bins) +
+                ")");
+}
+
+void summarize(FILE *to, const std::string &dir, const ModelSpec &spec) {
+  std::fprintf(to, "%s: LM dim %lld x %lld layers (%s), Mimi latent %lld, text vocabulary %lld, voice %s\n",
+               dir.c_str(), (long long)spec.lm_config.dim, (long long)spec.lm_config.num_layers,
+               spec.dtype == at::kFloat ? "float32" : "bfloat16", (long long)spec.mimi_config.seanet.dimension,
+               (long long)spec.lm_config.text_card, spec.voice_name.c_str());
+}
+
+int remove_entry(const char *path, const struct stat *, int, struct FTW *) { return std::remove(path); }
+
+// The demo model in `dir`, made unless there; its directory on stdout.
+int make_demo(const std::string &dir) {
+  if (!exists(dir + "/" + duplex::kLmWeightsName)) {
+    ModelSpec spec;
+    spec.lm_config_json = tools::kDemoLmConfigJson;
+    spec.lm_config = lm::LmConfig::from_json_string(spec.lm_config_json, "the demo LM config");
+    spec.lm_config.validate("the demo LM config");
+    spec.mimi_config = mimi::MimiConfig::from_json_string(tools::kDemoMimiConfigJson, "the demo Mimi config");
+    check_fit(spec.lm_config, spec.mimi_config);
+    spec.dtype = at::kFloat;
+    spec.seed = tools::kDemoSeed;
+    spec.voice_name = tools::kDemoVoiceName;
+    const std::string parent = dir.substr(0, dir.rfind('/'));
+    if (!parent.empty()) tools::make_directories(parent);
+    const std::string part = dir + ".part-" + std::to_string(getpid());
+    try {
+      write_model(part, spec);
+    } catch (...) {
+      nftw(part.c_str(), remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+      throw;
+    }
+    // A directory renames onto a missing or empty one only: when another
+    // run got there first, its model is the same one.
+    if (std::rename(part.c_str(), dir.c_str()) != 0) {
+      const int why = errno;
+      nftw(part.c_str(), remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+      if (!exists(dir + "/" + duplex::kLmWeightsName))
+        throw Error(dir + ": cannot put the demo model there (" + std::strerror(why) + ")");
+    } else {
+      summarize(stderr, dir, spec);
+    }
+  }
+  std::printf("%s\n", dir.c_str());
+  return 0;
+}
+
+int run(const Options &o) {
+  if (o.flag("demo")) return make_demo(o.get("output", tools::demo_model_dir()));
+  const std::string dir = o.get("output");
+  ModelSpec spec;
+  const std::string lm_config_path = o.get("lm-config"), mimi_config_path = o.get("mimi-config");
+  spec.lm_config =
+      lm_config_path.empty() ? lm::LmConfig::released() : lm::LmConfig::from_json_file(lm_config_path);
+  spec.lm_config.validate(lm_config_path.empty() ? "the released LM config" : lm_config_path);
+  if (!lm_config_path.empty()) spec.lm_config_json = read_text(lm_config_path);
+  spec.mimi_config =
+      mimi_config_path.empty() ? mimi::MimiConfig() : mimi::MimiConfig::from_json_file(mimi_config_path);
+  check_fit(spec.lm_config, spec.mimi_config);
+  const std::string dtype_name = o.get("lm-dtype", "bfloat16");
+  spec.dtype = dtype_name == "bfloat16" ? at::kBFloat16
+               : dtype_name == "float32" ? at::kFloat
+                                         : (o.fail("--lm-dtype is bfloat16 or float32"), at::kFloat);
+  spec.seed = uint64_t(o.count("seed", 0));
+  spec.voice_steps = o.count("voice-steps", 12);
+  if (spec.voice_steps < 1) o.fail("--voice-steps must be at least 1");
+  spec.tokenizer = o.get("tokenizer");
+
+  const std::string lm_path = dir + "/" + duplex::kLmWeightsName;
+  if (exists(lm_path) && !o.flag("force")) throw Error(lm_path + " exists (--force overwrites)");
+  write_model(dir, spec);
+  summarize(stdout, dir, spec);
   return 0;
 }
 

@@ -2,7 +2,8 @@
 # Options shared by the personaplex pipeline scripts: which model, voice,
 # role prompt and sampling. Sourced, not run.
 #
-# Model (one of):
+# Model (one of; none: ./personaplex-7b-v1 when there, else the demo model,
+# see lib/default-model.sh):
 #   --model-dir DIR      the released layout (see voices/README.md and
 #                        pipelines/fetch-model.sh), or one made by
 #                        personaplex-make-model
@@ -22,6 +23,9 @@
 # Scripts call pp_option for each argument, then pp_finish; the element's
 # properties are then in the array PP_PROPS (name=value words for
 # gst-launch-1.0). PERSONAPLEX_GST_LAUNCH replaces gst-launch-1.0 (pp_launch).
+
+# shellcheck source-path=SCRIPTDIR source=default-model.sh
+. "$(dirname "${BASH_SOURCE[0]}")/default-model.sh"
 
 PP_DEFAULT_PROMPT="You are a wise and friendly teacher. Answer questions or provide advice in a clear and engaging way."
 PP_PROPS=()
@@ -69,7 +73,20 @@ pp_default_voice() {
   [ "$count" -ne 1 ] || echo "$only"
 }
 
+# Whether PP_PROPS sets the property $1.
+pp_has_prop() {
+  local p
+  for p in "${PP_PROPS[@]}"; do
+    case $p in "$1="*) return 0 ;; esac
+  done
+  return 1
+}
+
 pp_finish() {
+  if [ -z "$pp_fixtures" ] && ! pp_has_prop model-dir && ! pp_has_prop lm-weights; then
+    pp_model_dir=$(pp_default_model_dir) || exit 2
+    PP_PROPS+=("model-dir=$pp_model_dir")
+  fi
   if [ -n "$pp_fixtures" ]; then
     local lm=$pp_fixtures/lm mimi=$pp_fixtures/mimi
     [ -f "$lm/weights.safetensors" ] || pp_die "no fixtures in $pp_fixtures"
@@ -89,11 +106,6 @@ pp_finish() {
   [ -z "$pp_prompt" ] || PP_PROPS+=("prompt=$pp_prompt")
   [ -z "$pp_device" ] || PP_PROPS+=("device=$pp_device")
   ! $pp_greedy || PP_PROPS+=("greedy=true")
-  local p
-  for p in "${PP_PROPS[@]}"; do
-    case $p in model-dir=*|lm-weights=*) return 0 ;; esac
-  done
-  pp_die "no model: give --model-dir DIR (or --fixtures DIR, or the files)"
 }
 
 # pp_launch ARGS...: gst-launch-1.0, or $PERSONAPLEX_GST_LAUNCH (a parse

@@ -10,13 +10,15 @@ namespace ppserver {
 namespace {
 
 constexpr guint8 kHandshake = 0x00, kAudio = 0x01, kText = 0x02, kError = 0x05;
-// Audio received but not yet stepped through: minutes of Opus. A client
-// sending more is flooding.
-constexpr guint64 kMaxQueuedBytes = 4 << 20;
+// Audio received but not yet stepped through. A client sending more is
+// flooding.
+constexpr guint64 kMaxQueuedSeconds = 60;
+// The client's Opus is decoded at Opus's own rate (RFC 7845 5.1), whatever
+// its OpusHead says; the pipeline resamples it for the model.
+constexpr int kDecodeRate = 48000;
 
 const char *kPipeline =
-    "appsrc name=in caps=application/ogg format=bytes ! oggdemux name=demux ! opusdec name=dec ! "
-    "audioconvert ! audioresample ! personaplex name=pp text-unit=piece "
+    "appsrc name=in format=time ! audioconvert ! audioresample ! personaplex name=pp text-unit=piece "
     "pp.src ! queue ! audioconvert ! audioresample ! opusenc frame-size=40 ! "
     "appsink name=audio sync=false async=false "
     "pp.text_src ! queue ! appsink name=text sync=false async=false";
@@ -67,9 +69,12 @@ bool ChatSession::build(const Conversation &conversation, std::string *error) {
   configure_personaplex(pp, server_->config(), conversation, false);
   gst_object_unref(pp);
   input_ = GST_APP_SRC(gst_bin_get_by_name(bin, "in"));
-  input_branch_[0] = GST_ELEMENT(input_);
-  input_branch_[1] = gst_bin_get_by_name(bin, "demux");
-  input_branch_[2] = gst_bin_get_by_name(bin, "dec");
+  GstCaps *caps = gst_caps_new_simple("audio/x-raw", "format", G_TYPE_STRING, "F32LE", "rate", G_TYPE_INT,
+                                      kDecodeRate, "channels", G_TYPE_INT, 1, "layout", G_TYPE_STRING,
+                                      "interleaved", nullptr);
+  gst_app_src_set_caps(input_, caps);
+  gst_caps_unref(caps);
+  decoder_ = std::make_unique<OggOpusInput>(kDecodeRate);
 
   GstAppSinkCallbacks audio_callbacks = {};
   audio_callbacks.new_sample = audio_sample_cb;
@@ -88,11 +93,8 @@ bool ChatSession::build(const Conversation &conversation, std::string *error) {
 }
 
 void ChatSession::on_teardown() {
-  for (GstElement *&e : input_branch_) {
-    if (e) gst_object_unref(e);
-    e = nullptr;
-  }
-  input_ = nullptr;  // was input_branch_[0]
+  if (input_) gst_object_unref(input_);
+  input_ = nullptr;
 }
 
 void ChatSession::tell_error(const std::string &text) {
@@ -104,8 +106,20 @@ void ChatSession::on_playing() {
   last_audio_us_ = g_get_monotonic_time();
   log("prompts done after %.1f s", (last_audio_us_ - started_us_) / 1e6);
   send_later(SOUP_WEBSOCKET_DATA_BINARY, std::string(1, static_cast<char>(kHandshake)));
-  if (!early_audio_.empty()) gst_app_src_push_buffer(input_, gst_buffer_new_memdup(early_audio_.data(), early_audio_.size()));
-  early_audio_.clear();
+  push_pcm(early_pcm_);
+  early_pcm_.clear();
+}
+
+// Decoded audio into the pipeline, timestamped by its sample count.
+void ChatSession::push_pcm(const std::vector<float> &pcm) {
+  if (pcm.empty() || !input_) return;
+  const gsize bytes = pcm.size() * sizeof(float);
+  GstBuffer *buffer = gst_buffer_new_memdup(pcm.data(), bytes);
+  GST_BUFFER_PTS(buffer) = gst_util_uint64_scale_int(pushed_samples_, GST_SECOND, kDecodeRate);
+  pushed_samples_ += pcm.size();
+  GST_BUFFER_DURATION(buffer) =
+      gst_util_uint64_scale_int(pushed_samples_, GST_SECOND, kDecodeRate) - GST_BUFFER_PTS(buffer);
+  gst_app_src_push_buffer(input_, buffer);
 }
 
 void ChatSession::on_ws_message(SoupWebsocketDataType type, GBytes *message) {
@@ -118,16 +132,20 @@ void ChatSession::on_ws_message(SoupWebsocketDataType type, GBytes *message) {
   if (size == 0 || data[0] != kAudio) return;  // as the reference: other kinds are ignored
   last_audio_us_ = g_get_monotonic_time();
   if (size == 1 || !input_) return;
-  const guint64 queued = talking_ ? gst_app_src_get_current_level_bytes(input_) : early_audio_.size();
-  if (queued + size > kMaxQueuedBytes) {
+  std::vector<float> pcm;
+  if (!decoder_->push(data + 1, size - 1, &pcm)) {
+    fail(1007, "invalid Ogg/Opus audio: " + decoder_->error());
+    return;
+  }
+  const guint64 queued = talking_ ? gst_app_src_get_current_level_bytes(input_) / sizeof(float) : early_pcm_.size();
+  if (queued + pcm.size() > kMaxQueuedSeconds * kDecodeRate) {
     fail(1009, "too much audio queued: send it in real time");
     return;
   }
-  if (!talking_) {  // before the handshake: appsrc takes buffers once started
-    early_audio_.append(reinterpret_cast<const char *>(data + 1), size - 1);
-    return;
-  }
-  gst_app_src_push_buffer(input_, gst_buffer_new_memdup(data + 1, size - 1));
+  if (!talking_)  // before the handshake: appsrc takes buffers once started
+    early_pcm_.insert(early_pcm_.end(), pcm.begin(), pcm.end());
+  else
+    push_pcm(pcm);
 }
 
 void ChatSession::on_tick(gint64 now_us) {
@@ -136,21 +154,6 @@ void ChatSession::on_tick(gint64 now_us) {
     fail(1001, "idle: no audio for " + std::to_string(c.idle_timeout_s) + " s");
   else if (c.max_call_s > 0 && now_us - started_us_ > gint64(c.max_call_s) * G_USEC_PER_SEC)
     fail(1001, "call time limit of " + std::to_string(c.max_call_s) + " s reached");
-}
-
-void ChatSession::on_error(GstMessage *message, const std::string &text) {
-  for (GstElement *e : input_branch_) {
-    if (e && GST_MESSAGE_SRC(message) == GST_OBJECT(e)) {
-      gchar *debug = nullptr;
-      gst_message_parse_error(message, nullptr, &debug);
-      // Not linked or negotiated: the Ogg stream holds something opusdec does not take.
-      const bool not_opus = debug && (strstr(debug, "not-linked") || strstr(debug, "not-negotiated"));
-      g_free(debug);
-      fail(1007, not_opus ? "invalid Ogg/Opus audio: the Ogg stream is not Opus" : "invalid Ogg/Opus audio: " + text);
-      return;
-    }
-  }
-  Session::on_error(message, text);
 }
 
 GstFlowReturn ChatSession::audio_sample_cb(GstAppSink *sink, gpointer data) {

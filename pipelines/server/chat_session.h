@@ -8,7 +8,9 @@
 //   server -> client  0x05 + UTF-8 text     an error, before the server closes
 //
 // The model steps once per 80 ms of audio received, as the reference does:
-// appsrc ! oggdemux ! opusdec ! audioconvert ! audioresample ! personaplex,
+// the client's Ogg Opus decoded here (ogg_opus_input.h: any OpusHead rate,
+// channels and packet size), then appsrc ! audioconvert ! audioresample !
+// personaplex,
 // then audioconvert ! audioresample ! opusenc, and the packets joined in
 // twos and written page by page (see ogg_opus_writer.h).
 #pragma once
@@ -19,6 +21,7 @@
 #include <memory>
 
 #include "conversation.h"
+#include "ogg_opus_input.h"
 #include "ogg_opus_writer.h"
 #include "opus_packet_joiner.h"
 #include "session.h"
@@ -37,19 +40,20 @@ class ChatSession : public Session {
   void on_ws_message(SoupWebsocketDataType type, GBytes *message) override;
   void on_playing() override;
   void on_tick(gint64 now_us) override;
-  void on_error(GstMessage *message, const std::string &text) override;
   void on_teardown() override;
   void tell_error(const std::string &text) override;
 
   static GstFlowReturn audio_sample_cb(GstAppSink *sink, gpointer self);
   static GstFlowReturn text_sample_cb(GstAppSink *sink, gpointer self);
   void write_audio(GstSample *sample);
+  void push_pcm(const std::vector<float> &pcm);
 
   GstAppSrc *input_ = nullptr;
-  GstElement *input_branch_[3] = {};  // where an error means bad client audio
+  std::unique_ptr<OggOpusInput> decoder_;
+  guint64 pushed_samples_ = 0;
   gint64 last_audio_us_;
-  bool talking_ = false;     // the prompts have run
-  std::string early_audio_;  // received before
+  bool talking_ = false;         // the prompts have run
+  std::vector<float> early_pcm_;  // received before
 
   // Streaming thread only.
   std::unique_ptr<OggOpusWriter> ogg_;

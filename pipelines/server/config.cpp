@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "default_model.h"
 #include "voices.h"
 
 namespace ppserver {
@@ -37,12 +38,13 @@ bool usage_error(GOptionContext *context, const std::string &message) {
 }  // namespace
 
 bool parse_command_line(int argc, char **argv, Config *config) {
-  gchar *host = nullptr, *ssl = nullptr, *www = nullptr;
+  gchar *host = nullptr, *ssl = nullptr, *www = nullptr, *static_dir = nullptr;
   gchar *model_dir = nullptr, *lm_weights = nullptr, *lm_config = nullptr, *mimi_weights = nullptr,
         *mimi_config = nullptr, *tokenizer = nullptr, *voices_dir = nullptr, *device = nullptr,
         *voice = nullptr, *prompt = nullptr, *stun = nullptr, *turn = nullptr, *ports = nullptr;
   gchar **ice = nullptr;
   gboolean http = FALSE, no_preload = FALSE, batch = FALSE;
+  gint64 latency = config->latency_ns;
   gint port = config->port, max_sessions = config->max_sessions, max_prompt = config->max_prompt_chars,
        idle = config->idle_timeout_s, handshake = config->handshake_timeout_s, max_call = config->max_call_s,
        agent_port = config->agent_port, drain_timeout = config->drain_timeout_s;
@@ -54,7 +56,12 @@ bool parse_command_line(int argc, char **argv, Config *config) {
        "HTTPS with DIR/cert.pem and DIR/key.pem; a self-signed pair is made there when DIR has none", "DIR"},
       {"http", 0, 0, G_OPTION_ARG_NONE, &http, "Plain HTTP (browsers allow the microphone only on localhost)", nullptr},
       {"www", 0, 0, G_OPTION_ARG_FILENAME, &www, "Serve the web page from DIR instead of the built-in copy", "DIR"},
-      {"model-dir", 0, 0, G_OPTION_ARG_FILENAME, &model_dir, "Directory with the released model files", "DIR"},
+      {"static", 0, 0, G_OPTION_ARG_FILENAME, &static_dir,
+       "Serve the directory tree DIR at / instead of the page (e.g. the reference's built web client)", "DIR"},
+      {"model-dir", 0, 0, G_OPTION_ARG_FILENAME, &model_dir,
+       "Directory with the released model files (default ./personaplex-7b-v1 when there, else a demo model of "
+       "random weights)",
+       "DIR"},
       {"lm-weights", 0, 0, G_OPTION_ARG_FILENAME, &lm_weights, "LM weights (safetensors)", "FILE"},
       {"lm-config", 0, 0, G_OPTION_ARG_FILENAME, &lm_config, "LM config.json", "FILE"},
       {"mimi-weights", 0, 0, G_OPTION_ARG_FILENAME, &mimi_weights, "Mimi weights (safetensors)", "FILE"},
@@ -74,6 +81,10 @@ bool parse_command_line(int argc, char **argv, Config *config) {
       {"handshake-timeout", 0, 0, G_OPTION_ARG_INT, &handshake,
        "A browser must start and connect its call within N s (default 20)", "S"},
       {"max-call", 0, 0, G_OPTION_ARG_INT, &max_call, "End calls after N s (default 0: no limit)", "S"},
+      {"latency", 0, 0, G_OPTION_ARG_INT64, &latency,
+       "Compute budget of one live model step in ns (the element's latency; default its own): a step over it "
+       "is reported as falling behind real time",
+       "NS"},
       {"ice-address", 0, 0, G_OPTION_ARG_STRING_ARRAY, &ice,
        "Offer ICE host candidates only on this local address (repeatable)", "ADDR"},
       {"ice-ports", 0, 0, G_OPTION_ARG_STRING, &ports, "UDP ports for calls' media, as MIN-MAX (for a firewall)",
@@ -106,6 +117,7 @@ bool parse_command_line(int argc, char **argv, Config *config) {
   config->ssl_dir = take(ssl);
   config->http = http;
   config->www_dir = take(www);
+  config->static_dir = take(static_dir);
   ModelFiles &m = config->model;
   m.model_dir = take(model_dir);
   m.lm_weights = take(lm_weights);
@@ -123,6 +135,7 @@ bool parse_command_line(int argc, char **argv, Config *config) {
   config->idle_timeout_s = idle;
   config->handshake_timeout_s = handshake;
   config->max_call_s = max_call;
+  config->latency_ns = latency;
   for (gchar **a = ice; a && *a; ++a) config->ice_addresses.push_back(*a);
   g_strfreev(ice);
   for (const std::string &a : config->ice_addresses)
@@ -144,12 +157,23 @@ bool parse_command_line(int argc, char **argv, Config *config) {
 
   if (config->port < 0 || config->port > 65535) return usage_error(context, "--port must be 0..65535");
   if (config->http && !config->ssl_dir.empty()) return usage_error(context, "--http and --ssl exclude each other");
+  if (!config->www_dir.empty() && !config->static_dir.empty())
+    return usage_error(context, "--www and --static exclude each other");
+  if (!config->static_dir.empty() && !g_file_test(config->static_dir.c_str(), G_FILE_TEST_IS_DIR))
+    return usage_error(context, "--static: \"" + config->static_dir + "\" is not a directory");
   if (config->agent_port < 0 || config->agent_port > 65535) return usage_error(context, "--agent-port must be 0..65535");
   if (config->drain_timeout_s < 0) return usage_error(context, "--drain-timeout cannot be negative");
   if (config->max_sessions < 1) return usage_error(context, "--max-sessions must be at least 1");
+  if (config->latency_ns != -1 && (config->latency_ns < 0 || config->latency_ns > 10 * G_GINT64_CONSTANT(1000000000)))
+    return usage_error(context, "--latency must be 0..10000000000 ns");
   if (config->max_prompt_chars < 0) return usage_error(context, "--max-prompt cannot be negative");
   if (config->idle_timeout_s < 1 || config->handshake_timeout_s < 1 || config->max_call_s < 0)
     return usage_error(context, "timeouts must be at least 1 s");
+  if (m.model_dir.empty() && m.lm_weights.empty() && m.mimi_weights.empty() && m.tokenizer.empty()) {
+    std::string why;
+    m.model_dir = default_model_dir(&why);
+    if (m.model_dir.empty()) return usage_error(context, why);
+  }
   if (m.model_dir.empty() && (m.lm_weights.empty() || m.mimi_weights.empty() || m.tokenizer.empty()))
     return usage_error(context, "name the model: --model-dir, or --lm-weights, --mimi-weights and --tokenizer");
   if (config->voices_dir.empty() && !m.model_dir.empty()) {

@@ -1,6 +1,7 @@
 // The server's command line: where to listen, which model, which limits.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@ struct Config {
   std::string ssl_dir;  // HTTPS with DIR/cert.pem and DIR/key.pem
   bool http = false;    // plain HTTP instead
   std::string www_dir;  // serve the page from here instead of the built-in copy
+  std::string static_dir;  // serve this tree at / instead of the page (another web client)
 
   ModelFiles model;
   std::string voices_dir;  // effective: --voices-dir, else MODEL_DIR/voices
@@ -31,6 +33,7 @@ struct Config {
   int idle_timeout_s = 30;       // no audio from the client for this long ends a call
   int handshake_timeout_s = 20;  // a browser call must be connected within this
   int max_call_s = 0;            // 0 = no limit on a call's length
+  int64_t latency_ns = -1;       // the element's compute budget per live step (-1: its default)
 
   std::vector<std::string> ice_addresses;  // gather host candidates only on these
   int ice_min_port = 0, ice_max_port = 0;  // 0: any

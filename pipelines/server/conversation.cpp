@@ -107,6 +107,7 @@ void set_model_properties(GstElement *e, const Config &config) {
 void configure_personaplex(GstElement *e, const Config &config, const Conversation &c, bool live) {
   set_model_properties(e, config);
   g_object_set(e, "is-live", live, "voice", c.voice.c_str(), "prompt", c.prompt.c_str(), nullptr);
+  if (live && config.latency_ns >= 0) g_object_set(e, "latency", static_cast<guint64>(config.latency_ns), nullptr);
   // Without a seed each call samples differently, as people expect of a service.
   g_object_set(e, "seed", static_cast<guint64>(c.has_seed ? c.seed : G_MAXUINT64), nullptr);
   if (c.temperature >= 0) g_object_set(e, "temperature", c.temperature, nullptr);

@@ -111,7 +111,9 @@ bool same_origin(SoupServerMessage *msg) {
 
 }  // namespace
 
-Server::Server(const Config &config) : config_(config) {}
+Server::Server(const Config &config) : config_(config) {
+  if (!config_.static_dir.empty()) static_files_ = std::make_unique<StaticFiles>(config_.static_dir);
+}
 
 Server::~Server() {
   if (request_timer_) g_source_remove(request_timer_);
@@ -137,6 +139,10 @@ void Server::give_slot() {
 }
 
 bool Server::start(std::string *error, std::string *url) {
+  if (static_files_ && !static_files_->ok()) {
+    *error = static_files_->error();
+    return false;
+  }
   GTlsCertificate *certificate = nullptr;
   const bool https = !config_.http;
   if (https) {
@@ -204,7 +210,7 @@ void Server::shut_down() {
   shutting_down_ = true;
   if (soup_) soup_server_disconnect(soup_);
   const std::set<Session *> sessions = sessions_;
-  for (Session *s : sessions) s->end(1001, "the server is shutting down");
+  for (Session *s : sessions) s->fail(1001, "the server is shutting down");
   const gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
   while ((slots_in_use_ > 0 || !sessions_.empty()) && g_get_monotonic_time() < deadline)
     g_main_context_iteration(nullptr, TRUE);
@@ -212,10 +218,14 @@ void Server::shut_down() {
 
 // A request must arrive (and be answered) within the handshake timeout: a
 // client that connects and says nothing, or half a request, does not hold a
-// socket forever. Between keep-alive requests the same limit applies. A
-// websocket takes the connection out of this (its session has timeouts).
+// socket forever. A websocket takes the connection out of this (its session
+// has timeouts). Every plain response closes its connection: libsoup 3.2
+// never closes an idle keep-alive connection, not even once the client has
+// closed its end, so each one would hold a socket for good. A websocket
+// handshake replaces the header with its own "Upgrade".
 void Server::request_started_cb(SoupServer *, SoupServerMessage *msg, gpointer data) {
   Server *self = static_cast<Server *>(data);
+  soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection", "close");
   GSocket *socket = soup_server_message_get_socket(msg);
   if (!socket) return;
   const gint64 deadline = g_get_monotonic_time() + gint64(self->config_.handshake_timeout_s) * G_USEC_PER_SEC;
@@ -258,6 +268,10 @@ void Server::static_cb(SoupServer *, SoupServerMessage *msg, const char *path, G
   const char *method = soup_server_message_get_method(msg);
   if (g_strcmp0(method, SOUP_METHOD_GET) != 0 && g_strcmp0(method, SOUP_METHOD_HEAD) != 0) {
     respond_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "GET only");
+    return;
+  }
+  if (self->static_files_) {
+    self->static_files_->serve(msg, path);
     return;
   }
   const std::string name = g_strcmp0(path, "/") == 0 ? "index.html" : std::string(path).substr(1);
@@ -308,6 +322,8 @@ void Server::chat_ws_cb(SoupServer *, SoupServerMessage *msg, const char *, Soup
   const std::string problem = read_conversation(self->config_, query_fields(query), true, &conversation);
   if (query) g_hash_table_unref(query);
   if (!problem.empty()) {  // checked before the handshake already
+    const std::string told = "\x05" + problem;
+    soup_websocket_connection_send_binary(ws, told.data(), told.size());
     soup_websocket_connection_close(ws, 1008, problem.substr(0, 120).c_str());
     return;
   }

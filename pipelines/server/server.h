@@ -7,11 +7,13 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 
 #include "config.h"
 #include "metrics.h"
+#include "static_files.h"
 
 namespace ppserver {
 
@@ -77,6 +79,7 @@ class Server {
   Config config_;
   SoupServer *soup_ = nullptr;
   Metrics metrics_;
+  std::unique_ptr<StaticFiles> static_files_;  // --static
   bool draining_ = false, shutting_down_ = false;
   int failed_in_a_row_ = 0, calls_playing_ = 0;
   std::string last_failure_;

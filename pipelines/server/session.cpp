@@ -165,7 +165,9 @@ gboolean Session::bus_cb(GstBus *, GstMessage *message, gpointer data) {
       GError *error = nullptr;
       gst_message_parse_warning(message, &error, nullptr);
       self->log("warning from %s: %s", GST_OBJECT_NAME(GST_MESSAGE_SRC(message)), error->message);
+      const std::string text = error->message;
       g_error_free(error);
+      self->on_warning(message, text);
       break;
     }
     case GST_MESSAGE_LATENCY:

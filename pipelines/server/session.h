@@ -60,6 +60,8 @@ class Session {
   // A pipeline error, already logged; ends the call by default.
   virtual void on_error(GstMessage *message, const std::string &text);
   virtual void on_element_message(GstMessage *message) {}
+  // A pipeline warning, already logged (the element falling behind real time).
+  virtual void on_warning(GstMessage *message, const std::string &text) {}
   // Tells the client about an error before the close (its close reason may
   // be cut short, and not every client reads it).
   virtual void tell_error(const std::string &text) {}

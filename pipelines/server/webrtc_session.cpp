@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server.h"
+#include "signalling_message.h"
 
 namespace ppserver {
 namespace {
@@ -26,12 +27,6 @@ const char *kPipeline =
     "application/x-rtp,media=audio,encoding-name=OPUS,payload=111 ! webrtc. "
     "pp.text_src ! queue ! appsink name=text sync=false async=false";
 
-std::string field_as_string(const json &value) {
-  if (value.is_string()) return value.get<std::string>();
-  if (value.is_number_integer()) return std::to_string(value.get<long long>());
-  return value.dump();
-}
-
 }  // namespace
 
 WebRtcSession::WebRtcSession(Server *server, SoupWebsocketConnection *ws) : Session(server, ws, "webrtc") {}
@@ -42,12 +37,18 @@ void WebRtcSession::tell_error(const std::string &text) {
   send_text_later(json{{"type", "error"}, {"message", text}}.dump());
 }
 
+// The model's own warnings (falling behind real time) are the page's to show.
+void WebRtcSession::on_warning(GstMessage *message, const std::string &text) {
+  if (g_strcmp0(G_OBJECT_TYPE_NAME(GST_MESSAGE_SRC(message)), "GstPersonaPlex") == 0)
+    send_text_later(json{{"type", "warning"}, {"message", text}}.dump());
+}
+
 void WebRtcSession::on_ws_message(SoupWebsocketDataType type, GBytes *message) {
   gsize size = 0;
   const char *data = static_cast<const char *>(g_bytes_get_data(message, &size));
   json m;
-  if (type == SOUP_WEBSOCKET_DATA_TEXT) m = json::parse(data, data + size, nullptr, false);
-  if (!m.is_object() || !m.contains("type") || !m["type"].is_string()) {
+  if (type == SOUP_WEBSOCKET_DATA_TEXT) m = read_signalling_message(std::string_view(data, size));
+  if (m.is_discarded() || m.is_null()) {
     fail(1003, "signalling messages are JSON objects with a \"type\"");
     return;
   }
@@ -57,11 +58,8 @@ void WebRtcSession::on_ws_message(SoupWebsocketDataType type, GBytes *message) {
       fail(1008, "the call has already started");
       return;
     }
-    std::map<std::string, std::string> fields;
-    for (auto it = m.begin(); it != m.end(); ++it)
-      if (it.key() != "type" && !it.value().is_null()) fields[it.key()] = field_as_string(it.value());
     Conversation conversation;
-    const std::string problem = read_conversation(server_->config(), fields, false, &conversation);
+    const std::string problem = read_conversation(server_->config(), start_fields(m), false, &conversation);
     if (!problem.empty()) {
       fail(1008, problem);
       return;

@@ -4,6 +4,7 @@
 //   server -> page  {"type":"offer","sdp":...}, {"type":"ice","candidate":...,"sdpMLineIndex":N}
 //   page -> server  {"type":"answer","sdp":...}, {"type":"ice",...}, {"type":"stop"}
 //   server -> page  {"type":"accepted"}, {"type":"ready"} (the prompts have run),
+//                   {"type":"warning","message":...} (the model falls behind real time),
 //                   {"type":"error","message":...} before a close
 //
 // The pipeline: webrtcbin's remote audio -> decodebin -> audioconvert ->
@@ -36,6 +37,7 @@ class WebRtcSession : public Session {
   void on_playing() override;
   void on_tick(gint64 now_us) override;
   void tell_error(const std::string &text) override;
+  void on_warning(GstMessage *message, const std::string &text) override;
   void on_teardown() override;
 
   void start_call(const Conversation &conversation);

@@ -100,6 +100,25 @@ TEST(SafeTensors, SizeMismatchWithShape) {
   EXPECT_NE(msg.find("needs 12"), std::string::npos) << msg;
 }
 
+// Products that wrap around 64 bits to the byte range given (here 0) were
+// once accepted; libtorch then refused a "negative dimension".
+TEST(SafeTensors, ShapesWhoseSizeOverflowsAreRefused) {
+  const std::string path = test::temp_dir() + "/x.safetensors";
+  write_raw(path, R"({"w": {"dtype": "U8", "shape": [4611686018427387904, 4], "data_offsets": [0, 0]}})", 8);
+  auto msg = error_of([&] { SafeTensors st(path); });
+  EXPECT_NE(msg.find("'w'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("more elements than any file holds"), std::string::npos) << msg;
+  write_raw(path, R"({"w": {"dtype": "F32", "shape": [4611686018427387904], "data_offsets": [0, 0]}})", 8);
+  msg = error_of([&] { SafeTensors st(path); });
+  EXPECT_NE(msg.find("more bytes than any file holds"), std::string::npos) << msg;
+  write_raw(path, R"({"w": {"dtype": "F32", "shape": [18446744073709551615], "data_offsets": [0, 0]}})", 8);
+  msg = error_of([&] { SafeTensors st(path); });
+  EXPECT_NE(msg.find("more elements than any file holds"), std::string::npos) << msg;
+  write_raw(path, "{\"w\": " + std::string(100000, '[') + std::string(100000, ']') + "}", 8);
+  msg = error_of([&] { SafeTensors st(path); });
+  EXPECT_NE(msg.find("nested deeper"), std::string::npos) << msg;
+}
+
 TEST(SafeTensors, MissingTensorAndWrongShape) {
   std::string path = write_sample(test::temp_dir());
   SafeTensors st(path);

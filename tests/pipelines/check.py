@@ -235,6 +235,16 @@ def main():
         print('%s: the %d tensors of %s' % (args[0], len(a), args[1]))
     elif mode == 'mkv':
         mkv(args[0], args[1])
+    elif mode == 'rtp':  # rtp PACKET --pt N --payload BYTES: one RTP packet, as sent
+        data = open(args.pop(0), 'rb').read()
+        opts = dict(zip(args[::2], args[1::2]))
+        if len(data) < 12 or data[0] >> 6 != 2:
+            fail('not an RTP packet (%d bytes)' % len(data))
+        header = 12 + 4 * (data[0] & 0x0f)
+        pt, payload = data[1] & 0x7f, len(data) - header
+        if pt != int(opts['--pt']) or payload != int(opts['--payload']):
+            fail('RTP payload type %d of %d bytes, expected %s of %s' % (pt, payload, opts['--pt'], opts['--payload']))
+        print('RTP payload type %d, %d bytes' % (pt, payload))
     else:
         fail('unknown mode ' + mode)
 

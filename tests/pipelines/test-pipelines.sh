@@ -4,8 +4,9 @@
 # by check.py.
 #
 # Usage: test-pipelines.sh CASE PIPELINES_DIR
-#   CASE: offline, live, rtp, record-mkv, broadcast, parse, fetch-model,
-#         voice, make-model, python
+#   CASE: offline, live, rtp, telephony, speakerphone, record-mkv, broadcast,
+#         parse, fetch-model, voice, make-model, demo-model, live-demo,
+#         python
 # Environment: PERSONAPLEX_FIXTURES (the fixtures), PERSONAPLEX_TOOLS (the
 # built tools), PERSONAPLEX_PARSE_CHECK and PERSONAPLEX_VOICE_CHECK (the test
 # programs). Exits 77 (skipped) without the fixtures or a needed plugin.
@@ -32,7 +33,8 @@ expect_status() {
 }
 
 [ -f "$F/lm/weights.safetensors" ] && [ -f "$F/mimi/weights.safetensors" ] ||
-  [ "$case_name" = fetch-model ] || skip "reference fixtures not found (PERSONAPLEX_FIXTURES)"
+  [ "$case_name" = fetch-model ] || [ "$case_name" = demo-model ] || [ "$case_name" = live-demo ] ||
+  skip "reference fixtures not found (PERSONAPLEX_FIXTURES)"
 
 tmp=$(mktemp -d)
 pids=()
@@ -87,6 +89,18 @@ live)
   ! grep -q "Falling behind" "$tmp/log" || { echo "FAIL: the model fell behind"; exit 1; }
   ;;
 
+live-demo)
+  need personaplex audiotestsrc wavenc
+  step "mic-to-speakers.sh with no model: the demo model, live, in real time"
+  XDG_CACHE_HOME=$tmp/cache PERSONAPLEX_TOOLS=$tools "$pipelines/mic-to-speakers.sh" \
+    --source "audiotestsrc is-live=true num-buffers=15 samplesperbuffer=2400 wave=sine freq=220" \
+    --sink "wavenc ! filesink location=$tmp/live.wav" >"$tmp/words.txt" 2>"$tmp/log"
+  cat "$tmp/log"
+  grep -q "demo model" "$tmp/log"
+  check wav "$tmp/live.wav" --channels 1 --rate 24000 --min-frames 28800 --min-rms 1e-3
+  ! grep -q "Falling behind" "$tmp/log" || { echo "FAIL: the demo model fell behind"; exit 1; }
+  ;;
+
 rtp)
   need personaplex udpsrc udpsink rtpjitterbuffer rtpopuspay rtpopusdepay opusenc opusdec wavenc
   port=$((20000 + $$ % 20000 * 2)) reply=$((port + 1))
@@ -104,6 +118,62 @@ rtp)
   # The agent talked all along: about 5 s of answer, decoded at 48 kHz.
   check wav "$tmp/answer.wav" --channels 1 --rate 48000 --min-frames $((4 * 48000)) --min-rms 1e-3
   ! grep -q "Falling behind" "$tmp/agent.log" || { echo "FAIL: the agent fell behind"; exit 1; }
+  ;;
+
+telephony)
+  need personaplex udpsrc udpsink rtpjitterbuffer rtppcmupay rtppcmudepay rtppcmapay rtppcmadepay \
+    mulawenc mulawdec alawenc alawdec wavenc
+  port=$((20000 + $$ % 20000 * 2)) reply=$((port + 1))
+  pcmu="application/x-rtp,media=audio,clock-rate=8000,encoding-name=PCMU,payload=0"
+  step "telephony-g711.sh (PCMU) on 127.0.0.1:$port answering to $reply; a call from the user's wav"
+  timeout -s INT -k 5 40 "$pipelines/telephony-g711.sh" "${model[@]}" --port $port --reply-port $reply \
+    >"$tmp/agent.log" 2>&1 &
+  pids+=($!)
+  # The agent talks once its prompts have run: its first packet, 20 ms of PCMU.
+  timeout 60 gst-launch-1.0 -q udpsrc port=$reply num-buffers=1 ! filesink location="$tmp/packet"
+  check rtp "$tmp/packet" --pt 0 --payload 160
+  gst-launch-1.0 -q -e udpsrc port=$reply caps="$pcmu" ! rtpjitterbuffer latency=60 ! rtppcmudepay ! \
+    mulawdec ! wavenc ! filesink location="$tmp/answer.wav" &
+  receiver=$!
+  pids+=($receiver)
+  # The caller: the wav as 8 kHz G.711 in 20 ms packets, in real time (1.92 s).
+  gst-launch-1.0 -q filesrc location="$user" ! wavparse ! audioconvert ! audioresample ! \
+    audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay min-ptime=20000000 max-ptime=20000000 ! \
+    udpsink host=127.0.0.1 port=$port
+  sleep 0.3
+  kill -INT $receiver
+  wait $receiver
+  kill -INT "${pids[0]}"
+  wait "${pids[0]}" || true
+  cat "$tmp/agent.log"
+  # The agent's answer, decoded: not silent, at least as long as the call.
+  check wav "$tmp/answer.wav" --channels 1 --rate 8000 --min-frames $((user_frames / 3)) --min-rms 1e-3
+  ! grep -q "Falling behind" "$tmp/agent.log" || { echo "FAIL: the agent fell behind"; exit 1; }
+  [ -s "$tmp/agent.log" ] || { echo "FAIL: no words"; exit 1; }
+  step "telephony-g711.sh --codec pcma: payload type 8, A-law"
+  timeout -s INT -k 5 40 "$pipelines/telephony-g711.sh" "${model[@]}" --codec pcma --port $port --reply-port $reply \
+    >"$tmp/agent.log" 2>&1 &
+  pids+=($!)
+  timeout 60 gst-launch-1.0 -q udpsrc port=$reply num-buffers=1 ! filesink location="$tmp/packet"
+  check rtp "$tmp/packet" --pt 8 --payload 160
+  kill -INT "${pids[-1]}"
+  wait "${pids[-1]}" || true
+  expect_status 2 "$pipelines/telephony-g711.sh" "${model[@]}" --codec g729
+  ;;
+
+speakerphone)
+  need personaplex webrtcdsp webrtcechoprobe audiotestsrc fakesink
+  step "speakerphone.sh: 10 s in real time, a live test source for the microphone, a synced sink"
+  begin=$(date +%s%N)
+  "$pipelines/speakerphone.sh" "${model[@]}" \
+    --source "audiotestsrc is-live=true num-buffers=100 samplesperbuffer=4800 wave=ticks" \
+    --sink "fakesink sync=true" >"$tmp/words.txt" 2>"$tmp/log"
+  took=$(( ($(date +%s%N) - begin) / 1000000 ))
+  cat "$tmp/log"
+  echo "ran $took ms"
+  [ "$took" -ge 10000 ] || { echo "FAIL: 10 s of audio took $took ms"; exit 1; }
+  [ -s "$tmp/words.txt" ] || { echo "FAIL: no words"; exit 1; }
+  ! grep -q "Falling behind" "$tmp/log" || { echo "FAIL: the model fell behind"; exit 1; }
   ;;
 
 record-mkv)
@@ -175,13 +245,67 @@ parse)
   parsed matroskamux "$pipelines/record-mkv.sh" "${model[@]}" --source autoaudiosrc out.mkv
   parsed interleave "$pipelines/broadcast-stereo.sh" "${model[@]}" --source autoaudiosrc out.wav
   parsed interleave "$pipelines/broadcast-stereo.sh" "${model[@]}" --center in.wav out.wav
+  parsed rtppcmapay "$pipelines/telephony-g711.sh" "${model[@]}" --codec pcma --reply-host 192.0.2.1
+  parsed webrtcdsp "$pipelines/speakerphone.sh" "${model[@]}"
+  parsed autoaudiosink "$pipelines/speakerphone.sh" "${model[@]}" --delay-agnostic --no-noise-suppression
   step "the check fails on what gst-launch-1.0 would refuse"
   expect_status 1 "$pipelines/mic-to-speakers.sh" "${model[@]}" --sink "fakesink no-such-property=1"
   expect_status 1 "$pipelines/mic-to-speakers.sh" "${model[@]}" --source "no-such-element"
   step "usage errors"
   expect_status 2 "$pipelines/offline.sh" "${model[@]}" --top-kk 5 in.wav out.wav
   expect_status 2 "$pipelines/offline.sh" "${model[@]}" only-one.wav
-  expect_status 2 "$pipelines/offline.sh" in.wav out.wav  # no model
+  step "no model: the demo model, with its notice"
+  XDG_CACHE_HOME=$tmp/cache parsed personaplex "$pipelines/offline.sh" in.wav out.wav 2>"$tmp/notice"
+  cat "$tmp/notice"
+  grep -q "demo model" "$tmp/notice"
+  grep -q "fetch-model.sh" "$tmp/notice"
+  XDG_CACHE_HOME=$tmp/cache parsed autoaudiosrc "$pipelines/mic-to-speakers.sh" 2>/dev/null
+  step "no model and no personaplex-make-model: a clear error"
+  XDG_CACHE_HOME=$tmp/cache2 PERSONAPLEX_TOOLS=$tmp/none PATH=/usr/bin:/bin expect_status 2 \
+    bash -c "cd '$tmp' && cp -r '$pipelines' p && p/offline.sh in.wav out.wav"
+  ;;
+
+demo-model)
+  make=$tools/personaplex-make-model
+  step "personaplex-make-model --demo: made into the cache directory, its path on stdout"
+  XDG_CACHE_HOME=$tmp/cache "$make" --demo >"$tmp/dir" 2>"$tmp/log"
+  cat "$tmp/log"
+  dir=$(cat "$tmp/dir")
+  [ "$dir" = "$tmp/cache/gst-personaplex/demo-model-1" ] || { echo "FAIL: made in '$dir'"; exit 1; }
+  for f in model.safetensors tokenizer-e351c8d8-checkpoint125.safetensors tokenizer_spm_32k_3.model \
+      lm_config.json mimi_config.json voices/NATF2.pt; do
+    [ -s "$dir/$f" ] || { echo "FAIL: no $f"; exit 1; }
+  done
+  step "again: reused as it is"
+  stamp=$(stat -c %Y.%i "$dir/model.safetensors")
+  XDG_CACHE_HOME=$tmp/cache "$make" --demo >"$tmp/dir2"
+  cmp "$tmp/dir" "$tmp/dir2"
+  [ "$(stat -c %Y.%i "$dir/model.safetensors")" = "$stamp" ] || { echo "FAIL: made again"; exit 1; }
+  step "HOME/.cache without XDG_CACHE_HOME; two runs at once make the same files"
+  HOME=$tmp/home XDG_CACHE_HOME='' "$make" --demo >"$tmp/a" &
+  HOME=$tmp/home XDG_CACHE_HOME='' "$make" --demo >"$tmp/b"
+  wait $!
+  cmp "$tmp/a" "$tmp/b"
+  home_dir=$(cat "$tmp/a")
+  [ "$home_dir" = "$tmp/home/.cache/gst-personaplex/demo-model-1" ] || { echo "FAIL: made in '$home_dir'"; exit 1; }
+  for f in model.safetensors tokenizer-e351c8d8-checkpoint125.safetensors lm_config.json voices/NATF2.pt; do
+    cmp "$dir/$f" "$home_dir/$f"
+  done
+  ! ls -d "$tmp"/home/.cache/gst-personaplex/*.part-* 2>/dev/null || { echo "FAIL: a partial model was left"; exit 1; }
+  step "--output puts it elsewhere; the sizes and seed are fixed"
+  "$make" --demo --output "$tmp/elsewhere/demo" >"$tmp/dir3"
+  [ "$(cat "$tmp/dir3")" = "$tmp/elsewhere/demo" ]
+  cmp "$dir/model.safetensors" "$tmp/elsewhere/demo/model.safetensors"
+  expect_status 2 "$make" --demo --seed 3
+  expect_status 2 "$make" --demo --lm-config x.json
+  step "a cache directory that cannot be made: an error naming it"
+  touch "$tmp/file"
+  XDG_CACHE_HOME=$tmp/file expect_status 1 "$make" --demo 2>"$tmp/err"
+  cat "$tmp/err"
+  grep -q "$tmp/file/gst-personaplex: cannot create the directory" "$tmp/err"
+  XDG_CACHE_HOME=$tmp/file PERSONAPLEX_TOOLS=$tools expect_status 2 "$pipelines/offline.sh" in.wav out.wav 2>"$tmp/err"
+  cat "$tmp/err"
+  grep -q "the demo model could not be made" "$tmp/err"
   ;;
 
 fetch-model)

@@ -217,12 +217,13 @@ def main():
         for name in ("NATF2.pt", "NATM1.pt"):
             shutil.copy(os.path.join(fixtures, "lm", "voice.pt"), os.path.join(voices, name))
         f = fixtures
-        server = Server([
+        server_args = [
             server_bin, "--http", "--host", "127.0.0.1", "--port", "0", "--max-sessions", "2",
             "--ice-address", "127.0.0.1", "--ice-ports", "%d-%d" % ICE_PORTS,
             "--lm-weights", f + "/lm/weights.safetensors", "--lm-config", f + "/lm/config.json",
             "--mimi-weights", f + "/mimi/weights.safetensors", "--mimi-config", f + "/mimi/config.json",
-            "--tokenizer", f + "/lm/tokenizer.model", "--voices-dir", voices, "--device", "cpu"])
+            "--tokenizer", f + "/lm/tokenizer.model", "--voices-dir", voices, "--device", "cpu"]
+        server = Server(server_args)
 
         port = free_port()
         driver_log = os.path.join(tmp, "chromedriver.log")
@@ -253,6 +254,17 @@ def main():
         wait_for("the first call going on", lambda: first.js_async("window.personaplex.inboundBytes()") > before + 2000, 20)
         assert server.sessions() == 2
 
+        log("== a third call is told why it cannot start")
+        third = Browser(driver, chromium, os.path.join(tmp, "profile3"), microphone)
+        browsers.append(third)
+        start_call(third, server.url, "NATF2.pt")
+        wait_for("the third page's error", lambda: third.state()[1], 30)
+        state, error = third.state()
+        assert state == "error" and "busy" in error, "the third page shows %r %r" % (state, error)
+        log("third: %s" % error)
+        third.quit()
+        browsers.remove(third)
+
         log("== Stop, then a browser that vanishes")
         first.click("#stop")
         wait_for("the first call's end", lambda: first.state()[0] == "idle", 10)
@@ -263,6 +275,21 @@ def main():
         status = server.stop()
         server = None
         assert status == 0, "the server exited with %d" % status
+
+        log("== a server that falls behind, then vanishes mid-call: the page says both")
+        server = Server(server_args + ["--latency", "1000000"])  # 1 ms: the CPU steps are late
+        start_call(first, server.url, "NATF2.pt")
+        expect_talking(first, "first again")
+        warning = wait_for("the page's warning", lambda: first.js("return window.personaplex.warning()"), 30)
+        assert "Falling behind real time" in warning, warning
+        log("first: %s" % warning)
+        server.proc.kill()
+        server.proc.wait(10)
+        server = None
+        wait_for("the page's error", lambda: first.state()[1], 30)
+        state, error = first.state()
+        assert state == "error" and "lost" in error, "the page shows %r %r" % (state, error)
+        log("first: %s" % error)
         log("ok")
     finally:
         for b in browsers:

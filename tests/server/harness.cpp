@@ -175,6 +175,12 @@ int run_server(const std::vector<std::string> &args, std::string *output) {
   return status;
 }
 
+std::string Response::header(const std::string &name) const {
+  for (const auto &h : headers)
+    if (g_ascii_strcasecmp(h.first.c_str(), name.c_str()) == 0) return h.second;
+  return "";
+}
+
 Response http_get(const std::string &url, const std::vector<std::pair<std::string, std::string>> &headers) {
   SoupSession *session = soup_session_new();
   SoupMessage *msg = soup_message_new("GET", url.c_str());
@@ -190,6 +196,12 @@ Response http_get(const std::string &url, const std::vector<std::pair<std::strin
     g_error_free(error);
   }
   r.status = soup_message_get_status(msg);
+  soup_message_headers_foreach(
+      soup_message_get_response_headers(msg),
+      [](const char *name, const char *value, gpointer out) {
+        static_cast<Response *>(out)->headers.emplace_back(name, value);
+      },
+      &r);
   if (body) {
     gsize size = 0;
     const char *data = static_cast<const char *>(g_bytes_get_data(body, &size));
@@ -355,6 +367,29 @@ std::vector<float> decode_ogg_opus(const std::string &ogg) {
   const std::string bytes = pull_all(pipeline, GST_APP_SINK(sink));
   gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(src);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
+  std::vector<float> samples(bytes.size() / sizeof(float));
+  if (!samples.empty()) memcpy(samples.data(), bytes.data(), samples.size() * sizeof(float));
+  return samples;
+}
+
+}  // namespace harness
+
+namespace harness {
+
+std::vector<float> pcm_of_wav(const std::string &path, int rate, int channels) {
+  gchar *description = g_strdup_printf(
+      "filesrc location=\"%s\" ! wavparse ! audioconvert ! audioresample ! "
+      "audio/x-raw,format=F32LE,rate=%d,channels=%d ! appsink name=sink sync=false",
+      path.c_str(), rate, channels);
+  GstElement *pipeline = gst_parse_launch(description, nullptr);
+  g_free(description);
+  g_assert_nonnull(pipeline);
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  const std::string bytes = pull_all(pipeline, GST_APP_SINK(sink));
+  gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(sink);
   gst_object_unref(pipeline);
   std::vector<float> samples(bytes.size() / sizeof(float));

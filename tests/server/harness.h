@@ -54,6 +54,9 @@ std::vector<std::string> model_options();
 struct Response {
   guint status = 0;
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  // A response header's value ("" when absent); names match in any case.
+  std::string header(const std::string &name) const;
 };
 Response http_get(const std::string &url, const std::vector<std::pair<std::string, std::string>> &headers = {});
 
@@ -105,6 +108,9 @@ class Client {
 // Encodes a WAV file, `repeat` times in a row, to one Ogg/Opus stream
 // (opusenc, 20 ms packets, unless another `encoder` is named).
 std::string ogg_opus_of_wav(const std::string &path, int repeat = 1, const std::string &encoder = "opusenc frame-size=20");
+
+// A WAV file's samples as interleaved float at `rate`, `channels`.
+std::vector<float> pcm_of_wav(const std::string &path, int rate, int channels);
 
 // Decodes an Ogg/Opus stream to 24 kHz mono float samples.
 std::vector<float> decode_ogg_opus(const std::string &ogg);

@@ -6,12 +6,14 @@
 #include <gst/gst.h>
 #include <glib/gstdio.h>
 #include <opus.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "harness.h"
+#include "ogg_opus_maker.h"
 
 using harness::Client;
 using harness::ServerProcess;
@@ -263,8 +265,7 @@ void test_malformed_messages() {
     std::string broken = ogg.substr(0, ogg.size() / 2);
     for (size_t i = 200; i < broken.size(); i += 97) broken[i] = char(~broken[i]);
     c.send_binary(std::string(1, char(kAudio)) + broken);
-    c.wait_closed(3);
-    if (c.closed()) g_assert_cmpuint(c.close_code(), ==, 1007);
+    expect_closed(c, 1007, "not an Ogg stream");
   }
   wait_sessions(server, 0);  // calls are freed after their client goes; 2 slots
   {
@@ -276,12 +277,73 @@ void test_malformed_messages() {
     g_assert_cmpuint(vorbis.size(), >, 100);
     c.send_binary(std::string(1, char(kAudio)) + vorbis);
     expect_closed(c, 1007, "not Opus");
+    // Said first, in full.
+    g_assert_true(payloads(c, kError).at(0) == "invalid Ogg/Opus audio: the Ogg stream is Vorbis, not Opus");
   }
   wait_sessions(server, 0);
   Client after(server.ws_url(kChat));
   expect_handshake(after);
   stream_wav(after);
   g_assert_cmpint(after.wait_binary(kAudio, 60), >, 0);
+}
+
+// Sends an Ogg stream with each page cut in two messages (at `cut` of its size).
+void send_pages_split(Client &c, const std::string &ogg, double cut) {
+  for (size_t at = 0; at < ogg.size();) {
+    const size_t segments = guint8(ogg[at + 26]);
+    size_t size = 27 + segments;
+    for (size_t i = 0; i < segments; ++i) size += guint8(ogg[at + 27 + i]);
+    const size_t first = std::max<size_t>(1, size_t(size * cut));
+    c.send_binary(std::string(1, char(kAudio)) + ogg.substr(at, first));
+    c.send_binary(std::string(1, char(kAudio)) + ogg.substr(at + first, size - first));
+    at += size;
+  }
+}
+
+// Ogg Opus as real clients write it: a browser's page rate in the OpusHead
+// (44100, 96000), an 8 kHz encoder, stereo, 100 ms packets from a 24 kHz
+// encoder (LiveKit's plugin), several packets a page; pages cut across
+// messages. Each call is answered with the model's audio for all of it.
+void test_any_ogg_opus() {
+  ServerProcess server;
+  const std::string wav = harness::fixtures() + "/lm/user.wav";
+  const struct {
+    const char *name;
+    int channels, encoder_rate;
+    uint32_t head_rate;
+    double packet_ms;
+    int per_page;
+  } cases[] = {
+      {"44.1 kHz page", 1, 48000, 44100, 20, 1},  {"96 kHz page", 1, 48000, 96000, 20, 1},
+      {"8 kHz", 1, 8000, 8000, 20, 1},            {"stereo 44.1 kHz", 2, 48000, 44100, 20, 3},
+      {"24 kHz, 100 ms packets", 1, 24000, 24000, 100, 1},
+  };
+  for (const auto &k : cases) {
+    oggmaker::Options o;
+    o.channels = k.channels;
+    o.encoder_rate = k.encoder_rate;
+    o.head_rate = k.head_rate;
+    o.packet_ms = k.packet_ms;
+    o.packets_per_page = k.per_page;
+    const std::vector<float> pcm = harness::pcm_of_wav(wav, k.encoder_rate, k.channels);
+    const double seconds = double(pcm.size()) / k.channels / k.encoder_rate;
+    const std::string ogg = oggmaker::ogg_opus(pcm, o);
+    Client c(server.ws_url(kChat));
+    expect_handshake(c);
+    send_pages_split(c, ogg, 0.5);
+    // One 80 ms page per frame of input, after the two header pages.
+    const size_t frames = size_t(seconds / 0.08) - 1;
+    harness::wait_until([&] { return payloads(c, kAudio).size() >= 2 + frames || c.closed(); }, 60);
+    if (c.closed() || payloads(c, kAudio).size() < 2 + frames)
+      g_error("%s: %zu audio pages for %.2f s (closed %d: %u %s; %s)", k.name, payloads(c, kAudio).size(), seconds,
+              c.closed(), c.close_code(), c.close_reason().c_str(),
+              payloads(c, kError).empty() ? "" : payloads(c, kError)[0].c_str());
+    g_print("%s: %zu audio pages, %zu text pieces for %.2f s\n", k.name, payloads(c, kAudio).size(),
+            payloads(c, kText).size(), seconds);
+    c.close();
+    g_assert_true(c.wait_closed(10));
+    wait_sessions(server, 0);
+  }
 }
 
 void test_disconnects() {
@@ -461,6 +523,31 @@ void test_signalling_errors() {
   wait_sessions(server, 0);
 }
 
+// The model's "falling behind real time" warnings reach the page: with no
+// compute budget (--latency 0) every live step is late.
+void test_warnings_reach_the_page() {
+  ServerProcess server({"--latency", "0"});
+  Client page(server.ws_url("/ws"));
+  page.send_text(R"({"type":"start","voice_prompt":"NATF2.pt","text_prompt":"hi"})");
+  std::string warning;
+  harness::wait_until(
+      [&] {
+        for (const Client::Message &m : page.messages()) {
+          const json j = json::parse(m.data, nullptr, false);
+          if (j.is_object() && j.value("type", "") == "warning") warning = j.value("message", "");
+        }
+        return !warning.empty() || page.closed();
+      },
+      30);
+  if (warning.find("Falling behind real time") != 0)
+    g_error("no warning on the page (closed %d: %u %s)", page.closed(), page.close_code(), page.close_reason().c_str());
+  g_assert_false(page.closed());  // the call goes on
+  std::string out;
+  std::vector<std::string> args = harness::model_options();
+  args.insert(args.end(), {"--http", "--latency", "-5"});
+  g_assert_cmpint(harness::run_server(args, &out), ==, 2);
+}
+
 void test_https() {
   gchar *dir = g_dir_make_tmp("pp-ssl-XXXXXX", nullptr);
   for (int round = 0; round < 2; ++round) {
@@ -482,6 +569,117 @@ void test_https() {
   g_free(dir);
 }
 
+// The status of a request sent as written (a client library would resolve
+// the dots first).
+guint raw_status(const ServerProcess &server, const std::string &path) {
+  const std::string url = server.url();
+  const int port = std::stoi(url.substr(url.rfind(':') + 1));
+  GSocketClient *client = g_socket_client_new();
+  GSocketConnection *c = g_socket_client_connect_to_host(client, "127.0.0.1", guint16(port), nullptr, nullptr);
+  g_assert_nonnull(c);
+  GSocket *socket = g_socket_connection_get_socket(c);
+  g_socket_set_timeout(socket, 10);
+  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  g_socket_send(socket, request.data(), request.size(), nullptr, nullptr);
+  std::string answer;
+  char buffer[4096];
+  gssize n;
+  while ((n = g_socket_receive(socket, buffer, sizeof buffer, nullptr, nullptr)) > 0) answer.append(buffer, n);
+  g_object_unref(c);
+  g_object_unref(client);
+  guint status = 0;
+  if (sscanf(answer.c_str(), "HTTP/1.%*d %u", &status) != 1) g_error("no HTTP answer to %s", path.c_str());
+  return status;
+}
+
+void write_file(const std::string &path, const std::string &content) {
+  gchar *dir = g_path_get_dirname(path.c_str());
+  g_mkdir_with_parents(dir, 0700);
+  g_free(dir);
+  g_assert_true(g_file_set_contents(path.c_str(), content.data(), content.size(), nullptr));
+}
+
+// --static DIR: a web client's tree at /, with nested folders, MIME types
+// (.wasm included), conditional GETs, and nothing outside DIR reachable.
+void test_static_files() {
+  gchar *tmp = g_dir_make_tmp("pp-static-XXXXXX", nullptr);
+  const std::string base = tmp, root = base + "/dist";
+  g_free(tmp);
+  const std::string wasm("\0asm\x01\0\0\0", 8);
+  const struct {
+    const char *path, *type;
+    std::string content;
+  } files[] = {
+      {"index.html", "text/html", "<!doctype html><title>client</title>"},
+      {"assets/index-4f2a.js", "text/javascript", "console.log(1);"},
+      {"assets/index-4f2a.js.map", "application/json", "{}"},
+      {"assets/index-77.css", "text/css", "body{}"},
+      {"assets/decoderWorker.min.wasm", "application/wasm", wasm},
+      {"assets/images/logo.svg", "image/svg+xml", "<svg/>"},
+      {"data/config.json", "application/json", "{\"a\":1}"},
+      {"docs/guide/index.html", "text/html", "guide"},
+      {"assets/blob.bin", "application/octet-stream", "xx"},
+  };
+  for (const auto &f : files) write_file(root + "/" + f.path, f.content);
+  write_file(root + "/.env", "SECRET=1");
+  write_file(base + "/secret.txt", "secret");
+  g_assert_cmpint(symlink((base + "/secret.txt").c_str(), (root + "/leak.txt").c_str()), ==, 0);
+  g_assert_cmpint(symlink(base.c_str(), (root + "/up").c_str()), ==, 0);
+  g_assert_cmpint(symlink("assets/images/logo.svg", (root + "/logo.svg").c_str()), ==, 0);  // inside: fine
+
+  ServerProcess server({"--static", root});
+  for (const auto &f : files) {
+    const harness::Response r = harness::http_get(server.url() + f.path);
+    if (r.status != 200 || r.body != f.content || r.header("Content-Type").find(f.type) != 0)
+      g_error("%s: %u %s", f.path, r.status, r.header("Content-Type").c_str());
+  }
+  harness::Response index = harness::http_get(server.url());
+  g_assert_cmpuint(index.status, ==, 200);
+  g_assert_true(index.body == files[0].content);
+  g_assert_true(harness::http_get(server.url() + "docs/guide/").body == "guide");
+  g_assert_true(harness::http_get(server.url() + "docs/guide").body == "guide");  // redirected to the slash
+  g_assert_cmpuint(raw_status(server, "/docs/guide"), ==, 301);
+  g_assert_true(harness::http_get(server.url() + "logo.svg").body == "<svg/>");
+  g_assert_cmpuint(harness::http_get(server.url() + "assets/nothing.js").status, ==, 404);
+  g_assert_cmpuint(harness::http_get(server.url() + "data/").status, ==, 404);  // no index, no listing
+
+  // Conditional GETs.
+  const harness::Response js = harness::http_get(server.url() + "assets/index-4f2a.js");
+  g_assert_false(js.header("ETag").empty());
+  g_assert_false(js.header("Last-Modified").empty());
+  g_assert_cmpuint(harness::http_get(server.url() + "assets/index-4f2a.js", {{"If-None-Match", js.header("ETag")}}).status,
+                   ==, 304);
+  g_assert_cmpuint(
+      harness::http_get(server.url() + "assets/index-4f2a.js", {{"If-Modified-Since", js.header("Last-Modified")}}).status,
+      ==, 304);
+  g_assert_cmpuint(harness::http_get(server.url() + "assets/index-4f2a.js", {{"If-None-Match", "\"other\""}}).status,
+                   ==, 200);
+  g_assert_cmpuint(harness::http_get(server.url() + "assets/index-4f2a.js",
+                                     {{"If-Modified-Since", "Thu, 01 Jan 1998 00:00:00 GMT"}}).status,
+                   ==, 200);
+
+  // Nothing outside the tree.
+  for (const char *path : {"/../secret.txt", "/%2e%2e/secret.txt", "/assets/%2e%2e/%2e%2e/secret.txt",
+                           "/assets/..%2f..%2fsecret.txt", "/%2E%2E%2Fsecret.txt", "//etc/passwd", "/.env",
+                           "/assets/%00.js", "/%2fetc%2fpasswd", "/..\\secret.txt"}) {
+    const guint status = raw_status(server, path);
+    if (status != 404 && status != 403 && status != 400) g_error("%s: %u", path, status);
+  }
+  g_assert_cmpuint(raw_status(server, "/leak.txt"), ==, 403);
+  g_assert_cmpuint(raw_status(server, "/up/secret.txt"), ==, 403);
+  // The API is still there.
+  g_assert_cmpuint(harness::http_get(server.url() + "api/voices").status, ==, 200);
+
+  std::string out;
+  std::vector<std::string> args = harness::model_options();
+  args.insert(args.end(), {"--http", "--static", base + "/secret.txt"});
+  g_assert_cmpint(harness::run_server(args, &out), ==, 2);
+  g_assert_true(out.find("is not a directory") != std::string::npos);
+  gchar *argv[] = {g_strdup("rm"), g_strdup("-rf"), g_strdup(base.c_str()), nullptr};
+  g_spawn_sync(nullptr, argv, nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+  for (gchar *a : argv) g_free(a);
+}
+
 void test_command_line() {
   std::string out;
   const std::vector<std::string> model = harness::model_options();
@@ -490,7 +688,8 @@ void test_command_line() {
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   };
-  g_assert_cmpint(harness::run_server({"--http"}, &out), ==, 2);
+  // No model at all is the demo model (server/demo-model); part of one is an error.
+  g_assert_cmpint(harness::run_server({"--http", "--mimi-weights", "mimi.safetensors"}, &out), ==, 2);
   g_assert_true(out.find("name the model") != std::string::npos);
   g_assert_cmpint(harness::run_server(with({"--http", "--ssl", "x"}), &out), ==, 2);
   g_assert_cmpint(harness::run_server(with({"--http", "--voice", "../x.pt"}), &out), ==, 2);
@@ -522,15 +721,18 @@ int main(int argc, char **argv) {
     gst_object_unref(f);
   }
   g_test_add_func("/server/http", test_http);
+  g_test_add_func("/server/static-files", test_static_files);
   g_test_add_func("/server/chat/conversation", test_conversation);
   g_test_add_func("/server/chat/bad-queries", test_bad_queries);
   g_test_add_func("/server/chat/malformed", test_malformed_messages);
+  g_test_add_func("/server/chat/any-ogg-opus", test_any_ogg_opus);
   g_test_add_func("/server/chat/disconnects", test_disconnects);
   g_test_add_func("/server/busy", test_busy);
   g_test_add_func("/server/batched-calls", test_batched_calls);
   g_test_add_func("/server/timeouts", test_timeouts);
   g_test_add_func("/server/call-limit", test_call_limit);
   g_test_add_func("/server/signalling-errors", test_signalling_errors);
+  g_test_add_func("/server/warnings", test_warnings_reach_the_page);
   g_test_add_func("/server/https", test_https);
   g_test_add_func("/server/command-line", test_command_line);
   return g_test_run();

@@ -15,7 +15,7 @@ const EXAMPLES = {
 const $ = (id) => document.getElementById(id);
 const ui = {
   state: $("state"), voice: $("voice"), prompt: $("prompt"), start: $("start"), stop: $("stop"),
-  error: $("error"), transcript: $("transcript"), audio: $("agent-audio"),
+  error: $("error"), warning: $("warning"), transcript: $("transcript"), audio: $("agent-audio"),
   micLevel: $("mic-level"), agentLevel: $("agent-level"),
 };
 
@@ -31,6 +31,31 @@ function showError(text) {
   ui.error.textContent = text;
   ui.error.hidden = !text;
   if (text) setState("error");
+}
+
+// The model's "falling behind real time" warnings: the call goes on, but the
+// person should know why the voice stutters.
+let warnings = 0;
+function showWarning(text) {
+  warnings = text ? warnings + 1 : 0;
+  ui.warning.textContent = text ? "The server is slow: " + text + (warnings > 1 ? " (" + warnings + " times)" : "") : "";
+  ui.warning.hidden = !text;
+}
+
+// Why a call ended, from the websocket's close: the server's reason when it
+// gave one, else what the code means.
+function closeReason(code, reason) {
+  const meaning = {
+    1001: "the server ended the call (shutting down, idle or over its time limit)",
+    1003: "the server did not understand the page's messages",
+    1006: "the connection to the server was lost (the server stopped or the network went away)",
+    1007: "the server could not use the audio it was sent",
+    1008: "the call broke the server's rules (timeouts or a bad request)",
+    1009: "too much data at once",
+    1011: "the server failed (see its log)",
+    1013: "the server is busy: try again later",
+  }[code] || "the server closed the call (code " + code + ")";
+  return reason ? meaning.replace(/ \(.*\)$/, "") + ": " + reason : meaning;
 }
 
 function appendTranscript(text) {
@@ -100,7 +125,9 @@ class Call {
       this.queue = this.queue.then(() => this.onMessage(JSON.parse(event.data))).catch((e) => this.fail(e.message));
     };
     this.ws.onclose = (event) => {
-      if (!this.closed && event.code !== 1000) this.fail(event.reason || "the server closed the call (" + event.code + ")");
+      // An error message that came first says it best.
+      if (!this.closed && event.code !== 1000) this.fail(this.told || closeReason(event.code, event.reason));
+      else if (!this.closed) this.fail("the server ended the call");
       else this.close();
     };
     setState("connecting");
@@ -115,7 +142,8 @@ class Call {
     else if (m.type === "ready") { if (this.pc?.connectionState !== "connected") setState("preparing", "connecting"); }
     else if (m.type === "offer") await this.answer(m.sdp);
     else if (m.type === "ice") await this.addCandidate(m);
-    else if (m.type === "error") this.fail(m.message);
+    else if (m.type === "warning") showWarning(m.message);
+    else if (m.type === "error") { this.told = m.message; this.fail(m.message); }
   }
 
   async answer(sdp) {
@@ -184,6 +212,7 @@ class Call {
 
 async function start() {
   showError("");
+  showWarning("");
   ui.start.disabled = true;
   ui.transcript.textContent = "";
   levels.micPeak = levels.agentPeak = 0;
@@ -209,6 +238,7 @@ for (const button of document.querySelectorAll("[data-example]"))
 window.personaplex = {
   state: () => ui.state.textContent,
   error: () => ui.error.textContent,
+  warning: () => ui.warning.textContent,
   transcript: () => ui.transcript.textContent,
   levels: () => ({ ...levels }),
   // The network path: the addresses of the candidate pair in use and the

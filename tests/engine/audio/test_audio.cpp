@@ -43,6 +43,45 @@ TEST(Wav, RoundTrip) {
   EXPECT_THROW(read_wav(dir + "/none.wav"), Error);
 }
 
+// A WAV header of `rate` Hz, `channels` channels, 16 bits, and 8 data bytes.
+static std::string wav_header(uint32_t rate, uint16_t channels) {
+  std::string s = "RIFF";
+  auto put = [&](uint64_t v, int n) { for (int i = 0; i < n; ++i) s += char(v >> (8 * i)); };
+  put(36 + 8, 4);
+  s += "WAVEfmt ";
+  put(16, 4), put(1, 2), put(channels, 2), put(rate, 4), put(uint64_t(rate) * channels * 2, 4);
+  put(channels * 2, 2), put(16, 2);
+  s += "data";
+  put(8, 4);
+  return s + std::string(8, '\0');
+}
+
+// Rates once trusted sized the resampler's work (a 2 KB file at
+// 4294967295 Hz asked for ~73 GB); they are refused by name now.
+TEST(Wav, RefusesRatesAndChannelsOutsideSaneRanges) {
+  auto error_of = [](uint32_t rate, uint16_t channels) {
+    const std::string s = wav_header(rate, channels);
+    try {
+      parse_wav("x.wav", std::vector<uint8_t>(s.begin(), s.end()));
+    } catch (const Error &e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(error_of(24000, 1), "");
+  EXPECT_EQ(error_of(384000, 32), "");
+  EXPECT_EQ(error_of(1000, 2), "");
+  for (uint32_t rate : {0u, 1u, 999u, 384001u, 4294967295u}) {
+    const std::string e = error_of(rate, 1);
+    EXPECT_NE(e.find("x.wav"), std::string::npos) << e;
+    EXPECT_NE(e.find("sample rate " + std::to_string(rate) + " Hz"), std::string::npos) << e;
+  }
+  for (uint16_t channels : {0, 33, 65535}) {
+    const std::string e = error_of(24000, channels);
+    EXPECT_NE(e.find("channels " + std::to_string(channels)), std::string::npos) << e;
+  }
+}
+
 TEST(Resample, KeepsABandLimitedSine) {
   for (int64_t from : {48000, 44100, 16000}) {
     auto in = sine(440, from, 0.5, 0.5);

@@ -63,5 +63,6 @@ TEST(LmConfig, RejectsBadConfigs) {
   bad(R"({"gating": "none"})", "gating");
   bad(R"({"n_q": 12})", "n_q");
   bad(R"({"context": 0})", "context");
+  bad("{\"dim\": " + std::string(100000, '[') + std::string(100000, ']') + "}", "nested deeper");
   EXPECT_THROW(LmConfig::from_json_file("/nonexistent/config.json"), Error);
 }

@@ -3,6 +3,7 @@
 #include <torch/csrc/jit/serialization/pickle.h>
 
 #include <fstream>
+#include <iterator>
 
 #include "core/error.h"
 #include "lm_fixture.h"
@@ -69,6 +70,33 @@ TEST(VoiceFile, BadFilesAreErrorsNamingTheProblem) {
   EXPECT_TRUE(has(e, "outside")) << e;
   e = load_error(write_pickle(dir + "/list.pt", at::IValue(std::vector<int64_t>{1, 2})));
   EXPECT_TRUE(has(e, "dict")) << e;
+}
+
+// The released format holds two tensors; a voice of another model is
+// refused by its shapes, anything else by name, and no byte of a damaged
+// file reaches a general unpickler (libtorch's crashed on crafted files).
+TEST(VoiceFile, RefusesOtherContentsByName) {
+  PERSONAPLEX_REQUIRE_FIXTURES();
+  const std::string dir = test::temp_dir();
+  c10::Dict<std::string, at::Tensor> extra = voice_dict(at::zeros({3, 1, 1, 64}), at::zeros({1, 17, 4}, at::kLong));
+  extra.insert("payload", at::zeros({1}));
+  std::string e = load_error(write_pickle(dir + "/extra.pt", extra));
+  EXPECT_NE(e.find("'payload' is not part of a voice file"), std::string::npos) << e;
+  e = load_error(write_pickle(dir + "/big.pt", voice_dict(at::zeros({3, 1, 1, 4096}), at::zeros({1, 17, 4}, at::kLong))));
+  EXPECT_NE(e.find("another model"), std::string::npos) << e;
+
+  std::ifstream in(test::lm_dir() + "/voice.pt", std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const LmConfig &config = test::tiny_lm()->config();
+  EXPECT_EQ(read_voice("voice.pt", good, config).embeddings.size(0), 9);
+  for (size_t i = 0; i < good.size(); i += 3) {
+    std::string bad = good;
+    bad[i] = char(~bad[i]);
+    try {
+      read_voice("bad.pt", bad, config);
+    } catch (const Error &) {
+    }
+  }
 }
 
 TEST(VoiceFile, SavedFromAudioReplaysIdentically) {
