@@ -105,6 +105,23 @@ GstFlowReturn on_sample(GstAppSink *sink, gpointer data) {
   return GST_FLOW_OK;
 }
 
+// STEPS frames of quiet noise, timestamped, then EOS.
+void push_input(GstAppSrc *in, long steps) {
+  guint32 noise = 1;
+  for (long i = 0; i < steps; ++i) {
+    GstBuffer *b = gst_buffer_new_allocate(nullptr, kFrame * sizeof(float), nullptr);
+    GstMapInfo map;
+    gst_buffer_map(b, &map, GST_MAP_WRITE);
+    auto *x = reinterpret_cast<float *>(map.data);
+    for (int k = 0; k < kFrame; ++k) x[k] = float((noise = noise * 1664525u + 1013904223u) >> 8) / 16777216.0f * 0.1f - 0.05f;
+    gst_buffer_unmap(b, &map);
+    GST_BUFFER_PTS(b) = gst_util_uint64_scale(guint64(i) * kFrame, GST_SECOND, kRate);
+    GST_BUFFER_DURATION(b) = gst_util_uint64_scale(kFrame, GST_SECOND, kRate);
+    if (gst_app_src_push_buffer(in, b) != GST_FLOW_OK) break;
+  }
+  gst_app_src_end_of_stream(in);
+}
+
 int conversation(long steps) {
   GstElement *p = launch(
       "appsrc name=in format=time block=true max-bytes=384000 "
@@ -120,20 +137,20 @@ int conversation(long steps) {
   GstElement *in = gst_bin_get_by_name(GST_BIN(p), "in");
   gst_element_set_state(p, GST_STATE_PLAYING);
   const gint64 t0 = g_get_monotonic_time();
-  guint32 noise = 1;
-  for (long i = 0; i < steps; ++i) {
-    GstBuffer *b = gst_buffer_new_allocate(nullptr, kFrame * sizeof(float), nullptr);
-    GstMapInfo map;
-    gst_buffer_map(b, &map, GST_MAP_WRITE);
-    auto *x = reinterpret_cast<float *>(map.data);
-    for (int k = 0; k < kFrame; ++k) x[k] = float((noise = noise * 1664525u + 1013904223u) >> 8) / 16777216.0f * 0.1f - 0.05f;
-    gst_buffer_unmap(b, &map);
-    GST_BUFFER_PTS(b) = gst_util_uint64_scale(guint64(i) * kFrame, GST_SECOND, kRate);
-    GST_BUFFER_DURATION(b) = gst_util_uint64_scale(kFrame, GST_SECOND, kRate);
-    if (gst_app_src_push_buffer(GST_APP_SRC(in), b) != GST_FLOW_OK) break;
-  }
-  gst_app_src_end_of_stream(GST_APP_SRC(in));
+  // The input is pushed from a thread of its own while this one drains the
+  // bus: the element's messages (words, stats) must not pile up there.
+  struct Feed {
+    GstElement *in;
+    long steps;
+  } feed{in, steps};
+  GThread *feeder = g_thread_new("feed", [](gpointer data) -> gpointer {
+    auto *f = static_cast<Feed *>(data);
+    push_input(GST_APP_SRC(f->in), f->steps);
+    return nullptr;
+  }, &feed);
   const bool ok = run_to_eos(p);
+  if (!ok) gst_element_set_state(p, GST_STATE_NULL);  // unblocks the feeder
+  g_thread_join(feeder);
   const double seconds = double(g_get_monotonic_time() - t0) / 1e6;
   gst_element_set_state(p, GST_STATE_NULL);
   // Flat: the largest sample after warm-up (the first 1,000 steps) against
