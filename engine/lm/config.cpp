@@ -28,6 +28,27 @@ void read(const json &j, const char *key, T &out, const std::string &origin) {
   }
 }
 
+// Integers must be written as integers that fit: nlohmann converts 1e308
+// to int64_t with undefined behaviour.
+int64_t as_integer(const json &v, const char *key, const std::string &origin) {
+  if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX)))
+    throw Error(origin + ": config key '" + key + "' must be an integer, got " + v.dump().substr(0, 40));
+  return v.get<int64_t>();
+}
+
+void read(const json &j, const char *key, int64_t &out, const std::string &origin) {
+  auto it = j.find(key);
+  if (it != j.end() && !it->is_null()) out = as_integer(*it, key, origin);
+}
+
+void read(const json &j, const char *key, std::vector<int64_t> &out, const std::string &origin) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return;
+  if (!it->is_array()) throw Error(origin + ": config key '" + key + "' must be a list of integers");
+  out.clear();
+  for (const json &v : *it) out.push_back(as_integer(v, key, origin));
+}
+
 // Options the engine implements only one way: the value it expects.
 void expect(const json &j, const char *key, const json &supported, const std::string &origin) {
   auto it = j.find(key);

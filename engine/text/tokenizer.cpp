@@ -10,6 +10,14 @@
 #include "text/spm_abi.h"
 #include "text/spm_paths.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define PERSONAPLEX_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PERSONAPLEX_ASAN 1
+#endif
+#endif
+
 namespace personaplex::text {
 namespace {
 
@@ -59,6 +67,18 @@ void resolve(void *handle, const char *name, F &out, const std::string &path) {
   if (!out) throw Error(path + ": the SentencePiece module lacks " + name);
 }
 
+// Its own copy of protobuf must not meet libtorch's: local symbols, and the
+// module binds to its own dependencies first. AddressSanitizer refuses
+// RTLD_DEEPBIND; there the module (built without the sanitizer) gets a link
+// namespace of its own, which keeps the two apart the same way.
+void *open_module(const std::string &path) {
+#ifdef PERSONAPLEX_ASAN
+  return dlmopen(LM_ID_NEWLM, path.c_str(), RTLD_NOW | RTLD_LOCAL);
+#else
+  return dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+#endif
+}
+
 Module load_module() {
   std::string tried;
   for (const auto &path : candidates()) {
@@ -66,9 +86,7 @@ Module load_module() {
       tried += " " + path;
       continue;
     }
-    // Its own copy of protobuf must not meet libtorch's: local symbols, and
-    // the module binds to its own dependencies first.
-    void *h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    void *h = open_module(path);
     if (!h) throw Error(path + ": cannot load the SentencePiece module: " + dlerror());
     auto version = reinterpret_cast<int (*)()>(dlsym(h, "personaplex_spm_abi_version"));
     if (!version || version() != PERSONAPLEX_SPM_ABI_VERSION)

@@ -13,7 +13,9 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const ppserver::Config config = [] {
     ppserver::Config c;
-    c.voices_dir = g_dir_make_tmp("fuzz-voices-XXXXXX", nullptr);
+    gchar *dir = g_dir_make_tmp("fuzz-voices-XXXXXX", nullptr);
+    c.voices_dir = dir ? dir : "";
+    g_free(dir);
     return c;
   }();
   const std::string query(reinterpret_cast<const char *>(data), size);

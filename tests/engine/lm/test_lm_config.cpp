@@ -63,6 +63,9 @@ TEST(LmConfig, RejectsBadConfigs) {
   bad(R"({"gating": "none"})", "gating");
   bad(R"({"n_q": 12})", "n_q");
   bad(R"({"context": 0})", "context");
+  bad(R"({"dim": 1e308})", "'dim' must be an integer");
+  bad(R"({"context": 18446744073709551615})", "'context' must be an integer");
+  bad(R"({"delays": [1e300]})", "'delays' must be an integer");
   bad("{\"dim\": " + std::string(100000, '[') + std::string(100000, ']') + "}", "nested deeper");
   EXPECT_THROW(LmConfig::from_json_file("/nonexistent/config.json"), Error);
 }
