@@ -12,6 +12,8 @@ Usage:
   conversation.py MODEL [--voice V] [--prompt TEXT] --mic
 MODEL: --model-dir DIR (the released files), or --fixtures DIR (the reference
 fixtures' tiny model: CPU, greedy); --device D (auto, cpu, cuda, cuda:N).
+Without either: ./personaplex-7b-v1 when it is there, else the demo model of
+random weights (personaplex-make-model --demo), as the pipeline scripts do.
 IN.wav: the user's side (any rate or channels); OUT.wav: the agent's voice,
 as long as IN.wav. With --mic the microphone and the speakers are the user's
 side; Ctrl-C ends the conversation.
@@ -27,7 +29,9 @@ Example:
 """
 import argparse
 import os
+import shutil
 import signal
+import subprocess
 import sys
 import time
 
@@ -35,6 +39,31 @@ import gi
 
 gi.require_version("Gst", "1.0")
 from gi.repository import GLib, Gst  # noqa: E402
+
+RELEASED_DIR = "personaplex-7b-v1"
+
+
+def default_model_dir():
+    """The scripts' default (pipelines/lib/default-model.sh): ./personaplex-7b-v1
+    when it is there, else the demo model (random weights), made once."""
+    if os.path.isdir(RELEASED_DIR):
+        return RELEASED_DIR
+    here = os.path.dirname(os.path.abspath(__file__))
+    tools = [os.path.join(os.environ.get("PERSONAPLEX_TOOLS", ""), "personaplex-make-model"),
+             os.path.join(here, "..", "build", "engine", "tools", "personaplex-make-model"),
+             shutil.which("personaplex-make-model") or ""]
+    tool = next((t for t in tools if t and os.access(t, os.X_OK)), None)
+    if not tool:
+        sys.exit(f"conversation.py: no model given, no {RELEASED_DIR}/ here, and no personaplex-make-model "
+                 "to make the demo model: build the project first, or give --model-dir DIR")
+    made = subprocess.run([tool, "--demo"], stdout=subprocess.PIPE, text=True)
+    if made.returncode != 0:
+        sys.exit("conversation.py: the demo model could not be made (see above)")
+    path = made.stdout.strip().splitlines()[-1]
+    print(f"conversation.py: no model given: using the demo model in {path}.\n"
+          "  It has random weights, so it speaks noise. For the real model: HF_TOKEN=hf_... "
+          f"pipelines/fetch-model.sh (into ./{RELEASED_DIR}).", file=sys.stderr)
+    return path
 
 
 def model_properties(args):
@@ -50,10 +79,8 @@ def model_properties(args):
                       "greedy": True})
         args.device = args.device or "cpu"
         args.voice = args.voice or os.path.join(lm, "voice.pt")
-    elif args.model_dir:
-        props["model-dir"] = args.model_dir
     else:
-        sys.exit("conversation.py: no model: give --model-dir DIR (or --fixtures DIR)")
+        props["model-dir"] = args.model_dir or default_model_dir()
     if args.device:
         props["device"] = args.device
     return props
