@@ -1,8 +1,13 @@
 /* late-caps-launch CAPS PIPELINE...: runs a pipeline (gst-launch-1.0's
  * words) whose capsfilter named "late" gets CAPS only after the links are
  * made, as a downstream that narrows what it takes after linking does: the
- * elements before it meet the caps at negotiation, not at link time. Prints
- * the first error and exits 1 on one; 0 at EOS. */
+ * elements before it meet the caps at negotiation, not at link time (CAPS
+ * "-": no such element, the pipeline as it is). Prints the first error and
+ * exits 1 on one; 0 at EOS, after printing the caps that the sink pad of
+ * an element named "next" ended with ("next caps: ..."), when there is one:
+ * what the element before it negotiated, read from the pad itself rather
+ * than from gst-launch-1.0 -v's notifications, which can be lost when two
+ * pads of one element change caps at once from two threads. */
 #include <gst/gst.h>
 #include <stdio.h>
 
@@ -18,15 +23,17 @@ int main(int argc, char **argv) {
     fprintf(stderr, "cannot parse: %s\n", error ? error->message : "?");
     return 2;
   }
-  GstElement *late = gst_bin_get_by_name(GST_BIN(pipeline), "late");
-  if (!late) {
-    fprintf(stderr, "no element named late\n");
-    return 2;
+  if (g_strcmp0(argv[1], "-") != 0) {
+    GstElement *late = gst_bin_get_by_name(GST_BIN(pipeline), "late");
+    if (!late) {
+      fprintf(stderr, "no element named late\n");
+      return 2;
+    }
+    GstCaps *caps = gst_caps_from_string(argv[1]);
+    g_object_set(late, "caps", caps, NULL);
+    gst_caps_unref(caps);
+    gst_object_unref(late);
   }
-  GstCaps *caps = gst_caps_from_string(argv[1]);
-  g_object_set(late, "caps", caps, NULL);
-  gst_caps_unref(caps);
-  gst_object_unref(late);
   gst_element_set_state(pipeline, GST_STATE_PLAYING);
   GstBus *bus = gst_element_get_bus(pipeline);
   GstMessage *msg = gst_bus_timed_pop_filtered(bus, 120 * GST_SECOND, GST_MESSAGE_ERROR | GST_MESSAGE_EOS);
@@ -40,6 +47,17 @@ int main(int argc, char **argv) {
     g_free(debug);
   } else if (msg) {
     rc = 0;
+    GstElement *next = gst_bin_get_by_name(GST_BIN(pipeline), "next");
+    if (next) {
+      GstPad *pad = gst_element_get_static_pad(next, "sink");
+      GstCaps *caps = pad ? gst_pad_get_current_caps(pad) : NULL;
+      gchar *text = caps ? gst_caps_to_string(caps) : g_strdup("none");
+      printf("next caps: %s\n", text);
+      g_free(text);
+      if (caps) gst_caps_unref(caps);
+      if (pad) gst_object_unref(pad);
+      gst_object_unref(next);
+    }
   } else {
     printf("timed out\n");
   }
