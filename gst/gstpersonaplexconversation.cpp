@@ -113,8 +113,12 @@ static bool start_conversation(GstPersonaPlex *self) {
     return false;
   }
   if (d->session->batch()) d->batch = d->session->batch();
-  GST_DEBUG_OBJECT(self, "conversation started after %" G_GINT64_FORMAT " prompt steps",
-                   d->session->prompt_steps());
+  const personaplex::duplex::StartTimes &t = d->session->start_times();
+  GST_INFO_OBJECT(self,
+                  "conversation started after %" G_GINT64_FORMAT " prompt steps: voice and text read in %.1f ms, "
+                  "warm-up %.1f ms, prompts %.1f ms%s",
+                  d->session->prompt_steps(), t.load_ms, t.warm_up_ms, t.prompts_ms,
+                  t.prompts_cached ? " (from the prompt cache)" : "");
   return true;
 }
 

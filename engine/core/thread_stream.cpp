@@ -57,9 +57,14 @@ void on_thread_stream(const at::Device &device, const std::function<void()> &fn)
   done.block(caller);
 }
 
+void synchronize_current_stream(const at::Device &device) {
+  if (device.is_cuda()) c10::cuda::getCurrentCUDAStream(device.index()).synchronize();
+}
+
 #else
 
 void on_thread_stream(const at::Device &, const std::function<void()> &fn) { fn(); }
+void synchronize_current_stream(const at::Device &) {}
 
 #endif
 

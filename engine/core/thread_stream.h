@@ -17,3 +17,12 @@ namespace personaplex {
 void on_thread_stream(const at::Device &device, const std::function<void()> &fn);
 
 }  // namespace personaplex
+
+namespace personaplex {
+
+// Blocks until the work queued so far on the calling thread's current
+// stream of `device` has run (tensors made there may then be read from any
+// stream, or freed). A no-op off CUDA.
+void synchronize_current_stream(const at::Device &device);
+
+}  // namespace personaplex

@@ -3,6 +3,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "core/error.h"
 #include "lm/voice.h"
@@ -12,6 +13,10 @@
 
 namespace personaplex::duplex {
 namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
 
 bool ends_with(const std::string &s, const std::string &suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -104,12 +109,16 @@ void Session::start_alone(const lm::ConversationOptions &co) {
     conv_.reset();  // its caches go before the new ones come
     conv_ = std::make_unique<lm::Conversation>(model_->lm(), co);
   }
+  auto t = std::chrono::steady_clock::now();
   if (options_.warm_up && !warmed_) {
     for (int i = 0; i < kWarmUpFrames; ++i) warm_frame();
     conv_->reset(co.seed);
     warmed_ = true;
   }
+  times_.warm_up_ms = ms_since(t);
+  t = std::chrono::steady_clock::now();
   lm::run_prompts(*conv_, prompt_, warn_);
+  times_.prompts_ms = ms_since(t);
   prompt_steps_ = conv_->steps();
 }
 
@@ -117,6 +126,7 @@ void Session::start_alone(const lm::ConversationOptions &co) {
 // the batch has stepped already: its kernels and graphs are warm then).
 void Session::start_in_batch(const lm::ConversationOptions &co) {
   batch_ = serving::LockstepBatch::acquire(model_->lm(), model_->shared_mimi(), options_.batch, co);
+  auto t = std::chrono::steady_clock::now();
   if (options_.warm_up && !warmed_) {
     batch_->warm_up_once([&] {
       slot_ = batch_->join(lm::Prompt{}, options_.seed, warn_).slot;
@@ -132,7 +142,11 @@ void Session::start_in_batch(const lm::ConversationOptions &co) {
     });
     warmed_ = true;
   }
+  times_.warm_up_ms = ms_since(t);
+  t = std::chrono::steady_clock::now();
   const serving::LockstepBatch::Joined j = batch_->join(prompt_, options_.seed, warn_);
+  times_.prompts_ms = ms_since(t);
+  times_.prompts_cached = j.prompts_cached;
   slot_ = j.slot;
   prompt_steps_ = j.prompt_steps;
 }
@@ -140,7 +154,10 @@ void Session::start_in_batch(const lm::ConversationOptions &co) {
 void Session::start() {
   at::NoGradGuard no_grad;
   started_ = false;
+  times_ = StartTimes{};
+  const auto t = std::chrono::steady_clock::now();
   load_prompt();
+  times_.load_ms = ms_since(t);
   const lm::ConversationOptions co = conversation_options();
   leave_batch();
   if (options_.batch > 1) {

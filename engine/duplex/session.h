@@ -41,6 +41,15 @@ struct FrameResult {
   int64_t step = 0;        // conversation frame index, from 0 after the prompts
 };
 
+// What the last start() spent its time on (a handshake's share of the
+// engine), in milliseconds.
+struct StartTimes {
+  double load_ms = 0;     // the voice read and the role text encoded (0 when kept)
+  double warm_up_ms = 0;  // the first start's warm-up
+  double prompts_ms = 0;  // the prompts (with a batch: the join, waits included)
+  bool prompts_cached = false;  // the prompts came from the batch's prompt cache
+};
+
 class Session {
  public:
   // Loads nothing yet: start() reads the voice and runs the prompts.
@@ -66,6 +75,7 @@ class Session {
   int64_t frame_size() const { return model_->frame_size(); }
   int64_t sample_rate() const { return model_->sample_rate(); }
   int64_t prompt_steps() const { return prompt_steps_; }  // LM steps the prompts took
+  const StartTimes &start_times() const { return times_; }
   int64_t frames() const { return frames_; }             // frames since the start
   const DuplexModel &model() const { return *model_; }
   // The batch this conversation steps in (null when it steps alone).
@@ -96,6 +106,7 @@ class Session {
   bool warmed_ = false;
   int64_t prompt_steps_ = 0;
   int64_t frames_ = 0;
+  StartTimes times_;
 };
 
 }  // namespace personaplex::duplex

@@ -52,6 +52,23 @@ void Conversation::reset(std::optional<uint64_t> seed) {
   temporal_.reset();
   generator_ = make_generator(model_->device(), seed.value_or(options_.seed));
   embeddings_.clear();
+  draws_ = 0;
+  sampled_steps_ = 0;
+}
+
+std::optional<PromptState> Conversation::prompt_state() const {
+  if (sampled_steps_ > 0 || options_.keep_logits || record_ || temporal_.kv.end() != temporal_.offset)
+    return std::nullopt;
+  return PromptState{ring_, temporal_.kv.prefix(temporal_.kv.end()), temporal_.offset, draws_};
+}
+
+void Conversation::start_from(const PromptState &state) {
+  if (ring_.offset() != 0 || temporal_.offset != 0) throw Error("a conversation starts from prompts only when empty");
+  temporal_.kv.restore(state.kv);
+  temporal_.offset = state.offset;
+  ring_.assign(state.ring);
+  // The same draws in the same order leave the generator where they did.
+  for (int64_t i = 0; i < state.draws; ++i) draw_noise(io_.text_noise, io_.audio_noise);
 }
 
 void Conversation::validate(const StepTokens &in) const {
@@ -177,6 +194,7 @@ void Conversation::draw_noise(const at::Tensor &text, const at::Tensor &audio) {
   if (options_.sampling.greedy) return;
   text.exponential_(1.0, generator_);
   audio.exponential_(1.0, generator_);
+  ++draws_;
 }
 
 void Conversation::write_inputs(const TokenRing::Columns &cols, const at::Tensor &embedding) {
@@ -206,6 +224,7 @@ std::optional<StepResult> Conversation::end_step(const TokenRing::Columns &cols,
 std::optional<StepResult> Conversation::run(const TokenRing::Columns &cols,
                                             const at::Tensor &embedding) {
   const LmWeights &w = model_->weights();
+  ++sampled_steps_;
   const int64_t dsteps = begin_step(cols, embedding);
   const bool split = temporal_.kv.split();
   graphs_.run({dsteps * 2 + (split ? 1 : 0)},

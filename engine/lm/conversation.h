@@ -60,6 +60,18 @@ struct ForcedStep {
   at::Tensor embedding;  // when defined, replayed instead of the tokens
 };
 
+// Where a conversation's prompts left it: its ring, its temporal KV entries
+// and position, and how many noise draws its generator made. The same for
+// any seed when no prompt step was sampled, so another conversation on the
+// same model and options can start there (Conversation::start_from) instead
+// of running the prompts again.
+struct PromptState {
+  TokenRing ring;
+  PinnedKVCache::Prefix kv;
+  int64_t offset = 0;
+  int64_t draws = 0;
+};
+
 class Conversation {
  public:
   explicit Conversation(std::shared_ptr<const LmModel> model, ConversationOptions options = {});
@@ -86,6 +98,15 @@ class Conversation {
   // Pins every KV entry written so far (the prompt) when options.pin_prompt;
   // a no-op otherwise.
   void pin_prompt();
+  // Where the steps so far left this conversation, as a PromptState;
+  // nullopt when that depends on the seed (a step sampled a token) or holds
+  // more than the state (kept logits, recorded embeddings).
+  std::optional<PromptState> prompt_state() const;
+  // An empty conversation to where `state` leaves one (its generator drawn as
+  // far as the prompts drew it): the same as running those prompts here.
+  // Throws Error unless the conversation is empty.
+  void start_from(const PromptState &state);
+
   // Back to an empty conversation; reseeds the generator with `seed` (or the
   // options' seed).
   void reset(std::optional<uint64_t> seed = std::nullopt);
@@ -140,6 +161,8 @@ class Conversation {
   at::Tensor text_logits_, audio_logits_;
   bool record_ = false;
   std::vector<at::Tensor> embeddings_;
+  int64_t draws_ = 0;          // draw_noise calls that drew, since the reset
+  int64_t sampled_steps_ = 0;  // model steps run one by one, since the reset
 };
 
 }  // namespace personaplex::lm

@@ -1,5 +1,7 @@
 #include "lm/pinned_kv_cache.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace personaplex::lm {
@@ -44,6 +46,33 @@ void PinnedKVCache::pin(int64_t n) {
   pinned_ = n;
   pinned_slots_.zero_();
   pinned_slots_.narrow(0, 0, n).fill_(true);
+}
+
+PinnedKVCache::Prefix PinnedKVCache::prefix(int64_t n) const {
+  if (n < 0 || n > end_ || end_ > capacity_)
+    throw Error("KV cache: no prefix of " + std::to_string(n) + " steps in order (" + std::to_string(end_) +
+                " written)");
+  Prefix p;
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    p.keys.push_back(keys_[i].narrow(2, 0, n).clone());
+    p.values.push_back(values_[i].narrow(2, 0, n).clone());
+  }
+  p.steps = n;
+  p.pinned = std::min(pinned_, n);
+  return p;
+}
+
+void PinnedKVCache::restore(const Prefix &p) {
+  if (end_ != 0) throw Error("KV cache: a prefix goes into an empty cache only");
+  if (p.keys.size() != keys_.size() || p.steps >= capacity_)
+    throw Error("KV cache: a prefix of another model or too long for this cache");
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    keys_[i].narrow(2, 0, p.steps).copy_(p.keys[i]);
+    values_[i].narrow(2, 0, p.steps).copy_(p.values[i]);
+  }
+  written_.narrow(0, 0, p.steps).fill_(true);
+  end_ = p.steps;
+  if (p.pinned > 0) pin(p.pinned);
 }
 
 void PinnedKVCache::reset() {

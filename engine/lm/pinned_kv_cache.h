@@ -49,6 +49,15 @@ class PinnedKVCache {
   // (end() <= capacity) and n < capacity; throws Error otherwise.
   void pin(int64_t n);
   void reset();
+  // The keys and values of the first n steps, copied ([B, H, n, D] per
+  // layer); and back into an empty cache, which then holds n steps written
+  // in order with the first `pinned` of them pinned.
+  struct Prefix {
+    std::vector<at::Tensor> keys, values;
+    int64_t steps = 0, pinned = 0;
+  };
+  Prefix prefix(int64_t n) const;
+  void restore(const Prefix &prefix);
 
  private:
   std::vector<at::Tensor> keys_, values_;

@@ -16,6 +16,13 @@ void TokenRing::reset() {
   offset_ = 0;
 }
 
+void TokenRing::assign(const TokenRing &other) {
+  if (other.rows_ != rows_ || other.cols_ != cols_) throw Error("token ring: assigned a ring of another shape");
+  cells_ = other.cells_;
+  given_ = other.given_;
+  offset_ = other.offset_;
+}
+
 void TokenRing::set(int64_t row, int64_t col, int64_t value) {
   cells_[idx(row, col)] = value;
   given_[idx(row, col)] = 1;

@@ -61,6 +61,8 @@ class TokenRing {
   at::Tensor to_tensor() const;
   void load(const at::Tensor &cells);  // throws Error on a wrong shape
   void reset();
+  // Takes another ring's cells, flags and offset (a ring of the same config).
+  void assign(const TokenRing &other);
 
  private:
   size_t idx(int64_t row, int64_t col) const { return size_t(row * cols_ + col); }

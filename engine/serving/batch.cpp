@@ -14,12 +14,14 @@ namespace personaplex::serving {
 
 using namespace lm;  // the model this layer serves
 
-BatchServer::BatchServer(std::shared_ptr<const LmModel> model, int64_t max_slots, ConversationOptions options)
+BatchServer::BatchServer(std::shared_ptr<const LmModel> model, int64_t max_slots, ConversationOptions options,
+                         size_t prompt_cache)
     : model_(std::move(model)),
       options_(options),
       kv_(new_kv_rows(model_->weights(), std::max<int64_t>(max_slots, 1))),
       buffers_(*model_, std::max<int64_t>(max_slots, 1), options_.sampling),
-      graphs_(model_->device(), options_.cuda_graphs) {
+      graphs_(model_->device(), options_.cuda_graphs),
+      prompts_(prompt_cache) {
   if (max_slots <= 0) throw Error("batch server: max_slots must be positive");
   slots_.resize(size_t(max_slots));
   used_.assign(size_t(max_slots), false);
@@ -68,11 +70,13 @@ int64_t BatchServer::reserve(uint64_t seed) {
   return slot;
 }
 
-void BatchServer::prefill(int64_t slot, const Prompt &prompt, const WarningFn &warn) {
+bool BatchServer::prefill(int64_t slot, const Prompt &prompt, const WarningFn &warn) {
   if (slot < 0 || slot >= max_slots() || !reserved_[size_t(slot)])
     throw Error("batch server: slot " + std::to_string(slot) + " is not reserved");
   // On the thread's own stream: beside the steps, not behind them.
-  on_thread_stream(model_->device(), [&] { run_prompts(*slots_[size_t(slot)], prompt, warn); });
+  bool cached = false;
+  on_thread_stream(model_->device(), [&] { cached = prompts_.run(*slots_[size_t(slot)], prompt, warn); });
+  return cached;
 }
 
 void BatchServer::activate(int64_t slot) {

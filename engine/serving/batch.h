@@ -35,6 +35,7 @@
 #include "core/graph_cache.h"
 #include "lm/kv_rows.h"
 #include "lm/prompt.h"
+#include "lm/prompt_cache.h"
 
 namespace personaplex::serving {
 
@@ -50,8 +51,11 @@ using lm::WarningFn;
 class BatchServer {
  public:
   // `options` apply to every slot (sampling, pinning, keep_logits,
-  // cuda_graphs); the seed is given per join.
-  BatchServer(std::shared_ptr<const LmModel> model, int64_t max_slots, ConversationOptions options = {});
+  // cuda_graphs); the seed is given per join. Joins with a prompt run
+  // before start where it left off (lm::PromptCache of `prompt_cache`
+  // entries).
+  BatchServer(std::shared_ptr<const LmModel> model, int64_t max_slots, ConversationOptions options = {},
+              size_t prompt_cache = 4);
 
   BatchServer(const BatchServer &) = delete;
   BatchServer &operator=(const BatchServer &) = delete;
@@ -68,7 +72,8 @@ class BatchServer {
   // leave a reserved slot's cache alone (its idle row writes a slot that no
   // conversation uses); activate() makes it a member, release() gives it up.
   int64_t reserve(uint64_t seed);
-  void prefill(int64_t slot, const Prompt &prompt, const WarningFn &warn = {});
+  // prefill() returns true when the prompts came from the cache.
+  bool prefill(int64_t slot, const Prompt &prompt, const WarningFn &warn = {});
   void activate(int64_t slot);
   void release(int64_t slot);
   // Frees the slot; throws Error when it is not in use.
@@ -80,6 +85,7 @@ class BatchServer {
   // before anything runs.
   std::map<int64_t, std::optional<StepResult>> step(const std::map<int64_t, std::vector<int64_t>> &user);
 
+  const lm::PromptCache &prompt_cache() const { return prompts_; }
   int64_t max_slots() const { return int64_t(slots_.size()); }
   int64_t active() const { return max_slots() - int64_t(free_.size()); }
   bool in_use(int64_t slot) const;
@@ -125,6 +131,7 @@ class BatchServer {
   std::vector<bool> used_;
   std::vector<char> reserved_;  // bytes: prefill() reads its own while others change theirs
   std::set<int64_t> free_;  // the next join takes the lowest
+  lm::PromptCache prompts_;
   std::unique_ptr<GraphPreparer> preparer_;  // with CUDA graphs; stops before the rest goes
 };
 

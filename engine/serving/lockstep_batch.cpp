@@ -72,7 +72,7 @@ LockstepBatch::Joined LockstepBatch::join(const lm::Prompt &prompt, uint64_t see
   }
   // The prompts run beside the steps of the others, not between them.
   try {
-    server_.prefill(j.slot, prompt, warn);
+    j.prompts_cached = server_.prefill(j.slot, prompt, warn);
   } catch (...) {
     std::lock_guard<std::mutex> server(server_mutex_);
     server_.release(j.slot);
@@ -82,6 +82,7 @@ LockstepBatch::Joined LockstepBatch::join(const lm::Prompt &prompt, uint64_t see
     std::lock_guard<std::mutex> server(server_mutex_);
     server_.activate(j.slot);
     j.prompt_steps = server_.conversation(j.slot).steps();
+
     if (codec_) codec_->restart(j.slot);
   }
   std::lock_guard<std::mutex> lock(mutex_);

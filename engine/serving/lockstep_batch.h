@@ -59,7 +59,8 @@ class LockstepBatch {
 
   struct Joined {
     int64_t slot = -1;
-    int64_t prompt_steps = 0;  // LM steps the prompts took
+    int64_t prompt_steps = 0;     // LM steps the prompts took
+    bool prompts_cached = false;  // started where an earlier join's same prompts left off
   };
   // Takes a free slot and runs the prompt there (the slot's codec streams
   // start afresh). Throws BusyError when every slot is taken (the message

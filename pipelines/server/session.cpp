@@ -119,12 +119,20 @@ void Session::start_pipeline(GstElement *pipeline) {
       pipeline_,
       [](GstElement *pipeline, gpointer data) {
         Session *self = static_cast<Session *>(data);
+        const gint64 begin = g_get_monotonic_time();
         const GstStateChangeReturn ret = gst_element_set_state(pipeline, GST_STATE_PLAYING);
+        const gint64 end = g_get_monotonic_time();
         // Ended meanwhile: the teardown may have run first; take it down again.
         if (self->ended()) gst_element_set_state(pipeline, GST_STATE_NULL);
-        self->in_main([self, ret] {
+        self->in_main([self, ret, begin, end] {
           // A failure posts an error too; it ends the call with its text.
           if (ret == GST_STATE_CHANGE_FAILURE) return;
+          // Where a slow start went: before the pipeline started, its start
+          // (the model's prompts), the main loop's turn.
+          const gint64 now = g_get_monotonic_time();
+          self->log("started in %.3f s (%.3f s to the pipeline, %.3f s its start, %.3f s to here)",
+                    (now - self->started_us_) / 1e6, (begin - self->started_us_) / 1e6, (end - begin) / 1e6,
+                    (now - end) / 1e6);
           self->count_playing();
           self->on_playing();
         });

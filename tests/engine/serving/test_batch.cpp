@@ -379,3 +379,34 @@ TEST(Batch, SlotsAreCheckedAndFreed) {
   EXPECT_FALSE(server.cuda_graphs_active());  // on the CPU
   EXPECT_EQ(server.graph_steps(), 0);
 }
+
+// Calls with one voice and role: the later joins start from the first one's
+// prompts (the batch's prompt cache), also when joined in parts, and still
+// give what each gives alone.
+TEST(Batch, JoinsWithOnePromptShareItsPrefill) {
+  at::manual_seed(13);
+  const LmConfig c = tiny_config(32, 2, 2, 60);
+  auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 3, 0.2));
+  const Prompt shared = make_prompt(4, 3, c);
+  std::vector<Plan> plans = {{shared, 1, 0, 30},
+                             {shared, 2, 0, 20},
+                             {shared, 3, 4, 25, 0, 3},
+                             {make_prompt(2, 2, c), 4, 6, 20},
+                             {shared, 5, 9, 15, 3}};
+  for (const auto &opts : {sampled(), test::greedy()}) {
+    SCOPED_TRACE(opts.sampling.greedy ? "greedy" : "sampled");
+    expect_batch_equals_alone(model, plans, opts, 5);
+  }
+  BatchServer server(model, 3, sampled());
+  bool cached[3];
+  for (int i = 0; i < 3; ++i) {
+    const int64_t slot = server.reserve(uint64_t(i));
+    cached[i] = server.prefill(slot, shared);
+    server.activate(slot);
+  }
+  EXPECT_FALSE(cached[0]);
+  EXPECT_TRUE(cached[1]);
+  EXPECT_TRUE(cached[2]);
+  EXPECT_EQ(server.prompt_cache().misses(), 1);
+  EXPECT_EQ(server.prompt_cache().hits(), 2);
+}

@@ -1,0 +1,59 @@
+// Prompts run once per distinct prompt, not once per conversation: a
+// service's calls mostly share a voice and a role, and their prompts cost a
+// prefill of a few hundred steps each (64 calls joining at once queue up for
+// seconds). The first conversation with a prompt runs it and keeps where it
+// left off (a PromptState: KV entries, ring, position); later ones with the
+// same prompt, model and options start there, with their own seeds. Exact:
+// a prompt whose steps sample anything is never kept.
+//
+// Conversations asking for a prompt that another is running wait for it
+// instead of running it too. Entries are compared whole (tokens, voice
+// tensors), never by a hash alone, so one caller's prompt cannot be served to
+// another. The least recently used entry goes first. Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "lm/conversation.h"
+#include "lm/prompt.h"
+
+namespace personaplex::lm {
+
+class PromptCache {
+ public:
+  // Keeps at most `entries` prompts (0: keeps none, runs every prompt).
+  explicit PromptCache(size_t entries = 8);
+  PromptCache(const PromptCache &) = delete;
+  PromptCache &operator=(const PromptCache &) = delete;
+
+  // run_prompts(conv, prompt, warn) on an empty conversation, or the state an
+  // earlier run of the same prompt (same model, pinning and sampling mode)
+  // left, with the warnings that run gave. Returns true when taken from the
+  // cache.
+  bool run(Conversation &conv, const Prompt &prompt, const WarningFn &warn = {});
+
+  size_t entries() const;
+  int64_t hits() const;
+  int64_t misses() const;
+
+  struct Entry;  // a prompt's key and outcome (prompt_cache.cpp)
+
+ private:
+  std::shared_ptr<Entry> find_or_claim(const Entry &key, bool *claimed);
+  void publish(const std::shared_ptr<Entry> &e, std::unique_ptr<PromptState> state,
+               std::vector<std::string> warnings);
+
+  const size_t capacity_;
+  mutable std::mutex mutex_;
+  std::condition_variable settled_;  // an entry was published or dropped
+  std::list<std::shared_ptr<Entry>> entries_;  // most recently used first
+  int64_t hits_ = 0, misses_ = 0;
+};
+
+}  // namespace personaplex::lm
