@@ -1,5 +1,7 @@
 #include "server.h"
 
+#include "public_message.h"
+
 #include <nlohmann/json.hpp>
 
 #include <map>
@@ -46,7 +48,7 @@ void respond_json(SoupServerMessage *msg, const json &body) {
 }
 
 void respond_error(SoupServerMessage *msg, guint status, const std::string &text) {
-  respond(msg, status, "text/plain; charset=utf-8", text + "\n");
+  respond(msg, status, "text/plain; charset=utf-8", public_message(text) + "\n");
 }
 
 std::map<std::string, std::string> query_fields(GHashTable *query) {
@@ -322,9 +324,13 @@ void Server::chat_ws_cb(SoupServer *, SoupServerMessage *msg, const char *, Soup
   const std::string problem = read_conversation(self->config_, query_fields(query), true, &conversation);
   if (query) g_hash_table_unref(query);
   if (!problem.empty()) {  // checked before the handshake already
-    const std::string told = "\x05" + problem;
+    const std::string reason = public_message(problem);
+    const std::string told = "\x05" + reason;
     soup_websocket_connection_send_binary(ws, told.data(), told.size());
-    soup_websocket_connection_close(ws, 1008, problem.substr(0, 120).c_str());
+    std::string close_reason = reason.substr(0, 120);  // a control frame's room, whole characters
+    while (!close_reason.empty() && !g_utf8_validate(close_reason.data(), gssize(close_reason.size()), nullptr))
+      close_reason.pop_back();
+    soup_websocket_connection_close(ws, 1008, close_reason.c_str());
     return;
   }
   ChatSession::open(self, ws, conversation);

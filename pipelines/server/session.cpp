@@ -2,6 +2,7 @@
 
 #include <cstdarg>
 
+#include "public_message.h"
 #include "server.h"
 
 namespace ppserver {
@@ -146,8 +147,10 @@ void Session::on_error(GstMessage *, const std::string &text) { fail(1011, text)
 void Session::fail(gushort code, const std::string &text) {
   if (ended()) return;
   log("%s", text.c_str());
-  tell_error(text);
-  end(code, text);
+  // The log has it whole; the client, without the server's paths.
+  const std::string told = public_message(text);
+  tell_error(told);
+  end(code, told);
 }
 
 gboolean Session::bus_cb(GstBus *, GstMessage *message, gpointer data) {

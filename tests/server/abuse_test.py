@@ -86,13 +86,17 @@ def request(port, target, headers=(), keep_alive=True):
     return status, body
 
 
-def closed_by_server(s, seconds):
-    """Whether the server closes `s` within `seconds` (reading what comes)."""
+def closed_by_server(s, seconds, received=None):
+    """Whether the server closes `s` within `seconds` (reading what comes,
+    kept in the bytearray `received` when given)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         s.settimeout(max(0.05, deadline - time.monotonic()))
         try:
-            if not s.recv(65536):
+            data = s.recv(65536)
+            if received is not None:
+                received += data
+            if not data:
                 return True
         except socket.timeout:
             return False
@@ -101,7 +105,9 @@ def closed_by_server(s, seconds):
     return False
 
 
-def ws_open(port, target, origin=None):
+def ws_open(port, target, origin=None, rest=None):
+    """A websocket handshake; what came after the response's head goes into
+    the bytearray `rest` when given."""
     s = connect(port)
     key = base64.b64encode(os.urandom(16)).decode()
     extra = f"Origin: {origin}\r\n" if origin else ""
@@ -113,6 +119,8 @@ def ws_open(port, target, origin=None):
         if not chunk:
             break
         data += chunk
+    if rest is not None:
+        rest += data.partition(b"\r\n\r\n")[2]
     return s, data.split(b"\r\n", 1)[0].decode("latin-1")
 
 
@@ -238,20 +246,28 @@ class Abuse:
             "text_prompt=&voice_prompt=%2fetc%2fpasswd": 400,
             "text_prompt=&voice_prompt=NATF2.pt%00.wav": 400,
             "text_prompt=&voice_prompt=..%5cNATF2.pt": 400,
+            "text_prompt=&voice_prompt=%ff%fe%2e.pt": 400,
         }
         seen = {}
         for query, want in cases.items():
             status, body = request(self.port, "/api/chat?" + query)
             seen[query[:40]] = status
             assert status in (want, 0, 413, 414), (query[:80], status, body[:200])  # 0: connection refused
+            # A refusal reads as text and tells nothing of where the server keeps its files.
+            text = body.decode("utf-8")
+            assert self.voices not in text and "/tmp" not in text, (query[:80], text[:300])
         return {"statuses": seen}
 
     def bad_voices(self):
         ended = {}
         for name in ("evil.pt", "huge_rate.wav", "one_hz.wav", "truncated.pt"):
-            s, status = ws_open(self.port, f"/api/chat?text_prompt=&voice_prompt={name}")
+            told = bytearray()
+            s, status = ws_open(self.port, f"/api/chat?text_prompt=&voice_prompt={name}", rest=told)
             if " 101 " in status + " ":
-                ended[name] = closed_by_server(s, 30)
+                ended[name] = closed_by_server(s, 30, told)
+                # The error names the voice, not the server's path to it.
+                assert name.encode() in told, (name, bytes(told[:300]))
+                assert self.voices.encode() not in told and b"/tmp" not in told, (name, bytes(told[:300]))
             else:
                 ended[name] = status
             s.close()
