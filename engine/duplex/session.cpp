@@ -128,8 +128,10 @@ void Session::start_in_batch(const lm::ConversationOptions &co) {
   batch_ = serving::LockstepBatch::acquire(model_->lm(), model_->shared_mimi(), options_.batch, co);
   auto t = std::chrono::steady_clock::now();
   if (options_.warm_up && !warmed_) {
+    // With this session's prompts: their length sets the span the graphs
+    // are captured for, and later joins with them start from the cache.
     batch_->warm_up_once([&] {
-      slot_ = batch_->join(lm::Prompt{}, options_.seed, warn_).slot;
+      slot_ = batch_->join(prompt_, options_.seed, {}).slot;
       try {
         for (int i = 0; i < kWarmUpFrames; ++i) warm_frame();
       } catch (...) {

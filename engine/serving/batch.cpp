@@ -169,6 +169,29 @@ void BatchServer::prepare_next(const std::vector<Row> &rows, const BatchShape &s
   }
 }
 
+std::vector<BatchServer::Capture> BatchServer::join_captures(int64_t slot) const {
+  std::vector<Capture> out;
+  if (!graphs_.enabled() || graphs_.graphs() == 0) return out;
+  if (slot < 0 || slot >= max_slots() || !reserved_[size_t(slot)]) return out;
+  // Its rows in live steps: the members and the joiner, the agent's
+  // codebooks all predicted.
+  std::vector<Row> rows;
+  const int64_t dsteps = model_->config().dep_q;
+  for (int64_t s = 0; s < max_slots(); ++s)
+    if (used_[size_t(s)] || s == slot) rows.push_back({s, slots_[size_t(s)].get(), {}, dsteps});
+  constexpr int64_t kAhead = 64;
+  for (const int64_t ahead : {int64_t(0), kAhead}) {
+    const BatchShape shape = shape_of(rows, ahead);
+    if (out.empty() || out.back().key != shape.key()) out.push_back({shape.key(), shape});
+  }
+  return out;
+}
+
+void BatchServer::capture_ahead(const std::vector<Capture> &captures) {
+  for (const Capture &c : captures)
+    graphs_.prepare({c.key.begin(), c.key.end()}, [this, shape = c.shape] { run_model_step(shape); });
+}
+
 void BatchServer::finish(const std::vector<Row> &rows, const BatchShape &shape,
                          std::map<int64_t, std::optional<StepResult>> &results) {
   const LmConfig &c = model_->config();

@@ -21,6 +21,7 @@
 // rounded up (static_shape) so that few shapes occur.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -76,6 +77,18 @@ class BatchServer {
   bool prefill(int64_t slot, const Prompt &prompt, const WarningFn &warn = {});
   void activate(int64_t slot);
   void release(int64_t slot);
+  // The captures a reserved, prefilled slot's first steps need (the width
+  // the batch takes with it, its span now and a few seconds on): asked for
+  // under the caller's lock, run by capture_ahead() without it, on the
+  // joining thread, so that the running calls never wait for a capture of
+  // the join's making. Empty without CUDA graphs or before the first capture.
+  struct Capture {
+    std::array<int64_t, 4> key;
+    BatchShape shape;
+  };
+  std::vector<Capture> join_captures(int64_t slot) const;
+  // Captures what is not captured yet; safe while step() runs.
+  void capture_ahead(const std::vector<Capture> &captures);
   // Frees the slot; throws Error when it is not in use.
   void leave(int64_t slot);
 

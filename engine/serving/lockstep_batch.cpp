@@ -73,6 +73,14 @@ LockstepBatch::Joined LockstepBatch::join(const lm::Prompt &prompt, uint64_t see
   // The prompts run beside the steps of the others, not between them.
   try {
     j.prompts_cached = server_.prefill(j.slot, prompt, warn);
+    // Its first steps' graphs, captured here: a join's new width or span
+    // costs the joiner, not a step of everyone.
+    std::vector<BatchServer::Capture> captures;
+    {
+      std::lock_guard<std::mutex> server(server_mutex_);
+      captures = server_.join_captures(j.slot);
+    }
+    server_.capture_ahead(captures);
   } catch (...) {
     std::lock_guard<std::mutex> server(server_mutex_);
     server_.release(j.slot);
