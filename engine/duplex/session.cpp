@@ -141,6 +141,10 @@ void Session::start_in_batch(const lm::ConversationOptions &co) {
       }
       batch_->leave(slot_);
       slot_ = -1;
+      // The graphs of every width the batch may take (a minute at most:
+      // a GPU busy with other work may take long, and calls then capture
+      // what is missing when they join).
+      batch_->wait_prepared(std::chrono::seconds(60));
     });
     warmed_ = true;
   }

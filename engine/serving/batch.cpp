@@ -169,22 +169,47 @@ void BatchServer::prepare_next(const std::vector<Row> &rows, const BatchShape &s
   }
 }
 
+BatchShape BatchServer::join_shape(int64_t slot, int64_t ahead) const {
+  if (slot < 0 || slot >= max_slots() || !(reserved_[size_t(slot)] || used_[size_t(slot)]))
+    throw Error("batch server: slot " + std::to_string(slot) + " is neither reserved nor in use");
+  // Its rows in live steps: the members and the joiner, predicting the
+  // agent's codebooks (the user's are given: their depformer steps are
+  // skipped unless every step runs).
+  std::vector<Row> rows;
+  const int64_t dep_q = model_->config().dep_q;
+  const int64_t agent = std::min<int64_t>(dep_q, lm::kAudioCodebooks);
+  const int64_t live = options_.full_depformer ? dep_q : agent;
+  for (int64_t s = 0; s < max_slots(); ++s) {
+    if (!used_[size_t(s)] && s != slot) continue;
+    const Conversation *conv = slots_[size_t(s)].get();
+    int64_t dsteps = live;
+    // Right after its prompts, the agent's delayed codebooks of its first
+    // step are still the prompts' own: fewer depformer steps.
+    if (s == slot && ahead == 0 && !options_.full_depformer) {
+      const int64_t target = conv->ring_.offset() % conv->ring_.cols();
+      dsteps = 0;
+      for (int64_t k = agent; k > 0 && dsteps == 0; --k)
+        if (!conv->ring_.given(k, target)) dsteps = k;
+    }
+    rows.push_back({s, const_cast<Conversation *>(conv), {}, dsteps});
+  }
+  return shape_of(rows, ahead);
+}
+
 std::vector<BatchServer::Capture> BatchServer::join_captures(int64_t slot) const {
   std::vector<Capture> out;
   if (!graphs_.enabled() || graphs_.graphs() == 0) return out;
   if (slot < 0 || slot >= max_slots() || !reserved_[size_t(slot)]) return out;
-  // Its rows in live steps: the members and the joiner, the agent's
-  // codebooks all predicted.
-  std::vector<Row> rows;
-  const int64_t dsteps = model_->config().dep_q;
-  for (int64_t s = 0; s < max_slots(); ++s)
-    if (used_[size_t(s)] || s == slot) rows.push_back({s, slots_[size_t(s)].get(), {}, dsteps});
   constexpr int64_t kAhead = 64;
-  for (const int64_t ahead : {int64_t(0), kAhead}) {
-    const BatchShape shape = shape_of(rows, ahead);
+  for (const int64_t ahead : {int64_t(0), int64_t(1), kAhead}) {
+    const BatchShape shape = join_shape(slot, ahead);
     if (out.empty() || out.back().key != shape.key()) out.push_back({shape.key(), shape});
   }
   return out;
+}
+
+bool BatchServer::wait_prepared(std::chrono::milliseconds timeout) {
+  return !preparer_ || preparer_->wait_idle(timeout);
 }
 
 void BatchServer::capture_ahead(const std::vector<Capture> &captures) {
@@ -249,6 +274,7 @@ std::map<int64_t, std::optional<StepResult>> BatchServer::step(
     buffers_.upload(shape.rows);
   }
 
+  last_shape_ = shape;
   if (graphs_.enabled()) {
     Stage stage("graph");
     const std::array<int64_t, 4> key = shape.key();

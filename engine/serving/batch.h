@@ -22,6 +22,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -87,8 +88,16 @@ class BatchServer {
     BatchShape shape;
   };
   std::vector<Capture> join_captures(int64_t slot) const;
+  // The shape of a live step of the members and `slot` (reserved or in
+  // use): its first (ahead 0), or `ahead` steps on; and the shape the last
+  // step took.
+  BatchShape join_shape(int64_t slot, int64_t ahead = 0) const;
+  const BatchShape &last_shape() const { return last_shape_; }
   // Captures what is not captured yet; safe while step() runs.
   void capture_ahead(const std::vector<Capture> &captures);
+  // Waits (at most `timeout`) until the captures asked for ahead are done;
+  // true when they are (or there are none to wait for).
+  bool wait_prepared(std::chrono::milliseconds timeout);
   // Frees the slot; throws Error when it is not in use.
   void leave(int64_t slot);
 
@@ -140,6 +149,7 @@ class BatchServer {
   GraphCache graphs_;
   std::optional<bool> static_shapes_;
   int64_t graph_steps_ = 0;
+  BatchShape last_shape_;
   std::vector<std::unique_ptr<Conversation>> slots_;
   std::vector<bool> used_;
   std::vector<char> reserved_;  // bytes: prefill() reads its own while others change theirs

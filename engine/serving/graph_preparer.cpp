@@ -36,14 +36,20 @@ int64_t GraphPreparer::prepared() const {
   return prepared_;
 }
 
+bool GraphPreparer::wait_idle(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  return idle_.wait_for(lock, timeout, [this] { return stop_ || (queue_.empty() && !busy_); });
+}
+
 void GraphPreparer::run() {
   at::NoGradGuard no_grad;
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-    if (stop_) return;
+    if (stop_) break;
     auto job = std::move(queue_.front());
     queue_.pop_front();
+    busy_ = true;
     lock.unlock();
     bool took = false;
     try {
@@ -52,11 +58,14 @@ void GraphPreparer::run() {
       // A failed preparation only means the step captures when it comes.
     }
     lock.lock();
+    busy_ = false;
     if (took)
       ++prepared_;
     else
       asked_.erase(job.first);  // not yet possible, or failed: may be asked again
+    if (queue_.empty()) idle_.notify_all();
   }
+  idle_.notify_all();
 }
 
 }  // namespace personaplex::serving

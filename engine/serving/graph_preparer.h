@@ -6,6 +6,7 @@
 // second). Keys asked for once are not asked for again until forget().
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -32,6 +33,9 @@ class GraphPreparer {
   void ask(const std::vector<int64_t> &key, std::function<void()> step);
   void forget();
   int64_t prepared() const;  // captures that took
+  // Blocks until nothing is queued or being captured, or `timeout` passed;
+  // true when idle.
+  bool wait_idle(std::chrono::milliseconds timeout);
 
  private:
   void run();
@@ -39,6 +43,8 @@ class GraphPreparer {
   GraphCache &cache_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
+  std::condition_variable idle_;  // the queue ran dry
+  bool busy_ = false;             // a capture is under way
   std::deque<std::pair<std::vector<int64_t>, std::function<void()>>> queue_;
   std::set<std::vector<int64_t>> asked_;
   int64_t prepared_ = 0;

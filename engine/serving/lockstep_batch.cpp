@@ -237,6 +237,11 @@ void LockstepBatch::warm_up_once(const std::function<void()> &warm_up) {
   warmed_ = true;
 }
 
+bool LockstepBatch::wait_prepared(std::chrono::milliseconds timeout) {
+  // Not under the server lock: the captures take it never, the steps do.
+  return server_.wait_prepared(timeout);
+}
+
 int64_t LockstepBatch::active() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return joined_;

@@ -87,6 +87,10 @@ class LockstepBatch {
   // callers that come meanwhile wait for it, so that sessions starting
   // together warm the batch up once, not once each.
   void warm_up_once(const std::function<void()> &warm_up);
+  // After a warm-up: waits (at most `timeout`) for the graphs its steps
+  // asked for ahead (every batch width at its span), so that no call pays
+  // for their capture; true when they are done.
+  bool wait_prepared(std::chrono::milliseconds timeout);
 
   int64_t slots() const { return slots_; }
   int64_t active() const;

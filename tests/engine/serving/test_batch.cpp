@@ -410,3 +410,29 @@ TEST(Batch, JoinsWithOnePromptShareItsPrefill) {
   EXPECT_EQ(server.prompt_cache().misses(), 1);
   EXPECT_EQ(server.prompt_cache().hits(), 2);
 }
+
+// The shape a join captures ahead is the shape its first live step takes
+// (with a graph's rounded-up shapes, as on a GPU).
+TEST(Batch, JoinShapeIsTheFirstStepsShape) {
+  at::manual_seed(14);
+  const LmConfig c = tiny_config(32, 2, 2, 500);
+  auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 3, 0.2));
+  BatchServer server(model, 12, sampled());
+  server.use_static_shapes(true);
+  std::map<int64_t, std::vector<int64_t>> in;
+  for (int64_t i = 0; i < 10; ++i) {
+    const int64_t slot = server.reserve(uint64_t(i));
+    // Prompts of growing length: the last ones widen the span.
+    server.prefill(slot, make_prompt(3 + 30 * i, 2, c));
+    const BatchShape first = server.join_shape(slot), second = server.join_shape(slot, 1);
+    server.activate(slot);
+    for (int64_t t = 0; t < 2; ++t) {
+      for (auto &[s, codes] : in) codes = user_codes(uint64_t(s), t, c.card);
+      in[slot] = user_codes(uint64_t(slot), t, c.card);
+      server.step(in);
+      EXPECT_EQ(server.last_shape().key(), (t == 0 ? first : second).key()) << "join " << i << " step " << t;
+    }
+  }
+  EXPECT_GT(server.last_shape().span, 256);
+  EXPECT_EQ(server.last_shape().rows, 12);
+}
