@@ -21,19 +21,17 @@ struct PromptCache::Entry {
 
 namespace {
 
-at::Tensor host_copy(const at::Tensor &t) { return t.defined() ? t.to(at::kCPU).contiguous().clone() : t; }
+// The voice as the key compares it: on the host (a copy only when not there).
+at::Tensor on_host(const at::Tensor &t) { return t.defined() ? t.to(at::kCPU).contiguous() : t; }
+
+// An entry's own copy of a key's tensor (the caller's may change later).
+at::Tensor kept(const at::Tensor &t) { return t.defined() ? t.clone() : t; }
 
 bool same_tensor(const at::Tensor &a, const at::Tensor &b) {
   if (a.defined() != b.defined()) return false;
   if (!a.defined()) return true;
   return a.scalar_type() == b.scalar_type() && a.sizes() == b.sizes() && at::equal(a, b);
 }
-
-}  // namespace
-
-PromptCache::PromptCache(size_t entries) : capacity_(entries) {}
-
-namespace {
 
 bool same_key(const PromptCache::Entry &a, const PromptCache::Entry &b) {
   return a.model == b.model && a.pin == b.pin && a.greedy == b.greedy && a.prefill == b.prefill &&
@@ -43,6 +41,8 @@ bool same_key(const PromptCache::Entry &a, const PromptCache::Entry &b) {
 
 }  // namespace
 
+PromptCache::PromptCache(size_t entries) : capacity_(entries) {}
+
 std::shared_ptr<PromptCache::Entry> PromptCache::find_or_claim(const Entry &key, bool *claimed) {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
@@ -50,6 +50,9 @@ std::shared_ptr<PromptCache::Entry> PromptCache::find_or_claim(const Entry &key,
                            [&](const std::shared_ptr<Entry> &e) { return same_key(*e, key); });
     if (it == entries_.end()) {
       auto e = std::make_shared<Entry>(key);
+      e->codes = kept(key.codes);
+      e->embeddings = kept(key.embeddings);
+      e->ring = kept(key.ring);
       entries_.push_front(e);
       ++misses_;
       *claimed = true;
@@ -102,9 +105,9 @@ bool PromptCache::run(Conversation &conv, const Prompt &prompt, const WarningFn 
   key.prefill = prompt.prefill;
   key.silence_steps = prompt.silence_steps;
   key.text = prompt.text_tokens;
-  key.codes = host_copy(prompt.voice.codes);
-  key.embeddings = host_copy(prompt.voice.stored.embeddings);
-  key.ring = host_copy(prompt.voice.stored.cache);
+  key.codes = on_host(prompt.voice.codes);
+  key.embeddings = on_host(prompt.voice.stored.embeddings);
+  key.ring = on_host(prompt.voice.stored.cache);
   bool claimed = false;
   std::shared_ptr<Entry> e = find_or_claim(key, &claimed);
   const at::Device device = conv.model().device();
