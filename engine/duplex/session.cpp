@@ -131,6 +131,9 @@ void Session::start_in_batch(const lm::ConversationOptions &co) {
     // With this session's prompts: their length sets the span the graphs
     // are captured for, and later joins with them start from the cache.
     batch_->warm_up_once([&] {
+      // Every prefill worker's first prompts (later joins then take a
+      // tenth of the time), the prompt cache seeded.
+      batch_->warm_prefill(prompt_, options_.seed);
       slot_ = batch_->join(prompt_, options_.seed, {}).slot;
       try {
         for (int i = 0; i < kWarmUpFrames; ++i) warm_frame();

@@ -3,7 +3,15 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <optional>
 #include <vector>
+
+#ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
+#include <c10/cuda/CUDAStream.h>
+
+#include "cuda/weight_only_gemv.h"
+#endif
 
 #include "core/error.h"
 #include "io/safetensors.h"
@@ -61,6 +69,45 @@ at::Tensor fp8_linear(const at::Tensor &x, const LinearWeight &w) {
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
   shape.back() = w.weight.size(0);
   return y.view(shape);
+}
+#endif
+
+#ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
+// A few rows against 8-bit weights: the weight-only kernel (the weights read
+// once as bytes). Nothing when the kernel does not take these tensors (or
+// PERSONAPLEX_NO_CUDA_KERNELS is set, to compare against libtorch's path).
+std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w) {
+  static const bool disabled = std::getenv("PERSONAPLEX_NO_CUDA_KERNELS") != nullptr;
+  if (disabled || x.dim() == 0) return std::nullopt;
+  using personaplex::cuda::GemvFloats;
+  using personaplex::cuda::GemvWeights;
+  GemvFloats floats;
+  if (x.scalar_type() == at::kBFloat16) floats = GemvFloats::kBFloat16;
+  else if (x.scalar_type() == at::kFloat) floats = GemvFloats::kFloat32;
+  else return std::nullopt;
+  GemvWeights weights;
+  if (w.weight.scalar_type() == at::kChar) weights = GemvWeights::kInt8;
+#if PERSONAPLEX_FLOAT8
+  else if (w.weight.scalar_type() == at::kFloat8_e4m3fn) weights = GemvWeights::kFp8E4M3;
+#endif
+  else return std::nullopt;
+  const int64_t k = x.size(-1), n = w.weight.size(0);
+  if (k == 0 || w.weight.size(1) != k || !w.weight.is_contiguous()) return std::nullopt;
+  const int64_t rows = x.numel() / k;
+  if (rows > personaplex::cuda::kGemvMaxRows) return std::nullopt;
+  const at::Tensor x2 = x.reshape({rows, k}).contiguous();
+  const at::Tensor scale = w.scale.to(at::kFloat).contiguous();
+  at::Tensor y = at::empty({rows, n}, x.options());
+  if (!personaplex::cuda::weight_only_gemv_fits(rows, n, k, x2.data_ptr(), w.weight.data_ptr(), y.data_ptr()))
+    return std::nullopt;
+  const cudaError_t e =
+      personaplex::cuda::weight_only_gemv(x2.data_ptr(), w.weight.data_ptr(), scale.data_ptr<float>(), y.data_ptr(),
+                                          rows, n, k, weights, floats,
+                                          c10::cuda::getCurrentCUDAStream(x.device().index()).stream());
+  if (e != cudaSuccess) throw Error(std::string("weight-only matrix-vector kernel: ") + cudaGetErrorString(e));
+  std::vector<int64_t> sizes = x.sizes().vec();
+  sizes.back() = n;
+  return y.view(sizes);
 }
 #endif
 
@@ -138,6 +185,10 @@ at::Tensor dequantize(const LinearWeight &w, at::ScalarType dtype) {
 
 at::Tensor linear(const at::Tensor &x, const LinearWeight &w) {
   if (!w.quantized()) return at::linear(x, w.weight);
+#ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
+  if (x.is_cuda())
+    if (std::optional<at::Tensor> y = gemv_linear(x, w)) return *y;
+#endif
 #if PERSONAPLEX_ROWWISE_FP8_MM
   if (x.is_cuda() && w.weight.scalar_type() == at::kFloat8_e4m3fn) return fp8_linear(x, w);
 #endif

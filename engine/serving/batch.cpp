@@ -70,12 +70,16 @@ int64_t BatchServer::reserve(uint64_t seed) {
   return slot;
 }
 
-bool BatchServer::prefill(int64_t slot, const Prompt &prompt, const WarningFn &warn) {
+bool BatchServer::prefill(int64_t slot, const Prompt &prompt, const WarningFn &warn, bool use_cache) {
   if (slot < 0 || slot >= max_slots() || !reserved_[size_t(slot)])
     throw Error("batch server: slot " + std::to_string(slot) + " is not reserved");
   // On the thread's own stream: beside the steps, not behind them.
   bool cached = false;
-  on_thread_stream(model_->device(), [&] { cached = prompts_.run(*slots_[size_t(slot)], prompt, warn); });
+  Conversation &conv = *slots_[size_t(slot)];
+  on_thread_stream(model_->device(), [&] {
+    if (use_cache) cached = prompts_.run(conv, prompt, warn);
+    else run_prompts(conv, prompt, warn);
+  });
   return cached;
 }
 
@@ -183,9 +187,11 @@ BatchShape BatchServer::join_shape(int64_t slot, int64_t ahead) const {
     if (!used_[size_t(s)] && s != slot) continue;
     const Conversation *conv = slots_[size_t(s)].get();
     int64_t dsteps = live;
-    // Right after its prompts, the agent's delayed codebooks of its first
-    // step are still the prompts' own: fewer depformer steps.
-    if (s == slot && ahead == 0 && !options_.full_depformer) {
+    // A row's next step right after its prompts (the joiner's, and a
+    // member's that joined meanwhile and has not stepped): the agent's
+    // delayed codebooks of that step are still the prompts' own, so it
+    // takes fewer depformer steps. Each row counts its own.
+    if (ahead == 0 && !options_.full_depformer) {
       const int64_t target = conv->ring_.offset() % conv->ring_.cols();
       dsteps = 0;
       for (int64_t k = agent; k > 0 && dsteps == 0; --k)

@@ -74,8 +74,9 @@ class BatchServer {
   // leave a reserved slot's cache alone (its idle row writes a slot that no
   // conversation uses); activate() makes it a member, release() gives it up.
   int64_t reserve(uint64_t seed);
-  // prefill() returns true when the prompts came from the cache.
-  bool prefill(int64_t slot, const Prompt &prompt, const WarningFn &warn = {});
+  // prefill() returns true when the prompts came from the cache; with
+  // `use_cache` false it runs them whatever the cache holds (a warm-up).
+  bool prefill(int64_t slot, const Prompt &prompt, const WarningFn &warn = {}, bool use_cache = true);
   void activate(int64_t slot);
   void release(int64_t slot);
   // The captures a reserved, prefilled slot's first steps need (the width

@@ -2,6 +2,7 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "core/error.h"
@@ -10,6 +11,10 @@ namespace personaplex::serving {
 
 using namespace lm;  // the model this layer serves
 namespace {
+
+// Joins whose prompts run at once (different prompts: the same ones wait for
+// the first run in the prompt cache). More would only share the GPU.
+constexpr int64_t kPrefillThreads = 2;
 
 // Batches are keyed by the model object and everything every slot shares.
 std::string key_of(const lm::LmModel *lm, const mimi::Mimi *mimi, int64_t slots, const lm::ConversationOptions &o) {
@@ -49,7 +54,8 @@ LockstepBatch::LockstepBatch(std::shared_ptr<const lm::LmModel> lm, std::shared_
       gather_(gather),
       config_(lm->config()),
       member_(size_t(std::max<int64_t>(slots, 0)), false),
-      server_(std::move(lm), slots, options) {
+      server_(std::move(lm), slots, options),
+      prefill_(std::clamp<int64_t>(slots, 1, kPrefillThreads)) {
   if (mimi) codec_ = std::make_unique<MimiBatch>(std::move(mimi), slots);
   thread_ = std::thread([this] { run(); });
 }
@@ -72,15 +78,7 @@ LockstepBatch::Joined LockstepBatch::join(const lm::Prompt &prompt, uint64_t see
   }
   // The prompts run beside the steps of the others, not between them.
   try {
-    j.prompts_cached = server_.prefill(j.slot, prompt, warn);
-    // Its first steps' graphs, captured here: a join's new width or span
-    // costs the joiner, not a step of everyone.
-    std::vector<BatchServer::Capture> captures;
-    {
-      std::lock_guard<std::mutex> server(server_mutex_);
-      captures = server_.join_captures(j.slot);
-    }
-    server_.capture_ahead(captures);
+    prefill_.run([&] { j.prompts_cached = prefill_and_capture(j.slot, prompt, warn, true); });
   } catch (...) {
     std::lock_guard<std::mutex> server(server_mutex_);
     server_.release(j.slot);
@@ -97,6 +95,42 @@ LockstepBatch::Joined LockstepBatch::join(const lm::Prompt &prompt, uint64_t see
   member_[size_t(j.slot)] = true;
   ++joined_;
   return j;
+}
+
+// On a prefill worker: the prompts, then the graphs of the join's first
+// steps (a join's new width or span costs the joiner, not a step of
+// everyone).
+bool LockstepBatch::prefill_and_capture(int64_t slot, const lm::Prompt &prompt, const lm::WarningFn &warn,
+                                        bool use_cache) {
+  at::NoGradGuard no_grad;
+  const bool cached = server_.prefill(slot, prompt, warn, use_cache);
+  std::vector<BatchServer::Capture> captures;
+  {
+    std::lock_guard<std::mutex> server(server_mutex_);
+    captures = server_.join_captures(slot);
+  }
+  server_.capture_ahead(captures);
+  return cached;
+}
+
+void LockstepBatch::warm_prefill(const lm::Prompt &prompt, uint64_t seed) {
+  prefill_.run_on_each([&](int64_t worker) {
+    at::NoGradGuard no_grad;
+    int64_t slot;
+    {
+      std::lock_guard<std::mutex> server(server_mutex_);
+      slot = server_.reserve(seed);
+    }
+    try {
+      server_.prefill(slot, prompt, {}, worker == 0);
+    } catch (...) {
+      std::lock_guard<std::mutex> server(server_mutex_);
+      server_.release(slot);
+      throw;
+    }
+    std::lock_guard<std::mutex> server(server_mutex_);
+    server_.release(slot);
+  });
 }
 
 void LockstepBatch::leave(int64_t slot) {

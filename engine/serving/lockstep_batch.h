@@ -16,9 +16,10 @@
 // Mimi call, steps the LM, and decodes every answer in another
 // (mimi_batch.h), so N conversations cost one codec call each way per frame.
 //
-// Joins and leaves run on the caller's thread; a join's prompts are
-// prefilled beside the running steps (BatchServer::prefill), not between
-// them. Thread-safe.
+// Leaves run on the caller's thread; a join's prompts are prefilled beside
+// the running steps (BatchServer::prefill), not between them, on the batch's
+// prefill workers (threads that stay warm, prefill_workers.h), the caller
+// waiting. Thread-safe.
 #pragma once
 
 #include <chrono>
@@ -36,6 +37,7 @@
 #include "mimi/mimi.h"
 #include "serving/batch.h"
 #include "serving/mimi_batch.h"
+#include "serving/prefill_workers.h"
 #include "lm/conversation.h"
 #include "lm/prompt.h"
 
@@ -87,6 +89,10 @@ class LockstepBatch {
   // callers that come meanwhile wait for it, so that sessions starting
   // together warm the batch up once, not once each.
   void warm_up_once(const std::function<void()> &warm_up);
+  // Runs `prompt` once on every prefill worker (a warm-up: their first
+  // prompts cost many times their later ones); the first run seeds the
+  // prompt cache.
+  void warm_prefill(const lm::Prompt &prompt, uint64_t seed);
   // After a warm-up: waits (at most `timeout`) for the graphs its steps
   // asked for ahead (every batch width at its span), so that no call pays
   // for their capture; true when they are done.
@@ -112,6 +118,7 @@ class LockstepBatch {
     bool done = false;
   };
   void run();
+  bool prefill_and_capture(int64_t slot, const lm::Prompt &prompt, const lm::WarningFn &warn, bool use_cache);
   bool ready_locked(std::chrono::steady_clock::time_point first) const;
   void step_pending(std::map<int64_t, std::shared_ptr<Pending>> &taken);
   void step_taken(std::map<int64_t, std::shared_ptr<Pending>> &taken);
@@ -135,6 +142,7 @@ class LockstepBatch {
   std::mutex server_mutex_;  // held across a step, a join, a leave
   BatchServer server_;
   std::unique_ptr<MimiBatch> codec_;  // null without a codec
+  PrefillWorkers prefill_;
   std::thread thread_;
 };
 

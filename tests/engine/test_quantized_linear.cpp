@@ -102,3 +102,38 @@ TEST(QuantizedLinear, Fp8RoundTripKeepsThreeMantissaBits) {
   at::Tensor x = at::randn({3, 53});
   EXPECT_TRUE(at::allclose(linear(x, q), at::linear(x, dequantize(q, at::kFloat)), 1e-5, 1e-5));
 }
+
+// On a GPU: a few rows against 8-bit weights (the weight-only kernel where
+// the build has it) are the dequantized weights' linear, for every row count
+// around the kernel's limit, odd and aligned sizes, bf16 and fp32
+// activations; more rows take the matrix-product path and agree too.
+TEST(QuantizedLinear, CudaFewRowsAreTheDequantizedWeightsLinear) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  const at::Device cuda(at::kCUDA);
+  at::manual_seed(11);
+  std::vector<WeightFormat> formats = {WeightFormat::kInt8};
+  if (float8_available()) formats.push_back(WeightFormat::kFp8);
+  for (const WeightFormat f : formats) {
+    for (const auto &[n, k] : std::vector<std::pair<int64_t, int64_t>>{{48, 64}, {1040, 4096}, {32, 11264}, {2048, 1024}}) {
+      at::Tensor w = (at::randn({n, k}) * at::linspace(0.05, 2.0, n).unsqueeze(1)).to(cuda);
+      const LinearWeight q = quantize(w, f);
+      for (const at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
+        for (const int64_t rows : {1, 2, 5, 8, 16, 17}) {
+          SCOPED_TRACE(weight_format_name(f) + " n " + std::to_string(n) + " k " + std::to_string(k) + " " +
+                       std::string(at::toString(dtype)) + " rows " + std::to_string(rows));
+          at::Tensor x = at::randn({rows, 1, k}, at::TensorOptions(cuda).dtype(dtype));
+          at::Tensor y = linear(x, q);
+          ASSERT_EQ(y.sizes(), (std::vector<int64_t>{rows, 1, n}));
+          ASSERT_EQ(y.scalar_type(), dtype);
+          at::Tensor want = at::linear(x.to(at::kFloat), dequantize(q, at::kFloat));
+          at::Tensor err = (y.to(at::kFloat) - want).abs().max() / want.abs().max();
+          // bf16 output rounding (2^-8 relative), fp32 summation order;
+          // beyond the kernel's rows, fp8 quantizes the activations too.
+          float tolerance = dtype == at::kBFloat16 ? 8e-3f : 1e-5f;
+          if (f == WeightFormat::kFp8 && rows > 16) tolerance = 5e-2f;
+          EXPECT_LT(err.item<float>(), tolerance);
+        }
+      }
+    }
+  }
+}

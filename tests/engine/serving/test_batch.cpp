@@ -436,3 +436,31 @@ TEST(Batch, JoinShapeIsTheFirstStepsShape) {
   EXPECT_GT(server.last_shape().span, 256);
   EXPECT_EQ(server.last_shape().rows, 12);
 }
+
+// Calls that join together (none has stepped since its prompts): their first
+// step's shape counts each row's own depformer steps, not a live step's.
+TEST(Batch, JoinShapeOfCallsJoiningTogether) {
+  at::manual_seed(15);
+  const LmConfig c = tiny_config(32, 2, 2, 200);
+  auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 3, 0.2));
+  for (const bool uncached : {false, true}) {
+    SCOPED_TRACE(uncached ? "prompts run each" : "prompts cached");
+    BatchServer server(model, 6, sampled());
+    server.use_static_shapes(true);
+    std::map<int64_t, std::vector<int64_t>> in;
+    BatchShape first;
+    for (int64_t i = 0; i < 4; ++i) {
+      const int64_t slot = server.reserve(uint64_t(i));
+      server.prefill(slot, make_prompt(5 + 7 * i, 2, c), {}, !uncached);
+      first = server.join_shape(slot);
+      server.activate(slot);
+      in[slot] = {};
+    }
+    for (int64_t t = 0; t < 3; ++t) {
+      const BatchShape expected = t == 0 ? first : server.join_shape(0);
+      for (auto &[s, codes] : in) codes = user_codes(uint64_t(s), t, c.card);
+      server.step(in);
+      EXPECT_EQ(server.last_shape().key(), expected.key()) << "step " << t;
+    }
+  }
+}

@@ -1,0 +1,163 @@
+#include "cuda/weight_only_gemv.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp8.h>
+
+#include <cstdint>
+
+namespace personaplex::cuda {
+namespace {
+
+constexpr int kWarps = 8;  // output rows per block: x stays in L1 across them
+constexpr int kLanes = 32;
+constexpr int kChunk = 16;  // weights per 16-byte load
+
+// 16 weights of one 16-byte load as floats.
+template <GemvWeights W>
+__device__ __forceinline__ void widen(const uint4 &v, float *out) {
+  const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    if constexpr (W == GemvWeights::kInt8) {
+#pragma unroll
+      for (int b = 0; b < 4; ++b) out[4 * i + b] = float(int8_t(words[i] >> (8 * b)));
+    } else {
+      const __nv_fp8x2_storage_t lo = __nv_fp8x2_storage_t(words[i] & 0xffff);
+      const __nv_fp8x2_storage_t hi = __nv_fp8x2_storage_t(words[i] >> 16);
+      const float2 a = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(lo, __NV_E4M3)));
+      const float2 b = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(hi, __NV_E4M3)));
+      out[4 * i + 0] = a.x;
+      out[4 * i + 1] = a.y;
+      out[4 * i + 2] = b.x;
+      out[4 * i + 3] = b.y;
+    }
+  }
+}
+
+// The 16 activations at chunk c of a row, as floats.
+__device__ __forceinline__ void load16(const float *row, int c, float *out) {
+  const float4 *p = reinterpret_cast<const float4 *>(row) + 4 * c;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float4 v = __ldg(p + i);
+    out[4 * i] = v.x;
+    out[4 * i + 1] = v.y;
+    out[4 * i + 2] = v.z;
+    out[4 * i + 3] = v.w;
+  }
+}
+
+__device__ __forceinline__ void load16(const __nv_bfloat16 *row, int c, float *out) {
+  const uint4 *p = reinterpret_cast<const uint4 *>(row) + 2 * c;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const uint4 v = __ldg(p + i);
+    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      __nv_bfloat162 pair;
+      *reinterpret_cast<uint32_t *>(&pair) = words[j];
+      const float2 f = __bfloat1622float2(pair);
+      out[8 * i + 2 * j] = f.x;
+      out[8 * i + 2 * j + 1] = f.y;
+    }
+  }
+}
+
+__device__ __forceinline__ void store(float *y, float v) { *y = v; }
+__device__ __forceinline__ void store(__nv_bfloat16 *y, float v) { *y = __float2bfloat16(v); }
+
+// One warp per C output columns: its lanes stride over the weight rows in
+// 16-byte loads (coalesced, each weight read once), every row of x (read
+// once per C columns) against them, then a warp reduction. One column per
+// warp keeps most loads in flight for one or two rows (bound by the weight
+// bytes); more rows take C = 4, so that each activation loaded serves four
+// weights.
+template <GemvWeights W, typename T, int R, int C>
+__global__ void __launch_bounds__(kWarps *kLanes)
+    gemv_kernel(const T *__restrict__ x, const uint4 *__restrict__ q, const float *__restrict__ scale,
+                T *__restrict__ y, int n, int k) {
+  const int lane = threadIdx.x % kLanes;
+  const int first = (blockIdx.x * kWarps + threadIdx.x / kLanes) * C;
+  if (first >= n) return;
+  const int chunks = k / kChunk;
+  const uint4 *rows[C];
+#pragma unroll
+  for (int j = 0; j < C; ++j) rows[j] = q + size_t(min(first + j, n - 1)) * chunks;  // the last columns repeat
+  float acc[R][C];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int j = 0; j < C; ++j) acc[r][j] = 0.0f;
+#pragma unroll(C == 1 ? 4 : 1)
+  for (int c = lane; c < chunks; c += kLanes) {
+    float w[C][kChunk];
+#pragma unroll
+    for (int j = 0; j < C; ++j) widen<W>(__ldg(rows[j] + c), w[j]);
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      float a[kChunk];
+      load16(x + size_t(r) * k, c, a);
+#pragma unroll
+      for (int j = 0; j < C; ++j)
+#pragma unroll
+        for (int i = 0; i < kChunk; ++i) acc[r][j] = fmaf(a[i], w[j][i], acc[r][j]);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int j = 0; j < C; ++j)
+#pragma unroll
+      for (int off = kLanes / 2; off > 0; off /= 2) acc[r][j] += __shfl_xor_sync(0xffffffffu, acc[r][j], off);
+  if (lane == 0) {
+#pragma unroll
+    for (int j = 0; j < C; ++j) {
+      if (first + j >= n) break;
+      const float s = scale[first + j];
+#pragma unroll
+      for (int r = 0; r < R; ++r) store(y + size_t(r) * n + first + j, acc[r][j] * s);
+    }
+  }
+}
+
+template <GemvWeights W, typename T, int R>
+cudaError_t launch_rows(int rows, const void *x, const void *q, const float *scale, void *y, int n, int k,
+                        cudaStream_t stream) {
+  if constexpr (R > 1) {
+    if (rows < R) return launch_rows<W, T, R - 1>(rows, x, q, scale, y, n, k, stream);
+  }
+  constexpr int C = R <= 2 ? 1 : 4;
+  const int warps = (n + C - 1) / C;
+  const dim3 grid((warps + kWarps - 1) / kWarps), block(kWarps * kLanes);
+  gemv_kernel<W, T, R, C><<<grid, block, 0, stream>>>(static_cast<const T *>(x), static_cast<const uint4 *>(q),
+                                                      scale, static_cast<T *>(y), n, k);
+  return cudaGetLastError();
+}
+
+template <GemvWeights W>
+cudaError_t launch(GemvFloats floats, int rows, const void *x, const void *q, const float *scale, void *y, int n,
+                   int k, cudaStream_t stream) {
+  if (floats == GemvFloats::kBFloat16)
+    return launch_rows<W, __nv_bfloat16, kGemvMaxRows>(rows, x, q, scale, y, n, k, stream);
+  return launch_rows<W, float, kGemvMaxRows>(rows, x, q, scale, y, n, k, stream);
+}
+
+bool aligned16(const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+}  // namespace
+
+bool weight_only_gemv_fits(int64_t rows, int64_t n, int64_t k, const void *x, const void *q, const void *y) {
+  return rows >= 1 && rows <= kGemvMaxRows && n >= 1 && n < (int64_t(1) << 31) && k >= kChunk &&
+         k % kChunk == 0 && k < (int64_t(1) << 31) && aligned16(x) && aligned16(q) && aligned16(y);
+}
+
+cudaError_t weight_only_gemv(const void *x, const void *q, const float *scale, void *y, int64_t rows, int64_t n,
+                             int64_t k, GemvWeights weights, GemvFloats floats, cudaStream_t stream) {
+  if (!weight_only_gemv_fits(rows, n, k, x, q, y)) return cudaErrorInvalidValue;
+  if (weights == GemvWeights::kInt8)
+    return launch<GemvWeights::kInt8>(floats, int(rows), x, q, scale, y, int(n), int(k), stream);
+  return launch<GemvWeights::kFp8E4M3>(floats, int(rows), x, q, scale, y, int(n), int(k), stream);
+}
+
+}  // namespace personaplex::cuda

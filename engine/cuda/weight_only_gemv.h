@@ -1,0 +1,33 @@
+// y = x · (q · diag(scale))ᵀ for a few rows of x and 8-bit weights q, on
+// CUDA: the weights are read once, as bytes, and widened in registers (no
+// bf16 copy of them, no separate pass over the activations). At batch 1 a
+// linear layer is a matrix-vector product bound by the weight bytes read:
+// 8-bit weights then cost half of bf16's time, where widening them first
+// cost more than bf16 itself.
+//
+// Plain pointers and a stream: this header and its kernels know nothing of
+// libtorch (nn/quantized_linear.cpp calls them with its tensors).
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+namespace personaplex::cuda {
+
+enum class GemvWeights { kInt8, kFp8E4M3 };
+enum class GemvFloats { kFloat32, kBFloat16 };  // x and y
+
+// The most rows of x one call takes; more are a matrix product's work.
+constexpr int64_t kGemvMaxRows = 16;
+
+// Whether weight_only_gemv takes these sizes and addresses: 1..kGemvMaxRows
+// rows, k a multiple of 16, x, q and y 16-byte aligned, contiguous.
+bool weight_only_gemv_fits(int64_t rows, int64_t n, int64_t k, const void *x, const void *q, const void *y);
+
+// x [rows, k], q [n, k] (row-major), scale fp32 [n], y [rows, n]. Launches on
+// `stream` (capturable in a CUDA graph); returns the launch's error.
+cudaError_t weight_only_gemv(const void *x, const void *q, const float *scale, void *y, int64_t rows, int64_t n,
+                             int64_t k, GemvWeights weights, GemvFloats floats, cudaStream_t stream);
+
+}  // namespace personaplex::cuda
