@@ -121,6 +121,115 @@ __global__ void __launch_bounds__(kWarps *kLanes)
   }
 }
 
+// Two 8-bit weights (the low and the next byte of `word` from `byte`) as a
+// bf16 pair, the first in the low half: exact, for int8 and e4m3 alike.
+template <GemvWeights W>
+__device__ __forceinline__ uint32_t bf16_pair(uint32_t word, int byte) {
+  float lo, hi;
+  if constexpr (W == GemvWeights::kInt8) {
+    lo = float(int8_t(word >> (8 * byte)));
+    hi = float(int8_t(word >> (8 * byte + 8)));
+  } else {
+    const float2 f = __half22float2(
+        __half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t((word >> (8 * byte)) & 0xffff), __NV_E4M3)));
+    lo = f.x;
+    hi = f.y;
+  }
+  const __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t *>(&pair);
+}
+
+__device__ __forceinline__ void mma_bf16(float *acc, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                                         uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+constexpr int kTile = 64;  // weights of a row per warp and tile: 4 lanes x 16 bytes
+
+// Three to sixteen rows of bf16 x on the tensor cores: a block owns 16 output
+// columns, its warps split k in tiles of 64 and add their parts up in shared
+// memory. Lane (g, t) loads 16 contiguous bytes of columns g and g + 8 and
+// the 16 activations of x row g beside them, widens the weights to bf16 in
+// registers and feeds four m16n8k16 products (16 columns x 8 rows each). A
+// product's k order is any permutation shared by both operands: lane t's
+// fragment positions {2t, 2t+1, 2t+8, 2t+9} of step s are its bytes
+// 4s..4s+3, so every load is 16 bytes and nothing is shuffled.
+template <GemvWeights W, int NT>
+__global__ void __launch_bounds__(kWarps *kLanes)
+    mma_kernel(const __nv_bfloat16 *__restrict__ x, const uint8_t *__restrict__ q, const float *__restrict__ scale,
+               __nv_bfloat16 *__restrict__ y, int rows, int n, int k) {
+  __shared__ float part[kWarps][16][8 * NT];
+  const int warp = threadIdx.x / kLanes, lane = threadIdx.x % kLanes;
+  const int g = lane / 4, t = lane % 4;
+  const int col0 = blockIdx.x * 16;
+  const uint4 *wa = reinterpret_cast<const uint4 *>(q + size_t(min(col0 + g, n - 1)) * k) + t;
+  const uint4 *wb = reinterpret_cast<const uint4 *>(q + size_t(min(col0 + g + 8, n - 1)) * k) + t;
+  const uint4 *xr[NT];
+  bool live[NT];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    live[nt] = nt * 8 + g < rows;
+    xr[nt] = reinterpret_cast<const uint4 *>(x + size_t(live[nt] ? nt * 8 + g : 0) * k) + 2 * t;
+  }
+  float acc[NT][4] = {};
+  const int tiles = k / kTile;
+#pragma unroll 2
+  for (int tile = warp; tile < tiles; tile += kWarps) {
+    const uint4 va = __ldg(wa + tile * 4), vb = __ldg(wb + tile * 4);
+    uint4 xv[NT][2];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      xv[nt][0] = live[nt] ? __ldg(xr[nt] + tile * 8) : make_uint4(0, 0, 0, 0);
+      xv[nt][1] = live[nt] ? __ldg(xr[nt] + tile * 8 + 1) : make_uint4(0, 0, 0, 0);
+    }
+    const uint32_t wa_words[4] = {va.x, va.y, va.z, va.w}, wb_words[4] = {vb.x, vb.y, vb.z, vb.w};
+#pragma unroll
+    for (int s = 0; s < 4; ++s) {
+      const uint32_t a0 = bf16_pair<W>(wa_words[s], 0), a1 = bf16_pair<W>(wb_words[s], 0);
+      const uint32_t a2 = bf16_pair<W>(wa_words[s], 2), a3 = bf16_pair<W>(wb_words[s], 2);
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        const uint4 &h = xv[nt][s / 2];
+        const uint32_t b0 = s % 2 == 0 ? h.x : h.z, b1 = s % 2 == 0 ? h.y : h.w;
+        mma_bf16(acc[nt], a0, a1, a2, a3, b0, b1);
+      }
+    }
+  }
+  // acc: columns g and g + 8, x rows 2t and 2t + 1 of each group of 8.
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    part[warp][g][nt * 8 + 2 * t] = acc[nt][0];
+    part[warp][g][nt * 8 + 2 * t + 1] = acc[nt][1];
+    part[warp][g + 8][nt * 8 + 2 * t] = acc[nt][2];
+    part[warp][g + 8][nt * 8 + 2 * t + 1] = acc[nt][3];
+  }
+  __syncthreads();
+  const int col = threadIdx.x / (8 * NT), row = threadIdx.x % (8 * NT);
+  if (col >= 16 || col0 + col >= n || row >= rows) return;
+  float sum = 0.0f;
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w) sum += part[w][col][row];
+  y[size_t(row) * n + col0 + col] = __float2bfloat16(sum * scale[col0 + col]);
+}
+
+template <GemvWeights W>
+cudaError_t launch_mma(int rows, const void *x, const void *q, const float *scale, void *y, int n, int k,
+                       cudaStream_t stream) {
+  const dim3 grid((n + 15) / 16), block(kWarps * kLanes);
+  const auto *xb = static_cast<const __nv_bfloat16 *>(x);
+  const auto *qb = static_cast<const uint8_t *>(q);
+  auto *yb = static_cast<__nv_bfloat16 *>(y);
+  if (rows <= 8)
+    mma_kernel<W, 1><<<grid, block, 0, stream>>>(xb, qb, scale, yb, rows, n, k);
+  else
+    mma_kernel<W, 2><<<grid, block, 0, stream>>>(xb, qb, scale, yb, rows, n, k);
+  return cudaGetLastError();
+}
+
 template <GemvWeights W, typename T, int R>
 cudaError_t launch_rows(int rows, const void *x, const void *q, const float *scale, void *y, int n, int k,
                         cudaStream_t stream) {
@@ -138,6 +247,9 @@ cudaError_t launch_rows(int rows, const void *x, const void *q, const float *sca
 template <GemvWeights W>
 cudaError_t launch(GemvFloats floats, int rows, const void *x, const void *q, const float *scale, void *y, int n,
                    int k, cudaStream_t stream) {
+  // Past two rows, the widened weights serve every row on the tensor cores.
+  if (floats == GemvFloats::kBFloat16 && rows > 2 && k % kTile == 0)
+    return launch_mma<W>(rows, x, q, scale, y, n, k, stream);
   if (floats == GemvFloats::kBFloat16)
     return launch_rows<W, __nv_bfloat16, kGemvMaxRows>(rows, x, q, scale, y, n, k, stream);
   return launch_rows<W, float, kGemvMaxRows>(rows, x, q, scale, y, n, k, stream);

@@ -3,7 +3,9 @@
 // bf16 copy of them, no separate pass over the activations). At batch 1 a
 // linear layer is a matrix-vector product bound by the weight bytes read:
 // 8-bit weights then cost half of bf16's time, where widening them first
-// cost more than bf16 itself.
+// cost more than bf16 itself. Past two rows of bf16 x the widened weights go
+// to the tensor cores (bf16 products, fp32 sums), so each weight read serves
+// every row at no extra arithmetic cost.
 //
 // Plain pointers and a stream: this header and its kernels know nothing of
 // libtorch (nn/quantized_linear.cpp calls them with its tensors).

@@ -118,7 +118,7 @@ TEST(QuantizedLinear, CudaFewRowsAreTheDequantizedWeightsLinear) {
       at::Tensor w = (at::randn({n, k}) * at::linspace(0.05, 2.0, n).unsqueeze(1)).to(cuda);
       const LinearWeight q = quantize(w, f);
       for (const at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
-        for (const int64_t rows : {1, 2, 5, 8, 16, 17}) {
+        for (const int64_t rows : {1, 2, 3, 5, 8, 12, 16, 17}) {
           SCOPED_TRACE(weight_format_name(f) + " n " + std::to_string(n) + " k " + std::to_string(k) + " " +
                        std::string(at::toString(dtype)) + " rows " + std::to_string(rows));
           at::Tensor x = at::randn({rows, 1, k}, at::TensorOptions(cuda).dtype(dtype));
