@@ -18,7 +18,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "server"))
-from browser_test import ICE_PORTS, Browser, WebDriver, expect_talking, free_port, start_call  # noqa: E402
+from browser_test import ICE_PORTS, Browser, WebDriver, browser_env, expect_talking, free_port, start_call  # noqa: E402
 from fleet_test import SKIP, Fleet, log, wait_for  # noqa: E402
 
 
@@ -73,7 +73,7 @@ def main():
         shutil.copy(os.path.join(fixtures, "lm", "voice.pt"), os.path.join(fleet.run_dir, "voices", "NATM1.pt"))
         port = free_port()
         driver_process = subprocess.Popen([chromedriver, "--port=%d" % port], stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL)
+                                          stderr=subprocess.DEVNULL, env=browser_env())
         driver = WebDriver(port)
         wait_for("chromedriver", driver.ready, 30, 0.25)
         microphone = os.path.join(fixtures, "lm", "user.wav")

@@ -28,6 +28,9 @@ import time
 import urllib.error
 import urllib.request
 
+# Under a sanitizer (.ci/sanitize) calls run far slower than real time:
+# what they bring is checked, not their pace (or, there, RSS).
+PACED = not os.environ.get("PERSONAPLEX_SANITIZED")
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 LOAD = os.path.join(ROOT, "pipelines", "server", "chat-load.py")
@@ -193,7 +196,7 @@ def check_capacity(fleet, ogg, parse, figures):
     log(json.dumps(out["summary"]))
     assert rc == 0, out
     for s in out["sessions"]:
-        assert "error" not in s and s["pages"] >= 30, s
+        assert "error" not in s and s["pages"] >= (30 if PACED else 1), s
     figures["calls_served"] = out["summary"]["ok"]
     figures["pages_per_call_min"] = min(s["pages"] for s in out["sessions"])
     rc, out = load(fleet.url, ogg, "--voice", "../x.pt")
@@ -215,7 +218,7 @@ def check_capacity(fleet, ogg, parse, figures):
         assert value(m, "personaplex_handshake_seconds_bucket", le="+Inf") == 2
         assert value(m, "personaplex_batch_size_count") > 0
         # 2 calls of 4 s: about 100 frames of 80 ms.
-        assert 60 <= value(m, "personaplex_frames_total") <= 140, (name, m)
+        assert not PACED or 60 <= value(m, "personaplex_frames_total") <= 140, (name, m)
         assert value(m, "personaplex_frame_seconds_count") == value(m, "personaplex_frames_total")
         bad_requests += value(m, "personaplex_calls_refused_total", reason="bad_request")
         frames += value(m, "personaplex_frames_total")
@@ -263,7 +266,7 @@ def check_kill(fleet, ogg, figures):
     assert lost[0]["lost_after_s"] < killed_at - three.started + 1.5, (lost, killed_at - three.started)
     for s in out["sessions"]:
         if s is not lost[0]:
-            assert s["pages"] >= 60, s  # 6 s: 75 frames
+            assert s["pages"] >= (60 if PACED else 1), s  # 6 s: 75 frames
     figures["calls_cut_by_the_kill"] = 1
     figures["calls_untouched_by_the_kill"] = 2
 
@@ -284,7 +287,7 @@ def check_drain(fleet, ogg, figures):
     rc, out = two.result()
     assert rc == 0, out  # the call on pp1 ran to its end
     for s in out["sessions"]:
-        assert "error" not in s and s["pages"] >= 30, s
+        assert "error" not in s and s["pages"] >= (30 if PACED else 1), s
     pid = fleet.instances["pp1"]["pid"]
     wait_for("pp1 to exit 0", lambda: f"pp1 (pid {pid}) exited with 0" in fleet.output(), 10)
     figures["drain_s"] = round(time.monotonic() - term_at, 2)

@@ -29,6 +29,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 LOAD = os.path.join(HERE, "..", "..", "pipelines", "server", "chat-load.py")
 HANDSHAKE_TIMEOUT = 2  # --handshake-timeout, seconds
 FD_SLACK = 2           # descriptors GLib or GStreamer may open lazily
+# Under a sanitizer (.ci/sanitize) calls run far slower than real time:
+# what they bring is checked, not their pace (or, there, RSS).
+PACED = not os.environ.get("PERSONAPLEX_SANITIZED")
 RSS_SLACK_MB = 40      # allocator caches after thousands of requests
 
 
@@ -148,7 +151,7 @@ class Abuse:
         p = subprocess.run([sys.executable, LOAD, self.server.url.rstrip("/"), "--audio", self.ogg,
                             "--seconds", "1.5"], capture_output=True, text=True, timeout=120)
         out = json.loads(p.stdout) if p.stdout.strip() else None
-        assert p.returncode == 0 and out["sessions"][0]["pages"] >= 5, (p.returncode, out, p.stderr)
+        assert p.returncode == 0 and out["sessions"][0]["pages"] >= (5 if PACED else 1), (p.returncode, out, p.stderr)
 
     def settle(self, baseline_fds, seconds=10):
         deadline = time.monotonic() + seconds
@@ -171,7 +174,8 @@ class Abuse:
         print(name, json.dumps(self.report[name]), flush=True)
         assert self.server.proc.poll() is None, f"{name}: the server died"
         assert after_fds <= before_fds + FD_SLACK, f"{name}: {before_fds} -> {after_fds} open descriptors"
-        assert after_rss <= before_rss + RSS_SLACK_MB, f"{name}: RSS {before_rss:.1f} -> {after_rss:.1f} MB"
+        # ASan keeps freed memory in quarantine: RSS is not measured there.
+        assert not PACED or after_rss <= before_rss + RSS_SLACK_MB, f"{name}: RSS {before_rss:.1f} -> {after_rss:.1f} MB"
 
     # -- the groups -----------------------------------------------------------
 

@@ -197,6 +197,15 @@ def expect_talking(browser, name):
         browser.js("return window.personaplex.transcript()")[:60]))
 
 
+def browser_env():
+    """The environment for the browser: without a sanitizer's runtime that
+    .ci/sanitize preloads for our code (Chromium does not start with it)."""
+    env = dict(os.environ)
+    if env.get("PERSONAPLEX_SANITIZED"):
+        env.pop("LD_PRELOAD", None)
+    return env
+
+
 def main():
     fixtures = os.environ.get("PERSONAPLEX_FIXTURES", "")
     if not os.path.isfile(os.path.join(fixtures, "lm", "weights.safetensors")):
@@ -228,7 +237,7 @@ def main():
         port = free_port()
         driver_log = os.path.join(tmp, "chromedriver.log")
         procs.append(subprocess.Popen([chromedriver, "--port=%d" % port, "--log-path=" + driver_log],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=browser_env()))
         driver = WebDriver(port)
         wait_for("chromedriver", driver.ready, 30)
         microphone = os.path.join(fixtures, "lm", "user.wav")

@@ -14,6 +14,9 @@ import tempfile
 import threading
 import urllib.request
 
+# Under a sanitizer (.ci/sanitize) calls run far slower than real time:
+# what they bring is checked, not their pace (or, there, RSS).
+PACED = not os.environ.get("PERSONAPLEX_SANITIZED")
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 LOAD = os.path.join(ROOT, "pipelines", "server", "chat-load.py")
@@ -78,7 +81,7 @@ def main():
         print(json.dumps(result["sessions"]))
         assert p.returncode == 0, result
         # 3 s of call: about 37 frames of answer.
-        assert result["sessions"][0]["pages"] >= 20, result
+        assert result["sessions"][0]["pages"] >= (20 if PACED else 1), result
         print("ok")
     finally:
         if server:

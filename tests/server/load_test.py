@@ -15,6 +15,9 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from browser_test import Server, skip  # noqa: E402
 
+# Under a sanitizer (.ci/sanitize) calls run far slower than real time:
+# what they bring is checked, not their pace (or, there, RSS).
+PACED = not os.environ.get("PERSONAPLEX_SANITIZED")
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOAD = os.path.join(HERE, "..", "..", "pipelines", "server", "chat-load.py")
 
@@ -55,9 +58,9 @@ def main():
         for s in out["sessions"]:
             assert s["handshake_s"] < 60, s
             # 4 s of calls: about 50 frames, in real time (12.5 per s).
-            assert s["pages"] >= 30, s
-            assert 9 <= s["pages_per_s"] <= 16, s
-            assert s["first_audio_s"] < 2, s
+            assert s["pages"] >= (30 if PACED else 1), s
+            assert not PACED or 9 <= s["pages_per_s"] <= 16, s
+            assert not PACED or s["first_audio_s"] < 2, s
 
         rc, out, _ = load(url, ogg, "--sessions", "3", "--seconds", "2")
         assert rc == 1, out
