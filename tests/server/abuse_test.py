@@ -23,15 +23,12 @@ import urllib.parse
 import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from browser_test import Server, skip  # noqa: E402
+from browser_test import PACED, Server, skip  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOAD = os.path.join(HERE, "..", "..", "pipelines", "server", "chat-load.py")
 HANDSHAKE_TIMEOUT = 2  # --handshake-timeout, seconds
 FD_SLACK = 2           # descriptors GLib or GStreamer may open lazily
-# Under a sanitizer (.ci/sanitize) calls run far slower than real time:
-# what they bring is checked, not their pace (or, there, RSS).
-PACED = not os.environ.get("PERSONAPLEX_SANITIZED")
 RSS_SLACK_MB = 40      # allocator caches after thousands of requests
 
 

@@ -13,11 +13,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from browser_test import Server, skip  # noqa: E402
+from browser_test import PACED, Server, skip  # noqa: E402
 
-# Under a sanitizer (.ci/sanitize) calls run far slower than real time:
-# what they bring is checked, not their pace (or, there, RSS).
-PACED = not os.environ.get("PERSONAPLEX_SANITIZED")
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOAD = os.path.join(HERE, "..", "..", "pipelines", "server", "chat-load.py")
 

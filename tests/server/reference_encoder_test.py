@@ -40,9 +40,7 @@ def call(browser, url, rate):
     assert not s["errors"] and not s["closed"], "the call ended: %s %s" % (s["errors"], s["closed"])
     # One page per 80 ms sent, after the two header pages; the microphone
     # starts a little late and the model runs behind it by a frame or two.
-    # Under a sanitizer (.ci/sanitize) the server is far slower than real time.
-    paced = not os.environ.get("PERSONAPLEX_SANITIZED")
-    want = 2 + int(SECONDS / 0.08 * 0.7) if paced else 3
+    want = 2 + int(SECONDS / 0.08 * 0.7) if bt.PACED else 3
     assert s["audioPages"] >= want, "%d audio pages in %d s" % (s["audioPages"], SECONDS)
     assert s["textPieces"] > 0, "no text"
     return s
