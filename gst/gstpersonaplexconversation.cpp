@@ -55,12 +55,20 @@ static bool load_model(GstPersonaPlex *self, const DuplexSettings &s,
                       e.what()), (nullptr));
     return false;
   }
+  personaplex::lm::KvFormat kv;
   try {
-    GST_INFO_OBJECT(self, "loading PersonaPlex from %s on %s in %s (%s weights)", files.lm_weights.c_str(),
-                    device.str().c_str(), personaplex::dtype_name(dtype).c_str(),
-                    personaplex::nn::weight_format_name(format).c_str());
+    kv = personaplex::lm::parse_kv_format(s.kv_cache);
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Invalid kv-cache \"%s\": %s", s.kv_cache.c_str(), e.what()),
+                      (nullptr));
+    return false;
+  }
+  try {
+    GST_INFO_OBJECT(self, "loading PersonaPlex from %s on %s in %s (%s weights, %s KV cache)",
+                    files.lm_weights.c_str(), device.str().c_str(), personaplex::dtype_name(dtype).c_str(),
+                    personaplex::nn::weight_format_name(format).c_str(), personaplex::lm::kv_format_name(kv).c_str());
     const auto previous = d->model;
-    d->model = DuplexModel::acquire(files, device, dtype, format);
+    d->model = DuplexModel::acquire(files, device, dtype, format, kv);
     if (d->model == previous) GST_INFO_OBJECT(self, "model kept from the previous start, not loaded again");
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not load the PersonaPlex model: %s", e.what()),

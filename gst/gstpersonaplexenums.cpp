@@ -37,6 +37,17 @@ GType gst_personaplex_weight_format_get_type(void) {
   return type;
 }
 
+GType gst_personaplex_kv_cache_get_type(void) {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {GST_PERSONAPLEX_KV_CACHE_AUTO, "In the model's dtype", "auto"},
+      {GST_PERSONAPLEX_KV_CACHE_FP8,
+       "float8 (e4m3) with a scale per key and value vector: half the memory of bf16", "fp8"},
+      {0, nullptr, nullptr}};
+  if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstPersonaPlexKvCache", values));
+  return type;
+}
+
 const char *gst_personaplex_enum_nick(GType type, gint value) {
   GEnumClass *klass = static_cast<GEnumClass *>(g_type_class_ref(type));
   const GEnumValue *v = g_enum_get_value(klass, value);

@@ -26,12 +26,19 @@ typedef enum {
   GST_PERSONAPLEX_WEIGHT_FORMAT_FP8,
 } GstPersonaPlexWeightFormat;
 
+typedef enum {
+  GST_PERSONAPLEX_KV_CACHE_AUTO,
+  GST_PERSONAPLEX_KV_CACHE_FP8,
+} GstPersonaPlexKvCache;
+
 #define GST_TYPE_PERSONAPLEX_TEXT_UNIT (gst_personaplex_text_unit_get_type())
 #define GST_TYPE_PERSONAPLEX_DTYPE (gst_personaplex_dtype_get_type())
 #define GST_TYPE_PERSONAPLEX_WEIGHT_FORMAT (gst_personaplex_weight_format_get_type())
 GType gst_personaplex_text_unit_get_type(void);
 GType gst_personaplex_dtype_get_type(void);
 GType gst_personaplex_weight_format_get_type(void);
+#define GST_TYPE_PERSONAPLEX_KV_CACHE (gst_personaplex_kv_cache_get_type())
+GType gst_personaplex_kv_cache_get_type(void);
 
 G_END_DECLS
 

@@ -38,6 +38,7 @@ enum : guint {
   DUPLEX_PROP_IS_LIVE,
   DUPLEX_PROP_BATCH_SIZE,
   DUPLEX_PROP_WEIGHT_FORMAT,
+  DUPLEX_PROP_KV_CACHE,
   DUPLEX_PROP_TEXT_UNIT,
   DUPLEX_PROP_TEXT_PAUSE,
   DUPLEX_PROP_CUE_MAX_CHARS,
@@ -55,6 +56,7 @@ struct DuplexSettings {
   std::string device = "auto";
   std::string dtype = "auto";
   std::string weight_format = "auto";
+  std::string kv_cache = "auto";
   std::string voice;  // "": the voices directory's default; "none": no voice prompt
   std::string prompt;
   guint64 seed = 0;

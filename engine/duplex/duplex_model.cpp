@@ -60,15 +60,17 @@ DuplexModel::DuplexModel(ModelFiles files, std::shared_ptr<const lm::LmModel> lm
 }
 
 std::shared_ptr<const DuplexModel> DuplexModel::acquire(const ModelFiles &f, const at::Device &device,
-                                                        at::ScalarType lm_dtype, nn::WeightFormat format) {
+                                                        at::ScalarType lm_dtype, nn::WeightFormat format,
+                                                        lm::KvFormat kv) {
   const std::string key = key_of(f.lm_weights, f.lm_config, device, lm_dtype) + "|" +
-                          nn::weight_format_name(format) + "|" +
+                          nn::weight_format_name(format) + "|kv " + lm::kv_format_name(kv) + "|" +
                           key_of(f.mimi_weights, f.mimi_config, device, at::kFloat) + "|" +
                           file_identity(f.tokenizer);
   return shared_cache<DuplexModel>().get(key, [&] {
     auto mimi = acquire_mimi(f, device);
     auto tok = acquire_tokenizer(f);
     auto lm = acquire_lm(f, device, lm_dtype, format);
+    if (kv != lm->kv_format()) lm = lm->with_kv_format(kv);
     return std::make_shared<const DuplexModel>(f, std::move(lm), std::move(mimi), std::move(tok));
   });
 }

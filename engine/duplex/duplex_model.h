@@ -24,10 +24,12 @@ class DuplexModel {
   // weights, config and device. Throws Error naming the file at fault, also
   // when the parts do not fit together.
   // `format`: the LM's linear weights as loaded or in 8 bits (a model of
-  // another format is another model).
+  // another format is another model); `kv`: how its conversations store
+  // their KV caches (models differing only in it share the weights).
   static std::shared_ptr<const DuplexModel> acquire(const ModelFiles &files, const at::Device &device,
                                                     at::ScalarType lm_dtype,
-                                                    nn::WeightFormat format = nn::WeightFormat::kAsLoaded);
+                                                    nn::WeightFormat format = nn::WeightFormat::kAsLoaded,
+                                                    lm::KvFormat kv = lm::KvFormat::kModelDtype);
 
   DuplexModel(ModelFiles files, std::shared_ptr<const lm::LmModel> lm,
               std::shared_ptr<const mimi::Mimi> mimi,

@@ -36,7 +36,7 @@ at::Tensor StepResult::agent_codes() const {
 }
 
 Conversation::Conversation(std::shared_ptr<const LmModel> model, ConversationOptions options)
-    : Conversation(model, options, new_temporal_state(model->weights())) {}
+    : Conversation(model, options, new_temporal_state(model->weights(), model->kv_format())) {}
 
 Conversation::Conversation(std::shared_ptr<const LmModel> model, ConversationOptions options, TemporalState temporal)
     : model_(std::move(model)),

@@ -7,15 +7,17 @@
 
 #include <vector>
 
+#include "lm/kv_layer.h"
+
 namespace personaplex::lm {
 
 struct KVRows {
   KVRows() = default;
   KVRows(int64_t layers, int64_t rows, int64_t heads, int64_t capacity, int64_t head_dim,
-         const at::TensorOptions &options);
+         const at::TensorOptions &options, KvFormat format = KvFormat::kModelDtype);
 
-  // Per layer: [rows, H, allocated, D].
-  std::vector<at::Tensor> keys, values;
+  // Per layer: [rows, H, allocated, D] (fp8: bytes and scales).
+  std::vector<KvLayer> layers;
   at::Tensor written, pinned;  // bool [rows, allocated]
   int64_t capacity = 0;        // usable slots per row (allocated is rounded up)
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "lm/config.h"
+#include "lm/kv_format.h"
 #include "lm/weights.h"
 
 namespace personaplex::lm {
@@ -23,13 +24,20 @@ class LmModel {
                                              const std::string &config_path,
                                              const at::Device &device, at::ScalarType dtype,
                                              WeightFormat format = WeightFormat::kAsLoaded);
-  explicit LmModel(std::shared_ptr<const LmWeights> weights) : w_(std::move(weights)) {}
+  // `kv`: how conversations on this model store their temporal KV caches.
+  explicit LmModel(std::shared_ptr<const LmWeights> weights, KvFormat kv = KvFormat::kModelDtype)
+      : w_(std::move(weights)), kv_(kv) {}
+  // The same weights (not copied) with another KV cache format.
+  std::shared_ptr<const LmModel> with_kv_format(KvFormat kv) const {
+    return std::make_shared<const LmModel>(w_, kv);
+  }
 
   const LmConfig &config() const { return w_->config; }
   const LmWeights &weights() const { return *w_; }
   at::Device device() const { return w_->device(); }
   at::ScalarType dtype() const { return w_->dtype; }
   WeightFormat weight_format() const { return w_->format; }
+  KvFormat kv_format() const { return kv_; }
 
   // The summed input embedding of one ring column (num_streams ids: text,
   // then audio; -1 embeds to zero): [1, 1, dim].
@@ -43,6 +51,7 @@ class LmModel {
 
  private:
   std::shared_ptr<const LmWeights> w_;
+  KvFormat kv_ = KvFormat::kModelDtype;
 };
 
 }  // namespace personaplex::lm

@@ -7,23 +7,18 @@
 namespace personaplex::lm {
 
 PinnedKVCache::PinnedKVCache(int64_t layers, int64_t batch, int64_t heads, int64_t capacity,
-                             int64_t head_dim, const at::TensorOptions &options)
+                             int64_t head_dim, const at::TensorOptions &options, KvFormat format)
     : capacity_(capacity) {
   const int64_t allocated = kv_allocation(capacity);
-  for (int64_t i = 0; i < layers; ++i) {
-    keys_.push_back(at::zeros({batch, heads, allocated, head_dim}, options));
-    values_.push_back(at::zeros({batch, heads, allocated, head_dim}, options));
-  }
+  for (int64_t i = 0; i < layers; ++i)
+    layers_.push_back(KvLayer::zeros(batch, heads, allocated, head_dim, format, options));
   auto flags = options.dtype(at::kBool);
   written_ = at::zeros({allocated}, flags);
   pinned_slots_ = at::zeros({allocated}, flags);
 }
 
 PinnedKVCache::PinnedKVCache(const KVRows &storage, int64_t row) : capacity_(storage.capacity) {
-  for (size_t i = 0; i < storage.keys.size(); ++i) {
-    keys_.push_back(storage.keys[i].narrow(0, row, 1));
-    values_.push_back(storage.values[i].narrow(0, row, 1));
-  }
+  for (const KvLayer &l : storage.layers) layers_.push_back(l.rows(row, 1));
   written_ = storage.written[row];
   pinned_slots_ = storage.pinned[row];
   reset();
@@ -53,10 +48,7 @@ PinnedKVCache::Prefix PinnedKVCache::prefix(int64_t n) const {
     throw Error("KV cache: no prefix of " + std::to_string(n) + " steps in order (" + std::to_string(end_) +
                 " written)");
   Prefix p;
-  for (size_t i = 0; i < keys_.size(); ++i) {
-    p.keys.push_back(keys_[i].narrow(2, 0, n).clone());
-    p.values.push_back(values_[i].narrow(2, 0, n).clone());
-  }
+  for (const KvLayer &l : layers_) p.layers.push_back(l.slots(0, n).clone());
   p.steps = n;
   p.pinned = std::min(pinned_, n);
   return p;
@@ -64,12 +56,10 @@ PinnedKVCache::Prefix PinnedKVCache::prefix(int64_t n) const {
 
 void PinnedKVCache::restore(const Prefix &p) {
   if (end_ != 0) throw Error("KV cache: a prefix goes into an empty cache only");
-  if (p.keys.size() != keys_.size() || p.steps >= capacity_)
-    throw Error("KV cache: a prefix of another model or too long for this cache");
-  for (size_t i = 0; i < keys_.size(); ++i) {
-    keys_[i].narrow(2, 0, p.steps).copy_(p.keys[i]);
-    values_[i].narrow(2, 0, p.steps).copy_(p.values[i]);
-  }
+  if (p.layers.size() != layers_.size() || p.steps >= capacity_ ||
+      (!layers_.empty() && p.layers[0].fp8() != layers_[0].fp8()))
+    throw Error("KV cache: a prefix of another model, KV format or too long for this cache");
+  for (size_t i = 0; i < layers_.size(); ++i) layers_[i].slots(0, p.steps).copy_(p.layers[i]);
   written_.narrow(0, 0, p.steps).fill_(true);
   end_ = p.steps;
   if (p.pinned > 0) pin(p.pinned);

@@ -23,15 +23,14 @@ class PinnedKVCache {
  public:
   PinnedKVCache() = default;
   PinnedKVCache(int64_t layers, int64_t batch, int64_t heads, int64_t capacity, int64_t head_dim,
-                const at::TensorOptions &options);
+                const at::TensorOptions &options, KvFormat format = KvFormat::kModelDtype);
   // Views of `storage`'s row `row` (batch 1); an empty cache, the row's
   // flags cleared.
   PinnedKVCache(const KVRows &storage, int64_t row);
 
   // Per layer: [B, H, allocated, D]; slots at or past capacity() stay unused
   // (the allocation is rounded up for attention kernels).
-  const at::Tensor &keys(size_t layer) const { return keys_[layer]; }
-  const at::Tensor &values(size_t layer) const { return values_[layer]; }
+  const KvLayer &layer(size_t i) const { return layers_[i]; }
   const at::Tensor &written() const { return written_; }  // bool [allocated]
   const at::Tensor &pinned_slots() const { return pinned_slots_; }  // bool [allocated]
 
@@ -53,14 +52,14 @@ class PinnedKVCache {
   // layer); and back into an empty cache, which then holds n steps written
   // in order with the first `pinned` of them pinned.
   struct Prefix {
-    std::vector<at::Tensor> keys, values;
+    std::vector<KvLayer> layers;
     int64_t steps = 0, pinned = 0;
   };
   Prefix prefix(int64_t n) const;
   void restore(const Prefix &prefix);
 
  private:
-  std::vector<at::Tensor> keys_, values_;
+  std::vector<KvLayer> layers_;
   at::Tensor written_, pinned_slots_;
   int64_t capacity_ = 0;
   int64_t end_ = 0;

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "core/error.h"
+#include "lm/decode_attention.h"
 #include "lm/ops.h"
 #include "lm/temporal_ops.h"
 
@@ -28,11 +30,13 @@ at::Tensor split_attention(const at::Tensor &q_roll, const at::Tensor &q_pin, co
 at::Tensor attend_one(const at::Tensor &qkv, PinnedKVCache &kv, size_t layer, const at::Tensor &slot,
                       const Rotation &rot, const Rotation *pinned_rot) {
   at::Tensor qk = rotate(qkv.narrow(0, 0, 2), rot);
-  const at::Tensor &keys = kv.keys(layer), &values = kv.values(layer);
-  keys.index_copy_(2, slot, qk[1]);
-  values.index_copy_(2, slot, qkv[2]);
-  return pinned_rot ? split_attention(qk[0], rotate(qkv[0], *pinned_rot), keys, values, kv.written(),
-                                      kv.pinned_slots())
+  const KvLayer &cache = kv.layer(layer);
+  cache.write_rows(slot, qk[1], qkv[2]);
+  at::Tensor q_pin = pinned_rot ? rotate(qkv[0], *pinned_rot) : at::Tensor();
+  DecodeQuery query{qk[0], q_pin, kv.written(), kv.pinned_slots(), {}, cache.keys.size(2), cache.keys.size(2)};
+  if (std::optional<at::Tensor> y = fused_decode_attention(query, cache)) return *y;
+  const at::Tensor keys = cache.read_keys(qk.scalar_type()), values = cache.read_values(qk.scalar_type());
+  return pinned_rot ? split_attention(qk[0], q_pin, keys, values, kv.written(), kv.pinned_slots())
                     : masked_attention(qk[0], keys, values, kv.written().view({1, 1, 1, -1}));
 }
 
@@ -53,10 +57,10 @@ at::Tensor chunk_attention(const nn::LayerWeights &l, const nn::TransformerConfi
   const int64_t B = x.size(0), T = x.size(1), H = c.num_heads;
   at::Tensor qkv = nn::linear(x, l.in_proj).view({B, T, 3, H, -1}).permute({2, 0, 3, 1, 4});
   at::Tensor qk = rotate(qkv.narrow(0, 0, 2), rot);
-  kv.keys(layer).narrow(2, first, T).copy_(qk[1]);
-  kv.values(layer).narrow(2, first, T).copy_(qkv[2]);
-  at::Tensor y = masked_attention(qk[0], kv.keys(layer).narrow(2, 0, first + T),
-                                  kv.values(layer).narrow(2, 0, first + T), mask);
+  const KvLayer &cache = kv.layer(layer);
+  cache.write_range(first, qk[1], qkv[2]);
+  const KvLayer seen = cache.slots(0, first + T);
+  at::Tensor y = masked_attention(qk[0], seen.read_keys(qk.scalar_type()), seen.read_values(qk.scalar_type()), mask);
   return nn::linear(y.transpose(1, 2).reshape({B, T, -1}), l.out_proj);
 }
 
@@ -105,10 +109,10 @@ int64_t kv_capacity(const LmConfig &c) {
   return std::max<int64_t>(1, c.context - 1);
 }
 
-KVRows new_kv_rows(const LmWeights &w, int64_t rows) {
+KVRows new_kv_rows(const LmWeights &w, int64_t rows, KvFormat format) {
   const auto &c = w.config;
   return KVRows(c.num_layers, rows, c.num_heads, kv_capacity(c), c.dim / c.num_heads,
-                at::TensorOptions().dtype(w.dtype).device(w.device()));
+                at::TensorOptions().dtype(w.dtype).device(w.device()), format);
 }
 
 at::Tensor rope_frequencies(const LmWeights &w) {
@@ -125,10 +129,11 @@ TemporalState new_temporal_state(const LmWeights &w, PinnedKVCache kv) {
   return s;
 }
 
-TemporalState new_temporal_state(const LmWeights &w) {
+TemporalState new_temporal_state(const LmWeights &w, KvFormat format) {
   const auto &c = w.config;
   auto opts = at::TensorOptions().dtype(w.dtype).device(w.device());
-  return new_temporal_state(w, PinnedKVCache(c.num_layers, 1, c.num_heads, kv_capacity(c), c.dim / c.num_heads, opts));
+  return new_temporal_state(
+      w, PinnedKVCache(c.num_layers, 1, c.num_heads, kv_capacity(c), c.dim / c.num_heads, opts, format));
 }
 
 at::Tensor temporal_step(const LmWeights &w, const at::Tensor &input, TemporalState &state,

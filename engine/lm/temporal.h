@@ -28,11 +28,11 @@ struct TemporalState {
 // KV slots: context - 1 (see temporal.cpp).
 int64_t kv_capacity(const LmConfig &config);
 at::Tensor rope_frequencies(const LmWeights &w);  // fp32 [head_dim / 2]
-TemporalState new_temporal_state(const LmWeights &w);
+TemporalState new_temporal_state(const LmWeights &w, KvFormat format = KvFormat::kModelDtype);
 // Over a given cache (a view of a batch server's row).
 TemporalState new_temporal_state(const LmWeights &w, PinnedKVCache kv);
 // The KV storage of `rows` conversations (a batch server's slots).
-KVRows new_kv_rows(const LmWeights &w, int64_t rows);
+KVRows new_kv_rows(const LmWeights &w, int64_t rows, KvFormat format = KvFormat::kModelDtype);
 
 // Where the step's key and value go, on the device: int64 [3] = (position,
 // slot, position the pinned keys are seen from).

@@ -18,7 +18,7 @@ BatchServer::BatchServer(std::shared_ptr<const LmModel> model, int64_t max_slots
                          size_t prompt_cache)
     : model_(std::move(model)),
       options_(options),
-      kv_(new_kv_rows(model_->weights(), std::max<int64_t>(max_slots, 1))),
+      kv_(new_kv_rows(model_->weights(), std::max<int64_t>(max_slots, 1), model_->kv_format())),
       buffers_(*model_, std::max<int64_t>(max_slots, 1), options_.sampling),
       graphs_(model_->device(), options_.cuda_graphs),
       prompts_(prompt_cache) {

@@ -5,6 +5,7 @@
 #include <limits>
 #include <optional>
 
+#include "lm/decode_attention.h"
 #include "lm/ops.h"
 #include "lm/temporal_ops.h"
 
@@ -12,13 +13,6 @@ namespace personaplex::serving {
 
 using namespace lm;  // the model this layer serves
 namespace {
-
-// Each row's key or value ([R, H, 1, D]) into its slot of `cache` ([R, H,
-// allocated, D]): one scatter on the device.
-void write_rows(const at::Tensor &cache, const at::Tensor &slots, const at::Tensor &kv) {
-  const auto s = kv.sizes();
-  cache.scatter_(2, slots.view({s[0], 1, 1, 1}).expand(s), kv);
-}
 
 // Split rows score their pinned slots with the query seen from the end of
 // the context (q_pin), the rest with the query at its own position (q_roll).
@@ -65,21 +59,26 @@ at::Tensor temporal_step_rows(const LmWeights &w, const RowsStep &in, KVRows &kv
   if (in.pinned > 0) pin_rot = rotation(in.freqs, in.where.select(1, 2).view({R, 1, 1}));
   kv.written.narrow(0, 0, R).scatter_(1, slots.view({R, 1}), true);
   const at::Tensor written = kv.written.narrow(0, 0, R).narrow(1, 0, span);
-  std::optional<SplitMask> split_mask;
-  if (in.pinned > 0) split_mask.emplace(written, kv.pinned.narrow(0, 0, R).narrow(1, 0, in.pinned), in.split);
+  std::optional<SplitMask> split_mask;  // made by the first layer that needs it
   at::Tensor x = in.x;
   for (size_t i = 0; i < w.transformer.layers.size(); ++i) {
     const auto &l = w.transformer.layers[i];
     at::Tensor qkv = nn::linear(rms_norm(x, l.norm1_w, f32), l.in_proj).view({R, 1, 3, H, -1}).permute({2, 0, 3, 1, 4});
     at::Tensor qk = rotate(qkv.narrow(0, 0, 2), rot);  // [2, R, H, 1, D]
-    at::Tensor keys = kv.keys[i].narrow(0, 0, R), values = kv.values[i].narrow(0, 0, R);
-    write_rows(keys, slots, qk[1]);
-    write_rows(values, slots, qkv[2]);
-    keys = keys.narrow(2, 0, span);
-    values = values.narrow(2, 0, span);
-    at::Tensor mask = split_mask ? (*split_mask)(qk[0], rotate(qkv[0], pin_rot), keys) : written.view({R, 1, 1, span});
-    at::Tensor y = masked_attention(qk[0], keys, values, mask);  // [R, H, 1, D]
-    x = x + nn::linear(y.transpose(1, 2).reshape({R, 1, -1}), l.out_proj);
+    const KvLayer cache = kv.layers[i].rows(0, R);
+    cache.write_rows(slots, qk[1], qkv[2]);
+    at::Tensor q_pin = in.pinned > 0 ? rotate(qkv[0], pin_rot) : at::Tensor();
+    DecodeQuery query{qk[0], q_pin, kv.written.narrow(0, 0, R), kv.pinned.narrow(0, 0, R), in.split, span, in.pinned};
+    std::optional<at::Tensor> y = fused_decode_attention(query, cache);  // [R, H, 1, D]
+    if (!y) {
+      const KvLayer seen = cache.slots(0, span);
+      const at::Tensor keys = seen.read_keys(qk.scalar_type()), values = seen.read_values(qk.scalar_type());
+      if (in.pinned > 0 && !split_mask)
+        split_mask.emplace(written, kv.pinned.narrow(0, 0, R).narrow(1, 0, in.pinned), in.split);
+      at::Tensor mask = split_mask ? (*split_mask)(qk[0], q_pin, keys) : written.view({R, 1, 1, span});
+      y = masked_attention(qk[0], keys, values, mask);
+    }
+    x = x + nn::linear(y->transpose(1, 2).reshape({R, 1, -1}), l.out_proj);
     x = x + gated_silu(rms_norm(x, l.norm2_w, f32), l.mlp_in, l.mlp_out);
   }
   return x;

@@ -41,7 +41,7 @@ bool parse_command_line(int argc, char **argv, Config *config) {
   gchar *host = nullptr, *ssl = nullptr, *www = nullptr, *static_dir = nullptr;
   gchar *model_dir = nullptr, *lm_weights = nullptr, *lm_config = nullptr, *mimi_weights = nullptr,
         *mimi_config = nullptr, *tokenizer = nullptr, *voices_dir = nullptr, *device = nullptr,
-        *voice = nullptr, *prompt = nullptr, *stun = nullptr, *turn = nullptr, *ports = nullptr;
+        *voice = nullptr, *prompt = nullptr, *weight_format = nullptr, *kv_cache = nullptr, *stun = nullptr, *turn = nullptr, *ports = nullptr;
   gchar **ice = nullptr;
   gboolean http = FALSE, no_preload = FALSE, batch = FALSE;
   gint64 latency = config->latency_ns;
@@ -69,6 +69,11 @@ bool parse_command_line(int argc, char **argv, Config *config) {
       {"tokenizer", 0, 0, G_OPTION_ARG_FILENAME, &tokenizer, "SentencePiece model", "FILE"},
       {"voices-dir", 0, 0, G_OPTION_ARG_FILENAME, &voices_dir, "Voices offered to clients (default MODEL_DIR/voices)", "DIR"},
       {"device", 0, 0, G_OPTION_ARG_STRING, &device, "auto (default), cpu, cuda, cuda:N", "DEV"},
+      {"weight-format", 0, 0, G_OPTION_ARG_STRING, &weight_format,
+       "The LM's linear weights: auto (as loaded, default), int8 or fp8 (half the memory)", "FORMAT"},
+      {"kv-cache", 0, 0, G_OPTION_ARG_STRING, &kv_cache,
+       "Each call's attention cache: auto (the model's dtype, default) or fp8 (half the memory: twice the calls)",
+       "FORMAT"},
       {"voice", 0, 0, G_OPTION_ARG_STRING, &voice, "Default voice (default NATF2 when present)", "NAME"},
       {"prompt", 0, 0, G_OPTION_ARG_STRING, &prompt, "Default role prompt", "TEXT"},
       {"max-sessions", 0, 0, G_OPTION_ARG_INT, &max_sessions, "Conversations at once (default 1); the next is told busy", "N"},
@@ -126,6 +131,8 @@ bool parse_command_line(int argc, char **argv, Config *config) {
   m.mimi_config = take(mimi_config);
   m.tokenizer = take(tokenizer);
   if (device) m.device = take(device);
+  m.weight_format = take(weight_format);
+  m.kv_cache = take(kv_cache);
   config->voices_dir = take(voices_dir);
   config->voice = take(voice);
   config->prompt = take(prompt);
@@ -167,6 +174,10 @@ bool parse_command_line(int argc, char **argv, Config *config) {
   if (config->latency_ns != -1 && (config->latency_ns < 0 || config->latency_ns > 10 * G_GINT64_CONSTANT(1000000000)))
     return usage_error(context, "--latency must be 0..10000000000 ns");
   if (config->max_prompt_chars < 0) return usage_error(context, "--max-prompt cannot be negative");
+  if (!m.weight_format.empty() && m.weight_format != "auto" && m.weight_format != "int8" && m.weight_format != "fp8")
+    return usage_error(context, "--weight-format takes auto, int8 or fp8, not \"" + m.weight_format + "\"");
+  if (!m.kv_cache.empty() && m.kv_cache != "auto" && m.kv_cache != "fp8")
+    return usage_error(context, "--kv-cache takes auto or fp8, not \"" + m.kv_cache + "\"");
   if (config->idle_timeout_s < 1 || config->handshake_timeout_s < 1 || config->max_call_s < 0)
     return usage_error(context, "timeouts must be at least 1 s");
   if (m.model_dir.empty() && m.lm_weights.empty() && m.mimi_weights.empty() && m.tokenizer.empty()) {

@@ -12,6 +12,7 @@ namespace ppserver {
 struct ModelFiles {
   std::string model_dir, lm_weights, lm_config, mimi_weights, mimi_config, tokenizer;
   std::string device = "auto";
+  std::string weight_format, kv_cache;  // the element's weight-format and kv-cache ("": its default)
 };
 
 struct Config {

@@ -102,6 +102,9 @@ void set_model_properties(GstElement *e, const Config &config) {
   set_if(e, "tokenizer", m.tokenizer);
   set_if(e, "voices-dir", config.voices_dir);
   set_if(e, "device", m.device);
+  // Enum properties from their nicks: a wrong name is an error at start.
+  if (!m.weight_format.empty()) gst_util_set_object_arg(G_OBJECT(e), "weight-format", m.weight_format.c_str());
+  if (!m.kv_cache.empty()) gst_util_set_object_arg(G_OBJECT(e), "kv-cache", m.kv_cache.c_str());
 }
 
 void configure_personaplex(GstElement *e, const Config &config, const Conversation &c, bool live) {

@@ -44,8 +44,8 @@ TEST(LongConversation, PinningIsExactWithinTheContextAndMemoryStaysFlat) {
   EXPECT_EQ(pinned.temporal_state().kv.pinned(), prompt_steps);
   EXPECT_EQ(plain.temporal_state().kv.pinned(), 0);
 
-  const void *keys = pinned.temporal_state().kv.keys(0).data_ptr();
-  const auto shape = pinned.temporal_state().kv.keys(0).sizes().vec();
+  const void *keys = pinned.temporal_state().kv.layer(0).keys.data_ptr();
+  const auto shape = pinned.temporal_state().kv.layer(0).keys.sizes().vec();
 
   // The first `context` conversation steps (the reference sees all of them).
   int64_t s = pinned.steps();
@@ -69,8 +69,8 @@ TEST(LongConversation, PinningIsExactWithinTheContextAndMemoryStaysFlat) {
   for (; s < 10000; ++s) ASSERT_TRUE(pinned.step_user(test::user_frame(io, s)).has_value());
   EXPECT_EQ(pinned.steps(), 10000);
   const auto &kv = pinned.temporal_state().kv;
-  for (size_t i = 0; i < size_t(model->config().num_layers); ++i) EXPECT_EQ(kv.keys(i).sizes().vec(), shape);
+  for (size_t i = 0; i < size_t(model->config().num_layers); ++i) EXPECT_EQ(kv.layer(i).keys.sizes().vec(), shape);
   EXPECT_EQ(kv.pinned(), prompt_steps);
-  EXPECT_EQ(pinned.temporal_state().kv.keys(0).data_ptr(), keys);
+  EXPECT_EQ(pinned.temporal_state().kv.layer(0).keys.data_ptr(), keys);
   EXPECT_LT(rss_kb() - rss_before, 20 * 1024) << "resident memory grew";
 }

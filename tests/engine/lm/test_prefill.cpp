@@ -57,8 +57,8 @@ void expect_same(const std::shared_ptr<const LmModel> &model, Prompt prompt, Con
   EXPECT_EQ(a.pinned(), b.pinned());
   EXPECT_TRUE(at::equal(a.written(), b.written()));
   for (size_t l = 0; l < size_t(model->config().num_layers); ++l) {
-    EXPECT_TRUE(at::allclose(a.keys(l), b.keys(l), 1e-4, 1e-5)) << "layer " << l;
-    EXPECT_TRUE(at::allclose(a.values(l), b.values(l), 1e-4, 1e-5)) << "layer " << l;
+    EXPECT_TRUE(at::allclose(a.layer(l).keys, b.layer(l).keys, 1e-4, 1e-5)) << "layer " << l;
+    EXPECT_TRUE(at::allclose(a.layer(l).values, b.layer(l).values, 1e-4, 1e-5)) << "layer " << l;
   }
   for (int64_t s = 0; s < steps; ++s) {
     auto x = stepped.step_user(user_codes(s, model->config().card));

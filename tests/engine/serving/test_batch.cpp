@@ -324,8 +324,8 @@ TEST(Batch, SlotsAreRowsOfOneStorage) {
   auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 4, 0.2));
   BatchServer server(model, 3, test::greedy());
   for (int64_t s = 0; s < 3; ++s) EXPECT_EQ(server.join(Prompt{}, uint64_t(s)), s);
-  const at::Tensor &k0 = server.conversation(0).temporal_state().kv.keys(0);
-  const at::Tensor &k2 = server.conversation(2).temporal_state().kv.keys(0);
+  const at::Tensor &k0 = server.conversation(0).temporal_state().kv.layer(0).keys;
+  const at::Tensor &k2 = server.conversation(2).temporal_state().kv.layer(0).keys;
   EXPECT_EQ(k0.size(0), 1);
   EXPECT_EQ(static_cast<const char *>(k2.data_ptr()) - static_cast<const char *>(k0.data_ptr()),
             2 * k0.stride(0) * int64_t(k0.element_size()));
@@ -463,4 +463,26 @@ TEST(Batch, JoinShapeOfCallsJoiningTogether) {
       EXPECT_EQ(server.last_shape().key(), expected.key()) << "step " << t;
     }
   }
+}
+
+// With an fp8 KV cache each row's keys and values are encoded the same
+// batched and alone (and the same when a join's prompts are prefilled), so
+// a batch still gives what each conversation gives alone, split rows too.
+TEST(Batch, Fp8KvCacheBatchedIsAlone) {
+  at::manual_seed(13);
+  const LmConfig c = tiny_config(32, 2, 2, 24);
+  auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 6, 0.2))
+                   ->with_kv_format(KvFormat::kFp8);
+  std::vector<Plan> plans = {{make_prompt(3, 2, c, 2), 1, 0, 70},
+                             {make_prompt(0, 1, c, 1), 2, 0, 8},
+                             {make_prompt(2, 0, c, 2), 3, 2, 60, 3},
+                             {make_prompt(4, 3, c, 1), 4, 20, 40, 0, 2}};
+  Together run = expect_batch_equals_alone(model, plans, with_logits(test::greedy()), 4);
+  EXPECT_GT(run.mixed_steps, 0);
+  expect_batch_equals_alone(model, plans, with_logits(sampled(), false), 4, true);
+  BatchServer server(model, 2, test::greedy());
+  server.join(Prompt{}, 1);
+  const KvLayer &kv = server.conversation(0).temporal_state().kv.layer(0);
+  EXPECT_EQ(kv.keys.scalar_type(), at::kByte);
+  EXPECT_TRUE(kv.fp8());
 }

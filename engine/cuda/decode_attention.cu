@@ -1,0 +1,240 @@
+#include "cuda/decode_attention.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <cstdint>
+
+namespace personaplex::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kLanes = 32;
+constexpr int kUnroll = 2;          // keys a lane group loads before using them
+constexpr int kMinSlotsPerSplit = 64;
+constexpr int kTargetBlocks = 1024;  // enough warps in flight to keep the memory busy
+constexpr float kLog2e = 1.4426950408889634f;
+
+// Eight consecutive elements as floats (16, 32 or 8 bytes, aligned).
+__device__ __forceinline__ void load8(const __nv_bfloat16 *p, float *out) {
+  const uint4 v = *reinterpret_cast<const uint4 *>(p);
+  const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    __nv_bfloat162 pair;
+    *reinterpret_cast<uint32_t *>(&pair) = words[j];
+    const float2 f = __bfloat1622float2(pair);
+    out[2 * j] = f.x;
+    out[2 * j + 1] = f.y;
+  }
+}
+
+__device__ __forceinline__ void load8(const float *p, float *out) {
+  const float4 a = reinterpret_cast<const float4 *>(p)[0], b = reinterpret_cast<const float4 *>(p)[1];
+  out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w;
+  out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
+}
+
+__device__ __forceinline__ void load8(const uint8_t *p, float *out) {
+  const uint2 v = *reinterpret_cast<const uint2 *>(p);
+  const uint32_t words[2] = {v.x, v.y};
+#pragma unroll
+  for (int j = 0; j < 2; ++j) {
+    const float2 lo = __half22float2(
+        __half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(words[j] & 0xffff), __NV_E4M3)));
+    const float2 hi = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(words[j] >> 16), __NV_E4M3)));
+    out[4 * j] = lo.x, out[4 * j + 1] = lo.y, out[4 * j + 2] = hi.x, out[4 * j + 3] = hi.y;
+  }
+}
+
+__device__ __forceinline__ void store(float *p, float v) { *p = v; }
+__device__ __forceinline__ void store(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
+
+// Running softmax state of one lane group (base-2 exponents: the query is
+// scaled by log2(e) / sqrt(D)). m: the largest score so far, l: the sum of
+// 2^(score - m), acc: the values weighted the same, 8 dims per lane.
+struct Running {
+  float m = -INFINITY, l = 0.0f, acc[8] = {};
+
+  __device__ __forceinline__ void add(float score, float value_scale, const float *v) {
+    const float m_new = fmaxf(m, score);
+    const float c = exp2f(m - m_new), p = exp2f(score - m_new);
+    l = l * c + p;
+    const float pv = p * value_scale;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc[i] = acc[i] * c + pv * v[i];
+    m = m_new;
+  }
+};
+
+// Block (split, head, row): its 4 warps walk the split's slots, a group of
+// D/8 lanes per key (8 dims each), kUnroll keys per group at a time. Each
+// group keeps a running softmax; the block merges its groups in shared
+// memory and writes the result (one split) or its part (several).
+template <typename T, typename KV, int D>
+__global__ void __launch_bounds__(kWarps *kLanes) attend_kernel(DecodeAttention a, int splits) {
+  constexpr int L = D / 8, G = kLanes / L, kGroups = kWarps * G, kStride = kGroups * kUnroll;
+  const int split = blockIdx.x, head = blockIdx.y, row = blockIdx.z;
+  const int warp = threadIdx.x / kLanes, lane = threadIdx.x % kLanes;
+  const int group = lane / L, part = lane % L, gi = warp * G + group;
+  const int per = (a.span + splits - 1) / splits;
+  const int begin = split * per, end = min(a.span, begin + per);
+  const size_t rh = size_t(row) * a.heads + head;
+
+  const float qscale = rsqrtf(float(D)) * kLog2e;
+  float q[8], qp[8];
+  load8(static_cast<const T *>(a.q) + rh * D + part * 8, q);
+  const bool row_split = a.q_pin != nullptr && a.split != nullptr && a.split[row];
+  if (row_split) load8(static_cast<const T *>(a.q_pin) + rh * D + part * 8, qp);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    q[i] *= qscale;
+    qp[i] = row_split ? qp[i] * qscale : 0.0f;
+  }
+  const bool *written = a.written + size_t(row) * a.allocated;
+  const bool *pinned = a.pinned ? a.pinned + size_t(row) * a.allocated : nullptr;
+  const KV *keys = static_cast<const KV *>(a.keys) + rh * a.allocated * D + part * 8;
+  const KV *values = static_cast<const KV *>(a.values) + rh * a.allocated * D + part * 8;
+  const float *key_scales = a.key_scales ? a.key_scales + rh * a.allocated : nullptr;
+  const float *value_scales = a.value_scales ? a.value_scales + rh * a.allocated : nullptr;
+
+  Running run;
+  for (int base = begin + warp * G + group; base - group - warp * G < end; base += kStride) {
+    float k[kUnroll][8], v[kUnroll][8];
+    bool valid[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int s = base + u * kGroups;
+      valid[u] = s < end && written[s];
+      if (valid[u]) {
+        load8(keys + size_t(s) * D, k[u]);
+        load8(values + size_t(s) * D, v[u]);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int s = base + u * kGroups;
+      float dot = 0.0f, dot_pin = 0.0f;
+      if (valid[u]) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) dot = fmaf(q[i], k[u][i], dot);
+        if (row_split)
+#pragma unroll
+          for (int i = 0; i < 8; ++i) dot_pin = fmaf(qp[i], k[u][i], dot_pin);
+      }
+#pragma unroll
+      for (int off = L / 2; off > 0; off /= 2) {
+        dot += __shfl_xor_sync(0xffffffffu, dot, off);
+        if (row_split) dot_pin += __shfl_xor_sync(0xffffffffu, dot_pin, off);
+      }
+      if (valid[u]) {
+        const bool use_pin = row_split && pinned != nullptr && s < a.pinned_span && pinned[s];
+        float score = use_pin ? dot_pin : dot;
+        if (key_scales) score *= key_scales[s];
+        run.add(score, value_scales ? value_scales[s] : 1.0f, v[u]);
+      }
+    }
+  }
+
+  __shared__ float sm_m[kGroups], sm_l[kGroups], sm_acc[kGroups][D];
+  if (part == 0) {
+    sm_m[gi] = run.m;
+    sm_l[gi] = run.l;
+  }
+#pragma unroll
+  for (int i = 0; i < 8; ++i) sm_acc[gi][part * 8 + i] = run.acc[i];
+  __syncthreads();
+  for (int d = threadIdx.x; d < D; d += kWarps * kLanes) {
+    float m = -INFINITY;
+    for (int g = 0; g < kGroups; ++g) m = fmaxf(m, sm_m[g]);
+    float sum = 0.0f, out = 0.0f;
+    if (m != -INFINITY)
+      for (int g = 0; g < kGroups; ++g) {
+        if (sm_m[g] == -INFINITY) continue;
+        const float w = exp2f(sm_m[g] - m);
+        sum += sm_l[g] * w;
+        out += sm_acc[g][d] * w;
+      }
+    if (splits == 1) {
+      store(static_cast<T *>(a.out) + rh * D + d, sum > 0.0f ? out / sum : 0.0f);
+    } else {
+      float *part_out = a.workspace + (rh * splits + split) * (D + 2);
+      part_out[d] = out;
+      if (d == 0) {
+        part_out[D] = m;
+        part_out[D + 1] = sum;
+      }
+    }
+  }
+}
+
+// Block (head, row), a thread per dim: the splits' parts merged.
+template <typename T, int D>
+__global__ void merge_kernel(DecodeAttention a, int splits) {
+  const size_t rh = size_t(blockIdx.y) * a.heads + blockIdx.x;
+  const float *parts = a.workspace + rh * splits * (D + 2);
+  const int d = threadIdx.x;
+  float m = -INFINITY;
+  for (int s = 0; s < splits; ++s) m = fmaxf(m, parts[s * (D + 2) + D]);
+  float sum = 0.0f, out = 0.0f;
+  if (m != -INFINITY)
+    for (int s = 0; s < splits; ++s) {
+      const float ms = parts[s * (D + 2) + D];
+      if (ms == -INFINITY) continue;
+      const float w = exp2f(ms - m);
+      sum += parts[s * (D + 2) + D + 1] * w;
+      out += parts[s * (D + 2) + d] * w;
+    }
+  store(static_cast<T *>(a.out) + rh * D + d, sum > 0.0f ? out / sum : 0.0f);
+}
+
+template <typename T, typename KV, int D>
+cudaError_t launch(const DecodeAttention &a, cudaStream_t stream) {
+  const int splits = decode_attention_splits(a.rows, a.heads, a.span);
+  attend_kernel<T, KV, D><<<dim3(splits, a.heads, a.rows), kWarps * kLanes, 0, stream>>>(a, splits);
+  if (splits > 1) merge_kernel<T, D><<<dim3(a.heads, a.rows), D, 0, stream>>>(a, splits);
+  return cudaGetLastError();
+}
+
+template <typename T, typename KV>
+cudaError_t launch_dim(const DecodeAttention &a, cudaStream_t stream) {
+  switch (a.head_dim) {
+    case 16: return launch<T, KV, 16>(a, stream);
+    case 32: return launch<T, KV, 32>(a, stream);
+    case 64: return launch<T, KV, 64>(a, stream);
+    case 128: return launch<T, KV, 128>(a, stream);
+    case 256: return launch<T, KV, 256>(a, stream);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+}  // namespace
+
+bool decode_attention_fits(int head_dim, int span, int allocated) {
+  const bool dim_ok = head_dim == 16 || head_dim == 32 || head_dim == 64 || head_dim == 128 || head_dim == 256;
+  return dim_ok && span >= 1 && span <= allocated;
+}
+
+int decode_attention_splits(int rows, int heads, int span) {
+  const int blocks = rows * heads;
+  const int want = (kTargetBlocks + blocks - 1) / blocks;
+  const int most = (span + kMinSlotsPerSplit - 1) / kMinSlotsPerSplit;
+  return want < most ? want : (most > 0 ? most : 1);
+}
+
+size_t decode_attention_workspace(int rows, int heads, int head_dim, int span) {
+  const int splits = decode_attention_splits(rows, heads, span);
+  return splits > 1 ? size_t(rows) * heads * splits * (head_dim + 2) : 0;
+}
+
+cudaError_t decode_attention(const DecodeAttention &a, cudaStream_t stream) {
+  if (a.rows <= 0 || a.heads <= 0 || !decode_attention_fits(a.head_dim, a.span, a.allocated))
+    return cudaErrorInvalidValue;
+  if (decode_attention_splits(a.rows, a.heads, a.span) > 1 && a.workspace == nullptr) return cudaErrorInvalidValue;
+  if (a.floats == AttentionFloats::kBFloat16)
+    return a.fp8 ? launch_dim<__nv_bfloat16, uint8_t>(a, stream) : launch_dim<__nv_bfloat16, __nv_bfloat16>(a, stream);
+  return a.fp8 ? launch_dim<float, uint8_t>(a, stream) : launch_dim<float, float>(a, stream);
+}
+
+}  // namespace personaplex::cuda
