@@ -60,7 +60,7 @@ std::string kv_format_name(KvFormat format) { return format == KvFormat::kFp8 ? 
 
 Fp8Vectors fp8_encode(const at::Tensor &x) {
   const Tables t = tables_on(x.device());
-  at::Tensor xf = x.to(at::kFloat);
+  at::Tensor xf = x.to(at::kFloat).contiguous();
   at::Tensor scales = std::get<0>(xf.abs().max(-1)).div_(kE4m3Max);
   at::Tensor divisor = at::where(scales > 0, scales, at::ones_like(scales)).unsqueeze(-1);
   at::Tensor scaled = xf / divisor;  // |scaled| <= 448

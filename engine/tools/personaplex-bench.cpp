@@ -7,7 +7,7 @@
 //       [--fixtures DIR | --lm-config FILE --mimi-config FILE] [--batch 1,8,32,64]
 //       [--steps N] [--warmup N] [--voice-frames N] [--text-tokens N]
 //       [--context N] [--write-random-weights PATH | --lm-weights FILE]
-//       [--weights bf16|int8|fp8]
+//       [--weights bf16|int8|fp8] [--kv-cache auto|fp8]
 //
 // Weights are random: with --write-random-weights the LM's are first
 // written to PATH in the released layout (and Mimi's to PATH.mimi), then
@@ -27,6 +27,10 @@
 // nn/quantized_linear.h); then "weight_format" gives the LM's weight bytes and,
 // after the timed runs, the logit error against the bf16 model of the same
 // weights over the same forced token columns.
+// --kv-cache fp8 keeps the conversations' KV caches as e4m3 bytes with
+// scales (lm/kv_format.h); then "kv_cache" gives the bytes a conversation's
+// cache takes and the logit error against the same model with a cache in
+// its dtype, over forced steps as long as the context (up to 256).
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -44,6 +48,8 @@
 #include "core/error.h"
 #include "serving/batch.h"
 #include "lm/conversation.h"
+#include "lm/kv_format.h"
+#include "lm/temporal.h"
 #include "lm/prompt.h"
 #include "lm/random_weights.h"
 #include "serving/stage_timer.h"
@@ -62,7 +68,7 @@ using bench::summary;
 
 struct Options {
   std::string device = "cpu", dtype, fixtures, lm_config, mimi_config, weights_path, lm_weights,
-      weight_format = "bf16";
+      weight_format = "bf16", kv_cache = "auto";
   std::vector<int64_t> batch;
   int64_t steps = 0, warmup = -1, voice_frames = 20, text_tokens = 40, context = 0;
 };
@@ -72,10 +78,10 @@ Options parse(int argc, char **argv) {
                         "usage: personaplex-bench [--device DEV] [--dtype DTYPE] [--fixtures DIR]\n"
                         "  [--lm-config FILE] [--mimi-config FILE] [--batch 1,8,32,64] [--steps N] [--warmup N]\n"
                         "  [--voice-frames N] [--text-tokens N] [--context N] [--write-random-weights PATH]\n"
-                        "  [--lm-weights FILE] [--weights bf16|int8|fp8]\n");
+                        "  [--lm-weights FILE] [--weights bf16|int8|fp8] [--kv-cache auto|fp8]\n");
   cl.parse(argc, argv,
            {"device", "dtype", "fixtures", "lm-config", "mimi-config", "write-random-weights", "lm-weights",
-            "weights", "steps", "warmup", "voice-frames", "text-tokens", "context", "batch"});
+            "weights", "kv-cache", "steps", "warmup", "voice-frames", "text-tokens", "context", "batch"});
   Options o;
   o.device = cl.get("device", o.device);
   o.dtype = cl.get("dtype");
@@ -85,6 +91,7 @@ Options parse(int argc, char **argv) {
   o.weights_path = cl.get("write-random-weights");
   o.lm_weights = cl.get("lm-weights");
   o.weight_format = cl.get("weights", o.weight_format);
+  o.kv_cache = cl.get("kv-cache", o.kv_cache);
   o.steps = cl.count("steps", o.steps);
   o.warmup = cl.count("warmup", o.warmup);
   o.voice_frames = cl.count("voice-frames", o.voice_frames);
@@ -93,6 +100,7 @@ Options parse(int argc, char **argv) {
   o.batch = cl.positive_list("batch", {});
   try {
     nn::parse_weight_format(o.weight_format);
+    lm::parse_kv_format(o.kv_cache);
   } catch (const Error &e) {
     cl.fail(e.what());
   }
@@ -294,6 +302,29 @@ nlohmann::json weight_format_report(const std::shared_ptr<const lm::LmModel> &mo
            {{"steps", steps}, {"text", logit_error(text, ref_text)}, {"audio", logit_error(audio, ref_audio)}}}};
 }
 
+// Bytes of one conversation's temporal KV cache: keys and values of every
+// layer (and their scales in fp8).
+int64_t kv_bytes_per_conversation(const lm::LmModel &model) {
+  const lm::LmConfig &c = model.config();
+  const int64_t slots = lm::kv_allocation(lm::kv_capacity(c)), head_dim = c.dim / c.num_heads;
+  const bool fp8 = model.kv_format() == lm::KvFormat::kFp8;
+  const int64_t per_vector = fp8 ? head_dim + 4 : head_dim * int64_t(c10::elementSize(model.dtype()));
+  return c.num_layers * 2 * c.num_heads * slots * per_vector;
+}
+
+// An fp8 KV cache beside the model-dtype one: bytes and the logit error
+// over the same forced steps.
+nlohmann::json kv_cache_report(const std::shared_ptr<const lm::LmModel> &model, int64_t steps) {
+  auto reference = model->with_kv_format(lm::KvFormat::kModelDtype);
+  auto [text, audio] = forced_logits(model, steps);
+  auto [ref_text, ref_audio] = forced_logits(reference, steps);
+  return {{"format", lm::kv_format_name(model->kv_format())},
+          {"bytes_per_conversation", kv_bytes_per_conversation(*model)},
+          {"reference_bytes_per_conversation", kv_bytes_per_conversation(*reference)},
+          {"logit_error",
+           {{"steps", steps}, {"text", logit_error(text, ref_text)}, {"audio", logit_error(audio, ref_audio)}}}};
+}
+
 int run(const Options &o) {
   at::Device device = parse_device(o.device);
   at::ScalarType dtype = o.dtype.empty() ? default_dtype(device) : parse_dtype(o.dtype);
@@ -338,6 +369,8 @@ int run(const Options &o) {
     t0 = now_ms();
   }
   std::shared_ptr<const lm::LmModel> model = load_lm(format);
+  const lm::KvFormat kv_format = lm::parse_kv_format(o.kv_cache);
+  if (kv_format != model->kv_format()) model = model->with_kv_format(kv_format);
   timer.synchronize();
   const double load_s = (now_ms() - t0) / 1e3;
 
@@ -357,7 +390,11 @@ int run(const Options &o) {
   nlohmann::json quantized = nullptr;
   const int64_t logit_steps = 16;
   if (format != nn::WeightFormat::kAsLoaded)
-    quantized = weight_format_report(model, load_lm(nn::WeightFormat::kAsLoaded), logit_steps);
+    quantized = weight_format_report(model, load_lm(nn::WeightFormat::kAsLoaded)->with_kv_format(kv_format),
+                                     logit_steps);
+  nlohmann::json kv_cache = nullptr;
+  if (kv_format != lm::KvFormat::kModelDtype)
+    kv_cache = kv_cache_report(model, std::clamp<int64_t>(lm_config.context, logit_steps, 256));
 
   nlohmann::json out = {{"device", device.str()},
                         {"dtype", dtype_name(dtype)},
@@ -373,6 +410,7 @@ int run(const Options &o) {
                         {"batches", runs},
                         {"gpu_memory_gib", gpu_memory}};
   if (!quantized.is_null()) out["weight_format"] = quantized;
+  if (!kv_cache.is_null()) out["kv_cache"] = kv_cache;
   tools::print_json(out);
   return 0;
 }

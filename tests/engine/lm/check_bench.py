@@ -3,7 +3,9 @@
 checks its JSON: keys present, times positive, one entry per batch size, the
 context it was filled to, and an impossible batch size reported as an error
 without stopping the run. With --weights int8: the weight bytes and the logit
-error against the unquantized model of the same weights."""
+error against the unquantized model of the same weights. With --kv-cache fp8
+(on the fixture model's own weights): the cache's bytes and its logit error
+against a cache in the model's dtype."""
 import json
 import os
 import subprocess
@@ -74,6 +76,28 @@ if fp8.returncode == 0:
 else:
     assert "float8" in fp8.stderr, fp8.stderr
 
+# An fp8 KV cache on the fixture model's own weights: a quarter of the fp32
+# cache's bytes (plus a scale per vector) and logits close to it.
+out = subprocess.run([bench, "--device", "cpu", "--lm-config", os.path.join(fixtures, "lm", "config.json"),
+                      "--mimi-config", os.path.join(fixtures, "mimi", "config.json"),
+                      "--lm-weights", os.path.join(fixtures, "lm", "weights.safetensors"),
+                      "--batch", "2", "--steps", "2", "--warmup", "1", "--context", "20", "--kv-cache", "fp8"],
+                     check=True, capture_output=True, text=True).stdout
+k = json.loads(out)
+assert "error" not in k["batches"][0] and k["batches"][0]["frame_ms"]["median"] > 0, k["batches"]
+assert "weight_format" not in k
+c = k["kv_cache"]
+assert c["format"] == "fp8", c
+assert 0.25 < c["bytes_per_conversation"] / c["reference_bytes_per_conversation"] < 0.35, c
+e = c["logit_error"]
+assert e["steps"] >= 16, e
+for kind in ["text", "audio"]:
+    x = e[kind]
+    assert 0 < x["mean_abs"] <= x["max_abs"], x
+    assert x["mean_rel"] < 0.02 and x["greedy_agree"] >= 0.95, (kind, x)
+
+bad = subprocess.run([bench, "--kv-cache", "int4"], capture_output=True, text=True)
+assert bad.returncode == 2 and "auto or fp8" in bad.stderr, bad.stderr
 bad = subprocess.run([bench, "--weights", "int4"], capture_output=True, text=True)
 assert bad.returncode == 2 and "bf16, int8 or fp8" in bad.stderr, bad.stderr
 print("personaplex-bench JSON OK")
