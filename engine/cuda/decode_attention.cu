@@ -11,15 +11,38 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kLanes = 32;
-constexpr int kUnroll = 2;          // keys a lane group loads before using them
+constexpr int kUnroll = 4;          // keys a lane group loads before using them
 constexpr int kMinSlotsPerSplit = 64;
 constexpr int kTargetBlocks = 1024;  // enough warps in flight to keep the memory busy
 constexpr float kLog2e = 1.4426950408889634f;
 
-// Eight consecutive elements as floats (16, 32 or 8 bytes, aligned).
-__device__ __forceinline__ void load8(const __nv_bfloat16 *p, float *out) {
-  const uint4 v = *reinterpret_cast<const uint4 *>(p);
-  const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+// Eight consecutive elements as loaded (16, 32 or 8 bytes, aligned): kept
+// packed until used, so that every load of a step is in flight at once.
+template <typename KV>
+struct Raw;
+template <>
+struct Raw<__nv_bfloat16> {
+  uint4 w;
+};
+template <>
+struct Raw<float> {
+  float4 a, b;
+};
+template <>
+struct Raw<uint8_t> {
+  uint2 w;
+};
+
+__device__ __forceinline__ Raw<__nv_bfloat16> load_raw(const __nv_bfloat16 *p) {
+  return {*reinterpret_cast<const uint4 *>(p)};
+}
+__device__ __forceinline__ Raw<float> load_raw(const float *p) {
+  return {reinterpret_cast<const float4 *>(p)[0], reinterpret_cast<const float4 *>(p)[1]};
+}
+__device__ __forceinline__ Raw<uint8_t> load_raw(const uint8_t *p) { return {*reinterpret_cast<const uint2 *>(p)}; }
+
+__device__ __forceinline__ void widen(const Raw<__nv_bfloat16> &r, float *out) {
+  const uint32_t words[4] = {r.w.x, r.w.y, r.w.z, r.w.w};
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     __nv_bfloat162 pair;
@@ -30,15 +53,13 @@ __device__ __forceinline__ void load8(const __nv_bfloat16 *p, float *out) {
   }
 }
 
-__device__ __forceinline__ void load8(const float *p, float *out) {
-  const float4 a = reinterpret_cast<const float4 *>(p)[0], b = reinterpret_cast<const float4 *>(p)[1];
-  out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w;
-  out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
+__device__ __forceinline__ void widen(const Raw<float> &r, float *out) {
+  out[0] = r.a.x, out[1] = r.a.y, out[2] = r.a.z, out[3] = r.a.w;
+  out[4] = r.b.x, out[5] = r.b.y, out[6] = r.b.z, out[7] = r.b.w;
 }
 
-__device__ __forceinline__ void load8(const uint8_t *p, float *out) {
-  const uint2 v = *reinterpret_cast<const uint2 *>(p);
-  const uint32_t words[2] = {v.x, v.y};
+__device__ __forceinline__ void widen(const Raw<uint8_t> &r, float *out) {
+  const uint32_t words[2] = {r.w.x, r.w.y};
 #pragma unroll
   for (int j = 0; j < 2; ++j) {
     const float2 lo = __half22float2(
@@ -46,6 +67,11 @@ __device__ __forceinline__ void load8(const uint8_t *p, float *out) {
     const float2 hi = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(words[j] >> 16), __NV_E4M3)));
     out[4 * j] = lo.x, out[4 * j + 1] = lo.y, out[4 * j + 2] = hi.x, out[4 * j + 3] = hi.y;
   }
+}
+
+template <typename T>
+__device__ __forceinline__ void load8(const T *p, float *out) {
+  widen(load_raw(p), out);
 }
 
 __device__ __forceinline__ void store(float *p, float v) { *p = v; }
@@ -57,14 +83,21 @@ __device__ __forceinline__ void store(__nv_bfloat16 *p, float v) { *p = __float2
 struct Running {
   float m = -INFINITY, l = 0.0f, acc[8] = {};
 
+  // The sums are rescaled only when the maximum grows (rarely, past the
+  // first keys): one product per value otherwise.
   __device__ __forceinline__ void add(float score, float value_scale, const float *v) {
-    const float m_new = fmaxf(m, score);
-    const float c = exp2f(m - m_new), p = exp2f(score - m_new);
-    l = l * c + p;
+    if (score > m) {
+      const float c = exp2f(m - score);
+      l *= c;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc[i] *= c;
+      m = score;
+    }
+    const float p = exp2f(score - m);
+    l += p;
     const float pv = p * value_scale;
 #pragma unroll
-    for (int i = 0; i < 8; ++i) acc[i] = acc[i] * c + pv * v[i];
-    m = m_new;
+    for (int i = 0; i < 8; ++i) acc[i] = fmaf(pv, v[i], acc[i]);
   }
 };
 
@@ -100,39 +133,44 @@ __global__ void __launch_bounds__(kWarps *kLanes) attend_kernel(DecodeAttention 
   const float *value_scales = a.value_scales ? a.value_scales + rh * a.allocated : nullptr;
 
   Running run;
-  for (int base = begin + warp * G + group; base - group - warp * G < end; base += kStride) {
-    float k[kUnroll][8], v[kUnroll][8];
-    bool valid[kUnroll];
+  // Each pass: every group loads kUnroll keys, values, flags and scales
+  // (none waiting on another), then scores and adds them in order.
+  for (int first = begin + gi; first - gi < end; first += kStride) {
+    Raw<KV> kr[kUnroll], vr[kUnroll];
+    bool ok[kUnroll], pin[kUnroll];
+    float ks[kUnroll], vs[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      const int s = base + u * kGroups;
-      valid[u] = s < end && written[s];
-      if (valid[u]) {
-        load8(keys + size_t(s) * D, k[u]);
-        load8(values + size_t(s) * D, v[u]);
+      const int s = first + u * kGroups;
+      ok[u] = false;
+      if (s < end) {
+        kr[u] = load_raw(keys + size_t(s) * D);
+        vr[u] = load_raw(values + size_t(s) * D);
+        ks[u] = key_scales ? key_scales[s] : 1.0f;
+        vs[u] = value_scales ? value_scales[s] : 1.0f;
+        ok[u] = written[s];
+        pin[u] = row_split && pinned != nullptr && s < a.pinned_span && pinned[s];
       }
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      const int s = base + u * kGroups;
+      float k[8];
+      widen(kr[u], k);
       float dot = 0.0f, dot_pin = 0.0f;
-      if (valid[u]) {
 #pragma unroll
-        for (int i = 0; i < 8; ++i) dot = fmaf(q[i], k[u][i], dot);
-        if (row_split)
+      for (int i = 0; i < 8; ++i) dot = fmaf(q[i], k[i], dot);
+      if (row_split)
 #pragma unroll
-          for (int i = 0; i < 8; ++i) dot_pin = fmaf(qp[i], k[u][i], dot_pin);
-      }
+        for (int i = 0; i < 8; ++i) dot_pin = fmaf(qp[i], k[i], dot_pin);
 #pragma unroll
       for (int off = L / 2; off > 0; off /= 2) {
         dot += __shfl_xor_sync(0xffffffffu, dot, off);
         if (row_split) dot_pin += __shfl_xor_sync(0xffffffffu, dot_pin, off);
       }
-      if (valid[u]) {
-        const bool use_pin = row_split && pinned != nullptr && s < a.pinned_span && pinned[s];
-        float score = use_pin ? dot_pin : dot;
-        if (key_scales) score *= key_scales[s];
-        run.add(score, value_scales ? value_scales[s] : 1.0f, v[u]);
+      if (ok[u]) {
+        float v[8];
+        widen(vr[u], v);
+        run.add((pin[u] ? dot_pin : dot) * ks[u], vs[u], v);
       }
     }
   }
