@@ -272,6 +272,12 @@ bool GraphCache::prepare(const std::vector<int64_t> &key, const std::function<vo
   return impl_->enabled && impl_->prepare(key, step);
 }
 
+bool GraphCache::has(const std::vector<int64_t> &key) const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  auto it = impl_->entries.find(key);
+  return it != impl_->entries.end() && it->second.graph != nullptr;
+}
+
 int64_t GraphCache::graphs() const {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   return int64_t(impl_->lru.size());
@@ -300,6 +306,7 @@ bool GraphCache::run(const std::vector<int64_t> &, const std::function<void()> &
 
 bool GraphCache::prepare(const std::vector<int64_t> &, const std::function<void()> &) { return false; }
 
+bool GraphCache::has(const std::vector<int64_t> &) const { return false; }
 int64_t GraphCache::graphs() const { return 0; }
 int64_t GraphCache::failed_captures() const { return 0; }
 void GraphCache::clear() {}

@@ -61,6 +61,8 @@ class GraphCache {
   // must then read only what stays valid (the tensors that outlive the cache)
   // and change nothing on the host.
   bool prepare(const std::vector<int64_t> &key, const std::function<void()> &step);
+  // Whether `key` has a graph now (its next run() replays it).
+  bool has(const std::vector<int64_t> &key) const;
   // Whether graphs are in use (compiled in, CUDA, turned on).
   bool enabled() const;
   int64_t graphs() const;           // captured and kept

@@ -272,6 +272,11 @@ std::map<int64_t, std::optional<StepResult>> BatchServer::step(
     }
     if (rows.empty()) return results;
     shape = shape_of(rows);
+    if (graphs_.enabled() && graphs_.graphs() > 0)
+      shape = covering_shape(shape, kv_, [this](const BatchShape &s) {
+        const std::array<int64_t, 4> key = s.key();
+        return graphs_.has({key.begin(), key.end()});
+      });
     auto next = rows.begin();
     for (int64_t s = 0; s < shape.rows; ++s) {
       if (next != rows.end() && next->slot == s) stage_row(*next++);

@@ -40,6 +40,29 @@ BatchShape static_shape(const BatchShape &tight, const KVRows &kv) {
   return s;
 }
 
+BatchShape covering_shape(const BatchShape &shape, const KVRows &kv,
+                          const std::function<bool(const BatchShape &)> &captured) {
+  if (captured(shape)) return shape;
+  constexpr int64_t kSlots = 256;
+  std::optional<BatchShape> best;
+  int64_t last_rows = 0;
+  for (int64_t r = shape.rows; r <= kv.rows(); ++r) {
+    BatchShape wide = shape;
+    wide.rows = r;
+    wide.rows = static_shape(wide, kv).rows;
+    if (wide.rows == last_rows) continue;
+    last_rows = wide.rows;
+    for (int64_t span = shape.span;; span = std::min(kv.allocated(), span + kSlots)) {
+      BatchShape c = wide;
+      c.span = span;
+      const bool wider = c.rows != shape.rows || c.span != shape.span;
+      if (wider && (!best || c.rows * c.span < best->rows * best->span) && captured(c)) best = c;
+      if (span >= kv.allocated()) break;
+    }
+  }
+  return best.value_or(shape);
+}
+
 int64_t BatchInts::split(const LmConfig &c) { return step_ints(c) + StepInts::size(c.dep_q); }
 
 BatchBuffers::BatchBuffers(const LmModel &model, int64_t max_rows, const SamplingParams &sampling) {

@@ -11,6 +11,7 @@
 #include <ATen/ATen.h>
 
 #include <array>
+#include <functional>
 #include <cstdint>
 
 #include "lm/kv_rows.h"
@@ -39,6 +40,16 @@ struct BatchShape {
 // rows or slots changes nothing in the stepping rows' results (extra rows
 // are idle, extra slots unwritten or unpinned), only the work done.
 BatchShape static_shape(const BatchShape &tight, const KVRows &kv);
+
+// The shape a step runs with: `shape` (a static one) when `captured` says it
+// has a graph, else the cheapest captured static shape that covers it (more
+// rows, a longer span; the same pinned slots and depformer steps), else
+// `shape`. When calls leave, the batch narrows to a width never captured at
+// this span: replaying a wider graph then costs a little more work, where a
+// capture would stall every call (the narrower graph is captured ahead
+// meanwhile).
+BatchShape covering_shape(const BatchShape &shape, const KVRows &kv,
+                          const std::function<bool(const BatchShape &)> &captured);
 
 // Layout of a row of BatchBuffers::host / ints: the token column the row
 // reads (num_streams ids), its StepInts, then 1 where its cache is split.

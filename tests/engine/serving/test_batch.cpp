@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <string>
@@ -287,6 +288,26 @@ TEST(Batch, StaticShapesRoundUp) {
   EXPECT_EQ(shape(5, 528, 0), (std::array<int64_t, 4>{8, 768, 0, 8}));
   EXPECT_EQ(shape(9, 3008, 300), (std::array<int64_t, 4>{16, 3008, 512, 8}));
   EXPECT_EQ(shape(37, 2992, 2900), (std::array<int64_t, 4>{40, 3008, 3008, 8}));
+}
+
+// A batch narrowed by calls that left replays the cheapest captured shape
+// that covers it rather than capturing while every call waits.
+TEST(Batch, NarrowedBatchesReplayAWiderGraph) {
+  KVRows kv(1, 40, 1, 2999, 4, at::TensorOptions());
+  std::set<std::array<int64_t, 4>> captured = {{40, 512, 0, 8}, {24, 768, 0, 8}, {16, 3008, 0, 8}, {8, 512, 256, 8}};
+  auto has = [&](const BatchShape &s) { return captured.count(s.key()) > 0; };
+  auto cover = [&](int64_t rows, int64_t span, int64_t pinned) {
+    return covering_shape(BatchShape{rows, span, pinned, 8}, kv, has).key();
+  };
+  EXPECT_EQ(cover(40, 512, 0), (std::array<int64_t, 4>{40, 512, 0, 8}));    // captured: itself
+  EXPECT_EQ(cover(32, 512, 0), (std::array<int64_t, 4>{40, 512, 0, 8}));    // wider
+  EXPECT_EQ(cover(16, 512, 0), (std::array<int64_t, 4>{24, 768, 0, 8}));    // the least work of three
+  EXPECT_EQ(cover(8, 2048, 0), (std::array<int64_t, 4>{16, 3008, 0, 8}));   // a longer span
+  EXPECT_EQ(cover(4, 256, 256), (std::array<int64_t, 4>{8, 512, 256, 8}));  // the same pinned slots
+  EXPECT_EQ(cover(4, 256, 0), (std::array<int64_t, 4>{24, 768, 0, 8}));
+  EXPECT_EQ(cover(24, 1024, 0), (std::array<int64_t, 4>{24, 1024, 0, 8}));  // nothing covers it
+  EXPECT_EQ(cover(8, 512, 512), (std::array<int64_t, 4>{8, 512, 512, 8}));
+  EXPECT_EQ(covering_shape(BatchShape{16, 512, 0, 4}, kv, has).key(), (std::array<int64_t, 4>{16, 512, 0, 4}));
 }
 
 TEST(Batch, GraphCacheRunsEagerlyOnTheCpu) {
