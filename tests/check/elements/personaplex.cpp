@@ -524,6 +524,26 @@ GST_START_TEST(test_int8_weights) {
 }
 GST_END_TEST;
 
+// An fp8 KV cache: a conversation of the same length, finite and not silent.
+GST_START_TEST(test_fp8_kv_cache) {
+  const Fixture &f = fixture();
+  GstElement *element = make_element();
+  gst_util_set_object_arg(G_OBJECT(element), "kv-cache", "fp8");
+  GstHarness *h = harness(element);
+  push_pcm(h, f.user_pcm, 0, 12 * kFrame, kFrame);
+  std::vector<float> out = pull_all_f32(h);
+  fail_unless_equals_int(out.size(), 12 * kFrame);
+  double energy = 0;
+  for (float v : out) {
+    fail_unless(std::isfinite(v));
+    energy += double(v) * v;
+  }
+  fail_unless(energy > 0, "an fp8 KV cache gave silence");
+  gst_harness_teardown(h);
+  gst_object_unref(element);
+}
+GST_END_TEST;
+
 GST_START_TEST(test_bad_voices) {
   const std::string voices = scratch_dir() + "/voices";
   g_mkdir_with_parents(voices.c_str(), 0755);
@@ -636,7 +656,7 @@ GST_START_TEST(test_properties) {
 }
 GST_END_TEST;
 
-// dtype, weight-format and text-unit are enums: their values are listed, a
+// dtype, weight-format, kv-cache and text-unit are enums: their values are listed, a
 // bad one is refused when set (gst-launch-1.0 then refuses the pipeline).
 GST_START_TEST(test_enum_properties) {
   GstElement *element = gst_element_factory_make("personaplex", nullptr);
@@ -646,6 +666,7 @@ GST_START_TEST(test_enum_properties) {
     std::vector<std::string> nicks;
   } cases[] = {{"dtype", "auto", "float16", {"auto", "bfloat16", "float16", "float32"}},
                {"weight-format", "auto", "fp8", {"auto", "int8", "fp8"}},
+               {"kv-cache", "auto", "fp8", {"auto", "fp8"}},
                {"text-unit", "word", "cue", {"piece", "word", "cue"}}};
   for (const auto &c : cases) {
     GParamSpec *spec = g_object_class_find_property(G_OBJECT_GET_CLASS(element), c.name);
@@ -755,6 +776,7 @@ static Suite *personaplex_suite() {
   tcase_add_test(tc, test_missing_weights);
   tcase_add_test(tc, test_corrupt_weights);
   tcase_add_test(tc, test_int8_weights);
+  tcase_add_test(tc, test_fp8_kv_cache);
   tcase_add_test(tc, test_bad_voices);
   tcase_add_test(tc, test_error_while_streaming);
   tcase_add_test(tc, test_caps_refused);

@@ -81,23 +81,25 @@ std::vector<std::vector<int64_t>> through(PromptCache &cache, const std::shared_
 }  // namespace
 
 TEST(PromptCache, StartsWhereRunningThePromptsLeaves) {
-  auto model = tiny_model();
-  const LmConfig &c = model->config();
-  for (const ConversationOptions &o : {test::greedy(), ConversationOptions{}}) {
-    for (const Prompt &p : {codes_prompt(c, 4, {5, 6, 7}), stored_prompt(model, {9, 8}), Prompt{}}) {
-      SCOPED_TRACE(std::string(o.sampling.greedy ? "greedy" : "sampled") +
-                   (p.voice.stored.embeddings.defined() ? ", stored voice" : ""));
-      PromptCache cache;
-      bool hit = true;
-      EXPECT_EQ(through(cache, model, p, o, 11, &hit), reference(model, p, o, 11));
-      EXPECT_FALSE(hit);
-      // Other seeds start from the first one's prompts.
-      for (uint64_t seed : {11, 12, 13}) {
-        EXPECT_EQ(through(cache, model, p, o, seed, &hit), reference(model, p, o, seed)) << "seed " << seed;
-        EXPECT_TRUE(hit);
+  // With a cache in the model's dtype and in fp8 (its prefix copied with its scales).
+  for (const auto &model : {tiny_model(), tiny_model()->with_kv_format(KvFormat::kFp8)}) {
+    const LmConfig &c = model->config();
+    for (const ConversationOptions &o : {test::greedy(), ConversationOptions{}}) {
+      for (const Prompt &p : {codes_prompt(c, 4, {5, 6, 7}), stored_prompt(model, {9, 8}), Prompt{}}) {
+        SCOPED_TRACE(std::string(o.sampling.greedy ? "greedy" : "sampled") +
+                     (p.voice.stored.embeddings.defined() ? ", stored voice" : ""));
+        PromptCache cache;
+        bool hit = true;
+        EXPECT_EQ(through(cache, model, p, o, 11, &hit), reference(model, p, o, 11));
+        EXPECT_FALSE(hit);
+        // Other seeds start from the first one's prompts.
+        for (uint64_t seed : {11, 12, 13}) {
+          EXPECT_EQ(through(cache, model, p, o, seed, &hit), reference(model, p, o, seed)) << "seed " << seed;
+          EXPECT_TRUE(hit);
+        }
+        EXPECT_EQ(cache.misses(), 1);
+        EXPECT_EQ(cache.hits(), 3);
       }
-      EXPECT_EQ(cache.misses(), 1);
-      EXPECT_EQ(cache.hits(), 3);
     }
   }
 }
