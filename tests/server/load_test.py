@@ -41,12 +41,13 @@ def main():
                         "!", "decodebin", "!", "audioconvert", "!", "audioresample", "!", "opusenc", "!",
                         "oggmux", "!", "filesink", "location=" + ogg], check=True, timeout=60)
         f = fixtures
-        server = Server([
+        server_args = [
             os.environ["PERSONAPLEX_SERVER"], "--http", "--host", "127.0.0.1", "--port", "0",
             "--max-sessions", "2", "--batch",
             "--lm-weights", f + "/lm/weights.safetensors", "--lm-config", f + "/lm/config.json",
             "--mimi-weights", f + "/mimi/weights.safetensors", "--mimi-config", f + "/mimi/config.json",
-            "--tokenizer", f + "/lm/tokenizer.model", "--voices-dir", voices, "--device", "cpu"])
+            "--tokenizer", f + "/lm/tokenizer.model", "--voices-dir", voices, "--device", "cpu"]
+        server = Server(server_args)
         url = server.url.rstrip("/")
 
         rc, out, _ = load(url, ogg, "--sessions", "2", "--seconds", "4")
@@ -68,6 +69,16 @@ def main():
         assert rc == 1 and "400" in out["sessions"][0]["error"], out
         rc, out, err = load(url, os.path.join(fixtures, "lm", "config.json"))
         assert rc == 2 and "Ogg" in err, err
+        server.stop()
+        server = None
+
+        # 8-bit weights and an fp8 KV cache, as a server short of memory runs.
+        server = Server(server_args + ["--weight-format", "int8", "--kv-cache", "fp8"])
+        rc, out, _ = load(server.url.rstrip("/"), ogg, "--sessions", "2", "--seconds", "3")
+        print(json.dumps(out["summary"]))
+        assert rc == 0, out
+        for s in out["sessions"]:
+            assert s["pages"] >= (20 if PACED else 1) and s["text_pieces"] > 0, s
         print("ok")
     finally:
         if server:

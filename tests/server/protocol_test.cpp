@@ -698,6 +698,10 @@ void test_command_line() {
   g_assert_cmpint(harness::run_server(with({"--http", "--ice-address", "203.0.113.7"}), &out), ==, 2);
   g_assert_true(out.find("not an address of this machine") != std::string::npos);
   g_assert_cmpint(harness::run_server(with({"--http", "--ice-ports", "9-5"}), &out), ==, 2);
+  g_assert_cmpint(harness::run_server(with({"--http", "--kv-cache", "int4"}), &out), ==, 2);
+  g_assert_true(out.find("auto or fp8") != std::string::npos);
+  g_assert_cmpint(harness::run_server(with({"--http", "--weight-format", "int4"}), &out), ==, 2);
+  g_assert_true(out.find("auto, int8 or fp8") != std::string::npos);
   // A model that does not load stops the server before it listens.
   g_assert_cmpint(harness::run_server(with({"--http", "--port", "0", "--tokenizer", "/nonexistent/tok.model"}), &out),
                   ==, 1);
