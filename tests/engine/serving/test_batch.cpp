@@ -507,3 +507,30 @@ TEST(Batch, Fp8KvCacheBatchedIsAlone) {
   EXPECT_EQ(kv.keys.scalar_type(), at::kByte);
   EXPECT_TRUE(kv.fp8());
 }
+
+// On a GPU: calls leaving the top slots narrow the batch to a width never
+// captured at this span; its next step replays the wider graph it has (no
+// capture while the others wait).
+TEST(Batch, CudaNarrowedBatchReplaysTheWiderGraph) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  const LmConfig c = tiny_config(32, 2, 1, 40);
+  auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCUDA), at::kFloat, 3, 0.2));
+  BatchServer server(model, 16, test::greedy());
+  if (!server.cuda_graphs_active()) GTEST_SKIP() << "CUDA graphs are off";
+  for (int64_t s = 0; s < 16; ++s) EXPECT_EQ(server.join(Prompt{}, uint64_t(s)), s);
+  int64_t t = 0;
+  auto step = [&](int64_t rows) {
+    std::map<int64_t, std::vector<int64_t>> in;
+    for (int64_t s = 0; s < rows; ++s) in[s] = user_codes(uint64_t(s), t, c.card);
+    ++t;
+    return server.step(in);
+  };
+  for (int i = 0; i < 6; ++i) step(16);
+  ASSERT_GT(server.graph_steps(), 0);
+  ASSERT_EQ(server.last_shape().rows, 16);
+  for (int64_t s = 8; s < 16; ++s) server.leave(s);
+  const int64_t replays = server.graph_steps();
+  EXPECT_EQ(step(8).size(), 8u);
+  EXPECT_EQ(server.last_shape().rows, 16);
+  EXPECT_EQ(server.graph_steps(), replays + 1);
+}
