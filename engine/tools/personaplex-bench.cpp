@@ -397,6 +397,7 @@ int run(const Options &o) {
     kv_cache = kv_cache_report(model, std::clamp<int64_t>(lm_config.context, logit_steps, 256));
 
   nlohmann::json out = {{"device", device.str()},
+                        {"device_name", bench::device_name(device)},
                         {"dtype", dtype_name(dtype)},
                         {"lm_config", o.lm_config.empty() ? "released" : o.lm_config},
                         {"mimi_config", o.mimi_config.empty() ? "released" : o.mimi_config},
