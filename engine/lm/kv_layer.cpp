@@ -69,31 +69,22 @@ KvLayer KvLayer::zeros(int64_t batch, int64_t heads, int64_t slots, int64_t head
   return l;
 }
 
+// The same function of each of the layer's tensors (the scales too, when fp8).
+template <typename F>
+static KvLayer each(const KvLayer &l, F f) {
+  return {f(l.keys), f(l.values), l.fp8() ? f(l.key_scales) : at::Tensor(), l.fp8() ? f(l.value_scales) : at::Tensor()};
+}
+
 KvLayer KvLayer::rows(int64_t first, int64_t n) const {
-  KvLayer l{keys.narrow(0, first, n), values.narrow(0, first, n), {}, {}};
-  if (fp8()) {
-    l.key_scales = key_scales.narrow(0, first, n);
-    l.value_scales = value_scales.narrow(0, first, n);
-  }
-  return l;
+  return each(*this, [&](const at::Tensor &t) { return t.narrow(0, first, n); });
 }
 
 KvLayer KvLayer::slots(int64_t first, int64_t n) const {
-  KvLayer l{keys.narrow(2, first, n), values.narrow(2, first, n), {}, {}};
-  if (fp8()) {
-    l.key_scales = key_scales.narrow(2, first, n);
-    l.value_scales = value_scales.narrow(2, first, n);
-  }
-  return l;
+  return each(*this, [&](const at::Tensor &t) { return t.narrow(2, first, n); });
 }
 
 KvLayer KvLayer::clone() const {
-  KvLayer l{keys.clone(), values.clone(), {}, {}};
-  if (fp8()) {
-    l.key_scales = key_scales.clone();
-    l.value_scales = value_scales.clone();
-  }
-  return l;
+  return each(*this, [](const at::Tensor &t) { return t.clone(); });
 }
 
 void KvLayer::copy_(const KvLayer &from) const {

@@ -26,6 +26,23 @@ inline std::shared_ptr<const lm::LmModel> tiny_lm() {
   return model;
 }
 
+// A small LM configuration for random weights: two layers of 64, a
+// 40-step context, a 40-token text vocabulary.
+inline lm::LmConfig small_lm_config() {
+  lm::LmConfig c;
+  c.dim = 64;
+  c.num_heads = 4;
+  c.num_layers = 2;
+  c.context = 40;
+  c.text_card = 40;
+  c.depformer_dim = 32;
+  c.depformer_num_heads = 2;
+  c.depformer_num_layers = 2;
+  c.depformer_dim_feedforward = 88;
+  c.validate("test");
+  return c;
+}
+
 struct LmIo {
   at::Tensor user_codes, out_tokens;  // [1, 8, 24], [1, 17, 24]
   std::vector<int64_t> prompt_tokens;

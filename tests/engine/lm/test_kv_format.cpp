@@ -95,17 +95,7 @@ TEST(Fp8Kv, RoundsToTheNearestValueOfTheVectorsScale) {
 // a cache in the model's dtype for the same tokens (every token given, so
 // that both see the same history).
 TEST(Fp8Kv, ConversationStaysCloseToTheModelDtypeCache) {
-  LmConfig c;
-  c.dim = 64;
-  c.num_heads = 4;
-  c.num_layers = 2;
-  c.context = 40;
-  c.text_card = 40;
-  c.depformer_dim = 32;
-  c.depformer_num_heads = 2;
-  c.depformer_num_layers = 2;
-  c.depformer_dim_feedforward = 88;
-  c.validate("test");
+  const LmConfig c = test::small_lm_config();
   auto plain = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 3, 0.1));
   auto fp8 = plain->with_kv_format(KvFormat::kFp8);
   EXPECT_EQ(&fp8->weights(), &plain->weights());  // the weights are shared

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "lm/conversation.h"
 #include "lm/random_weights.h"
+#include "lm_fixture.h"
 #include "test_util.h"
 
 using namespace personaplex;
@@ -18,26 +19,11 @@ using namespace personaplex::lm;
 
 namespace {
 
-LmConfig tiny_config() {
-  LmConfig c;
-  c.dim = 64;
-  c.num_heads = 4;
-  c.num_layers = 2;
-  c.context = 40;
-  c.text_card = 40;
-  c.depformer_dim = 32;
-  c.depformer_num_heads = 2;
-  c.depformer_num_layers = 2;
-  c.depformer_dim_feedforward = 88;
-  c.validate("test");
-  return c;
-}
-
 constexpr double kScale = 0.1;  // weights large enough that logits spread
 
 std::shared_ptr<const LmModel> random_model(WeightFormat format) {
   return std::make_shared<const LmModel>(
-      random_lm_weights(tiny_config(), at::Device(at::kCPU), at::kFloat, 3, kScale, format));
+      random_lm_weights(test::small_lm_config(), at::Device(at::kCPU), at::kFloat, 3, kScale, format));
 }
 
 // Logits of `steps` model steps whose every token is given (the same columns
@@ -143,7 +129,7 @@ TEST(QuantizedLm, TheBoundCatchesAWrongScaleOrATransposedWeight) {
 }
 
 TEST(QuantizedLm, LoadingQuantizesEveryLinearWeight) {
-  const LmConfig c = tiny_config();
+  const LmConfig c = test::small_lm_config();
   const std::string path = test::temp_dir() + "/lm.safetensors";
   write_random_lm_weights(path, c, at::kFloat, 5, kScale);
   auto f32 = LmWeights::load(path, c, at::kCPU, at::kFloat);
