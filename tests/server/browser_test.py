@@ -170,7 +170,9 @@ class Browser:
 
 def start_call(browser, url, voice):
     browser.open(url)
-    wait_for("the voices", lambda: browser.js("return document.getElementById('voice').options.length") >= 2, 30)
+    # The page may still be loading: no voice list yet is no voices yet.
+    voices = "const v = document.getElementById('voice'); return v ? v.options.length : 0"
+    wait_for("the voices", lambda: browser.js(voices) >= 2, 30)
     browser.js("document.getElementById('voice').value = arguments[0]", voice)
     browser.click("button[data-example=restaurant]")
     browser.click("#start")
