@@ -151,8 +151,16 @@ at::Tensor ConvTranspose1d::convtr(const at::Tensor &x) const {
   if (s.groups == s.in_channels && s.groups == s.out_channels && s.kernel_size % s.stride == 0)
     return depthwise_convtr(x, weight_, bias_, s.stride);
   const int64_t stride = spec_.stride, zero = 0, one = 1;
-  return at::conv_transpose1d(x, weight_, bias_, at::IntArrayRef(stride), at::IntArrayRef(zero),
-                              at::IntArrayRef(zero), spec_.groups, at::IntArrayRef(one));
+  auto run = [&](const at::Tensor &in, const at::Tensor &w, const at::Tensor &b) {
+    return at::conv_transpose1d(in, w, b, at::IntArrayRef(stride), at::IntArrayRef(zero), at::IntArrayRef(zero),
+                                spec_.groups, at::IntArrayRef(one));
+  };
+  // libtorch's CPU (mkldnn) transposed convolution rejects bf16 input in some
+  // versions (1.13): that one runs in fp32 there, rounded back after.
+  if (x.is_cpu() && x.scalar_type() == at::kBFloat16)
+    return run(x.to(at::kFloat), weight_.to(at::kFloat), bias_.defined() ? bias_.to(at::kFloat) : bias_)
+        .to(at::kBFloat16);
+  return run(x, weight_, bias_);
 }
 
 at::Tensor ConvTranspose1d::forward(const at::Tensor &x) const {

@@ -7,7 +7,7 @@
 //       [--fixtures DIR | --lm-config FILE --mimi-config FILE] [--batch 1,8,32,64]
 //       [--steps N] [--warmup N] [--voice-frames N] [--text-tokens N]
 //       [--context N] [--write-random-weights PATH | --lm-weights FILE]
-//       [--weights bf16|int8|fp8] [--kv-cache auto|fp8]
+//       [--weights bf16|int8|fp8] [--kv-cache auto|fp8] [--mimi-dtype float32|bfloat16]
 //
 // Weights are random: with --write-random-weights the LM's are first
 // written to PATH in the released layout (and Mimi's to PATH.mimi), then
@@ -31,6 +31,8 @@
 // scales (lm/kv_format.h); then "kv_cache" gives the bytes a conversation's
 // cache takes and the logit error against the same model with a cache in
 // its dtype, over forced steps as long as the context (up to 256).
+// --mimi-dtype bfloat16 runs Mimi in bf16 (float32 by default, as the
+// reference does); "mimi_dtype" in the JSON says which.
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -68,7 +70,7 @@ using bench::summary;
 
 struct Options {
   std::string device = "cpu", dtype, fixtures, lm_config, mimi_config, weights_path, lm_weights,
-      weight_format = "bf16", kv_cache = "auto";
+      weight_format = "bf16", kv_cache = "auto", mimi_dtype = "float32";
   std::vector<int64_t> batch;
   int64_t steps = 0, warmup = -1, voice_frames = 20, text_tokens = 40, context = 0;
 };
@@ -78,10 +80,11 @@ Options parse(int argc, char **argv) {
                         "usage: personaplex-bench [--device DEV] [--dtype DTYPE] [--fixtures DIR]\n"
                         "  [--lm-config FILE] [--mimi-config FILE] [--batch 1,8,32,64] [--steps N] [--warmup N]\n"
                         "  [--voice-frames N] [--text-tokens N] [--context N] [--write-random-weights PATH]\n"
-                        "  [--lm-weights FILE] [--weights bf16|int8|fp8] [--kv-cache auto|fp8]\n");
+                        "  [--lm-weights FILE] [--weights bf16|int8|fp8] [--kv-cache auto|fp8]\n"
+                        "  [--mimi-dtype float32|bfloat16]\n");
   cl.parse(argc, argv,
            {"device", "dtype", "fixtures", "lm-config", "mimi-config", "write-random-weights", "lm-weights",
-            "weights", "kv-cache", "steps", "warmup", "voice-frames", "text-tokens", "context", "batch"});
+            "weights", "kv-cache", "mimi-dtype", "steps", "warmup", "voice-frames", "text-tokens", "context", "batch"});
   Options o;
   o.device = cl.get("device", o.device);
   o.dtype = cl.get("dtype");
@@ -92,6 +95,7 @@ Options parse(int argc, char **argv) {
   o.lm_weights = cl.get("lm-weights");
   o.weight_format = cl.get("weights", o.weight_format);
   o.kv_cache = cl.get("kv-cache", o.kv_cache);
+  o.mimi_dtype = cl.get("mimi-dtype", o.mimi_dtype);
   o.steps = cl.count("steps", o.steps);
   o.warmup = cl.count("warmup", o.warmup);
   o.voice_frames = cl.count("voice-frames", o.voice_frames);
@@ -101,6 +105,7 @@ Options parse(int argc, char **argv) {
   try {
     nn::parse_weight_format(o.weight_format);
     lm::parse_kv_format(o.kv_cache);
+    parse_dtype(o.mimi_dtype);
   } catch (const Error &e) {
     cl.fail(e.what());
   }
@@ -350,8 +355,8 @@ int run(const Options &o) {
     temp_mimi = true;
   }
   mimi::write_random_weights(mimi_path, mimi_config, 0);
-  // Mimi in fp32, as its own benchmark and the fixtures run it.
-  auto mimi = mimi::Mimi::load(mimi_path, o.mimi_config, device, at::kFloat);
+  const at::ScalarType mimi_dtype = parse_dtype(o.mimi_dtype);
+  auto mimi = mimi::Mimi::load(mimi_path, o.mimi_config, device, mimi_dtype);
   if (temp_mimi) std::remove(mimi_path.c_str());
   double write_s = 0;
   // The same weights (file or seed) in any format.
@@ -399,6 +404,7 @@ int run(const Options &o) {
   nlohmann::json out = {{"device", device.str()},
                         {"device_name", bench::device_name(device)},
                         {"dtype", dtype_name(dtype)},
+                        {"mimi_dtype", dtype_name(mimi_dtype)},
                         {"lm_config", o.lm_config.empty() ? "released" : o.lm_config},
                         {"mimi_config", o.mimi_config.empty() ? "released" : o.mimi_config},
                         {"weights", lm_file.empty() ? "random in memory" : lm_file},
