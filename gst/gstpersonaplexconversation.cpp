@@ -63,12 +63,21 @@ static bool load_model(GstPersonaPlex *self, const DuplexSettings &s,
                       (nullptr));
     return false;
   }
+  at::ScalarType mimi_dtype;
   try {
-    GST_INFO_OBJECT(self, "loading PersonaPlex from %s on %s in %s (%s weights, %s KV cache)",
+    mimi_dtype = settings_mimi_dtype(s);
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Invalid mimi-dtype \"%s\": %s", s.mimi_dtype.c_str(), e.what()),
+                      (nullptr));
+    return false;
+  }
+  try {
+    GST_INFO_OBJECT(self, "loading PersonaPlex from %s on %s in %s (%s weights, %s KV cache, Mimi in %s)",
                     files.lm_weights.c_str(), device.str().c_str(), personaplex::dtype_name(dtype).c_str(),
-                    personaplex::nn::weight_format_name(format).c_str(), personaplex::lm::kv_format_name(kv).c_str());
+                    personaplex::nn::weight_format_name(format).c_str(), personaplex::lm::kv_format_name(kv).c_str(),
+                    personaplex::dtype_name(mimi_dtype).c_str());
     const auto previous = d->model;
-    d->model = DuplexModel::acquire(files, device, dtype, format, kv);
+    d->model = DuplexModel::acquire(files, device, {dtype, format, kv, mimi_dtype});
     if (d->model == previous) GST_INFO_OBJECT(self, "model kept from the previous start, not loaded again");
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not load the PersonaPlex model: %s", e.what()),

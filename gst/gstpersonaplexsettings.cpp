@@ -64,7 +64,7 @@ bool ready_only_text(guint id) {
 bool ready_only(guint id) {
   return file_property(id) || id == DUPLEX_PROP_DEVICE || id == DUPLEX_PROP_DTYPE || id == DUPLEX_PROP_IS_LIVE ||
          id == DUPLEX_PROP_BATCH_SIZE || id == DUPLEX_PROP_WEIGHT_FORMAT || id == DUPLEX_PROP_KV_CACHE ||
-         ready_only_text(id);
+         id == DUPLEX_PROP_MIMI_DTYPE || ready_only_text(id);
 }
 
 std::string *string_field(DuplexSettings *s, guint id) {
@@ -87,7 +87,7 @@ void install_strings(GObjectClass *klass) {
           "\"cuda:N\"", "auto", mutable_in(GST_STATE_READY)));
   g_object_class_install_property(klass, DUPLEX_PROP_DTYPE,
       g_param_spec_enum("dtype", "Data type",
-          "Data type of the language model; the codec always runs in float32",
+          "Data type of the language model (the codec's: mimi-dtype)",
           GST_TYPE_PERSONAPLEX_DTYPE, GST_PERSONAPLEX_DTYPE_AUTO, mutable_in(GST_STATE_READY)));
   g_object_class_install_property(klass, DUPLEX_PROP_WEIGHT_FORMAT,
       g_param_spec_enum("weight-format", "Weight format",
@@ -98,6 +98,11 @@ void install_strings(GObjectClass *klass) {
           "Storage of each conversation's attention keys and values: fp8 halves the memory a conversation "
           "takes (about 0.8 GB instead of 1.6 at the released model's full context), so twice as many fit",
           GST_TYPE_PERSONAPLEX_KV_CACHE, GST_PERSONAPLEX_KV_CACHE_AUTO, mutable_in(GST_STATE_READY)));
+  g_object_class_install_property(klass, DUPLEX_PROP_MIMI_DTYPE,
+      g_param_spec_enum("mimi-dtype", "Codec data type",
+          "Data type of the Mimi codec: auto is float32 (the reference's codes); bfloat16 is faster on GPUs "
+          "(about 2.6 ms less a frame for 128 conversations) and differs within bf16 rounding",
+          GST_TYPE_PERSONAPLEX_DTYPE, GST_PERSONAPLEX_DTYPE_AUTO, mutable_in(GST_STATE_READY)));
   g_object_class_install_property(klass, DUPLEX_PROP_VOICE,
       g_param_spec_string("voice", "Voice",
           "Voice prompt: a name looked up in the voices directory (\"NATF2\", \"NATF2.pt\"; .pt "
@@ -221,6 +226,9 @@ bool settings_set_property(GstElement *element, DuplexSettings *s, guint id, con
       case DUPLEX_PROP_KV_CACHE:
         s->kv_cache = gst_personaplex_enum_nick(GST_TYPE_PERSONAPLEX_KV_CACHE, g_value_get_enum(value));
         break;
+      case DUPLEX_PROP_MIMI_DTYPE:
+        s->mimi_dtype = gst_personaplex_enum_nick(GST_TYPE_PERSONAPLEX_DTYPE, g_value_get_enum(value));
+        break;
       case DUPLEX_PROP_TEXT_UNIT: s->text_unit = GstPersonaPlexTextUnit(g_value_get_enum(value)); break;
       case DUPLEX_PROP_TEXT_PAUSE: s->text_pause = g_value_get_uint64(value); break;
       case DUPLEX_PROP_CUE_MAX_CHARS: s->cue_max_chars = g_value_get_uint(value); break;
@@ -264,6 +272,9 @@ bool settings_get_property(GstElement *element, const DuplexSettings *settings, 
       case DUPLEX_PROP_KV_CACHE:
         g_value_set_enum(value, gst_personaplex_enum_value(GST_TYPE_PERSONAPLEX_KV_CACHE, s->kv_cache.c_str(), 0));
         break;
+      case DUPLEX_PROP_MIMI_DTYPE:
+        g_value_set_enum(value, gst_personaplex_enum_value(GST_TYPE_PERSONAPLEX_DTYPE, s->mimi_dtype.c_str(), 0));
+        break;
       case DUPLEX_PROP_TEXT_UNIT: g_value_set_enum(value, s->text_unit); break;
       case DUPLEX_PROP_TEXT_PAUSE: g_value_set_uint64(value, s->text_pause); break;
       case DUPLEX_PROP_CUE_MAX_CHARS: g_value_set_uint(value, s->cue_max_chars); break;
@@ -292,6 +303,10 @@ std::string settings_device(const DuplexSettings &s) {
 at::ScalarType settings_dtype(const DuplexSettings &s, const at::Device &device) {
   if (s.dtype == "auto") return personaplex::default_dtype(device);
   return personaplex::parse_dtype(s.dtype);
+}
+
+at::ScalarType settings_mimi_dtype(const DuplexSettings &s) {
+  return s.mimi_dtype == "auto" ? at::kFloat : personaplex::parse_dtype(s.mimi_dtype);
 }
 
 personaplex::text::TextTrackOptions settings_text_options(const DuplexSettings &s) {

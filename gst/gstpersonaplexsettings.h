@@ -39,6 +39,7 @@ enum : guint {
   DUPLEX_PROP_BATCH_SIZE,
   DUPLEX_PROP_WEIGHT_FORMAT,
   DUPLEX_PROP_KV_CACHE,
+  DUPLEX_PROP_MIMI_DTYPE,
   DUPLEX_PROP_TEXT_UNIT,
   DUPLEX_PROP_TEXT_PAUSE,
   DUPLEX_PROP_CUE_MAX_CHARS,
@@ -57,6 +58,7 @@ struct DuplexSettings {
   std::string dtype = "auto";
   std::string weight_format = "auto";
   std::string kv_cache = "auto";
+  std::string mimi_dtype = "auto";
   std::string voice;  // "": the voices directory's default; "none": no voice prompt
   std::string prompt;
   guint64 seed = 0;
@@ -90,6 +92,8 @@ std::string settings_device(const DuplexSettings &settings);
 // The LM's dtype on `device`: "auto" -> bfloat16 on CUDA, float32 on the CPU;
 // throws personaplex::Error naming a dtype it does not know.
 at::ScalarType settings_dtype(const DuplexSettings &settings, const at::Device &device);
+// Mimi's dtype: "auto" -> float32 (the reference's codes), else the named one.
+at::ScalarType settings_mimi_dtype(const DuplexSettings &settings);
 // The text stream the settings ask for (times in nanoseconds).
 personaplex::text::TextTrackOptions settings_text_options(const DuplexSettings &settings);
 

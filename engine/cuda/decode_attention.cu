@@ -1,8 +1,6 @@
 #include "cuda/decode_attention.h"
 
 #include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_fp8.h>
 
 #include <cstdint>
 
@@ -11,67 +9,94 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kLanes = 32;
-constexpr int kUnroll = 4;          // keys a lane group loads before using them
+constexpr int kBytesInFlight = 128;  // of keys and values a lane loads before using them
 constexpr int kMinSlotsPerSplit = 64;
 constexpr int kTargetBlocks = 1024;  // enough warps in flight to keep the memory busy
 constexpr float kLog2e = 1.4426950408889634f;
 
-// Eight consecutive elements as loaded (16, 32 or 8 bytes, aligned): kept
-// packed until used, so that every load of a step is in flight at once.
+// How a lane holds its part of one key or value: E consecutive elements,
+// loaded in 16-byte words and kept packed until used (so that every load of
+// a pass is in flight at once), then widened to fp32 in registers. Wider
+// parts mean fewer lanes per key, so fewer shuffles, exponentials and flag
+// loads per key: the kernel issues fewer instructions per byte read.
 template <typename KV>
-struct Raw;
+struct Part;
 template <>
-struct Raw<__nv_bfloat16> {
-  uint4 w;
+struct Part<__nv_bfloat16> {
+  static constexpr int E = 16;
+  uint4 w[2];
 };
 template <>
-struct Raw<float> {
-  float4 a, b;
+struct Part<float> {
+  static constexpr int E = 8;
+  uint4 w[2];
 };
 template <>
-struct Raw<uint8_t> {
-  uint2 w;
+struct Part<uint8_t> {
+  static constexpr int E = 16;
+  uint4 w[1];
 };
 
-__device__ __forceinline__ Raw<__nv_bfloat16> load_raw(const __nv_bfloat16 *p) {
-  return {*reinterpret_cast<const uint4 *>(p)};
+// Each part's elements as widened are its values times kUnit: e4m3 bytes
+// are widened by moving their bits into an fp32 (see widen_word), which
+// gives 2^-120 of their value. Queries, scales and results take a factor
+// sqrt(1 / kUnit) each, so that no product leaves fp32's range.
+template <typename KV>
+__host__ __device__ constexpr float unit_root() {
+  return sizeof(KV) == 1 ? 0x1p60f : 1.0f;
 }
-__device__ __forceinline__ Raw<float> load_raw(const float *p) {
-  return {reinterpret_cast<const float4 *>(p)[0], reinterpret_cast<const float4 *>(p)[1]};
-}
-__device__ __forceinline__ Raw<uint8_t> load_raw(const uint8_t *p) { return {*reinterpret_cast<const uint2 *>(p)}; }
 
-__device__ __forceinline__ void widen(const Raw<__nv_bfloat16> &r, float *out) {
-  const uint32_t words[4] = {r.w.x, r.w.y, r.w.z, r.w.w};
+template <typename KV>
+__device__ __forceinline__ Part<KV> load_part(const KV *p) {
+  Part<KV> r;
+  constexpr int kWords = sizeof(r.w) / sizeof(uint4);
 #pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    __nv_bfloat162 pair;
-    *reinterpret_cast<uint32_t *>(&pair) = words[j];
-    const float2 f = __bfloat1622float2(pair);
-    out[2 * j] = f.x;
-    out[2 * j + 1] = f.y;
-  }
+  for (int i = 0; i < kWords; ++i) r.w[i] = reinterpret_cast<const uint4 *>(p)[i];
+  return r;
 }
 
-__device__ __forceinline__ void widen(const Raw<float> &r, float *out) {
-  out[0] = r.a.x, out[1] = r.a.y, out[2] = r.a.z, out[3] = r.a.w;
-  out[4] = r.b.x, out[5] = r.b.y, out[6] = r.b.z, out[7] = r.b.w;
+__device__ __forceinline__ void widen_word(uint32_t w, __nv_bfloat16, float *out) {
+  __nv_bfloat162 pair;
+  *reinterpret_cast<uint32_t *>(&pair) = w;
+  const float2 f = __bfloat1622float2(pair);
+  out[0] = f.x, out[1] = f.y;
+}
+__device__ __forceinline__ void widen_word(uint32_t w, float, float *out) { out[0] = __uint_as_float(w); }
+// Four e4m3 bytes as fp32 times 2^-120, with integer instructions (the
+// conversion units are what bounded this kernel): a byte's sign goes to bit
+// 31 and its exponent and mantissa to bits 26..20, so an e4m3 exponent e
+// becomes 2^(e - 127) where it meant 2^(e - 7); subnormals map the same way.
+__device__ __forceinline__ float e4m3_top_byte(uint32_t w) {
+  return __uint_as_float(uint32_t(int32_t(w) >> 4) & 0x87f00000u);
+}
+__device__ __forceinline__ void widen_word(uint32_t w, uint8_t, float *out) {
+  out[0] = e4m3_top_byte(w << 24), out[1] = e4m3_top_byte(w << 16);
+  out[2] = e4m3_top_byte(w << 8), out[3] = e4m3_top_byte(w);
 }
 
-__device__ __forceinline__ void widen(const Raw<uint8_t> &r, float *out) {
-  const uint32_t words[2] = {r.w.x, r.w.y};
+template <typename KV>
+__device__ __forceinline__ void widen(const Part<KV> &r, float *out) {
+  constexpr int kWords = sizeof(r.w) / sizeof(uint32_t), kPer = Part<KV>::E / kWords;
+  const uint32_t *words = reinterpret_cast<const uint32_t *>(r.w);
 #pragma unroll
-  for (int j = 0; j < 2; ++j) {
-    const float2 lo = __half22float2(
-        __half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(words[j] & 0xffff), __NV_E4M3)));
-    const float2 hi = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(words[j] >> 16), __NV_E4M3)));
-    out[4 * j] = lo.x, out[4 * j + 1] = lo.y, out[4 * j + 2] = hi.x, out[4 * j + 3] = hi.y;
-  }
+  for (int j = 0; j < kWords; ++j) widen_word(words[j], KV(), out + j * kPer);
 }
 
-template <typename T>
-__device__ __forceinline__ void load8(const T *p, float *out) {
-  widen(load_raw(p), out);
+// E elements of a query (bf16 or fp32) as floats.
+template <typename T, int E>
+__device__ __forceinline__ void load_query(const T *p, float *out) {
+#pragma unroll
+  for (int i = 0; i < E; i += 8) {
+    if constexpr (sizeof(T) == 2) {
+      const uint4 w = *reinterpret_cast<const uint4 *>(p + i);
+      const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) widen_word(words[j], __nv_bfloat16(), out + i + 2 * j);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) out[i + j] = p[i + j];
+    }
+  }
 }
 
 __device__ __forceinline__ void store(float *p, float v) { *p = v; }
@@ -79,9 +104,11 @@ __device__ __forceinline__ void store(__nv_bfloat16 *p, float v) { *p = __float2
 
 // Running softmax state of one lane group (base-2 exponents: the query is
 // scaled by log2(e) / sqrt(D)). m: the largest score so far, l: the sum of
-// 2^(score - m), acc: the values weighted the same, 8 dims per lane.
+// 2^(score - m), acc: the values weighted the same (in units of the parts'
+// unit_root()), E dims per lane.
+template <int E>
 struct Running {
-  float m = -INFINITY, l = 0.0f, acc[8] = {};
+  float m = -INFINITY, l = 0.0f, acc[E] = {};
 
   // The sums are rescaled only when the maximum grows (rarely, past the
   // first keys): one product per value otherwise.
@@ -90,24 +117,28 @@ struct Running {
       const float c = exp2f(m - score);
       l *= c;
 #pragma unroll
-      for (int i = 0; i < 8; ++i) acc[i] *= c;
+      for (int i = 0; i < E; ++i) acc[i] *= c;
       m = score;
     }
     const float p = exp2f(score - m);
     l += p;
     const float pv = p * value_scale;
 #pragma unroll
-    for (int i = 0; i < 8; ++i) acc[i] = fmaf(pv, v[i], acc[i]);
+    for (int i = 0; i < E; ++i) acc[i] = fmaf(pv, v[i], acc[i]);
   }
 };
 
 // Block (split, head, row): its 4 warps walk the split's slots, a group of
-// D/8 lanes per key (8 dims each), kUnroll keys per group at a time. Each
+// D/E lanes per key (E dims each), kUnroll keys per group at a time. Each
 // group keeps a running softmax; the block merges its groups in shared
 // memory and writes the result (one split) or its part (several).
 template <typename T, typename KV, int D>
 __global__ void __launch_bounds__(kWarps *kLanes) attend_kernel(DecodeAttention a, int splits) {
-  constexpr int L = D / 8, G = kLanes / L, kGroups = kWarps * G, kStride = kGroups * kUnroll;
+  constexpr int E = Part<KV>::E < D ? Part<KV>::E : D;
+  static_assert(Part<KV>::E <= D, "a lane's part is at most a head");
+  constexpr int L = D / E, G = kLanes / L, kGroups = kWarps * G;
+  constexpr int kUnroll = kBytesInFlight / (2 * int(sizeof(Part<KV>::w)));
+  constexpr int kStride = kGroups * kUnroll;
   const int split = blockIdx.x, head = blockIdx.y, row = blockIdx.z;
   const int warp = threadIdx.x / kLanes, lane = threadIdx.x % kLanes;
   const int group = lane / L, part = lane % L, gi = warp * G + group;
@@ -115,28 +146,29 @@ __global__ void __launch_bounds__(kWarps *kLanes) attend_kernel(DecodeAttention 
   const int begin = split * per, end = min(a.span, begin + per);
   const size_t rh = size_t(row) * a.heads + head;
 
-  const float qscale = rsqrtf(float(D)) * kLog2e;
-  float q[8], qp[8];
-  load8(static_cast<const T *>(a.q) + rh * D + part * 8, q);
+  constexpr float kRoot = unit_root<KV>();
+  const float qscale = rsqrtf(float(D)) * kLog2e * kRoot;
+  float q[E], qp[E];
+  load_query<T, E>(static_cast<const T *>(a.q) + rh * D + part * E, q);
   const bool row_split = a.q_pin != nullptr && a.split != nullptr && a.split[row];
-  if (row_split) load8(static_cast<const T *>(a.q_pin) + rh * D + part * 8, qp);
+  if (row_split) load_query<T, E>(static_cast<const T *>(a.q_pin) + rh * D + part * E, qp);
 #pragma unroll
-  for (int i = 0; i < 8; ++i) {
+  for (int i = 0; i < E; ++i) {
     q[i] *= qscale;
     qp[i] = row_split ? qp[i] * qscale : 0.0f;
   }
   const bool *written = a.written + size_t(row) * a.allocated;
   const bool *pinned = a.pinned ? a.pinned + size_t(row) * a.allocated : nullptr;
-  const KV *keys = static_cast<const KV *>(a.keys) + rh * a.allocated * D + part * 8;
-  const KV *values = static_cast<const KV *>(a.values) + rh * a.allocated * D + part * 8;
+  const KV *keys = static_cast<const KV *>(a.keys) + rh * a.allocated * D + part * E;
+  const KV *values = static_cast<const KV *>(a.values) + rh * a.allocated * D + part * E;
   const float *key_scales = a.key_scales ? a.key_scales + rh * a.allocated : nullptr;
   const float *value_scales = a.value_scales ? a.value_scales + rh * a.allocated : nullptr;
 
-  Running run;
+  Running<E> run;
   // Each pass: every group loads kUnroll keys, values, flags and scales
   // (none waiting on another), then scores and adds them in order.
   for (int first = begin + gi; first - gi < end; first += kStride) {
-    Raw<KV> kr[kUnroll], vr[kUnroll];
+    Part<KV> kr[kUnroll], vr[kUnroll];
     bool ok[kUnroll], pin[kUnroll];
     float ks[kUnroll], vs[kUnroll];
 #pragma unroll
@@ -144,31 +176,31 @@ __global__ void __launch_bounds__(kWarps *kLanes) attend_kernel(DecodeAttention 
       const int s = first + u * kGroups;
       ok[u] = false;
       if (s < end) {
-        kr[u] = load_raw(keys + size_t(s) * D);
-        vr[u] = load_raw(values + size_t(s) * D);
-        ks[u] = key_scales ? key_scales[s] : 1.0f;
-        vs[u] = value_scales ? value_scales[s] : 1.0f;
+        kr[u] = load_part(keys + size_t(s) * D);
+        vr[u] = load_part(values + size_t(s) * D);
+        ks[u] = key_scales ? key_scales[s] * kRoot : 1.0f;
+        vs[u] = value_scales ? value_scales[s] * kRoot : 1.0f;
         ok[u] = written[s];
         pin[u] = row_split && pinned != nullptr && s < a.pinned_span && pinned[s];
       }
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      float k[8];
+      float k[E];
       widen(kr[u], k);
       float dot = 0.0f, dot_pin = 0.0f;
 #pragma unroll
-      for (int i = 0; i < 8; ++i) dot = fmaf(q[i], k[i], dot);
+      for (int i = 0; i < E; ++i) dot = fmaf(q[i], k[i], dot);
       if (row_split)
 #pragma unroll
-        for (int i = 0; i < 8; ++i) dot_pin = fmaf(qp[i], k[i], dot_pin);
+        for (int i = 0; i < E; ++i) dot_pin = fmaf(qp[i], k[i], dot_pin);
 #pragma unroll
       for (int off = L / 2; off > 0; off /= 2) {
         dot += __shfl_xor_sync(0xffffffffu, dot, off);
         if (row_split) dot_pin += __shfl_xor_sync(0xffffffffu, dot_pin, off);
       }
       if (ok[u]) {
-        float v[8];
+        float v[E];
         widen(vr[u], v);
         run.add((pin[u] ? dot_pin : dot) * ks[u], vs[u], v);
       }
@@ -181,7 +213,7 @@ __global__ void __launch_bounds__(kWarps *kLanes) attend_kernel(DecodeAttention 
     sm_l[gi] = run.l;
   }
 #pragma unroll
-  for (int i = 0; i < 8; ++i) sm_acc[gi][part * 8 + i] = run.acc[i];
+  for (int i = 0; i < E; ++i) sm_acc[gi][part * E + i] = run.acc[i] * kRoot;
   __syncthreads();
   for (int d = threadIdx.x; d < D; d += kWarps * kLanes) {
     float m = -INFINITY;

@@ -15,9 +15,9 @@ std::string key_of(const std::string &weights, const std::string &config, const 
 }
 
 // The key format is the one the Mimi elements use, so they share it too.
-std::shared_ptr<const mimi::Mimi> acquire_mimi(const ModelFiles &f, const at::Device &device) {
-  return shared_cache<mimi::Mimi>().get(key_of(f.mimi_weights, f.mimi_config, device, at::kFloat), [&] {
-    return mimi::Mimi::load(f.mimi_weights, f.mimi_config, device, at::kFloat);
+std::shared_ptr<const mimi::Mimi> acquire_mimi(const ModelFiles &f, const at::Device &device, at::ScalarType dtype) {
+  return shared_cache<mimi::Mimi>().get(key_of(f.mimi_weights, f.mimi_config, device, dtype), [&] {
+    return mimi::Mimi::load(f.mimi_weights, f.mimi_config, device, dtype);
   });
 }
 
@@ -60,17 +60,16 @@ DuplexModel::DuplexModel(ModelFiles files, std::shared_ptr<const lm::LmModel> lm
 }
 
 std::shared_ptr<const DuplexModel> DuplexModel::acquire(const ModelFiles &f, const at::Device &device,
-                                                        at::ScalarType lm_dtype, nn::WeightFormat format,
-                                                        lm::KvFormat kv) {
-  const std::string key = key_of(f.lm_weights, f.lm_config, device, lm_dtype) + "|" +
-                          nn::weight_format_name(format) + "|kv " + lm::kv_format_name(kv) + "|" +
-                          key_of(f.mimi_weights, f.mimi_config, device, at::kFloat) + "|" +
+                                                        const ModelOptions &o) {
+  const std::string key = key_of(f.lm_weights, f.lm_config, device, o.lm_dtype) + "|" +
+                          nn::weight_format_name(o.weights) + "|kv " + lm::kv_format_name(o.kv) + "|" +
+                          key_of(f.mimi_weights, f.mimi_config, device, o.mimi_dtype) + "|" +
                           file_identity(f.tokenizer);
   return shared_cache<DuplexModel>().get(key, [&] {
-    auto mimi = acquire_mimi(f, device);
+    auto mimi = acquire_mimi(f, device, o.mimi_dtype);
     auto tok = acquire_tokenizer(f);
-    auto lm = acquire_lm(f, device, lm_dtype, format);
-    if (kv != lm->kv_format()) lm = lm->with_kv_format(kv);
+    auto lm = acquire_lm(f, device, o.lm_dtype, o.weights);
+    if (o.kv != lm->kv_format()) lm = lm->with_kv_format(o.kv);
     return std::make_shared<const DuplexModel>(f, std::move(lm), std::move(mimi), std::move(tok));
   });
 }

@@ -1,5 +1,5 @@
 // The shared bundle a duplex conversation runs on: the LM, Mimi and the text
-// tokenizer, loaded once per (files, device, dtype) in a process and shared
+// tokenizer, loaded once per (files, device, options) in a process and shared
 // (std::shared_ptr<const DuplexModel>) by any number of Sessions.
 #pragma once
 
@@ -16,20 +16,28 @@
 
 namespace personaplex::duplex {
 
+// How a model is loaded: what a model of the same files differs by.
+struct ModelOptions {
+  at::ScalarType lm_dtype = at::kFloat;  // see default_dtype()
+  // The LM's linear weights as loaded or in 8 bits (a model of another
+  // format is another model).
+  nn::WeightFormat weights = nn::WeightFormat::kAsLoaded;
+  // How its conversations store their KV caches (models differing only in
+  // it share the weights).
+  lm::KvFormat kv = lm::KvFormat::kModelDtype;
+  // Mimi in float32 gives the reference's codes; bf16 is faster (its
+  // tolerances: tests/fixture/check_mimi.cpp).
+  at::ScalarType mimi_dtype = at::kFloat;
+};
+
 class DuplexModel {
  public:
-  // The model these files name on `device`, loaded or shared. The LM runs
-  // in `lm_dtype` (see default_dtype()), Mimi in float32 (its codes are then
-  // the reference's); a Mimi is also shared with other users of the same
-  // weights, config and device. Throws Error naming the file at fault, also
-  // when the parts do not fit together.
-  // `format`: the LM's linear weights as loaded or in 8 bits (a model of
-  // another format is another model); `kv`: how its conversations store
-  // their KV caches (models differing only in it share the weights).
+  // The model these files name on `device`, loaded or shared. A Mimi is also
+  // shared with other users of the same weights, config, device and dtype.
+  // Throws Error naming the file at fault, also when the parts do not fit
+  // together.
   static std::shared_ptr<const DuplexModel> acquire(const ModelFiles &files, const at::Device &device,
-                                                    at::ScalarType lm_dtype,
-                                                    nn::WeightFormat format = nn::WeightFormat::kAsLoaded,
-                                                    lm::KvFormat kv = lm::KvFormat::kModelDtype);
+                                                    const ModelOptions &options);
 
   DuplexModel(ModelFiles files, std::shared_ptr<const lm::LmModel> lm,
               std::shared_ptr<const mimi::Mimi> mimi,

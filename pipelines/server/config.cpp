@@ -41,7 +41,8 @@ bool parse_command_line(int argc, char **argv, Config *config) {
   gchar *host = nullptr, *ssl = nullptr, *www = nullptr, *static_dir = nullptr;
   gchar *model_dir = nullptr, *lm_weights = nullptr, *lm_config = nullptr, *mimi_weights = nullptr,
         *mimi_config = nullptr, *tokenizer = nullptr, *voices_dir = nullptr, *device = nullptr,
-        *voice = nullptr, *prompt = nullptr, *weight_format = nullptr, *kv_cache = nullptr, *stun = nullptr, *turn = nullptr, *ports = nullptr;
+        *voice = nullptr, *prompt = nullptr, *weight_format = nullptr, *kv_cache = nullptr, *mimi_dtype = nullptr,
+        *stun = nullptr, *turn = nullptr, *ports = nullptr;
   gchar **ice = nullptr;
   gboolean http = FALSE, no_preload = FALSE, batch = FALSE;
   gint64 latency = config->latency_ns;
@@ -74,6 +75,8 @@ bool parse_command_line(int argc, char **argv, Config *config) {
       {"kv-cache", 0, 0, G_OPTION_ARG_STRING, &kv_cache,
        "Each call's attention cache: auto (the model's dtype, default) or fp8 (half the memory: twice the calls)",
        "FORMAT"},
+      {"mimi-dtype", 0, 0, G_OPTION_ARG_STRING, &mimi_dtype,
+       "The codec: auto (float32, the reference's codes, default) or bfloat16 (faster on GPUs)", "DTYPE"},
       {"voice", 0, 0, G_OPTION_ARG_STRING, &voice, "Default voice (default NATF2 when present)", "NAME"},
       {"prompt", 0, 0, G_OPTION_ARG_STRING, &prompt, "Default role prompt", "TEXT"},
       {"max-sessions", 0, 0, G_OPTION_ARG_INT, &max_sessions, "Conversations at once (default 1); the next is told busy", "N"},
@@ -133,6 +136,7 @@ bool parse_command_line(int argc, char **argv, Config *config) {
   if (device) m.device = take(device);
   m.weight_format = take(weight_format);
   m.kv_cache = take(kv_cache);
+  m.mimi_dtype = take(mimi_dtype);
   config->voices_dir = take(voices_dir);
   config->voice = take(voice);
   config->prompt = take(prompt);
@@ -178,6 +182,8 @@ bool parse_command_line(int argc, char **argv, Config *config) {
     return usage_error(context, "--weight-format takes auto, int8 or fp8, not \"" + m.weight_format + "\"");
   if (!m.kv_cache.empty() && m.kv_cache != "auto" && m.kv_cache != "fp8")
     return usage_error(context, "--kv-cache takes auto or fp8, not \"" + m.kv_cache + "\"");
+  if (!m.mimi_dtype.empty() && m.mimi_dtype != "auto" && m.mimi_dtype != "float32" && m.mimi_dtype != "bfloat16")
+    return usage_error(context, "--mimi-dtype takes auto, float32 or bfloat16, not \"" + m.mimi_dtype + "\"");
   if (config->idle_timeout_s < 1 || config->handshake_timeout_s < 1 || config->max_call_s < 0)
     return usage_error(context, "timeouts must be at least 1 s");
   if (m.model_dir.empty() && m.lm_weights.empty() && m.mimi_weights.empty() && m.tokenizer.empty()) {

@@ -12,7 +12,8 @@ namespace ppserver {
 struct ModelFiles {
   std::string model_dir, lm_weights, lm_config, mimi_weights, mimi_config, tokenizer;
   std::string device = "auto";
-  std::string weight_format, kv_cache;  // the element's weight-format and kv-cache ("": its default)
+  // The element's weight-format, kv-cache and mimi-dtype ("": its default).
+  std::string weight_format, kv_cache, mimi_dtype;
 };
 
 struct Config {

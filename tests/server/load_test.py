@@ -72,8 +72,9 @@ def main():
         server.stop()
         server = None
 
-        # 8-bit weights and an fp8 KV cache, as a server short of memory runs.
-        server = Server(server_args + ["--weight-format", "int8", "--kv-cache", "fp8"])
+        # 8-bit weights, an fp8 KV cache and Mimi in bf16, as a server short
+        # of memory runs.
+        server = Server(server_args + ["--weight-format", "int8", "--kv-cache", "fp8", "--mimi-dtype", "bfloat16"])
         rc, out, _ = load(server.url.rstrip("/"), ogg, "--sessions", "2", "--seconds", "3")
         print(json.dumps(out["summary"]))
         assert rc == 0, out

@@ -702,6 +702,8 @@ void test_command_line() {
   g_assert_true(out.find("auto or fp8") != std::string::npos);
   g_assert_cmpint(harness::run_server(with({"--http", "--weight-format", "int4"}), &out), ==, 2);
   g_assert_true(out.find("auto, int8 or fp8") != std::string::npos);
+  g_assert_cmpint(harness::run_server(with({"--http", "--mimi-dtype", "fp8"}), &out), ==, 2);
+  g_assert_true(out.find("auto, float32 or bfloat16") != std::string::npos);
   // A model that does not load stops the server before it listens.
   g_assert_cmpint(harness::run_server(with({"--http", "--port", "0", "--tokenizer", "/nonexistent/tok.model"}), &out),
                   ==, 1);

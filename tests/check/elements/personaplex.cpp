@@ -531,6 +531,10 @@ GST_END_TEST;
 GST_START_TEST(test_fp8_kv_cache) { expect_conversation_with("kv-cache", "fp8"); }
 GST_END_TEST;
 
+// Mimi in bf16.
+GST_START_TEST(test_bf16_mimi) { expect_conversation_with("mimi-dtype", "bfloat16"); }
+GST_END_TEST;
+
 GST_START_TEST(test_bad_voices) {
   const std::string voices = scratch_dir() + "/voices";
   g_mkdir_with_parents(voices.c_str(), 0755);
@@ -654,6 +658,7 @@ GST_START_TEST(test_enum_properties) {
   } cases[] = {{"dtype", "auto", "float16", {"auto", "bfloat16", "float16", "float32"}},
                {"weight-format", "auto", "fp8", {"auto", "int8", "fp8"}},
                {"kv-cache", "auto", "fp8", {"auto", "fp8"}},
+               {"mimi-dtype", "auto", "bfloat16", {"auto", "bfloat16", "float16", "float32"}},
                {"text-unit", "word", "cue", {"piece", "word", "cue"}}};
   for (const auto &c : cases) {
     GParamSpec *spec = g_object_class_find_property(G_OBJECT_GET_CLASS(element), c.name);
@@ -764,6 +769,7 @@ static Suite *personaplex_suite() {
   tcase_add_test(tc, test_corrupt_weights);
   tcase_add_test(tc, test_int8_weights);
   tcase_add_test(tc, test_fp8_kv_cache);
+  tcase_add_test(tc, test_bf16_mimi);
   tcase_add_test(tc, test_bad_voices);
   tcase_add_test(tc, test_error_while_streaming);
   tcase_add_test(tc, test_caps_refused);

@@ -30,7 +30,7 @@ ModelFiles fixture_files() {
 }
 
 std::shared_ptr<const DuplexModel> fixture_model() {
-  return DuplexModel::acquire(fixture_files(), at::Device(at::kCPU), at::kFloat);
+  return DuplexModel::acquire(fixture_files(), at::Device(at::kCPU), {});
 }
 
 struct Io {
@@ -115,6 +115,28 @@ TEST(Session, ReproducesTheReferenceConversation) {
     const bool word = f.text_id != 0 && f.text_id != 3;
     EXPECT_EQ(f.text, word ? spaced(io.text_pieces[i]) : "") << "step " << i;
   }
+}
+
+// Mimi in bf16 (ModelOptions::mimi_dtype): the reference's conversation
+// still, its text exactly, its audio within bf16 rounding.
+TEST(Session, Bf16MimiKeepsTheReferenceConversation) {
+  PERSONAPLEX_REQUIRE_FIXTURES();
+  Io io = fixture_io();
+  ModelOptions options;
+  options.mimi_dtype = at::kBFloat16;
+  auto model = DuplexModel::acquire(fixture_files(), at::Device(at::kCPU), options);
+  EXPECT_EQ(model->mimi().dtype(), at::kBFloat16);
+  EXPECT_NE(model, fixture_model());
+  EXPECT_EQ(model->lm(), fixture_model()->lm());  // only the codec differs
+  Session s(model, fixture_options(io));
+  s.start();
+  Output r = run(s, io.user_pcm);
+  ASSERT_EQ(r.frames.size(), io.text_pieces.size());
+  for (size_t i = 0; i < r.frames.size(); ++i)
+    EXPECT_EQ(s.model().tokenizer().piece(r.frames[i].text_id), io.text_pieces[i]) << "step " << i;
+  const double diff = max_diff(r.pcm, io.out_pcm);
+  EXPECT_GT(diff, 0.0);  // it did run in bf16
+  EXPECT_LT(diff, 5e-2);
 }
 
 TEST(Session, ResetRestartsTheConversation) {
