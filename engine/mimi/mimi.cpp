@@ -87,6 +87,8 @@ std::shared_ptr<const Mimi> Mimi::load(const std::string &weights_path, const st
                                        const at::Device &device, at::ScalarType dtype) {
   if (dtype != at::kFloat && dtype != at::kBFloat16 && dtype != at::kHalf)
     throw Error(std::string("Mimi: unsupported dtype ") + c10::toString(dtype));
+  if (dtype == at::kHalf && device.is_cpu())
+    throw Error("Mimi: float16 runs on CUDA only (libtorch's CPU convolutions have none); use float32 or bfloat16");
   at::NoGradGuard no_grad;
   auto impl = std::make_unique<Impl>();
   impl->config = config_path.empty() ? MimiConfig() : MimiConfig::from_json_file(config_path);

@@ -205,6 +205,24 @@ TEST(MimiLoad, ConfigNotMatchingWeights) {
   EXPECT_NE(e.find("absent.safetensors"), std::string::npos) << e;
 }
 
+// Dtypes: bf16 streams on the CPU too (its transposed convolutions run in
+// fp32 there); float16 and integer types are refused at load, named.
+TEST(MimiLoad, DtypesAcceptedOrRefusedByName) {
+  std::string dir = test::write_tiny_mimi(test::tiny_mimi_config());
+  auto m = Mimi::load(dir + "/weights.safetensors", dir + "/config.json", at::kCPU, at::kBFloat16);
+  EXPECT_EQ(m->dtype(), at::kBFloat16);
+  auto state = m->new_state(1);
+  at::Tensor codes = m->encode_frame(0.1 * at::randn({1, 1, m->frame_size()}), *state);
+  at::Tensor pcm = m->decode_frame(codes, *state);
+  EXPECT_EQ(pcm.scalar_type(), at::kFloat);
+  EXPECT_EQ(pcm.size(2), m->frame_size());
+  EXPECT_TRUE(pcm.isfinite().all().item<bool>());
+  std::string e = error_of([&] { Mimi::load(dir + "/weights.safetensors", dir + "/config.json", at::kCPU, at::kHalf); });
+  EXPECT_NE(e.find("float16 runs on CUDA only"), std::string::npos) << e;
+  e = error_of([&] { Mimi::load(dir + "/weights.safetensors", dir + "/config.json", at::kCPU, at::kInt); });
+  EXPECT_NE(e.find("unsupported dtype"), std::string::npos) << e;
+}
+
 TEST(MimiRandomWeights, SameSeedSameFile) {
   auto config = test::tiny_mimi_config();
   std::string a = test::write_tiny_mimi(config, 5), b = test::write_tiny_mimi(config, 5),
