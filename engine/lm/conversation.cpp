@@ -68,7 +68,7 @@ void Conversation::start_from(const PromptState &state) {
   temporal_.offset = state.offset;
   ring_.assign(state.ring);
   // The same draws in the same order leave the generator where they did.
-  for (int64_t i = 0; i < state.draws; ++i) draw_noise(io_.text_noise, io_.audio_noise);
+  for (int64_t i = 0; i < state.draws; ++i) draw_noise(io_.noise);
 }
 
 void Conversation::validate(const StepTokens &in) const {
@@ -158,7 +158,7 @@ void Conversation::prefill(const std::vector<ForcedStep> &steps) {
     }
     if (record_) embeddings_.push_back(x.detach().to(at::kCPU).clone());
     // Keep the generator where stepping would leave it.
-    draw_noise(io_.text_noise, io_.audio_noise);
+    draw_noise(io_.noise);
     // Every prediction is overridden: nothing sampled is written.
     ring_.finish(*cols, std::nullopt, {});
     chunk.push_back(x);
@@ -190,17 +190,16 @@ std::vector<int64_t> Conversation::step_ints(const TokenRing::Columns &cols) con
   return ints;
 }
 
-void Conversation::draw_noise(const at::Tensor &text, const at::Tensor &audio) {
+void Conversation::draw_noise(const at::Tensor &noise) {
   if (options_.sampling.greedy) return;
-  text.exponential_(1.0, generator_);
-  audio.exponential_(1.0, generator_);
+  noise.exponential_(1.0, generator_);
   ++draws_;
 }
 
 void Conversation::write_inputs(const TokenRing::Columns &cols, const at::Tensor &embedding) {
   io_.ints.copy_(at::tensor(step_ints(cols), at::kLong));
   io_.x.copy_(embedding.view({1, 1, -1}));
-  draw_noise(io_.text_noise, io_.audio_noise);
+  draw_noise(io_.noise);
 }
 
 int64_t Conversation::begin_step(const TokenRing::Columns &cols, const at::Tensor &embedding) {

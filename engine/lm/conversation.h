@@ -146,10 +146,10 @@ class Conversation {
   int64_t depformer_steps(int64_t target) const;
   void write_inputs(const TokenRing::Columns &cols, const at::Tensor &embedding);
   // The step's StepInts (positions and slot from the cache, given tokens
-  // from the ring), and its noise drawn from the generator into `text` and
-  // `audio` (any tensors of io_'s noise shapes; nothing drawn when greedy).
+  // from the ring), and its noise drawn from the generator into `noise` (a
+  // tensor of io_.noise's shape; nothing drawn when greedy).
   std::vector<int64_t> step_ints(const TokenRing::Columns &cols) const;
-  void draw_noise(const at::Tensor &text, const at::Tensor &audio);
+  void draw_noise(const at::Tensor &noise);
 
   std::shared_ptr<const LmModel> model_;
   ConversationOptions options_;

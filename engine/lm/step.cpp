@@ -5,6 +5,11 @@
 
 namespace personaplex::lm {
 
+NoiseLayout::NoiseLayout(const LmConfig &c, const SamplingParams &sampling)
+    : text(race_size(c.text_out(), sampling.top_k_text)),
+      audio(race_size(c.card, sampling.top_k_audio)),
+      dep_q(c.dep_q) {}
+
 StepBuffers make_step_buffers(const LmWeights &w, const SamplingParams &sampling) {
   const auto &c = w.config;
   auto dev = at::TensorOptions().device(w.device());
@@ -12,8 +17,10 @@ StepBuffers make_step_buffers(const LmWeights &w, const SamplingParams &sampling
   StepBuffers b;
   b.x = at::zeros({1, 1, c.dim}, dev.dtype(w.dtype));
   b.ints = at::zeros({StepInts::size(c.dep_q)}, dev.dtype(at::kLong));
-  b.text_noise = at::ones({1, race_size(c.text_out(), sampling.top_k_text)}, f32);
-  b.audio_noise = at::ones({c.dep_q, 1, race_size(c.card, sampling.top_k_audio)}, f32);
+  const NoiseLayout noise(c, sampling);
+  b.noise = at::ones({1, noise.size()}, f32);
+  b.text_noise = noise.text_of(b.noise);
+  b.audio_noise = noise.audio_of(b.noise).transpose(0, 1);
   b.tokens = at::zeros({1 + c.dep_q}, dev.dtype(at::kLong));
   b.text_logits = at::zeros({1, c.text_out()}, f32);
   b.audio_logits = at::zeros({1, c.dep_q, c.card}, f32);

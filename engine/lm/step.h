@@ -18,10 +18,25 @@ struct StepInts {
   static int64_t size(int64_t dep_q) { return kForced + 2 * dep_q; }
 };
 
+// A step's noise: the text's race, then each depformer step's.
+struct NoiseLayout {
+  int64_t text = 0, audio = 0, dep_q = 0;  // race sizes, depformer steps
+  NoiseLayout(const LmConfig &c, const SamplingParams &sampling);
+  int64_t size() const { return text + dep_q * audio; }
+  // Views of rows [R, size()]: [R, text] and [R, dep_q, audio].
+  at::Tensor text_of(const at::Tensor &rows) const { return rows.narrow(1, 0, text); }
+  at::Tensor audio_of(const at::Tensor &rows) const {
+    return rows.narrow(1, text, dep_q * audio).view({rows.size(0), dep_q, audio});
+  }
+};
+
 struct StepBuffers {
   // Inputs.
   at::Tensor x;            // [1, 1, dim]: the input embedding, model dtype
   at::Tensor ints;         // int64 [StepInts::size(dep_q)]
+  // fp32 [1, NoiseLayout::size]: a step's exponential draws, drawn at once
+  // (one launch); text_noise and audio_noise are views of it.
+  at::Tensor noise;
   at::Tensor text_noise;   // fp32 [1, race]: exponential draws for the text
   at::Tensor audio_noise;  // fp32 [dep_q, 1, race]: ... for each depformer step
   // Outputs.

@@ -113,7 +113,7 @@ void BatchServer::stage_row(const Row &r) {
   std::copy(column.begin(), column.end(), row);
   std::copy(ints.begin(), ints.end(), row + BatchInts::step_ints(c));
   row[BatchInts::split(c)] = conv.temporal_.kv.split();
-  conv.draw_noise(buffers_.row_text_noise(r.slot), buffers_.row_audio_noise(r.slot));
+  conv.draw_noise(buffers_.row_noise(r.slot));
   if (conv.record_) conv.embeddings_.push_back(model_->embed_column(column).to(at::kCPU));
 }
 

@@ -73,8 +73,10 @@ BatchBuffers::BatchBuffers(const LmModel &model, int64_t max_rows, const Samplin
   auto host_options = at::TensorOptions().dtype(at::kLong).pinned_memory(model.device().is_cuda());
   host = at::zeros({max_rows, BatchInts::size(c)}, host_options);
   ints = at::zeros({max_rows, BatchInts::size(c)}, dev.dtype(at::kLong));
-  text_noise = at::ones({max_rows, race_size(c.text_out(), sampling.top_k_text)}, f32);
-  audio_noise = at::ones({max_rows, c.dep_q, race_size(c.card, sampling.top_k_audio)}, f32);
+  const NoiseLayout layout(c, sampling);
+  noise = at::ones({max_rows, layout.size()}, f32);
+  text_noise = layout.text_of(noise);
+  audio_noise = layout.audio_of(noise);
   tokens = at::zeros({max_rows, 1 + c.dep_q}, dev.dtype(at::kLong));
   text_logits = at::zeros({max_rows, c.text_out()}, f32);
   audio_logits = at::zeros({max_rows, c.dep_q, c.card}, f32);

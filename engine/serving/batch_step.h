@@ -64,7 +64,8 @@ struct BatchBuffers {
 
   at::Tensor host;         // int64 [S, BatchInts::size], CPU (pinned on CUDA): staged inputs
   at::Tensor ints;         // the same on the device
-  at::Tensor text_noise;   // fp32 [S, race]: each row's exponential draws
+  at::Tensor noise;        // fp32 [S, NoiseLayout::size]: each row's exponential draws
+  at::Tensor text_noise;   // views of it: fp32 [S, race]
   at::Tensor audio_noise;  // fp32 [S, dep_q, race]
   at::Tensor tokens;       // out: int64 [S, 1 + dep_q]
   at::Tensor text_logits;  // out: fp32 [S, text_out]
@@ -73,9 +74,8 @@ struct BatchBuffers {
 
   // Rows 0..rows-1 of `host` to the device, one copy (not waiting for it).
   void upload(int64_t rows);
-  // A row's noise views, shaped as a Conversation's own (StepBuffers).
-  at::Tensor row_text_noise(int64_t row) const { return text_noise.narrow(0, row, 1); }
-  at::Tensor row_audio_noise(int64_t row) const { return audio_noise[row].unsqueeze(1); }
+  // A row's noise, shaped as a Conversation's own (StepBuffers::noise).
+  at::Tensor row_noise(int64_t row) const { return noise.narrow(0, row, 1); }
 };
 
 // The step for `shape` over the uploaded rows; `stages`: time its parts
