@@ -105,9 +105,13 @@ Options parse(int argc, char **argv) {
   try {
     nn::parse_weight_format(o.weight_format);
     lm::parse_kv_format(o.kv_cache);
-    parse_dtype(o.mimi_dtype);
   } catch (const Error &e) {
     cl.fail(e.what());
+  }
+  try {
+    parse_dtype(o.mimi_dtype);
+  } catch (const Error &e) {
+    cl.fail(std::string("--mimi-dtype: ") + e.what());
   }
   if (!o.weights_path.empty() && !o.lm_weights.empty())
     cl.fail("--write-random-weights and --lm-weights exclude each other");

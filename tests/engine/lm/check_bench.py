@@ -5,7 +5,8 @@ context it was filled to, and an impossible batch size reported as an error
 without stopping the run. With --weights int8: the weight bytes and the logit
 error against the unquantized model of the same weights. With --kv-cache fp8
 (on the fixture model's own weights): the cache's bytes and its logit error
-against a cache in the model's dtype."""
+against a cache in the model's dtype. With --mimi-dtype bfloat16: said in the
+JSON."""
 import json
 import os
 import subprocess
@@ -46,6 +47,7 @@ for b in d["batches"]:
     for s in stages:
         assert b["stage_ms"][s]["median"] > 0, (b["batch"], s)
 assert "weight_format" not in d
+assert d["mimi_dtype"] == "float32", d["mimi_dtype"]
 
 # 8-bit linear weights, loaded from the written file (and again unquantized
 # for the comparison).
@@ -77,15 +79,17 @@ else:
     assert "float8" in fp8.stderr, fp8.stderr
 
 # An fp8 KV cache on the fixture model's own weights: a quarter of the fp32
-# cache's bytes (plus a scale per vector) and logits close to it.
+# cache's bytes (plus a scale per vector) and logits close to it; Mimi in bf16.
 out = subprocess.run([bench, "--device", "cpu", "--lm-config", os.path.join(fixtures, "lm", "config.json"),
                       "--mimi-config", os.path.join(fixtures, "mimi", "config.json"),
                       "--lm-weights", os.path.join(fixtures, "lm", "weights.safetensors"),
-                      "--batch", "2", "--steps", "2", "--warmup", "1", "--context", "20", "--kv-cache", "fp8"],
+                      "--batch", "2", "--steps", "2", "--warmup", "1", "--context", "20", "--kv-cache", "fp8",
+                      "--mimi-dtype", "bfloat16"],
                      check=True, capture_output=True, text=True).stdout
 k = json.loads(out)
 assert "error" not in k["batches"][0] and k["batches"][0]["frame_ms"]["median"] > 0, k["batches"]
 assert "weight_format" not in k
+assert k["mimi_dtype"] == "bfloat16", k["mimi_dtype"]
 c = k["kv_cache"]
 assert c["format"] == "fp8", c
 assert 0.25 < c["bytes_per_conversation"] / c["reference_bytes_per_conversation"] < 0.35, c
@@ -100,4 +104,6 @@ bad = subprocess.run([bench, "--kv-cache", "int4"], capture_output=True, text=Tr
 assert bad.returncode == 2 and "auto or fp8" in bad.stderr, bad.stderr
 bad = subprocess.run([bench, "--weights", "int4"], capture_output=True, text=True)
 assert bad.returncode == 2 and "bf16, int8 or fp8" in bad.stderr, bad.stderr
+bad = subprocess.run([bench, "--mimi-dtype", "int4"], capture_output=True, text=True)
+assert bad.returncode == 2 and "--mimi-dtype: unknown dtype 'int4'" in bad.stderr, bad.stderr
 print("personaplex-bench JSON OK")
