@@ -10,6 +10,7 @@
 #include "core/device.h"
 #include "core/shared_cache.h"
 #include "gstdevicename.h"
+#include "gstpersonaplexenums.h"
 #include "mimi/config.h"
 
 GST_DEBUG_CATEGORY_STATIC(mimi_model_debug);
@@ -38,17 +39,23 @@ void mimi_model_install_properties(GObjectClass *klass) {
   g_object_class_install_property(klass, MIMI_MODEL_PROP_DEVICE,
       g_param_spec_string("device", "Device",
           "Compute device: \"auto\" (the first GPU if there is one, else the CPU), "
-          "\"cpu\", \"cuda\" or \"cuda:N\"; the model runs in float32",
+          "\"cpu\", \"cuda\" or \"cuda:N\"",
           GST_PERSONAPLEX_DEFAULT_DEVICE, flags));
+  g_object_class_install_property(klass, MIMI_MODEL_PROP_DTYPE,
+      g_param_spec_enum("dtype", "Data type",
+          "Data type of the codec: auto is float32 (the reference's codes); bfloat16 is faster on GPUs "
+          "and differs within bf16 rounding; float16 needs a GPU",
+          GST_TYPE_PERSONAPLEX_DTYPE, GST_PERSONAPLEX_DTYPE_AUTO, flags));
 }
 
-static const char *const property_names[] = {nullptr, "weights", "config", "device"};
+static const char *const property_names[] = {nullptr, "weights", "config", "device", "dtype"};
 
 static std::string *field_of(MimiModelSettings *settings, guint prop_id) {
   switch (prop_id) {
     case MIMI_MODEL_PROP_WEIGHTS: return &settings->weights;
     case MIMI_MODEL_PROP_CONFIG: return &settings->config;
     case MIMI_MODEL_PROP_DEVICE: return &settings->device;
+    case MIMI_MODEL_PROP_DTYPE: return &settings->dtype;
     default: return nullptr;
   }
 }
@@ -61,7 +68,9 @@ void mimi_model_set_property(GObject *object, MimiModelSettings *settings, guint
     return;
   }
   GstElement *element = GST_ELEMENT(object);
-  const gchar *text = g_value_get_string(value);
+  const gchar *text = prop_id == MIMI_MODEL_PROP_DTYPE
+                          ? gst_personaplex_enum_nick(GST_TYPE_PERSONAPLEX_DTYPE, g_value_get_enum(value))
+                          : g_value_get_string(value);
   GST_OBJECT_LOCK(element);
   // The model is loaded when the element starts; a change after that would
   // silently not apply.
@@ -88,8 +97,10 @@ void mimi_model_get_property(GObject *object, const MimiModelSettings *settings,
     return;
   }
   GST_OBJECT_LOCK(object);
-  g_value_set_string(value, field->empty() && prop_id != MIMI_MODEL_PROP_DEVICE
-                                ? nullptr : field->c_str());
+  if (prop_id == MIMI_MODEL_PROP_DTYPE)
+    g_value_set_enum(value, gst_personaplex_enum_value(GST_TYPE_PERSONAPLEX_DTYPE, field->c_str(), 0));
+  else
+    g_value_set_string(value, field->empty() && prop_id != MIMI_MODEL_PROP_DEVICE ? nullptr : field->c_str());
   GST_OBJECT_UNLOCK(object);
 }
 
@@ -167,14 +178,14 @@ std::shared_ptr<const Mimi> mimi_model_acquire(GstElement *element,
                       ("the accepted values are %s", kDeviceValues));
     return nullptr;
   }
-  // float32 everywhere: the codec's codes are then those of the reference.
-  const at::ScalarType dtype = at::kFloat;
+  // float32 unless asked: the codec's codes are then those of the reference.
+  const at::ScalarType dtype = s.dtype == "auto" ? at::kFloat : personaplex::parse_dtype(s.dtype);
   const std::string key = file_identity(s.weights) + "|" + file_identity(s.config) + "|" +
                           device.str() + "|" + personaplex::dtype_name(dtype);
   try {
     auto model = personaplex::shared_cache<Mimi>().get(key, [&] {
-      GST_INFO_OBJECT(element, "loading Mimi from %s on %s", s.weights.c_str(),
-                      device.str().c_str());
+      GST_INFO_OBJECT(element, "loading Mimi from %s on %s in %s", s.weights.c_str(), device.str().c_str(),
+                      personaplex::dtype_name(dtype).c_str());
       return Mimi::load(s.weights, s.config, device, dtype);
     });
     GST_DEBUG_OBJECT(element, "Mimi %s (use count %ld)", key.c_str(), model.use_count());

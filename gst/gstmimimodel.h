@@ -1,5 +1,5 @@
 // What mimienc and mimidec share: the properties that name a Mimi model
-// (weights, config, device) and loading it through the process-wide cache, so
+// (weights, config, device, dtype) and loading it through the process-wide cache, so
 // all elements of a process that name the same files share one model.
 #pragma once
 
@@ -18,6 +18,7 @@ enum : guint {
   MIMI_MODEL_PROP_WEIGHTS = 1,
   MIMI_MODEL_PROP_CONFIG,
   MIMI_MODEL_PROP_DEVICE,
+  MIMI_MODEL_PROP_DTYPE,
   MIMI_MODEL_PROP_LAST,
 };
 
@@ -29,6 +30,7 @@ struct MimiModelSettings {
   std::string weights;
   std::string config;
   std::string device = GST_PERSONAPLEX_DEFAULT_DEVICE;
+  std::string dtype = "auto";  // a GstPersonaPlexDtype nick; auto: float32
 };
 
 void mimi_model_install_properties(GObjectClass *klass);

@@ -94,6 +94,7 @@ GstElement *make_element(const char *factory, const ModelFiles &model, GstBus *b
   g_object_set(element, "weights", model.weights.c_str(), "config",
                model.config.empty() ? nullptr : model.config.c_str(), "device",
                device && *device ? device : "cpu", nullptr);
+  if (!model.dtype.empty()) gst_util_set_object_arg(G_OBJECT(element), "dtype", model.dtype.c_str());
   if (bus) gst_element_set_bus(element, bus);
   return element;
 }

@@ -49,6 +49,7 @@ extern const char *const kMimiCaps;
 struct ModelFiles {
   std::string weights;
   std::string config;
+  std::string dtype;  // the elements' dtype property; empty: its default
 };
 
 // Writes the tiny random model into a scratch directory; call once from main()

@@ -99,6 +99,29 @@ GST_START_TEST(test_decode_matches_reference) {
 }
 GST_END_TEST;
 
+// In bf16 (dtype=bfloat16): the reference's audio within bf16 rounding
+// (fixture-check's tolerance, 5e-2; measured 1.5e-3).
+GST_START_TEST(test_bf16_decode_is_close) {
+  const ModelFiles *fixture = fixture_model();
+  if (!fixture) return;
+  ModelFiles model = *fixture;
+  model.dtype = "bfloat16";
+  at::Tensor codes = fixture_tensor("codes", at::kLong);
+  at::Tensor expected = fixture_tensor("decoded_pcm", at::kFloat);
+  Frames frames(codes.size(2), std::vector<guint16>(kCodebooks));
+  for (size_t t = 0; t < frames.size(); ++t)
+    for (int k = 0; k < kCodebooks; ++k) frames[t][k] = codes[0][k][t].item<int64_t>();
+  GstHarness *h = decoder(model);
+  push_frames(h, frames);
+  std::vector<float> pcm = pull_all_f32(h);
+  gst_harness_teardown(h);
+  fail_unless_equals_int(pcm.size(), expected.numel());
+  const float diff = max_abs_diff(pcm.data(), expected.data_ptr<float>(), pcm.size());
+  // More than fp32 rounding (1e-7): it ran in bf16.
+  fail_unless(diff > 1e-5f && diff <= 5e-2f, "bf16 decoded PCM differs from the reference by %g", diff);
+}
+GST_END_TEST;
+
 GST_START_TEST(test_s16_output) {
   const Frames frames = tiny_codes(3);
   const auto reference = decode(tiny_model(), frames);
@@ -384,6 +407,7 @@ static Suite *mimidec_suite() {
   TCase *tc = tcase_create("general");
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_decode_matches_reference);
+  tcase_add_test(tc, test_bf16_decode_is_close);
   tcase_add_test(tc, test_s16_output);
   tcase_add_test(tc, test_caps_refused);
   tcase_add_test(tc, test_gap_conceals);

@@ -60,6 +60,26 @@ GST_START_TEST(test_encode_matches_reference) {
 }
 GST_END_TEST;
 
+// In bf16 (dtype=bfloat16): the reference's codes but for near ties (on
+// the fixtures none differ; the tolerance is fixture-check's, 2 %).
+GST_START_TEST(test_bf16_encode_keeps_the_codes) {
+  const ModelFiles *fixture = fixture_model();
+  if (!fixture) return;
+  ModelFiles model = *fixture;
+  model.dtype = "bfloat16";
+  at::Tensor input = fixture_tensor("input_pcm", at::kFloat);
+  at::Tensor expected = fixture_tensor("codes", at::kLong);
+  std::vector<float> pcm(input.data_ptr<float>(), input.data_ptr<float>() + input.numel());
+  auto frames = encode(model, pcm);
+  const int64_t n = expected.size(2);
+  fail_unless_equals_int(frames.size(), n);
+  int differ = 0;
+  for (int64_t t = 0; t < n; ++t)
+    for (int k = 0; k < kCodebooks; ++k) differ += frames[t][k] != expected[0][k][t].item<int64_t>();
+  fail_unless(differ <= n * kCodebooks / 50, "%d of %d codes differ", differ, int(n * kCodebooks));
+}
+GST_END_TEST;
+
 GST_START_TEST(test_caps_timestamps_latency) {
   GstHarness *h = harness("mimienc", tiny_model());
   gst_harness_set_src_caps_str(h, kPcmCapsF32);
@@ -255,6 +275,11 @@ GST_START_TEST(test_bad_weights) {
   expect_start_failure({tiny.weights, tiny.weights}, resource, GST_RESOURCE_ERROR_SETTINGS,
                        tiny.weights);
   expect_start_failure(tiny, resource, GST_RESOURCE_ERROR_SETTINGS, "tpu", "tpu");
+  // float16 has no CPU convolutions: refused at start, named.
+  const char *test_device = std::getenv("PERSONAPLEX_TEST_DEVICE");
+  if (!test_device || !*test_device || std::string(test_device) == "cpu")
+    expect_start_failure({tiny.weights, tiny.config, "float16"}, resource, GST_RESOURCE_ERROR_OPEN_READ,
+                         "float16 runs on CUDA only");
   // A malformed device: a warning when set, and an error listing every
   // accepted value when the element starts.
   expect_start_failure(tiny, resource, GST_RESOURCE_ERROR_SETTINGS, "auto, cpu, cuda, cuda:N", "cuda:one");
@@ -300,6 +325,16 @@ GST_START_TEST(test_properties) {
   fail_unless(weights == nullptr && config == nullptr);
   fail_unless_equals_string(device, "auto");
   g_free(device);
+  GParamSpec *spec = g_object_class_find_property(G_OBJECT_GET_CLASS(element), "dtype");
+  fail_unless(spec && G_IS_PARAM_SPEC_ENUM(spec));
+  GEnumClass *dtypes = G_PARAM_SPEC_ENUM(spec)->enum_class;
+  gint dtype = -1;
+  g_object_get(element, "dtype", &dtype, nullptr);
+  fail_unless_equals_string(g_enum_get_value(dtypes, dtype)->value_nick, "auto");
+  gst_util_set_object_arg(G_OBJECT(element), "dtype", "bfloat16");
+  g_object_get(element, "dtype", &dtype, nullptr);
+  fail_unless_equals_string(g_enum_get_value(dtypes, dtype)->value_nick, "bfloat16");
+  gst_util_set_object_arg(G_OBJECT(element), "dtype", "auto");
 
   g_object_set(element, "weights", tiny_model().weights.c_str(), "config",
                tiny_model().config.c_str(), nullptr);
@@ -342,6 +377,7 @@ static Suite *mimienc_suite() {
   TCase *tc = tcase_create("general");
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_encode_matches_reference);
+  tcase_add_test(tc, test_bf16_encode_keeps_the_codes);
   tcase_add_test(tc, test_caps_timestamps_latency);
   tcase_add_test(tc, test_s16_input);
   tcase_add_test(tc, test_caps_refused);

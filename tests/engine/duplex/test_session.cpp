@@ -135,7 +135,7 @@ TEST(Session, Bf16MimiKeepsTheReferenceConversation) {
   for (size_t i = 0; i < r.frames.size(); ++i)
     EXPECT_EQ(s.model().tokenizer().piece(r.frames[i].text_id), io.text_pieces[i]) << "step " << i;
   const double diff = max_diff(r.pcm, io.out_pcm);
-  EXPECT_GT(diff, 0.0);  // it did run in bf16
+  EXPECT_GT(diff, 1e-4);  // past fp32 rounding: it did run in bf16
   EXPECT_LT(diff, 5e-2);
 }
 
