@@ -60,8 +60,9 @@ GST_START_TEST(test_encode_matches_reference) {
 }
 GST_END_TEST;
 
-// In bf16 (dtype=bfloat16): the reference's codes but for near ties (on
-// the fixtures none differ; the tolerance is fixture-check's, 2 %).
+// In bf16 (dtype=bfloat16): the reference's codes but for near ties, whose
+// flip changes the rest of their frame (on the fixtures none differ; the
+// tolerance is fixture-check's: 5 % of frames, at least one).
 GST_START_TEST(test_bf16_encode_keeps_the_codes) {
   const ModelFiles *fixture = fixture_model();
   if (!fixture) return;
@@ -73,10 +74,13 @@ GST_START_TEST(test_bf16_encode_keeps_the_codes) {
   auto frames = encode(model, pcm);
   const int64_t n = expected.size(2);
   fail_unless_equals_int(frames.size(), n);
-  int differ = 0;
-  for (int64_t t = 0; t < n; ++t)
-    for (int k = 0; k < kCodebooks; ++k) differ += frames[t][k] != expected[0][k][t].item<int64_t>();
-  fail_unless(differ <= n * kCodebooks / 50, "%d of %d codes differ", differ, int(n * kCodebooks));
+  int64_t differ = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    bool same = true;
+    for (int k = 0; k < kCodebooks; ++k) same &= frames[t][k] == expected[0][k][t].item<int64_t>();
+    differ += !same;
+  }
+  fail_unless(differ <= std::max<int64_t>(1, n / 20), "%d of %d frames differ", int(differ), int(n));
 }
 GST_END_TEST;
 
