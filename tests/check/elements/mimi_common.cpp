@@ -80,6 +80,14 @@ const ModelFiles *fixture_model() {
   return nullptr;
 }
 
+std::optional<ModelFiles> fixture_model_in(const std::string &dtype) {
+  const ModelFiles *fixture = fixture_model();
+  if (!fixture) return std::nullopt;
+  ModelFiles model = *fixture;
+  model.dtype = dtype;
+  return model;
+}
+
 at::Tensor fixture_tensor(const std::string &name, at::ScalarType dtype) {
   personaplex::SafeTensors io(fixtures_mimi_dir() + "/io.safetensors");
   return io.load(name, dtype, at::Device(at::kCPU)).contiguous();

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -62,6 +63,8 @@ const std::string &scratch_dir();
 // The reference fixtures' Mimi, or null (and a note on stdout) when this
 // checkout has no fixtures: the calling test then returns early.
 const ModelFiles *fixture_model();
+// The same with the elements' dtype set, or nothing (and the note).
+std::optional<ModelFiles> fixture_model_in(const std::string &dtype);
 // A tensor of the fixture io.safetensors, as float or int64 on the CPU.
 at::Tensor fixture_tensor(const std::string &name, at::ScalarType dtype);
 

@@ -49,16 +49,22 @@ bool all_zero(const float *a, size_t n) {
   return true;
 }
 
+// The fixture's codes ([1, K, T] in io.safetensors) as frames.
+Frames fixture_frames() {
+  at::Tensor codes = fixture_tensor("codes", at::kLong);
+  Frames frames(codes.size(2), std::vector<guint16>(kCodebooks));
+  for (size_t t = 0; t < frames.size(); ++t)
+    for (int k = 0; k < kCodebooks; ++k) frames[t][k] = codes[0][k][t].item<int64_t>();
+  return frames;
+}
+
 }  // namespace
 
 GST_START_TEST(test_decode_matches_reference) {
   const ModelFiles *model = fixture_model();
   if (!model) return;
-  at::Tensor codes = fixture_tensor("codes", at::kLong);  // [1, 8, 16]
   at::Tensor expected = fixture_tensor("decoded_pcm", at::kFloat);
-  Frames frames(codes.size(2), std::vector<guint16>(kCodebooks));
-  for (size_t t = 0; t < frames.size(); ++t)
-    for (int k = 0; k < kCodebooks; ++k) frames[t][k] = codes[0][k][t].item<int64_t>();
+  const Frames frames = fixture_frames();
 
   GstHarness *h = decoder(*model);
   push_frames(h, frames);
@@ -102,16 +108,11 @@ GST_END_TEST;
 // In bf16 (dtype=bfloat16): the reference's audio within bf16 rounding
 // (fixture-check's tolerance, 5e-2; measured 1.5e-3).
 GST_START_TEST(test_bf16_decode_is_close) {
-  const ModelFiles *fixture = fixture_model();
-  if (!fixture) return;
-  ModelFiles model = *fixture;
-  model.dtype = "bfloat16";
-  at::Tensor codes = fixture_tensor("codes", at::kLong);
+  const std::optional<ModelFiles> model = fixture_model_in("bfloat16");
+  if (!model) return;
   at::Tensor expected = fixture_tensor("decoded_pcm", at::kFloat);
-  Frames frames(codes.size(2), std::vector<guint16>(kCodebooks));
-  for (size_t t = 0; t < frames.size(); ++t)
-    for (int k = 0; k < kCodebooks; ++k) frames[t][k] = codes[0][k][t].item<int64_t>();
-  GstHarness *h = decoder(model);
+  const Frames frames = fixture_frames();
+  GstHarness *h = decoder(*model);
   push_frames(h, frames);
   std::vector<float> pcm = pull_all_f32(h);
   gst_harness_teardown(h);

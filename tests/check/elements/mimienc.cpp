@@ -64,14 +64,12 @@ GST_END_TEST;
 // flip changes the rest of their frame (on the fixtures none differ; the
 // tolerance is fixture-check's: 5 % of frames, at least one).
 GST_START_TEST(test_bf16_encode_keeps_the_codes) {
-  const ModelFiles *fixture = fixture_model();
-  if (!fixture) return;
-  ModelFiles model = *fixture;
-  model.dtype = "bfloat16";
+  const std::optional<ModelFiles> model = fixture_model_in("bfloat16");
+  if (!model) return;
   at::Tensor input = fixture_tensor("input_pcm", at::kFloat);
   at::Tensor expected = fixture_tensor("codes", at::kLong);
   std::vector<float> pcm(input.data_ptr<float>(), input.data_ptr<float>() + input.numel());
-  auto frames = encode(model, pcm);
+  auto frames = encode(*model, pcm);
   const int64_t n = expected.size(2);
   fail_unless_equals_int(frames.size(), n);
   int64_t differ = 0;
