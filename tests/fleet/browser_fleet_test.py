@@ -90,6 +90,10 @@ def main():
         for browser in browsers:
             browser.click("#stop")
         wait_for("the calls' end", lambda: all(fleet.calls(name) == 0 for name in fleet.instances), 30, 0.25)
+        # HAProxy learns it at its next agent check; until then every
+        # instance is full to it, and it answers the page itself: busy.
+        wait_for("HAProxy to see the instances free",
+                 lambda: all(s == "UP" for s in fleet.balancer_status().values()), 30, 0.25)
 
         relayed = browsers[0]
         start_call(relayed, page + "?relay", "NATF2.pt")

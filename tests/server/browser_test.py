@@ -172,7 +172,11 @@ def start_call(browser, url, voice):
     browser.open(url)
     # The page may still be loading: no voice list yet is no voices yet.
     voices = "const v = document.getElementById('voice'); return v ? v.options.length : 0"
-    wait_for("the voices", lambda: browser.js(voices) >= 2, 30)
+    try:
+        wait_for("the voices", lambda: browser.js(voices) >= 2, 30)
+    except AssertionError as e:
+        page = browser.js("return document.body ? document.body.innerText.slice(0, 300) : ''")
+        raise AssertionError("%s; the page shows: %r" % (e, page)) from None
     browser.js("document.getElementById('voice').value = arguments[0]", voice)
     browser.click("button[data-example=restaurant]")
     browser.click("#start")
