@@ -26,17 +26,27 @@ inline std::shared_ptr<const lm::LmModel> tiny_lm() {
   return model;
 }
 
-// A small LM configuration for random weights: two layers of 64, a
-// 40-step context, a 40-token text vocabulary.
-inline lm::LmConfig small_lm_config() {
+// A tiny LM configuration for random weights: these temporal sizes, a
+// 40-token text vocabulary, a one-layer depformer of 16.
+inline lm::LmConfig tiny_lm_config(int64_t dim, int64_t heads, int64_t layers, int64_t context) {
   lm::LmConfig c;
-  c.dim = 64;
-  c.num_heads = 4;
-  c.num_layers = 2;
-  c.context = 40;
+  c.dim = dim;
+  c.num_heads = heads;
+  c.num_layers = layers;
+  c.context = context;
   c.text_card = 40;
-  c.depformer_dim = 32;
+  c.depformer_dim = 16;
   c.depformer_num_heads = 2;
+  c.depformer_num_layers = 1;
+  c.depformer_dim_feedforward = 44;
+  c.validate("test");
+  return c;
+}
+
+// A small one: two layers of 64, a 40-step context, a two-layer depformer of 32.
+inline lm::LmConfig small_lm_config() {
+  lm::LmConfig c = tiny_lm_config(64, 4, 2, 40);
+  c.depformer_dim = 32;
   c.depformer_num_layers = 2;
   c.depformer_dim_feedforward = 88;
   c.validate("test");

@@ -15,21 +15,6 @@ using namespace personaplex::lm;
 
 namespace {
 
-LmConfig tiny_config(int64_t dim, int64_t heads, int64_t layers, int64_t context) {
-  LmConfig c;
-  c.dim = dim;
-  c.num_heads = heads;
-  c.num_layers = layers;
-  c.context = context;
-  c.text_card = 40;
-  c.depformer_dim = 16;
-  c.depformer_num_heads = 2;
-  c.depformer_num_layers = 1;
-  c.depformer_dim_feedforward = 44;
-  c.validate("test");
-  return c;
-}
-
 std::shared_ptr<const LmModel> random_model(const LmConfig &c, uint64_t seed) {
   // Larger weights than the default so that argmaxes are far from ties.
   return std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, seed, 0.2));
@@ -85,7 +70,7 @@ ConversationOptions sampled(uint64_t seed) {
 
 TEST(Prefill, MatchesSteppingOnRandomConfigs) {
   at::manual_seed(3);
-  const LmConfig configs[] = {tiny_config(32, 2, 1, 100), tiny_config(48, 4, 2, 64), tiny_config(64, 4, 3, 200)};
+  const LmConfig configs[] = {test::tiny_lm_config(32, 2, 1, 100), test::tiny_lm_config(48, 4, 2, 64), test::tiny_lm_config(64, 4, 3, 200)};
   uint64_t seed = 1;
   for (const auto &c : configs) {
     auto model = random_model(c, seed++);
@@ -107,7 +92,7 @@ TEST(Prefill, TruncatedPromptAndUnpinnedCache) {
   at::manual_seed(4);
   // max_prompt_steps(20) = 15: the text is cut; the live steps then roll
   // the cache past the pinned prompt.
-  LmConfig c = tiny_config(32, 2, 2, 20);
+  LmConfig c = test::tiny_lm_config(32, 2, 2, 20);
   auto model = random_model(c, 11);
   expect_same(model, codes_prompt(6, 30, c.text_card, c.card), test::greedy(), 40);
   expect_same(model, codes_prompt(2, 1, c.text_card, c.card), sampled(5), 40);
@@ -118,7 +103,7 @@ TEST(Prefill, TruncatedPromptAndUnpinnedCache) {
 
 TEST(Prefill, StoredVoiceAndSavedVoiceMatchStepping) {
   at::manual_seed(5);
-  LmConfig c = tiny_config(48, 2, 2, 100);
+  LmConfig c = test::tiny_lm_config(48, 2, 2, 100);
   auto model = random_model(c, 21);
   // Save a voice from codes both ways: same embeddings and ring.
   Prompt p = codes_prompt(6, 2, c.text_card, c.card);
@@ -138,7 +123,7 @@ TEST(Prefill, StoredVoiceAndSavedVoiceMatchStepping) {
 
 TEST(Prefill, MixedForcedStepsFallBackToStepping) {
   at::manual_seed(6);
-  LmConfig c = tiny_config(32, 2, 2, 100);
+  LmConfig c = test::tiny_lm_config(32, 2, 2, 100);
   auto model = random_model(c, 31);
   // User-only steps predict text and agent audio: they cannot be batched.
   std::vector<ForcedStep> steps(10);

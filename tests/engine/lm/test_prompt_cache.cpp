@@ -17,17 +17,7 @@ using namespace personaplex::lm;
 namespace {
 
 std::shared_ptr<const LmModel> tiny_model(int64_t context = 60) {
-  LmConfig c;
-  c.dim = 32;
-  c.num_heads = 2;
-  c.num_layers = 2;
-  c.context = context;
-  c.text_card = 40;
-  c.depformer_dim = 16;
-  c.depformer_num_heads = 2;
-  c.depformer_num_layers = 1;
-  c.depformer_dim_feedforward = 44;
-  c.validate("test");
+  const LmConfig c = test::tiny_lm_config(32, 2, 2, context);
   at::manual_seed(21);
   return std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 3, 0.2));
 }

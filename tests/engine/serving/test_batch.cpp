@@ -22,21 +22,6 @@ using namespace personaplex::serving;
 
 namespace {
 
-LmConfig tiny_config(int64_t dim, int64_t heads, int64_t layers, int64_t context) {
-  LmConfig c;
-  c.dim = dim;
-  c.num_heads = heads;
-  c.num_layers = layers;
-  c.context = context;
-  c.text_card = 40;
-  c.depformer_dim = 16;
-  c.depformer_num_heads = 2;
-  c.depformer_num_layers = 1;
-  c.depformer_dim_feedforward = 44;
-  c.validate("test");
-  return c;
-}
-
 std::vector<int64_t> user_codes(uint64_t who, int64_t step, int64_t card) {
   std::vector<int64_t> u(kAudioCodebooks);
   for (int64_t q = 0; q < kAudioCodebooks; ++q) u[size_t(q)] = (int64_t(who) * 13 + step * 37 + q * 101) % card;
@@ -180,7 +165,7 @@ ConversationOptions with_logits(ConversationOptions o, bool pin = true) {
 
 TEST(Batch, RandomConfigsGreedyAndSampled) {
   at::manual_seed(7);
-  for (const auto &c : {tiny_config(32, 2, 1, 40), tiny_config(64, 4, 2, 100)}) {
+  for (const auto &c : {test::tiny_lm_config(32, 2, 1, 40), test::tiny_lm_config(64, 4, 2, 100)}) {
     auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 3, 0.2));
     std::vector<Plan> plans = {{make_prompt(4, 3, c), 1, 0, 30},
                                {make_prompt(0, 5, c), 2, 3, 20},
@@ -206,7 +191,7 @@ TEST(Batch, RandomConfigsGreedyAndSampled) {
 // row must leave them alone, in steps of every shape.
 TEST(Batch, PromptsPrefilledBesideTheSteps) {
   at::manual_seed(9);
-  const LmConfig c = tiny_config(32, 2, 1, 40);
+  const LmConfig c = test::tiny_lm_config(32, 2, 1, 40);
   auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 3, 0.2));
   std::vector<Plan> plans = {{make_prompt(3, 2, c), 1, 0, 30},
                              {make_prompt(2, 3, c), 2, 2, 20, 0, 5},
@@ -219,7 +204,7 @@ TEST(Batch, PromptsPrefilledBesideTheSteps) {
 }
 
 TEST(Batch, ReservedSlotsAreCheckedAndReleased) {
-  const LmConfig c = tiny_config(32, 2, 1, 40);
+  const LmConfig c = test::tiny_lm_config(32, 2, 1, 40);
   auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 3, 0.2));
   BatchServer server(model, 1, test::greedy());
   EXPECT_THROW(server.prefill(0, make_prompt(1, 1, c)), Error);
@@ -236,7 +221,7 @@ TEST(Batch, ReservedSlotsAreCheckedAndReleased) {
 
 TEST(Batch, HolesInTheSlotRangeAndLogits) {
   at::manual_seed(9);
-  LmConfig c = tiny_config(64, 4, 2, 100);
+  LmConfig c = test::tiny_lm_config(64, 4, 2, 100);
   auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 5, 0.2));
   // Slot 1 leaves early and is taken again later; slot 2 waits every third
   // step; prompts of different lengths.
@@ -255,7 +240,7 @@ TEST(Batch, SplitAndUnsplitCachesInOneStep) {
   at::manual_seed(10);
   // A tiny context: prompts are pinned, conversations roll over (their
   // caches split) while later ones have not yet.
-  for (const auto &c : {tiny_config(32, 2, 2, 24), tiny_config(64, 4, 1, 40)}) {
+  for (const auto &c : {test::tiny_lm_config(32, 2, 2, 24), test::tiny_lm_config(64, 4, 1, 40)}) {
     auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 6, 0.2));
     std::vector<Plan> plans = {{make_prompt(3, 2, c, 2), 1, 0, 90},
                                {make_prompt(0, 1, c, 1), 2, 0, 8},
@@ -323,7 +308,7 @@ TEST(Batch, StaticShapesGiveTheSameResults) {
   at::manual_seed(12);
   // Rows past the highest stepping one (never joined, left, waiting) and
   // unwritten slots are computed and ignored: the results stay those alone.
-  for (const auto &c : {tiny_config(32, 2, 2, 24), tiny_config(64, 4, 2, 100)}) {
+  for (const auto &c : {test::tiny_lm_config(32, 2, 2, 24), test::tiny_lm_config(64, 4, 2, 100)}) {
     auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 6, 0.2));
     std::vector<Plan> plans = {{make_prompt(3, 2, c, 2), 1, 0, 70},
                                {make_prompt(0, 1, c, 1), 2, 0, 8},
@@ -341,7 +326,7 @@ TEST(Batch, StaticShapesGiveTheSameResults) {
 
 TEST(Batch, SlotsAreRowsOfOneStorage) {
   at::manual_seed(11);
-  LmConfig c = tiny_config(32, 2, 1, 40);
+  LmConfig c = test::tiny_lm_config(32, 2, 1, 40);
   auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 4, 0.2));
   BatchServer server(model, 3, test::greedy());
   for (int64_t s = 0; s < 3; ++s) EXPECT_EQ(server.join(Prompt{}, uint64_t(s)), s);
@@ -383,7 +368,7 @@ TEST(Batch, FixtureModelMatchesItsConversation) {
 
 TEST(Batch, SlotsAreCheckedAndFreed) {
   at::manual_seed(8);
-  LmConfig c = tiny_config(32, 2, 1, 40);
+  LmConfig c = test::tiny_lm_config(32, 2, 1, 40);
   auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 4, 0.2));
   BatchServer server(model, 2, test::greedy());
   int64_t a = server.join(Prompt{}, 1), b = server.join(Prompt{}, 2);
@@ -406,7 +391,7 @@ TEST(Batch, SlotsAreCheckedAndFreed) {
 // give what each gives alone.
 TEST(Batch, JoinsWithOnePromptShareItsPrefill) {
   at::manual_seed(13);
-  const LmConfig c = tiny_config(32, 2, 2, 60);
+  const LmConfig c = test::tiny_lm_config(32, 2, 2, 60);
   auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 3, 0.2));
   const Prompt shared = make_prompt(4, 3, c);
   std::vector<Plan> plans = {{shared, 1, 0, 30},
@@ -436,7 +421,7 @@ TEST(Batch, JoinsWithOnePromptShareItsPrefill) {
 // (with a graph's rounded-up shapes, as on a GPU).
 TEST(Batch, JoinShapeIsTheFirstStepsShape) {
   at::manual_seed(14);
-  const LmConfig c = tiny_config(32, 2, 2, 500);
+  const LmConfig c = test::tiny_lm_config(32, 2, 2, 500);
   auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 3, 0.2));
   BatchServer server(model, 12, sampled());
   server.use_static_shapes(true);
@@ -462,7 +447,7 @@ TEST(Batch, JoinShapeIsTheFirstStepsShape) {
 // step's shape counts each row's own depformer steps, not a live step's.
 TEST(Batch, JoinShapeOfCallsJoiningTogether) {
   at::manual_seed(15);
-  const LmConfig c = tiny_config(32, 2, 2, 200);
+  const LmConfig c = test::tiny_lm_config(32, 2, 2, 200);
   auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 3, 0.2));
   for (const bool uncached : {false, true}) {
     SCOPED_TRACE(uncached ? "prompts run each" : "prompts cached");
@@ -491,7 +476,7 @@ TEST(Batch, JoinShapeOfCallsJoiningTogether) {
 // a batch still gives what each conversation gives alone, split rows too.
 TEST(Batch, Fp8KvCacheBatchedIsAlone) {
   at::manual_seed(13);
-  const LmConfig c = tiny_config(32, 2, 2, 24);
+  const LmConfig c = test::tiny_lm_config(32, 2, 2, 24);
   auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 6, 0.2))
                    ->with_kv_format(KvFormat::kFp8);
   std::vector<Plan> plans = {{make_prompt(3, 2, c, 2), 1, 0, 70},
@@ -513,7 +498,7 @@ TEST(Batch, Fp8KvCacheBatchedIsAlone) {
 // capture while the others wait).
 TEST(Batch, CudaNarrowedBatchReplaysTheWiderGraph) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
-  const LmConfig c = tiny_config(32, 2, 1, 40);
+  const LmConfig c = test::tiny_lm_config(32, 2, 1, 40);
   auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCUDA), at::kFloat, 3, 0.2));
   BatchServer server(model, 16, test::greedy());
   if (!server.cuda_graphs_active()) GTEST_SKIP() << "CUDA graphs are off";
