@@ -24,26 +24,27 @@ struct MaybeStage {
   std::optional<Stage> stage;
 };
 
+// Graph shapes' attention spans are multiples of this many slots.
+constexpr int64_t kSpanSlots = 256;
+
 }  // namespace
 
 int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
 
 BatchShape static_shape(const BatchShape &tight, const KVRows &kv) {
-  constexpr int64_t kSlots = 256;
   BatchShape s = tight;
   int64_t pow2 = 1;
   while (pow2 < tight.rows) pow2 *= 2;
   s.rows = tight.rows <= 8 ? pow2 : round_up(tight.rows, 8);
   s.rows = std::min(s.rows, kv.rows());
-  s.span = std::min(kv.allocated(), round_up(tight.span, kSlots));
-  if (tight.pinned > 0) s.pinned = std::min(s.span, round_up(tight.pinned, kSlots));
+  s.span = std::min(kv.allocated(), round_up(tight.span, kSpanSlots));
+  if (tight.pinned > 0) s.pinned = std::min(s.span, round_up(tight.pinned, kSpanSlots));
   return s;
 }
 
 BatchShape covering_shape(const BatchShape &shape, const KVRows &kv,
                           const std::function<bool(const BatchShape &)> &captured) {
   if (captured(shape)) return shape;
-  constexpr int64_t kSlots = 256;
   std::optional<BatchShape> best;
   int64_t last_rows = 0;
   for (int64_t r = shape.rows; r <= kv.rows(); ++r) {
@@ -52,7 +53,7 @@ BatchShape covering_shape(const BatchShape &shape, const KVRows &kv,
     wide.rows = static_shape(wide, kv).rows;
     if (wide.rows == last_rows) continue;
     last_rows = wide.rows;
-    for (int64_t span = shape.span;; span = std::min(kv.allocated(), span + kSlots)) {
+    for (int64_t span = shape.span;; span = std::min(kv.allocated(), span + kSpanSlots)) {
       BatchShape c = wide;
       c.span = span;
       const bool wider = c.rows != shape.rows || c.span != shape.span;
