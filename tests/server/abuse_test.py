@@ -155,6 +155,16 @@ class Abuse:
         while fds(self.pid) > baseline_fds + FD_SLACK and time.monotonic() < deadline:
             time.sleep(0.1)
 
+    def wait_free(self, seconds=10):
+        """Until the last call is freed (its client left first): the next
+        group's call would be told busy otherwise."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            status, body = request(self.port, "/api/status")
+            if status == 200 and json.loads(body)["sessions"] == 0:
+                return
+            time.sleep(0.05)
+
     def check(self, name, fn):
         """Runs one group, then a normal call; the figures go to the report."""
         before_fds, before_rss = fds(self.pid), rss_mb(self.pid)
@@ -162,6 +172,7 @@ class Abuse:
         detail = fn()
         self.settle(before_fds)
         self.normal_call()
+        self.wait_free()
         self.settle(before_fds)
         after_fds, after_rss = fds(self.pid), rss_mb(self.pid)
         self.report[name] = {"fds_before": before_fds, "fds_after": after_fds, "rss_mb_before": round(before_rss, 1),
