@@ -8,6 +8,7 @@
 #include <cuda_runtime_api.h>
 
 #include <map>
+#include <utility>
 #endif
 
 namespace personaplex {
@@ -20,29 +21,33 @@ class ThreadStreams {
   ~ThreadStreams() {
     for (auto &s : streams_) cudaStreamDestroy(s.second);
   }
-  c10::cuda::CUDAStream get(c10::DeviceIndex device) {
-    auto it = streams_.find(device);
+  // The thread's stream number `which` (0: its own, 1: its side stream).
+  c10::cuda::CUDAStream get(c10::DeviceIndex device, int which = 0) {
+    auto it = streams_.find({device, which});
     if (it == streams_.end()) {
       c10::cuda::CUDAGuard guard(device);
       cudaStream_t s = nullptr;
       C10_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-      it = streams_.emplace(device, s).first;
+      it = streams_.emplace(std::make_pair(device, which), s).first;
     }
     return c10::cuda::getStreamFromExternal(it->second, device);
   }
 
  private:
-  std::map<c10::DeviceIndex, cudaStream_t> streams_;
+  std::map<std::pair<c10::DeviceIndex, int>, cudaStream_t> streams_;
 };
 
+thread_local ThreadStreams streams;
+
 }  // namespace
+
+c10::cuda::CUDAStream thread_side_stream(c10::DeviceIndex device) { return streams.get(device, 1); }
 
 void on_thread_stream(const at::Device &device, const std::function<void()> &fn) {
   if (!device.is_cuda()) {
     fn();
     return;
   }
-  thread_local ThreadStreams streams;
   c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream(device.index());
   c10::cuda::CUDAStream own = streams.get(device.index());
   c10::Event ready(c10::DeviceType::CUDA);

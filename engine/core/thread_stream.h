@@ -9,12 +9,22 @@
 
 #include <functional>
 
+#ifdef PERSONAPLEX_HAVE_CUDA_GRAPHS
+#include <c10/cuda/CUDAStream.h>
+#endif
+
 namespace personaplex {
 
 // Runs fn with the thread's own stream as the current stream of `device`,
 // after the caller's stream's work so far and before its later work. Off
 // CUDA (or in a build without CUDA), runs fn as it is.
 void on_thread_stream(const at::Device &device, const std::function<void()> &fn);
+
+#ifdef PERSONAPLEX_HAVE_CUDA_GRAPHS
+// A second stream of the calling thread alone, created as the first is: for
+// work that runs beside the thread's current stream (copies ahead of use).
+c10::cuda::CUDAStream thread_side_stream(c10::DeviceIndex device);
+#endif
 
 }  // namespace personaplex
 

@@ -22,10 +22,12 @@ std::shared_ptr<const mimi::Mimi> acquire_mimi(const ModelFiles &f, const at::De
 }
 
 std::shared_ptr<const lm::LmModel> acquire_lm(const ModelFiles &f, const at::Device &device,
-                                              at::ScalarType dtype, nn::WeightFormat format) {
-  const std::string key = key_of(f.lm_weights, f.lm_config, device, dtype) + "|" + nn::weight_format_name(format);
+                                              at::ScalarType dtype, nn::WeightFormat format,
+                                              int64_t host_layers) {
+  const std::string key = key_of(f.lm_weights, f.lm_config, device, dtype) + "|" +
+                          nn::weight_format_name(format) + "|host " + std::to_string(host_layers);
   return shared_cache<lm::LmModel>().get(key, [&] {
-    return lm::LmModel::load(f.lm_weights, f.lm_config, device, dtype, format);
+    return lm::LmModel::load(f.lm_weights, f.lm_config, device, dtype, format, host_layers);
   });
 }
 
@@ -62,13 +64,14 @@ DuplexModel::DuplexModel(ModelFiles files, std::shared_ptr<const lm::LmModel> lm
 std::shared_ptr<const DuplexModel> DuplexModel::acquire(const ModelFiles &f, const at::Device &device,
                                                         const ModelOptions &o) {
   const std::string key = key_of(f.lm_weights, f.lm_config, device, o.lm_dtype) + "|" +
-                          nn::weight_format_name(o.weights) + "|kv " + lm::kv_format_name(o.kv) + "|" +
+                          nn::weight_format_name(o.weights) + "|host " + std::to_string(o.host_layers) +
+                          "|kv " + lm::kv_format_name(o.kv) + "|" +
                           key_of(f.mimi_weights, f.mimi_config, device, o.mimi_dtype) + "|" +
                           file_identity(f.tokenizer);
   return shared_cache<DuplexModel>().get(key, [&] {
     auto mimi = acquire_mimi(f, device, o.mimi_dtype);
     auto tok = acquire_tokenizer(f);
-    auto lm = acquire_lm(f, device, o.lm_dtype, o.weights);
+    auto lm = acquire_lm(f, device, o.lm_dtype, o.weights, o.host_layers);
     if (o.kv != lm->kv_format()) lm = lm->with_kv_format(o.kv);
     return std::make_shared<const DuplexModel>(f, std::move(lm), std::move(mimi), std::move(tok));
   });

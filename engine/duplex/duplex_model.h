@@ -28,6 +28,9 @@ struct ModelOptions {
   // Mimi in float32 gives the reference's codes; bf16 is faster (its
   // tolerances: tests/fixture/check_mimi.cpp).
   at::ScalarType mimi_dtype = at::kFloat;
+  // LM layers whose weights stay in host memory and are uploaded each step
+  // (lm::LmWeights::host_layers): less device memory, slower steps.
+  int64_t host_layers = 0;
 };
 
 class DuplexModel {

@@ -7,9 +7,9 @@ namespace personaplex::lm {
 std::shared_ptr<const LmModel> LmModel::load(const std::string &weights_path,
                                              const std::string &config_path,
                                              const at::Device &device, at::ScalarType dtype,
-                                             WeightFormat format) {
+                                             WeightFormat format, int64_t host_layers) {
   LmConfig config = config_path.empty() ? LmConfig::released() : LmConfig::from_json_file(config_path);
-  return std::make_shared<const LmModel>(LmWeights::load(weights_path, config, device, dtype, format));
+  return std::make_shared<const LmModel>(LmWeights::load(weights_path, config, device, dtype, format, host_layers));
 }
 
 at::Tensor LmModel::embed_column(const std::vector<int64_t> &column) const {

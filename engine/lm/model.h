@@ -19,11 +19,13 @@ class LmModel {
  public:
   // `config_path` "" = the released configuration. dtype: bf16 on CUDA and
   // fp32 on CPU are the usual choices (see default_dtype()). `format`: how
-  // the linear weights are stored (see nn/quantized_linear.h).
+  // the linear weights are stored (see nn/quantized_linear.h);
+  // `host_layers`: how many layers stay in host memory (LmWeights).
   static std::shared_ptr<const LmModel> load(const std::string &weights_path,
                                              const std::string &config_path,
                                              const at::Device &device, at::ScalarType dtype,
-                                             WeightFormat format = WeightFormat::kAsLoaded);
+                                             WeightFormat format = WeightFormat::kAsLoaded,
+                                             int64_t host_layers = 0);
   // `kv`: how conversations on this model store their temporal KV caches.
   explicit LmModel(std::shared_ptr<const LmWeights> weights, KvFormat kv = KvFormat::kModelDtype)
       : w_(std::move(weights)), kv_(kv) {}

@@ -9,6 +9,7 @@
 #include "lm/decode_attention.h"
 #include "lm/ops.h"
 #include "lm/temporal_ops.h"
+#include "nn/layer_feed.h"
 
 namespace personaplex::lm {
 namespace {
@@ -86,8 +87,9 @@ at::Tensor temporal_prefill(const LmWeights &w, const at::Tensor &input, Tempora
   at::Tensor mask = (at::arange(first + T, longs).unsqueeze(0) <= at::arange(first, first + T, longs).unsqueeze(1))
                         .view({1, 1, T, first + T});
   at::Tensor x = input;
-  for (size_t i = 0; i < w.transformer.layers.size(); ++i) {
-    const auto &l = w.transformer.layers[i];
+  nn::LayerFeed layers(w.transformer, input.device());
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const auto &l = layers[i];
     x = x + chunk_attention(l, c, rms_norm(x, l.norm1_w, f32), state.kv, i, first, rot, mask);
     x = x + gated_silu(rms_norm(x, l.norm2_w, f32), l.mlp_in, l.mlp_out);
   }
@@ -146,8 +148,9 @@ at::Tensor temporal_step(const LmWeights &w, const at::Tensor &input, TemporalSt
   if (split) pinned_rot = rotation(state.freqs, where[2]);
   state.kv.written().index_fill_(0, slot, true);
   at::Tensor x = input;
-  for (size_t i = 0; i < w.transformer.layers.size(); ++i) {
-    const auto &l = w.transformer.layers[i];
+  nn::LayerFeed layers(w.transformer, input.device());
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const auto &l = layers[i];
     x = x + self_attention(l, c, rms_norm(x, l.norm1_w, f32), state.kv, i, slot, rot,
                            split ? &pinned_rot : nullptr);
     x = x + gated_silu(rms_norm(x, l.norm2_w, f32), l.mlp_in, l.mlp_out);

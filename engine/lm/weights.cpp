@@ -121,8 +121,11 @@ void load_depformer(const Loader &L, const LmConfig &c, at::ScalarType dtype,
 
 std::shared_ptr<const LmWeights> LmWeights::load(const std::string &path, const LmConfig &config,
                                                  const at::Device &device, at::ScalarType dtype,
-                                                 WeightFormat format) {
+                                                 WeightFormat format, int64_t host_layers) {
   config.validate(path);
+  if (host_layers < 0 || host_layers > config.num_layers)
+    throw Error(path + ": cannot keep " + std::to_string(host_layers) + " layers in host memory: the model has " +
+                std::to_string(config.num_layers));
   nn::check_weight_format(format, device, dtype);
   SafeTensors file(path);
   Loader L(file, device, format);
@@ -131,6 +134,7 @@ std::shared_ptr<const LmWeights> LmWeights::load(const std::string &path, const 
   w->config = c;
   w->dtype = dtype;
   w->format = format;
+  w->host_layers = host_layers;
   const auto norm_kind = nn::TransformerConfig::parse_norm(c.norm);
   const auto norm_dtype = norm_kind == nn::Norm::RmsNormF32 ? at::kFloat : dtype;
   if (norm_kind == nn::Norm::LayerNorm)
@@ -143,7 +147,8 @@ std::shared_ptr<const LmWeights> LmWeights::load(const std::string &path, const 
   w->out_norm = L.get("out_norm.alpha", {1, 1, c.dim}, norm_dtype);
   w->text_linear = L.linear("text_linear.weight", {c.text_out(), c.dim}, dtype);
   try {
-    w->transformer = nn::TransformerWeights::load(file, "transformer", c.temporal(), dtype, device, format);
+    w->transformer =
+        nn::TransformerWeights::load(file, "transformer", c.temporal(), dtype, device, format, host_layers);
   } catch (const Error &e) {
     throw Error(std::string(e.what()) + kHint);
   }
@@ -151,11 +156,15 @@ std::shared_ptr<const LmWeights> LmWeights::load(const std::string &path, const 
   return w;
 }
 
-int64_t LmWeights::nbytes() const {
+int64_t LmWeights::nbytes() const { return bytes(false); }
+int64_t LmWeights::host_nbytes() const { return bytes(true); }
+
+int64_t LmWeights::bytes(bool host_only) const {
   std::set<const void *> seen;
   int64_t total = 0;
+  bool host = false;  // whether what is added now is kept in host memory
   auto add = [&](const at::Tensor &t) {
-    if (t.defined() && seen.insert(t.data_ptr()).second) total += int64_t(t.nbytes());
+    if (t.defined() && (host || !host_only) && seen.insert(t.data_ptr()).second) total += int64_t(t.nbytes());
   };
   auto add_linear = [&](const nn::LinearWeight &l) {
     add(l.weight);
@@ -171,7 +180,9 @@ int64_t LmWeights::nbytes() const {
   add_linears(linears);
   for (const auto &l : transformer.layers) {
     for (const auto *t : {&l.norm1_w, &l.norm1_b, &l.norm2_w, &l.norm2_b, &l.scale1, &l.scale2}) add(*t);
+    host = l.host;
     for (const auto *lw : {&l.in_proj, &l.out_proj, &l.mlp_in, &l.mlp_out}) add_linear(*lw);
+    host = false;
   }
   for (const auto &l : depformer) {
     add(l.norm1);

@@ -45,19 +45,31 @@ struct LmWeights {
   std::vector<DepformerLayerWeights> depformer;
   std::vector<nn::LinearWeight> linears;  // dep_q x [card, d]
 
+  // The last host_layers temporal layers keep their linear weights in host
+  // memory, uploaded each step while the layers before them run
+  // (nn::LayerFeed): device memory for PCIe time.
+  int64_t host_layers = 0;
+
   at::Device device() const { return text_emb.device(); }
   // Bytes of every tensor, those shared between steps counted once.
   int64_t nbytes() const;
+  // The part of nbytes() kept in host memory.
+  int64_t host_nbytes() const;
 
   // Loads a checkpoint; a depformer saved with 8 steps where the config has
   // 16 gets steps 0-7 copied into 8-15, as the reference loader does. Throws
   // Error naming the file and tensor on a missing tensor or a shape that does
   // not match the config. With a quantized `format`, each linear weight is
   // quantized on the device as soon as it is loaded, so memory peaks near the
-  // quantized size; Error when the format cannot run there.
+  // quantized size; Error when the format cannot run there. `host_layers`
+  // (0 to num_layers, else Error): see the member.
   static std::shared_ptr<const LmWeights> load(const std::string &path, const LmConfig &config,
                                                const at::Device &device, at::ScalarType dtype,
-                                               WeightFormat format = WeightFormat::kAsLoaded);
+                                               WeightFormat format = WeightFormat::kAsLoaded,
+                                               int64_t host_layers = 0);
+
+ private:
+  int64_t bytes(bool host_only) const;
 };
 
 }  // namespace personaplex::lm

@@ -1,6 +1,7 @@
 #include "nn/transformer.h"
 
 #include "core/error.h"
+#include "core/host_upload.h"
 #include "io/safetensors.h"
 #include "nn/attention.h"
 #include "nn/rope.h"
@@ -57,7 +58,11 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> TransformerWeights::te
 
 TransformerWeights TransformerWeights::load(const SafeTensors &file, const std::string &prefix,
                                             const TransformerConfig &c, at::ScalarType dtype,
-                                            const at::Device &device, WeightFormat format) {
+                                            const at::Device &device, WeightFormat format,
+                                            int64_t host_layers) {
+  if (host_layers < 0 || host_layers > c.num_layers)
+    throw Error(prefix + ": " + std::to_string(host_layers) + " layers in host memory, of " +
+                std::to_string(c.num_layers));
   if (c.d_model % c.num_heads != 0)
     throw Error(prefix + ": d_model " + std::to_string(c.d_model) +
                 " is not a multiple of num_heads " + std::to_string(c.num_heads));
@@ -68,13 +73,20 @@ TransformerWeights TransformerWeights::load(const SafeTensors &file, const std::
   auto get = [&](const std::string &name, std::vector<int64_t> shape, at::ScalarType dt) {
     return file.load(name, dt, device, shape);
   };
+  bool host = false;  // of the layer being loaded
   auto linear_weight = [&](const std::string &name, std::vector<int64_t> shape) {
-    return quantize(get(name, shape, dtype), format, name);
+    LinearWeight w = quantize(get(name, shape, dtype), format, name);
+    if (host) {
+      w.weight = to_host_for(w.weight, device);
+      if (w.scale.defined()) w.scale = to_host_for(w.scale, device);
+    }
+    return w;
   };
   const int64_t D = c.d_model;
   for (int64_t i = 0; i < c.num_layers; ++i) {
     std::string p = prefix + ".layers." + std::to_string(i) + ".";
     LayerWeights l;
+    host = l.host = i >= c.num_layers - host_layers;
     if (c.norm == Norm::LayerNorm) {
       l.norm1_w = get(p + "norm1.weight", {D}, dtype);
       l.norm1_b = get(p + "norm1.bias", {D}, dtype);

@@ -48,6 +48,9 @@ struct LayerWeights {
   LinearWeight in_proj, out_proj;                  // [3D, D], [D, D]
   LinearWeight mlp_in, mlp_out;                    // linear1/linear2 or gating in/out
   at::Tensor scale1, scale2;                       // layer scale, undefined when off
+  // The four linear weights are kept in host memory and uploaded when the
+  // layer runs (nn::LayerFeed).
+  bool host = false;
 };
 
 struct TransformerWeights {
@@ -56,10 +59,13 @@ struct TransformerWeights {
 
   // Loads `PREFIX.layers.N.*` with the reference's tensor names, checking
   // every shape against the config. The linear weights are stored in
-  // `format`, each quantized as soon as it is loaded.
+  // `format`, each quantized as soon as it is loaded; those of the last
+  // `host_layers` layers are then moved to host memory (to_host_for), so the
+  // device holds one of them at a time while loading.
   static TransformerWeights load(const SafeTensors &file, const std::string &prefix,
                                  const TransformerConfig &config, at::ScalarType dtype,
-                                 const at::Device &device, WeightFormat format = WeightFormat::kAsLoaded);
+                                 const at::Device &device, WeightFormat format = WeightFormat::kAsLoaded,
+                                 int64_t host_layers = 0);
   // Names, dtypes and shapes of every tensor load() reads (for writers).
   static std::vector<std::pair<std::string, std::vector<int64_t>>> tensor_shapes(
       const std::string &prefix, const TransformerConfig &config);

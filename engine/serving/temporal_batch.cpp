@@ -8,6 +8,7 @@
 #include "lm/decode_attention.h"
 #include "lm/ops.h"
 #include "lm/temporal_ops.h"
+#include "nn/layer_feed.h"
 
 namespace personaplex::serving {
 
@@ -61,8 +62,9 @@ at::Tensor temporal_step_rows(const LmWeights &w, const RowsStep &in, KVRows &kv
   const at::Tensor written = kv.written.narrow(0, 0, R).narrow(1, 0, span);
   std::optional<SplitMask> split_mask;  // made by the first layer that needs it
   at::Tensor x = in.x;
-  for (size_t i = 0; i < w.transformer.layers.size(); ++i) {
-    const auto &l = w.transformer.layers[i];
+  nn::LayerFeed layers(w.transformer, in.x.device());
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const auto &l = layers[i];
     at::Tensor qkv = nn::linear(rms_norm(x, l.norm1_w, f32), l.in_proj).view({R, 1, 3, H, -1}).permute({2, 0, 3, 1, 4});
     at::Tensor qk = rotate(qkv.narrow(0, 0, 2), rot);  // [2, R, H, 1, D]
     const KvLayer cache = kv.layers[i].rows(0, R);

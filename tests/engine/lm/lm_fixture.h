@@ -13,6 +13,7 @@
 #include "lm/conversation.h"
 #include "lm/model.h"
 #include "lm/prompt.h"
+#include "lm/random_weights.h"
 #include "lm/voice.h"
 #include "test_util.h"
 
@@ -51,6 +52,17 @@ inline lm::LmConfig small_lm_config() {
   c.depformer_dim_feedforward = 88;
   c.validate("test");
   return c;
+}
+
+// Random weights of `config` (scale 0.2: argmaxes far from ties) written in
+// the released layout and loaded from the file, the last `host_layers`
+// temporal layers in host memory.
+inline std::shared_ptr<const lm::LmModel> loaded_random_lm(const lm::LmConfig &config, const at::Device &device,
+                                                           uint64_t seed, int64_t host_layers = 0) {
+  const std::string path = temp_dir() + "/lm.safetensors";
+  lm::write_random_lm_weights(path, config, at::kFloat, seed, 0.2);
+  return std::make_shared<const lm::LmModel>(
+      lm::LmWeights::load(path, config, device, at::kFloat, lm::WeightFormat::kAsLoaded, host_layers));
 }
 
 struct LmIo {

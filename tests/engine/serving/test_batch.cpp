@@ -519,3 +519,35 @@ TEST(Batch, CudaNarrowedBatchReplaysTheWiderGraph) {
   EXPECT_EQ(server.last_shape().rows, 16);
   EXPECT_EQ(server.graph_steps(), replays + 1);
 }
+
+// Layers kept in host memory (uploaded each step on a side stream): the
+// batch step feeds them as the conversation step does.
+TEST(Batch, HostLayersBatchedIsAlone) {
+  const LmConfig c = test::tiny_lm_config(32, 2, 2, 40);
+  auto model = test::loaded_random_lm(c, at::kCPU, 3, 1);
+  ASSERT_TRUE(model->weights().transformer.layers[1].host);
+  std::vector<Plan> plans = {{make_prompt(3, 2, c), 1, 0, 30}, {make_prompt(2, 3, c), 2, 2, 20, 0, 5},
+                             {make_prompt(1, 1, c), 3, 4, 50}};
+  expect_batch_equals_alone(model, plans, with_logits(test::greedy()), 3);
+  expect_batch_equals_alone(model, plans, with_logits(sampled(), false), 3, true);
+}
+
+// On a GPU, in the batch server's CUDA graphs: the same tokens and logits
+// as the weights held on the device.
+TEST(Batch, CudaHostLayersAreTheDeviceModel) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  const LmConfig c = test::tiny_lm_config(64, 4, 3, 40);
+  std::vector<Plan> plans = {{make_prompt(3, 2, c), 1, 0, 40}, {make_prompt(2, 3, c), 2, 2, 30, 0, 5},
+                             {make_prompt(1, 1, c), 3, 4, 60}};
+  const ConversationOptions opts = with_logits(sampled());
+  Together ref = together(test::loaded_random_lm(c, at::kCUDA, 3), plans, opts, 3);
+  Together got = together(test::loaded_random_lm(c, at::kCUDA, 3, 2), plans, opts, 3);
+  for (size_t i = 0; i < plans.size(); ++i) {
+    ASSERT_EQ(got.out[i].size(), ref.out[i].size()) << "conversation " << i;
+    for (size_t s = 0; s < ref.out[i].size(); ++s) {
+      EXPECT_EQ(got.out[i][s].tokens, ref.out[i][s].tokens) << "conversation " << i << " step " << s;
+      EXPECT_TRUE(at::equal(got.out[i][s].text_logits, ref.out[i][s].text_logits))
+          << "conversation " << i << " step " << s;
+    }
+  }
+}
