@@ -72,12 +72,14 @@ static bool load_model(GstPersonaPlex *self, const DuplexSettings &s,
     return false;
   }
   try {
-    GST_INFO_OBJECT(self, "loading PersonaPlex from %s on %s in %s (%s weights, %s KV cache, Mimi in %s)",
+    GST_INFO_OBJECT(self,
+                    "loading PersonaPlex from %s on %s in %s (%s weights, %s KV cache, Mimi in %s, %u layers "
+                    "offloaded)",
                     files.lm_weights.c_str(), device.str().c_str(), personaplex::dtype_name(dtype).c_str(),
                     personaplex::nn::weight_format_name(format).c_str(), personaplex::lm::kv_format_name(kv).c_str(),
-                    personaplex::dtype_name(mimi_dtype).c_str());
+                    personaplex::dtype_name(mimi_dtype).c_str(), s.offload_layers);
     const auto previous = d->model;
-    d->model = DuplexModel::acquire(files, device, {dtype, format, kv, mimi_dtype});
+    d->model = DuplexModel::acquire(files, device, {dtype, format, kv, mimi_dtype, int64_t(s.offload_layers)});
     if (d->model == previous) GST_INFO_OBJECT(self, "model kept from the previous start, not loaded again");
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not load the PersonaPlex model: %s", e.what()),

@@ -64,7 +64,7 @@ bool ready_only_text(guint id) {
 bool ready_only(guint id) {
   return file_property(id) || id == DUPLEX_PROP_DEVICE || id == DUPLEX_PROP_DTYPE || id == DUPLEX_PROP_IS_LIVE ||
          id == DUPLEX_PROP_BATCH_SIZE || id == DUPLEX_PROP_WEIGHT_FORMAT || id == DUPLEX_PROP_KV_CACHE ||
-         id == DUPLEX_PROP_MIMI_DTYPE || ready_only_text(id);
+         id == DUPLEX_PROP_MIMI_DTYPE || id == DUPLEX_PROP_OFFLOAD_LAYERS || ready_only_text(id);
 }
 
 std::string *string_field(DuplexSettings *s, guint id) {
@@ -103,6 +103,13 @@ void install_strings(GObjectClass *klass) {
           "Data type of the Mimi codec: auto is float32 (the reference's codes); bfloat16 is faster on GPUs "
           "(about 2.6 ms less a frame for 128 conversations) and differs within bf16 rounding",
           GST_TYPE_PERSONAPLEX_DTYPE, GST_PERSONAPLEX_DTYPE_AUTO, mutable_in(GST_STATE_READY)));
+  g_object_class_install_property(klass, DUPLEX_PROP_OFFLOAD_LAYERS,
+      g_param_spec_uint("offload-layers", "Offloaded layers",
+          "Language model layers whose weights stay in host memory and are copied to the GPU at every "
+          "frame, for GPUs too small for the model: each saves its weights' device memory (about 0.4 GB "
+          "in bf16, 0.2 GB in 8 bits at the released size) and costs a copy over PCIe a frame (see "
+          "docs/performance.md); at most the model's layer count",
+          0, 1024, 0, mutable_in(GST_STATE_READY)));
   g_object_class_install_property(klass, DUPLEX_PROP_VOICE,
       g_param_spec_string("voice", "Voice",
           "Voice prompt: a name looked up in the voices directory (\"NATF2\", \"NATF2.pt\"; .pt "
@@ -217,6 +224,7 @@ bool settings_set_property(GstElement *element, DuplexSettings *s, guint id, con
       case DUPLEX_PROP_LATENCY: s->latency = g_value_get_uint64(value); break;
       case DUPLEX_PROP_IS_LIVE: s->is_live = g_value_get_boolean(value); break;
       case DUPLEX_PROP_BATCH_SIZE: s->batch_size = g_value_get_uint(value); break;
+      case DUPLEX_PROP_OFFLOAD_LAYERS: s->offload_layers = g_value_get_uint(value); break;
       case DUPLEX_PROP_DTYPE:
         s->dtype = gst_personaplex_enum_nick(GST_TYPE_PERSONAPLEX_DTYPE, g_value_get_enum(value));
         break;
@@ -262,6 +270,7 @@ bool settings_get_property(GstElement *element, const DuplexSettings *settings, 
       case DUPLEX_PROP_LATENCY: g_value_set_uint64(value, s->latency); break;
       case DUPLEX_PROP_IS_LIVE: g_value_set_boolean(value, s->is_live); break;
       case DUPLEX_PROP_BATCH_SIZE: g_value_set_uint(value, s->batch_size); break;
+      case DUPLEX_PROP_OFFLOAD_LAYERS: g_value_set_uint(value, s->offload_layers); break;
       case DUPLEX_PROP_DTYPE:
         g_value_set_enum(value, gst_personaplex_enum_value(GST_TYPE_PERSONAPLEX_DTYPE, s->dtype.c_str(), 0));
         break;

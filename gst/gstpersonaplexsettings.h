@@ -40,6 +40,7 @@ enum : guint {
   DUPLEX_PROP_WEIGHT_FORMAT,
   DUPLEX_PROP_KV_CACHE,
   DUPLEX_PROP_MIMI_DTYPE,
+  DUPLEX_PROP_OFFLOAD_LAYERS,
   DUPLEX_PROP_TEXT_UNIT,
   DUPLEX_PROP_TEXT_PAUSE,
   DUPLEX_PROP_CUE_MAX_CHARS,
@@ -59,6 +60,7 @@ struct DuplexSettings {
   std::string weight_format = "auto";
   std::string kv_cache = "auto";
   std::string mimi_dtype = "auto";
+  guint offload_layers = 0;  // LM layers kept in host memory
   std::string voice;  // "": the voices directory's default; "none": no voice prompt
   std::string prompt;
   guint64 seed = 0;

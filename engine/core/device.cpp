@@ -5,6 +5,10 @@
 
 #include "core/error.h"
 
+#ifdef PERSONAPLEX_HAVE_CUDA_GRAPHS
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
 namespace personaplex {
 
 at::Device parse_device(const std::string &spec) {
@@ -47,6 +51,13 @@ std::string dtype_name(at::ScalarType dtype) {
     case at::kLong: return "int64";
     default: return c10::toString(dtype);
   }
+}
+
+void release_cached_memory(const at::Device &device) {
+#ifdef PERSONAPLEX_HAVE_CUDA_GRAPHS
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+  (void)device;
 }
 
 }  // namespace personaplex

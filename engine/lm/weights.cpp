@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 
@@ -153,6 +154,7 @@ std::shared_ptr<const LmWeights> LmWeights::load(const std::string &path, const 
     throw Error(std::string(e.what()) + kHint);
   }
   load_depformer(L, c, dtype, norm_dtype, *w);
+  if (format != WeightFormat::kAsLoaded || host_layers > 0) release_cached_memory(device);
   return w;
 }
 

@@ -8,6 +8,7 @@
 //       [--steps N] [--warmup N] [--voice-frames N] [--text-tokens N]
 //       [--context N] [--write-random-weights PATH | --lm-weights FILE]
 //       [--weights bf16|int8|fp8] [--kv-cache auto|fp8] [--mimi-dtype float32|bfloat16]
+//       [--offload-layers N]
 //
 // Weights are random: with --write-random-weights the LM's are first
 // written to PATH in the released layout (and Mimi's to PATH.mimi), then
@@ -33,6 +34,9 @@
 // its dtype, over forced steps as long as the context (up to 256).
 // --mimi-dtype bfloat16 runs Mimi in bf16 (float32 by default, as the
 // reference does); "mimi_dtype" in the JSON says which.
+// --offload-layers N keeps the last N temporal layers' weights in host
+// memory, uploaded each step (lm::LmWeights::host_layers; needs the weights
+// from a file); "offload" in the JSON gives N and the bytes kept there.
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -72,7 +76,7 @@ struct Options {
   std::string device = "cpu", dtype, fixtures, lm_config, mimi_config, weights_path, lm_weights,
       weight_format = "bf16", kv_cache = "auto", mimi_dtype = "float32";
   std::vector<int64_t> batch;
-  int64_t steps = 0, warmup = -1, voice_frames = 20, text_tokens = 40, context = 0;
+  int64_t steps = 0, warmup = -1, voice_frames = 20, text_tokens = 40, context = 0, offload_layers = 0;
 };
 
 Options parse(int argc, char **argv) {
@@ -81,10 +85,10 @@ Options parse(int argc, char **argv) {
                         "  [--lm-config FILE] [--mimi-config FILE] [--batch 1,8,32,64] [--steps N] [--warmup N]\n"
                         "  [--voice-frames N] [--text-tokens N] [--context N] [--write-random-weights PATH]\n"
                         "  [--lm-weights FILE] [--weights bf16|int8|fp8] [--kv-cache auto|fp8]\n"
-                        "  [--mimi-dtype float32|bfloat16]\n");
+                        "  [--mimi-dtype float32|bfloat16] [--offload-layers N]\n");
   cl.parse(argc, argv,
            {"device", "dtype", "fixtures", "lm-config", "mimi-config", "write-random-weights", "lm-weights",
-            "weights", "kv-cache", "mimi-dtype", "steps", "warmup", "voice-frames", "text-tokens", "context", "batch"});
+            "weights", "kv-cache", "mimi-dtype", "offload-layers", "steps", "warmup", "voice-frames", "text-tokens", "context", "batch"});
   Options o;
   o.device = cl.get("device", o.device);
   o.dtype = cl.get("dtype");
@@ -101,6 +105,7 @@ Options parse(int argc, char **argv) {
   o.voice_frames = cl.count("voice-frames", o.voice_frames);
   o.text_tokens = cl.count("text-tokens", o.text_tokens);
   o.context = cl.count("context", o.context);
+  o.offload_layers = cl.count("offload-layers", o.offload_layers);
   o.batch = cl.positive_list("batch", {});
   try {
     nn::parse_weight_format(o.weight_format);
@@ -115,6 +120,8 @@ Options parse(int argc, char **argv) {
   }
   if (!o.weights_path.empty() && !o.lm_weights.empty())
     cl.fail("--write-random-weights and --lm-weights exclude each other");
+  if (o.offload_layers > 0 && o.weights_path.empty() && o.lm_weights.empty())
+    cl.fail("--offload-layers needs the weights from a file: --write-random-weights or --lm-weights");
   if (!o.fixtures.empty()) {
     if (o.lm_config.empty()) o.lm_config = o.fixtures + "/lm/config.json";
     if (o.mimi_config.empty()) o.mimi_config = o.fixtures + "/mimi/config.json";
@@ -368,7 +375,7 @@ int run(const Options &o) {
   auto load_lm = [&](nn::WeightFormat f) {
     return lm_file.empty()
                ? std::make_shared<const lm::LmModel>(lm::random_lm_weights(lm_config, device, dtype, 0, 0.02, f))
-               : lm::LmModel::load(lm_file, o.lm_config, device, dtype, f);
+               : lm::LmModel::load(lm_file, o.lm_config, device, dtype, f, o.offload_layers);
   };
   timer.synchronize();
   double t0 = now_ms();
@@ -422,6 +429,10 @@ int run(const Options &o) {
                         {"gpu_memory_gib", gpu_memory}};
   if (!quantized.is_null()) out["weight_format"] = quantized;
   if (!kv_cache.is_null()) out["kv_cache"] = kv_cache;
+  if (o.offload_layers > 0)
+    out["offload"] = {{"layers", o.offload_layers},
+                      {"host_bytes", model->weights().host_nbytes()},
+                      {"device_lm_weight_bytes", model->weights().nbytes() - model->weights().host_nbytes()}};
   tools::print_json(out);
   return 0;
 }

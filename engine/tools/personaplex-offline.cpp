@@ -7,7 +7,7 @@
 //       [--mimi-config F] [--tokenizer F] [--voices-dir DIR] [--voice NATF2|FILE.pt|FILE.wav]
 //       [--prompt TEXT] [--seed N] [--temperature 0.8] [--temperature-text 0.7]
 //       [--top-k 250] [--top-k-text 25] [--greedy] [--device cuda|cpu|cuda:N]
-//       [--dtype bfloat16|float32] [--mimi-dtype float32|bfloat16]
+//       [--dtype bfloat16|float32] [--mimi-dtype float32|bfloat16] [--offload-layers N]
 //
 // The options have the personaplex element's property names; the
 // reference's names are accepted too: --voice-prompt (--voice), --text-prompt
@@ -59,13 +59,13 @@ Options parse(int argc, char **argv) {
             "  [--mimi-config F] [--tokenizer F] [--voices-dir DIR] [--voice NAME|FILE]\n"
             "  [--prompt TEXT] [--seed N] [--temperature T] [--temperature-text T] [--top-k K]\n"
             "  [--top-k-text K] [--greedy] [--device cuda|cpu|cuda:N] [--dtype bfloat16|float32]\n"
-            "  [--mimi-dtype float32|bfloat16]\n"
+            "  [--mimi-dtype float32|bfloat16] [--offload-layers N]\n"
             "The reference's names work too: --voice-prompt, --text-prompt, --temp-audio,\n"
             "--temp-text, --topk-audio, --topk-text.\n");
   o.parse(argc, argv,
           {"input-wav", "output-wav", "output-text", "model-dir", "lm-weights", "lm-config", "mimi-weights",
            "mimi-config", "tokenizer", "voices-dir", "voice", "prompt", "seed", "temp-audio", "temp-text",
-           "topk-audio", "topk-text", "device", "dtype", "mimi-dtype", "temperature", "temperature-text", "top-k",
+           "topk-audio", "topk-text", "device", "dtype", "mimi-dtype", "offload-layers", "temperature", "temperature-text", "top-k",
            "top-k-text", "voice-prompt", "text-prompt"},
           {"greedy"});
   o.require({"input-wav", "output-wav", "output-text"});
@@ -142,6 +142,7 @@ int run(const Options &o) {
   duplex::ModelOptions model;
   model.lm_dtype = dtype;
   model.mimi_dtype = parse_dtype(o.get("mimi-dtype", "float32"));
+  model.host_layers = o.count("offload-layers", 0);
   duplex::Session session(duplex::DuplexModel::acquire(files, device, model),
                           session_options(o, files), warn);
   session.start();

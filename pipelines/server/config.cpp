@@ -48,7 +48,8 @@ bool parse_command_line(int argc, char **argv, Config *config) {
   gint64 latency = config->latency_ns;
   gint port = config->port, max_sessions = config->max_sessions, max_prompt = config->max_prompt_chars,
        idle = config->idle_timeout_s, handshake = config->handshake_timeout_s, max_call = config->max_call_s,
-       agent_port = config->agent_port, drain_timeout = config->drain_timeout_s;
+       agent_port = config->agent_port, drain_timeout = config->drain_timeout_s,
+       offload_layers = config->model.offload_layers;
 
   const GOptionEntry entries[] = {
       {"host", 0, 0, G_OPTION_ARG_STRING, &host, "Address to listen on (default 127.0.0.1; 0.0.0.0 for all)", "ADDR"},
@@ -77,6 +78,10 @@ bool parse_command_line(int argc, char **argv, Config *config) {
        "FORMAT"},
       {"mimi-dtype", 0, 0, G_OPTION_ARG_STRING, &mimi_dtype,
        "The codec: auto (float32, the reference's codes, default) or bfloat16 (faster on GPUs)", "DTYPE"},
+      {"offload-layers", 0, 0, G_OPTION_ARG_INT, &offload_layers,
+       "Keep the weights of the LM's last N layers in host memory, copied to the GPU every frame (for GPUs too "
+       "small for the model; default 0)",
+       "N"},
       {"voice", 0, 0, G_OPTION_ARG_STRING, &voice, "Default voice (default NATF2 when present)", "NAME"},
       {"prompt", 0, 0, G_OPTION_ARG_STRING, &prompt, "Default role prompt", "TEXT"},
       {"max-sessions", 0, 0, G_OPTION_ARG_INT, &max_sessions, "Conversations at once (default 1); the next is told busy", "N"},
@@ -137,6 +142,7 @@ bool parse_command_line(int argc, char **argv, Config *config) {
   m.weight_format = take(weight_format);
   m.kv_cache = take(kv_cache);
   m.mimi_dtype = take(mimi_dtype);
+  m.offload_layers = offload_layers;
   config->voices_dir = take(voices_dir);
   config->voice = take(voice);
   config->prompt = take(prompt);
@@ -184,6 +190,7 @@ bool parse_command_line(int argc, char **argv, Config *config) {
     return usage_error(context, "--kv-cache takes auto or fp8, not \"" + m.kv_cache + "\"");
   if (!m.mimi_dtype.empty() && m.mimi_dtype != "auto" && m.mimi_dtype != "float32" && m.mimi_dtype != "bfloat16")
     return usage_error(context, "--mimi-dtype takes auto, float32 or bfloat16, not \"" + m.mimi_dtype + "\"");
+  if (m.offload_layers < 0) return usage_error(context, "--offload-layers cannot be negative");
   if (config->idle_timeout_s < 1 || config->handshake_timeout_s < 1 || config->max_call_s < 0)
     return usage_error(context, "timeouts must be at least 1 s");
   if (m.model_dir.empty() && m.lm_weights.empty() && m.mimi_weights.empty() && m.tokenizer.empty()) {

@@ -14,6 +14,7 @@ struct ModelFiles {
   std::string device = "auto";
   // The element's weight-format, kv-cache and mimi-dtype ("": its default).
   std::string weight_format, kv_cache, mimi_dtype;
+  int offload_layers = 0;  // the element's offload-layers
 };
 
 struct Config {

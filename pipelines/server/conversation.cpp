@@ -106,6 +106,7 @@ void set_model_properties(GstElement *e, const Config &config) {
   if (!m.weight_format.empty()) gst_util_set_object_arg(G_OBJECT(e), "weight-format", m.weight_format.c_str());
   if (!m.kv_cache.empty()) gst_util_set_object_arg(G_OBJECT(e), "kv-cache", m.kv_cache.c_str());
   if (!m.mimi_dtype.empty()) gst_util_set_object_arg(G_OBJECT(e), "mimi-dtype", m.mimi_dtype.c_str());
+  if (m.offload_layers > 0) g_object_set(e, "offload-layers", guint(m.offload_layers), nullptr);
 }
 
 void configure_personaplex(GstElement *e, const Config &config, const Conversation &c, bool live) {

@@ -704,6 +704,10 @@ void test_command_line() {
   g_assert_true(out.find("auto, int8 or fp8") != std::string::npos);
   g_assert_cmpint(harness::run_server(with({"--http", "--mimi-dtype", "fp8"}), &out), ==, 2);
   g_assert_true(out.find("auto, float32 or bfloat16") != std::string::npos);
+  g_assert_cmpint(harness::run_server(with({"--http", "--offload-layers", "-1"}), &out), ==, 2);
+  g_assert_true(out.find("--offload-layers cannot be negative") != std::string::npos);
+  g_assert_cmpint(harness::run_server(with({"--http", "--port", "0", "--offload-layers", "99"}), &out), ==, 1);
+  g_assert_true(out.find("cannot keep 99 layers in host memory") != std::string::npos);
   // A model that does not load stops the server before it listens.
   g_assert_cmpint(harness::run_server(with({"--http", "--port", "0", "--tokenizer", "/nonexistent/tok.model"}), &out),
                   ==, 1);

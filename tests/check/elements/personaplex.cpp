@@ -62,7 +62,7 @@ void expect_start_failure(const char *property, const char *value, GQuark domain
                           const std::string &needle) {
   GstBus *bus = gst_bus_new();
   GstElement *element = make_element(bus);
-  g_object_set(element, property, value, nullptr);
+  gst_util_set_object_arg(G_OBJECT(element), property, value);
   expect_start_failure(element, bus, domain, code, needle);
   gst_object_unref(element);
   release_bus(bus);
@@ -535,6 +535,15 @@ GST_END_TEST;
 GST_START_TEST(test_bf16_mimi) { expect_conversation_with("mimi-dtype", "bfloat16"); }
 GST_END_TEST;
 
+// The LM's last layer in host memory; more layers than the model has is a
+// load error that says so.
+GST_START_TEST(test_offloaded_layer) {
+  expect_conversation_with("offload-layers", "1");
+  expect_start_failure("offload-layers", "99", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ,
+                       "cannot keep 99 layers in host memory");
+}
+GST_END_TEST;
+
 GST_START_TEST(test_bad_voices) {
   const std::string voices = scratch_dir() + "/voices";
   g_mkdir_with_parents(voices.c_str(), 0755);
@@ -770,6 +779,7 @@ static Suite *personaplex_suite() {
   tcase_add_test(tc, test_int8_weights);
   tcase_add_test(tc, test_fp8_kv_cache);
   tcase_add_test(tc, test_bf16_mimi);
+  tcase_add_test(tc, test_offloaded_layer);
   tcase_add_test(tc, test_bad_voices);
   tcase_add_test(tc, test_error_while_streaming);
   tcase_add_test(tc, test_caps_refused);

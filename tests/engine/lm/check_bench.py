@@ -3,7 +3,8 @@
 checks its JSON: keys present, times positive, one entry per batch size, the
 context it was filled to, and an impossible batch size reported as an error
 without stopping the run. With --weights int8: the weight bytes and the logit
-error against the unquantized model of the same weights. With --kv-cache fp8
+error against the unquantized model of the same weights; with
+--offload-layers too, the bytes kept in host memory. With --kv-cache fp8
 (on the fixture model's own weights): the cache's bytes and its logit error
 against a cache in the model's dtype. With --mimi-dtype bfloat16: said in the
 JSON."""
@@ -46,7 +47,7 @@ for b in d["batches"]:
     assert b["frame_ms"]["median"] > 0 and b["frame_ms"]["p99"] >= b["frame_ms"]["median"]
     for s in stages:
         assert b["stage_ms"][s]["median"] > 0, (b["batch"], s)
-assert "weight_format" not in d
+assert "weight_format" not in d and "offload" not in d
 assert d["mimi_dtype"] == "float32", d["mimi_dtype"]
 
 # 8-bit linear weights, loaded from the written file (and again unquantized
@@ -54,14 +55,22 @@ assert d["mimi_dtype"] == "float32", d["mimi_dtype"]
 with tempfile.TemporaryDirectory() as tmp:
     weights = os.path.join(tmp, "lm.safetensors")
     out = subprocess.run([bench, "--device", "cpu", "--fixtures", fixtures, "--batch", "1", "--steps", "2",
-                          "--warmup", "1", "--weights", "int8", "--write-random-weights", weights],
+                          "--warmup", "1", "--weights", "int8", "--write-random-weights", weights,
+                          "--offload-layers", "1"],
                          check=True, capture_output=True, text=True).stdout
+    too_many = subprocess.run([bench, "--device", "cpu", "--fixtures", fixtures, "--batch", "1", "--steps", "1",
+                               "--lm-weights", weights, "--offload-layers", "99"], capture_output=True, text=True)
+    assert too_many.returncode != 0 and "cannot keep 99 layers in host memory" in too_many.stderr, too_many.stderr
 q = json.loads(out)
 assert "error" not in q["batches"][0] and q["batches"][0]["frame_ms"]["median"] > 0, q["batches"]
 w = q["weight_format"]
 assert w["format"] == "int8" and w["reference_dtype"] == "float32", w
 # Embeddings stay float: well under the float size, well over a quarter.
 assert 0.25 * w["reference_lm_weight_bytes"] < w["lm_weight_bytes"] < 0.9 * w["reference_lm_weight_bytes"], w
+# The last layer's four linear weights in host memory.
+o = q["offload"]
+assert o["layers"] == 1 and 0 < o["host_bytes"] < w["lm_weight_bytes"], o
+assert o["device_lm_weight_bytes"] + o["host_bytes"] == w["lm_weight_bytes"], o
 e = w["logit_error"]
 assert e["steps"] == 16, e
 for kind in ["text", "audio"]:
@@ -106,4 +115,6 @@ bad = subprocess.run([bench, "--weights", "int4"], capture_output=True, text=Tru
 assert bad.returncode == 2 and "bf16, int8 or fp8" in bad.stderr, bad.stderr
 bad = subprocess.run([bench, "--mimi-dtype", "int4"], capture_output=True, text=True)
 assert bad.returncode == 2 and "--mimi-dtype: unknown dtype 'int4'" in bad.stderr, bad.stderr
+bad = subprocess.run([bench, "--offload-layers", "2"], capture_output=True, text=True)
+assert bad.returncode == 2 and "--offload-layers needs the weights from a file" in bad.stderr, bad.stderr
 print("personaplex-bench JSON OK")
