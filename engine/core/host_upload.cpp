@@ -1,5 +1,6 @@
 #include "core/host_upload.h"
 
+#include <algorithm>
 #include <string>
 
 #include "core/error.h"
