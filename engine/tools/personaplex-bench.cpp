@@ -34,6 +34,9 @@
 // its dtype, over forced steps as long as the context (up to 256).
 // --mimi-dtype bfloat16 runs Mimi in bf16 (float32 by default, as the
 // reference does); "mimi_dtype" in the JSON says which.
+// "gpu_memory_gib" per batch size is the device memory in use after its run,
+// the allocator's cache included; "gpu_memory_gib_uncached" the same once
+// the cached blocks no tensor uses are given back (with the server alive).
 // --offload-layers N keeps the last N temporal layers' weights in host
 // memory, uploaded each step (lm::LmWeights::host_layers; needs the weights
 // from a file); "offload" in the JSON gives N and the bytes kept there.
@@ -256,6 +259,10 @@ nlohmann::json run_batch(const std::shared_ptr<const lm::LmModel> &model, const 
   nlohmann::json out = {{"batch", B}, {"frame_ms", summary(frame_ms)}, {"stage_ms", stages},
           {"cuda_graphs", graphs}, {"graph_steps", server.graph_steps()},
           {"gpu_memory_gib", gpu_memory_gib(device)}};
+  // Without the allocator's cached blocks that no tensor uses (left by
+  // earlier runs and the context fill): what this server needs.
+  release_cached_memory(device);
+  out["gpu_memory_gib_uncached"] = gpu_memory_gib(device);
   if (graphs) {
     out["frame_ms_replayed"] = summary(replayed_ms);
     out["frames_not_replayed"] = int64_t(frame_ms.size() - replayed_ms.size());
