@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "cuda/widen_mma.cuh"
+
 namespace personaplex::cuda {
 namespace {
 
@@ -119,33 +121,6 @@ __global__ void __launch_bounds__(kWarps *kLanes)
       for (int r = 0; r < R; ++r) store(y + size_t(r) * n + first + j, acc[r][j] * s);
     }
   }
-}
-
-// Two 8-bit weights (the low and the next byte of `word` from `byte`) as a
-// bf16 pair, the first in the low half: exact, for int8 and e4m3 alike.
-template <GemvWeights W>
-__device__ __forceinline__ uint32_t bf16_pair(uint32_t word, int byte) {
-  float lo, hi;
-  if constexpr (W == GemvWeights::kInt8) {
-    lo = float(int8_t(word >> (8 * byte)));
-    hi = float(int8_t(word >> (8 * byte + 8)));
-  } else {
-    const float2 f = __half22float2(
-        __half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t((word >> (8 * byte)) & 0xffff), __NV_E4M3)));
-    lo = f.x;
-    hi = f.y;
-  }
-  const __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t *>(&pair);
-}
-
-__device__ __forceinline__ void mma_bf16(float *acc, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
-                                         uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
 constexpr int kTile = 64;  // weights of a row per warp and tile: 4 lanes x 16 bytes

@@ -10,6 +10,7 @@
 #ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
 #include <c10/cuda/CUDAStream.h>
 
+#include "cuda/weight_only_gemm.h"
 #include "cuda/weight_only_gemv.h"
 #endif
 
@@ -73,8 +74,8 @@ at::Tensor fp8_linear(const at::Tensor &x, const LinearWeight &w) {
 #endif
 
 #ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
-// A few rows against 8-bit weights: the weight-only kernel (the weights read
-// once as bytes). Nothing when the kernel does not take these tensors (or
+// Up to 16 rows against 8-bit weights, and up to 128 rows of bf16 x against
+// int8 ones: the weight-only kernels (the weights read once as bytes). Nothing when the kernel does not take these tensors (or
 // PERSONAPLEX_NO_CUDA_KERNELS is set, to compare against libtorch's path).
 std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w) {
   static const bool disabled = std::getenv("PERSONAPLEX_NO_CUDA_KERNELS") != nullptr;
@@ -94,17 +95,31 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
   const int64_t k = x.size(-1), n = w.weight.size(0);
   if (k == 0 || w.weight.size(1) != k || !w.weight.is_contiguous()) return std::nullopt;
   const int64_t rows = x.numel() / k;
-  if (rows > personaplex::cuda::kGemvMaxRows) return std::nullopt;
+  // Past 16 rows: int8 on the tensor-core kernel; fp8 on the fp8 matmul.
+  const bool gemm = rows > personaplex::cuda::kGemvMaxRows;
+  if (gemm && (rows > personaplex::cuda::kGemmMaxRows || floats != GemvFloats::kBFloat16 ||
+               weights != GemvWeights::kInt8))
+    return std::nullopt;
   const at::Tensor x2 = x.reshape({rows, k}).contiguous();
   const at::Tensor scale = w.scale.to(at::kFloat).contiguous();
   at::Tensor y = at::empty({rows, n}, x.options());
-  if (!personaplex::cuda::weight_only_gemv_fits(rows, n, k, x2.data_ptr(), w.weight.data_ptr(), y.data_ptr()))
-    return std::nullopt;
-  const cudaError_t e =
-      personaplex::cuda::weight_only_gemv(x2.data_ptr(), w.weight.data_ptr(), scale.data_ptr<float>(), y.data_ptr(),
-                                          rows, n, k, weights, floats,
-                                          c10::cuda::getCurrentCUDAStream(x.device().index()).stream());
-  if (e != cudaSuccess) throw Error(std::string("weight-only matrix-vector kernel: ") + cudaGetErrorString(e));
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.device().index()).stream();
+  cudaError_t e;
+  if (gemm) {
+    // Its k split's parts in fp32.
+    if (!personaplex::cuda::weight_only_gemm_fits(rows, n, k, x2.data_ptr(), w.weight.data_ptr()))
+      return std::nullopt;
+    at::Tensor parts =
+        at::empty({personaplex::cuda::weight_only_gemm_workspace(rows, n, k)}, x.options().dtype(at::kFloat));
+    e = personaplex::cuda::weight_only_gemm(x2.data_ptr(), w.weight.data_ptr(), scale.data_ptr<float>(), y.data_ptr(),
+                                            parts.data_ptr<float>(), rows, n, k, weights, stream);
+  } else {
+    if (!personaplex::cuda::weight_only_gemv_fits(rows, n, k, x2.data_ptr(), w.weight.data_ptr(), y.data_ptr()))
+      return std::nullopt;
+    e = personaplex::cuda::weight_only_gemv(x2.data_ptr(), w.weight.data_ptr(), scale.data_ptr<float>(), y.data_ptr(),
+                                            rows, n, k, weights, floats, stream);
+  }
+  if (e != cudaSuccess) throw Error(std::string("weight-only 8-bit kernel: ") + cudaGetErrorString(e));
   std::vector<int64_t> sizes = x.sizes().vec();
   sizes.back() = n;
   return y.view(sizes);

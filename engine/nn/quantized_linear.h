@@ -6,12 +6,14 @@
 // - int8: q in [-127, 127]. On CUDA, in a build with the engine's kernels,
 //   up to 16 rows of x (a step's activations) go through a weight-only
 //   kernel that reads the bytes once and widens them in registers
-//   (cuda/weight_only_gemv.h). Otherwise, and for more rows, computed as
-//   linear(x, q.to(x's dtype)) * scale: it saves memory, not time.
-// - fp8: q in float8 e4m3fn. On CUDA, one row-wise scaled fp8 matmul
-//   (activations quantized per row on the fly, output in x's dtype); needs a
-//   libtorch of 2.5 or newer and a GPU of compute capability 8.9 or newer;
-//   a few rows take the weight-only kernel as int8 does.
+//   (cuda/weight_only_gemv.h), and 17 to 128 rows of bf16 x through its
+//   tensor-core twin (cuda/weight_only_gemm.h). Otherwise, and for more
+//   rows, computed as linear(x, q.to(x's dtype)) * scale: it saves memory,
+//   not time.
+// - fp8: q in float8 e4m3fn. On CUDA, up to 16 rows take the weight-only
+//   kernel as int8 does; more, one row-wise scaled fp8 matmul (activations
+//   quantized per row on the fly, output in x's dtype; needs a libtorch of
+//   2.5 or newer and a GPU of compute capability 8.9 or newer).
 //   Elsewhere computed as int8 is. Needs a libtorch with float8 (2.1+).
 // Every path reads nothing from the host, so it can be captured in a CUDA
 // graph.

@@ -107,7 +107,7 @@ TEST(QuantizedLinear, Fp8RoundTripKeepsThreeMantissaBits) {
 // the build has it) are the dequantized weights' linear, for every row count
 // around the kernel's limit, odd and aligned sizes, bf16 and fp32
 // activations; more rows take the matrix-product path and agree too.
-TEST(QuantizedLinear, CudaFewRowsAreTheDequantizedWeightsLinear) {
+TEST(QuantizedLinear, CudaRowsAreTheDequantizedWeightsLinear) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   const at::Device cuda(at::kCUDA);
   at::manual_seed(11);
@@ -118,7 +118,9 @@ TEST(QuantizedLinear, CudaFewRowsAreTheDequantizedWeightsLinear) {
       at::Tensor w = (at::randn({n, k}) * at::linspace(0.05, 2.0, n).unsqueeze(1)).to(cuda);
       const LinearWeight q = quantize(w, f);
       for (const at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
-        for (const int64_t rows : {1, 2, 3, 5, 8, 12, 16, 17}) {
+        // 17-128 rows of bf16 against int8: the tensor-core kernel (k split
+        // or not).
+        for (const int64_t rows : {1, 2, 3, 5, 8, 12, 16, 17, 31, 64, 100, 128, 129}) {
           SCOPED_TRACE(weight_format_name(f) + " n " + std::to_string(n) + " k " + std::to_string(k) + " " +
                        std::string(at::toString(dtype)) + " rows " + std::to_string(rows));
           at::Tensor x = at::randn({rows, 1, k}, at::TensorOptions(cuda).dtype(dtype));
@@ -128,7 +130,7 @@ TEST(QuantizedLinear, CudaFewRowsAreTheDequantizedWeightsLinear) {
           at::Tensor want = at::linear(x.to(at::kFloat), dequantize(q, at::kFloat));
           at::Tensor err = (y.to(at::kFloat) - want).abs().max() / want.abs().max();
           // bf16 output rounding (2^-8 relative), fp32 summation order;
-          // beyond the kernel's rows, fp8 quantizes the activations too.
+          // beyond the kernels' rows, fp8 quantizes the activations too.
           float tolerance = dtype == at::kBFloat16 ? 8e-3f : 1e-5f;
           if (f == WeightFormat::kFp8 && rows > 16) tolerance = 5e-2f;
           EXPECT_LT(err.item<float>(), tolerance);

@@ -1,0 +1,43 @@
+// What the weight-only kernels share: 8-bit weights widened to bf16 pairs in
+// registers, and the m16n8k16 bf16 tensor-core product they feed.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp8.h>
+
+#include <cstdint>
+
+#include "cuda/weight_only_gemv.h"
+
+namespace personaplex::cuda {
+
+// Two 8-bit weights (the low and the next byte of `word` from `byte`) as a
+// bf16 pair, the first in the low half: exact, for int8 and e4m3 alike.
+template <GemvWeights W>
+__device__ __forceinline__ uint32_t bf16_pair(uint32_t word, int byte) {
+  float lo, hi;
+  if constexpr (W == GemvWeights::kInt8) {
+    lo = float(int8_t(word >> (8 * byte)));
+    hi = float(int8_t(word >> (8 * byte + 8)));
+  } else {
+    const float2 f = __half22float2(
+        __half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t((word >> (8 * byte)) & 0xffff), __NV_E4M3)));
+    lo = f.x;
+    hi = f.y;
+  }
+  const __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t *>(&pair);
+}
+
+// acc (16 x 8 fp32) += A (16 x 16 bf16, row-major fragments a0..a3) ·
+// B (16 x 8 bf16, column-major fragments b0, b1).
+__device__ __forceinline__ void mma_bf16(float *acc, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                                         uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+}  // namespace personaplex::cuda
