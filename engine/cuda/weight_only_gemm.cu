@@ -59,15 +59,14 @@ __global__ void __launch_bounds__(kWarps *kLanes)
       dst[1] = make_uint2(v.z, v.w);
     }
     __syncthreads();
-    const uint32_t wa_words[4] = {va.x, va.y, va.z, va.w}, wb_words[4] = {vb.x, vb.y, vb.z, vb.w};
+    uint32_t a[4][4];
+    weight_fragments<W>(va, vb, a);
 #pragma unroll
     for (int s = 0; s < 4; ++s) {
-      const uint32_t a0 = bf16_pair<W>(wa_words[s], 0), a1 = bf16_pair<W>(wb_words[s], 0);
-      const uint32_t a2 = bf16_pair<W>(wa_words[s], 2), a3 = bf16_pair<W>(wb_words[s], 2);
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) {
         const uint2 h = *reinterpret_cast<const uint2 *>(&xs[buf][nt * 8 + g][t * 16 + 4 * s]);
-        mma_bf16(acc[nt], a0, a1, a2, a3, h.x, h.y);
+        mma_bf16(acc[nt], a[s][0], a[s][1], a[s][2], a[s][3], h.x, h.y);
       }
     }
     va = next_a;

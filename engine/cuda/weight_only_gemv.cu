@@ -161,16 +161,15 @@ __global__ void __launch_bounds__(kWarps *kLanes)
       xv[nt][0] = live[nt] ? __ldg(xr[nt] + tile * 8) : make_uint4(0, 0, 0, 0);
       xv[nt][1] = live[nt] ? __ldg(xr[nt] + tile * 8 + 1) : make_uint4(0, 0, 0, 0);
     }
-    const uint32_t wa_words[4] = {va.x, va.y, va.z, va.w}, wb_words[4] = {vb.x, vb.y, vb.z, vb.w};
+    uint32_t a[4][4];
+    weight_fragments<W>(va, vb, a);
 #pragma unroll
     for (int s = 0; s < 4; ++s) {
-      const uint32_t a0 = bf16_pair<W>(wa_words[s], 0), a1 = bf16_pair<W>(wb_words[s], 0);
-      const uint32_t a2 = bf16_pair<W>(wa_words[s], 2), a3 = bf16_pair<W>(wb_words[s], 2);
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) {
         const uint4 &h = xv[nt][s / 2];
         const uint32_t b0 = s % 2 == 0 ? h.x : h.z, b1 = s % 2 == 0 ? h.y : h.w;
-        mma_bf16(acc[nt], a0, a1, a2, a3, b0, b1);
+        mma_bf16(acc[nt], a[s][0], a[s][1], a[s][2], a[s][3], b0, b1);
       }
     }
   }

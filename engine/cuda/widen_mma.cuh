@@ -29,6 +29,21 @@ __device__ __forceinline__ uint32_t bf16_pair(uint32_t word, int byte) {
   return *reinterpret_cast<const uint32_t *>(&pair);
 }
 
+// The A operands (a0..a3) of the four k16 products of a 64-wide k tile, from
+// one lane's 16 bytes of column g (`lo`) and of column g + 8 (`hi`): product
+// s takes bytes 4s..4s+3 (the kernels' k order, shared with x's operand).
+template <GemvWeights W>
+__device__ __forceinline__ void weight_fragments(const uint4 &lo, const uint4 &hi, uint32_t (&a)[4][4]) {
+  const uint32_t l[4] = {lo.x, lo.y, lo.z, lo.w}, h[4] = {hi.x, hi.y, hi.z, hi.w};
+#pragma unroll
+  for (int s = 0; s < 4; ++s) {
+    a[s][0] = bf16_pair<W>(l[s], 0);
+    a[s][1] = bf16_pair<W>(h[s], 0);
+    a[s][2] = bf16_pair<W>(l[s], 2);
+    a[s][3] = bf16_pair<W>(h[s], 2);
+  }
+}
+
 // acc (16 x 8 fp32) += A (16 x 16 bf16, row-major fragments a0..a3) ·
 // B (16 x 8 bf16, column-major fragments b0, b1).
 __device__ __forceinline__ void mma_bf16(float *acc, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
