@@ -72,9 +72,10 @@ def main():
         server.stop()
         server = None
 
-        # 8-bit weights, an fp8 KV cache and Mimi in bf16, as a server short
-        # of memory runs.
-        server = Server(server_args + ["--weight-format", "int8", "--kv-cache", "fp8", "--mimi-dtype", "bfloat16"])
+        # 8-bit weights, an fp8 KV cache, Mimi in bf16 and a layer kept in host
+        # memory, as a server short of memory runs.
+        server = Server(server_args + ["--weight-format", "int8", "--kv-cache", "fp8", "--mimi-dtype", "bfloat16",
+                                       "--offload-layers", "1"])
         rc, out, _ = load(server.url.rstrip("/"), ogg, "--sessions", "2", "--seconds", "3")
         print(json.dumps(out["summary"]))
         assert rc == 0, out
