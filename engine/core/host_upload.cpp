@@ -24,7 +24,12 @@ at::Tensor to_host_for(const at::Tensor &t, const at::Device &device) {
     // bookkeeping of asynchronous copies is not meant for graph capture;
     // freed with the last tensor that holds it.
     void *p = nullptr;
-    C10_CUDA_CHECK(cudaHostAlloc(&p, std::max<size_t>(src.nbytes(), 1), cudaHostAllocPortable));
+    const cudaError_t e = cudaHostAlloc(&p, std::max<size_t>(src.nbytes(), 1), cudaHostAllocPortable);
+    if (e != cudaSuccess) {
+      cudaGetLastError();  // not sticky: clear it
+      throw Error("cannot lock " + std::to_string(src.nbytes()) + " bytes of host memory for weights kept there: " +
+                  cudaGetErrorString(e));
+    }
     at::Tensor host = at::from_blob(
         p, src.sizes(), [](void *q) { cudaFreeHost(q); }, at::TensorOptions().dtype(src.scalar_type()));
     host.copy_(src);
