@@ -1,5 +1,6 @@
 #include "lm/weights.h"
 
+#include <algorithm>
 #include <set>
 
 #include "core/device.h"
@@ -135,7 +136,6 @@ std::shared_ptr<const LmWeights> LmWeights::load(const std::string &path, const 
   w->config = c;
   w->dtype = dtype;
   w->format = format;
-  w->host_layers = host_layers;
   const auto norm_kind = nn::TransformerConfig::parse_norm(c.norm);
   const auto norm_dtype = norm_kind == nn::Norm::RmsNormF32 ? at::kFloat : dtype;
   if (norm_kind == nn::Norm::LayerNorm)
@@ -156,6 +156,11 @@ std::shared_ptr<const LmWeights> LmWeights::load(const std::string &path, const 
   load_depformer(L, c, dtype, norm_dtype, *w);
   if (format != WeightFormat::kAsLoaded || host_layers > 0) release_cached_memory(device);
   return w;
+}
+
+int64_t LmWeights::host_layers() const {
+  return std::count_if(transformer.layers.begin(), transformer.layers.end(),
+                       [](const nn::LayerWeights &l) { return l.host; });
 }
 
 int64_t LmWeights::nbytes() const { return bytes(false); }

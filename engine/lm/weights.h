@@ -45,12 +45,11 @@ struct LmWeights {
   std::vector<DepformerLayerWeights> depformer;
   std::vector<nn::LinearWeight> linears;  // dep_q x [card, d]
 
-  // The last host_layers temporal layers keep their linear weights in host
-  // memory, uploaded each step while the layers before them run
-  // (nn::LayerFeed): device memory for PCIe time.
-  int64_t host_layers = 0;
-
   at::Device device() const { return text_emb.device(); }
+  // Temporal layers that keep their linear weights in host memory, uploaded
+  // each step while the layers before them run (nn::LayerFeed): device
+  // memory for PCIe time.
+  int64_t host_layers() const;
   // Bytes of every tensor, those shared between steps counted once.
   int64_t nbytes() const;
   // The part of nbytes() kept in host memory.
@@ -61,8 +60,8 @@ struct LmWeights {
   // Error naming the file and tensor on a missing tensor or a shape that does
   // not match the config. With a quantized `format`, each linear weight is
   // quantized on the device as soon as it is loaded, so memory peaks near the
-  // quantized size; Error when the format cannot run there. `host_layers`
-  // (0 to num_layers, else Error): see the member.
+  // quantized size; Error when the format cannot run there. The last
+  // `host_layers` (0 to num_layers, else Error) stay in host memory.
   static std::shared_ptr<const LmWeights> load(const std::string &path, const LmConfig &config,
                                                const at::Device &device, at::ScalarType dtype,
                                                WeightFormat format = WeightFormat::kAsLoaded,

@@ -38,7 +38,7 @@
 // the allocator's cache included; "gpu_memory_gib_uncached" the same once
 // the cached blocks no tensor uses are given back (with the server alive).
 // --offload-layers N keeps the last N temporal layers' weights in host
-// memory, uploaded each step (lm::LmWeights::host_layers; needs the weights
+// memory, uploaded each step (lm::LmWeights::host_layers(); needs the weights
 // from a file); "offload" in the JSON gives N and the bytes kept there.
 #include <ATen/ATen.h>
 

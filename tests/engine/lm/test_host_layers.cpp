@@ -79,7 +79,7 @@ TEST(HostLayers, LoadKeepsTheLastLayersInHostMemory) {
   auto all = test::loaded_random_lm(c, at::kCPU, 1);
   auto two = test::loaded_random_lm(c, at::kCPU, 1, 2);
   const LmWeights &w = two->weights();
-  EXPECT_EQ(w.host_layers, 2);
+  EXPECT_EQ(w.host_layers(), 2);
   EXPECT_FALSE(w.transformer.layers[0].host);
   EXPECT_TRUE(w.transformer.layers[1].host);
   EXPECT_TRUE(w.transformer.layers[2].host);
