@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #if defined(PERSONAPLEX_HAVE_CUDA_GRAPHS) && TORCH_VERSION_MAJOR >= 2
 #define PERSONAPLEX_GRAPHS 1
@@ -57,6 +58,33 @@ bool log_captures() {
   return on;
 }
 
+// The kernels of this thread's last capture, counted for the log (what a
+// step costs in launches).
+thread_local size_t captured_kernels = 0;
+
+size_t kernels_in_capture(cudaStream_t stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  cudaGraph_t graph = nullptr;
+#if CUDART_VERSION >= 13000
+  cudaError_t e = cudaStreamGetCaptureInfo(stream, &status, nullptr, &graph, nullptr, nullptr, nullptr);
+#else
+  cudaError_t e = cudaStreamGetCaptureInfo_v2(stream, &status, nullptr, &graph, nullptr, nullptr);
+#endif
+  size_t count = 0;
+  if (e != cudaSuccess || !graph || cudaGraphGetNodes(graph, nullptr, &count) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  std::vector<cudaGraphNode_t> nodes(count);
+  if (count == 0 || cudaGraphGetNodes(graph, nodes.data(), &count) != cudaSuccess) return 0;
+  size_t kernels = 0;
+  for (cudaGraphNode_t n : nodes) {
+    cudaGraphNodeType type;
+    if (cudaGraphNodeGetType(n, &type) == cudaSuccess && type == cudaGraphNodeTypeKernel) ++kernels;
+  }
+  return kernels;
+}
+
 void log_capture(const char *how, const std::vector<int64_t> &key, double ms, const char *error) {
   if (!log_captures()) return;
   std::string k;
@@ -64,7 +92,8 @@ void log_capture(const char *how, const std::vector<int64_t> &key, double ms, co
   if (error)
     std::fprintf(stderr, "graph capture [%s] (%s) failed after %.1f ms: %s\n", k.c_str(), how, ms, error);
   else
-    std::fprintf(stderr, "graph capture [%s] (%s) in %.1f ms\n", k.c_str(), how, ms);
+    std::fprintf(stderr, "graph capture [%s] (%s) in %.1f ms, %zu kernels\n", k.c_str(), how, ms,
+                 captured_kernels);
 }
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
@@ -114,6 +143,7 @@ struct GraphCache::Impl {
       graph->capture_begin(into, cudaStreamCaptureModeThreadLocal);
       try {
         step();
+        if (log_captures()) captured_kernels = kernels_in_capture(at::cuda::getCurrentCUDAStream().stream());
         graph->capture_end();
       } catch (...) {
         abandon(*graph, into);

@@ -1,6 +1,5 @@
 #include "lm/decode_attention.h"
 
-#include <cstdlib>
 
 #ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
 #include <c10/cuda/CUDAStream.h>
@@ -8,6 +7,7 @@
 #include "cuda/decode_attention.h"
 #endif
 
+#include "core/cuda_kernels.h"
 #include "core/error.h"
 
 namespace personaplex::lm {
@@ -15,7 +15,7 @@ namespace personaplex::lm {
 std::optional<at::Tensor> fused_decode_attention(const DecodeQuery &in, const KvLayer &kv) {
 #ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
   namespace cu = personaplex::cuda;
-  static const bool disabled = std::getenv("PERSONAPLEX_NO_CUDA_KERNELS") != nullptr;
+  const bool disabled = !cuda_kernels_enabled();
   const at::Tensor &q = in.q;
   if (disabled || !q.is_cuda() || q.dim() != 4 || q.size(2) != 1) return std::nullopt;
   if (q.scalar_type() != at::kBFloat16 && q.scalar_type() != at::kFloat) return std::nullopt;

@@ -1,6 +1,5 @@
 #include "lm/kv_layer.h"
 
-#include <cstdlib>
 
 #ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
 #include <c10/cuda/CUDAStream.h>
@@ -8,6 +7,7 @@
 #include "cuda/kv_fp8_write.h"
 #endif
 
+#include "core/cuda_kernels.h"
 #include "core/error.h"
 
 namespace personaplex::lm {
@@ -23,7 +23,7 @@ void scatter_rows(const at::Tensor &cache, const at::Tensor &slots, const at::Te
 #ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
 // The fp8 write as one kernel; false where it does not take these tensors.
 bool kernel_write(const KvLayer &l, const at::Tensor &slots, const at::Tensor &k, const at::Tensor &v) {
-  static const bool disabled = std::getenv("PERSONAPLEX_NO_CUDA_KERNELS") != nullptr;
+  const bool disabled = !cuda_kernels_enabled();
   if (disabled || !k.is_cuda() || slots.dim() != 1 || slots.scalar_type() != at::kLong) return false;
   if (k.scalar_type() != at::kBFloat16 && k.scalar_type() != at::kFloat) return false;
   if (!l.keys.is_contiguous() || !l.values.is_contiguous() || !l.key_scales.is_contiguous() ||

@@ -1,16 +1,23 @@
 #include "lm/ops.h"
 
+#include "nn/fused_ops.h"
+
 namespace personaplex::lm {
 
 at::Tensor rms_norm(const at::Tensor &x, const at::Tensor &alpha, bool f32) {
   const double eps = f32 ? 1e-8 : 1e-5;
+  // One launch where the norm is computed in fp32 anyway.
+  if (f32 || x.scalar_type() == at::kFloat)
+    if (std::optional<at::Tensor> y = nn::fused_rms_norm(x, alpha, eps)) return *y;
   at::Tensor xf = f32 ? x.to(at::kFloat) : x;
   at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true) + eps;
   return (xf * (alpha.to(var.scalar_type()) * at::rsqrt(var))).to(x.scalar_type());
 }
 
 at::Tensor gated_silu(const at::Tensor &x, const nn::LinearWeight &w_in, const nn::LinearWeight &w_out) {
-  at::Tensor h = nn::linear(x, w_in).unflatten(-1, {2, -1});
+  at::Tensor h = nn::linear(x, w_in);
+  if (std::optional<at::Tensor> gate = nn::fused_silu_gate(h)) return nn::linear(*gate, w_out);
+  h = h.unflatten(-1, {2, -1});
   return nn::linear(at::silu(h.select(-2, 0)) * h.select(-2, 1), w_out);
 }
 

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 
+#include "nn/fused_ops.h"
+
 namespace personaplex::lm {
 
 Rotation rotation(const at::Tensor &freqs, const at::Tensor &positions) {
@@ -13,6 +15,7 @@ Rotation rotation(const at::Tensor &freqs, const at::Tensor &positions) {
 }
 
 at::Tensor rotate(const at::Tensor &x, const Rotation &r) {
+  if (std::optional<at::Tensor> y = nn::fused_rotary(x, r.cos, r.sin)) return *y;
   at::Tensor pairs = x.to(at::kFloat).unflatten(-1, {-1, 2});
   at::Tensor re = pairs.select(-1, 0), im = pairs.select(-1, 1);
   return at::stack({re * r.cos - im * r.sin, re * r.sin + im * r.cos}, -1).flatten(-2).to(x.scalar_type());

@@ -3,7 +3,6 @@
 #include <torch/version.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <optional>
 #include <vector>
 
@@ -14,6 +13,7 @@
 #include "cuda/weight_only_gemv.h"
 #endif
 
+#include "core/cuda_kernels.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 
@@ -78,7 +78,7 @@ at::Tensor fp8_linear(const at::Tensor &x, const LinearWeight &w) {
 // int8 ones: the weight-only kernels (the weights read once as bytes). Nothing when the kernel does not take these tensors (or
 // PERSONAPLEX_NO_CUDA_KERNELS is set, to compare against libtorch's path).
 std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w) {
-  static const bool disabled = std::getenv("PERSONAPLEX_NO_CUDA_KERNELS") != nullptr;
+  const bool disabled = !cuda_kernels_enabled();
   if (disabled || x.dim() == 0) return std::nullopt;
   using personaplex::cuda::GemvFloats;
   using personaplex::cuda::GemvWeights;

@@ -2,9 +2,12 @@
 
 #include <cmath>
 
+#include "nn/fused_ops.h"
+
 namespace personaplex::nn {
 
 at::Tensor rope_rotate(const at::Tensor &x, const RopeTables &t) {
+  if (std::optional<at::Tensor> y = fused_rotary(x, t.cos, t.sin)) return *y;
   const int64_t D = x.size(-1);
   at::Tensor pairs = x.to(at::kFloat).unflatten(-1, {D / 2, 2});
   at::Tensor re = pairs.select(-1, 0), im = pairs.select(-1, 1);

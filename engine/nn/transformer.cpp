@@ -4,6 +4,7 @@
 #include "core/host_upload.h"
 #include "io/safetensors.h"
 #include "nn/attention.h"
+#include "nn/fused_ops.h"
 #include "nn/rope.h"
 
 namespace personaplex::nn {
@@ -153,6 +154,8 @@ at::Tensor Transformer::norm(const at::Tensor &x, const at::Tensor &w, const at:
     case Norm::RmsNorm:
     case Norm::RmsNormF32: {
       const double eps = w_.config.norm == Norm::RmsNorm ? 1e-5 : 1e-8;
+      if (w_.config.norm == Norm::RmsNormF32 || x.scalar_type() == at::kFloat)
+        if (std::optional<at::Tensor> y = fused_rms_norm(x, w, eps)) return *y;
       at::Tensor xf = w_.config.norm == Norm::RmsNormF32 ? x.to(at::kFloat) : x;
       at::Tensor var = eps + xf.pow(2).mean(-1, /*keepdim=*/true);
       return (xf * (w.to(var.scalar_type()) * at::rsqrt(var))).to(x.scalar_type());
@@ -163,7 +166,9 @@ at::Tensor Transformer::norm(const at::Tensor &x, const at::Tensor &w, const at:
 
 at::Tensor Transformer::mlp(const LayerWeights &l, const at::Tensor &x) const {
   if (w_.config.mlp == Mlp::Gelu) return linear(at::gelu(linear(x, l.mlp_in)), l.mlp_out);
-  at::Tensor h = linear(x, l.mlp_in).unflatten(-1, {2, -1});
+  at::Tensor h = linear(x, l.mlp_in);
+  if (std::optional<at::Tensor> gate = fused_silu_gate(h)) return linear(*gate, l.mlp_out);
+  h = h.unflatten(-1, {2, -1});
   return linear(at::silu(h.select(-2, 0)) * h.select(-2, 1), l.mlp_out);
 }
 

@@ -1,0 +1,30 @@
+// RMSNorm of each row in one launch, on CUDA: the sum of squares, its
+// reciprocal root and the scaled row, in fp32 whatever x's dtype (the
+// reference's "rms_norm_f32"), where libtorch takes eight launches (the
+// widening, square, mean, epsilon, root, two products, the narrowing).
+// Plain pointers and a stream: nothing of libtorch.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+namespace personaplex::cuda {
+
+enum class NormFloats { kFloat32, kBFloat16 };  // x and out
+
+struct RmsNorm {
+  const void *x = nullptr;       // [rows, dim], contiguous
+  const float *alpha = nullptr;  // [dim]
+  void *out = nullptr;           // [rows, dim], x's dtype
+  int64_t rows = 0;
+  int dim = 0;
+  float eps = 0.0f;
+  NormFloats floats = NormFloats::kBFloat16;
+};
+
+// out = x * (alpha / sqrt(mean(x^2) + eps)), row by row. Launches on
+// `stream` (capturable); returns the launch's error.
+cudaError_t rms_norm(const RmsNorm &args, cudaStream_t stream);
+
+}  // namespace personaplex::cuda

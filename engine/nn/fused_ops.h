@@ -1,0 +1,30 @@
+// The small steps of a transformer layer as one CUDA launch each
+// (engine/cuda): RMSNorm, the SiLU gate, rotary embedding. At batch 1 a
+// step is bound by its number of launches, not its bytes: libtorch takes
+// about eight launches for each of these.
+//
+// Each returns nothing where its kernel does not take these tensors (not on
+// CUDA, a dtype or layout it does not handle, a build without the kernels,
+// PERSONAPLEX_NO_CUDA_KERNELS set): the caller then runs its libtorch path,
+// which computes the same values.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <optional>
+
+namespace personaplex::nn {
+
+// x * (alpha / sqrt(mean(x^2, -1) + eps)) computed in fp32, in x's dtype
+// (bf16 or fp32); alpha fp32 of x's last size (any leading ones).
+std::optional<at::Tensor> fused_rms_norm(const at::Tensor &x, const at::Tensor &alpha, double eps);
+
+// silu(a) * b where [a, b] are the halves of h's last dimension.
+std::optional<at::Tensor> fused_silu_gate(const at::Tensor &h);
+
+// Each interleaved pair (re, im) of x's last dimension rotated by the angle
+// whose fp32 cos and sin broadcast against x's pairs [..., D / 2]; up to
+// five dimensions. The result is contiguous.
+std::optional<at::Tensor> fused_rotary(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin);
+
+}  // namespace personaplex::nn

@@ -1,0 +1,137 @@
+// The one-launch CUDA kernels of nn/fused_ops.h against the libtorch
+// arithmetic they replace (lm/ops.cpp, lm/temporal_ops.cpp, nn/rope.cpp),
+// on every layout the engine gives them. Off CUDA, or in a build without
+// the kernels, they decline and the callers keep libtorch's path.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "nn/fused_ops.h"
+
+using namespace personaplex;
+
+namespace {
+
+at::Tensor libtorch_rms_norm(const at::Tensor &x, const at::Tensor &alpha, double eps) {
+  at::Tensor xf = x.to(at::kFloat);
+  at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true) + eps;
+  return (xf * (alpha * at::rsqrt(var))).to(x.scalar_type());
+}
+
+at::Tensor libtorch_silu_gate(const at::Tensor &h) {
+  at::Tensor halves = h.unflatten(-1, {2, -1});
+  return at::silu(halves.select(-2, 0)) * halves.select(-2, 1);
+}
+
+at::Tensor libtorch_rotary(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin) {
+  at::Tensor pairs = x.to(at::kFloat).unflatten(-1, {-1, 2});
+  at::Tensor re = pairs.select(-1, 0), im = pairs.select(-1, 1);
+  return at::stack({re * cos - im * sin, re * sin + im * cos}, -1).flatten(-2).to(x.scalar_type());
+}
+
+// Largest difference in units of the larger magnitude's bf16 (or fp32) step.
+double ulps(const at::Tensor &a, const at::Tensor &b) {
+  const double step = a.scalar_type() == at::kBFloat16 ? 1.0 / 128 : 1.0 / (1 << 23);
+  at::Tensor af = a.to(at::kDouble), bf = b.to(at::kDouble);
+  at::Tensor scale = at::maximum(af.abs(), bf.abs()).clamp_min(1e-30);
+  return ((af - bf).abs() / (scale * step)).max().item<double>();
+}
+
+bool have_kernels() {
+  if (!at::hasCUDA()) return false;
+  at::Tensor h = at::zeros({1, 4}, at::TensorOptions(at::kCUDA));
+  return nn::fused_silu_gate(h).has_value();
+}
+
+}  // namespace
+
+TEST(FusedOps, DeclineOffCuda) {
+  const at::Tensor x = at::randn({2, 8});
+  EXPECT_FALSE(nn::fused_rms_norm(x, at::ones({8}), 1e-8));
+  EXPECT_FALSE(nn::fused_silu_gate(x));
+  EXPECT_FALSE(nn::fused_rotary(x, at::ones({4}), at::zeros({4})));
+}
+
+TEST(FusedOps, CudaRmsNormIsLibtorchs) {
+  if (!have_kernels()) GTEST_SKIP() << "no CUDA device, or a build without the kernels";
+  at::manual_seed(11);
+  for (const at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
+    for (const std::vector<int64_t> &shape : std::vector<std::vector<int64_t>>{{1, 1, 4096}, {3, 5, 1024}, {2, 7}, {64, 1, 512}}) {
+      SCOPED_TRACE(std::string(at::toString(dtype)) + " dim " + std::to_string(shape.back()));
+      const at::TensorOptions cuda = at::TensorOptions(at::kCUDA).dtype(dtype);
+      const at::Tensor x = at::randn(shape, cuda) * 3;
+      const at::Tensor alpha = at::rand({1, 1, shape.back()}, at::TensorOptions(at::kCUDA)) + 0.5;
+      for (const double eps : {1e-8, 1e-5}) {
+        const std::optional<at::Tensor> y = nn::fused_rms_norm(x, alpha, eps);
+        ASSERT_TRUE(y);
+        ASSERT_EQ(y->sizes(), x.sizes());
+        ASSERT_EQ(y->scalar_type(), dtype);
+        // Sums in another order: a rounding apart at most.
+        EXPECT_LE(ulps(*y, libtorch_rms_norm(x, alpha, eps)), dtype == at::kBFloat16 ? 1.0 : 64.0);
+      }
+    }
+  }
+  // A row of zeros is eps's root, not a division by zero.
+  const at::Tensor zeros = at::zeros({1, 64}, at::TensorOptions(at::kCUDA));
+  EXPECT_TRUE(at::equal(*nn::fused_rms_norm(zeros, at::ones({64}, zeros.options()), 1e-8), zeros));
+  // Not fp32 weights, or not contiguous: declined.
+  const at::Tensor x = at::randn({4, 64}, at::TensorOptions(at::kCUDA));
+  EXPECT_FALSE(nn::fused_rms_norm(x, at::ones({64}, x.options().dtype(at::kBFloat16)), 1e-8));
+  EXPECT_FALSE(nn::fused_rms_norm(x.t(), at::ones({4}, x.options()), 1e-8));
+}
+
+TEST(FusedOps, CudaSiluGateIsLibtorchs) {
+  if (!have_kernels()) GTEST_SKIP() << "no CUDA device, or a build without the kernels";
+  at::manual_seed(12);
+  for (const at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
+    for (const std::vector<int64_t> &shape : std::vector<std::vector<int64_t>>{{1, 1, 22528}, {64, 1, 5632}, {3, 10}}) {
+      SCOPED_TRACE(std::string(at::toString(dtype)) + " width " + std::to_string(shape.back()));
+      const at::Tensor h = at::randn(shape, at::TensorOptions(at::kCUDA).dtype(dtype)) * 4;
+      const std::optional<at::Tensor> y = nn::fused_silu_gate(h);
+      ASSERT_TRUE(y);
+      const at::Tensor want = libtorch_silu_gate(h);
+      ASSERT_EQ(y->sizes(), want.sizes());
+      // Rounded where libtorch rounds: equal, or an exponential's last bit apart.
+      EXPECT_LE(ulps(*y, want), 1.0);
+      EXPECT_GE(y->eq(want).to(at::kFloat).mean().item<double>(), 0.99);
+    }
+  }
+  EXPECT_FALSE(nn::fused_silu_gate(at::randn({2, 7}, at::TensorOptions(at::kCUDA))));  // no halves
+}
+
+TEST(FusedOps, CudaRotaryIsLibtorchs) {
+  if (!have_kernels()) GTEST_SKIP() << "no CUDA device, or a build without the kernels";
+  at::manual_seed(13);
+  const at::TensorOptions f32 = at::TensorOptions(at::kCUDA);
+  const int64_t H = 4, D = 16;
+  for (const at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
+    const at::TensorOptions cuda = f32.dtype(dtype);
+    auto angles = [&](std::vector<int64_t> shape) { return at::rand(shape, f32) * 100; };
+    struct Case {
+      std::string name;
+      at::Tensor x, angle;
+    };
+    std::vector<Case> cases;
+    // One conversation's step: q and k of the projection [1, 1, 3, H, D] permuted to [3, 1, H, 1, D].
+    cases.push_back({"step", at::randn({1, 1, 3, H, D}, cuda).permute({2, 0, 3, 1, 4}).narrow(0, 0, 2), angles({D / 2})});
+    // Rows at their own positions: [2, R, H, 1, D] with [R, 1, 1, D / 2].
+    cases.push_back({"rows", at::randn({5, 1, 3, H, D}, cuda).permute({2, 0, 3, 1, 4}).narrow(0, 0, 2), angles({5, 1, 1, D / 2})});
+    // A prefilled chunk: [2, 1, H, T, D] with [T, D / 2].
+    cases.push_back({"chunk", at::randn({1, 7, 3, H, D}, cuda).permute({2, 0, 3, 1, 4}).narrow(0, 0, 2), angles({7, D / 2})});
+    // One query alone (the pinned prompt's), and Mimi's [B, H, T, D] with [B, 1, T, D / 2].
+    cases.push_back({"query", at::randn({5, 1, 3, H, D}, cuda).permute({2, 0, 3, 1, 4})[0], angles({5, 1, 1, D / 2})});
+    cases.push_back({"mimi", at::randn({2, 3, H, D}, cuda).transpose(1, 2), angles({2, 1, 3, D / 2})});
+    for (const Case &c : cases) {
+      SCOPED_TRACE(c.name + " " + std::string(at::toString(dtype)));
+      const at::Tensor cos = at::cos(c.angle), sin = at::sin(c.angle);
+      const std::optional<at::Tensor> y = nn::fused_rotary(c.x, cos, sin);
+      ASSERT_TRUE(y);
+      EXPECT_TRUE(y->is_contiguous());
+      // The same products and sums, rounded one by one: the same values.
+      EXPECT_TRUE(at::equal(*y, libtorch_rotary(c.x, cos, sin)));
+    }
+  }
+  const at::Tensor x = at::randn({2, 3, D}, f32);
+  EXPECT_FALSE(nn::fused_rotary(x, at::ones({5, D / 2}, f32), at::ones({5, D / 2}, f32)));  // does not broadcast
+}
