@@ -17,6 +17,10 @@ struct RmsNorm {
   const void *x = nullptr;       // [rows, dim], contiguous
   const float *alpha = nullptr;  // [dim]
   void *out = nullptr;           // [rows, dim], x's dtype
+  // When set: x + residual (rounded to x's dtype, as an addition in x's
+  // dtype is) is written to `sum`, and that is what is normed.
+  const void *residual = nullptr;  // [rows, dim], x's dtype
+  void *sum = nullptr;             // [rows, dim], x's dtype
   int64_t rows = 0;
   int dim = 0;
   float eps = 0.0f;

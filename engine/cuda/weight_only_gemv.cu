@@ -22,7 +22,7 @@ __device__ __forceinline__ void widen(const uint4 &v, float *out) {
   for (int i = 0; i < 4; ++i) {
     if constexpr (W == GemvWeights::kInt8) {
 #pragma unroll
-      for (int b = 0; b < 4; ++b) out[4 * i + b] = float(int8_t(words[i] >> (8 * b)));
+      for (int b = 0; b < 4; ++b) out[4 * i + b] = int8_float(words[i], b);
     } else {
       const __nv_fp8x2_storage_t lo = __nv_fp8x2_storage_t(words[i] & 0xffff);
       const __nv_fp8x2_storage_t hi = __nv_fp8x2_storage_t(words[i] >> 16);

@@ -11,14 +11,25 @@
 
 namespace personaplex::cuda {
 
+// Byte i of `word`, an int8, as an exact float: the bits of 2^23 + (byte +
+// 128) put together by a byte permute, less 2^23 + 128. Two full-rate
+// instructions where the integer-to-float conversion runs at a quarter of
+// the rate and bounded the 8-bit kernels (one conversion per weight byte).
+__device__ __forceinline__ float int8_float(uint32_t word, int i) {
+  return __uint_as_float(__byte_perm(word ^ 0x80808080u, 0x4B000000u, 0x7540u | unsigned(i))) - 8388736.0f;
+}
+
 // Two 8-bit weights (the low and the next byte of `word` from `byte`) as a
 // bf16 pair, the first in the low half: exact, for int8 and e4m3 alike.
 template <GemvWeights W>
 __device__ __forceinline__ uint32_t bf16_pair(uint32_t word, int byte) {
   float lo, hi;
   if constexpr (W == GemvWeights::kInt8) {
-    lo = float(int8_t(word >> (8 * byte)));
-    hi = float(int8_t(word >> (8 * byte + 8)));
+    // Integers of 8 bits: their floats' low 16 bits are zero, so the upper
+    // halves are their exact bf16 values.
+    lo = int8_float(word, byte);
+    hi = int8_float(word, byte + 1);
+    return __byte_perm(__float_as_uint(lo), __float_as_uint(hi), 0x7632u);
   } else {
     const float2 f = __half22float2(
         __half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t((word >> (8 * byte)) & 0xffff), __NV_E4M3)));

@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "lm/ops.h"
+#include "lm/residual.h"
+#include "nn/fused_ops.h"
 
 namespace personaplex::lm {
 namespace {
@@ -24,21 +27,26 @@ at::Tensor attend(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v)
 #endif
 }
 
-at::Tensor layer_step(const DepformerLayerWeights &l, int64_t heads, bool f32, const at::Tensor &x,
-                      StepCache &cache, int64_t k, int64_t capacity) {
-  const int64_t B = x.size(0);
-  at::Tensor h = rms_norm(x, l.norm1, f32);
-  at::Tensor qkv = nn::linear(h, l.in_proj[k]).view({B, 1, 3, heads, -1}).permute({2, 0, 3, 1, 4});
-  cache.keys.narrow(2, k, 1).copy_(qkv[1]);
-  cache.values.narrow(2, k, 1).copy_(qkv[2]);
+// Layer l's attention for step k: the step's key and value into slot k of
+// the cache, its query over the window ending there.
+at::Tensor attention_step(const DepformerLayerWeights &l, int64_t heads, const at::Tensor &h, StepCache &cache,
+                          int64_t k, int64_t capacity) {
+  const int64_t B = h.size(0);
   // The reference's ring cache of dep_q slots labels its oldest slot as the
   // newest once full, which hides step 0 from the last step: a window of
   // dep_q - 1 steps.
   const int64_t first = std::max<int64_t>(0, k - (capacity - 2));
-  at::Tensor y = attend(qkv[0], cache.keys.narrow(2, first, k + 1 - first),
-                        cache.values.narrow(2, first, k + 1 - first));
-  at::Tensor out = x + nn::linear(y.transpose(1, 2).reshape({B, 1, -1}), l.out_proj[k]);
-  return out + gated_silu(rms_norm(out, l.norm2, f32), l.mlp_in[k], l.mlp_out[k]);
+  at::Tensor projected = nn::linear(h, l.in_proj[k]);  // [B, 1, 3d]
+  std::optional<at::Tensor> y = nn::fused_step_attention(projected, cache.keys, cache.values, k, first);
+  if (!y) {
+    at::Tensor qkv = projected.view({B, 1, 3, heads, -1}).permute({2, 0, 3, 1, 4});
+    cache.keys.narrow(2, k, 1).copy_(qkv[1]);
+    cache.values.narrow(2, k, 1).copy_(qkv[2]);
+    y = attend(qkv[0], cache.keys.narrow(2, first, k + 1 - first), cache.values.narrow(2, first, k + 1 - first))
+            .transpose(1, 2)
+            .reshape({B, 1, -1});
+  }
+  return nn::linear(*y, l.out_proj[k]);
 }
 
 }  // namespace
@@ -57,10 +65,15 @@ void depformer_run(const LmWeights &w, DepformerIo &io, int64_t steps, const Sam
   for (int64_t k = 0; k < steps; ++k) {
     const nn::LinearWeight &proj = w.depformer_in[c.depformer_multi_linear ? k : 0];
     const at::Tensor &table = k == 0 ? w.depformer_text_emb : w.depformer_emb[k - 1];
-    at::Tensor x = nn::linear(h, proj) + embed(table, prev.view({B, 1}));
-    for (size_t i = 0; i < w.depformer.size(); ++i)
-      x = layer_step(w.depformer[i], heads, f32, x, caches[i], k, c.dep_q);
-    at::Tensor lg = nn::linear(x, w.linears[k]).view({B, -1}).to(at::kFloat);
+    const auto &layers = w.depformer;
+    Residual x(nn::linear(h, proj) + embed(table, prev.view({B, 1})), layers.empty() ? at::Tensor() : layers[0].norm1,
+               f32);
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const DepformerLayerWeights &l = layers[i];
+      x.add(attention_step(l, heads, x.normed(), caches[i], k, c.dep_q), l.norm2);
+      x.add(gated_silu(x.normed(), l.mlp_in[k], l.mlp_out[k]), i + 1 < layers.size() ? layers[i + 1].norm1 : at::Tensor());
+    }
+    at::Tensor lg = nn::linear(x.x(), w.linears[k]).view({B, -1}).to(at::kFloat);
     at::Tensor tok = sample_with_noise(lg, sampling.greedy, sampling.temp_audio, sampling.top_k_audio,
                                        io.noise[k]);
     prev = at::where(io.forced_mask.select(1, k), io.forced.select(1, k), tok);

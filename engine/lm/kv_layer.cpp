@@ -5,6 +5,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "cuda/kv_fp8_write.h"
+#include "cuda/kv_write.h"
 #endif
 
 #include "core/cuda_kernels.h"
@@ -47,6 +48,37 @@ bool kernel_write(const KvLayer &l, const at::Tensor &slots, const at::Tensor &k
                                               : personaplex::cuda::KvFloats::kFloat32;
   const cudaError_t e = personaplex::cuda::kv_fp8_write(a, c10::cuda::getCurrentCUDAStream(k.device().index()).stream());
   if (e != cudaSuccess) throw Error(std::string("fp8 KV write kernel: ") + cudaGetErrorString(e));
+  return true;
+}
+
+// The copy into a cache in the model's dtype as one kernel; false where it
+// does not take these tensors.
+bool kernel_copy(const KvLayer &l, const at::Tensor &slots, const at::Tensor &k, const at::Tensor &v) {
+  if (!cuda_kernels_enabled() || !k.is_cuda() || slots.dim() != 1 || slots.scalar_type() != at::kLong) return false;
+  if (k.scalar_type() != l.keys.scalar_type() || v.scalar_type() != l.keys.scalar_type() || k.dim() != 4 ||
+      v.sizes() != k.sizes() || k.size(2) != 1 || k.stride(3) != 1 || v.stride(3) != 1)
+    return false;
+  if (!l.keys.is_contiguous() || !l.values.is_contiguous() || k.size(0) != l.keys.size(0) ||
+      k.size(1) != l.keys.size(1) || k.size(3) != l.keys.size(3) || slots.size(0) != k.size(0))
+    return false;
+  personaplex::cuda::KvWrite a;
+  a.k = k.data_ptr();
+  a.v = v.data_ptr();
+  a.k_row_stride = k.stride(0);
+  a.k_head_stride = k.stride(1);
+  a.v_row_stride = v.stride(0);
+  a.v_head_stride = v.stride(1);
+  a.slots = slots.data_ptr<int64_t>();
+  a.slot_stride = slots.stride(0);
+  a.keys = l.keys.data_ptr();
+  a.values = l.values.data_ptr();
+  a.rows = int(k.size(0));
+  a.heads = int(k.size(1));
+  a.head_dim = int(k.size(3));
+  a.allocated = int(l.keys.size(2));
+  a.element_bytes = int(k.element_size());
+  const cudaError_t e = personaplex::cuda::kv_write(a, c10::cuda::getCurrentCUDAStream(k.device().index()).stream());
+  if (e != cudaSuccess) throw Error(std::string("KV write kernel: ") + cudaGetErrorString(e));
   return true;
 }
 #endif
@@ -108,6 +140,9 @@ void KvLayer::zero_() const {
 
 void KvLayer::write_rows(const at::Tensor &slots, const at::Tensor &k, const at::Tensor &v) const {
   if (!fp8()) {
+#ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
+    if (kernel_copy(*this, slots, k, v)) return;
+#endif
     scatter_rows(keys, slots, k.to(keys.scalar_type()));
     scatter_rows(values, slots, v.to(values.scalar_type()));
     return;

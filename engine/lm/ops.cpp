@@ -4,8 +4,10 @@
 
 namespace personaplex::lm {
 
+double norm_eps(bool f32) { return f32 ? 1e-8 : 1e-5; }
+
 at::Tensor rms_norm(const at::Tensor &x, const at::Tensor &alpha, bool f32) {
-  const double eps = f32 ? 1e-8 : 1e-5;
+  const double eps = norm_eps(f32);
   // One launch where the norm is computed in fp32 anyway.
   if (f32 || x.scalar_type() == at::kFloat)
     if (std::optional<at::Tensor> y = nn::fused_rms_norm(x, alpha, eps)) return *y;

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "lm/decode_attention.h"
 #include "lm/ops.h"
+#include "lm/residual.h"
 #include "lm/temporal_ops.h"
 #include "nn/layer_feed.h"
 
@@ -86,17 +87,17 @@ at::Tensor temporal_prefill(const LmWeights &w, const at::Tensor &input, Tempora
   const Rotation rot = rotation(state.freqs, positions);  // [T, D/2]
   at::Tensor mask = (at::arange(first + T, longs).unsqueeze(0) <= at::arange(first, first + T, longs).unsqueeze(1))
                         .view({1, 1, T, first + T});
-  at::Tensor x = input;
   nn::LayerFeed layers(w.transformer, input.device());
+  Residual x(input, first_norm(w), f32);
   for (size_t i = 0; i < layers.size(); ++i) {
     const auto &l = layers[i];
-    x = x + chunk_attention(l, c, rms_norm(x, l.norm1_w, f32), state.kv, i, first, rot, mask);
-    x = x + gated_silu(rms_norm(x, l.norm2_w, f32), l.mlp_in, l.mlp_out);
+    x.add(chunk_attention(l, c, x.normed(), state.kv, i, first, rot, mask), l.norm2_w);
+    x.add(gated_silu(x.normed(), l.mlp_in, l.mlp_out), next_norm(w, i));
   }
   state.kv.written().narrow(0, first, T).fill_(true);
   state.kv.advance(T);
   state.offset += T;
-  return x;
+  return x.x();
 }
 
 void TemporalState::reset() {
@@ -124,6 +125,16 @@ at::Tensor rope_frequencies(const LmWeights &w) {
                  float(-std::log(c.max_period) * 2.0 / double(head_dim)));
 }
 
+at::Tensor first_norm(const LmWeights &w) {
+  const auto &layers = w.transformer.layers;
+  return layers.empty() ? at::Tensor() : layers[0].norm1_w;
+}
+
+at::Tensor next_norm(const LmWeights &w, size_t layer) {
+  const auto &layers = w.transformer.layers;
+  return layer + 1 < layers.size() ? layers[layer + 1].norm1_w : at::Tensor();
+}
+
 TemporalState new_temporal_state(const LmWeights &w, PinnedKVCache kv) {
   TemporalState s;
   s.kv = std::move(kv);
@@ -147,15 +158,14 @@ at::Tensor temporal_step(const LmWeights &w, const at::Tensor &input, TemporalSt
   Rotation pinned_rot;
   if (split) pinned_rot = rotation(state.freqs, where[2]);
   state.kv.written().index_fill_(0, slot, true);
-  at::Tensor x = input;
   nn::LayerFeed layers(w.transformer, input.device());
+  Residual x(input, first_norm(w), f32);
   for (size_t i = 0; i < layers.size(); ++i) {
     const auto &l = layers[i];
-    x = x + self_attention(l, c, rms_norm(x, l.norm1_w, f32), state.kv, i, slot, rot,
-                           split ? &pinned_rot : nullptr);
-    x = x + gated_silu(rms_norm(x, l.norm2_w, f32), l.mlp_in, l.mlp_out);
+    x.add(self_attention(l, c, x.normed(), state.kv, i, slot, rot, split ? &pinned_rot : nullptr), l.norm2_w);
+    x.add(gated_silu(x.normed(), l.mlp_in, l.mlp_out), next_norm(w, i));
   }
-  return x;
+  return x.x();
 }
 
 }  // namespace personaplex::lm

@@ -28,6 +28,12 @@ struct TemporalState {
 // KV slots: context - 1 (see temporal.cpp).
 int64_t kv_capacity(const LmConfig &config);
 at::Tensor rope_frequencies(const LmWeights &w);  // fp32 [head_dim / 2]
+
+// The layers' norms in the order a Residual stream takes them: the first
+// layer's attention norm, and after layer i the next layer's (none after
+// the last). Norms are never kept in host memory.
+at::Tensor first_norm(const LmWeights &w);
+at::Tensor next_norm(const LmWeights &w, size_t layer);
 TemporalState new_temporal_state(const LmWeights &w, KvFormat format = KvFormat::kModelDtype);
 // Over a given cache (a view of a batch server's row).
 TemporalState new_temporal_state(const LmWeights &w, PinnedKVCache kv);

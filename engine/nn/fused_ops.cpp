@@ -9,6 +9,7 @@
 #include "cuda/rms_norm.h"
 #include "cuda/rotary.h"
 #include "cuda/silu_gate.h"
+#include "cuda/step_attention.h"
 #endif
 
 namespace personaplex::nn {
@@ -28,15 +29,15 @@ void check(cudaError_t e, const char *kernel) {
   if (e != cudaSuccess) throw Error(std::string(kernel) + " kernel: " + cudaGetErrorString(e));
 }
 
-}  // namespace
-
-std::optional<at::Tensor> fused_rms_norm(const at::Tensor &x, const at::Tensor &alpha, double eps) {
-  if (!cuda_kernels_take(x) || !bf16_or_f32(x) || x.dim() == 0 || !x.is_contiguous()) return std::nullopt;
+bool norm_takes(const at::Tensor &x, const at::Tensor &alpha) {
+  if (!cuda_kernels_take(x) || !bf16_or_f32(x) || x.dim() == 0 || !x.is_contiguous()) return false;
   const int64_t dim = x.size(-1);
-  if (dim == 0 || x.numel() == 0 || alpha.scalar_type() != at::kFloat || alpha.numel() != dim ||
-      !alpha.is_contiguous() || alpha.device() != x.device())
-    return std::nullopt;
-  at::Tensor out = at::empty_like(x);
+  return dim > 0 && x.numel() > 0 && alpha.scalar_type() == at::kFloat && alpha.numel() == dim &&
+         alpha.is_contiguous() && alpha.device() == x.device();
+}
+
+cu::RmsNorm norm_args(const at::Tensor &x, const at::Tensor &alpha, double eps, const at::Tensor &out) {
+  const int64_t dim = x.size(-1);
   cu::RmsNorm a;
   a.x = x.data_ptr();
   a.alpha = alpha.data_ptr<float>();
@@ -45,8 +46,29 @@ std::optional<at::Tensor> fused_rms_norm(const at::Tensor &x, const at::Tensor &
   a.dim = int(dim);
   a.eps = float(eps);
   a.floats = x.scalar_type() == at::kBFloat16 ? cu::NormFloats::kBFloat16 : cu::NormFloats::kFloat32;
-  check(cu::rms_norm(a, stream_of(x)), "RMSNorm");
+  return a;
+}
+
+}  // namespace
+
+std::optional<at::Tensor> fused_rms_norm(const at::Tensor &x, const at::Tensor &alpha, double eps) {
+  if (!norm_takes(x, alpha)) return std::nullopt;
+  at::Tensor out = at::empty_like(x);
+  check(cu::rms_norm(norm_args(x, alpha, eps, out), stream_of(x)), "RMSNorm");
   return out;
+}
+
+std::optional<AddNormed> fused_add_rms_norm(const at::Tensor &x, const at::Tensor &update, const at::Tensor &alpha,
+                                            double eps) {
+  if (!norm_takes(x, alpha) || update.sizes() != x.sizes() || update.scalar_type() != x.scalar_type() ||
+      !update.is_contiguous() || update.device() != x.device())
+    return std::nullopt;
+  AddNormed r{at::empty_like(x), at::empty_like(x)};
+  cu::RmsNorm a = norm_args(x, alpha, eps, r.normed);
+  a.residual = update.data_ptr();
+  a.sum = r.sum.data_ptr();
+  check(cu::rms_norm(a, stream_of(x)), "RMSNorm");
+  return r;
 }
 
 std::optional<at::Tensor> fused_silu_gate(const at::Tensor &h) {
@@ -98,11 +120,48 @@ std::optional<at::Tensor> fused_rotary(const at::Tensor &x, const at::Tensor &co
   return out;
 }
 
+std::optional<at::Tensor> fused_step_attention(const at::Tensor &qkv, const at::Tensor &keys,
+                                               const at::Tensor &values, int64_t slot, int64_t first) {
+  if (!cuda_kernels_take(qkv) || !bf16_or_f32(qkv) || qkv.dim() != 3 || qkv.size(1) != 1 || !qkv.is_contiguous())
+    return std::nullopt;
+  if (keys.dim() != 4 || keys.sizes() != values.sizes() || keys.scalar_type() != qkv.scalar_type() ||
+      values.scalar_type() != qkv.scalar_type() || !keys.is_contiguous() || !values.is_contiguous() ||
+      keys.device() != qkv.device() || values.device() != qkv.device())
+    return std::nullopt;
+  const int64_t B = keys.size(0), H = keys.size(1), S = keys.size(2), D = keys.size(3);
+  if (qkv.size(0) != B || qkv.size(2) != 3 * H * D || B > 65535 ||
+      !cu::step_attention_fits(int(D), int(S), int(slot), int(first)))
+    return std::nullopt;
+  at::Tensor out = at::empty({B, 1, H * D}, qkv.options());
+  cu::StepAttention a;
+  a.qkv = qkv.data_ptr();
+  a.keys = keys.data_ptr();
+  a.values = values.data_ptr();
+  a.out = out.data_ptr();
+  a.rows = int(B);
+  a.heads = int(H);
+  a.head_dim = int(D);
+  a.slots = int(S);
+  a.slot = int(slot);
+  a.first = int(first);
+  a.floats = qkv.scalar_type() == at::kBFloat16 ? cu::StepAttentionFloats::kBFloat16
+                                                 : cu::StepAttentionFloats::kFloat32;
+  check(cu::step_attention(a, stream_of(qkv)), "step attention");
+  return out;
+}
+
 #else
 
 std::optional<at::Tensor> fused_rms_norm(const at::Tensor &, const at::Tensor &, double) { return std::nullopt; }
+std::optional<AddNormed> fused_add_rms_norm(const at::Tensor &, const at::Tensor &, const at::Tensor &, double) {
+  return std::nullopt;
+}
 std::optional<at::Tensor> fused_silu_gate(const at::Tensor &) { return std::nullopt; }
 std::optional<at::Tensor> fused_rotary(const at::Tensor &, const at::Tensor &, const at::Tensor &) {
+  return std::nullopt;
+}
+std::optional<at::Tensor> fused_step_attention(const at::Tensor &, const at::Tensor &, const at::Tensor &, int64_t,
+                                               int64_t) {
   return std::nullopt;
 }
 

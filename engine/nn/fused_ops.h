@@ -1,5 +1,6 @@
 // The small steps of a transformer layer as one CUDA launch each
-// (engine/cuda): RMSNorm, the SiLU gate, rotary embedding. At batch 1 a
+// (engine/cuda): RMSNorm (with the residual addition before it), the SiLU
+// gate, rotary embedding, the depth transformer's attention step. At batch 1 a
 // step is bound by its number of launches, not its bytes: libtorch takes
 // about eight launches for each of these.
 //
@@ -19,6 +20,14 @@ namespace personaplex::nn {
 // (bf16 or fp32); alpha fp32 of x's last size (any leading ones).
 std::optional<at::Tensor> fused_rms_norm(const at::Tensor &x, const at::Tensor &alpha, double eps);
 
+// x + update (rounded to x's dtype) and its RMSNorm as above, in one
+// launch: the residual stream and the next sublayer's input.
+struct AddNormed {
+  at::Tensor sum, normed;
+};
+std::optional<AddNormed> fused_add_rms_norm(const at::Tensor &x, const at::Tensor &update, const at::Tensor &alpha,
+                                            double eps);
+
 // silu(a) * b where [a, b] are the halves of h's last dimension.
 std::optional<at::Tensor> fused_silu_gate(const at::Tensor &h);
 
@@ -26,5 +35,12 @@ std::optional<at::Tensor> fused_silu_gate(const at::Tensor &h);
 // whose fp32 cos and sin broadcast against x's pairs [..., D / 2]; up to
 // five dimensions. The result is contiguous.
 std::optional<at::Tensor> fused_rotary(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin);
+
+// One step of attention over a short per-row cache: qkv [B, 1, 3 * H * Dh]
+// (the step's projection) has its key and value written at `slot` of keys
+// and values [B, H, S, Dh], then its query attends to slots first..slot.
+// Returns [B, 1, H * Dh] (heads side by side).
+std::optional<at::Tensor> fused_step_attention(const at::Tensor &qkv, const at::Tensor &keys,
+                                               const at::Tensor &values, int64_t slot, int64_t first);
 
 }  // namespace personaplex::nn

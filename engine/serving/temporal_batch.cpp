@@ -7,6 +7,8 @@
 
 #include "lm/decode_attention.h"
 #include "lm/ops.h"
+#include "lm/residual.h"
+#include "lm/temporal.h"
 #include "lm/temporal_ops.h"
 #include "nn/layer_feed.h"
 
@@ -61,11 +63,11 @@ at::Tensor temporal_step_rows(const LmWeights &w, const RowsStep &in, KVRows &kv
   kv.written.narrow(0, 0, R).scatter_(1, slots.view({R, 1}), true);
   const at::Tensor written = kv.written.narrow(0, 0, R).narrow(1, 0, span);
   std::optional<SplitMask> split_mask;  // made by the first layer that needs it
-  at::Tensor x = in.x;
   nn::LayerFeed layers(w.transformer, in.x.device());
+  Residual x(in.x, first_norm(w), f32);
   for (size_t i = 0; i < layers.size(); ++i) {
     const auto &l = layers[i];
-    at::Tensor qkv = nn::linear(rms_norm(x, l.norm1_w, f32), l.in_proj).view({R, 1, 3, H, -1}).permute({2, 0, 3, 1, 4});
+    at::Tensor qkv = nn::linear(x.normed(), l.in_proj).view({R, 1, 3, H, -1}).permute({2, 0, 3, 1, 4});
     at::Tensor qk = rotate(qkv.narrow(0, 0, 2), rot);  // [2, R, H, 1, D]
     const KvLayer cache = kv.layers[i].rows(0, R);
     cache.write_rows(slots, qk[1], qkv[2]);
@@ -80,10 +82,10 @@ at::Tensor temporal_step_rows(const LmWeights &w, const RowsStep &in, KVRows &kv
       at::Tensor mask = split_mask ? (*split_mask)(qk[0], q_pin, keys) : written.view({R, 1, 1, span});
       y = masked_attention(qk[0], keys, values, mask);
     }
-    x = x + nn::linear(y->transpose(1, 2).reshape({R, 1, -1}), l.out_proj);
-    x = x + gated_silu(rms_norm(x, l.norm2_w, f32), l.mlp_in, l.mlp_out);
+    x.add(nn::linear(y->transpose(1, 2).reshape({R, 1, -1}), l.out_proj), l.norm2_w);
+    x.add(gated_silu(x.normed(), l.mlp_in, l.mlp_out), next_norm(w, i));
   }
-  return x;
+  return x.x();
 }
 
 }  // namespace personaplex::serving

@@ -3,6 +3,7 @@
 //   lm-bench [--device cpu|cuda[:N]] [--dtype bfloat16|float32] [--config config.json]
 //            [--weights model.safetensors] [--steps N] [--warmup N] [--prompt-steps N]
 //            [--greedy] [--no-graphs] [--check-graphs] [--weight-format bf16|int8|fp8]
+//            [--profile-steps N]
 //
 // Without --weights, random weights of the configuration (default: the
 // released 7B) are built on the device. Runs a prompt of --prompt-steps
@@ -11,6 +12,9 @@
 // runs the steps without CUDA graphs and counts differing output tokens.
 // --weight-format int8|fp8 stores the linear weights in 8 bits (see
 // nn/quantized_linear.h); "lm_weight_bytes" is the weights' size on the device.
+// --profile-steps N runs N more user steps between cudaProfilerStart and
+// cudaProfilerStop, so that a profiler started with profiling off (ncu
+// --profile-from-start off) sees those steps' kernels alone.
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -19,6 +23,10 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#ifdef PERSONAPLEX_BENCH_CUDART
+#include <cuda_profiler_api.h>
+#endif
 
 #include "bench_timing.h"
 #include "core/device.h"
@@ -44,7 +52,7 @@ double gpu_memory_gib(const at::Device &device) {
 
 struct Options {
   std::string device = "cpu", dtype, config, weights, weight_format = "bf16";
-  int64_t steps = 200, warmup = 20, prompt_steps = 100;
+  int64_t steps = 200, warmup = 20, prompt_steps = 100, profile_steps = 0;
   bool greedy = false, graphs = true, check_graphs = false;
 };
 
@@ -52,8 +60,9 @@ Options parse(int argc, char **argv) {
   tools::CommandLine cl("lm-bench",
                         "usage: lm-bench [--device DEV] [--dtype DTYPE] [--config FILE] "
                         "[--weights FILE] [--steps N] [--warmup N] [--prompt-steps N] [--greedy] [--no-graphs]\n"
-                        "  [--check-graphs] [--weight-format bf16|int8|fp8]\n");
-  cl.parse(argc, argv, {"device", "dtype", "config", "weights", "weight-format", "steps", "warmup", "prompt-steps"},
+                        "  [--check-graphs] [--weight-format bf16|int8|fp8] [--profile-steps N]\n");
+  cl.parse(argc, argv, {"device", "dtype", "config", "weights", "weight-format", "steps", "warmup", "prompt-steps",
+            "profile-steps"},
            {"greedy", "no-graphs", "check-graphs"});
   Options o;
   o.device = cl.get("device", o.device);
@@ -64,6 +73,7 @@ Options parse(int argc, char **argv) {
   o.steps = cl.count("steps", o.steps);
   o.warmup = cl.count("warmup", o.warmup);
   o.prompt_steps = cl.count("prompt-steps", o.prompt_steps);
+  o.profile_steps = cl.count("profile-steps", o.profile_steps);
   o.greedy = cl.flag("greedy");
   o.graphs = !cl.flag("no-graphs");
   o.check_graphs = cl.flag("check-graphs");
@@ -109,6 +119,17 @@ int run(const Options &o) {
   lm::Conversation conv(model, opts);
   converse(conv, true);
   const bool graphs_active = conv.cuda_graphs_active();
+  if (o.profile_steps > 0) {
+    synchronize(device);
+#ifdef PERSONAPLEX_BENCH_CUDART
+    if (device.is_cuda()) cudaProfilerStart();
+#endif
+    for (int64_t s = 0; s < o.profile_steps; ++s) conv.step_user(lm::kSineTokens);
+    synchronize(device);
+#ifdef PERSONAPLEX_BENCH_CUDART
+    if (device.is_cuda()) cudaProfilerStop();
+#endif
+  }
   nlohmann::json check = nullptr;
   if (o.check_graphs) {
     auto with_graphs = std::move(outputs);
@@ -132,6 +153,7 @@ int run(const Options &o) {
                         {"prompt_step_ms", summary(prompt_ms)},
                         {"step_ms", summary(step_ms)},
                         {"steps", o.steps},
+                        {"profiled_steps", o.profile_steps},
                         {"cuda_graphs", graphs_active},
                         {"graphs_vs_eager", check}};
   tools::print_json(out);

@@ -4,6 +4,9 @@
 // the kernels, they decline and the callers keep libtorch's path.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -49,6 +52,8 @@ bool have_kernels() {
 TEST(FusedOps, DeclineOffCuda) {
   const at::Tensor x = at::randn({2, 8});
   EXPECT_FALSE(nn::fused_rms_norm(x, at::ones({8}), 1e-8));
+  EXPECT_FALSE(nn::fused_add_rms_norm(x, x, at::ones({8}), 1e-8));
+  EXPECT_FALSE(nn::fused_step_attention(at::randn({1, 1, 24}), at::zeros({1, 2, 4, 4}), at::zeros({1, 2, 4, 4}), 0, 0));
   EXPECT_FALSE(nn::fused_silu_gate(x));
   EXPECT_FALSE(nn::fused_rotary(x, at::ones({4}), at::zeros({4})));
 }
@@ -79,6 +84,58 @@ TEST(FusedOps, CudaRmsNormIsLibtorchs) {
   const at::Tensor x = at::randn({4, 64}, at::TensorOptions(at::kCUDA));
   EXPECT_FALSE(nn::fused_rms_norm(x, at::ones({64}, x.options().dtype(at::kBFloat16)), 1e-8));
   EXPECT_FALSE(nn::fused_rms_norm(x.t(), at::ones({4}, x.options()), 1e-8));
+}
+
+TEST(FusedOps, CudaAddRmsNormIsTheSumNormed) {
+  if (!have_kernels()) GTEST_SKIP() << "no CUDA device, or a build without the kernels";
+  at::manual_seed(14);
+  for (const at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
+    SCOPED_TRACE(at::toString(dtype));
+    const at::TensorOptions cuda = at::TensorOptions(at::kCUDA).dtype(dtype);
+    const at::Tensor x = at::randn({3, 1, 1024}, cuda), update = at::randn({3, 1, 1024}, cuda) * 0.1;
+    const at::Tensor alpha = at::rand({1, 1, 1024}, at::TensorOptions(at::kCUDA)) + 0.5;
+    const std::optional<nn::AddNormed> r = nn::fused_add_rms_norm(x, update, alpha, 1e-8);
+    ASSERT_TRUE(r);
+    // The sum rounded as libtorch's addition rounds it, and normed from that.
+    const at::Tensor sum = x + update;
+    EXPECT_TRUE(at::equal(r->sum, sum));
+    EXPECT_LE(ulps(r->normed, libtorch_rms_norm(sum, alpha, 1e-8)), dtype == at::kBFloat16 ? 1.0 : 64.0);
+    EXPECT_FALSE(nn::fused_add_rms_norm(x, update.to(at::kDouble), alpha, 1e-8));  // mixed dtypes
+  }
+}
+
+TEST(FusedOps, CudaStepAttentionIsLibtorchs) {
+  if (!have_kernels()) GTEST_SKIP() << "no CUDA device, or a build without the kernels";
+  at::manual_seed(15);
+  for (const at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
+    const at::TensorOptions cuda = at::TensorOptions(at::kCUDA).dtype(dtype);
+    for (const auto &[B, H, D, S] : std::vector<std::array<int64_t, 4>>{{1, 16, 64, 8}, {5, 4, 96, 16}, {2, 2, 16, 3}}) {
+      const at::Tensor keys = at::randn({B, H, S, D}, cuda), values = at::randn({B, H, S, D}, cuda);
+      for (int64_t slot = 0; slot < S; ++slot) {
+        const int64_t first = std::max<int64_t>(0, slot - (S - 2));
+        SCOPED_TRACE(std::string(at::toString(dtype)) + " head " + std::to_string(D) + " slot " + std::to_string(slot));
+        const at::Tensor qkv = at::randn({B, 1, 3 * H * D}, cuda);
+        const at::Tensor k_want = keys.clone(), v_want = values.clone();
+        const at::Tensor parts = qkv.view({B, 3, H, 1, D});
+        k_want.narrow(2, slot, 1).copy_(parts.select(1, 1));
+        v_want.narrow(2, slot, 1).copy_(parts.select(1, 2));
+        // Softmax attention in fp32 over the window.
+        const at::Tensor kw = k_want.narrow(2, first, slot + 1 - first).to(at::kFloat);
+        const at::Tensor vw = v_want.narrow(2, first, slot + 1 - first).to(at::kFloat);
+        const at::Tensor s = at::matmul(parts.select(1, 0).to(at::kFloat), kw.transpose(-2, -1)) / std::sqrt(double(D));
+        const at::Tensor want = at::matmul(at::softmax(s, -1), vw).transpose(1, 2).reshape({B, 1, H * D});
+        const std::optional<at::Tensor> y = nn::fused_step_attention(qkv, keys, values, slot, first);
+        ASSERT_TRUE(y);
+        ASSERT_EQ(y->sizes(), want.sizes());
+        EXPECT_TRUE(at::equal(keys, k_want));  // written at its slot, nothing else touched
+        EXPECT_TRUE(at::equal(values, v_want));
+        const double err = ((y->to(at::kFloat) - want).abs().max() / want.abs().max()).item<double>();
+        EXPECT_LT(err, dtype == at::kBFloat16 ? 1e-2 : 1e-5);
+      }
+    }
+  }
+  const at::Tensor keys = at::zeros({1, 2, 4, 8}, at::TensorOptions(at::kCUDA));
+  EXPECT_FALSE(nn::fused_step_attention(at::randn({1, 1, 48}, keys.options()), keys, keys.clone(), 4, 0));  // no slot 4
 }
 
 TEST(FusedOps, CudaSiluGateIsLibtorchs) {

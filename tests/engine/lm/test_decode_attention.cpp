@@ -118,3 +118,27 @@ TEST(DecodeAttention, CudaFp8WriteIsTheEncoder) {
     EXPECT_EQ(kv.key_scales.select(2, 5).abs().sum().item<float>(), 0.0f);
   }
 }
+
+TEST(DecodeAttention, CudaWriteIsTheScatter) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  at::manual_seed(7);
+  for (const at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
+    const at::TensorOptions cuda = at::TensorOptions(at::kCUDA).dtype(dtype);
+    const int64_t R = 3, H = 4, slots = 40, D = 64;
+    const KvLayer kv = KvLayer::zeros(R, H, slots, D, KvFormat::kModelDtype, cuda);
+    // As the step gives them: k contiguous, v a strided view of the projection.
+    const at::Tensor k = at::randn({R, H, 1, D}, cuda);
+    const at::Tensor v = at::randn({R, 1, 3, H, D}, cuda).permute({2, 0, 3, 1, 4})[2];
+    // Each row's slot, read with a stride (a column of the step's integers).
+    const at::Tensor where = at::tensor({5, 39, 0, 1, 7, 2}, at::kLong).to(at::kCUDA).view({R, 2}).select(1, 0);
+    kv.write_rows(where, k, v);  // the kernel where built, else libtorch's scatter
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t s = where[r].item<int64_t>();
+      EXPECT_TRUE(at::equal(kv.keys[r].select(1, s), k[r].select(1, 0)));
+      EXPECT_TRUE(at::equal(kv.values[r].select(1, s), v[r].select(1, 0)));
+    }
+    // Nothing else written.
+    EXPECT_EQ(kv.keys.ne(0).sum().item<int64_t>(), k.ne(0).sum().item<int64_t>());
+    EXPECT_EQ(kv.values.ne(0).sum().item<int64_t>(), v.ne(0).sum().item<int64_t>());
+  }
+}
