@@ -166,7 +166,7 @@ void launch_gemm(const void *x, const void *q, float *part, int rows, int n, int
 }
 
 // Two column groups a warp from 33 to 64 rows (measured on an H200, x staged
-// in place: 1.4-1.9x faster at 64 rows, slower at 32; staged ahead: 1.0-1.4x
+// in place: 1.1-1.9x faster at 64 rows, slower at 32; staged ahead: 1.0-1.4x
 // at 64, even at 32); past 64 their accumulators would not fit in registers.
 template <GemvWeights W>
 void launch_rows(const void *x, const void *q, float *part, int rows, int n, int k, int splits, cudaStream_t stream) {
