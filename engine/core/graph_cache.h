@@ -22,7 +22,8 @@
 // eager.
 //
 // PERSONAPLEX_GRAPH_LOG=1 in the environment prints a line per capture
-// (key, milliseconds, or the reason it failed) on standard error.
+// (key, milliseconds and the kernels captured, or the reason it failed) on
+// standard error.
 //
 // Eager throughout when graphs are not compiled in (a CUDA libtorch 2.x and
 // the CUDA runtime's headers: PERSONAPLEX_HAVE_CUDA_GRAPHS), the device is not
