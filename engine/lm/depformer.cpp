@@ -61,17 +61,18 @@ void depformer_run(const LmWeights &w, DepformerIo &io, int64_t steps, const Sam
     sc.keys = at::empty({B, heads, std::max<int64_t>(steps, 1), c.depformer_dim / heads}, h.options());
     sc.values = at::empty_like(sc.keys);
   }
+  const auto &layers = w.depformer;
+  // The norm before layer i's attention (none past the last layer).
+  auto attention_norm = [&](size_t i) { return i < layers.size() ? layers[i].norm1 : at::Tensor(); };
   at::Tensor prev = io.text;
   for (int64_t k = 0; k < steps; ++k) {
     const nn::LinearWeight &proj = w.depformer_in[c.depformer_multi_linear ? k : 0];
     const at::Tensor &table = k == 0 ? w.depformer_text_emb : w.depformer_emb[k - 1];
-    const auto &layers = w.depformer;
-    Residual x(nn::linear(h, proj) + embed(table, prev.view({B, 1})), layers.empty() ? at::Tensor() : layers[0].norm1,
-               f32);
+    Residual x(nn::linear(h, proj) + embed(table, prev.view({B, 1})), attention_norm(0), f32);
     for (size_t i = 0; i < layers.size(); ++i) {
       const DepformerLayerWeights &l = layers[i];
       x.add(attention_step(l, heads, x.normed(), caches[i], k, c.dep_q), l.norm2);
-      x.add(gated_silu(x.normed(), l.mlp_in[k], l.mlp_out[k]), i + 1 < layers.size() ? layers[i + 1].norm1 : at::Tensor());
+      x.add(gated_silu(x.normed(), l.mlp_in[k], l.mlp_out[k]), attention_norm(i + 1));
     }
     at::Tensor lg = nn::linear(x.x(), w.linears[k]).view({B, -1}).to(at::kFloat);
     at::Tensor tok = sample_with_noise(lg, sampling.greedy, sampling.temp_audio, sampling.top_k_audio,
