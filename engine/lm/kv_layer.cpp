@@ -59,7 +59,8 @@ bool kernel_copy(const KvLayer &l, const at::Tensor &slots, const at::Tensor &k,
       v.sizes() != k.sizes() || k.size(2) != 1 || k.stride(3) != 1 || v.stride(3) != 1)
     return false;
   if (!l.keys.is_contiguous() || !l.values.is_contiguous() || k.size(0) != l.keys.size(0) ||
-      k.size(1) != l.keys.size(1) || k.size(3) != l.keys.size(3) || slots.size(0) != k.size(0))
+      k.size(1) != l.keys.size(1) || k.size(3) != l.keys.size(3) || slots.size(0) != k.size(0) ||
+      k.size(0) > 65535)
     return false;
   personaplex::cuda::KvWrite a;
   a.k = k.data_ptr();
