@@ -102,7 +102,7 @@ cudaError_t launch(const RmsNorm &a, cudaStream_t stream) {
 
 cudaError_t rms_norm(const RmsNorm &a, cudaStream_t stream) {
   if (a.rows <= 0 || a.dim <= 0 || a.rows > 0x7fffffff || (a.residual && !a.sum)) return cudaErrorInvalidValue;
-  return a.floats == NormFloats::kBFloat16 ? launch<__nv_bfloat16>(a, stream) : launch<float>(a, stream);
+  return a.floats == Floats::kBFloat16 ? launch<__nv_bfloat16>(a, stream) : launch<float>(a, stream);
 }
 
 }  // namespace personaplex::cuda

@@ -9,9 +9,9 @@
 
 #include <cuda_runtime_api.h>
 
-namespace personaplex::cuda {
+#include "cuda/floats.h"
 
-enum class NormFloats { kFloat32, kBFloat16 };  // x and out
+namespace personaplex::cuda {
 
 struct RmsNorm {
   const void *x = nullptr;       // [rows, dim], contiguous
@@ -24,7 +24,7 @@ struct RmsNorm {
   int64_t rows = 0;
   int dim = 0;
   float eps = 0.0f;
-  NormFloats floats = NormFloats::kBFloat16;
+  Floats floats = Floats::kBFloat16;  // activations in and out
 };
 
 // out = x * (alpha / sqrt(mean(x^2) + eps)), row by row. Launches on

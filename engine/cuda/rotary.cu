@@ -38,7 +38,7 @@ cudaError_t rotary(const Rotary &r, cudaStream_t stream) {
   }
   const int64_t blocks = (pairs + kThreads - 1) / kThreads;
   const unsigned grid = unsigned(blocks < 65535 ? blocks : 65535);
-  if (r.floats == RotaryFloats::kBFloat16)
+  if (r.floats == Floats::kBFloat16)
     rotary_kernel<__nv_bfloat16><<<grid, kThreads, 0, stream>>>(r, pairs);
   else
     rotary_kernel<float><<<grid, kThreads, 0, stream>>>(r, pairs);

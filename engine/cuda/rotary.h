@@ -11,9 +11,9 @@
 
 #include <cuda_runtime_api.h>
 
-namespace personaplex::cuda {
+#include "cuda/floats.h"
 
-enum class RotaryFloats { kFloat32, kBFloat16 };  // x and out
+namespace personaplex::cuda {
 
 constexpr int kRotaryDims = 5;
 
@@ -27,7 +27,7 @@ struct Rotary {
   const void *x = nullptr;
   const float *cos = nullptr, *sin = nullptr;
   void *out = nullptr;  // contiguous, 2 * pairs elements
-  RotaryFloats floats = RotaryFloats::kBFloat16;
+  Floats floats = Floats::kBFloat16;  // activations in and out
 };
 
 // Launches on `stream` (capturable); returns the launch's error.

@@ -28,7 +28,7 @@ cudaError_t silu_gate(const SiluGate &g, cudaStream_t stream) {
   const int64_t n = g.rows * g.hidden;
   const int64_t blocks = (n + kThreads - 1) / kThreads;
   const unsigned grid = unsigned(blocks < 65535 ? blocks : 65535);
-  if (g.floats == GateFloats::kBFloat16)
+  if (g.floats == Floats::kBFloat16)
     silu_gate_kernel<__nv_bfloat16><<<grid, kThreads, 0, stream>>>(g);
   else
     silu_gate_kernel<float><<<grid, kThreads, 0, stream>>>(g);

@@ -9,15 +9,15 @@
 
 #include <cuda_runtime_api.h>
 
-namespace personaplex::cuda {
+#include "cuda/floats.h"
 
-enum class GateFloats { kFloat32, kBFloat16 };  // h and out
+namespace personaplex::cuda {
 
 struct SiluGate {
   const void *h = nullptr;  // [rows, 2 * hidden], contiguous
   void *out = nullptr;      // [rows, hidden], contiguous
   int64_t rows = 0, hidden = 0;
-  GateFloats floats = GateFloats::kBFloat16;
+  Floats floats = Floats::kBFloat16;  // activations in and out
 };
 
 // Launches on `stream` (capturable); returns the launch's error.

@@ -73,7 +73,7 @@ cudaError_t step_attention(const StepAttention &a, cudaStream_t stream) {
     return cudaErrorInvalidValue;
   const dim3 grid(a.heads, a.rows);
   const size_t bytes = shared_bytes(a.head_dim, a.slot - a.first + 1);
-  if (a.floats == StepAttentionFloats::kBFloat16)
+  if (a.floats == Floats::kBFloat16)
     step_attention_kernel<__nv_bfloat16><<<grid, kThreads, bytes, stream>>>(a);
   else
     step_attention_kernel<float><<<grid, kThreads, bytes, stream>>>(a);

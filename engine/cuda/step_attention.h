@@ -10,9 +10,9 @@
 
 #include <cuda_runtime_api.h>
 
-namespace personaplex::cuda {
+#include "cuda/floats.h"
 
-enum class StepAttentionFloats { kFloat32, kBFloat16 };
+namespace personaplex::cuda {
 
 struct StepAttention {
   const void *qkv = nullptr;  // [rows, 3, heads, head_dim], contiguous: q, k, v
@@ -22,7 +22,7 @@ struct StepAttention {
   int rows = 0, heads = 0, head_dim = 0, slots = 0;
   int slot = 0;   // where this step's key and value go
   int first = 0;  // the window: slots first..slot
-  StepAttentionFloats floats = StepAttentionFloats::kBFloat16;
+  Floats floats = Floats::kBFloat16;  // activations in and out
 };
 
 // Whether step_attention takes these sizes (the window's keys and values

@@ -6,10 +6,11 @@ namespace personaplex::lm {
 
 double norm_eps(bool f32) { return f32 ? 1e-8 : 1e-5; }
 
+bool norm_in_fp32(const at::Tensor &x, bool f32) { return f32 || x.scalar_type() == at::kFloat; }
+
 at::Tensor rms_norm(const at::Tensor &x, const at::Tensor &alpha, bool f32) {
   const double eps = norm_eps(f32);
-  // One launch where the norm is computed in fp32 anyway.
-  if (f32 || x.scalar_type() == at::kFloat)
+  if (norm_in_fp32(x, f32))
     if (std::optional<at::Tensor> y = nn::fused_rms_norm(x, alpha, eps)) return *y;
   at::Tensor xf = f32 ? x.to(at::kFloat) : x;
   at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true) + eps;

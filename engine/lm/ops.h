@@ -11,6 +11,9 @@ namespace personaplex::lm {
 // reference's "rms_norm_f32", eps 1e-8) and in x's dtype otherwise (eps 1e-5).
 at::Tensor rms_norm(const at::Tensor &x, const at::Tensor &alpha, bool f32);
 double norm_eps(bool f32);
+// Whether that norm is computed in fp32 (the fused kernels' arithmetic, so
+// they may take it): rms_norm_f32, or x in fp32.
+bool norm_in_fp32(const at::Tensor &x, bool f32);
 
 // SiLU-gated MLP: linear_out(silu(a) * b) where [a, b] = linear_in(x).
 at::Tensor gated_silu(const at::Tensor &x, const nn::LinearWeight &w_in, const nn::LinearWeight &w_out);

@@ -23,6 +23,10 @@ bool bf16_or_f32(const at::Tensor &x) {
   return x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kFloat;
 }
 
+cu::Floats floats_of(const at::Tensor &x) {
+  return x.scalar_type() == at::kBFloat16 ? cu::Floats::kBFloat16 : cu::Floats::kFloat32;
+}
+
 cudaStream_t stream_of(const at::Tensor &x) { return c10::cuda::getCurrentCUDAStream(x.device().index()).stream(); }
 
 void check(cudaError_t e, const char *kernel) {
@@ -45,7 +49,7 @@ cu::RmsNorm norm_args(const at::Tensor &x, const at::Tensor &alpha, double eps, 
   a.rows = x.numel() / dim;
   a.dim = int(dim);
   a.eps = float(eps);
-  a.floats = x.scalar_type() == at::kBFloat16 ? cu::NormFloats::kBFloat16 : cu::NormFloats::kFloat32;
+  a.floats = floats_of(x);
   return a;
 }
 
@@ -83,7 +87,7 @@ std::optional<at::Tensor> fused_silu_gate(const at::Tensor &h) {
   g.out = out.data_ptr();
   g.rows = h.numel() / h.size(-1);
   g.hidden = hidden;
-  g.floats = h.scalar_type() == at::kBFloat16 ? cu::GateFloats::kBFloat16 : cu::GateFloats::kFloat32;
+  g.floats = floats_of(h);
   check(cu::silu_gate(g, stream_of(h)), "SiLU gate");
   return out;
 }
@@ -115,7 +119,7 @@ std::optional<at::Tensor> fused_rotary(const at::Tensor &x, const at::Tensor &co
   r.cos = c.data_ptr<float>();
   r.sin = s.data_ptr<float>();
   r.out = out.data_ptr();
-  r.floats = x.scalar_type() == at::kBFloat16 ? cu::RotaryFloats::kBFloat16 : cu::RotaryFloats::kFloat32;
+  r.floats = floats_of(x);
   check(cu::rotary(r, stream_of(x)), "rotary");
   return out;
 }
@@ -144,8 +148,7 @@ std::optional<at::Tensor> fused_step_attention(const at::Tensor &qkv, const at::
   a.slots = int(S);
   a.slot = int(slot);
   a.first = int(first);
-  a.floats = qkv.scalar_type() == at::kBFloat16 ? cu::StepAttentionFloats::kBFloat16
-                                                 : cu::StepAttentionFloats::kFloat32;
+  a.floats = floats_of(qkv);
   check(cu::step_attention(a, stream_of(qkv)), "step attention");
   return out;
 }
