@@ -5,6 +5,8 @@
 #include <cuda_fp8.h>
 
 #include <cstdint>
+#include "cuda/chained_launch.cuh"
+
 
 namespace personaplex::cuda {
 namespace {
@@ -122,6 +124,8 @@ struct Running {
 // memory and writes the result (one split) or its part (several).
 template <typename T, typename KV, int D>
 __global__ void __launch_bounds__(kWarps *kLanes) attend_kernel(DecodeAttention a, int splits) {
+  wait_for_previous();
+  start_next();
   constexpr int E = Part<KV>::E < D ? Part<KV>::E : D;
   static_assert(Part<KV>::E <= D, "a lane's part is at most a head");
   constexpr int L = D / E, G = kLanes / L, kGroups = kWarps * G;
@@ -229,6 +233,8 @@ __global__ void __launch_bounds__(kWarps *kLanes) attend_kernel(DecodeAttention 
 // Block (head, row), a thread per dim: the splits' parts merged.
 template <typename T, int D>
 __global__ void merge_kernel(DecodeAttention a, int splits) {
+  wait_for_previous();
+  start_next();
   const size_t rh = size_t(blockIdx.y) * a.heads + blockIdx.x;
   const float *parts = a.workspace + rh * splits * (D + 2);
   const int d = threadIdx.x;
@@ -249,9 +255,10 @@ __global__ void merge_kernel(DecodeAttention a, int splits) {
 template <typename T, typename KV, int D>
 cudaError_t launch(const DecodeAttention &a, cudaStream_t stream) {
   const int splits = decode_attention_splits(a.rows, a.heads, a.span);
-  attend_kernel<T, KV, D><<<dim3(splits, a.heads, a.rows), kWarps * kLanes, 0, stream>>>(a, splits);
-  if (splits > 1) merge_kernel<T, D><<<dim3(a.heads, a.rows), D, 0, stream>>>(a, splits);
-  return cudaGetLastError();
+  const cudaError_t e =
+      launch_chained(attend_kernel<T, KV, D>, dim3(splits, a.heads, a.rows), dim3(kWarps * kLanes), 0, stream, a, splits);
+  if (e != cudaSuccess || splits == 1) return e;
+  return launch_chained(merge_kernel<T, D>, dim3(a.heads, a.rows), dim3(D), 0, stream, a, splits);
 }
 
 template <typename T, typename KV>

@@ -2,6 +2,8 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
+#include "cuda/chained_launch.cuh"
+
 
 namespace personaplex::cuda {
 namespace {
@@ -16,6 +18,8 @@ __device__ __forceinline__ float load(const __nv_bfloat16 *p, size_t i) { return
 // scale, as the libtorch encoder does, so both give the same bytes.
 template <typename T>
 __global__ void write_kernel(KvFp8Write a) {
+  wait_for_previous();
+  start_next();
   const int head = blockIdx.x, row = blockIdx.y, lane = threadIdx.x;
   const bool is_value = blockIdx.z == 1;
   const T *x = static_cast<const T *>(is_value ? a.v : a.k) + (size_t(row) * a.heads + head) * a.head_dim;
@@ -37,10 +41,8 @@ cudaError_t kv_fp8_write(const KvFp8Write &a, cudaStream_t stream) {
   if (a.rows <= 0 || a.heads <= 0 || a.head_dim <= 0) return cudaErrorInvalidValue;
   const dim3 grid(a.heads, a.rows, 2);
   if (a.floats == KvFloats::kBFloat16)
-    write_kernel<__nv_bfloat16><<<grid, 32, 0, stream>>>(a);
-  else
-    write_kernel<float><<<grid, 32, 0, stream>>>(a);
-  return cudaGetLastError();
+    return launch_chained(write_kernel<__nv_bfloat16>, grid, dim3(32), 0, stream, a);
+  return launch_chained(write_kernel<float>, grid, dim3(32), 0, stream, a);
 }
 
 }  // namespace personaplex::cuda

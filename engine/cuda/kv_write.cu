@@ -1,6 +1,8 @@
 #include "cuda/kv_write.h"
 
 #include <cstdint>
+#include "cuda/chained_launch.cuh"
+
 
 namespace personaplex::cuda {
 namespace {
@@ -8,6 +10,8 @@ namespace {
 // One block per (head, row, keys or values); elements copied as bits.
 template <typename E>
 __global__ void kv_write_kernel(KvWrite a) {
+  wait_for_previous();
+  start_next();
   const int head = blockIdx.x, row = blockIdx.y;
   const bool is_value = blockIdx.z == 1;
   const E *x = static_cast<const E *>(is_value ? a.v : a.k) + row * (is_value ? a.v_row_stride : a.k_row_stride) +
@@ -24,12 +28,9 @@ cudaError_t kv_write(const KvWrite &a, cudaStream_t stream) {
   const dim3 grid(a.heads, a.rows, 2);
   const int threads = a.head_dim >= 128 ? 128 : ((a.head_dim + 31) / 32) * 32;
   if (a.element_bytes == 2)
-    kv_write_kernel<uint16_t><<<grid, threads, 0, stream>>>(a);
-  else if (a.element_bytes == 4)
-    kv_write_kernel<uint32_t><<<grid, threads, 0, stream>>>(a);
-  else
-    return cudaErrorInvalidValue;
-  return cudaGetLastError();
+    return launch_chained(kv_write_kernel<uint16_t>, grid, dim3(threads), 0, stream, a);
+  if (a.element_bytes == 4) return launch_chained(kv_write_kernel<uint32_t>, grid, dim3(threads), 0, stream, a);
+  return cudaErrorInvalidValue;
 }
 
 }  // namespace personaplex::cuda

@@ -5,6 +5,8 @@
 #include <cstdint>
 
 #include "cuda/float_io.cuh"
+#include "cuda/chained_launch.cuh"
+
 
 namespace personaplex::cuda {
 namespace {
@@ -35,6 +37,8 @@ __device__ __forceinline__ float summed(const T *x, const T *residual, size_t i)
 // x times that.
 template <typename T>
 __global__ void rms_norm_loop_kernel(RmsNorm a) {
+  wait_for_previous();
+  start_next();
   const size_t row = size_t(blockIdx.x) * a.dim;
   const T *x = static_cast<const T *>(a.x) + row;
   const T *residual = a.residual ? static_cast<const T *>(a.residual) + row : nullptr;
@@ -55,6 +59,8 @@ __global__ void rms_norm_loop_kernel(RmsNorm a) {
 // so its loads must all be in flight at once).
 template <typename T>
 __global__ void rms_norm_vector_kernel(RmsNorm a) {
+  wait_for_previous();
+  start_next();
   constexpr int N = kPerLoad<T>;
   const size_t at = size_t(blockIdx.x) * a.dim + size_t(threadIdx.x) * N;
   float v[N];
@@ -91,11 +97,9 @@ cudaError_t launch(const RmsNorm &a, cudaStream_t stream) {
   const bool vector = a.dim % (32 * N) == 0 && a.dim / N <= kMaxThreads && aligned16(a.x) && aligned16(a.out) &&
                       aligned16(a.alpha) && (!a.residual || (aligned16(a.residual) && aligned16(a.sum)));
   if (vector)
-    rms_norm_vector_kernel<T><<<unsigned(a.rows), a.dim / N, 0, stream>>>(a);
-  else
-    rms_norm_loop_kernel<T><<<unsigned(a.rows), a.dim >= kLoopThreads ? kLoopThreads : ((a.dim + 31) / 32) * 32, 0,
-                              stream>>>(a);
-  return cudaGetLastError();
+    return launch_chained(rms_norm_vector_kernel<T>, dim3(unsigned(a.rows)), dim3(a.dim / N), 0, stream, a);
+  const int threads = a.dim >= kLoopThreads ? kLoopThreads : ((a.dim + 31) / 32) * 32;
+  return launch_chained(rms_norm_loop_kernel<T>, dim3(unsigned(a.rows)), dim3(threads), 0, stream, a);
 }
 
 }  // namespace

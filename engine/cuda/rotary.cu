@@ -3,6 +3,8 @@
 #include <cuda_bf16.h>
 
 #include "cuda/float_io.cuh"
+#include "cuda/chained_launch.cuh"
+
 
 namespace personaplex::cuda {
 namespace {
@@ -11,6 +13,8 @@ constexpr int kThreads = 256;
 
 template <typename T>
 __global__ void rotary_kernel(Rotary r, int64_t pairs) {
+  wait_for_previous();
+  start_next();
   for (int64_t p = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; p < pairs; p += int64_t(gridDim.x) * blockDim.x) {
     int64_t rest = p, x_at = 0, angle_at = 0;
     for (int d = kRotaryDims - 1; d >= 0; --d) {
@@ -39,10 +43,8 @@ cudaError_t rotary(const Rotary &r, cudaStream_t stream) {
   const int64_t blocks = (pairs + kThreads - 1) / kThreads;
   const unsigned grid = unsigned(blocks < 65535 ? blocks : 65535);
   if (r.floats == Floats::kBFloat16)
-    rotary_kernel<__nv_bfloat16><<<grid, kThreads, 0, stream>>>(r, pairs);
-  else
-    rotary_kernel<float><<<grid, kThreads, 0, stream>>>(r, pairs);
-  return cudaGetLastError();
+    return launch_chained(rotary_kernel<__nv_bfloat16>, grid, dim3(kThreads), 0, stream, r, pairs);
+  return launch_chained(rotary_kernel<float>, grid, dim3(kThreads), 0, stream, r, pairs);
 }
 
 }  // namespace personaplex::cuda

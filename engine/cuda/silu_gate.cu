@@ -3,6 +3,8 @@
 #include <cuda_bf16.h>
 
 #include "cuda/float_io.cuh"
+#include "cuda/chained_launch.cuh"
+
 
 namespace personaplex::cuda {
 namespace {
@@ -11,6 +13,8 @@ constexpr int kThreads = 256;
 
 template <typename T>
 __global__ void silu_gate_kernel(SiluGate g) {
+  wait_for_previous();
+  start_next();
   const int64_t n = g.rows * g.hidden;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t row = i / g.hidden, col = i - row * g.hidden;
@@ -29,10 +33,8 @@ cudaError_t silu_gate(const SiluGate &g, cudaStream_t stream) {
   const int64_t blocks = (n + kThreads - 1) / kThreads;
   const unsigned grid = unsigned(blocks < 65535 ? blocks : 65535);
   if (g.floats == Floats::kBFloat16)
-    silu_gate_kernel<__nv_bfloat16><<<grid, kThreads, 0, stream>>>(g);
-  else
-    silu_gate_kernel<float><<<grid, kThreads, 0, stream>>>(g);
-  return cudaGetLastError();
+    return launch_chained(silu_gate_kernel<__nv_bfloat16>, dim3(grid), dim3(kThreads), 0, stream, g);
+  return launch_chained(silu_gate_kernel<float>, dim3(grid), dim3(kThreads), 0, stream, g);
 }
 
 }  // namespace personaplex::cuda

@@ -3,6 +3,8 @@
 #include <cuda_bf16.h>
 
 #include "cuda/float_io.cuh"
+#include "cuda/chained_launch.cuh"
+
 
 namespace personaplex::cuda {
 namespace {
@@ -16,6 +18,8 @@ constexpr int kThreads = 128;
 // takes elements of the weighted sum, in fp32.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) step_attention_kernel(StepAttention a) {
+  wait_for_previous();
+  start_next();
   extern __shared__ float window[];  // keys [n, D], values [n, D], query [D], scores [n]
   const int head = blockIdx.x, row = blockIdx.y, D = a.head_dim;
   const int n = a.slot - a.first + 1, earlier = (n - 1) * D;
@@ -74,10 +78,8 @@ cudaError_t step_attention(const StepAttention &a, cudaStream_t stream) {
   const dim3 grid(a.heads, a.rows);
   const size_t bytes = shared_bytes(a.head_dim, a.slot - a.first + 1);
   if (a.floats == Floats::kBFloat16)
-    step_attention_kernel<__nv_bfloat16><<<grid, kThreads, bytes, stream>>>(a);
-  else
-    step_attention_kernel<float><<<grid, kThreads, bytes, stream>>>(a);
-  return cudaGetLastError();
+    return launch_chained(step_attention_kernel<__nv_bfloat16>, grid, dim3(kThreads), bytes, stream, a);
+  return launch_chained(step_attention_kernel<float>, grid, dim3(kThreads), bytes, stream, a);
 }
 
 }  // namespace personaplex::cuda

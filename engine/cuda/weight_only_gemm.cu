@@ -6,6 +6,8 @@
 #include <cstdint>
 
 #include "cuda/widen_mma.cuh"
+#include "cuda/chained_launch.cuh"
+
 
 namespace personaplex::cuda {
 namespace {
@@ -48,6 +50,8 @@ template <GemvWeights W, int NT, int CT>
 __global__ void __launch_bounds__(kWarpsOf<CT> *kLanes)
     gemm_kernel(const __nv_bfloat16 *__restrict__ x, const uint8_t *__restrict__ q, float *__restrict__ part, int rows,
                 int n, int k, int tiles_per_split) {
+  wait_for_previous();
+  start_next();
   constexpr int kThreads = kWarpsOf<CT> * kLanes;
   __shared__ __align__(16) __nv_bfloat16 xs[2][NT * 8][kRowStride];
   const int warp = threadIdx.x / kLanes, lane = threadIdx.x % kLanes;
@@ -135,6 +139,8 @@ __global__ void __launch_bounds__(kWarpsOf<CT> *kLanes)
 // y = (Σ_s part[s]) · scale, as bf16.
 __global__ void sum_parts_kernel(const float *__restrict__ part, const float *__restrict__ scale,
                                  __nv_bfloat16 *__restrict__ y, int rows, int n, int splits) {
+  wait_for_previous();
+  start_next();
   const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x, total = size_t(rows) * n;
   if (i >= total) return;
   float sum = 0.0f;
@@ -158,21 +164,22 @@ int splits_for(int64_t n, int64_t k) {
 }
 
 template <GemvWeights W, int NT, int CT>
-void launch_gemm(const void *x, const void *q, float *part, int rows, int n, int k, int splits, cudaStream_t stream) {
+cudaError_t launch_gemm(const void *x, const void *q, float *part, int rows, int n, int k, int splits, cudaStream_t stream) {
   const int tiles = k / kTile, per_split = (tiles + splits - 1) / splits;
   const dim3 grid((n + kColumns - 1) / kColumns, splits), block(kWarpsOf<CT> * kLanes);
-  gemm_kernel<W, NT, CT><<<grid, block, 0, stream>>>(static_cast<const __nv_bfloat16 *>(x),
-                                                      static_cast<const uint8_t *>(q), part, rows, n, k, per_split);
+  return launch_chained(gemm_kernel<W, NT, CT>, grid, block, 0, stream, static_cast<const __nv_bfloat16 *>(x),
+                        static_cast<const uint8_t *>(q), part, rows, n, k, per_split);
 }
 
 // Two column groups a warp from 33 to 64 rows (measured on an H200, x staged
 // in place: 1.1-1.9x faster at 64 rows, slower at 32; staged ahead: 1.0-1.4x
 // at 64, even at 32); past 64 their accumulators would not fit in registers.
 template <GemvWeights W>
-void launch_rows(const void *x, const void *q, float *part, int rows, int n, int k, int splits, cudaStream_t stream) {
-  if (rows <= 32) launch_gemm<W, 4, 1>(x, q, part, rows, n, k, splits, stream);
-  else if (rows <= 64) launch_gemm<W, 8, 2>(x, q, part, rows, n, k, splits, stream);
-  else launch_gemm<W, 16, 1>(x, q, part, rows, n, k, splits, stream);
+cudaError_t launch_rows(const void *x, const void *q, float *part, int rows, int n, int k, int splits,
+                        cudaStream_t stream) {
+  if (rows <= 32) return launch_gemm<W, 4, 1>(x, q, part, rows, n, k, splits, stream);
+  if (rows <= 64) return launch_gemm<W, 8, 2>(x, q, part, rows, n, k, splits, stream);
+  return launch_gemm<W, 16, 1>(x, q, part, rows, n, k, splits, stream);
 }
 
 bool aligned16(const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -193,15 +200,15 @@ cudaError_t weight_only_gemm(const void *x, const void *q, const float *scale, v
                              int64_t rows, int64_t n, int64_t k, GemvWeights weights, cudaStream_t stream) {
   if (!weight_only_gemm_fits(rows, n, k, x, q)) return cudaErrorInvalidValue;
   const int splits = splits_for(n, k);
-  if (weights == GemvWeights::kInt8)
-    launch_rows<GemvWeights::kInt8>(x, q, workspace, int(rows), int(n), int(k), splits, stream);
-  else
-    launch_rows<GemvWeights::kFp8E4M3>(x, q, workspace, int(rows), int(n), int(k), splits, stream);
+  const cudaError_t e =
+      weights == GemvWeights::kInt8
+          ? launch_rows<GemvWeights::kInt8>(x, q, workspace, int(rows), int(n), int(k), splits, stream)
+          : launch_rows<GemvWeights::kFp8E4M3>(x, q, workspace, int(rows), int(n), int(k), splits, stream);
+  if (e != cudaSuccess) return e;
   const int64_t total = rows * n;
   const int threads = 256;
-  sum_parts_kernel<<<unsigned((total + threads - 1) / threads), threads, 0, stream>>>(
-      workspace, scale, static_cast<__nv_bfloat16 *>(y), int(rows), int(n), splits);
-  return cudaGetLastError();
+  return launch_chained(sum_parts_kernel, dim3(unsigned((total + threads - 1) / threads)), dim3(threads), 0, stream,
+                        workspace, scale, static_cast<__nv_bfloat16 *>(y), int(rows), int(n), splits);
 }
 
 }  // namespace personaplex::cuda

@@ -6,6 +6,8 @@
 #include <cstdint>
 
 #include "cuda/widen_mma.cuh"
+#include "cuda/chained_launch.cuh"
+
 
 namespace personaplex::cuda {
 namespace {
@@ -91,19 +93,37 @@ __global__ void __launch_bounds__(kWarps *kLanes)
   for (int r = 0; r < R; ++r)
 #pragma unroll
     for (int j = 0; j < C; ++j) acc[r][j] = 0.0f;
-#pragma unroll(C == 1 ? 4 : 1)
-  for (int c = lane; c < chunks; c += kLanes) {
-    float w[C][kChunk];
+  // A ring of kAhead loads per column kept in flight; its first loads are
+  // issued before waiting for x (the weights are no earlier kernel's output).
+  constexpr int kAhead = C == 1 ? 4 : 1;
+  uint4 ahead[kAhead][C];
 #pragma unroll
-    for (int j = 0; j < C; ++j) widen<W>(__ldg(rows[j] + c), w[j]);
+  for (int s = 0; s < kAhead; ++s)
 #pragma unroll
-    for (int r = 0; r < R; ++r) {
-      float a[kChunk];
-      load16(x + size_t(r) * k, c, a);
+    for (int j = 0; j < C; ++j)
+      ahead[s][j] = lane + s * kLanes < chunks ? __ldg(rows[j] + lane + s * kLanes) : make_uint4(0, 0, 0, 0);
+  wait_for_previous();
+  start_next();
+  for (int base = lane; base < chunks; base += kAhead * kLanes) {
 #pragma unroll
-      for (int j = 0; j < C; ++j)
+    for (int s = 0; s < kAhead; ++s) {
+      const int c = base + s * kLanes, next = c + kAhead * kLanes;
+      if (c >= chunks) break;
+      float w[C][kChunk];
 #pragma unroll
-        for (int i = 0; i < kChunk; ++i) acc[r][j] = fmaf(a[i], w[j][i], acc[r][j]);
+      for (int j = 0; j < C; ++j) {
+        widen<W>(ahead[s][j], w[j]);
+        if (next < chunks) ahead[s][j] = __ldg(rows[j] + next);
+      }
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        float a[kChunk];
+        load16(x + size_t(r) * k, c, a);
+#pragma unroll
+        for (int j = 0; j < C; ++j)
+#pragma unroll
+          for (int i = 0; i < kChunk; ++i) acc[r][j] = fmaf(a[i], w[j][i], acc[r][j]);
+      }
     }
   }
 #pragma unroll
@@ -137,6 +157,8 @@ template <GemvWeights W, int NT>
 __global__ void __launch_bounds__(kWarps *kLanes)
     mma_kernel(const __nv_bfloat16 *__restrict__ x, const uint8_t *__restrict__ q, const float *__restrict__ scale,
                __nv_bfloat16 *__restrict__ y, int rows, int n, int k) {
+  wait_for_previous();
+  start_next();
   __shared__ float part[kWarps][16][8 * NT];
   const int warp = threadIdx.x / kLanes, lane = threadIdx.x % kLanes;
   const int g = lane / 4, t = lane % 4;
@@ -197,11 +219,8 @@ cudaError_t launch_mma(int rows, const void *x, const void *q, const float *scal
   const auto *xb = static_cast<const __nv_bfloat16 *>(x);
   const auto *qb = static_cast<const uint8_t *>(q);
   auto *yb = static_cast<__nv_bfloat16 *>(y);
-  if (rows <= 8)
-    mma_kernel<W, 1><<<grid, block, 0, stream>>>(xb, qb, scale, yb, rows, n, k);
-  else
-    mma_kernel<W, 2><<<grid, block, 0, stream>>>(xb, qb, scale, yb, rows, n, k);
-  return cudaGetLastError();
+  if (rows <= 8) return launch_chained(mma_kernel<W, 1>, grid, block, 0, stream, xb, qb, scale, yb, rows, n, k);
+  return launch_chained(mma_kernel<W, 2>, grid, block, 0, stream, xb, qb, scale, yb, rows, n, k);
 }
 
 template <GemvWeights W, typename T, int R>
@@ -213,9 +232,8 @@ cudaError_t launch_rows(int rows, const void *x, const void *q, const float *sca
   constexpr int C = R <= 2 ? 1 : 4;
   const int warps = (n + C - 1) / C;
   const dim3 grid((warps + kWarps - 1) / kWarps), block(kWarps * kLanes);
-  gemv_kernel<W, T, R, C><<<grid, block, 0, stream>>>(static_cast<const T *>(x), static_cast<const uint4 *>(q),
-                                                      scale, static_cast<T *>(y), n, k);
-  return cudaGetLastError();
+  return launch_chained(gemv_kernel<W, T, R, C>, grid, block, 0, stream, static_cast<const T *>(x),
+                        static_cast<const uint4 *>(q), scale, static_cast<T *>(y), n, k);
 }
 
 template <GemvWeights W>

@@ -5,6 +5,8 @@
 
 #include <mutex>
 
+#include "lm/fused_sampling.h"
+
 namespace personaplex::lm {
 
 int64_t race_size(int64_t vocabulary, int64_t top_k) {
@@ -14,6 +16,7 @@ int64_t race_size(int64_t vocabulary, int64_t top_k) {
 at::Tensor sample_with_noise(const at::Tensor &logits, bool greedy, double temperature, int64_t top_k,
                              const at::Tensor &noise) {
   if (greedy || temperature <= 0.0) return logits.argmax(-1);
+  if (auto fused = fused_sample_top_k(logits, temperature, top_k, noise)) return *fused;
   at::Tensor probs = at::softmax(logits.to(at::kFloat) / temperature, -1);
   at::Tensor candidates;  // undefined: the whole vocabulary
   if (race_size(probs.size(-1), top_k) < probs.size(-1)) {
