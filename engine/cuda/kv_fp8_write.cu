@@ -4,7 +4,6 @@
 #include <cuda_fp8.h>
 #include "cuda/chained_launch.cuh"
 
-
 namespace personaplex::cuda {
 namespace {
 

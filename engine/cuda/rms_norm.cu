@@ -4,9 +4,8 @@
 
 #include <cstdint>
 
-#include "cuda/float_io.cuh"
 #include "cuda/chained_launch.cuh"
-
+#include "cuda/float_io.cuh"
 
 namespace personaplex::cuda {
 namespace {

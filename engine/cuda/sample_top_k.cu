@@ -4,7 +4,6 @@
 #include <cstdint>
 #include "cuda/chained_launch.cuh"
 
-
 namespace personaplex::cuda {
 namespace {
 

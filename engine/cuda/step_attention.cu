@@ -2,9 +2,8 @@
 
 #include <cuda_bf16.h>
 
-#include "cuda/float_io.cuh"
 #include "cuda/chained_launch.cuh"
-
+#include "cuda/float_io.cuh"
 
 namespace personaplex::cuda {
 namespace {

@@ -5,9 +5,8 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "cuda/widen_mma.cuh"
 #include "cuda/chained_launch.cuh"
-
+#include "cuda/widen_mma.cuh"
 
 namespace personaplex::cuda {
 namespace {

@@ -5,9 +5,8 @@
 
 #include <cstdint>
 
-#include "cuda/widen_mma.cuh"
 #include "cuda/chained_launch.cuh"
-
+#include "cuda/widen_mma.cuh"
 
 namespace personaplex::cuda {
 namespace {
@@ -15,11 +14,30 @@ namespace {
 constexpr int kWarps = 8;  // output rows per block: x stays in L1 across them
 constexpr int kLanes = 32;
 constexpr int kChunk = 16;  // weights per 16-byte load
+constexpr int kLine = 128;  // bytes of an L2 line
 
-// 16 weights of one 16-byte load as floats.
+__device__ __forceinline__ void prefetch_l2(const void *p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+
+// 16-byte loads per 16 weights.
 template <GemvWeights W>
-__device__ __forceinline__ void widen(const uint4 &v, float *out) {
-  const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+constexpr int kLoads = W == GemvWeights::kBFloat16 ? 2 : 1;
+
+// 16 weights of kLoads<W> 16-byte loads as floats.
+template <GemvWeights W>
+__device__ __forceinline__ void widen(const uint4 *v, float *out) {
+  if constexpr (W == GemvWeights::kBFloat16) {
+#pragma unroll
+    for (int l = 0; l < 2; ++l) {
+      const uint32_t words[4] = {v[l].x, v[l].y, v[l].z, v[l].w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        out[8 * l + 2 * i] = __uint_as_float(words[i] << 16);
+        out[8 * l + 2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
+      }
+    }
+    return;
+  }
+  const uint32_t words[4] = {v->x, v->y, v->z, v->w};
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     if constexpr (W == GemvWeights::kInt8) {
@@ -87,43 +105,39 @@ __global__ void __launch_bounds__(kWarps *kLanes)
   const int chunks = k / kChunk;
   const uint4 *rows[C];
 #pragma unroll
-  for (int j = 0; j < C; ++j) rows[j] = q + size_t(min(first + j, n - 1)) * chunks;  // the last columns repeat
+  for (int j = 0; j < C; ++j) rows[j] = q + size_t(min(first + j, n - 1)) * chunks * kLoads<W>;  // the last repeat
   float acc[R][C];
 #pragma unroll
   for (int r = 0; r < R; ++r)
 #pragma unroll
     for (int j = 0; j < C; ++j) acc[r][j] = 0.0f;
-  // A ring of kAhead loads per column kept in flight; its first loads are
-  // issued before waiting for x (the weights are no earlier kernel's output).
-  constexpr int kAhead = C == 1 ? 4 : 1;
-  uint4 ahead[kAhead][C];
+  // The weights are no earlier kernel's output: this warp's columns are
+  // fetched into L2 while the kernel before is finishing (a register ring
+  // instead kept x's loads from being hoisted and was slower).
 #pragma unroll
-  for (int s = 0; s < kAhead; ++s)
-#pragma unroll
-    for (int j = 0; j < C; ++j)
-      ahead[s][j] = lane + s * kLanes < chunks ? __ldg(rows[j] + lane + s * kLanes) : make_uint4(0, 0, 0, 0);
+  for (int j = 0; j < C; ++j)
+    for (int at = lane * kLine; at < k * kLoads<W>; at += kLanes * kLine)
+      prefetch_l2(reinterpret_cast<const char *>(rows[j]) + at);
   wait_for_previous();
   start_next();
-  for (int base = lane; base < chunks; base += kAhead * kLanes) {
+#pragma unroll(C == 1 ? 4 : 1)
+  for (int c = lane; c < chunks; c += kLanes) {
+    float w[C][kChunk];
 #pragma unroll
-    for (int s = 0; s < kAhead; ++s) {
-      const int c = base + s * kLanes, next = c + kAhead * kLanes;
-      if (c >= chunks) break;
-      float w[C][kChunk];
+    for (int j = 0; j < C; ++j) {
+      uint4 v[kLoads<W>];
 #pragma unroll
-      for (int j = 0; j < C; ++j) {
-        widen<W>(ahead[s][j], w[j]);
-        if (next < chunks) ahead[s][j] = __ldg(rows[j] + next);
-      }
+      for (int l = 0; l < kLoads<W>; ++l) v[l] = __ldg(rows[j] + kLoads<W> * c + l);
+      widen<W>(v, w[j]);
+    }
 #pragma unroll
-      for (int r = 0; r < R; ++r) {
-        float a[kChunk];
-        load16(x + size_t(r) * k, c, a);
+    for (int r = 0; r < R; ++r) {
+      float a[kChunk];
+      load16(x + size_t(r) * k, c, a);
 #pragma unroll
-        for (int j = 0; j < C; ++j)
+      for (int j = 0; j < C; ++j)
 #pragma unroll
-          for (int i = 0; i < kChunk; ++i) acc[r][j] = fmaf(a[i], w[j][i], acc[r][j]);
-      }
+        for (int i = 0; i < kChunk; ++i) acc[r][j] = fmaf(a[i], w[j][i], acc[r][j]);
     }
   }
 #pragma unroll
@@ -136,7 +150,7 @@ __global__ void __launch_bounds__(kWarps *kLanes)
 #pragma unroll
     for (int j = 0; j < C; ++j) {
       if (first + j >= n) break;
-      const float s = scale[first + j];
+      const float s = scale ? scale[first + j] : 1.0f;
 #pragma unroll
       for (int r = 0; r < R; ++r) store(y + size_t(r) * n + first + j, acc[r][j] * s);
     }
@@ -240,8 +254,11 @@ template <GemvWeights W>
 cudaError_t launch(GemvFloats floats, int rows, const void *x, const void *q, const float *scale, void *y, int n,
                    int k, cudaStream_t stream) {
   // Past two rows, the widened weights serve every row on the tensor cores.
-  if (floats == GemvFloats::kBFloat16 && rows > 2 && k % kTile == 0)
-    return launch_mma<W>(rows, x, q, scale, y, n, k, stream);
+  // (bf16 weights have no such path: cuBLAS serves them past two rows.)
+  if constexpr (W != GemvWeights::kBFloat16) {
+    if (floats == GemvFloats::kBFloat16 && rows > 2 && k % kTile == 0)
+      return launch_mma<W>(rows, x, q, scale, y, n, k, stream);
+  }
   if (floats == GemvFloats::kBFloat16)
     return launch_rows<W, __nv_bfloat16, kGemvMaxRows>(rows, x, q, scale, y, n, k, stream);
   return launch_rows<W, float, kGemvMaxRows>(rows, x, q, scale, y, n, k, stream);
@@ -261,6 +278,8 @@ cudaError_t weight_only_gemv(const void *x, const void *q, const float *scale, v
   if (!weight_only_gemv_fits(rows, n, k, x, q, y)) return cudaErrorInvalidValue;
   if (weights == GemvWeights::kInt8)
     return launch<GemvWeights::kInt8>(floats, int(rows), x, q, scale, y, int(n), int(k), stream);
+  if (weights == GemvWeights::kBFloat16)
+    return launch<GemvWeights::kBFloat16>(floats, int(rows), x, q, scale, y, int(n), int(k), stream);
   return launch<GemvWeights::kFp8E4M3>(floats, int(rows), x, q, scale, y, int(n), int(k), stream);
 }
 

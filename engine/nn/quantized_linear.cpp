@@ -31,6 +31,10 @@ namespace {
 constexpr double kInt8Max = 127.0;
 constexpr double kFp8Max = 448.0;  // the largest finite float8 e4m3fn
 constexpr double kTiny = 1e-12;    // an all-zero row still gets a positive scale
+// Rows of bf16 x that bf16 weights take through the matrix-vector kernel (a
+// step at batch 1 or 2); more go to cuBLAS, whose products read each weight
+// once for all rows.
+constexpr int64_t kPlainGemvMaxRows = 2;
 
 // Per-row largest magnitude of a matrix [rows, n]: fp32 [rows, 1], in one
 // reduction (no temporary of m's size; it also runs for every fp8 linear).
@@ -74,8 +78,10 @@ at::Tensor fp8_linear(const at::Tensor &x, const LinearWeight &w) {
 #endif
 
 #ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
-// Up to 16 rows against 8-bit weights, and up to 128 rows of bf16 x against
-// int8 ones: the weight-only kernels (the weights read once as bytes). Nothing when the kernel does not take these tensors (or
+// Up to 16 rows against 8-bit weights, up to 128 rows of bf16 x against
+// int8 ones, and one or two rows of bf16 x against bf16 weights: the
+// weight-only kernels (the weights read once, widened in registers).
+// Nothing when the kernel does not take these tensors (or
 // PERSONAPLEX_NO_CUDA_KERNELS is set, to compare against libtorch's path).
 std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w) {
   const bool disabled = !cuda_kernels_enabled();
@@ -91,17 +97,21 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
 #if PERSONAPLEX_FLOAT8
   else if (w.weight.scalar_type() == at::kFloat8_e4m3fn) weights = GemvWeights::kFp8E4M3;
 #endif
+  else if (w.weight.scalar_type() == at::kBFloat16 && floats == GemvFloats::kBFloat16 && !w.quantized())
+    weights = GemvWeights::kBFloat16;
   else return std::nullopt;
   const int64_t k = x.size(-1), n = w.weight.size(0);
   if (k == 0 || w.weight.size(1) != k || !w.weight.is_contiguous()) return std::nullopt;
   const int64_t rows = x.numel() / k;
+  if (weights == GemvWeights::kBFloat16 && rows > kPlainGemvMaxRows) return std::nullopt;
   // Past 16 rows: int8 on the tensor-core kernel; fp8 on the fp8 matmul.
   const bool gemm = rows > personaplex::cuda::kGemvMaxRows;
   if (gemm && (rows > personaplex::cuda::kGemmMaxRows || floats != GemvFloats::kBFloat16 ||
                weights != GemvWeights::kInt8))
     return std::nullopt;
   const at::Tensor x2 = x.reshape({rows, k}).contiguous();
-  const at::Tensor scale = w.scale.to(at::kFloat).contiguous();
+  const at::Tensor scale = w.quantized() ? w.scale.to(at::kFloat).contiguous() : at::Tensor();
+  const float *scale_data = scale.defined() ? scale.data_ptr<float>() : nullptr;
   at::Tensor y = at::empty({rows, n}, x.options());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.device().index()).stream();
   cudaError_t e;
@@ -111,15 +121,15 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
       return std::nullopt;
     at::Tensor parts =
         at::empty({personaplex::cuda::weight_only_gemm_workspace(rows, n, k)}, x.options().dtype(at::kFloat));
-    e = personaplex::cuda::weight_only_gemm(x2.data_ptr(), w.weight.data_ptr(), scale.data_ptr<float>(), y.data_ptr(),
+    e = personaplex::cuda::weight_only_gemm(x2.data_ptr(), w.weight.data_ptr(), scale_data, y.data_ptr(),
                                             parts.data_ptr<float>(), rows, n, k, weights, stream);
   } else {
     if (!personaplex::cuda::weight_only_gemv_fits(rows, n, k, x2.data_ptr(), w.weight.data_ptr(), y.data_ptr()))
       return std::nullopt;
-    e = personaplex::cuda::weight_only_gemv(x2.data_ptr(), w.weight.data_ptr(), scale.data_ptr<float>(), y.data_ptr(),
+    e = personaplex::cuda::weight_only_gemv(x2.data_ptr(), w.weight.data_ptr(), scale_data, y.data_ptr(),
                                             rows, n, k, weights, floats, stream);
   }
-  if (e != cudaSuccess) throw Error(std::string("weight-only 8-bit kernel: ") + cudaGetErrorString(e));
+  if (e != cudaSuccess) throw Error(std::string("weight-only product kernel: ") + cudaGetErrorString(e));
   std::vector<int64_t> sizes = x.sizes().vec();
   sizes.back() = n;
   return y.view(sizes);
@@ -199,11 +209,11 @@ at::Tensor dequantize(const LinearWeight &w, at::ScalarType dtype) {
 }
 
 at::Tensor linear(const at::Tensor &x, const LinearWeight &w) {
-  if (!w.quantized()) return at::linear(x, w.weight);
 #ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
   if (x.is_cuda())
     if (std::optional<at::Tensor> y = gemv_linear(x, w)) return *y;
 #endif
+  if (!w.quantized()) return at::linear(x, w.weight);
 #if PERSONAPLEX_ROWWISE_FP8_MM
   if (x.is_cuda() && w.weight.scalar_type() == at::kFloat8_e4m3fn) return fp8_linear(x, w);
 #endif

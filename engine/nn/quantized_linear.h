@@ -15,6 +15,8 @@
 //   quantized per row on the fly, output in x's dtype; needs a libtorch of
 //   2.5 or newer and a GPU of compute capability 8.9 or newer).
 //   Elsewhere computed as int8 is. Needs a libtorch with float8 (2.1+).
+// - bf16 (as loaded): on CUDA with the engine's kernels, one or two rows of
+//   bf16 x take the same matrix-vector kernel; more, cuBLAS.
 // Every path reads nothing from the host, so it can be captured in a CUDA
 // graph.
 #pragma once

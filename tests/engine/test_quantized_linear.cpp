@@ -139,3 +139,26 @@ TEST(QuantizedLinear, CudaRowsAreTheDequantizedWeightsLinear) {
     }
   }
 }
+
+// On a GPU: bf16 weights as loaded. One or two rows of bf16 x take the
+// matrix-vector kernel where the build has it, more go to cuBLAS; all are
+// the fp32 product within bf16 rounding, and a row's result does not
+// depend on the row beside it (a step alone is the same step batched by 2).
+TEST(QuantizedLinear, CudaBf16WeightsAsLoaded) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  const auto bf16 = at::TensorOptions(at::kCUDA).dtype(at::kBFloat16);
+  at::manual_seed(13);
+  for (const auto &[n, k] : std::vector<std::pair<int64_t, int64_t>>{{48, 64}, {1040, 4096}, {33, 11264}, {3072, 1024}}) {
+    const LinearWeight w(at::randn({n, k}, bf16) * 0.05);
+    for (const int64_t rows : {1, 2, 3, 9}) {
+      SCOPED_TRACE("n " + std::to_string(n) + " k " + std::to_string(k) + " rows " + std::to_string(rows));
+      at::Tensor x = at::randn({1, rows, k}, bf16);
+      at::Tensor y = linear(x, w);
+      ASSERT_EQ(y.sizes(), (std::vector<int64_t>{1, rows, n}));
+      ASSERT_EQ(y.scalar_type(), at::kBFloat16);
+      at::Tensor want = at::linear(x.to(at::kFloat), w.weight.to(at::kFloat));
+      EXPECT_LT(((y.to(at::kFloat) - want).abs().max() / want.abs().max()).item<float>(), 8e-3f);
+      if (rows == 2) EXPECT_TRUE(at::equal(y.select(1, 0), linear(x.narrow(1, 0, 1), w).select(1, 0)));
+    }
+  }
+}
