@@ -15,6 +15,8 @@ constexpr int kWarps = 8;  // output rows per block: x stays in L1 across them
 constexpr int kLanes = 32;
 constexpr int kChunk = 16;  // weights per 16-byte load
 constexpr int kLine = 128;  // bytes of an L2 line
+constexpr int kUnroll = 4;  // stretches of 32 chunks a warp has in flight at one or two rows
+constexpr int kPrefetchStretches = 4;
 
 __device__ __forceinline__ void prefetch_l2(const void *p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
@@ -94,14 +96,19 @@ __device__ __forceinline__ void store(__nv_bfloat16 *y, float v) { *y = __float2
 // once per C columns) against them, then a warp reduction. One column per
 // warp keeps most loads in flight for one or two rows (bound by the weight
 // bytes); more rows take C = 4, so that each activation loaded serves four
-// weights.
-template <GemvWeights W, typename T, int R, int C>
+// weights. With S > 1, S warps of a block share a column, each taking every
+// S-th stretch of 32 chunks, and add their sums in a fixed order: fewer
+// round trips per warp where the columns alone would not fill the GPU.
+template <GemvWeights W, typename T, int R, int C, int S>
 __global__ void __launch_bounds__(kWarps *kLanes)
     gemv_kernel(const T *__restrict__ x, const uint4 *__restrict__ q, const float *__restrict__ scale,
                 T *__restrict__ y, int n, int k) {
-  const int lane = threadIdx.x % kLanes;
-  const int first = (blockIdx.x * kWarps + threadIdx.x / kLanes) * C;
-  if (first >= n) return;
+  static_assert(S == 1 || C == 1, "a split column is a single one");
+  __shared__ float sums[S > 1 ? kWarps : 1][R];
+  const int lane = threadIdx.x % kLanes, warp = threadIdx.x / kLanes, part = warp % S;
+  const int first = (blockIdx.x * (kWarps / S) + warp / S) * C;
+  if (S == 1 && first >= n) return;
+  const bool live = first < n;
   const int chunks = k / kChunk;
   const uint4 *rows[C];
 #pragma unroll
@@ -111,33 +118,41 @@ __global__ void __launch_bounds__(kWarps *kLanes)
   for (int r = 0; r < R; ++r)
 #pragma unroll
     for (int j = 0; j < C; ++j) acc[r][j] = 0.0f;
-  // The weights are no earlier kernel's output: this warp's columns are
-  // fetched into L2 while the kernel before is finishing (a register ring
-  // instead kept x's loads from being hoisted and was slower).
+  // The weights are no earlier kernel's output: the lines of this warp's
+  // first loads are fetched into L2 while the kernel before is finishing.
+  constexpr int kLinesPerStretch = kLanes * kChunk * kLoads<W> / kLine;
+  if (live && lane < kLinesPerStretch) {
 #pragma unroll
-  for (int j = 0; j < C; ++j)
-    for (int at = lane * kLine; at < k * kLoads<W>; at += kLanes * kLine)
-      prefetch_l2(reinterpret_cast<const char *>(rows[j]) + at);
+    for (int j = 0; j < C; ++j)
+#pragma unroll
+      for (int i = 0; i < kPrefetchStretches; ++i) {
+        const int stretch = i * S + part;
+        if (stretch * kLanes < chunks)
+          prefetch_l2(reinterpret_cast<const char *>(rows[j] + size_t(stretch) * kLanes * kLoads<W>) + lane * kLine);
+      }
+  }
   wait_for_previous();
   start_next();
-#pragma unroll(C == 1 ? 4 : 1)
-  for (int c = lane; c < chunks; c += kLanes) {
-    float w[C][kChunk];
+  if (live) {
+#pragma unroll(C == 1 ? kUnroll : 1)
+    for (int c = part * kLanes + lane; c < chunks; c += S * kLanes) {
+      float w[C][kChunk];
 #pragma unroll
-    for (int j = 0; j < C; ++j) {
-      uint4 v[kLoads<W>];
+      for (int j = 0; j < C; ++j) {
+        uint4 v[kLoads<W>];
 #pragma unroll
-      for (int l = 0; l < kLoads<W>; ++l) v[l] = __ldg(rows[j] + kLoads<W> * c + l);
-      widen<W>(v, w[j]);
-    }
+        for (int l = 0; l < kLoads<W>; ++l) v[l] = __ldg(rows[j] + kLoads<W> * c + l);
+        widen<W>(v, w[j]);
+      }
 #pragma unroll
-    for (int r = 0; r < R; ++r) {
-      float a[kChunk];
-      load16(x + size_t(r) * k, c, a);
+      for (int r = 0; r < R; ++r) {
+        float a[kChunk];
+        load16(x + size_t(r) * k, c, a);
 #pragma unroll
-      for (int j = 0; j < C; ++j)
+        for (int j = 0; j < C; ++j)
 #pragma unroll
-        for (int i = 0; i < kChunk; ++i) acc[r][j] = fmaf(a[i], w[j][i], acc[r][j]);
+          for (int i = 0; i < kChunk; ++i) acc[r][j] = fmaf(a[i], w[j][i], acc[r][j]);
+      }
     }
   }
 #pragma unroll
@@ -146,7 +161,20 @@ __global__ void __launch_bounds__(kWarps *kLanes)
     for (int j = 0; j < C; ++j)
 #pragma unroll
       for (int off = kLanes / 2; off > 0; off /= 2) acc[r][j] += __shfl_xor_sync(0xffffffffu, acc[r][j], off);
-  if (lane == 0) {
+  if constexpr (S > 1) {
+    if (lane == 0)
+#pragma unroll
+      for (int r = 0; r < R; ++r) sums[warp][r] = acc[r][0];
+    __syncthreads();
+    if (part != 0) return;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      acc[r][0] = sums[warp][r];
+#pragma unroll
+      for (int p = 1; p < S; ++p) acc[r][0] += sums[warp + p][r];
+    }
+  }
+  if (lane == 0 && live) {
 #pragma unroll
     for (int j = 0; j < C; ++j) {
       if (first + j >= n) break;
@@ -237,17 +265,57 @@ cudaError_t launch_mma(int rows, const void *x, const void *q, const float *scal
   return launch_chained(mma_kernel<W, 2>, grid, block, 0, stream, xb, qb, scale, yb, rows, n, k);
 }
 
+// Warps of the one-row kernel resident on the whole GPU at once.
+template <GemvWeights W, typename T>
+int resident_warps() {
+  static const int warps = [] {
+    int device = 0, sms = 0, blocks = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_kernel<W, T, 1, 1, 1>, kWarps * kLanes, 0) !=
+            cudaSuccess)
+      return 0;
+    return sms * blocks * kWarps;
+  }();
+  return warps;
+}
+
+// Warps per column: doubled while the columns leave resident warps idle and
+// each warp keeps at least one unrolled pass of 32-chunk stretches. The same
+// for one row and two, so that a row's sum does not depend on its batch.
+template <GemvWeights W, typename T>
+int split_for(int n, int k) {
+  const int resident = resident_warps<W, T>(), chunks = k / kChunk;
+  int split = 1;
+  while (split < kWarps && int64_t(n) * split < resident && chunks >= 2 * split * kLanes * kUnroll) split *= 2;
+  return split;
+}
+
+template <GemvWeights W, typename T, int R, int C, int S>
+cudaError_t launch_split(const void *x, const void *q, const float *scale, void *y, int n, int k,
+                         cudaStream_t stream) {
+  const int64_t warps = int64_t((n + C - 1) / C) * S;
+  const dim3 grid(unsigned((warps + kWarps - 1) / kWarps)), block(kWarps * kLanes);
+  return launch_chained(gemv_kernel<W, T, R, C, S>, grid, block, 0, stream, static_cast<const T *>(x),
+                        static_cast<const uint4 *>(q), scale, static_cast<T *>(y), n, k);
+}
+
 template <GemvWeights W, typename T, int R>
 cudaError_t launch_rows(int rows, const void *x, const void *q, const float *scale, void *y, int n, int k,
                         cudaStream_t stream) {
   if constexpr (R > 1) {
     if (rows < R) return launch_rows<W, T, R - 1>(rows, x, q, scale, y, n, k, stream);
   }
-  constexpr int C = R <= 2 ? 1 : 4;
-  const int warps = (n + C - 1) / C;
-  const dim3 grid((warps + kWarps - 1) / kWarps), block(kWarps * kLanes);
-  return launch_chained(gemv_kernel<W, T, R, C>, grid, block, 0, stream, static_cast<const T *>(x),
-                        static_cast<const uint4 *>(q), scale, static_cast<T *>(y), n, k);
+  if constexpr (R > 2) {
+    return launch_split<W, T, R, 4, 1>(x, q, scale, y, n, k, stream);
+  } else {
+    switch (split_for<W, T>(n, k)) {
+      case 1: return launch_split<W, T, R, 1, 1>(x, q, scale, y, n, k, stream);
+      case 2: return launch_split<W, T, R, 1, 2>(x, q, scale, y, n, k, stream);
+      case 4: return launch_split<W, T, R, 1, 4>(x, q, scale, y, n, k, stream);
+      default: return launch_split<W, T, R, 1, 8>(x, q, scale, y, n, k, stream);
+    }
+  }
 }
 
 template <GemvWeights W>

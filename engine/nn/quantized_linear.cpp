@@ -35,6 +35,10 @@ constexpr double kTiny = 1e-12;    // an all-zero row still gets a positive scal
 // step at batch 1 or 2); more go to cuBLAS, whose products read each weight
 // once for all rows.
 constexpr int64_t kPlainGemvMaxRows = 2;
+// Weights of the largest bf16 product it takes: the depth transformer's and
+// its input projections (H200: 3-5 us against cuBLAS's 10-16 us); the
+// temporal transformer's larger ones read faster through cuBLAS.
+constexpr int64_t kPlainGemvMaxWeights = int64_t(8) << 20;
 
 // Per-row largest magnitude of a matrix [rows, n]: fp32 [rows, 1], in one
 // reduction (no temporary of m's size; it also runs for every fp8 linear).
@@ -103,7 +107,8 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
   const int64_t k = x.size(-1), n = w.weight.size(0);
   if (k == 0 || w.weight.size(1) != k || !w.weight.is_contiguous()) return std::nullopt;
   const int64_t rows = x.numel() / k;
-  if (weights == GemvWeights::kBFloat16 && rows > kPlainGemvMaxRows) return std::nullopt;
+  if (weights == GemvWeights::kBFloat16 && (rows > kPlainGemvMaxRows || n * k > kPlainGemvMaxWeights))
+    return std::nullopt;
   // Past 16 rows: int8 on the tensor-core kernel; fp8 on the fp8 matmul.
   const bool gemm = rows > personaplex::cuda::kGemvMaxRows;
   if (gemm && (rows > personaplex::cuda::kGemmMaxRows || floats != GemvFloats::kBFloat16 ||

@@ -148,7 +148,7 @@ TEST(QuantizedLinear, CudaBf16WeightsAsLoaded) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   const auto bf16 = at::TensorOptions(at::kCUDA).dtype(at::kBFloat16);
   at::manual_seed(13);
-  for (const auto &[n, k] : std::vector<std::pair<int64_t, int64_t>>{{48, 64}, {1040, 4096}, {33, 11264}, {3072, 1024}}) {
+  for (const auto &[n, k] : std::vector<std::pair<int64_t, int64_t>>{{48, 64}, {1040, 4096}, {33, 11264}, {3072, 1024}, {16, 16384}}) {
     const LinearWeight w(at::randn({n, k}, bf16) * 0.05);
     for (const int64_t rows : {1, 2, 3, 9}) {
       SCOPED_TRACE("n " + std::to_string(n) + " k " + std::to_string(k) + " rows " + std::to_string(rows));
