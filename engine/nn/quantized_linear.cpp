@@ -35,10 +35,13 @@ constexpr double kTiny = 1e-12;    // an all-zero row still gets a positive scal
 // step at batch 1 or 2); more go to cuBLAS, whose products read each weight
 // once for all rows.
 constexpr int64_t kPlainGemvMaxRows = 2;
-// Weights of the largest bf16 product it takes: the depth transformer's and
-// its input projections (H200: 3-5 us against cuBLAS's 10-16 us); the
-// temporal transformer's larger ones read faster through cuBLAS.
-constexpr int64_t kPlainGemvMaxWeights = int64_t(8) << 20;
+// Outputs of the widest bf16 product it takes. Narrower products (the depth
+// transformer's, the temporal attention output and MLP output) leave warps
+// idle at one column each, which the kernel's split fills (H200: 3-5 us
+// against cuBLAS's 10-17 us for the depth transformer, 12.7 against 19.0 us
+// for 4096 x 4096); wider ones read faster through cuBLAS (qkv 29.2 against
+// 30.5 us, the MLP input 46.7 against 51.6).
+constexpr int64_t kPlainGemvMaxColumns = 8192;
 
 // Per-row largest magnitude of a matrix [rows, n]: fp32 [rows, 1], in one
 // reduction (no temporary of m's size; it also runs for every fp8 linear).
@@ -107,7 +110,7 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
   const int64_t k = x.size(-1), n = w.weight.size(0);
   if (k == 0 || w.weight.size(1) != k || !w.weight.is_contiguous()) return std::nullopt;
   const int64_t rows = x.numel() / k;
-  if (weights == GemvWeights::kBFloat16 && (rows > kPlainGemvMaxRows || n * k > kPlainGemvMaxWeights))
+  if (weights == GemvWeights::kBFloat16 && (rows > kPlainGemvMaxRows || n > kPlainGemvMaxColumns))
     return std::nullopt;
   // Past 16 rows: int8 on the tensor-core kernel; fp8 on the fp8 matmul.
   const bool gemm = rows > personaplex::cuda::kGemvMaxRows;
