@@ -1,7 +1,8 @@
 // Token sampling as the reference does it: fp32 logits / temperature,
 // softmax, top-k on the probabilities, then argmax(p / Exp(1)) (an
 // exponential race, equivalent to drawing from p) with the caller's
-// generator. Greedy (or temperature <= 0) is a plain argmax.
+// generator. Greedy (or temperature <= 0) is a plain argmax. On CUDA, in a
+// build with the engine's kernels, one launch draws it (fused_sampling.h).
 #pragma once
 
 #include <ATen/ATen.h>
