@@ -7,9 +7,12 @@
 // to the tensor cores (bf16 products, fp32 sums), so each weight read serves
 // every row at no extra arithmetic cost.
 //
-// bf16 weights take the same kernel as they are (no scale): at one or two
-// rows it reads them at a higher rate than cuBLAS's matrix-vector products
-// and needs no split-k reduction for the depth transformer's small ones.
+// bf16 weights take the same kernel as they are (no scale). Where the
+// columns alone would leave the GPU's warps idle (the narrower products),
+// a few warps share each column: at one row that reads the depth
+// transformer's products in a third of cuBLAS's time (which splits k and
+// reduces in a second kernel) and 4096-wide ones faster too; the wide ones
+// are cuBLAS's (nn/quantized_linear.cpp chooses).
 //
 // Plain pointers and a stream: this header and its kernels know nothing of
 // libtorch (nn/quantized_linear.cpp calls them with its tensors).
@@ -31,9 +34,9 @@ constexpr int64_t kGemvMaxRows = 16;
 // rows, k a multiple of 16, x, q and y 16-byte aligned, contiguous.
 bool weight_only_gemv_fits(int64_t rows, int64_t n, int64_t k, const void *x, const void *q, const void *y);
 
-// x [rows, k], q [n, k] (row-major), scale fp32 [n] (may be null for bf16
-// weights), y [rows, n]. Launches on
-// `stream` (capturable in a CUDA graph); returns the launch's error.
+// x [rows, k], q [n, k] (row-major), scale fp32 [n] (null: none, for bf16
+// weights), y [rows, n]. Launches on `stream` (capturable in a CUDA graph);
+// returns the launch's error.
 cudaError_t weight_only_gemv(const void *x, const void *q, const float *scale, void *y, int64_t rows, int64_t n,
                              int64_t k, GemvWeights weights, GemvFloats floats, cudaStream_t stream);
 
