@@ -5,6 +5,7 @@
 #include <cuda_fp8.h>
 
 #include <cstdint>
+
 #include "cuda/chained_launch.cuh"
 
 namespace personaplex::cuda {

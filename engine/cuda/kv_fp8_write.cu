@@ -2,6 +2,7 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
+
 #include "cuda/chained_launch.cuh"
 
 namespace personaplex::cuda {

@@ -1,6 +1,7 @@
 #include "cuda/kv_write.h"
 
 #include <cstdint>
+
 #include "cuda/chained_launch.cuh"
 
 namespace personaplex::cuda {

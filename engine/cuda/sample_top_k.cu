@@ -2,6 +2,7 @@
 
 #include <climits>
 #include <cstdint>
+
 #include "cuda/chained_launch.cuh"
 
 namespace personaplex::cuda {
