@@ -74,7 +74,7 @@ at::Tensor Mimi::Impl::encode_step(const at::Tensor &pcm, MimiState &state) cons
 
 // One frame of checked int64 codes on the device through the decoder.
 at::Tensor Mimi::Impl::decode_step(const at::Tensor &codes, MimiState &state) const {
-  at::Tensor z = quantizer.decode_unchecked(codes).to(dtype);
+  at::Tensor z = quantizer.decode_unchecked(codes, dtype);
   if (resample) z = upsample.step(z, state.upsample);
   z = decoder_transformer.step(z, state.decoder_transformer);
   return decoder.step(z, state.decoder).to(at::kFloat);

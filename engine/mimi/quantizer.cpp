@@ -40,13 +40,20 @@ SplitQuantizer::Group SplitQuantizer::load_group(const SafeTensors &file, const 
                            std::vector<int64_t>{c.dimension, c.input_dimension, 1});
   g.output_proj = file.load(prefix + ".output_proj.weight", at::kFloat, device,
                             std::vector<int64_t>{c.output_dimension, c.dimension, 1});
+  std::vector<at::Tensor> centroids;
   for (int64_t i = 0; i < levels; ++i) {
     std::string p = level_prefix(prefix, i);
     at::Tensor usage = file.load(p + "cluster_usage", at::kFloat, device, std::vector<int64_t>{c.bins});
     at::Tensor sum = file.load(p + "embedding_sum", at::kFloat, device,
                                std::vector<int64_t>{c.bins, c.dimension});
     // The EMA statistics give the centroids; epsilon as in the reference codebook.
-    at::Tensor cb = sum / usage.clamp_min(1e-5).unsqueeze(1);
+    centroids.push_back(sum / usage.clamp_min(1e-5).unsqueeze(1));
+  }
+  if (levels == 0) return g;
+  g.stacked = at::stack(centroids);
+  g.norms = g.stacked.pow(2).sum(-1);
+  for (int64_t i = 0; i < levels; ++i) {
+    at::Tensor cb = g.stacked[i];
     g.codebooks.push_back(cb);
     at::Tensor cb1 = cb.unsqueeze(0), norm = cb1.pow(2).sum(-1, true);
     g.extended.push_back(at::cat({cb1, at::ones_like(norm), norm}, -1));
@@ -60,6 +67,13 @@ SplitQuantizer SplitQuantizer::load(const SafeTensors &file, const QuantizerConf
   q.bins_ = c.bins;
   q.first_ = load_group(file, kFirst, c, c.n_q_semantic, device);
   if (num_codebooks > c.n_q_semantic) q.rest_ = load_group(file, kRest, c, num_codebooks - c.n_q_semantic, device);
+  std::vector<at::Tensor> projs;
+  for (const Group *g : {&q.first_, &q.rest_}) {
+    if (g->codebooks.empty()) continue;
+    projs.push_back(g->input_proj.squeeze(-1));
+    q.kernel_groups_.push_back({g->stacked, g->norms, g->output_proj.squeeze(-1).contiguous()});
+  }
+  q.input_projs_ = at::cat(projs).contiguous();
   return q;
 }
 
@@ -103,6 +117,7 @@ at::Tensor SplitQuantizer::Group::decode(const at::Tensor &codes) const {
 }
 
 at::Tensor SplitQuantizer::encode(const at::Tensor &latent) const {
+  if (std::optional<at::Tensor> codes = fused_quantizer_encode(latent, input_projs_, kernel_groups_)) return *codes;
   at::Tensor x = latent.to(at::kFloat);
   at::Tensor codes = first_.encode(x);
   if (!rest_.codebooks.empty()) codes = at::cat({codes, rest_.encode(x)}, 1);
@@ -130,11 +145,12 @@ at::Tensor SplitQuantizer::decode(const at::Tensor &input) const {
   return decode_unchecked(input.to(first_.input_proj.device(), at::kLong));
 }
 
-at::Tensor SplitQuantizer::decode_unchecked(const at::Tensor &codes) const {
+at::Tensor SplitQuantizer::decode_unchecked(const at::Tensor &codes, at::ScalarType dtype) const {
+  if (std::optional<at::Tensor> out = fused_quantizer_decode(codes, kernel_groups_, dtype)) return *out;
   const int64_t nf = int64_t(first_.codebooks.size());
   at::Tensor out = first_.decode(codes.narrow(1, 0, nf));
   if (!rest_.codebooks.empty()) out = out + rest_.decode(codes.narrow(1, nf, codes.size(1) - nf));
-  return out;
+  return out.to(dtype);
 }
 
 }  // namespace personaplex::mimi

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "mimi/config.h"
+#include "mimi/fused_quantizer.h"
 
 namespace personaplex {
 class SafeTensors;
@@ -35,8 +36,9 @@ class SplitQuantizer {
   // the first code outside [0, bins).
   at::Tensor decode(const at::Tensor &codes) const;
   void check_codes(const at::Tensor &codes) const;
-  // decode() of codes already checked and on the device: no host sync.
-  at::Tensor decode_unchecked(const at::Tensor &codes) const;
+  // decode() of codes already checked and on the device, in `dtype`: no
+  // host sync.
+  at::Tensor decode_unchecked(const at::Tensor &codes, at::ScalarType dtype = at::kFloat) const;
 
   int64_t num_codebooks() const;
   int64_t bins() const { return bins_; }
@@ -44,7 +46,8 @@ class SplitQuantizer {
  private:
   struct Group {
     at::Tensor input_proj, output_proj;  // [Q, D, 1], [D, Q, 1]
-    std::vector<at::Tensor> codebooks;   // each [bins, Q]
+    at::Tensor stacked, norms;           // [levels, bins, Q], [levels, bins]
+    std::vector<at::Tensor> codebooks;   // each [bins, Q], a view of stacked
     std::vector<at::Tensor> extended;    // each [1, bins, Q+2]: the codebook side of cdist's
                                          // matmul form, computed once
     at::Tensor nearest(const at::Tensor &flat, size_t level) const;
@@ -56,6 +59,10 @@ class SplitQuantizer {
 
   Group first_, rest_;
   int64_t bins_ = 0;
+  // For the CUDA kernels: both groups' input projections stacked [G * Q, D],
+  // and each group's tensors.
+  at::Tensor input_projs_;
+  std::vector<QuantizerGroupTensors> kernel_groups_;
 };
 
 }  // namespace personaplex::mimi

@@ -6,6 +6,8 @@
 #ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
 #include <c10/cuda/CUDAStream.h>
 
+#include "cuda/layer_norm.h"
+#include "cuda/ring_attention.h"
 #include "cuda/rms_norm.h"
 #include "cuda/rotary.h"
 #include "cuda/silu_gate.h"
@@ -153,8 +155,89 @@ std::optional<at::Tensor> fused_step_attention(const at::Tensor &qkv, const at::
   return out;
 }
 
+std::optional<NormedSum> fused_layer_norm(const at::Tensor &x, const at::Tensor &update, const at::Tensor &scale,
+                                          const at::Tensor &weight, const at::Tensor &bias, double eps) {
+  if (!cuda_kernels_take(x) || !bf16_or_f32(x) || x.dim() == 0 || !x.is_contiguous() || x.numel() == 0)
+    return std::nullopt;
+  const int64_t dim = x.size(-1);
+  auto vector_like_x = [&](const at::Tensor &v) {
+    return !v.defined() || (v.scalar_type() == x.scalar_type() && v.numel() == dim && v.is_contiguous() &&
+                            v.device() == x.device());
+  };
+  if (!cu::layer_norm_fits(int(dim)) || !weight.defined() || !vector_like_x(weight) || !vector_like_x(bias) ||
+      !vector_like_x(scale))
+    return std::nullopt;
+  if (update.defined() && (update.sizes() != x.sizes() || update.scalar_type() != x.scalar_type() ||
+                           !update.is_contiguous() || update.device() != x.device()))
+    return std::nullopt;
+  NormedSum r{update.defined() ? at::empty_like(x) : x, at::empty_like(x)};
+  cu::LayerNorm a;
+  a.x = x.data_ptr();
+  a.update = update.defined() ? update.data_ptr() : nullptr;
+  a.scale = update.defined() && scale.defined() ? scale.data_ptr() : nullptr;
+  a.sum = update.defined() ? r.sum.data_ptr() : nullptr;
+  a.weight = weight.data_ptr();
+  a.bias = bias.defined() ? bias.data_ptr() : nullptr;
+  a.out = r.normed.data_ptr();
+  a.rows = x.numel() / dim;
+  a.dim = int(dim);
+  a.eps = float(eps);
+  a.floats = floats_of(x);
+  check(cu::layer_norm(a, stream_of(x)), "LayerNorm");
+  return r;
+}
+
+bool ring_attention_takes(const at::Tensor &x, int64_t queries, int64_t heads, int64_t head_dim, int64_t slots) {
+  return cuda_kernels_take(x) && bf16_or_f32(x) && heads > 0 && head_dim % 2 == 0 && slots < (int64_t(1) << 30) &&
+         cu::ring_attention_fits(int(queries), int(head_dim), int(slots), floats_of(x));
+}
+
+std::optional<at::Tensor> fused_ring_attention(const at::Tensor &qkv, const at::Tensor &keys, const at::Tensor &values,
+                                               const at::Tensor &steps, const at::Tensor &frequencies) {
+  if (qkv.dim() != 3 || keys.dim() != 4 || !qkv.is_contiguous()) return std::nullopt;
+  const int64_t B = keys.size(0), H = keys.size(1), S = keys.size(2), D = keys.size(3), T = qkv.size(1);
+  if (!ring_attention_takes(qkv, T, H, D, S) || qkv.size(0) != B || qkv.size(2) != 3 * H * D || B > 65535)
+    return std::nullopt;
+  if (keys.sizes() != values.sizes() || keys.scalar_type() != qkv.scalar_type() ||
+      values.scalar_type() != qkv.scalar_type() || !keys.is_contiguous() || !values.is_contiguous() ||
+      keys.device() != qkv.device() || values.device() != qkv.device())
+    return std::nullopt;
+  if (steps.scalar_type() != at::kLong || steps.device() != qkv.device() || !steps.is_contiguous() ||
+      (steps.numel() != 1 && steps.numel() != B))
+    return std::nullopt;
+  if (frequencies.defined() && (frequencies.scalar_type() != at::kFloat || frequencies.numel() != D / 2 ||
+                                frequencies.device() != qkv.device() || !frequencies.is_contiguous()))
+    return std::nullopt;
+  at::Tensor out = at::empty({B, T, H * D}, qkv.options());
+  cu::RingAttention a;
+  a.qkv = qkv.data_ptr();
+  a.keys = keys.data_ptr();
+  a.values = values.data_ptr();
+  a.steps = steps.data_ptr<int64_t>();
+  a.steps_per_row = steps.numel() == B && B > 1;
+  a.frequencies = frequencies.defined() ? frequencies.data_ptr<float>() : nullptr;
+  a.out = out.data_ptr();
+  a.rows = int(B);
+  a.queries = int(T);
+  a.heads = int(H);
+  a.head_dim = int(D);
+  a.slots = int(S);
+  a.floats = floats_of(qkv);
+  check(cu::ring_attention(a, stream_of(qkv)), "ring attention");
+  return out;
+}
+
 #else
 
+std::optional<NormedSum> fused_layer_norm(const at::Tensor &, const at::Tensor &, const at::Tensor &,
+                                          const at::Tensor &, const at::Tensor &, double) {
+  return std::nullopt;
+}
+bool ring_attention_takes(const at::Tensor &, int64_t, int64_t, int64_t, int64_t) { return false; }
+std::optional<at::Tensor> fused_ring_attention(const at::Tensor &, const at::Tensor &, const at::Tensor &,
+                                               const at::Tensor &, const at::Tensor &) {
+  return std::nullopt;
+}
 std::optional<at::Tensor> fused_rms_norm(const at::Tensor &, const at::Tensor &, double) { return std::nullopt; }
 std::optional<AddNormed> fused_add_rms_norm(const at::Tensor &, const at::Tensor &, const at::Tensor &, double) {
   return std::nullopt;

@@ -1,6 +1,7 @@
 // The small steps of a transformer layer as one CUDA launch each
-// (engine/cuda): RMSNorm (with the residual addition before it), the SiLU
-// gate, rotary embedding, the depth transformer's attention step. At batch 1 a
+// (engine/cuda): RMSNorm and LayerNorm (with the residual addition before
+// them), the SiLU gate, rotary embedding, the depth transformer's attention
+// step, a streaming attention step over a ring KV cache. At batch 1 a
 // step is bound by its number of launches, not its bytes: libtorch takes
 // about eight launches for each of these.
 //
@@ -42,5 +43,29 @@ std::optional<at::Tensor> fused_rotary(const at::Tensor &x, const at::Tensor &co
 // Returns [B, 1, H * Dh] (heads side by side).
 std::optional<at::Tensor> fused_step_attention(const at::Tensor &qkv, const at::Tensor &keys,
                                                const at::Tensor &values, int64_t slot, int64_t first);
+
+// x + scale * update (each rounded to x's dtype; no scale: x + update) and
+// its LayerNorm (weight, bias of x's dtype; bias may be undefined), in one
+// launch. Without update: x's LayerNorm alone, and `sum` is x.
+struct NormedSum {
+  at::Tensor sum, normed;
+};
+std::optional<NormedSum> fused_layer_norm(const at::Tensor &x, const at::Tensor &update, const at::Tensor &scale,
+                                          const at::Tensor &weight, const at::Tensor &bias, double eps);
+
+// Whether fused_ring_attention takes a step of T queries of activations
+// like x (device, dtype) with these sizes; decided before the step so that
+// its caller derives no mask or angles it would not use.
+bool ring_attention_takes(const at::Tensor &x, int64_t queries, int64_t heads, int64_t head_dim, int64_t slots);
+
+// One streaming attention step over a ring KV cache (cuda/ring_attention.h):
+// qkv [B, T, 3 * H * Dh] (the projection) has its keys rotated by
+// `frequencies` (fp32 [Dh / 2]; undefined: no rotation) and written with
+// its values at slots step % S of keys and values [B, H, S, Dh], then each
+// query attends over the slots the reference's ring labelling lets it see.
+// steps: int64 [1] (all rows) or [B], each row's first query's step.
+// Returns [B, T, H * Dh].
+std::optional<at::Tensor> fused_ring_attention(const at::Tensor &qkv, const at::Tensor &keys, const at::Tensor &values,
+                                               const at::Tensor &steps, const at::Tensor &frequencies);
 
 }  // namespace personaplex::nn

@@ -19,6 +19,8 @@ class RingKVCache {
   // the caller: no host arithmetic on positions, so a CUDA graph can replay it.
   // Slots [B, T]: each row (an independent stream) at its own slots.
   void write(const at::Tensor &k, const at::Tensor &v, const at::Tensor &slots);
+  // Counts T steps that a kernel wrote into keys() and values() itself.
+  void wrote(int64_t steps) { end_ += steps; }
   // The reference's slot labels for a ring of `capacity` once `end` ([1]
   // int64 tensor, or [B, 1] for one ring per row: [B, capacity]) steps are
   // written; slot_ids = arange(capacity).

@@ -145,6 +145,7 @@ struct Transformer::StepContext {
   RopeTables rope;
   at::Tensor mask;   // [T, keys]; rows mode [B, 1, T, keys]
   at::Tensor slots;  // [T], streaming only; rows mode [B, T]
+  at::Tensor steps;  // set when the ring attention kernel runs the step: [1] or [B]
 };
 
 at::Tensor Transformer::norm(const at::Tensor &x, const at::Tensor &w, const at::Tensor &b) const {
@@ -164,6 +165,15 @@ at::Tensor Transformer::norm(const at::Tensor &x, const at::Tensor &w, const at:
   return x;
 }
 
+std::pair<at::Tensor, at::Tensor> Transformer::add_then_norm(const at::Tensor &x, const at::Tensor &update,
+                                                             const at::Tensor &scale, const at::Tensor &w,
+                                                             const at::Tensor &b) const {
+  if (w_.config.norm == Norm::LayerNorm)
+    if (std::optional<NormedSum> r = fused_layer_norm(x, update, scale, w, b, 1e-5)) return {r->sum, r->normed};
+  at::Tensor sum = x + (scale.defined() ? scale * update : update);
+  return {sum, norm(sum, w, b)};
+}
+
 at::Tensor Transformer::mlp(const LayerWeights &l, const at::Tensor &x) const {
   if (w_.config.mlp == Mlp::Gelu) return linear(at::gelu(linear(x, l.mlp_in)), l.mlp_out);
   at::Tensor h = linear(x, l.mlp_in);
@@ -177,6 +187,14 @@ at::Tensor Transformer::self_attention(const LayerWeights &l, const at::Tensor &
   const auto &c = w_.config;
   const int64_t B = x.size(0), T = x.size(1), H = c.num_heads;
   // [B, T, 3D] -> [3, B, H, T, Dh]
+  if (ctx.steps.defined()) {
+    at::Tensor qkv = linear(x, l.in_proj).contiguous();
+    std::optional<at::Tensor> y = fused_ring_attention(qkv, cache->keys(), cache->values(), ctx.steps,
+                                                       c.rope ? frequencies_ : at::Tensor());
+    if (!y) throw Error("ring attention: the kernel declined a step it was chosen for");
+    cache->wrote(T);
+    return linear(*y, l.out_proj);
+  }
   at::Tensor qkv = linear(x, l.in_proj).view({B, T, 3, H, -1}).permute({2, 0, 3, 1, 4});
   // q and k rotated together: the same arithmetic, half the kernels.
   at::Tensor qk = c.rope ? rope_rotate(qkv.narrow(0, 0, 2), ctx.rope) : qkv.narrow(0, 0, 2);
@@ -193,30 +211,49 @@ at::Tensor Transformer::self_attention(const LayerWeights &l, const at::Tensor &
 
 at::Tensor Transformer::run_layers(const at::Tensor &input, TransformerState *state,
                                    const StepContext &ctx) const {
-  at::Tensor x = input;
-  for (size_t i = 0; i < w_.layers.size(); ++i) {
+  const size_t n = w_.layers.size();
+  if (n == 0) return input;
+  // Contiguous, so that the fused norms take the residual stream.
+  at::Tensor x = input.contiguous();
+  at::Tensor normed = norm(x, w_.layers[0].norm1_w, w_.layers[0].norm1_b);
+  for (size_t i = 0; i < n; ++i) {
     const LayerWeights &l = w_.layers[i];
     RingKVCache *cache = state ? &state->caches[i] : nullptr;
-    at::Tensor update = self_attention(l, norm(x, l.norm1_w, l.norm1_b), ctx, cache);
-    x = x + (l.scale1.defined() ? l.scale1 * update : update);
-    update = mlp(l, norm(x, l.norm2_w, l.norm2_b));
-    x = x + (l.scale2.defined() ? l.scale2 * update : update);
+    at::Tensor update = self_attention(l, normed, ctx, cache);
+    std::tie(x, normed) = add_then_norm(x, update, l.scale1, l.norm2_w, l.norm2_b);
+    update = mlp(l, normed);
+    if (i + 1 < n)
+      std::tie(x, normed) = add_then_norm(x, update, l.scale2, w_.layers[i + 1].norm1_w, w_.layers[i + 1].norm1_b);
+    else
+      x = x + (l.scale2.defined() ? l.scale2 * update : update);
   }
   return x;
 }
 
+Transformer::StepContext Transformer::streaming_context(const at::Tensor &input, const TransformerState &state,
+                                                        const at::Tensor &steps) const {
+  const auto &c = w_.config;
+  const int64_t T = input.size(1), C = c.context;
+  StepContext ctx;
+  if (ring_attention_takes(input, T, c.num_heads, c.d_model / c.num_heads, C) && !state.caches.empty()) {
+    ctx.steps = state.step;
+    return ctx;
+  }
+  auto longs = at::TensorOptions().dtype(at::kLong).device(input.device());
+  at::Tensor positions = steps + at::arange(T, longs);  // [T] or [B, T]
+  ctx.slots = at::remainder(positions, C);
+  ctx.mask = causal_window_mask(positions, RingKVCache::labels(steps + T, slot_ids_, C), C);
+  if (c.rope) ctx.rope = rope_tables(positions, frequencies_);
+  return ctx;
+}
+
 at::Tensor Transformer::forward(const at::Tensor &input, TransformerState &state) const {
-  const int64_t T = input.size(1), C = w_.config.context;
+  const int64_t T = input.size(1);
   auto longs = at::TensorOptions().dtype(at::kLong).device(input.device());
   if (!state.step.defined()) state.step = at::full({1}, state.offset, longs);
   if (state.active.defined()) return forward_rows(input, state);
   // Everything below is derived on the device from state.step.
-  at::Tensor positions = state.step + at::arange(T, longs);
-  StepContext ctx;
-  ctx.slots = at::remainder(positions, C);
-  ctx.mask = causal_window_mask(positions, RingKVCache::labels(state.step + T, slot_ids_, C), C);
-  if (w_.config.rope) ctx.rope = rope_tables(positions, frequencies_);
-  at::Tensor x = run_layers(input, &state, ctx);
+  at::Tensor x = run_layers(input, &state, streaming_context(input, state, state.step));
   state.step.add_(T);
   state.offset += T;
   return x;
@@ -224,14 +261,8 @@ at::Tensor Transformer::forward(const at::Tensor &input, TransformerState &state
 
 // Rows mode: the same per row, from each row's own position.
 at::Tensor Transformer::forward_rows(const at::Tensor &input, TransformerState &state) const {
-  const int64_t B = input.size(0), T = input.size(1), C = w_.config.context;
-  auto longs = at::TensorOptions().dtype(at::kLong).device(input.device());
-  at::Tensor positions = state.step.view({B, 1}) + at::arange(T, longs);  // [B, T]
-  StepContext ctx;
-  ctx.slots = at::remainder(positions, C);
-  ctx.mask = causal_window_mask(positions, RingKVCache::labels(state.step.view({B, 1}) + T, slot_ids_, C), C);
-  if (w_.config.rope) ctx.rope = rope_tables(positions, frequencies_);
-  at::Tensor x = run_layers(input, &state, ctx);
+  const int64_t B = input.size(0), T = input.size(1);
+  at::Tensor x = run_layers(input, &state, streaming_context(input, state, state.step.view({B, 1})));
   state.step.add_(state.active.to(at::kLong) * T);
   state.offset += T;
   return x;

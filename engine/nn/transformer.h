@@ -105,6 +105,11 @@ class Transformer {
 
  private:
   at::Tensor norm(const at::Tensor &x, const at::Tensor &w, const at::Tensor &b) const;
+  // x + scale * update (scale may be undefined) and its norm: one launch
+  // where a kernel takes it.
+  std::pair<at::Tensor, at::Tensor> add_then_norm(const at::Tensor &x, const at::Tensor &update,
+                                                  const at::Tensor &scale, const at::Tensor &w,
+                                                  const at::Tensor &b) const;
   at::Tensor mlp(const LayerWeights &l, const at::Tensor &x) const;
   // What every layer of one call shares: RoPE angles, the attention mask
   // and, when streaming, the ring slots the new steps go to.
@@ -114,6 +119,10 @@ class Transformer {
                             RingKVCache *cache) const;
   at::Tensor run_layers(const at::Tensor &x, TransformerState *state, const StepContext &ctx) const;
   at::Tensor forward_rows(const at::Tensor &x, TransformerState &state) const;
+  // The context of a streaming step from `steps` (each stream's first
+  // position, [1] or [B, 1]); with a ring attention kernel only the steps.
+  StepContext streaming_context(const at::Tensor &input, const TransformerState &state,
+                                const at::Tensor &steps) const;
 
   TransformerWeights w_;
   at::Tensor frequencies_;  // RoPE, on the weights' device

@@ -10,7 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "nn/attention.h"
 #include "nn/fused_ops.h"
+#include "nn/kv_cache.h"
+#include "nn/rope.h"
 
 using namespace personaplex;
 
@@ -56,6 +59,8 @@ TEST(FusedOps, DeclineOffCuda) {
   EXPECT_FALSE(nn::fused_step_attention(at::randn({1, 1, 24}), at::zeros({1, 2, 4, 4}), at::zeros({1, 2, 4, 4}), 0, 0));
   EXPECT_FALSE(nn::fused_silu_gate(x));
   EXPECT_FALSE(nn::fused_rotary(x, at::ones({4}), at::zeros({4})));
+  EXPECT_FALSE(nn::fused_layer_norm(x, x, at::ones({8}), at::ones({8}), at::zeros({8}), 1e-5));
+  EXPECT_FALSE(nn::ring_attention_takes(x, 2, 2, 4, 8));
 }
 
 TEST(FusedOps, CudaRmsNormIsLibtorchs) {
@@ -191,4 +196,85 @@ TEST(FusedOps, CudaRotaryIsLibtorchs) {
   }
   const at::Tensor x = at::randn({2, 3, D}, f32);
   EXPECT_FALSE(nn::fused_rotary(x, at::ones({5, D / 2}, f32), at::ones({5, D / 2}, f32)));  // does not broadcast
+}
+
+TEST(FusedOps, CudaLayerNormIsLibtorchs) {
+  if (!have_kernels()) GTEST_SKIP() << "no CUDA device, or a build without the kernels";
+  at::manual_seed(16);
+  for (const at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
+    const at::TensorOptions cuda = at::TensorOptions(at::kCUDA).dtype(dtype);
+    for (const auto &[rows, dim] : std::vector<std::array<int64_t, 2>>{{2, 512}, {64, 512}, {3, 24}, {1, 4100}}) {
+      SCOPED_TRACE(std::string(at::toString(dtype)) + " " + std::to_string(rows) + "x" + std::to_string(dim));
+      const at::Tensor x = at::randn({rows, dim}, cuda), update = at::randn({rows, dim}, cuda);
+      const at::Tensor scale = 0.01 * at::randn({dim}, cuda), weight = 1 + 0.1 * at::randn({dim}, cuda);
+      const at::Tensor bias = 0.1 * at::randn({dim}, cuda);
+      for (const bool with_bias : {true, false}) {
+        const at::Tensor b = with_bias ? bias : at::Tensor();
+        // Without the residual: the norm alone.
+        std::optional<nn::NormedSum> alone = nn::fused_layer_norm(x, {}, {}, weight, b, 1e-5);
+        ASSERT_TRUE(alone);
+        EXPECT_LE(ulps(alone->normed, at::layer_norm(x, {dim}, weight, b, 1e-5)), 2.0);
+        // With it: the sum rounded as libtorch's two launches round it, then normed.
+        std::optional<nn::NormedSum> r = nn::fused_layer_norm(x, update, scale, weight, b, 1e-5);
+        ASSERT_TRUE(r);
+        const at::Tensor sum = x + scale * update;
+        EXPECT_TRUE(at::equal(r->sum, sum));
+        EXPECT_LE(ulps(r->normed, at::layer_norm(sum, {dim}, weight, b, 1e-5)), 2.0);
+      }
+    }
+  }
+  const at::Tensor x = at::randn({2, 16}, at::TensorOptions(at::kCUDA));
+  EXPECT_FALSE(nn::fused_layer_norm(x.t(), {}, {}, at::ones({2}, x.options()), {}, 1e-5));  // not contiguous
+  EXPECT_FALSE(nn::fused_layer_norm(x, {}, {}, at::ones({16}, x.options().dtype(at::kBFloat16)), {}, 1e-5));
+}
+
+// The ring attention kernel against the engine's libtorch step (nn/rope.h,
+// nn/kv_cache.h, nn/attention.h) over many steps: the ring wraps, the
+// oldest slot drops out as the reference's labelling says, rows may sit at
+// different steps.
+TEST(FusedOps, CudaRingAttentionIsTheLibtorchStep) {
+  if (!have_kernels()) GTEST_SKIP() << "no CUDA device, or a build without the kernels";
+  at::manual_seed(17);
+  for (const at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
+    const at::TensorOptions cuda = at::TensorOptions(at::kCUDA).dtype(dtype);
+    const auto longs = at::TensorOptions(at::kCUDA).dtype(at::kLong);
+    for (const auto &[B, T, H, D, S, rows_mode] :
+         std::vector<std::array<int64_t, 6>>{{1, 2, 8, 64, 10, 0}, {3, 2, 2, 16, 7, 1}, {2, 1, 4, 32, 5, 1}, {1, 3, 2, 8, 6, 0}}) {
+      SCOPED_TRACE(std::string(at::toString(dtype)) + " B " + std::to_string(B) + " T " + std::to_string(T) + " D " +
+                   std::to_string(D) + " slots " + std::to_string(S));
+      const at::Tensor frequencies = nn::rope_frequencies(D, 10000.0, at::Device(at::kCUDA));
+      nn::RingKVCache want(B, H, S, D, cuda);
+      const at::Tensor keys = at::zeros({B, H, S, D}, cuda), values = at::zeros({B, H, S, D}, cuda);
+      // Rows mode: row r starts r steps later (its step counts from there).
+      at::Tensor steps = rows_mode ? at::arange(B, longs) * 3 : at::zeros({1}, longs);
+      for (int64_t step = 0; step < 3 * S; ++step) {
+        SCOPED_TRACE("step " + std::to_string(step));
+        const at::Tensor qkv = at::randn({B, T, 3 * H * D}, cuda);
+        const at::Tensor steps_before = steps.clone();
+        const std::optional<at::Tensor> y = nn::fused_ring_attention(qkv, keys, values, steps, frequencies);
+        ASSERT_TRUE(y);
+        steps.add_(T);
+        // The libtorch step, as nn/transformer.cpp runs it.
+        const at::Tensor starts = rows_mode ? steps_before.view({B, 1}) : steps_before;
+        const at::Tensor positions = starts + at::arange(T, longs);
+        const at::Tensor parts = qkv.view({B, T, 3, H, D}).permute({2, 0, 3, 1, 4});
+        const nn::RopeTables rope = nn::rope_tables(positions, frequencies);
+        const at::Tensor qk = nn::rope_rotate(parts.narrow(0, 0, 2), rope);
+        want.write(qk[1], parts[2], at::remainder(positions, S));
+        const at::Tensor labels = nn::RingKVCache::labels(starts + T, at::arange(S, longs), S);
+        const at::Tensor mask = nn::causal_window_mask(positions, labels, S);
+        const at::Tensor q = qk[0].to(at::kFloat), k = want.keys().to(at::kFloat), v = want.values().to(at::kFloat);
+        at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(D));
+        scores = scores.masked_fill((rows_mode ? mask : mask.view({1, 1, T, S})).logical_not(), -INFINITY);
+        const at::Tensor expected = at::matmul(at::softmax(scores, -1), v).transpose(1, 2).reshape({B, T, H * D});
+        EXPECT_LE(ulps(keys, want.keys()), 1.0);  // rotated and rounded alike, at the same slots
+        EXPECT_TRUE(at::equal(values, want.values()));
+        const double err = ((y->to(at::kFloat) - expected).abs().max() / expected.abs().max()).item<double>();
+        EXPECT_LT(err, dtype == at::kBFloat16 ? 1e-2 : 1e-5);
+      }
+    }
+  }
+  const at::Tensor x = at::zeros({1, 2, 48}, at::TensorOptions(at::kCUDA));
+  EXPECT_FALSE(nn::ring_attention_takes(x, 2, 2, 6, 2));   // as many queries as slots
+  EXPECT_FALSE(nn::ring_attention_takes(x, 2, 2, 6, 16));  // rows of 6 fp32: not whole 16-byte loads
 }

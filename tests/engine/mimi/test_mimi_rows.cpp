@@ -3,6 +3,9 @@
 // own gives for the same frames.
 #include <gtest/gtest.h>
 
+#include <ATen/Context.h>
+
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -65,6 +68,15 @@ std::vector<Frame> schedule() {
 
 TEST(MimiRows, EachRowIsAStreamOfItsOwn) {
   auto m = test::load_tiny_mimi(test::write_tiny_mimi(test::tiny_mimi_config(/*context=*/8)));
+  check_rows_like_streams(*m, schedule());
+}
+
+// On CUDA each row's transformer steps from its own position through the
+// ring attention kernel, and its quantizer rows through the kernels'.
+TEST(MimiRows, EachRowIsAStreamOfItsOwnOnCuda) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  const std::string dir = test::write_tiny_mimi(test::tiny_mimi_config(/*context=*/8));
+  auto m = Mimi::load(dir + "/weights.safetensors", dir + "/config.json", at::Device(at::kCUDA, 0), at::kFloat);
   check_rows_like_streams(*m, schedule());
 }
 
