@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "mimi/fused_conv.h"
 
 namespace personaplex::mimi {
 namespace {
@@ -77,6 +78,48 @@ at::Tensor Conv1d::forward(const at::Tensor &x) const {
   // pad_for_conv1d): the output then has ceil(T / S) samples.
   const int64_t extra = (S - T % S) % S;
   return conv(pad(x, padding_total(), extra));
+}
+
+ConvOutput Conv1d::step(const at::Tensor &input, ConvState &state, const ConvEpilogue &e) const {
+  if (std::optional<ConvOutput> out = fused_step(input, state, e)) return *out;
+  at::Tensor y = step(input, state);
+  if (e.skip.defined()) y = e.skip + y;
+  return {e.raw ? y : at::Tensor(), e.elu ? at::elu(y, e.alpha) : at::Tensor()};
+}
+
+std::optional<ConvOutput> Conv1d::fused_step(const at::Tensor &input, ConvState &state, const ConvEpilogue &e) const {
+  check_input(spec_, input);
+  const int64_t T_in = input.size(2), K = effective_kernel(), S = spec_.stride, B = input.size(0);
+  if (!fused_conv_takes(input, weight_, spec_.groups) || T_in == 0 || state.fresh.defined()) return std::nullopt;
+  if (!state.started) {
+    // The left padding as a kept context: zeros, or the first sample.
+    const int64_t P = padding_total();
+    state.previous = spec_.pad_mode == PadMode::Constant
+                         ? at::zeros({B, spec_.in_channels, P}, input.options())
+                         : input.narrow(2, 0, 1).expand({B, spec_.in_channels, P}).contiguous();
+    state.started = true;
+  }
+  const at::Tensor previous = state.previous.defined() ? state.previous : empty_time(input, spec_.in_channels);
+  const int64_t P = previous.size(2), T = P + T_in, frames = T >= K ? (T - K) / S + 1 : 0;
+  ConvOutput out;
+  if (frames > 0) {
+    if (e.skip.defined() && (e.skip.sizes() != at::IntArrayRef{B, spec_.out_channels, frames} ||
+                             e.skip.scalar_type() != input.scalar_type()))
+      throw Error(spec_.name + ": skip of shape " + shape_string(e.skip.sizes()) + " for " +
+                  std::to_string(frames) + " outputs");
+    out = fused_conv(input, previous.contiguous(), weight_, bias_, e, spec_.stride, spec_.dilation, frames);
+  } else {
+    if (e.raw) out.raw = empty_time(input, spec_.out_channels);
+    if (e.elu) out.elu = empty_time(input, spec_.out_channels);
+  }
+  // The new context, from where the last window ended: read after the
+  // kernel, which was queued first, has read the old one.
+  const int64_t from = frames * S;
+  at::Tensor tail = from >= P ? input.narrow(2, from - P, T - from)
+                              : at::cat({previous.narrow(2, from, P - from), input}, 2);
+  if (state.active.defined()) tail = at::where(state.active.view({-1, 1, 1}), tail, previous);
+  keep(state.previous, tail);
+  return out;
 }
 
 at::Tensor Conv1d::step(const at::Tensor &input, ConvState &state) const {

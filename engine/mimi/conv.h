@@ -7,6 +7,8 @@
 
 #include <ATen/ATen.h>
 
+#include <optional>
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -51,6 +53,18 @@ struct ConvTrState {
   void reset() { partial = at::Tensor(); }
 };
 
+// What a conv step adds to its result and gives out: a skip connection
+// (added after the bias) and the result as it is, its ELU, or both, as the
+// layers after it read them (SEANet: an ELU follows most convs).
+struct ConvEpilogue {
+  at::Tensor skip;  // [B, out_channels, T_out], or undefined
+  bool raw = true, elu = false;
+  double alpha = 1.0;
+};
+struct ConvOutput {
+  at::Tensor raw, elu;  // each defined where asked
+};
+
 class Conv1d {
  public:
   Conv1d() = default;
@@ -61,6 +75,9 @@ class Conv1d {
   at::Tensor forward(const at::Tensor &x) const;
   // One chunk of a stream [B, C, T]; returns every output whose window is complete.
   at::Tensor step(const at::Tensor &x, ConvState &state) const;
+  // The same with an epilogue: on CUDA at small batch one launch
+  // (cuda/conv1d_step.h) reads the context and x in place and applies it.
+  ConvOutput step(const at::Tensor &x, ConvState &state, const ConvEpilogue &epilogue) const;
   // Rows mode for `batch` streams whose chunks are multiples of the stride
   // (the left context then always holds K_eff - S samples): the state as a
   // fresh stream's first chunk leaves it.
@@ -75,6 +92,8 @@ class Conv1d {
  private:
   at::Tensor conv(const at::Tensor &x) const;
   at::Tensor pad(const at::Tensor &x, int64_t left, int64_t right) const;
+  // The kernel's step: nothing where it does not take these tensors.
+  std::optional<ConvOutput> fused_step(const at::Tensor &x, ConvState &state, const ConvEpilogue &e) const;
 
   ConvSpec spec_;
   at::Tensor weight_, bias_;

@@ -153,40 +153,83 @@ void Seanet::reset_rows(SeanetState &state, const at::Tensor &mask) const {
   for (size_t i = 0; i < convtrs_.size(); ++i) convtrs_[i].reset_rows(state.convtrs[i], mask);
 }
 
+// What the layer after `n` reads of its input: an ELU layer its ELU, a
+// residual block both (its branch the ELU, its skip the value), anything
+// else the value.
+ConvEpilogue Seanet::epilogue_for(size_t n) const {
+  ConvEpilogue e;
+  e.alpha = alpha_;
+  if (n + 1 >= plan_.layers.size()) return e;
+  const Kind next = plan_.layers[n + 1].kind;
+  e.raw = next != Kind::Elu;
+  e.elu = next == Kind::Elu || next == Kind::Residual;
+  return e;
+}
+
+// The layers in order, each conv giving the ELU its next layer needs along
+// with (or instead of) its value, so that no ELU runs on its own where a
+// conv kernel takes it. conv(i, x, epilogue) -> ConvOutput.
 template <typename ConvFn, typename ConvTrFn>
 at::Tensor Seanet::run(const at::Tensor &input, ConvFn conv, ConvTrFn convtr) const {
-  at::Tensor x = input;
-  for (const Layer &l : plan_.layers) {
+  at::Tensor x = input, x_elu;  // the current value, and its ELU where already taken
+  auto elu_of_x = [&] { return x_elu.defined() ? x_elu : at::elu(x, alpha_); };
+  for (size_t n = 0; n < plan_.layers.size(); ++n) {
+    const Layer &l = plan_.layers[n];
     switch (l.kind) {
       case Kind::Elu:
-        x = at::elu(x, alpha_);
+        x = elu_of_x();
+        x_elu = at::Tensor();
         break;
-      case Kind::Conv:
-        x = conv(l.index, x);
+      case Kind::Conv: {
+        ConvOutput o = conv(l.index, x, epilogue_for(n));
+        x = o.raw, x_elu = o.elu;
         break;
+      }
       case Kind::ConvTr:
         x = convtr(l.index, x);
+        x_elu = at::Tensor();
         break;
       case Kind::Residual: {
-        at::Tensor y = x;
-        for (int64_t i = 0; i < l.length; ++i) y = conv(l.index + i, at::elu(y, alpha_));
-        x = (l.shortcut >= 0 ? conv(l.shortcut, x) : x) + y;
+        // ELU, conv, ELU, conv, ..., then the skip added by the last conv.
+        ConvEpilogue inner;
+        inner.alpha = alpha_;
+        inner.raw = false;
+        inner.elu = true;
+        at::Tensor y = elu_of_x();
+        for (int64_t i = 0; i + 1 < l.length; ++i) y = conv(l.index + i, y, inner).elu;
+        ConvEpilogue last = epilogue_for(n);
+        if (l.shortcut >= 0) {
+          last.raw = true;
+          last.elu = false;
+          at::Tensor branch = conv(l.index + l.length - 1, y, last).raw;
+          x = conv(l.shortcut, x, ConvEpilogue{}).raw + branch;
+          x_elu = epilogue_for(n).elu ? at::elu(x, alpha_) : at::Tensor();
+        } else {
+          last.skip = x;
+          ConvOutput o = conv(l.index + l.length - 1, y, last);
+          x = o.raw, x_elu = o.elu;
+        }
         break;
       }
     }
   }
-  return x;
+  return x.defined() ? x : x_elu;
 }
 
 at::Tensor Seanet::forward(const at::Tensor &x) const {
   return run(
-      x, [&](int64_t i, const at::Tensor &t) { return convs_[i].forward(t); },
+      x,
+      [&](int64_t i, const at::Tensor &t, const ConvEpilogue &e) {
+        at::Tensor y = convs_[i].forward(t);
+        if (e.skip.defined()) y = e.skip + y;
+        return ConvOutput{y, e.elu ? at::elu(y, e.alpha) : at::Tensor()};
+      },
       [&](int64_t i, const at::Tensor &t) { return convtrs_[i].forward(t); });
 }
 
 at::Tensor Seanet::step(const at::Tensor &x, SeanetState &state) const {
   return run(
-      x, [&](int64_t i, const at::Tensor &t) { return convs_[i].step(t, state.convs[i]); },
+      x, [&](int64_t i, const at::Tensor &t, const ConvEpilogue &e) { return convs_[i].step(t, state.convs[i], e); },
       [&](int64_t i, const at::Tensor &t) { return convtrs_[i].step(t, state.convtrs[i]); });
 }
 

@@ -57,6 +57,7 @@ class Seanet {
  private:
   template <typename ConvFn, typename ConvTrFn>
   at::Tensor run(const at::Tensor &x, ConvFn conv, ConvTrFn convtr) const;
+  ConvEpilogue epilogue_for(size_t layer) const;
 
   Plan plan_;
   double alpha_ = 1.0;

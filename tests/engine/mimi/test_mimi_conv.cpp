@@ -2,7 +2,12 @@
 // signal gives.
 #include <gtest/gtest.h>
 
+#include <ATen/Context.h>
+
+#include <cmath>
 #include <random>
+#include <string>
+#include <utility>
 
 #include "mimi/conv.h"
 
@@ -131,4 +136,58 @@ TEST(MimiConvTranspose, ResetForgetsTheOverlap) {
   EXPECT_FALSE(at::allclose(first, carried));
   state.reset();
   EXPECT_TRUE(at::equal(convtr.step(x, state), first));
+}
+
+// The CUDA step kernel (cuda/conv1d_step.h) against libtorch's CPU step at
+// the released model's sizes: context read in place across chunks (also
+// chunks shorter than the context, and ones giving no output), skip and ELU
+// epilogues, constant and replicate padding.
+TEST(MimiConvCuda, KernelStepsAreLibtorchs) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  struct Shape {
+    int64_t cin, cout, kernel, stride, dilation;
+    std::vector<int64_t> chunks;
+  };
+  const std::vector<Shape> shapes = {
+      {1, 64, 7, 1, 1, {1920, 1920}},        {64, 32, 3, 1, 2, {1920, 7, 1913}}, {32, 64, 1, 1, 1, {1920, 480}},
+      {64, 128, 8, 4, 1, {1920, 1920, 3, 1}}, {512, 1024, 16, 8, 1, {16, 16}},    {1024, 512, 3, 1, 1, {2, 2, 1}},
+      {512, 1024, 7, 1, 1, {2, 2, 2}},
+  };
+  std::mt19937 rng(3);
+  for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    for (const Shape &sh : shapes) {
+      for (const PadMode pad : {PadMode::Constant, PadMode::Replicate}) {
+        SCOPED_TRACE(std::string(at::toString(dtype)) + " " + std::to_string(sh.cin) + "->" + std::to_string(sh.cout) +
+                     " kernel " + std::to_string(sh.kernel) + (pad == PadMode::Replicate ? " replicate" : ""));
+        ConvSpec s = spec_of({sh.kernel, sh.stride, sh.dilation, 1, pad}, sh.cin, sh.cout, true);
+        const double range = 1.0 / std::sqrt(double(sh.cin * sh.kernel));
+        const at::Tensor w = (range * at::randn({sh.cout, sh.cin, sh.kernel})).to(dtype).to(at::kFloat);
+        const at::Tensor b = (0.1 * at::randn({sh.cout})).to(dtype).to(at::kFloat);
+        Conv1d cpu(s, w, b), probe(s, w, b), gpu(s, w.to(at::kCUDA, dtype), b.to(at::kCUDA, dtype));
+        ConvState cpu_state, probe_state, gpu_state;
+        for (size_t n = 0; n < sh.chunks.size(); ++n) {
+          SCOPED_TRACE("chunk " + std::to_string(n));
+          const at::Tensor x = at::randn({1, sh.cin, sh.chunks[n]}).to(dtype).to(at::kFloat);
+          const int64_t frames = probe.step(x, probe_state).size(2);
+          ConvEpilogue e;
+          e.raw = n % 2 == 0;
+          e.elu = n > 0;
+          if (n % 2 == 1) e.skip = at::randn({1, sh.cout, frames}).to(dtype).to(at::kFloat);
+          ConvOutput want = cpu.step(x, cpu_state, e);
+          ConvEpilogue ge = e;
+          if (e.skip.defined()) ge.skip = e.skip.to(at::kCUDA, dtype);
+          ConvOutput got = gpu.step(x.to(at::kCUDA, dtype), gpu_state, ge);
+          const double tol = dtype == at::kFloat ? 1e-4 : 2e-2;
+          for (const auto &[g, c] : {std::pair{got.raw, want.raw}, std::pair{got.elu, want.elu}}) {
+            ASSERT_EQ(g.defined(), c.defined());
+            if (!c.defined()) continue;
+            ASSERT_EQ(g.sizes(), c.sizes());
+            if (c.numel() == 0) continue;
+            const double err = ((g.cpu().to(at::kFloat) - c).abs().max() / c.abs().max().clamp_min(1e-6)).item<double>();
+            EXPECT_LT(err, tol);
+          }
+        }
+      }
+    }
+  }
 }
