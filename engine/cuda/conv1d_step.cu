@@ -9,8 +9,6 @@ namespace personaplex::cuda {
 namespace {
 
 constexpr int kThreads = 256, kWarps = kThreads / 32;
-// Outputs a warp's lanes keep at once in the narrow-output kernel.
-constexpr int kWarpOutputs = 16;
 
 template <typename T>
 __device__ __forceinline__ float input_at(const Conv1dStep &a, int b, int c, int t) {
@@ -34,9 +32,9 @@ __device__ __forceinline__ void finish(const Conv1dStep &a, int b, int co, int t
   }
 }
 
-// A thread per output: its window's products in order. Lanes of a warp
-// share an output channel (time runs fastest), so the weight loads are
-// broadcasts and the input loads neighbours.
+// A thread per output, for few input channels: its window's products in
+// order. Lanes of a warp share an output channel (time runs fastest), so
+// the weight loads are broadcasts and the input loads neighbours.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) conv_thread_kernel(Conv1dStep a) {
   wait_for_previous();
@@ -59,50 +57,66 @@ __global__ void __launch_bounds__(kThreads) conv_thread_kernel(Conv1dStep a) {
   finish<T>(a, b, co, t, sum);
 }
 
-// A warp per (row, output channel) for few outputs and long windows: the
-// lanes split the window (in_channels * kernel weights, read once, in
-// order) and each keeps up to kWarpOutputs sums, added across the warp.
-template <typename T>
-__global__ void __launch_bounds__(kThreads) conv_warp_kernel(Conv1dStep a) {
+// A warp per (row, output channel, kOutputs neighbouring outputs): the
+// lanes split the input channels, each summing its channels' taps for every
+// output in registers (independent sums, so its loads overlap), then the
+// warp adds the lanes' sums. Enough warps for the narrow outputs of the
+// deep layers, and short sums for the long windows.
+template <typename T, int kOutputs>
+__global__ void __launch_bounds__(kThreads) conv_lanes_kernel(Conv1dStep a) {
   wait_for_previous();
   start_next();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int groups = (a.out_length + kOutputs - 1) / kOutputs;
   const int64_t job = int64_t(blockIdx.x) * kWarps + warp;
-  if (job >= int64_t(a.batch) * a.out_channels) return;
-  const int co = int(job % a.out_channels), b = int(job / a.out_channels);
-  const int window = a.in_channels * a.kernel;
-  const T *w = static_cast<const T *>(a.weight) + size_t(co) * window;
-  for (int t0 = 0; t0 < a.out_length; t0 += kWarpOutputs) {
-    const int n = min(kWarpOutputs, a.out_length - t0);
-    float sums[kWarpOutputs] = {};
-    for (int j = lane; j < window; j += 32) {
-      const int c = j / a.kernel, k = j % a.kernel;
-      const float wj = to_float(w[j]);
+  if (job >= int64_t(a.batch) * a.out_channels * groups) return;
+  const int t0 = int(job % groups) * kOutputs, co = int(job / groups % a.out_channels);
+  const int b = int(job / (int64_t(groups) * a.out_channels));
+  const int n = min(kOutputs, a.out_length - t0), P = a.previous_length, K = a.kernel;
+  float sums[kOutputs] = {};
+  const T *w = static_cast<const T *>(a.weight) + size_t(co) * a.in_channels * K;
+  for (int c = lane; c < a.in_channels; c += 32) {
+    const T *previous = static_cast<const T *>(a.previous) + (size_t(b) * a.in_channels + c) * P;
+    const T *x = static_cast<const T *>(a.x) + b * a.x_batch_stride + c * a.x_channel_stride - P;
+    const T *wc = w + size_t(c) * K;
+    for (int k = 0; k < K; ++k) {
+      const float wk = to_float(wc[k]);
+      const int at = t0 * a.stride + k * a.dilation;
 #pragma unroll
-      for (int u = 0; u < kWarpOutputs; ++u)
-        if (u < n) sums[u] = fmaf(wj, input_at<T>(a, b, c, (t0 + u) * a.stride + k * a.dilation), sums[u]);
+      for (int u = 0; u < kOutputs; ++u)
+        if (u < n) {
+          const int pos = at + u * a.stride;
+          sums[u] = fmaf(wk, to_float(pos < P ? previous[pos] : x[pos]), sums[u]);
+        }
     }
-#pragma unroll
-    for (int u = 0; u < kWarpOutputs; ++u)
-      for (int off = 16; off > 0; off /= 2) sums[u] += __shfl_xor_sync(0xffffffffu, sums[u], off);
-#pragma unroll
-    for (int u = 0; u < kWarpOutputs; ++u)
-      if (u < n && lane == u) finish<T>(a, b, co, t0 + u, sums[u]);
   }
+#pragma unroll
+  for (int u = 0; u < kOutputs; ++u)
+    for (int off = 16; off > 0; off /= 2) sums[u] += __shfl_xor_sync(0xffffffffu, sums[u], off);
+#pragma unroll
+  for (int u = 0; u < kOutputs; ++u)
+    if (u < n && lane == u) finish<T>(a, b, co, t0 + u, sums[u]);
+}
+
+template <typename T, int kOutputs>
+cudaError_t launch_lanes(const Conv1dStep &a, cudaStream_t stream) {
+  const int64_t jobs = int64_t(a.batch) * a.out_channels * ((a.out_length + kOutputs - 1) / kOutputs);
+  return launch_chained(conv_lanes_kernel<T, kOutputs>, dim3(unsigned((jobs + kWarps - 1) / kWarps)),
+                        dim3(kThreads), 0, stream, a);
 }
 
 template <typename T>
 cudaError_t launch(const Conv1dStep &a, cudaStream_t stream) {
-  const int64_t outputs = int64_t(a.batch) * a.out_channels * a.out_length;
-  // Few outputs over long windows: a thread each would leave the GPU idle
-  // while each sums thousands of products.
-  if (a.out_length <= kWarpOutputs && outputs < 32 * 1024) {
-    const int64_t jobs = int64_t(a.batch) * a.out_channels;
-    return launch_chained(conv_warp_kernel<T>, dim3(unsigned((jobs + kWarps - 1) / kWarps)), dim3(kThreads), 0,
-                          stream, a);
+  // Few input channels (the first layer's one): a thread an output, its
+  // window short. Otherwise the lanes share the channels.
+  if (a.in_channels < 16) {
+    const int64_t outputs = int64_t(a.batch) * a.out_channels * a.out_length;
+    return launch_chained(conv_thread_kernel<T>, dim3(unsigned((outputs + kThreads - 1) / kThreads)),
+                          dim3(kThreads), 0, stream, a);
   }
-  return launch_chained(conv_thread_kernel<T>, dim3(unsigned((outputs + kThreads - 1) / kThreads)), dim3(kThreads),
-                        0, stream, a);
+  if (a.out_length <= 2) return launch_lanes<T, 2>(a, stream);
+  if (a.out_length <= 4) return launch_lanes<T, 4>(a, stream);
+  return launch_lanes<T, 8>(a, stream);
 }
 
 }  // namespace

@@ -9,7 +9,8 @@ namespace personaplex::cuda {
 namespace {
 
 constexpr int kThreads = 128;
-constexpr int kMaxDim = 8192;  // 32 KiB of shared memory a row
+constexpr int kPerThread = 8;
+constexpr int kMaxDim = kThreads * kPerThread;
 
 // The sum of every thread's value, on every thread.
 __device__ float block_sum(float v, float *warps) {
@@ -23,43 +24,59 @@ __device__ float block_sum(float v, float *warps) {
   return v;
 }
 
-// One block a row: the row (summed where asked) into shared memory, its
-// mean, then its variance about the mean, then the normed row.
+// One block a row of up to kThreads * kPerThread elements, kept in
+// registers: every load of the row (and of the constant weights, before the
+// wait) issued at once, as a row's one block needs at batch 1. Then its
+// mean, its variance about the mean, the normed row.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) layer_norm_kernel(LayerNorm a) {
+  __shared__ float warps[kThreads / 32];
+  const T *weight = static_cast<const T *>(a.weight), *bias = static_cast<const T *>(a.bias);
+  const T *scale = static_cast<const T *>(a.scale);
+  float g[kPerThread], be[kPerThread], sc[kPerThread];
+#pragma unroll
+  for (int e = 0; e < kPerThread; ++e) {
+    const int i = threadIdx.x + e * kThreads;
+    const bool in = i < a.dim;
+    g[e] = in ? to_float(weight[i]) : 0.0f;
+    be[e] = in && bias ? to_float(bias[i]) : 0.0f;
+    sc[e] = in && scale ? to_float(scale[i]) : 1.0f;
+  }
   wait_for_previous();
   start_next();
-  extern __shared__ float row_s[];
-  __shared__ float warps[kThreads / 32];
   const size_t at = size_t(blockIdx.x) * a.dim;
   const T *x = static_cast<const T *>(a.x) + at;
   const T *update = a.update ? static_cast<const T *>(a.update) + at : nullptr;
-  const T *scale = static_cast<const T *>(a.scale);
+  float v[kPerThread], u[kPerThread];
+#pragma unroll
+  for (int e = 0; e < kPerThread; ++e) {
+    const int i = threadIdx.x + e * kThreads;
+    v[e] = i < a.dim ? to_float(x[i]) : 0.0f;
+    u[e] = i < a.dim && update ? to_float(update[i]) : 0.0f;
+  }
   float total = 0.0f;
-  for (int i = threadIdx.x; i < a.dim; i += kThreads) {
-    float v = to_float(x[i]);
+#pragma unroll
+  for (int e = 0; e < kPerThread; ++e) {
+    const int i = threadIdx.x + e * kThreads;
+    if (i >= a.dim) continue;
     if (update) {
-      float u = to_float(update[i]);
-      if (scale) u = to_float(from_float<T>(__fmul_rn(to_float(scale[i]), u)));
-      v = to_float(from_float<T>(__fadd_rn(v, u)));
-      static_cast<T *>(a.sum)[at + i] = from_float<T>(v);
+      const float s = scale ? to_float(from_float<T>(__fmul_rn(sc[e], u[e]))) : u[e];
+      v[e] = to_float(from_float<T>(__fadd_rn(v[e], s)));
+      static_cast<T *>(a.sum)[at + i] = from_float<T>(v[e]);
     }
-    row_s[i] = v;
-    total += v;
+    total += v[e];
   }
   const float mean = block_sum(total, warps) / float(a.dim);
   float squares = 0.0f;
-  for (int i = threadIdx.x; i < a.dim; i += kThreads) {
-    const float c = row_s[i] - mean;
-    squares = fmaf(c, c, squares);
-  }
+#pragma unroll
+  for (int e = 0; e < kPerThread; ++e)
+    if (threadIdx.x + e * kThreads < a.dim) squares = fmaf(v[e] - mean, v[e] - mean, squares);
   const float rstd = rsqrtf(block_sum(squares, warps) / float(a.dim) + a.eps);
-  const T *weight = static_cast<const T *>(a.weight), *bias = static_cast<const T *>(a.bias);
   T *out = static_cast<T *>(a.out) + at;
-  for (int i = threadIdx.x; i < a.dim; i += kThreads) {
-    float y = to_float(weight[i]) * (rstd * (row_s[i] - mean));
-    if (bias) y += to_float(bias[i]);
-    out[i] = from_float<T>(y);
+#pragma unroll
+  for (int e = 0; e < kPerThread; ++e) {
+    const int i = threadIdx.x + e * kThreads;
+    if (i < a.dim) out[i] = from_float<T>(g[e] * (rstd * (v[e] - mean)) + be[e]);
   }
 }
 
@@ -70,10 +87,9 @@ bool layer_norm_fits(int dim) { return dim > 0 && dim <= kMaxDim; }
 cudaError_t layer_norm(const LayerNorm &a, cudaStream_t stream) {
   if (a.rows <= 0 || a.rows > 0x7fffffff || !layer_norm_fits(a.dim) || !a.weight || (a.update && !a.sum))
     return cudaErrorInvalidValue;
-  const size_t bytes = size_t(a.dim) * sizeof(float);
   if (a.floats == Floats::kBFloat16)
-    return launch_chained(layer_norm_kernel<__nv_bfloat16>, dim3(unsigned(a.rows)), dim3(kThreads), bytes, stream, a);
-  return launch_chained(layer_norm_kernel<float>, dim3(unsigned(a.rows)), dim3(kThreads), bytes, stream, a);
+    return launch_chained(layer_norm_kernel<__nv_bfloat16>, dim3(unsigned(a.rows)), dim3(kThreads), 0, stream, a);
+  return launch_chained(layer_norm_kernel<float>, dim3(unsigned(a.rows)), dim3(kThreads), 0, stream, a);
 }
 
 }  // namespace personaplex::cuda

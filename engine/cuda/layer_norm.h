@@ -29,8 +29,8 @@ struct LayerNorm {
   Floats floats = Floats::kBFloat16;  // every tensor's
 };
 
-// Whether layer_norm takes rows of this width (up to 8192: the row is kept
-// in shared memory).
+// Whether layer_norm takes rows of this width (up to 1024: the row is kept
+// in registers).
 bool layer_norm_fits(int dim);
 
 // (v - mean) / sqrt(var + eps) * weight + bias per row v, in fp32. Launches

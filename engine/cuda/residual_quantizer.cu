@@ -9,8 +9,13 @@ namespace personaplex::cuda {
 namespace {
 
 constexpr int kThreads = 256, kWarps = kThreads / 32;
-constexpr int kChunk = 128;  // codebook vectors a block ranks
-constexpr int kMaxDim = 4096;
+// A block ranks kChunk codebook vectors, each warp kCodesAtOnce of them with
+// every load issued before the first product (at batch 1 few blocks run:
+// latency, not bandwidth, is what they wait on).
+constexpr int kCodesAtOnce = 2;
+constexpr int kChunk = kWarps * kCodesAtOnce;
+constexpr int kPerLane = 4;  // float4s a lane holds of one vector
+constexpr int kMaxDim = 32 * 4 * kPerLane;
 
 // The lower of two (distance, index) candidates: the smaller distance, the
 // lower index on a tie.
@@ -35,14 +40,29 @@ __device__ __forceinline__ float warp_sum(float v) {
 // the block's nearest goes to the workspace; the row's last block to finish
 // picks the nearest of all, writes its code and subtracts its vector.
 __global__ void __launch_bounds__(kThreads) rvq_level_kernel(RvqLevel a) {
+  const int row = blockIdx.y, chunk = blockIdx.x, chunks = gridDim.x;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  // The codebook is constant: its loads go out before the wait.
+  const int c0 = chunk * kChunk + warp * kCodesAtOnce;
+  float4 w[kCodesAtOnce][kPerLane];
+  float norm[kCodesAtOnce];
+#pragma unroll
+  for (int u = 0; u < kCodesAtOnce; ++u) {
+    const bool here = c0 + u < a.bins;
+    const float *v = a.codebook + size_t(here ? c0 + u : 0) * a.dim;
+    norm[u] = here ? a.norms[c0 + u] : 0.0f;
+#pragma unroll
+    for (int p = 0; p < kPerLane; ++p) {
+      const int j = lane * 4 + p * 128;
+      w[u][p] = here && j < a.dim ? *reinterpret_cast<const float4 *>(v + j) : make_float4(0, 0, 0, 0);
+    }
+  }
   wait_for_previous();
   start_next();
-  extern __shared__ float x_s[];
+  extern __shared__ __align__(16) float x_s[];
   __shared__ float best_s[kWarps];
   __shared__ int index_s[kWarps];
   __shared__ bool last_s;
-  const int row = blockIdx.y, chunk = blockIdx.x, chunks = gridDim.x;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float *residual = a.residual + size_t(row) * a.residual_stride;
   float squares = 0.0f;
   for (int j = threadIdx.x; j < a.dim; j += kThreads) {
@@ -58,20 +78,22 @@ __global__ void __launch_bounds__(kThreads) rvq_level_kernel(RvqLevel a) {
 
   float best = INFINITY;
   int index = 0x7fffffff;
-  const int end = min(a.bins, (chunk + 1) * kChunk);
-  for (int c = chunk * kChunk + warp; c < end; c += kWarps) {
-    const float *v = a.codebook + size_t(c) * a.dim;
+#pragma unroll
+  for (int u = 0; u < kCodesAtOnce; ++u) {
     float dot = 0.0f;
-    for (int j = lane * 4; j < a.dim; j += 128) {
-      const float4 w = *reinterpret_cast<const float4 *>(v + j);
-      dot = fmaf(x_s[j], w.x, dot);
-      dot = fmaf(x_s[j + 1], w.y, dot);
-      dot = fmaf(x_s[j + 2], w.z, dot);
-      dot = fmaf(x_s[j + 3], w.w, dot);
+#pragma unroll
+    for (int p = 0; p < kPerLane; ++p) {
+      const int j = lane * 4 + p * 128;
+      if (j < a.dim) {
+        const float4 x = *reinterpret_cast<const float4 *>(x_s + j);
+        dot = fmaf(x.x, w[u][p].x, dot);
+        dot = fmaf(x.y, w[u][p].y, dot);
+        dot = fmaf(x.z, w[u][p].z, dot);
+        dot = fmaf(x.w, w[u][p].w, dot);
+      }
     }
     dot = warp_sum(dot);
-    const float d = sqrtf(fmaxf(xx - 2.0f * dot + a.norms[c], 0.0f));
-    keep_lower(best, index, d, c);
+    if (c0 + u < a.bins) keep_lower(best, index, sqrtf(fmaxf(xx - 2.0f * dot + norm[u], 0.0f)), c0 + u);
   }
   warp_lower(best, index);
   if (lane == 0) best_s[warp] = best, index_s[warp] = index;
@@ -116,6 +138,7 @@ __global__ void __launch_bounds__(kThreads) rvq_decode_kernel(RvqDecode a) {
     const RvqGroup &group = a.groups[g];
     for (int j = threadIdx.x; j < a.dim; j += kThreads) {
       float s = 0.0f;
+#pragma unroll 8
       for (int k = 0; k < group.levels; ++k) {
         const int64_t code = a.codes[(size_t(b) * a.all_levels + group.first + k) * a.queries + t];
         const float v = group.codebooks[(size_t(k) * a.bins + code) * a.dim + j];

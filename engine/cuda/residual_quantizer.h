@@ -35,7 +35,7 @@ struct RvqLevel {
 };
 
 // Whether rvq_level and rvq_decode take vectors of this width (a multiple
-// of 4 floats, up to 4096).
+// of 4 floats, up to 512).
 bool rvq_fits(int dim);
 size_t rvq_workspace_floats(int rows, int bins);
 

@@ -8,8 +8,7 @@
 namespace personaplex::cuda {
 namespace {
 
-constexpr int kMaxSharedBytes = 48 * 1024;
-constexpr int kThreads = 128;
+constexpr int kThreads = 256;
 
 // The step a slot holds once `end` steps are written (see the header); -1
 // when none is there yet.
@@ -53,48 +52,60 @@ __device__ void rotate_and_write(const RingAttention &a, int row, int head, int6
   }
 }
 
-// One block per (row, head): the rotation and the writes, then a thread per
-// slot scores it against every query (its key read once), a warp per query
-// takes the softmax, and each thread sums elements of the weighted values,
-// all in fp32.
+constexpr int kWarps = kThreads / 32;
+constexpr int kMaxPerLane = 8;  // head elements a lane holds: head_dim <= 256
+
+// Shared memory of a block, floats: the rotated queries [T, D], the softmax
+// weights [T, slots] and totals [T], each warp's weighted sums [warps, T, D].
+size_t shared_floats(int queries, int head_dim, int slots) {
+  return size_t(queries) * (head_dim + slots + 1) + size_t(kWarps) * queries * head_dim;
+}
+
+// One block per (row, head); at batch 1 there are few blocks, so each warp
+// keeps several slots' loads in flight. After the rotation and the writes,
+// a warp per slot scores it against every query (lanes over the head), a
+// warp per query takes the softmax, and each warp sums the weighted values
+// of its slots (lanes over the head), the warps' sums added at the end.
 template <typename T, int kMaxQueries>
 __global__ void __launch_bounds__(kThreads) ring_attention_kernel(RingAttention a) {
   wait_for_previous();
   start_next();
-  extern __shared__ float shared[];  // queries [T, D], weights [T, slots], totals [T]
+  extern __shared__ float shared[];
   const int head = blockIdx.x, row = blockIdx.y, D = a.head_dim, S = a.slots, Q = a.queries;
-  float *q_s = shared, *weights = shared + Q * D, *totals = weights + Q * S;
+  float *q_s = shared, *weights = q_s + Q * D, *totals = weights + Q * S, *partial = totals + Q;
   const int64_t first = a.steps[a.steps_per_row ? row : 0], end = first + Q;
   rotate_and_write<T>(a, row, head, first, q_s);
   __syncthreads();  // the keys just written are read below, by other threads
 
   const size_t cache = (size_t(row) * a.heads + head) * S * D;
   const T *keys = static_cast<const T *>(a.keys) + cache, *values = static_cast<const T *>(a.values) + cache;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const float scale = rsqrtf(float(D));
-  constexpr int N = kPerLoad<T>;
-  for (int s = threadIdx.x; s < S; s += blockDim.x) {
-    const int64_t label = slot_label(s, end, S);
-    float dots[kMaxQueries] = {};
-    for (int d = 0; d < D; d += N) {
-      float k[N];
-      load16(keys + size_t(s) * D + d, k);
+#pragma unroll 2
+  for (int s = warp; s < S; s += kWarps) {
+    float k[kMaxPerLane];
 #pragma unroll
-      for (int t = 0; t < kMaxQueries; ++t)
-        if (t < Q) {
-#pragma unroll
-          for (int e = 0; e < N; ++e) dots[t] = fmaf(q_s[t * D + d + e], k[e], dots[t]);
-        }
+    for (int e = 0; e < kMaxPerLane; ++e) {
+      const int d = lane + 32 * e;
+      k[e] = d < D ? to_float(keys[size_t(s) * D + d]) : 0.0f;
     }
+    const int64_t label = slot_label(s, end, S);
 #pragma unroll
     for (int t = 0; t < kMaxQueries; ++t)
       if (t < Q) {
+        float dot = 0.0f;
+#pragma unroll
+        for (int e = 0; e < kMaxPerLane; ++e) {
+          const int d = lane + 32 * e;
+          if (d < D) dot = fmaf(q_s[t * D + d], k[e], dot);
+        }
+        for (int off = 16; off > 0; off /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, off);
         const bool seen = label >= 0 && label <= first + t;
-        weights[t * S + s] = seen ? dots[t] * scale : -INFINITY;
+        if (lane == 0) weights[t * S + s] = seen ? dot * scale : -INFINITY;
       }
   }
   __syncthreads();
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  for (int t = warp; t < Q; t += kThreads / 32) {
+  for (int t = warp; t < Q; t += kWarps) {
     float *w = weights + t * S;
     float top = -INFINITY;
     for (int s = lane; s < S; s += 32) top = fmaxf(top, w[s]);
@@ -109,18 +120,38 @@ __global__ void __launch_bounds__(kThreads) ring_attention_kernel(RingAttention 
     if (lane == 0) totals[t] = total;
   }
   __syncthreads();
-  T *out = static_cast<T *>(a.out);
-  for (int i = threadIdx.x; i < Q * D; i += blockDim.x) {
-    const int t = i / D, d = i % D;
-    const float *w = weights + t * S;
-    float acc = 0.0f;
-    for (int s = 0; s < S; ++s) acc = fmaf(w[s], to_float(values[size_t(s) * D + d]), acc);
-    out[((size_t(row) * Q + t) * a.heads + head) * D + d] = from_float<T>(acc / totals[t]);
+  float acc[kMaxQueries][kMaxPerLane] = {};
+#pragma unroll 4
+  for (int s = warp; s < S; s += kWarps) {
+    float v[kMaxPerLane];
+#pragma unroll
+    for (int e = 0; e < kMaxPerLane; ++e) {
+      const int d = lane + 32 * e;
+      v[e] = d < D ? to_float(values[size_t(s) * D + d]) : 0.0f;
+    }
+#pragma unroll
+    for (int t = 0; t < kMaxQueries; ++t)
+      if (t < Q) {
+        const float p = weights[t * S + s];
+#pragma unroll
+        for (int e = 0; e < kMaxPerLane; ++e) acc[t][e] = fmaf(p, v[e], acc[t][e]);
+      }
   }
-}
-
-size_t shared_bytes(int queries, int head_dim, int slots) {
-  return size_t(queries) * (head_dim + slots + 1) * sizeof(float);
+#pragma unroll
+  for (int t = 0; t < kMaxQueries; ++t)
+#pragma unroll
+    for (int e = 0; e < kMaxPerLane; ++e) {
+      const int d = lane + 32 * e;
+      if (t < Q && d < D) partial[(warp * Q + t) * D + d] = acc[t][e];
+    }
+  __syncthreads();
+  T *out = static_cast<T *>(a.out);
+  for (int o = threadIdx.x; o < Q * D; o += kThreads) {
+    float sum = 0.0f;
+    for (int w = 0; w < kWarps; ++w) sum += partial[w * Q * D + o];
+    const int t = o / D, d = o % D;
+    out[((size_t(row) * Q + t) * a.heads + head) * D + d] = from_float<T>(sum / totals[t]);
+  }
 }
 
 // The queries' dot products stay in registers: their count is a constant.
@@ -134,9 +165,9 @@ cudaError_t launch(const RingAttention &a, dim3 grid, size_t bytes, cudaStream_t
 }  // namespace
 
 bool ring_attention_fits(int queries, int head_dim, int slots, Floats floats) {
-  const int per_load = floats == Floats::kBFloat16 ? 8 : 4;
-  return queries >= 1 && queries <= 8 && queries < slots && head_dim > 0 && head_dim % per_load == 0 &&
-         shared_bytes(queries, head_dim, slots) <= size_t(kMaxSharedBytes);
+  (void)floats;
+  return queries >= 1 && queries <= 8 && queries < slots && head_dim > 0 && head_dim % 2 == 0 &&
+         head_dim <= 32 * kMaxPerLane && shared_floats(queries, head_dim, slots) * sizeof(float) <= 48 * 1024;
 }
 
 cudaError_t ring_attention(const RingAttention &a, cudaStream_t stream) {
@@ -144,7 +175,7 @@ cudaError_t ring_attention(const RingAttention &a, cudaStream_t stream) {
       !ring_attention_fits(a.queries, a.head_dim, a.slots, a.floats))
     return cudaErrorInvalidValue;
   const dim3 grid(a.heads, a.rows);
-  const size_t bytes = shared_bytes(a.queries, a.head_dim, a.slots);
+  const size_t bytes = shared_floats(a.queries, a.head_dim, a.slots) * sizeof(float);
   if (a.floats == Floats::kBFloat16) return launch<__nv_bfloat16>(a, grid, bytes, stream);
   return launch<float>(a, grid, bytes, stream);
 }

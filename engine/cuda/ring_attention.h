@@ -33,9 +33,9 @@ struct RingAttention {
   Floats floats = Floats::kBFloat16;  // activations, keys and values
 };
 
-// Whether ring_attention takes these sizes: an even head size whose rows
-// are whole 16-byte loads, fewer queries than slots, the queries and their
-// scores within 48 KiB of shared memory.
+// Whether ring_attention takes these sizes: an even head size up to 256,
+// up to 8 queries and fewer than the slots, the queries' scores within
+// 48 KiB of shared memory.
 bool ring_attention_fits(int queries, int head_dim, int slots, Floats floats);
 
 // Launches on `stream` (capturable); returns the launch's error.
