@@ -9,6 +9,7 @@ namespace personaplex::cuda {
 namespace {
 
 constexpr int kThreads = 256, kWarps = kThreads / 32;
+constexpr int kTaps = 8;  // taps of a channel whose loads a lane issues together
 
 template <typename T>
 __device__ __forceinline__ float input_at(const Conv1dStep &a, int b, int c, int t) {
@@ -79,15 +80,24 @@ __global__ void __launch_bounds__(kThreads) conv_lanes_kernel(Conv1dStep a) {
     const T *previous = static_cast<const T *>(a.previous) + (size_t(b) * a.in_channels + c) * P;
     const T *x = static_cast<const T *>(a.x) + b * a.x_batch_stride + c * a.x_channel_stride - P;
     const T *wc = w + size_t(c) * K;
-    for (int k = 0; k < K; ++k) {
-      const float wk = to_float(wc[k]);
-      const int at = t0 * a.stride + k * a.dilation;
+    // kTaps taps at a time, every load of them issued before the first
+    // product: a lane's sums would otherwise wait on one load after another.
+    for (int k0 = 0; k0 < K; k0 += kTaps) {
+      float wk[kTaps], in[kTaps][kOutputs];
 #pragma unroll
-      for (int u = 0; u < kOutputs; ++u)
-        if (u < n) {
+      for (int q = 0; q < kTaps; ++q) {
+        const int k = k0 + q, at = t0 * a.stride + k * a.dilation;
+        wk[q] = k < K ? to_float(wc[k]) : 0.0f;
+#pragma unroll
+        for (int u = 0; u < kOutputs; ++u) {
           const int pos = at + u * a.stride;
-          sums[u] = fmaf(wk, to_float(pos < P ? previous[pos] : x[pos]), sums[u]);
+          in[q][u] = k < K && u < n ? to_float(pos < P ? previous[pos] : x[pos]) : 0.0f;
         }
+      }
+#pragma unroll
+      for (int q = 0; q < kTaps; ++q)
+#pragma unroll
+        for (int u = 0; u < kOutputs; ++u) sums[u] = fmaf(wk[q], in[q][u], sums[u]);
     }
   }
 #pragma unroll

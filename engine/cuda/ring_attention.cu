@@ -54,6 +54,7 @@ __device__ void rotate_and_write(const RingAttention &a, int row, int head, int6
 
 constexpr int kWarps = kThreads / 32;
 constexpr int kMaxPerLane = 8;  // head elements a lane holds: head_dim <= 256
+constexpr int kSlots = 8;       // slots whose loads a warp issues together
 
 // Shared memory of a block, floats: the rotated queries [T, D], the softmax
 // weights [T, slots] and totals [T], each warp's weighted sums [warps, T, D].
@@ -66,7 +67,7 @@ size_t shared_floats(int queries, int head_dim, int slots) {
 // a warp per slot scores it against every query (lanes over the head), a
 // warp per query takes the softmax, and each warp sums the weighted values
 // of its slots (lanes over the head), the warps' sums added at the end.
-template <typename T, int kMaxQueries>
+template <typename T, int kMaxQueries, int kPerLane>
 __global__ void __launch_bounds__(kThreads) ring_attention_kernel(RingAttention a) {
   wait_for_previous();
   start_next();
@@ -81,28 +82,34 @@ __global__ void __launch_bounds__(kThreads) ring_attention_kernel(RingAttention 
   const T *keys = static_cast<const T *>(a.keys) + cache, *values = static_cast<const T *>(a.values) + cache;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const float scale = rsqrtf(float(D));
-#pragma unroll 2
-  for (int s = warp; s < S; s += kWarps) {
-    float k[kMaxPerLane];
+  // kSlots slots a warp at a time, their loads issued together.
+  for (int s0 = warp * kSlots; s0 < S; s0 += kWarps * kSlots) {
+    float k[kSlots][kPerLane];
 #pragma unroll
-    for (int e = 0; e < kMaxPerLane; ++e) {
-      const int d = lane + 32 * e;
-      k[e] = d < D ? to_float(keys[size_t(s) * D + d]) : 0.0f;
-    }
-    const int64_t label = slot_label(s, end, S);
+    for (int i = 0; i < kSlots; ++i)
 #pragma unroll
-    for (int t = 0; t < kMaxQueries; ++t)
-      if (t < Q) {
-        float dot = 0.0f;
-#pragma unroll
-        for (int e = 0; e < kMaxPerLane; ++e) {
-          const int d = lane + 32 * e;
-          if (d < D) dot = fmaf(q_s[t * D + d], k[e], dot);
-        }
-        for (int off = 16; off > 0; off /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-        const bool seen = label >= 0 && label <= first + t;
-        if (lane == 0) weights[t * S + s] = seen ? dot * scale : -INFINITY;
+      for (int e = 0; e < kPerLane; ++e) {
+        const int d = lane + 32 * e, s = s0 + i;
+        k[i][e] = d < D && s < S ? to_float(keys[size_t(s) * D + d]) : 0.0f;
       }
+#pragma unroll
+    for (int i = 0; i < kSlots; ++i) {
+      const int s = s0 + i;
+      const int64_t label = s < S ? slot_label(s, end, S) : -1;
+#pragma unroll
+      for (int t = 0; t < kMaxQueries; ++t)
+        if (t < Q) {
+          float dot = 0.0f;
+#pragma unroll
+          for (int e = 0; e < kPerLane; ++e) {
+            const int d = lane + 32 * e;
+            if (d < D) dot = fmaf(q_s[t * D + d], k[i][e], dot);
+          }
+          for (int off = 16; off > 0; off /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+          const bool seen = label >= 0 && label <= first + t;
+          if (lane == 0 && s < S) weights[t * S + s] = seen ? dot * scale : -INFINITY;
+        }
+    }
   }
   __syncthreads();
   for (int t = warp; t < Q; t += kWarps) {
@@ -120,27 +127,30 @@ __global__ void __launch_bounds__(kThreads) ring_attention_kernel(RingAttention 
     if (lane == 0) totals[t] = total;
   }
   __syncthreads();
-  float acc[kMaxQueries][kMaxPerLane] = {};
-#pragma unroll 4
-  for (int s = warp; s < S; s += kWarps) {
-    float v[kMaxPerLane];
+  float acc[kMaxQueries][kPerLane] = {};
+  for (int s0 = warp * kSlots; s0 < S; s0 += kWarps * kSlots) {
+    float v[kSlots][kPerLane];
 #pragma unroll
-    for (int e = 0; e < kMaxPerLane; ++e) {
-      const int d = lane + 32 * e;
-      v[e] = d < D ? to_float(values[size_t(s) * D + d]) : 0.0f;
-    }
+    for (int i = 0; i < kSlots; ++i)
 #pragma unroll
-    for (int t = 0; t < kMaxQueries; ++t)
-      if (t < Q) {
-        const float p = weights[t * S + s];
-#pragma unroll
-        for (int e = 0; e < kMaxPerLane; ++e) acc[t][e] = fmaf(p, v[e], acc[t][e]);
+      for (int e = 0; e < kPerLane; ++e) {
+        const int d = lane + 32 * e, s = s0 + i;
+        v[i][e] = d < D && s < S ? to_float(values[size_t(s) * D + d]) : 0.0f;
       }
+#pragma unroll
+    for (int i = 0; i < kSlots; ++i)
+#pragma unroll
+      for (int t = 0; t < kMaxQueries; ++t)
+        if (t < Q && s0 + i < S) {
+          const float p = weights[t * S + s0 + i];
+#pragma unroll
+          for (int e = 0; e < kPerLane; ++e) acc[t][e] = fmaf(p, v[i][e], acc[t][e]);
+        }
   }
 #pragma unroll
   for (int t = 0; t < kMaxQueries; ++t)
 #pragma unroll
-    for (int e = 0; e < kMaxPerLane; ++e) {
+    for (int e = 0; e < kPerLane; ++e) {
       const int d = lane + 32 * e;
       if (t < Q && d < D) partial[(warp * Q + t) * D + d] = acc[t][e];
     }
@@ -154,12 +164,23 @@ __global__ void __launch_bounds__(kThreads) ring_attention_kernel(RingAttention 
   }
 }
 
-// The queries' dot products stay in registers: their count is a constant.
+// The queries' sums and a lane's head elements stay in registers: their
+// counts are constants.
+template <typename T, int kPerLane>
+cudaError_t launch_lane(const RingAttention &a, dim3 grid, size_t bytes, cudaStream_t stream) {
+  if (a.queries <= 2)
+    return launch_chained(ring_attention_kernel<T, 2, kPerLane>, grid, dim3(kThreads), bytes, stream, a);
+  if (a.queries <= 4)
+    return launch_chained(ring_attention_kernel<T, 4, kPerLane>, grid, dim3(kThreads), bytes, stream, a);
+  return launch_chained(ring_attention_kernel<T, 8, kPerLane>, grid, dim3(kThreads), bytes, stream, a);
+}
+
 template <typename T>
 cudaError_t launch(const RingAttention &a, dim3 grid, size_t bytes, cudaStream_t stream) {
-  if (a.queries <= 2) return launch_chained(ring_attention_kernel<T, 2>, grid, dim3(kThreads), bytes, stream, a);
-  if (a.queries <= 4) return launch_chained(ring_attention_kernel<T, 4>, grid, dim3(kThreads), bytes, stream, a);
-  return launch_chained(ring_attention_kernel<T, 8>, grid, dim3(kThreads), bytes, stream, a);
+  if (a.head_dim <= 32) return launch_lane<T, 1>(a, grid, bytes, stream);
+  if (a.head_dim <= 64) return launch_lane<T, 2>(a, grid, bytes, stream);
+  if (a.head_dim <= 128) return launch_lane<T, 4>(a, grid, bytes, stream);
+  return launch_lane<T, 8>(a, grid, bytes, stream);
 }
 
 }  // namespace
