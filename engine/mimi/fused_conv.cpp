@@ -1,5 +1,8 @@
 #include "mimi/fused_conv.h"
 
+#include <cstdlib>
+#include <cstring>
+
 #include "core/cuda_kernels.h"
 #include "core/error.h"
 
@@ -17,9 +20,16 @@ namespace personaplex::mimi {
 // products to beat a thread an output, launches and layout changes included.
 constexpr int64_t kMaxFusedBatch = 8;
 
+// Opt-in for now (see the header); read at each call, which a CUDA graph's
+// replays do not make.
+bool conv_kernel_chosen() {
+  const char *v = std::getenv("PERSONAPLEX_CONV_KERNEL");
+  return v && std::strcmp(v, "1") == 0;
+}
+
 bool fused_conv_takes(const at::Tensor &x, const at::Tensor &weight, int64_t groups) {
   const at::ScalarType t = x.scalar_type();
-  return cuda_kernels_take(x) && (t == at::kFloat || t == at::kBFloat16) && weight.scalar_type() == t &&
+  return conv_kernel_chosen() && cuda_kernels_take(x) && (t == at::kFloat || t == at::kBFloat16) && weight.scalar_type() == t &&
          groups == 1 && x.dim() == 3 && x.size(0) <= kMaxFusedBatch && x.stride(2) == 1 && weight.is_contiguous() &&
          weight.device() == x.device();
 }
