@@ -1,5 +1,7 @@
 #include "nn/transformer.h"
 
+#include <tuple>
+
 #include "core/error.h"
 #include "core/host_upload.h"
 #include "io/safetensors.h"
