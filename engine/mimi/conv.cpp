@@ -21,6 +21,12 @@ void keep(at::Tensor &buffer, const at::Tensor &tail) {
     buffer = tail.clone();
 }
 
+// The new context of a step: only the rows that stepped take it (rows mode).
+void keep_context(ConvState &state, at::Tensor tail) {
+  if (state.active.defined()) tail = at::where(state.active.view({-1, 1, 1}), tail, state.previous);
+  keep(state.previous, tail);
+}
+
 void check_input(const ConvSpec &spec, const at::Tensor &x) {
   if (x.dim() != 3 || x.size(1) != spec.in_channels)
     throw Error(spec.name + ": expected input [B, " + std::to_string(spec.in_channels) +
@@ -92,11 +98,9 @@ std::optional<ConvOutput> Conv1d::fused_step(const at::Tensor &input, ConvState 
   const int64_t T_in = input.size(2), K = effective_kernel(), S = spec_.stride, B = input.size(0);
   if (!fused_conv_takes(input, weight_, spec_.groups) || T_in == 0 || state.fresh.defined()) return std::nullopt;
   if (!state.started) {
-    // The left padding as a kept context: zeros, or the first sample.
+    // The left padding as a kept context (zeros, or the first sample).
     const int64_t P = padding_total();
-    state.previous = spec_.pad_mode == PadMode::Constant
-                         ? at::zeros({B, spec_.in_channels, P}, input.options())
-                         : input.narrow(2, 0, 1).expand({B, spec_.in_channels, P}).contiguous();
+    state.previous = pad(input.narrow(2, 0, 1), P, 0).narrow(2, 0, P).contiguous();
     state.started = true;
   }
   const at::Tensor previous = state.previous.defined() ? state.previous : empty_time(input, spec_.in_channels);
@@ -115,10 +119,8 @@ std::optional<ConvOutput> Conv1d::fused_step(const at::Tensor &input, ConvState 
   // The new context, from where the last window ended: read after the
   // kernel, which was queued first, has read the old one.
   const int64_t from = frames * S;
-  at::Tensor tail = from >= P ? input.narrow(2, from - P, T - from)
-                              : at::cat({previous.narrow(2, from, P - from), input}, 2);
-  if (state.active.defined()) tail = at::where(state.active.view({-1, 1, 1}), tail, previous);
-  keep(state.previous, tail);
+  keep_context(state, from >= P ? input.narrow(2, from - P, T - from)
+                                : at::cat({previous.narrow(2, from, P - from), input}, 2));
   return out;
 }
 
@@ -137,9 +139,7 @@ at::Tensor Conv1d::step(const at::Tensor &input, ConvState &state) const {
   if (state.previous.defined() && state.previous.size(2) > 0) x = at::cat({state.previous, x}, 2);
   const int64_t T = x.size(2), K = effective_kernel(), S = spec_.stride;
   const int64_t frames = T >= K ? (T - K) / S + 1 : 0;
-  at::Tensor tail = x.narrow(2, frames * S, T - frames * S);
-  if (state.active.defined()) tail = at::where(state.active.view({-1, 1, 1}), tail, state.previous);
-  keep(state.previous, tail);
+  keep_context(state, x.narrow(2, frames * S, T - frames * S));
   if (frames == 0) return empty_time(x, spec_.out_channels);
   return conv(x.narrow(2, 0, (frames - 1) * S + K));
 }

@@ -167,12 +167,21 @@ at::Tensor Transformer::norm(const at::Tensor &x, const at::Tensor &w, const at:
   return x;
 }
 
+namespace {
+
+// The residual stream after a sublayer: x + scale * update (layer scale).
+at::Tensor add_scaled(const at::Tensor &x, const at::Tensor &update, const at::Tensor &scale) {
+  return x + (scale.defined() ? scale * update : update);
+}
+
+}  // namespace
+
 std::pair<at::Tensor, at::Tensor> Transformer::add_then_norm(const at::Tensor &x, const at::Tensor &update,
                                                              const at::Tensor &scale, const at::Tensor &w,
                                                              const at::Tensor &b) const {
   if (w_.config.norm == Norm::LayerNorm)
     if (std::optional<NormedSum> r = fused_layer_norm(x, update, scale, w, b, 1e-5)) return {r->sum, r->normed};
-  at::Tensor sum = x + (scale.defined() ? scale * update : update);
+  at::Tensor sum = add_scaled(x, update, scale);
   return {sum, norm(sum, w, b)};
 }
 
@@ -227,7 +236,7 @@ at::Tensor Transformer::run_layers(const at::Tensor &input, TransformerState *st
     if (i + 1 < n)
       std::tie(x, normed) = add_then_norm(x, update, l.scale2, w_.layers[i + 1].norm1_w, w_.layers[i + 1].norm1_b);
     else
-      x = x + (l.scale2.defined() ? l.scale2 * update : update);
+      x = add_scaled(x, update, l.scale2);
   }
   return x;
 }
