@@ -9,14 +9,7 @@ namespace personaplex::cuda {
 namespace {
 
 constexpr int kThreads = 256, kWarps = kThreads / 32;
-constexpr int kTaps = 8;  // taps of a channel whose loads a lane issues together
-
-template <typename T>
-__device__ __forceinline__ float input_at(const Conv1dStep &a, int b, int c, int t) {
-  if (t < a.previous_length)
-    return to_float(static_cast<const T *>(a.previous)[(size_t(b) * a.in_channels + c) * a.previous_length + t]);
-  return to_float(static_cast<const T *>(a.x)[b * a.x_batch_stride + c * a.x_channel_stride + t - a.previous_length]);
-}
+constexpr int kTaps = 8;  // terms of a sum whose loads a thread issues together
 
 // The sum's way out: bias, rounding, skip, ELU, as libtorch's launches
 // round them.
@@ -33,11 +26,21 @@ __device__ __forceinline__ void finish(const Conv1dStep &a, int b, int co, int t
   }
 }
 
-// A thread per output, for few input channels: its window's products in
-// order. Lanes of a warp share an output channel (time runs fastest), so
-// the weight loads are broadcasts and the input loads neighbours.
+// Element t of channel c, row b, of the kept context followed by x.
+template <typename T>
+__device__ __forceinline__ float window_at(const Conv1dStep &a, const T *previous, const T *x, int c, int pos) {
+  return to_float(pos < a.previous_length ? previous[size_t(c) * a.previous_length + pos]
+                                          : x[c * a.x_channel_stride + pos - a.previous_length]);
+}
+
+// A thread per output, for short sums over long outputs (the first layers,
+// at the sample rate): lanes of a warp share an output channel, time
+// running fastest, so weight loads are broadcasts and input loads
+// neighbours. kChannels channels' sums kept apart so that their loads
+// overlap.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) conv_thread_kernel(Conv1dStep a) {
+  constexpr int kChannels = 4;
   wait_for_previous();
   start_next();
   const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
@@ -45,88 +48,125 @@ __global__ void __launch_bounds__(kThreads) conv_thread_kernel(Conv1dStep a) {
   const int t = int(i % a.out_length), co = int(i / a.out_length % a.out_channels);
   const int b = int(i / (int64_t(a.out_length) * a.out_channels));
   const T *w = static_cast<const T *>(a.weight) + size_t(co) * a.in_channels * a.kernel;
-  // The window's first taps fall in the kept context, the rest in x.
-  const int start = t * a.stride, P = a.previous_length;
-  const int split = start >= P ? 0 : min(a.kernel, (P - start + a.dilation - 1) / a.dilation);
-  const T *previous = static_cast<const T *>(a.previous) + size_t(b) * a.in_channels * P + start;
-  const T *x = static_cast<const T *>(a.x) + b * a.x_batch_stride + start - P;
+  const T *previous = static_cast<const T *>(a.previous) + size_t(b) * a.in_channels * a.previous_length;
+  const T *x = static_cast<const T *>(a.x) + b * a.x_batch_stride;
+  const int start = t * a.stride;
+  float sums[kChannels] = {};
+  for (int c0 = 0; c0 < a.in_channels; c0 += kChannels)
+    for (int k = 0; k < a.kernel; ++k) {
+      const int pos = start + k * a.dilation;
+#pragma unroll
+      for (int j = 0; j < kChannels; ++j) {
+        const int c = c0 + j;
+        if (c < a.in_channels)
+          sums[j] = fmaf(to_float(w[c * a.kernel + k]), window_at<T>(a, previous, x, c, pos), sums[j]);
+      }
+    }
   float sum = 0.0f;
-  for (int c = 0; c < a.in_channels; ++c, w += a.kernel, previous += P, x += a.x_channel_stride) {
-    for (int k = 0; k < split; ++k) sum = fmaf(to_float(w[k]), to_float(previous[k * a.dilation]), sum);
-    for (int k = split; k < a.kernel; ++k) sum = fmaf(to_float(w[k]), to_float(x[k * a.dilation]), sum);
-  }
+#pragma unroll
+  for (int j = 0; j < kChannels; ++j) sum += sums[j];
   finish<T>(a, b, co, t, sum);
 }
 
-// A warp per (row, output channel, kOutputs neighbouring outputs): the
-// lanes split the input channels, each summing its channels' taps for every
-// output in registers (independent sums, so its loads overlap), then the
-// warp adds the lanes' sums. Enough warps for the narrow outputs of the
-// deep layers, and short sums for the long windows.
+// A job is (row, output channel, kOutputs neighbouring outputs); its
+// threads (one warp or several) split the sum over (input channel, tap),
+// taken in the weight's own order, so that a warp's weight loads are one
+// run of memory and its input loads a few runs (a channel's taps). Each
+// thread keeps a sum per output (independent, so its loads overlap); the
+// job's warps add theirs through shared memory. Wide jobs for the deep
+// layers' long sums and few outputs, where the weights are what is read.
 template <typename T, int kOutputs>
-__global__ void __launch_bounds__(kThreads) conv_lanes_kernel(Conv1dStep a) {
+__global__ void __launch_bounds__(kThreads) conv_reduce_kernel(Conv1dStep a, int warps_per_job) {
+  __shared__ float partial[kWarps][kOutputs];
   wait_for_previous();
   start_next();
+  const int threads = 32 * warps_per_job, local = threadIdx.x % threads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int groups = (a.out_length + kOutputs - 1) / kOutputs;
-  const int64_t job = int64_t(blockIdx.x) * kWarps + warp;
-  if (job >= int64_t(a.batch) * a.out_channels * groups) return;
-  const int t0 = int(job % groups) * kOutputs, co = int(job / groups % a.out_channels);
-  const int b = int(job / (int64_t(groups) * a.out_channels));
-  const int n = min(kOutputs, a.out_length - t0), P = a.previous_length, K = a.kernel;
-  float sums[kOutputs] = {};
+  const int64_t job = int64_t(blockIdx.x) * (kWarps / warps_per_job) + threadIdx.x / threads;
+  const bool active = job < int64_t(a.batch) * a.out_channels * groups;
+  const int t0 = active ? int(job % groups) * kOutputs : 0, co = active ? int(job / groups % a.out_channels) : 0;
+  const int b = active ? int(job / (int64_t(groups) * a.out_channels)) : 0;
+  const int n = min(kOutputs, a.out_length - t0), K = a.kernel, R = active ? a.in_channels * K : 0;
   const T *w = static_cast<const T *>(a.weight) + size_t(co) * a.in_channels * K;
-  for (int c = lane; c < a.in_channels; c += 32) {
-    const T *previous = static_cast<const T *>(a.previous) + (size_t(b) * a.in_channels + c) * P;
-    const T *x = static_cast<const T *>(a.x) + b * a.x_batch_stride + c * a.x_channel_stride - P;
-    const T *wc = w + size_t(c) * K;
-    // kTaps taps at a time, every load of them issued before the first
-    // product: a lane's sums would otherwise wait on one load after another.
-    for (int k0 = 0; k0 < K; k0 += kTaps) {
-      float wk[kTaps], in[kTaps][kOutputs];
+  const T *previous = static_cast<const T *>(a.previous) + size_t(b) * a.in_channels * a.previous_length;
+  const T *x = static_cast<const T *>(a.x) + b * a.x_batch_stride;
+  // This thread's (channel, tap) and how far each turn moves it.
+  int c = local / K, k = local % K;
+  const int dc = threads / K, dk = threads % K;
+  float sums[kOutputs] = {};
+  for (int r = local; r < R; r += kTaps * threads) {
+    float wk[kTaps], in[kTaps][kOutputs];
 #pragma unroll
-      for (int q = 0; q < kTaps; ++q) {
-        const int k = k0 + q, at = t0 * a.stride + k * a.dilation;
-        wk[q] = k < K ? to_float(wc[k]) : 0.0f;
+    for (int q = 0; q < kTaps; ++q) {
+      const bool inside = r + q * threads < R;
+      wk[q] = inside ? to_float(w[r + q * threads]) : 0.0f;
+      const int at = t0 * a.stride + k * a.dilation;
 #pragma unroll
-        for (int u = 0; u < kOutputs; ++u) {
-          const int pos = at + u * a.stride;
-          in[q][u] = k < K && u < n ? to_float(pos < P ? previous[pos] : x[pos]) : 0.0f;
-        }
-      }
-#pragma unroll
-      for (int q = 0; q < kTaps; ++q)
-#pragma unroll
-        for (int u = 0; u < kOutputs; ++u) sums[u] = fmaf(wk[q], in[q][u], sums[u]);
+      for (int u = 0; u < kOutputs; ++u)
+        in[q][u] = inside && u < n ? window_at<T>(a, previous, x, c, at + u * a.stride) : 0.0f;
+      c += dc, k += dk;
+      if (k >= K) k -= K, ++c;
     }
+#pragma unroll
+    for (int q = 0; q < kTaps; ++q)
+#pragma unroll
+      for (int u = 0; u < kOutputs; ++u) sums[u] = fmaf(wk[q], in[q][u], sums[u]);
   }
 #pragma unroll
   for (int u = 0; u < kOutputs; ++u)
     for (int off = 16; off > 0; off /= 2) sums[u] += __shfl_xor_sync(0xffffffffu, sums[u], off);
+  if (warps_per_job > 1) {
+    if (lane < kOutputs) {
+#pragma unroll
+      for (int u = 0; u < kOutputs; ++u)
+        if (u == lane) partial[warp][u] = sums[u];
+    }
+    __syncthreads();
+    if (local >= 32) return;
+#pragma unroll
+    for (int u = 0; u < kOutputs; ++u) {
+      sums[u] = 0.0f;
+      for (int j = 0; j < warps_per_job; ++j) sums[u] += partial[warp + j][u];
+    }
+  }
+  if (!active) return;
 #pragma unroll
   for (int u = 0; u < kOutputs; ++u)
     if (u < n && lane == u) finish<T>(a, b, co, t0 + u, sums[u]);
 }
 
+// Warps a job: enough that a thread's share of the sum stays short, more
+// while the jobs alone leave the GPU idle and the shares stay worth it.
+int warps_per_job(const Conv1dStep &a, int64_t jobs) {
+  const int64_t R = int64_t(a.in_channels) * a.kernel;
+  int warps = 1;
+  while (warps < kWarps && R > int64_t(32) * 32 * warps) warps *= 2;
+  while (warps < kWarps && jobs * warps < 4096 && R >= int64_t(32) * 8 * warps * 2) warps *= 2;
+  return warps;
+}
+
 template <typename T, int kOutputs>
-cudaError_t launch_lanes(const Conv1dStep &a, cudaStream_t stream) {
+cudaError_t launch_reduce(const Conv1dStep &a, cudaStream_t stream) {
   const int64_t jobs = int64_t(a.batch) * a.out_channels * ((a.out_length + kOutputs - 1) / kOutputs);
-  return launch_chained(conv_lanes_kernel<T, kOutputs>, dim3(unsigned((jobs + kWarps - 1) / kWarps)),
-                        dim3(kThreads), 0, stream, a);
+  const int warps = warps_per_job(a, jobs), per_block = kWarps / warps;
+  return launch_chained(conv_reduce_kernel<T, kOutputs>, dim3(unsigned((jobs + per_block - 1) / per_block)),
+                        dim3(kThreads), 0, stream, a, warps);
 }
 
 template <typename T>
 cudaError_t launch(const Conv1dStep &a, cudaStream_t stream) {
-  // Few input channels (the first layer's one): a thread an output, its
-  // window short. Otherwise the lanes share the channels.
-  if (a.in_channels < 16) {
+  // Short sums over many outputs: a thread an output. Otherwise threads
+  // share each output's sum.
+  if (int64_t(a.in_channels) * a.kernel <= 256 && a.out_length >= 64) {
     const int64_t outputs = int64_t(a.batch) * a.out_channels * a.out_length;
     return launch_chained(conv_thread_kernel<T>, dim3(unsigned((outputs + kThreads - 1) / kThreads)),
                           dim3(kThreads), 0, stream, a);
   }
-  if (a.out_length <= 2) return launch_lanes<T, 2>(a, stream);
-  if (a.out_length <= 4) return launch_lanes<T, 4>(a, stream);
-  return launch_lanes<T, 8>(a, stream);
+  if (a.out_length <= 1) return launch_reduce<T, 1>(a, stream);
+  if (a.out_length <= 2) return launch_reduce<T, 2>(a, stream);
+  if (a.out_length <= 4) return launch_reduce<T, 4>(a, stream);
+  return launch_reduce<T, 8>(a, stream);
 }
 
 }  // namespace

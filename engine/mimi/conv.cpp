@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "mimi/fused_conv.h"
+#include "mimi/fused_conv_transpose.h"
 
 namespace personaplex::mimi {
 namespace {
@@ -214,9 +215,18 @@ at::Tensor ConvTranspose1d::forward(const at::Tensor &x) const {
   return y.narrow(2, 0, y.size(2) - (spec_.kernel_size - spec_.stride));
 }
 
+ConvOutput ConvTranspose1d::step(const at::Tensor &x, ConvTrState &state, const ConvEpilogue &e) const {
+  check_input(spec_, x);
+  if (x.size(2) > 0 && fused_conv_transpose_takes(x, weight_, spec_, state))
+    return fused_conv_transpose(x, weight_, bias_, spec_, state, e);
+  at::Tensor y = step(x, state);
+  return {e.raw || !e.elu ? y : at::Tensor(), e.elu ? at::elu(y, e.alpha) : at::Tensor()};
+}
+
 at::Tensor ConvTranspose1d::step(const at::Tensor &x, ConvTrState &state) const {
   check_input(spec_, x);
   if (x.size(2) == 0) return empty_time(x, spec_.out_channels);
+  if (fused_conv_transpose_takes(x, weight_, spec_, state)) return fused_conv_transpose(x, weight_, bias_, spec_, state, {}).raw;
   at::Tensor out = convtr(x);
   const int64_t OT = out.size(2), overlap = spec_.kernel_size - spec_.stride;
   if (state.partial.defined()) {

@@ -110,6 +110,9 @@ class ConvTranspose1d {
   at::Tensor forward(const at::Tensor &x) const;
   // One chunk of a stream: T inputs -> S*T outputs, the overlap carried over.
   at::Tensor step(const at::Tensor &x, ConvTrState &state) const;
+  // The same, giving its result as the layer after it reads it (skip
+  // ignored: SEANet adds none to a transposed conv).
+  ConvOutput step(const at::Tensor &x, ConvTrState &state, const ConvEpilogue &epilogue) const;
   // Rows mode (see Conv1d::prime_rows).
   void prime_rows(ConvTrState &state, int64_t batch, const at::Tensor &active,
                   const at::TensorOptions &options) const;

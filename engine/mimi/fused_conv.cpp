@@ -16,21 +16,20 @@ namespace personaplex::mimi {
 
 #ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
 
-// Past a few rows there is arithmetic enough for cuDNN's tensor-core
-// products to beat a thread an output, launches and layout changes included.
-constexpr int64_t kMaxFusedBatch = 8;
+// Off until measured faster than libtorch's launches (docs/performance.md).
+constexpr bool kConvKernelsByDefault = false;
 
-// Opt-in for now (see the header); read at each call, which a CUDA graph's
-// replays do not make.
-bool conv_kernel_chosen() {
+bool conv_kernels_chosen() {
   const char *v = std::getenv("PERSONAPLEX_CONV_KERNEL");
-  return v && std::strcmp(v, "1") == 0;
+  if (v && std::strcmp(v, "1") == 0) return true;
+  if (v && std::strcmp(v, "0") == 0) return false;
+  return kConvKernelsByDefault;
 }
 
 bool fused_conv_takes(const at::Tensor &x, const at::Tensor &weight, int64_t groups) {
   const at::ScalarType t = x.scalar_type();
-  return conv_kernel_chosen() && cuda_kernels_take(x) && (t == at::kFloat || t == at::kBFloat16) && weight.scalar_type() == t &&
-         groups == 1 && x.dim() == 3 && x.size(0) <= kMaxFusedBatch && x.stride(2) == 1 && weight.is_contiguous() &&
+  return conv_kernels_chosen() && cuda_kernels_take(x) && (t == at::kFloat || t == at::kBFloat16) && weight.scalar_type() == t &&
+         groups == 1 && x.dim() == 3 && x.size(0) <= kMaxConvKernelBatch && x.stride(2) == 1 && weight.is_contiguous() &&
          weight.device() == x.device();
 }
 
@@ -71,6 +70,8 @@ ConvOutput fused_conv(const at::Tensor &x, const at::Tensor &previous, const at:
 }
 
 #else
+
+bool conv_kernels_chosen() { return false; }
 
 bool fused_conv_takes(const at::Tensor &, const at::Tensor &, int64_t) { return false; }
 

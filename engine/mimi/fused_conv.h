@@ -1,11 +1,6 @@
 // A streaming convolution step through the CUDA kernel of
 // cuda/conv1d_step.h (for mimi/conv.cpp): the context and the new input read
 // in place, bias, skip and ELU applied on the way out, in one launch.
-//
-// Opt-in (PERSONAPLEX_CONV_KERNEL=1) until it beats libtorch's launches: on
-// an H200 it takes ~52 us a convolution at batch 1 where libtorch's seven
-// launches take ~24 us (its lanes split the input channels, so each load of
-// a warp touches 32 rows: next, lanes along time).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -14,9 +9,19 @@
 
 namespace personaplex::mimi {
 
+// Whether the convolution kernels (this one and the transposed one,
+// mimi/fused_conv_transpose.h) are chosen: PERSONAPLEX_CONV_KERNEL=1 or 0
+// in the environment, else the default. Read at each call, which a CUDA
+// graph's replays do not make.
+bool conv_kernels_chosen();
+
+// Past a few rows there is arithmetic enough for cuDNN's tensor-core
+// products to beat the kernels, launches and layout changes included.
+constexpr int64_t kMaxConvKernelBatch = 8;
+
 // Whether the kernel takes input x and these weights: chosen, CUDA, a build
-// with the kernels, fp32 or bf16 alike, no groups, x's time contiguous, a small batch
-// (past it cuDNN's tensor-core products are faster than one thread an output).
+// with the kernels, fp32 or bf16 alike, no groups, x's time contiguous, a
+// small batch.
 bool fused_conv_takes(const at::Tensor &x, const at::Tensor &weight, int64_t groups);
 
 // `frames` outputs of the window over [previous, x] (previous contiguous,

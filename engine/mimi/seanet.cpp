@@ -166,9 +166,10 @@ ConvEpilogue Seanet::epilogue_for(size_t n) const {
   return e;
 }
 
-// The layers in order, each conv giving the ELU its next layer needs along
-// with (or instead of) its value, so that no ELU runs on its own where a
-// conv kernel takes it. conv(i, x, epilogue) -> ConvOutput.
+// The layers in order, each conv and transposed conv giving the ELU its
+// next layer needs along with (or instead of) its value, so that no ELU
+// runs on its own where a kernel takes it. conv(i, x, epilogue) and
+// convtr(i, x, epilogue) -> ConvOutput.
 template <typename ConvFn, typename ConvTrFn>
 at::Tensor Seanet::run(const at::Tensor &input, ConvFn conv, ConvTrFn convtr) const {
   at::Tensor x = input, x_elu;  // the current value, and its ELU where already taken
@@ -185,10 +186,11 @@ at::Tensor Seanet::run(const at::Tensor &input, ConvFn conv, ConvTrFn convtr) co
         x = o.raw, x_elu = o.elu;
         break;
       }
-      case Kind::ConvTr:
-        x = convtr(l.index, x);
-        x_elu = at::Tensor();
+      case Kind::ConvTr: {
+        ConvOutput o = convtr(l.index, x, epilogue_for(n));
+        x = o.raw, x_elu = o.elu;
         break;
+      }
       case Kind::Residual: {
         // ELU, conv, ELU, conv, ..., then the skip added by the last conv.
         ConvEpilogue inner;
@@ -224,13 +226,16 @@ at::Tensor Seanet::forward(const at::Tensor &x) const {
         if (e.skip.defined()) y = e.skip + y;
         return ConvOutput{y, e.elu ? at::elu(y, e.alpha) : at::Tensor()};
       },
-      [&](int64_t i, const at::Tensor &t) { return convtrs_[i].forward(t); });
+      [&](int64_t i, const at::Tensor &t, const ConvEpilogue &e) {
+        at::Tensor y = convtrs_[i].forward(t);
+        return ConvOutput{y, e.elu ? at::elu(y, e.alpha) : at::Tensor()};
+      });
 }
 
 at::Tensor Seanet::step(const at::Tensor &x, SeanetState &state) const {
   return run(
       x, [&](int64_t i, const at::Tensor &t, const ConvEpilogue &e) { return convs_[i].step(t, state.convs[i], e); },
-      [&](int64_t i, const at::Tensor &t) { return convtrs_[i].step(t, state.convtrs[i]); });
+      [&](int64_t i, const at::Tensor &t, const ConvEpilogue &e) { return convtrs_[i].step(t, state.convtrs[i], e); });
 }
 
 }  // namespace personaplex::mimi

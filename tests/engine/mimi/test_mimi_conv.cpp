@@ -139,17 +139,25 @@ TEST(MimiConvTranspose, ResetForgetsTheOverlap) {
   EXPECT_TRUE(at::equal(convtr.step(x, state), first));
 }
 
+// The convolution kernels (mimi/fused_conv.h) chosen for a test alone,
+// however it ends.
+struct ConvKernelsChosen {
+  ConvKernelsChosen() { setenv("PERSONAPLEX_CONV_KERNEL", "1", 1); }
+  ~ConvKernelsChosen() { unsetenv("PERSONAPLEX_CONV_KERNEL"); }
+};
+
+// Largest difference relative to the largest magnitude of `want`.
+double relative_error(const at::Tensor &got, const at::Tensor &want) {
+  return ((got.cpu().to(at::kFloat) - want).abs().max() / want.abs().max().clamp_min(1e-6)).item<double>();
+}
+
 // The CUDA step kernel (cuda/conv1d_step.h) against libtorch's CPU step at
 // the released model's sizes: context read in place across chunks (also
 // chunks shorter than the context, and ones giving no output), skip and ELU
 // epilogues, constant and replicate padding.
 TEST(MimiConvCuda, KernelStepsAreLibtorchs) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
-  // Opt-in (mimi/fused_conv.h): chosen for this test alone, however it ends.
-  struct Chosen {
-    Chosen() { setenv("PERSONAPLEX_CONV_KERNEL", "1", 1); }
-    ~Chosen() { unsetenv("PERSONAPLEX_CONV_KERNEL"); }
-  } chosen;
+  ConvKernelsChosen chosen;
   struct Shape {
     int64_t cin, cout, kernel, stride, dilation;
     std::vector<int64_t> chunks;
@@ -189,10 +197,58 @@ TEST(MimiConvCuda, KernelStepsAreLibtorchs) {
             if (!c.defined()) continue;
             ASSERT_EQ(g.sizes(), c.sizes());
             if (c.numel() == 0) continue;
-            const double err = ((g.cpu().to(at::kFloat) - c).abs().max() / c.abs().max().clamp_min(1e-6)).item<double>();
-            EXPECT_LT(err, tol);
+            EXPECT_LT(relative_error(g, c), tol);
           }
         }
+      }
+    }
+  }
+}
+
+// The CUDA transposed step kernel (cuda/conv_transpose1d_step.h) against
+// libtorch's CPU step at the released decoder's sizes (and the depthwise
+// upsampling): the overlap carried across chunks, also from and into
+// libtorch's steps where a chunk is too short for the kernel (the kept
+// overlap must then come from earlier steps), raw and ELU outputs.
+TEST(MimiConvCuda, TransposedKernelStepsAreLibtorchs) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  ConvKernelsChosen chosen;
+  struct Shape {
+    int64_t cin, cout, kernel, stride, groups;
+    std::vector<int64_t> chunks;
+  };
+  const std::vector<Shape> shapes = {
+      {1024, 512, 16, 8, 1, {2, 2, 1}}, {512, 256, 12, 6, 1, {16, 16}}, {256, 128, 10, 5, 1, {96, 96}},
+      {128, 64, 8, 4, 1, {480, 480}},   {512, 512, 4, 2, 512, {1, 1, 2}}, {6, 6, 3, 2, 1, {1, 3, 2}},
+      {8, 8, 16, 4, 2, {1, 4, 2, 3}},
+  };
+  for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    for (const Shape &sh : shapes) {
+      SCOPED_TRACE(std::string(at::toString(dtype)) + " " + std::to_string(sh.cin) + "->" + std::to_string(sh.cout) +
+                   " kernel " + std::to_string(sh.kernel) + " stride " + std::to_string(sh.stride));
+      ConvSpec s = spec_of({sh.kernel, sh.stride, 1, sh.groups, PadMode::Constant}, sh.cin, sh.cout, true);
+      const double range = 1.0 / std::sqrt(double(sh.cin / sh.groups * sh.kernel));
+      const at::Tensor w = (range * at::randn({sh.cin, sh.cout / sh.groups, sh.kernel})).to(dtype).to(at::kFloat);
+      const at::Tensor b = (0.1 * at::randn({sh.cout})).to(dtype).to(at::kFloat);
+      ConvTranspose1d cpu(s, w, b), gpu(s, w.to(at::kCUDA, dtype), b.to(at::kCUDA, dtype));
+      ConvTrState cpu_state, gpu_state;
+      for (size_t n = 0; n < sh.chunks.size(); ++n) {
+        SCOPED_TRACE("chunk " + std::to_string(n));
+        const at::Tensor x = at::randn({1, sh.cin, sh.chunks[n]}).to(dtype).to(at::kFloat);
+        ConvEpilogue e;
+        e.raw = n % 2 == 0;
+        e.elu = n > 0;
+        ConvOutput want = cpu.step(x, cpu_state, e);
+        ConvOutput got = gpu.step(x.to(at::kCUDA, dtype), gpu_state, e);
+        const double tol = dtype == at::kFloat ? 1e-4 : 2e-2;
+        for (const auto &[g, c] : {std::pair{got.raw, want.raw}, std::pair{got.elu, want.elu}}) {
+          ASSERT_EQ(g.defined(), c.defined());
+          if (!c.defined()) continue;
+          ASSERT_EQ(g.sizes(), c.sizes());
+          EXPECT_LT(relative_error(g, c), tol);
+        }
+        ASSERT_EQ(gpu_state.partial.sizes(), cpu_state.partial.sizes());
+        EXPECT_LT(relative_error(gpu_state.partial, cpu_state.partial), dtype == at::kFloat ? 1e-4 : 2e-2);
       }
     }
   }

@@ -1,0 +1,78 @@
+#include "mimi/fused_conv_transpose.h"
+
+#include "core/cuda_kernels.h"
+#include "core/error.h"
+#include "mimi/fused_conv.h"
+
+#ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
+#include <c10/cuda/CUDAStream.h>
+
+#include "cuda/conv_transpose1d_step.h"
+#endif
+
+namespace personaplex::mimi {
+
+#ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
+
+bool fused_conv_transpose_takes(const at::Tensor &x, const at::Tensor &weight, const ConvSpec &spec,
+                                const ConvTrState &state) {
+  const at::ScalarType t = x.scalar_type();
+  const int64_t K = spec.kernel_size, S = spec.stride;
+  return conv_kernels_chosen() && cuda_kernels_take(x) && (t == at::kFloat || t == at::kBFloat16) &&
+         weight.scalar_type() == t && weight.is_contiguous() && weight.device() == x.device() && x.dim() == 3 &&
+         x.size(0) <= kMaxConvKernelBatch && x.stride(2) == 1 && !state.active.defined() && S >= 1 &&
+         S <= personaplex::cuda::kConvTransposeMaxStride && K >= S && K <= 4 * S && x.size(2) * S >= K - S &&
+         (!state.partial.defined() || (state.partial.is_contiguous() && state.partial.scalar_type() == t &&
+                                       state.partial.sizes() == at::IntArrayRef{x.size(0), spec.out_channels, K - S}));
+}
+
+ConvOutput fused_conv_transpose(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &bias,
+                                const ConvSpec &spec, ConvTrState &state, const ConvEpilogue &e) {
+  const int64_t B = x.size(0), C_out = spec.out_channels, S = spec.stride, K = spec.kernel_size;
+  const int64_t T = x.size(2), frames = T * S;
+  ConvOutput out;
+  if (e.raw || !e.elu) out.raw = at::empty({B, C_out, frames}, x.options());
+  if (e.elu) out.elu = at::empty({B, C_out, frames}, x.options());
+  const bool carry = state.partial.defined();
+  if (!carry) state.partial = at::empty({B, C_out, K - S}, x.options());
+  const at::Tensor b = bias.defined() ? bias.contiguous() : bias;
+  personaplex::cuda::ConvTranspose1dStep a;
+  a.x = x.data_ptr();
+  a.x_batch_stride = x.stride(0);
+  a.x_channel_stride = x.stride(1);
+  a.weight = weight.data_ptr();
+  a.bias = b.defined() ? b.data_ptr() : nullptr;
+  a.partial = state.partial.data_ptr();
+  a.carry = carry;
+  a.out = out.raw.defined() ? out.raw.data_ptr() : nullptr;
+  a.out_elu = out.elu.defined() ? out.elu.data_ptr() : nullptr;
+  a.elu_alpha = float(e.alpha);
+  a.batch = int(B);
+  a.in_channels = int(spec.in_channels);
+  a.out_channels = int(C_out);
+  a.groups = int(spec.groups);
+  a.kernel = int(K);
+  a.stride = int(S);
+  a.length = int(T);
+  a.floats = x.scalar_type() == at::kBFloat16 ? personaplex::cuda::Floats::kBFloat16
+                                              : personaplex::cuda::Floats::kFloat32;
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.device().index()).stream();
+  const cudaError_t err = personaplex::cuda::conv_transpose1d_step(a, stream);
+  if (err != cudaSuccess) throw Error(spec.name + ": transposed conv step kernel: " + cudaGetErrorString(err));
+  return out;
+}
+
+#else
+
+bool fused_conv_transpose_takes(const at::Tensor &, const at::Tensor &, const ConvSpec &, const ConvTrState &) {
+  return false;
+}
+
+ConvOutput fused_conv_transpose(const at::Tensor &, const at::Tensor &, const at::Tensor &, const ConvSpec &,
+                                ConvTrState &, const ConvEpilogue &) {
+  throw Error("transposed conv step kernel: not in this build");
+}
+
+#endif
+
+}  // namespace personaplex::mimi
