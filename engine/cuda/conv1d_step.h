@@ -39,6 +39,13 @@ struct Conv1dStep {
   Floats floats = Floats::kBFloat16;  // input, weights, bias, skip and outputs
 };
 
+// Whether the tensor-core kernel takes these sizes: bf16, input channels a
+// multiple of 16, at least kConvMmaMinOutputs outputs a row. The others run
+// on CUDA cores: a thread an output where the sums are short, else threads
+// sharing each output's sum.
+constexpr int kConvMmaMinOutputs = 32;
+bool conv1d_step_on_tensor_cores(Floats floats, int in_channels, int out_length);
+
 // Launches on `stream` (capturable); returns the launch's error.
 cudaError_t conv1d_step(const Conv1dStep &args, cudaStream_t stream);
 

@@ -2,8 +2,11 @@
 
 #include <cuda_bf16.h>
 
+#include <cstdint>
+
 #include "cuda/chained_launch.cuh"
 #include "cuda/float_io.cuh"
+#include "cuda/widen_mma.cuh"
 
 namespace personaplex::cuda {
 namespace {
@@ -18,10 +21,13 @@ __device__ __forceinline__ void finish(const ConvTranspose1dStep &a, int b, int 
   if (o >= outputs + overlap) return;
   const float bias = a.bias ? to_float(static_cast<const T *>(a.bias)[co]) : 0.0f;
   float y = to_float(from_float<T>(sum + bias));
-  T *partial = static_cast<T *>(a.partial) + (size_t(b) * a.out_channels + co) * overlap;
-  if (a.carry && o < overlap) y = to_float(from_float<T>(y + to_float(from_float<T>(to_float(partial[o]) - bias))));
+  const size_t row = (size_t(b) * a.out_channels + co) * overlap;
+  if (a.carry && o < overlap) {
+    const float kept = to_float(static_cast<const T *>(a.partial)[row + o]);
+    y = to_float(from_float<T>(y + to_float(from_float<T>(kept - bias))));
+  }
   if (o >= outputs) {
-    partial[o - outputs] = from_float<T>(y);
+    static_cast<T *>(a.partial_out)[row + o - outputs] = from_float<T>(y);
     return;
   }
   const size_t at = (size_t(b) * a.out_channels + co) * outputs + o;
@@ -31,9 +37,7 @@ __device__ __forceinline__ void finish(const ConvTranspose1dStep &a, int b, int 
 
 // A job is (row, output channel, input step p): the stride's outputs of
 // period p, and for the first periods (p < the overlap's periods) also
-// those of period length + p, which become the new overlap. The same
-// thread finishes both, so it reads an old overlap sample before it
-// writes the new one there; no other thread touches it.
+// those of period length + p, which become the new overlap.
 //
 // The job's threads (one warp or several) split its input channels; a
 // channel gives each output of the period kMaxTaps taps at most (its row
@@ -106,6 +110,74 @@ __global__ void __launch_bounds__(kThreads) conv_transpose_kernel(ConvTranspose1
   }
 }
 
+// bf16 on the tensor cores, for long inputs (the layers near the sample
+// rate): for each phase r of the stride, outputs q * stride + r are the
+// product of the weights [C_out, (tap j, channel)] (weight[c, co, r + j *
+// stride]) and the inputs [(tap j, channel), period q] (x[c, q - j]); a
+// block takes 16 output channels by 16 periods of one phase, its warps
+// every kMmaWarps-th step of 16 input channels, their sums added through
+// shared memory, and finishes them as the CUDA-core kernel does. Operands
+// gathered straight from the weights and the input (small layers, their
+// reads cached); lane (g, t) takes channels 4t..4t+3 of a step in both.
+constexpr int kMmaWarps = 8;
+
+__device__ __forceinline__ uint32_t pair_bits(uint32_t lo, uint32_t hi) { return lo | (hi << 16); }
+
+__global__ void __launch_bounds__(kMmaWarps * 32) conv_transpose_mma_kernel(ConvTranspose1dStep a) {
+  __shared__ float sums[kMmaWarps][2][4][32];
+  wait_for_previous();
+  start_next();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
+  const int S = a.stride, K = a.kernel, L = a.length, C = a.in_channels, Co = a.out_channels;
+  const int periods = L + (K - S + S - 1) / S;
+  const int q0 = blockIdx.x * 16, co0 = blockIdx.y * 16, b = blockIdx.z / S, r = blockIdx.z % S;
+  const int steps = (K - r + S - 1) / S * (C / 16);
+  const uint16_t *w = static_cast<const uint16_t *>(a.weight);
+  const uint16_t *x = static_cast<const uint16_t *>(a.x) + b * a.x_batch_stride;
+  const bool row_lo = co0 + g < Co, row_hi = co0 + g + 8 < Co;
+  float acc[2][4] = {};
+  auto operands = [&](int s, uint32_t (&f)[8]) {
+    const int j = s / (C / 16), c = s % (C / 16) * 16 + 4 * t4, k = r + j * S;
+    uint32_t v[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) v[i] = row_lo ? w[(size_t(c + i) * Co + co0 + g) * K + k] : 0u;
+    f[0] = pair_bits(v[0], v[1]), f[2] = pair_bits(v[2], v[3]);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) v[i] = row_hi ? w[(size_t(c + i) * Co + co0 + g + 8) * K + k] : 0u;
+    f[1] = pair_bits(v[0], v[1]), f[3] = pair_bits(v[2], v[3]);
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+      const int t = q0 + nt * 8 + g - j;
+      const bool live = t >= 0 && t < L;
+#pragma unroll
+      for (int i = 0; i < 4; ++i) v[i] = live ? x[(c + i) * a.x_channel_stride + t] : 0u;
+      f[4 + 2 * nt] = pair_bits(v[0], v[1]), f[5 + 2 * nt] = pair_bits(v[2], v[3]);
+    }
+  };
+  uint32_t cur[8], next[8] = {};
+  if (warp < steps) operands(warp, cur);
+  for (int s = warp; s < steps; s += kMmaWarps) {
+    if (s + kMmaWarps < steps) operands(s + kMmaWarps, next);
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) mma_bf16(acc[nt], cur[0], cur[1], cur[2], cur[3], cur[4 + 2 * nt], cur[5 + 2 * nt]);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) cur[i] = next[i];
+  }
+#pragma unroll
+  for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) sums[warp][nt][e][lane] = acc[nt][e];
+  __syncthreads();
+  // Thread i: channel co0 + i / 16, period q0 + i % 16 (fragment layout as
+  // conv1d_step.cu's tensor-core kernel).
+  const int i = threadIdx.x, co = co0 + i / 16, q = q0 + i % 16;
+  const int nt = i % 16 / 8, e = (i / 16 >= 8) * 2 + i % 2, from = (i / 16 % 8) * 4 + i % 8 / 2;
+  float sum = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kMmaWarps; ++j) sum += sums[j][nt][e][from];
+  if (co < Co && q < periods) finish<__nv_bfloat16>(a, b, co, q, r, sum);
+}
+
 // Warps a job: enough that a thread's share of the channels stays short,
 // more while the jobs alone leave the GPU idle.
 int warps_per_job(const ConvTranspose1dStep &a, int64_t jobs) {
@@ -134,14 +206,26 @@ cudaError_t launch(const ConvTranspose1dStep &a, cudaStream_t stream) {
 
 }  // namespace
 
+bool conv_transpose1d_step_on_tensor_cores(const ConvTranspose1dStep &a) {
+  return a.floats == Floats::kBFloat16 && a.groups == 1 && a.in_channels % 16 == 0 &&
+         a.length >= kConvTransposeMmaMinLength;
+}
+
 cudaError_t conv_transpose1d_step(const ConvTranspose1dStep &a, cudaStream_t stream) {
   const int overlap = a.kernel - a.stride;
   if (a.batch <= 0 || a.in_channels <= 0 || a.out_channels <= 0 || a.groups <= 0 || a.in_channels % a.groups ||
       a.out_channels % a.groups || a.stride <= 0 || a.stride > kMaxS || a.kernel < a.stride ||
       a.kernel > 4 * a.stride || a.length <= 0 || int64_t(a.length) * a.stride < overlap ||
-      (overlap > 0 && !a.partial) || (!a.out && !a.out_elu) ||
+      (overlap > 0 && (!a.partial_out || (a.carry && !a.partial))) || (!a.out && !a.out_elu) ||
       int64_t(a.batch) * a.out_channels * a.length > (int64_t(1) << 40))
     return cudaErrorInvalidValue;
+  if (conv_transpose1d_step_on_tensor_cores(a)) {
+    const int periods = a.length + (overlap + a.stride - 1) / a.stride;
+    return launch_chained(conv_transpose_mma_kernel,
+                          dim3(unsigned((periods + 15) / 16), unsigned((a.out_channels + 15) / 16),
+                               unsigned(a.batch * a.stride)),
+                          dim3(kMmaWarps * 32), 0, stream, a);
+  }
   return a.floats == Floats::kBFloat16 ? launch<__nv_bfloat16>(a, stream) : launch<float>(a, stream);
 }
 

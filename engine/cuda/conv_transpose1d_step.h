@@ -29,9 +29,11 @@ struct ConvTranspose1dStep {
   const void *weight = nullptr;  // [in_channels, out_channels / groups, kernel], contiguous
   const void *bias = nullptr;    // [out_channels], or null
   // [batch, out_channels, kernel - stride]: the last step's overlap (read
-  // where `carry`), replaced by this step's. Needs length * stride >=
-  // kernel - stride.
-  void *partial = nullptr;
+  // where `carry`), and where this step's goes (another buffer of that
+  // shape: blocks read the old overlap while others write the new one).
+  // Needs length * stride >= kernel - stride.
+  const void *partial = nullptr;
+  void *partial_out = nullptr;
   bool carry = false;
   void *out = nullptr;      // [batch, out_channels, length * stride], or null
   void *out_elu = nullptr;  // its ELU, the same layout, or null
@@ -40,7 +42,13 @@ struct ConvTranspose1dStep {
   Floats floats = Floats::kBFloat16;  // input, weights, bias, overlap and outputs
 };
 
-// The largest stride the kernel takes (a thread keeps a sum per output of a
+// Whether the tensor-core kernel takes these sizes (bf16, no groups, input
+// channels a multiple of 16, an input of at least kConvTransposeMmaMinLength
+// steps); the others run on CUDA cores, a thread per output period.
+constexpr int kConvTransposeMmaMinLength = 32;
+bool conv_transpose1d_step_on_tensor_cores(const ConvTranspose1dStep &args);
+
+// The largest stride the CUDA-core kernel takes (a thread keeps a sum per output of a
 // stride's period).
 constexpr int kConvTransposeMaxStride = 8;
 

@@ -97,7 +97,11 @@ ConvOutput Conv1d::step(const at::Tensor &input, ConvState &state, const ConvEpi
 std::optional<ConvOutput> Conv1d::fused_step(const at::Tensor &input, ConvState &state, const ConvEpilogue &e) const {
   check_input(spec_, input);
   const int64_t T_in = input.size(2), K = effective_kernel(), S = spec_.stride, B = input.size(0);
-  if (!fused_conv_takes(input, weight_, spec_.groups) || T_in == 0 || state.fresh.defined()) return std::nullopt;
+  if (T_in == 0 || state.fresh.defined()) return std::nullopt;
+  // The outputs this step will give (the kept context, or the padding, first).
+  const int64_t kept = !state.started ? padding_total() : state.previous.defined() ? state.previous.size(2) : 0;
+  const int64_t window = kept + T_in, outputs = window >= K ? (window - K) / S + 1 : 0;
+  if (!fused_conv_takes(input, weight_, spec_.groups, outputs)) return std::nullopt;
   if (!state.started) {
     // The left padding as a kept context (zeros, or the first sample).
     const int64_t P = padding_total();

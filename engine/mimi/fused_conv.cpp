@@ -16,21 +16,31 @@ namespace personaplex::mimi {
 
 #ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
 
-// Off until measured faster than libtorch's launches (docs/performance.md).
-constexpr bool kConvKernelsByDefault = false;
+// The layers measured faster than libtorch's launches (docs/performance.md).
+constexpr ConvKernels kConvKernelsByDefault = ConvKernels::kNone;
 
-bool conv_kernels_chosen() {
+ConvKernels conv_kernels_chosen() {
   const char *v = std::getenv("PERSONAPLEX_CONV_KERNEL");
-  if (v && std::strcmp(v, "1") == 0) return true;
-  if (v && std::strcmp(v, "0") == 0) return false;
+  if (v && std::strcmp(v, "0") == 0) return ConvKernels::kNone;
+  if (v && std::strcmp(v, "1") == 0) return ConvKernels::kMeasured;
+  if (v && std::strcmp(v, "all") == 0) return ConvKernels::kAll;
   return kConvKernelsByDefault;
 }
 
-bool fused_conv_takes(const at::Tensor &x, const at::Tensor &weight, int64_t groups) {
+bool fused_conv_takes(const at::Tensor &x, const at::Tensor &weight, int64_t groups, int64_t frames) {
+  const ConvKernels chosen = conv_kernels_chosen();
   const at::ScalarType t = x.scalar_type();
-  return conv_kernels_chosen() && cuda_kernels_take(x) && (t == at::kFloat || t == at::kBFloat16) && weight.scalar_type() == t &&
-         groups == 1 && x.dim() == 3 && x.size(0) <= kMaxConvKernelBatch && x.stride(2) == 1 && weight.is_contiguous() &&
-         weight.device() == x.device();
+  if (chosen == ConvKernels::kNone || !cuda_kernels_take(x) || (t != at::kFloat && t != at::kBFloat16) ||
+      weight.scalar_type() != t || groups != 1 || x.dim() != 3 || x.size(0) > kMaxConvKernelBatch ||
+      x.stride(2) != 1 || !weight.is_contiguous() || weight.device() != x.device())
+    return false;
+  if (chosen == ConvKernels::kAll) return true;
+  // Long outputs: on the tensor cores, or a thread an output for the first
+  // layer's few channels.
+  const int64_t C_in = weight.size(1);
+  const auto floats = t == at::kBFloat16 ? personaplex::cuda::Floats::kBFloat16 : personaplex::cuda::Floats::kFloat32;
+  return personaplex::cuda::conv1d_step_on_tensor_cores(floats, int(C_in), int(frames)) ||
+         (C_in < 16 && frames >= personaplex::cuda::kConvMmaMinOutputs);
 }
 
 ConvOutput fused_conv(const at::Tensor &x, const at::Tensor &previous, const at::Tensor &weight,
@@ -71,9 +81,9 @@ ConvOutput fused_conv(const at::Tensor &x, const at::Tensor &previous, const at:
 
 #else
 
-bool conv_kernels_chosen() { return false; }
+ConvKernels conv_kernels_chosen() { return ConvKernels::kNone; }
 
-bool fused_conv_takes(const at::Tensor &, const at::Tensor &, int64_t) { return false; }
+bool fused_conv_takes(const at::Tensor &, const at::Tensor &, int64_t, int64_t) { return false; }
 
 ConvOutput fused_conv(const at::Tensor &, const at::Tensor &, const at::Tensor &, const at::Tensor &,
                       const ConvEpilogue &, int64_t, int64_t, int64_t) {

@@ -10,7 +10,7 @@
 
 namespace personaplex::mimi {
 
-// Whether the kernel takes this step: the convolution kernels chosen
+// Whether the kernel takes this step: chosen for such a layer
 // (mimi/fused_conv.h), x [B, C, T] on CUDA with time contiguous, fp32 or
 // bf16 as the weights, a small batch, no rows mode, a stride of at most 8
 // and a kernel of at most four strides, and T * stride >= kernel - stride

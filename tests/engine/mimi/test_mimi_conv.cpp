@@ -139,12 +139,16 @@ TEST(MimiConvTranspose, ResetForgetsTheOverlap) {
   EXPECT_TRUE(at::equal(convtr.step(x, state), first));
 }
 
-// The convolution kernels (mimi/fused_conv.h) chosen for a test alone,
-// however it ends.
+// The convolution kernels (mimi/fused_conv.h) chosen for a part of a test
+// alone, however it ends: for the layers measured faster ("1"), or for every
+// layer they take ("all").
 struct ConvKernelsChosen {
-  ConvKernelsChosen() { setenv("PERSONAPLEX_CONV_KERNEL", "1", 1); }
+  explicit ConvKernelsChosen(const char *mode) { setenv("PERSONAPLEX_CONV_KERNEL", mode, 1); }
   ~ConvKernelsChosen() { unsetenv("PERSONAPLEX_CONV_KERNEL"); }
 };
+std::vector<std::pair<const char *, at::ScalarType>> kernel_modes_and_dtypes() {
+  return {{"1", at::kFloat}, {"1", at::kBFloat16}, {"all", at::kFloat}, {"all", at::kBFloat16}};
+}
 
 // Largest difference relative to the largest magnitude of `want`.
 double relative_error(const at::Tensor &got, const at::Tensor &want) {
@@ -157,7 +161,6 @@ double relative_error(const at::Tensor &got, const at::Tensor &want) {
 // epilogues, constant and replicate padding.
 TEST(MimiConvCuda, KernelStepsAreLibtorchs) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
-  ConvKernelsChosen chosen;
   struct Shape {
     int64_t cin, cout, kernel, stride, dilation;
     std::vector<int64_t> chunks;
@@ -165,14 +168,17 @@ TEST(MimiConvCuda, KernelStepsAreLibtorchs) {
   const std::vector<Shape> shapes = {
       {1, 64, 7, 1, 1, {1920, 1920}},        {64, 32, 3, 1, 2, {1920, 7, 1913}}, {32, 64, 1, 1, 1, {1920, 480}},
       {64, 128, 8, 4, 1, {1920, 1920, 3, 1}}, {512, 1024, 16, 8, 1, {16, 16}},    {1024, 512, 3, 1, 1, {2, 2, 1}},
-      {512, 1024, 7, 1, 1, {2, 2, 2}},
+      {512, 1024, 7, 1, 1, {2, 2, 2}},        {128, 256, 10, 5, 1, {480, 480}},   {64, 1, 7, 1, 1, {1920, 40}},
+      {48, 20, 3, 1, 1, {100, 50, 3}},
   };
   std::mt19937 rng(3);
-  for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+  for (const auto &[mode, dtype] : kernel_modes_and_dtypes()) {
+    ConvKernelsChosen chosen(mode);
     for (const Shape &sh : shapes) {
       for (const PadMode pad : {PadMode::Constant, PadMode::Replicate}) {
-        SCOPED_TRACE(std::string(at::toString(dtype)) + " " + std::to_string(sh.cin) + "->" + std::to_string(sh.cout) +
-                     " kernel " + std::to_string(sh.kernel) + (pad == PadMode::Replicate ? " replicate" : ""));
+        SCOPED_TRACE(std::string("kernels ") + mode + " " + at::toString(dtype) + " " + std::to_string(sh.cin) + "->" +
+                     std::to_string(sh.cout) + " kernel " + std::to_string(sh.kernel) +
+                     (pad == PadMode::Replicate ? " replicate" : ""));
         ConvSpec s = spec_of({sh.kernel, sh.stride, sh.dilation, 1, pad}, sh.cin, sh.cout, true);
         const double range = 1.0 / std::sqrt(double(sh.cin * sh.kernel));
         const at::Tensor w = (range * at::randn({sh.cout, sh.cin, sh.kernel})).to(dtype).to(at::kFloat);
@@ -212,7 +218,6 @@ TEST(MimiConvCuda, KernelStepsAreLibtorchs) {
 // overlap must then come from earlier steps), raw and ELU outputs.
 TEST(MimiConvCuda, TransposedKernelStepsAreLibtorchs) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
-  ConvKernelsChosen chosen;
   struct Shape {
     int64_t cin, cout, kernel, stride, groups;
     std::vector<int64_t> chunks;
@@ -220,12 +225,14 @@ TEST(MimiConvCuda, TransposedKernelStepsAreLibtorchs) {
   const std::vector<Shape> shapes = {
       {1024, 512, 16, 8, 1, {2, 2, 1}}, {512, 256, 12, 6, 1, {16, 16}}, {256, 128, 10, 5, 1, {96, 96}},
       {128, 64, 8, 4, 1, {480, 480}},   {512, 512, 4, 2, 512, {1, 1, 2}}, {6, 6, 3, 2, 1, {1, 3, 2}},
-      {8, 8, 16, 4, 2, {1, 4, 2, 3}},
+      {8, 8, 16, 4, 2, {1, 4, 2, 3}},   {256, 128, 10, 5, 1, {96, 7, 40}}, {48, 20, 6, 3, 1, {33, 64}},
   };
-  for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+  for (const auto &[mode, dtype] : kernel_modes_and_dtypes()) {
+    ConvKernelsChosen chosen(mode);
     for (const Shape &sh : shapes) {
-      SCOPED_TRACE(std::string(at::toString(dtype)) + " " + std::to_string(sh.cin) + "->" + std::to_string(sh.cout) +
-                   " kernel " + std::to_string(sh.kernel) + " stride " + std::to_string(sh.stride));
+      SCOPED_TRACE(std::string("kernels ") + mode + " " + at::toString(dtype) + " " + std::to_string(sh.cin) + "->" +
+                   std::to_string(sh.cout) + " kernel " + std::to_string(sh.kernel) + " stride " +
+                   std::to_string(sh.stride));
       ConvSpec s = spec_of({sh.kernel, sh.stride, 1, sh.groups, PadMode::Constant}, sh.cin, sh.cout, true);
       const double range = 1.0 / std::sqrt(double(sh.cin / sh.groups * sh.kernel));
       const at::Tensor w = (range * at::randn({sh.cin, sh.cout / sh.groups, sh.kernel})).to(dtype).to(at::kFloat);
