@@ -197,7 +197,9 @@ TEST(MimiConvCuda, KernelStepsAreLibtorchs) {
           ConvEpilogue ge = e;
           if (e.skip.defined()) ge.skip = e.skip.to(at::kCUDA, dtype);
           ConvOutput got = gpu.step(x.to(at::kCUDA, dtype), gpu_state, ge);
-          const double tol = dtype == at::kFloat ? 1e-4 : 2e-2;
+          // fp32 layers the kernels leave to libtorch run through cuDNN,
+          // in TF32 where it picks it.
+          const double tol = dtype == at::kFloat ? 1e-3 : 2e-2;
           for (const auto &[g, c] : {std::pair{got.raw, want.raw}, std::pair{got.elu, want.elu}}) {
             ASSERT_EQ(g.defined(), c.defined());
             if (!c.defined()) continue;
@@ -247,7 +249,7 @@ TEST(MimiConvCuda, TransposedKernelStepsAreLibtorchs) {
         e.elu = n > 0;
         ConvOutput want = cpu.step(x, cpu_state, e);
         ConvOutput got = gpu.step(x.to(at::kCUDA, dtype), gpu_state, e);
-        const double tol = dtype == at::kFloat ? 1e-4 : 2e-2;
+        const double tol = dtype == at::kFloat ? 1e-3 : 2e-2;  // TF32 in cuDNN, as above
         for (const auto &[g, c] : {std::pair{got.raw, want.raw}, std::pair{got.elu, want.elu}}) {
           ASSERT_EQ(g.defined(), c.defined());
           if (!c.defined()) continue;
@@ -255,7 +257,7 @@ TEST(MimiConvCuda, TransposedKernelStepsAreLibtorchs) {
           EXPECT_LT(relative_error(g, c), tol);
         }
         ASSERT_EQ(gpu_state.partial.sizes(), cpu_state.partial.sizes());
-        EXPECT_LT(relative_error(gpu_state.partial, cpu_state.partial), dtype == at::kFloat ? 1e-4 : 2e-2);
+        EXPECT_LT(relative_error(gpu_state.partial, cpu_state.partial), tol);
       }
     }
   }
