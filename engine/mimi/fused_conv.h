@@ -11,9 +11,10 @@ namespace personaplex::mimi {
 
 // Which layers the convolution kernels (this one and the transposed one,
 // mimi/fused_conv_transpose.h) take: none, those where they were measured
-// faster than libtorch's launches (the long outputs near the sample rate
-// on the tensor cores, the first layer's few channels, depthwise
-// upsampling), or every layer they can (to measure the rest).
+// faster than libtorch's launches (the default: at one row, the long
+// outputs near the sample rate on the tensor cores, the first layer's few
+// channels, the depthwise upsampling), or every layer they can at up to
+// kMaxConvKernelBatch rows (to measure the rest).
 // PERSONAPLEX_CONV_KERNEL=0, 1 or all in the environment, else the default.
 // Read at each call, which a CUDA graph's replays do not make.
 enum class ConvKernels { kNone, kMeasured, kAll };

@@ -44,8 +44,9 @@ bool fused_conv_transpose_takes(const at::Tensor &x, const at::Tensor &weight, c
                                    state.partial.sizes() != at::IntArrayRef{x.size(0), spec.out_channels, K - S})))
     return false;
   if (chosen == ConvKernels::kAll) return true;
-  // Long inputs on the tensor cores, and the depthwise upsampling (eight
-  // launches through libtorch).
+  // One row (as mimi/fused_conv.cpp): long inputs on the tensor cores, and
+  // the depthwise upsampling (eight launches through libtorch).
+  if (x.size(0) != 1) return false;
   const bool depthwise = spec.groups == spec.in_channels && spec.groups == spec.out_channels;
   return depthwise || personaplex::cuda::conv_transpose1d_step_on_tensor_cores(step_sizes(x, spec));
 }
