@@ -7,7 +7,7 @@
 
 #include "cuda/chained_launch.cuh"
 #include "cuda/float_io.cuh"
-#include "cuda/widen_mma.cuh"
+#include "cuda/mma_tile.cuh"
 
 namespace personaplex::cuda {
 namespace {
@@ -153,24 +153,17 @@ __device__ __forceinline__ uint32_t window_bits(const Conv1dStep &a, const uint1
 // sample rate, where a sum a thread reads an input a product and libtorch's
 // tensor-core convolution reuses each: the step as a product of the
 // weights [C_out, (tap, channel)] and the window's columns [(tap,
-// channel), time], 16 output channels by 16 times a block. The sum runs
-// tap by tap, 16 input channels a step (so C_in % 16 == 0), a step's
-// operands gathered straight from the weights and the window (small
-// layers, their reads cached), the block's kMmaWarps warps taking every
-// kMmaWarps-th step and adding their sums through shared memory at the
-// end. Within a step lane (g, t) takes the channels 4t..4t+3 (the same
-// order in both operands, so the m16n8k16 product's k order is free).
-constexpr int kMmaWarps = 8;
-
-__device__ __forceinline__ uint32_t pair_bits(uint32_t lo, uint32_t hi) { return lo | (hi << 16); }
-
-__global__ void __launch_bounds__(kMmaWarps * 32) conv_mma_kernel(Conv1dStep a) {
-  __shared__ float sums[kMmaWarps][2][4][32];
+// channel), time], a tile of 16 output channels by 16 times a block
+// (cuda/mma_tile.cuh). The sum runs tap by tap, 16 input channels a step
+// (so C_in % 16 == 0), a step's operands gathered straight from the
+// weights and the window (small layers, their reads cached).
+__global__ void __launch_bounds__(kTileWarps * 32) conv_mma_kernel(Conv1dStep a) {
+  __shared__ TileSums sums;
   wait_for_previous();
   start_next();
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
+  const int lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
   const int co0 = blockIdx.y * 16, t0 = blockIdx.x * 16, b = blockIdx.z;
-  const int C = a.in_channels, K = a.kernel, steps = C / 16 * K;
+  const int C = a.in_channels, K = a.kernel;
   const uint16_t *w = static_cast<const uint16_t *>(a.weight);
   const uint16_t *previous = static_cast<const uint16_t *>(a.previous) + size_t(b) * C * a.previous_length;
   const uint16_t *x = static_cast<const uint16_t *>(a.x) + b * a.x_batch_stride;
@@ -178,7 +171,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32) conv_mma_kernel(Conv1dStep a) 
   const size_t w_lo = size_t(co0 + g) * C * K, w_hi = size_t(co0 + g + 8) * C * K;
   float acc[2][4] = {};
   // Step s: tap s / (C / 16), channels c..c+3 of this lane.
-  auto operands = [&](int s, uint32_t (&f)[8]) {
+  tile_products(C / 16 * K, [&](int s, uint32_t (&f)[8]) {
     const int k = s / (C / 16), c = s % (C / 16) * 16 + 4 * t4;
     uint32_t v[4];
 #pragma unroll
@@ -195,30 +188,9 @@ __global__ void __launch_bounds__(kMmaWarps * 32) conv_mma_kernel(Conv1dStep a) 
       for (int i = 0; i < 4; ++i) v[i] = window_bits(a, previous, x, c + i, pos, live);
       f[4 + 2 * nt] = pair_bits(v[0], v[1]), f[5 + 2 * nt] = pair_bits(v[2], v[3]);
     }
-  };
-  // The next step's loads in flight while this one's products run.
-  uint32_t cur[8], next[8] = {};
-  if (warp < steps) operands(warp, cur);
-  for (int s = warp; s < steps; s += kMmaWarps) {
-    if (s + kMmaWarps < steps) operands(s + kMmaWarps, next);
-#pragma unroll
-    for (int nt = 0; nt < 2; ++nt) mma_bf16(acc[nt], cur[0], cur[1], cur[2], cur[3], cur[4 + 2 * nt], cur[5 + 2 * nt]);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) cur[i] = next[i];
-  }
-#pragma unroll
-  for (int nt = 0; nt < 2; ++nt)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) sums[warp][nt][r][lane] = acc[nt][r];
-  __syncthreads();
-  // Thread i finishes output (channel co0 + i / 16, time t0 + i % 16): its
-  // fragment is register (i / 16 >= 8) * 2 + i % 2 of lane (i / 16 % 8) * 4
-  // + i % 8 / 2, n tile i % 16 / 8.
-  const int i = threadIdx.x, co = co0 + i / 16, t = t0 + i % 16;
-  const int nt = i % 16 / 8, r = (i / 16 >= 8) * 2 + i % 2, from = (i / 16 % 8) * 4 + i % 8 / 2;
-  float sum = 0.0f;
-#pragma unroll
-  for (int j = 0; j < kMmaWarps; ++j) sum += sums[j][nt][r][from];
+  }, acc);
+  const float sum = tile_sum(sums, acc);
+  const int co = co0 + threadIdx.x / 16, t = t0 + threadIdx.x % 16;
   if (co < a.out_channels && t < a.out_length) finish<__nv_bfloat16>(a, b, co, t, sum);
 }
 
@@ -248,7 +220,7 @@ cudaError_t launch(const Conv1dStep &a, cudaStream_t stream) {
       return launch_chained(conv_mma_kernel,
                             dim3(unsigned((a.out_length + 15) / 16), unsigned((a.out_channels + 15) / 16),
                                  unsigned(a.batch)),
-                            dim3(kMmaWarps * 32), 0, stream, a);
+                            dim3(kTileWarps * 32), 0, stream, a);
   }
   // Short sums over many outputs: a thread an output. Otherwise threads
   // share each output's sum.

@@ -6,7 +6,7 @@
 
 #include "cuda/chained_launch.cuh"
 #include "cuda/float_io.cuh"
-#include "cuda/widen_mma.cuh"
+#include "cuda/mma_tile.cuh"
 
 namespace personaplex::cuda {
 namespace {
@@ -114,29 +114,24 @@ __global__ void __launch_bounds__(kThreads) conv_transpose_kernel(ConvTranspose1
 // rate): for each phase r of the stride, outputs q * stride + r are the
 // product of the weights [C_out, (tap j, channel)] (weight[c, co, r + j *
 // stride]) and the inputs [(tap j, channel), period q] (x[c, q - j]); a
-// block takes 16 output channels by 16 periods of one phase, its warps
-// every kMmaWarps-th step of 16 input channels, their sums added through
-// shared memory, and finishes them as the CUDA-core kernel does. Operands
-// gathered straight from the weights and the input (small layers, their
-// reads cached); lane (g, t) takes channels 4t..4t+3 of a step in both.
-constexpr int kMmaWarps = 8;
-
-__device__ __forceinline__ uint32_t pair_bits(uint32_t lo, uint32_t hi) { return lo | (hi << 16); }
-
-__global__ void __launch_bounds__(kMmaWarps * 32) conv_transpose_mma_kernel(ConvTranspose1dStep a) {
-  __shared__ float sums[kMmaWarps][2][4][32];
+// block takes a tile of 16 output channels by 16 periods of one phase
+// (cuda/mma_tile.cuh), steps of 16 input channels, and finishes them as
+// the CUDA-core kernel does. Operands gathered straight from the weights
+// and the input (small layers, their reads cached).
+__global__ void __launch_bounds__(kTileWarps * 32) conv_transpose_mma_kernel(ConvTranspose1dStep a) {
+  __shared__ TileSums sums;
   wait_for_previous();
   start_next();
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
+  const int lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
   const int S = a.stride, K = a.kernel, L = a.length, C = a.in_channels, Co = a.out_channels;
   const int periods = L + (K - S + S - 1) / S;
   const int q0 = blockIdx.x * 16, co0 = blockIdx.y * 16, b = blockIdx.z / S, r = blockIdx.z % S;
-  const int steps = (K - r + S - 1) / S * (C / 16);
   const uint16_t *w = static_cast<const uint16_t *>(a.weight);
   const uint16_t *x = static_cast<const uint16_t *>(a.x) + b * a.x_batch_stride;
   const bool row_lo = co0 + g < Co, row_hi = co0 + g + 8 < Co;
   float acc[2][4] = {};
-  auto operands = [&](int s, uint32_t (&f)[8]) {
+  // Step s: tap j = s / (C / 16), channels c..c+3 of this lane.
+  tile_products((K - r + S - 1) / S * (C / 16), [&](int s, uint32_t (&f)[8]) {
     const int j = s / (C / 16), c = s % (C / 16) * 16 + 4 * t4, k = r + j * S;
     uint32_t v[4];
 #pragma unroll
@@ -153,28 +148,9 @@ __global__ void __launch_bounds__(kMmaWarps * 32) conv_transpose_mma_kernel(Conv
       for (int i = 0; i < 4; ++i) v[i] = live ? x[(c + i) * a.x_channel_stride + t] : 0u;
       f[4 + 2 * nt] = pair_bits(v[0], v[1]), f[5 + 2 * nt] = pair_bits(v[2], v[3]);
     }
-  };
-  uint32_t cur[8], next[8] = {};
-  if (warp < steps) operands(warp, cur);
-  for (int s = warp; s < steps; s += kMmaWarps) {
-    if (s + kMmaWarps < steps) operands(s + kMmaWarps, next);
-#pragma unroll
-    for (int nt = 0; nt < 2; ++nt) mma_bf16(acc[nt], cur[0], cur[1], cur[2], cur[3], cur[4 + 2 * nt], cur[5 + 2 * nt]);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) cur[i] = next[i];
-  }
-#pragma unroll
-  for (int nt = 0; nt < 2; ++nt)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) sums[warp][nt][e][lane] = acc[nt][e];
-  __syncthreads();
-  // Thread i: channel co0 + i / 16, period q0 + i % 16 (fragment layout as
-  // conv1d_step.cu's tensor-core kernel).
-  const int i = threadIdx.x, co = co0 + i / 16, q = q0 + i % 16;
-  const int nt = i % 16 / 8, e = (i / 16 >= 8) * 2 + i % 2, from = (i / 16 % 8) * 4 + i % 8 / 2;
-  float sum = 0.0f;
-#pragma unroll
-  for (int j = 0; j < kMmaWarps; ++j) sum += sums[j][nt][e][from];
+  }, acc);
+  const float sum = tile_sum(sums, acc);
+  const int co = co0 + threadIdx.x / 16, q = q0 + threadIdx.x % 16;
   if (co < Co && q < periods) finish<__nv_bfloat16>(a, b, co, q, r, sum);
 }
 
@@ -224,7 +200,7 @@ cudaError_t conv_transpose1d_step(const ConvTranspose1dStep &a, cudaStream_t str
     return launch_chained(conv_transpose_mma_kernel,
                           dim3(unsigned((periods + 15) / 16), unsigned((a.out_channels + 15) / 16),
                                unsigned(a.batch * a.stride)),
-                          dim3(kMmaWarps * 32), 0, stream, a);
+                          dim3(kTileWarps * 32), 0, stream, a);
   }
   return a.floats == Floats::kBFloat16 ? launch<__nv_bfloat16>(a, stream) : launch<float>(a, stream);
 }

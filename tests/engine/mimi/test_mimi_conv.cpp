@@ -155,6 +155,23 @@ double relative_error(const at::Tensor &got, const at::Tensor &want) {
   return ((got.cpu().to(at::kFloat) - want).abs().max() / want.abs().max().clamp_min(1e-6)).item<double>();
 }
 
+// How close a CUDA step must come to libtorch's CPU one, relative to the
+// largest magnitude: fp32 layers the kernels leave to libtorch run through
+// cuDNN, in TF32 where it picks it.
+double step_tolerance(at::ScalarType dtype) { return dtype == at::kFloat ? 1e-3 : 2e-2; }
+
+// A step's outputs on CUDA against libtorch's CPU ones: the same forms
+// given, of the same shapes, within step_tolerance.
+void expect_outputs_match(const ConvOutput &got, const ConvOutput &want, at::ScalarType dtype) {
+  for (const auto &[g, c] : {std::pair{got.raw, want.raw}, std::pair{got.elu, want.elu}}) {
+    EXPECT_EQ(g.defined(), c.defined());
+    if (!c.defined() || !g.defined()) continue;
+    EXPECT_EQ(g.sizes(), c.sizes());
+    if (c.numel() == 0 || g.sizes() != c.sizes()) continue;
+    EXPECT_LT(relative_error(g, c), step_tolerance(dtype));
+  }
+}
+
 // The CUDA step kernel (cuda/conv1d_step.h) against libtorch's CPU step at
 // the released model's sizes: context read in place across chunks (also
 // chunks shorter than the context, and ones giving no output), skip and ELU
@@ -196,17 +213,7 @@ TEST(MimiConvCuda, KernelStepsAreLibtorchs) {
           ConvOutput want = cpu.step(x, cpu_state, e);
           ConvEpilogue ge = e;
           if (e.skip.defined()) ge.skip = e.skip.to(at::kCUDA, dtype);
-          ConvOutput got = gpu.step(x.to(at::kCUDA, dtype), gpu_state, ge);
-          // fp32 layers the kernels leave to libtorch run through cuDNN,
-          // in TF32 where it picks it.
-          const double tol = dtype == at::kFloat ? 1e-3 : 2e-2;
-          for (const auto &[g, c] : {std::pair{got.raw, want.raw}, std::pair{got.elu, want.elu}}) {
-            ASSERT_EQ(g.defined(), c.defined());
-            if (!c.defined()) continue;
-            ASSERT_EQ(g.sizes(), c.sizes());
-            if (c.numel() == 0) continue;
-            EXPECT_LT(relative_error(g, c), tol);
-          }
+          expect_outputs_match(gpu.step(x.to(at::kCUDA, dtype), gpu_state, ge), want, dtype);
         }
       }
     }
@@ -248,16 +255,9 @@ TEST(MimiConvCuda, TransposedKernelStepsAreLibtorchs) {
         e.raw = n % 2 == 0;
         e.elu = n > 0;
         ConvOutput want = cpu.step(x, cpu_state, e);
-        ConvOutput got = gpu.step(x.to(at::kCUDA, dtype), gpu_state, e);
-        const double tol = dtype == at::kFloat ? 1e-3 : 2e-2;  // TF32 in cuDNN, as above
-        for (const auto &[g, c] : {std::pair{got.raw, want.raw}, std::pair{got.elu, want.elu}}) {
-          ASSERT_EQ(g.defined(), c.defined());
-          if (!c.defined()) continue;
-          ASSERT_EQ(g.sizes(), c.sizes());
-          EXPECT_LT(relative_error(g, c), tol);
-        }
+        expect_outputs_match(gpu.step(x.to(at::kCUDA, dtype), gpu_state, e), want, dtype);
         ASSERT_EQ(gpu_state.partial.sizes(), cpu_state.partial.sizes());
-        EXPECT_LT(relative_error(gpu_state.partial, cpu_state.partial), tol);
+        EXPECT_LT(relative_error(gpu_state.partial, cpu_state.partial), step_tolerance(dtype));
       }
     }
   }
