@@ -141,10 +141,9 @@ __global__ void __launch_bounds__(kThreads) conv_reduce_kernel(Conv1dStep a, int
 }
 
 // The bits of bf16 element `pos` of channel c (a row's kept context, then
-// x); 0 outside [0, limit).
+// x).
 __device__ __forceinline__ uint32_t window_bits(const Conv1dStep &a, const uint16_t *previous, const uint16_t *x,
-                                                int c, int pos, bool live) {
-  if (!live) return 0u;
+                                                int c, int pos) {
   return pos < a.previous_length ? previous[size_t(c) * a.previous_length + pos]
                                  : x[c * a.x_channel_stride + pos - a.previous_length];
 }
@@ -173,20 +172,13 @@ __global__ void __launch_bounds__(kTileWarps * 32) conv_mma_kernel(Conv1dStep a)
   // Step s: tap s / (C / 16), channels c..c+3 of this lane.
   tile_products(C / 16 * K, [&](int s, uint32_t (&f)[8]) {
     const int k = s / (C / 16), c = s % (C / 16) * 16 + 4 * t4;
-    uint32_t v[4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) v[i] = row_lo ? w[w_lo + size_t(c + i) * K + k] : 0u;
-    f[0] = pair_bits(v[0], v[1]), f[2] = pair_bits(v[2], v[3]);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) v[i] = row_hi ? w[w_hi + size_t(c + i) * K + k] : 0u;
-    f[1] = pair_bits(v[0], v[1]), f[3] = pair_bits(v[2], v[3]);
+    term_pairs(row_lo, [&](int i) -> uint32_t { return w[w_lo + size_t(c + i) * K + k]; }, f[0], f[2]);
+    term_pairs(row_hi, [&](int i) -> uint32_t { return w[w_hi + size_t(c + i) * K + k]; }, f[1], f[3]);
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt) {
       const int t = t0 + nt * 8 + g, pos = t * a.stride + k * a.dilation;
-      const bool live = t < a.out_length;
-#pragma unroll
-      for (int i = 0; i < 4; ++i) v[i] = window_bits(a, previous, x, c + i, pos, live);
-      f[4 + 2 * nt] = pair_bits(v[0], v[1]), f[5 + 2 * nt] = pair_bits(v[2], v[3]);
+      term_pairs(t < a.out_length, [&](int i) { return window_bits(a, previous, x, c + i, pos); }, f[4 + 2 * nt],
+                 f[5 + 2 * nt]);
     }
   }, acc);
   const float sum = tile_sum(sums, acc);

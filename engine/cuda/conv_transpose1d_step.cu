@@ -133,20 +133,13 @@ __global__ void __launch_bounds__(kTileWarps * 32) conv_transpose_mma_kernel(Con
   // Step s: tap j = s / (C / 16), channels c..c+3 of this lane.
   tile_products((K - r + S - 1) / S * (C / 16), [&](int s, uint32_t (&f)[8]) {
     const int j = s / (C / 16), c = s % (C / 16) * 16 + 4 * t4, k = r + j * S;
-    uint32_t v[4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) v[i] = row_lo ? w[(size_t(c + i) * Co + co0 + g) * K + k] : 0u;
-    f[0] = pair_bits(v[0], v[1]), f[2] = pair_bits(v[2], v[3]);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) v[i] = row_hi ? w[(size_t(c + i) * Co + co0 + g + 8) * K + k] : 0u;
-    f[1] = pair_bits(v[0], v[1]), f[3] = pair_bits(v[2], v[3]);
+    term_pairs(row_lo, [&](int i) -> uint32_t { return w[(size_t(c + i) * Co + co0 + g) * K + k]; }, f[0], f[2]);
+    term_pairs(row_hi, [&](int i) -> uint32_t { return w[(size_t(c + i) * Co + co0 + g + 8) * K + k]; }, f[1], f[3]);
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt) {
       const int t = q0 + nt * 8 + g - j;
-      const bool live = t >= 0 && t < L;
-#pragma unroll
-      for (int i = 0; i < 4; ++i) v[i] = live ? x[(c + i) * a.x_channel_stride + t] : 0u;
-      f[4 + 2 * nt] = pair_bits(v[0], v[1]), f[5 + 2 * nt] = pair_bits(v[2], v[3]);
+      term_pairs(t >= 0 && t < L, [&](int i) -> uint32_t { return x[(c + i) * a.x_channel_stride + t]; },
+                 f[4 + 2 * nt], f[5 + 2 * nt]);
     }
   }, acc);
   const float sum = tile_sum(sums, acc);

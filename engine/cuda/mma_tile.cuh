@@ -20,6 +20,17 @@ constexpr int kTileWarps = 8;
 // Two bf16 (their bits) as an operand register, the first in the low half.
 __device__ __forceinline__ uint32_t pair_bits(uint32_t lo, uint32_t hi) { return lo | (hi << 16); }
 
+// Four consecutive terms, the bits of load(0..3) (0 where not live), as
+// an operand's two registers.
+template <typename Load>
+__device__ __forceinline__ void term_pairs(bool live, Load load, uint32_t &first, uint32_t &second) {
+  uint32_t v[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) v[i] = live ? load(i) : 0u;
+  first = pair_bits(v[0], v[1]);
+  second = pair_bits(v[2], v[3]);
+}
+
 // The calling warp's steps warp, warp + kTileWarps, ... < steps into acc
 // (the two halves' accumulators), the next step's loads in flight while
 // this one's products run. operands(s, f) gathers step s.
