@@ -8,6 +8,7 @@
 #include "cuda/chained_launch.cuh"
 #include "cuda/float_io.cuh"
 #include "cuda/mma_tile.cuh"
+#include "cuda/warps_per_sum.h"
 
 namespace personaplex::cuda {
 namespace {
@@ -186,20 +187,12 @@ __global__ void __launch_bounds__(kTileWarps * 32) conv_mma_kernel(Conv1dStep a)
   if (co < a.out_channels && t < a.out_length) finish<__nv_bfloat16>(a, b, co, t, sum);
 }
 
-// Warps a job: enough that a thread's share of the sum stays short, more
-// while the jobs alone leave the GPU idle and the shares stay worth it.
-int warps_per_job(const Conv1dStep &a, int64_t jobs) {
-  const int64_t R = int64_t(a.in_channels) * a.kernel;
-  int warps = 1;
-  while (warps < kWarps && R > int64_t(32) * 32 * warps) warps *= 2;
-  while (warps < kWarps && jobs * warps < 4096 && R >= int64_t(32) * 8 * warps * 2) warps *= 2;
-  return warps;
-}
-
 template <typename T, int kOutputs>
 cudaError_t launch_reduce(const Conv1dStep &a, cudaStream_t stream) {
   const int64_t jobs = int64_t(a.batch) * a.out_channels * ((a.out_length + kOutputs - 1) / kOutputs);
-  const int warps = warps_per_job(a, jobs), per_block = kWarps / warps;
+  // A thread's share of a sum: at most 32 terms, at least 8.
+  const int warps = warps_per_sum(int64_t(a.in_channels) * a.kernel, jobs, 32, 8, kWarps);
+  const int per_block = kWarps / warps;
   return launch_chained(conv_reduce_kernel<T, kOutputs>, dim3(unsigned((jobs + per_block - 1) / per_block)),
                         dim3(kThreads), 0, stream, a, warps);
 }

@@ -7,6 +7,7 @@
 #include "cuda/chained_launch.cuh"
 #include "cuda/float_io.cuh"
 #include "cuda/mma_tile.cuh"
+#include "cuda/warps_per_sum.h"
 
 namespace personaplex::cuda {
 namespace {
@@ -147,20 +148,12 @@ __global__ void __launch_bounds__(kTileWarps * 32) conv_transpose_mma_kernel(Con
   if (co < Co && q < periods) finish<__nv_bfloat16>(a, b, co, q, r, sum);
 }
 
-// Warps a job: enough that a thread's share of the channels stays short,
-// more while the jobs alone leave the GPU idle.
-int warps_per_job(const ConvTranspose1dStep &a, int64_t jobs) {
-  const int64_t channels = a.in_channels / a.groups;
-  int warps = 1;
-  while (warps < kWarps && channels > int64_t(32) * 16 * warps) warps *= 2;
-  while (warps < kWarps && jobs * warps < 4096 && channels >= int64_t(32) * 4 * warps * 2) warps *= 2;
-  return warps;
-}
-
 template <typename T, int kMaxTaps>
 cudaError_t launch_taps(const ConvTranspose1dStep &a, cudaStream_t stream) {
   const int64_t jobs = int64_t(a.batch) * a.out_channels * a.length;
-  const int warps = warps_per_job(a, jobs), per_block = kWarps / warps;
+  // A thread's share: at most 16 input channels, at least 4.
+  const int warps = warps_per_sum(a.in_channels / a.groups, jobs, 16, 4, kWarps);
+  const int per_block = kWarps / warps;
   return launch_chained(conv_transpose_kernel<T, kMaxTaps>, dim3(unsigned((jobs + per_block - 1) / per_block)),
                         dim3(kThreads), 0, stream, a, warps);
 }
