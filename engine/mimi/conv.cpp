@@ -230,7 +230,8 @@ ConvOutput ConvTranspose1d::step(const at::Tensor &x, ConvTrState &state, const 
 at::Tensor ConvTranspose1d::step(const at::Tensor &x, ConvTrState &state) const {
   check_input(spec_, x);
   if (x.size(2) == 0) return empty_time(x, spec_.out_channels);
-  if (fused_conv_transpose_takes(x, weight_, spec_, state)) return fused_conv_transpose(x, weight_, bias_, spec_, state, {}).raw;
+  if (fused_conv_transpose_takes(x, weight_, spec_, state))
+    return fused_conv_transpose(x, weight_, bias_, spec_, state, {}).raw;
   at::Tensor out = convtr(x);
   const int64_t OT = out.size(2), overlap = spec_.kernel_size - spec_.stride;
   if (state.partial.defined()) {
