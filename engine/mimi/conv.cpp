@@ -98,18 +98,17 @@ std::optional<ConvOutput> Conv1d::fused_step(const at::Tensor &input, ConvState 
   check_input(spec_, input);
   const int64_t T_in = input.size(2), K = effective_kernel(), S = spec_.stride, B = input.size(0);
   if (T_in == 0 || state.fresh.defined()) return std::nullopt;
-  // The outputs this step will give (the kept context, or the padding, first).
-  const int64_t kept = !state.started ? padding_total() : state.previous.defined() ? state.previous.size(2) : 0;
-  const int64_t window = kept + T_in, outputs = window >= K ? (window - K) / S + 1 : 0;
-  if (!fused_conv_takes(input, weight_, spec_.groups, outputs)) return std::nullopt;
+  // The window: the kept context (or, at the start, the padding) and the
+  // input; the outputs it gives.
+  const int64_t P = !state.started ? padding_total() : state.previous.defined() ? state.previous.size(2) : 0;
+  const int64_t T = P + T_in, frames = T >= K ? (T - K) / S + 1 : 0;
+  if (!fused_conv_takes(input, weight_, spec_.groups, frames)) return std::nullopt;
   if (!state.started) {
     // The left padding as a kept context (zeros, or the first sample).
-    const int64_t P = padding_total();
     state.previous = pad(input.narrow(2, 0, 1), P, 0).narrow(2, 0, P).contiguous();
     state.started = true;
   }
   const at::Tensor previous = state.previous.defined() ? state.previous : empty_time(input, spec_.in_channels);
-  const int64_t P = previous.size(2), T = P + T_in, frames = T >= K ? (T - K) / S + 1 : 0;
   ConvOutput out;
   if (frames > 0) {
     if (e.skip.defined() && (e.skip.sizes() != at::IntArrayRef{B, spec_.out_channels, frames} ||
@@ -223,15 +222,14 @@ ConvOutput ConvTranspose1d::step(const at::Tensor &x, ConvTrState &state, const 
   check_input(spec_, x);
   if (x.size(2) > 0 && fused_conv_transpose_takes(x, weight_, spec_, state))
     return fused_conv_transpose(x, weight_, bias_, spec_, state, e);
-  at::Tensor y = step(x, state);
+  at::Tensor y = libtorch_step(x, state);
   return {e.raw || !e.elu ? y : at::Tensor(), e.elu ? at::elu(y, e.alpha) : at::Tensor()};
 }
 
-at::Tensor ConvTranspose1d::step(const at::Tensor &x, ConvTrState &state) const {
-  check_input(spec_, x);
+at::Tensor ConvTranspose1d::step(const at::Tensor &x, ConvTrState &state) const { return step(x, state, {}).raw; }
+
+at::Tensor ConvTranspose1d::libtorch_step(const at::Tensor &x, ConvTrState &state) const {
   if (x.size(2) == 0) return empty_time(x, spec_.out_channels);
-  if (fused_conv_transpose_takes(x, weight_, spec_, state))
-    return fused_conv_transpose(x, weight_, bias_, spec_, state, {}).raw;
   at::Tensor out = convtr(x);
   const int64_t OT = out.size(2), overlap = spec_.kernel_size - spec_.stride;
   if (state.partial.defined()) {

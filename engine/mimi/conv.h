@@ -122,6 +122,8 @@ class ConvTranspose1d {
 
  private:
   at::Tensor convtr(const at::Tensor &x) const;
+  // A step through libtorch's launches (where the kernel does not take it).
+  at::Tensor libtorch_step(const at::Tensor &x, ConvTrState &state) const;
 
   ConvSpec spec_;
   at::Tensor weight_, bias_;

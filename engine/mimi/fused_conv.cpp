@@ -31,9 +31,10 @@ ConvKernels conv_kernels_chosen() {
 }
 
 bool fused_conv_takes(const at::Tensor &x, const at::Tensor &weight, int64_t groups, int64_t frames) {
+  if (!cuda_kernels_take(x)) return false;  // before the environment is read: on every CPU step
   const ConvKernels chosen = conv_kernels_chosen();
   const at::ScalarType t = x.scalar_type();
-  if (chosen == ConvKernels::kNone || !cuda_kernels_take(x) || (t != at::kFloat && t != at::kBFloat16) ||
+  if (chosen == ConvKernels::kNone || (t != at::kFloat && t != at::kBFloat16) ||
       weight.scalar_type() != t || groups != 1 || x.dim() != 3 || x.size(0) > kMaxConvKernelBatch ||
       x.stride(2) != 1 || !weight.is_contiguous() || weight.device() != x.device())
     return false;

@@ -33,10 +33,11 @@ personaplex::cuda::ConvTranspose1dStep step_sizes(const at::Tensor &x, const Con
 
 bool fused_conv_transpose_takes(const at::Tensor &x, const at::Tensor &weight, const ConvSpec &spec,
                                 const ConvTrState &state) {
+  if (!cuda_kernels_take(x)) return false;  // before the environment is read: on every CPU step
   const ConvKernels chosen = conv_kernels_chosen();
   const at::ScalarType t = x.scalar_type();
   const int64_t K = spec.kernel_size, S = spec.stride;
-  if (chosen == ConvKernels::kNone || !cuda_kernels_take(x) || (t != at::kFloat && t != at::kBFloat16) ||
+  if (chosen == ConvKernels::kNone || (t != at::kFloat && t != at::kBFloat16) ||
       weight.scalar_type() != t || !weight.is_contiguous() || weight.device() != x.device() || x.dim() != 3 ||
       x.size(0) > kMaxConvKernelBatch || x.stride(2) != 1 || state.active.defined() || S < 1 ||
       S > personaplex::cuda::kConvTransposeMaxStride || K < S || K > 4 * S || x.size(2) * S < K - S ||

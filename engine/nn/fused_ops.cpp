@@ -35,6 +35,14 @@ void check(cudaError_t e, const char *kernel) {
   if (e != cudaSuccess) throw Error(std::string(kernel) + " kernel: " + cudaGetErrorString(e));
 }
 
+// A step's key and value caches, [B, H, S, D] alike: of qkv's dtype and
+// device, contiguous.
+bool caches_fit(const at::Tensor &qkv, const at::Tensor &keys, const at::Tensor &values) {
+  return keys.dim() == 4 && keys.sizes() == values.sizes() && keys.scalar_type() == qkv.scalar_type() &&
+         values.scalar_type() == qkv.scalar_type() && keys.is_contiguous() && values.is_contiguous() &&
+         keys.device() == qkv.device() && values.device() == qkv.device();
+}
+
 bool norm_takes(const at::Tensor &x, const at::Tensor &alpha) {
   if (!cuda_kernels_take(x) || !bf16_or_f32(x) || x.dim() == 0 || !x.is_contiguous()) return false;
   const int64_t dim = x.size(-1);
@@ -130,10 +138,7 @@ std::optional<at::Tensor> fused_step_attention(const at::Tensor &qkv, const at::
                                                const at::Tensor &values, int64_t slot, int64_t first) {
   if (!cuda_kernels_take(qkv) || !bf16_or_f32(qkv) || qkv.dim() != 3 || qkv.size(1) != 1 || !qkv.is_contiguous())
     return std::nullopt;
-  if (keys.dim() != 4 || keys.sizes() != values.sizes() || keys.scalar_type() != qkv.scalar_type() ||
-      values.scalar_type() != qkv.scalar_type() || !keys.is_contiguous() || !values.is_contiguous() ||
-      keys.device() != qkv.device() || values.device() != qkv.device())
-    return std::nullopt;
+  if (!caches_fit(qkv, keys, values)) return std::nullopt;
   const int64_t B = keys.size(0), H = keys.size(1), S = keys.size(2), D = keys.size(3);
   if (qkv.size(0) != B || qkv.size(2) != 3 * H * D || B > 65535 ||
       !cu::step_attention_fits(int(D), int(S), int(slot), int(first)))
@@ -194,13 +199,9 @@ bool ring_attention_takes(const at::Tensor &x, int64_t queries, int64_t heads, i
 
 std::optional<at::Tensor> fused_ring_attention(const at::Tensor &qkv, const at::Tensor &keys, const at::Tensor &values,
                                                const at::Tensor &steps, const at::Tensor &frequencies) {
-  if (qkv.dim() != 3 || keys.dim() != 4 || !qkv.is_contiguous()) return std::nullopt;
+  if (qkv.dim() != 3 || !qkv.is_contiguous() || !caches_fit(qkv, keys, values)) return std::nullopt;
   const int64_t B = keys.size(0), H = keys.size(1), S = keys.size(2), D = keys.size(3), T = qkv.size(1);
   if (!ring_attention_takes(qkv, T, H, D, S) || qkv.size(0) != B || qkv.size(2) != 3 * H * D || B > 65535)
-    return std::nullopt;
-  if (keys.sizes() != values.sizes() || keys.scalar_type() != qkv.scalar_type() ||
-      values.scalar_type() != qkv.scalar_type() || !keys.is_contiguous() || !values.is_contiguous() ||
-      keys.device() != qkv.device() || values.device() != qkv.device())
     return std::nullopt;
   if (steps.scalar_type() != at::kLong || steps.device() != qkv.device() || !steps.is_contiguous() ||
       (steps.numel() != 1 && steps.numel() != B))
