@@ -1,10 +1,5 @@
 #include "cuda/ring_attention.h"
 
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-
-#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 
 #include "cuda/chained_launch.cuh"
@@ -13,37 +8,22 @@
 namespace personaplex::cuda {
 namespace {
 
-constexpr int kMaxWarps = 8;     // a block's warps: 8 alone, 4 in a cluster
-constexpr int kMaxPerLane = 8;   // head elements a lane holds: head_dim <= 256
-constexpr int kMaxChunks = 8;    // blocks sharing a (row, head): a portable cluster
-constexpr int kChunkSlots = 32;  // slots a clustered block takes at least
-
-// Slots whose key and value loads a warp issues together: fewer as a lane
-// holds more of the head, so that they stay in registers.
-template <int kPerLane>
-constexpr int kSlotsPerLoad = kPerLane <= 2 ? 8 : kPerLane <= 4 ? 4 : 2;
-
-// Shared memory of a block, floats: the rotated queries [T, D], each warp's
-// softmax state [warps, T, D + 2] and the block's [T, D + 2].
-size_t shared_floats(int queries, int head_dim) {
-  return size_t(queries) * head_dim + size_t(kMaxWarps + 1) * queries * (head_dim + 2);
-}
+constexpr int kThreads = 256;
 
 // The step a slot holds once `end` steps are written (see the header); -1
-// when none is there yet. `end_slot` is end % slots.
-__device__ __forceinline__ int64_t slot_label(int s, int64_t end, int end_slot, int slots) {
+// when none is there yet.
+__device__ __forceinline__ int64_t slot_label(int s, int64_t end, int slots) {
   if (s >= end) return -1;
-  const int delta = s - end_slot;
+  const int64_t delta = s - end % slots;
   return delta <= 0 ? end + delta : end + delta - slots;
 }
 
-// Rotates the queries and keys of (row, head), keeps the rotated queries
-// (rounded to T, as the reference rounds them) in shared memory and writes
-// the keys and values whose slots lie in [lo, hi). Products and sums
-// rounded one by one, as rotary.cu does.
+// Rotates the queries and keys of (row, head), writes keys and values to
+// their slots and keeps the rotated queries (rounded to T, as the reference
+// rounds them) in shared memory. Products and sums rounded one by one, as
+// rotary.cu does.
 template <typename T>
-__device__ void rotate_and_write(const RingAttention &a, int row, int head, int64_t first, int lo, int hi,
-                                 float *q_s) {
+__device__ void rotate_and_write(const RingAttention &a, int row, int head, int64_t first, float *q_s) {
   const int D = a.head_dim, H = a.heads, pairs = D / 2;
   T *keys = static_cast<T *>(a.keys) + (size_t(row) * H + head) * a.slots * D;
   T *values = static_cast<T *>(a.values) + (size_t(row) * H + head) * a.slots * D;
@@ -64,9 +44,7 @@ __device__ void rotate_and_write(const RingAttention &a, int row, int head, int6
     }
     q_s[t * D + 2 * p] = to_float(from_float<T>(qr));
     q_s[t * D + 2 * p + 1] = to_float(from_float<T>(qi));
-    const int slot = int(step % a.slots);
-    if (slot < lo || slot >= hi) continue;
-    const size_t at = size_t(slot) * D + 2 * p;
+    const size_t at = size_t(step % a.slots) * D + 2 * p;
     keys[at] = from_float<T>(kr);
     keys[at + 1] = from_float<T>(ki);
     values[at] = v[0];
@@ -74,203 +52,138 @@ __device__ void rotate_and_write(const RingAttention &a, int row, int head, int6
   }
 }
 
-// Slots s0.. of a [slots, D] cache below `end`, a lane's elements of each
+constexpr int kWarps = kThreads / 32;
+constexpr int kMaxPerLane = 8;  // head elements a lane holds: head_dim <= 256
+constexpr int kSlots = 8;       // slots whose loads a warp issues together
+
+// Shared memory of a block, floats: the rotated queries [T, D], the softmax
+// weights [T, slots] and totals [T], each warp's weighted sums [warps, T, D].
+size_t shared_floats(int queries, int head_dim, int slots) {
+  return size_t(queries) * (head_dim + slots + 1) + size_t(kWarps) * queries * head_dim;
+}
+
+// Slots s0..s0+kSlots-1 of a [slots, D] cache, a lane's elements of each
 // (lane, lane + 32, ...), every load issued before any is used; 0 past the
 // ends.
-template <typename T, int kSlots, int kPerLane>
-__device__ __forceinline__ void load_slots(const T *cache, int s0, int end, int D, int lane,
+template <typename T, int kPerLane>
+__device__ __forceinline__ void load_slots(const T *cache, int s0, int S, int D, int lane,
                                            float (&out)[kSlots][kPerLane]) {
 #pragma unroll
   for (int i = 0; i < kSlots; ++i)
 #pragma unroll
     for (int e = 0; e < kPerLane; ++e) {
       const int d = lane + 32 * e, s = s0 + i;
-      out[i][e] = d < D && s < end ? to_float(cache[size_t(s) * D + d]) : 0.0f;
+      out[i][e] = d < D && s < S ? to_float(cache[size_t(s) * D + d]) : 0.0f;
     }
 }
 
-// A softmax over some of the slots is kept as a state [top score, sum of
-// exp(score - top), the values weighted by exp(score - top) (D)]: states
-// merge by scaling each to the largest top. One that saw no slot has top
-// -inf and counts for nothing.
-struct Merged {
-  float top = -INFINITY, total = 0.0f, sum = 0.0f;
-};
-
-// Merges `count` states of one query, state(i) pointing at each, for
-// element d.
-template <typename State>
-__device__ __forceinline__ Merged merge(int count, int d, State state) {
-  Merged m;
-  for (int i = 0; i < count; ++i) m.top = fmaxf(m.top, state(i)[0]);
-  if (m.top == -INFINITY) return m;
-  for (int i = 0; i < count; ++i) {
-    const float *p = state(i);
-    if (p[0] == -INFINITY) continue;
-    const float c = expf(p[0] - m.top);
-    m.total = fmaf(c, p[1], m.total);
-    m.sum = fmaf(c, p[2 + d], m.sum);
-  }
-  return m;
-}
-
-// The attention of (row, head) over slots [lo, hi), left as each warp's
-// softmax states in `states` [warps, T, D + 2]. A warp takes kSlots slots at
-// a time, their keys and values loaded together, scores them against every
-// query (lanes over the head) and folds them into its running softmax.
+// One block per (row, head); at batch 1 there are few blocks, so each warp
+// keeps several slots' loads in flight. After the rotation and the writes,
+// a warp per slot scores it against every query (lanes over the head), a
+// warp per query takes the softmax, and each warp sums the weighted values
+// of its slots (lanes over the head), the warps' sums added at the end.
 template <typename T, int kMaxQueries, int kPerLane>
-__device__ void attend(const RingAttention &a, int row, int head, int64_t first, int lo, int hi, const float *q_s,
-                       float *states) {
-  constexpr int kSlots = kSlotsPerLoad<kPerLane>;
-  const int D = a.head_dim, S = a.slots, Q = a.queries, warps = blockDim.x / 32;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const size_t cache = (size_t(row) * a.heads + head) * S * D;
-  const T *keys = static_cast<const T *>(a.keys) + cache, *values = static_cast<const T *>(a.values) + cache;
-  const int64_t end = first + Q;
-  const int end_slot = int(end % S);
-  const float scale = rsqrtf(float(D));
-  float top[kMaxQueries], total[kMaxQueries], acc[kMaxQueries][kPerLane];
-#pragma unroll
-  for (int t = 0; t < kMaxQueries; ++t) {
-    top[t] = -INFINITY, total[t] = 0.0f;
-#pragma unroll
-    for (int e = 0; e < kPerLane; ++e) acc[t][e] = 0.0f;
-  }
-  for (int s0 = lo + warp * kSlots; s0 < hi; s0 += warps * kSlots) {
-    float k[kSlots][kPerLane], v[kSlots][kPerLane];
-    load_slots<T, kSlots, kPerLane>(keys, s0, hi, D, lane, k);
-    load_slots<T, kSlots, kPerLane>(values, s0, hi, D, lane, v);
-    int64_t label[kSlots];
-#pragma unroll
-    for (int i = 0; i < kSlots; ++i) label[i] = s0 + i < hi ? slot_label(s0 + i, end, end_slot, S) : -1;
-#pragma unroll
-    for (int t = 0; t < kMaxQueries; ++t) {
-      if (t >= Q) break;
-      float score[kSlots], best = top[t];
-#pragma unroll
-      for (int i = 0; i < kSlots; ++i) {
-        float dot = 0.0f;
-#pragma unroll
-        for (int e = 0; e < kPerLane; ++e)
-          if (lane + 32 * e < D) dot = fmaf(q_s[t * D + lane + 32 * e], k[i][e], dot);
-        for (int off = 16; off > 0; off /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-        score[i] = label[i] >= 0 && label[i] <= first + t ? dot * scale : -INFINITY;
-        best = fmaxf(best, score[i]);
-      }
-      if (best == -INFINITY) continue;      // the same in every lane
-      const float c = expf(top[t] - best);  // 0 while nothing was seen
-      total[t] *= c;
-#pragma unroll
-      for (int e = 0; e < kPerLane; ++e) acc[t][e] *= c;
-#pragma unroll
-      for (int i = 0; i < kSlots; ++i) {
-        const float p = expf(score[i] - best);  // 0 for the unseen slots
-        total[t] += p;
-#pragma unroll
-        for (int e = 0; e < kPerLane; ++e) acc[t][e] = fmaf(p, v[i][e], acc[t][e]);
-      }
-      top[t] = best;
-    }
-  }
-#pragma unroll
-  for (int t = 0; t < kMaxQueries; ++t) {
-    if (t >= Q) break;
-    float *state = states + (warp * Q + t) * (D + 2);
-    if (lane == 0) state[0] = top[t], state[1] = total[t];
-#pragma unroll
-    for (int e = 0; e < kPerLane; ++e)
-      if (lane + 32 * e < D) state[2 + lane + 32 * e] = acc[t][e];
-  }
-}
-
-// (row, head) = (blockIdx.y, blockIdx.x / blocks of a cluster). Alone
-// (kClustered false) a block attends over every slot. In a cluster (compute
-// 9.0+) block r takes the r-th run of chunk_slots slots, the blocks' states
-// meet in distributed shared memory and each block writes a share of the
-// output: at batch 1 a head is then read by several SMs instead of one.
-template <typename T, int kMaxQueries, int kPerLane, bool kClustered>
-__global__ void __launch_bounds__(kMaxWarps * 32) ring_attention_kernel(RingAttention a, int chunk_slots) {
+__global__ void __launch_bounds__(kThreads) ring_attention_kernel(RingAttention a) {
   wait_for_previous();
   start_next();
   extern __shared__ float shared[];
-  const int D = a.head_dim, Q = a.queries, warps = blockDim.x / 32, stride = D + 2;
-  int chunks = 1, chunk = 0;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  namespace cg = cooperative_groups;
-  if constexpr (kClustered) chunks = int(cg::this_cluster().num_blocks()), chunk = int(cg::this_cluster().block_rank());
-#else
-  if constexpr (kClustered) __trap();  // launched on compute 9.0+ only
-#endif
-  const int head = blockIdx.x / chunks, row = blockIdx.y;
-  const int lo = chunk * chunk_slots, hi = min(a.slots, lo + chunk_slots);
-  float *q_s = shared, *states = q_s + Q * D, *block_state = states + kMaxWarps * Q * stride;
-  const int64_t first = a.steps[a.steps_per_row ? row : 0];
-  rotate_and_write<T>(a, row, head, first, lo, hi, q_s);
+  const int head = blockIdx.x, row = blockIdx.y, D = a.head_dim, S = a.slots, Q = a.queries;
+  float *q_s = shared, *weights = q_s + Q * D, *totals = weights + Q * S, *partial = totals + Q;
+  const int64_t first = a.steps[a.steps_per_row ? row : 0], end = first + Q;
+  rotate_and_write<T>(a, row, head, first, q_s);
   __syncthreads();  // the keys just written are read below, by other threads
-  attend<T, kMaxQueries, kPerLane>(a, row, head, first, lo, hi, q_s, states);
+
+  const size_t cache = (size_t(row) * a.heads + head) * S * D;
+  const T *keys = static_cast<const T *>(a.keys) + cache, *values = static_cast<const T *>(a.values) + cache;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const float scale = rsqrtf(float(D));
+  // kSlots slots a warp at a time, their loads issued together.
+  for (int s0 = warp * kSlots; s0 < S; s0 += kWarps * kSlots) {
+    float k[kSlots][kPerLane];
+    load_slots<T, kPerLane>(keys, s0, S, D, lane, k);
+#pragma unroll
+    for (int i = 0; i < kSlots; ++i) {
+      const int s = s0 + i;
+      const int64_t label = s < S ? slot_label(s, end, S) : -1;
+#pragma unroll
+      for (int t = 0; t < kMaxQueries; ++t)
+        if (t < Q) {
+          float dot = 0.0f;
+#pragma unroll
+          for (int e = 0; e < kPerLane; ++e) {
+            const int d = lane + 32 * e;
+            if (d < D) dot = fmaf(q_s[t * D + d], k[i][e], dot);
+          }
+          for (int off = 16; off > 0; off /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+          const bool seen = label >= 0 && label <= first + t;
+          if (lane == 0 && s < S) weights[t * S + s] = seen ? dot * scale : -INFINITY;
+        }
+    }
+  }
+  __syncthreads();
+  for (int t = warp; t < Q; t += kWarps) {
+    float *w = weights + t * S;
+    float top = -INFINITY;
+    for (int s = lane; s < S; s += 32) top = fmaxf(top, w[s]);
+    for (int off = 16; off > 0; off /= 2) top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, off));
+    float total = 0.0f;
+    for (int s = lane; s < S; s += 32) {
+      const float e = expf(w[s] - top);  // 0 for the unseen slots
+      w[s] = e;
+      total += e;
+    }
+    for (int off = 16; off > 0; off /= 2) total += __shfl_xor_sync(0xffffffffu, total, off);
+    if (lane == 0) totals[t] = total;
+  }
+  __syncthreads();
+  float acc[kMaxQueries][kPerLane] = {};
+  for (int s0 = warp * kSlots; s0 < S; s0 += kWarps * kSlots) {
+    float v[kSlots][kPerLane];
+    load_slots<T, kPerLane>(values, s0, S, D, lane, v);
+#pragma unroll
+    for (int i = 0; i < kSlots; ++i)
+#pragma unroll
+      for (int t = 0; t < kMaxQueries; ++t)
+        if (t < Q && s0 + i < S) {
+          const float p = weights[t * S + s0 + i];
+#pragma unroll
+          for (int e = 0; e < kPerLane; ++e) acc[t][e] = fmaf(p, v[i][e], acc[t][e]);
+        }
+  }
+#pragma unroll
+  for (int t = 0; t < kMaxQueries; ++t)
+#pragma unroll
+    for (int e = 0; e < kPerLane; ++e) {
+      const int d = lane + 32 * e;
+      if (t < Q && d < D) partial[(warp * Q + t) * D + d] = acc[t][e];
+    }
   __syncthreads();
   T *out = static_cast<T *>(a.out);
-  const auto put = [&](int o, const Merged &m) {
+  for (int o = threadIdx.x; o < Q * D; o += kThreads) {
+    float sum = 0.0f;
+    for (int w = 0; w < kWarps; ++w) sum += partial[w * Q * D + o];
     const int t = o / D, d = o % D;
-    out[((size_t(row) * Q + t) * a.heads + head) * D + d] = from_float<T>(m.sum / m.total);
-  };
-  for (int o = threadIdx.x; o < Q * D; o += blockDim.x) {
-    const int t = o / D, d = o % D;
-    const Merged m = merge(warps, d, [&](int w) { return states + (w * Q + t) * stride; });
-    if constexpr (kClustered) {
-      if (d == 0) block_state[t * stride] = m.top, block_state[t * stride + 1] = m.total;
-      block_state[t * stride + 2 + d] = m.sum;
-    } else {
-      put(o, m);
-    }
+    out[((size_t(row) * Q + t) * a.heads + head) * D + d] = from_float<T>(sum / totals[t]);
   }
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if constexpr (kClustered) {
-    cg::cluster_group cluster = cg::this_cluster();
-    cluster.sync();  // every block's state written
-    for (int o = chunk * blockDim.x + threadIdx.x; o < Q * D; o += chunks * blockDim.x) {
-      const int t = o / D, d = o % D;
-      put(o, merge(chunks, d, [&](int r) { return cluster.map_shared_rank(block_state, r) + t * stride; }));
-    }
-    cluster.sync();  // no block leaves while another reads its state
-  }
-#endif
 }
 
-// The queries' states and a lane's head elements stay in registers: their
+// The queries' sums and a lane's head elements stay in registers: their
 // counts are constants.
-template <typename T, int kPerLane, bool kClustered>
-cudaError_t launch_lanes(const RingAttention &a, dim3 grid, dim3 block, unsigned chunks, int chunk_slots,
-                         cudaStream_t stream) {
-  const size_t bytes = shared_floats(a.queries, a.head_dim) * sizeof(float);
-  auto kernel = ring_attention_kernel<T, 8, kPerLane, kClustered>;
+template <typename T, int kPerLane>
+cudaError_t launch_lane(const RingAttention &a, dim3 grid, size_t bytes, cudaStream_t stream) {
   if (a.queries <= 2)
-    kernel = ring_attention_kernel<T, 2, kPerLane, kClustered>;
-  else if (a.queries <= 4)
-    kernel = ring_attention_kernel<T, 4, kPerLane, kClustered>;
-  return launch_chained_clusters(kernel, grid, block, bytes, stream, chunks, a, chunk_slots);
+    return launch_chained(ring_attention_kernel<T, 2, kPerLane>, grid, dim3(kThreads), bytes, stream, a);
+  if (a.queries <= 4)
+    return launch_chained(ring_attention_kernel<T, 4, kPerLane>, grid, dim3(kThreads), bytes, stream, a);
+  return launch_chained(ring_attention_kernel<T, 8, kPerLane>, grid, dim3(kThreads), bytes, stream, a);
 }
 
-template <typename T, bool kClustered>
-cudaError_t launch(const RingAttention &a, dim3 grid, dim3 block, unsigned chunks, int chunk_slots,
-                   cudaStream_t stream) {
-  if (a.head_dim <= 32) return launch_lanes<T, 1, kClustered>(a, grid, block, chunks, chunk_slots, stream);
-  if (a.head_dim <= 64) return launch_lanes<T, 2, kClustered>(a, grid, block, chunks, chunk_slots, stream);
-  if (a.head_dim <= 128) return launch_lanes<T, 4, kClustered>(a, grid, block, chunks, chunk_slots, stream);
-  return launch_lanes<T, 8, kClustered>(a, grid, block, chunks, chunk_slots, stream);
-}
-
-// Blocks a (row, head) is split over: several when the device has clusters
-// and a block per (row, head) would leave most of its SMs idle (batch 1:
-// Mimi's 8 heads on 132 SMs), each taking kChunkSlots slots or more.
-unsigned chunks_for(const RingAttention &a) {
-  int device = 0, major = 0, sms = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
-    return 1;
-  if (major < 9 || int64_t(a.rows) * a.heads >= sms) return 1;
-  return unsigned(std::min(kMaxChunks, (a.slots + kChunkSlots - 1) / kChunkSlots));
+template <typename T>
+cudaError_t launch(const RingAttention &a, dim3 grid, size_t bytes, cudaStream_t stream) {
+  if (a.head_dim <= 32) return launch_lane<T, 1>(a, grid, bytes, stream);
+  if (a.head_dim <= 64) return launch_lane<T, 2>(a, grid, bytes, stream);
+  if (a.head_dim <= 128) return launch_lane<T, 4>(a, grid, bytes, stream);
+  return launch_lane<T, 8>(a, grid, bytes, stream);
 }
 
 }  // namespace
@@ -278,24 +191,17 @@ unsigned chunks_for(const RingAttention &a) {
 bool ring_attention_fits(int queries, int head_dim, int slots, Floats floats) {
   (void)floats;
   return queries >= 1 && queries <= 8 && queries < slots && head_dim > 0 && head_dim % 2 == 0 &&
-         head_dim <= 32 * kMaxPerLane && shared_floats(queries, head_dim) * sizeof(float) <= 48 * 1024;
+         head_dim <= 32 * kMaxPerLane && shared_floats(queries, head_dim, slots) * sizeof(float) <= 48 * 1024;
 }
 
 cudaError_t ring_attention(const RingAttention &a, cudaStream_t stream) {
   if (a.rows <= 0 || a.heads <= 0 || a.rows > 65535 || !a.steps ||
       !ring_attention_fits(a.queries, a.head_dim, a.slots, a.floats))
     return cudaErrorInvalidValue;
-  const bool bf16 = a.floats == Floats::kBFloat16;
-  const unsigned chunks = chunks_for(a);
-  if (chunks == 1) {
-    const dim3 grid(a.heads, a.rows), block(kMaxWarps * 32);
-    return bf16 ? launch<__nv_bfloat16, false>(a, grid, block, 1, a.slots, stream)
-                : launch<float, false>(a, grid, block, 1, a.slots, stream);
-  }
-  const int chunk_slots = (a.slots + int(chunks) - 1) / int(chunks);
-  const dim3 grid(a.heads * chunks, a.rows), block(kMaxWarps / 2 * 32);
-  return bf16 ? launch<__nv_bfloat16, true>(a, grid, block, chunks, chunk_slots, stream)
-              : launch<float, true>(a, grid, block, chunks, chunk_slots, stream);
+  const dim3 grid(a.heads, a.rows);
+  const size_t bytes = shared_floats(a.queries, a.head_dim, a.slots) * sizeof(float);
+  if (a.floats == Floats::kBFloat16) return launch<__nv_bfloat16>(a, grid, bytes, stream);
+  return launch<float>(a, grid, bytes, stream);
 }
 
 }  // namespace personaplex::cuda

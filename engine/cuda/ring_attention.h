@@ -5,10 +5,6 @@
 // (the angles, the rotation, two scatters, the slot labels and the mask,
 // the attention and its layout), which at batch 1 cost more than the
 // arithmetic (Mimi's transformers: 8 layers, T = 2 a frame, 250 slots).
-// Each warp keeps a running softmax over its slots (keys and values loaded
-// together); when a block per (row, head) would leave most SMs idle, the
-// slots of a (row, head) are split over the blocks of a cluster (compute
-// 9.0+), whose softmax states merge in distributed shared memory.
 //
 // The window is the reference's ring labelling (nn/kv_cache.h): once T keys
 // are written, slot s holds the latest step p < end with p % slots == s,
@@ -38,8 +34,8 @@ struct RingAttention {
 };
 
 // Whether ring_attention takes these sizes: an even head size up to 256,
-// up to 8 queries and fewer than the slots, the queries' softmax states
-// within 48 KiB of shared memory.
+// up to 8 queries and fewer than the slots, the queries' scores within
+// 48 KiB of shared memory.
 bool ring_attention_fits(int queries, int head_dim, int slots, Floats floats);
 
 // Launches on `stream` (capturable); returns the launch's error.

@@ -243,8 +243,7 @@ TEST(FusedOps, CudaLayerNormIsLibtorchs) {
 // The ring attention kernel against the engine's libtorch step (nn/rope.h,
 // nn/kv_cache.h, nn/attention.h) over many steps: the ring wraps, the
 // oldest slot drops out as the reference's labelling says, rows may sit at
-// different steps; few (row, head)s split over a cluster's blocks (compute
-// 9.0+), many not.
+// different steps; Mimi's sizes included.
 TEST(FusedOps, CudaRingAttentionIsTheLibtorchStep) {
   if (!have_kernels()) GTEST_SKIP() << "no CUDA device, or a build without the kernels";
   at::manual_seed(17);
@@ -256,9 +255,9 @@ TEST(FusedOps, CudaRingAttentionIsTheLibtorchStep) {
                                              {3, 2, 2, 16, 7, 1},
                                              {2, 1, 4, 32, 5, 1},
                                              {1, 3, 2, 8, 6, 0},
-                                             {1, 2, 8, 64, 250, 0},    // Mimi's: split over blocks of a cluster
-                                             {2, 3, 4, 32, 100, 1},    // split, the last block's run shorter
-                                             {20, 2, 8, 64, 100, 1}}) {  // a block a (row, head) on most GPUs
+                                             {1, 2, 8, 64, 250, 0},  // Mimi's
+                                             {2, 3, 4, 32, 100, 1},
+                                             {20, 2, 8, 64, 100, 1}}) {
       SCOPED_TRACE(std::string(at::toString(dtype)) + " B " + std::to_string(B) + " T " + std::to_string(T) + " D " +
                    std::to_string(D) + " slots " + std::to_string(S));
       const at::Tensor frequencies = nn::rope_frequencies(D, 10000.0, at::Device(at::kCUDA));
