@@ -45,7 +45,7 @@ void mimi_model_install_properties(GObjectClass *klass) {
       g_param_spec_enum("dtype", "Data type",
           "Data type of the codec: auto is float32 (the reference's codes); bfloat16 is faster on GPUs "
           "and differs within bf16 rounding; float16 needs a GPU",
-          GST_TYPE_PERSONAPLEX_DTYPE, GST_PERSONAPLEX_DTYPE_AUTO, flags));
+          GST_TYPE_PERSONAPLEX_CODEC_DTYPE, GST_PERSONAPLEX_DTYPE_AUTO, flags));
 }
 
 static const char *const property_names[] = {nullptr, "weights", "config", "device", "dtype"};
@@ -69,7 +69,7 @@ void mimi_model_set_property(GObject *object, MimiModelSettings *settings, guint
   }
   GstElement *element = GST_ELEMENT(object);
   const gchar *text = prop_id == MIMI_MODEL_PROP_DTYPE
-                          ? gst_personaplex_enum_nick(GST_TYPE_PERSONAPLEX_DTYPE, g_value_get_enum(value))
+                          ? gst_personaplex_enum_nick(GST_TYPE_PERSONAPLEX_CODEC_DTYPE, g_value_get_enum(value))
                           : g_value_get_string(value);
   GST_OBJECT_LOCK(element);
   // The model is loaded when the element starts; a change after that would
@@ -98,7 +98,7 @@ void mimi_model_get_property(GObject *object, const MimiModelSettings *settings,
   }
   GST_OBJECT_LOCK(object);
   if (prop_id == MIMI_MODEL_PROP_DTYPE)
-    g_value_set_enum(value, gst_personaplex_enum_value(GST_TYPE_PERSONAPLEX_DTYPE, field->c_str(), 0));
+    g_value_set_enum(value, gst_personaplex_enum_value(GST_TYPE_PERSONAPLEX_CODEC_DTYPE, field->c_str(), 0));
   else
     g_value_set_string(value, field->empty() && prop_id != MIMI_MODEL_PROP_DEVICE ? nullptr : field->c_str());
   GST_OBJECT_UNLOCK(object);

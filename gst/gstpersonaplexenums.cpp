@@ -24,6 +24,18 @@ GType gst_personaplex_dtype_get_type(void) {
   return type;
 }
 
+GType gst_personaplex_codec_dtype_get_type(void) {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {GST_PERSONAPLEX_DTYPE_AUTO, "float32, the reference's codes (on CUDA too)", "auto"},
+      {GST_PERSONAPLEX_DTYPE_BFLOAT16, "bfloat16", "bfloat16"},
+      {GST_PERSONAPLEX_DTYPE_FLOAT16, "float16", "float16"},
+      {GST_PERSONAPLEX_DTYPE_FLOAT32, "float32", "float32"},
+      {0, nullptr, nullptr}};
+  if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstPersonaPlexCodecDType", values));
+  return type;
+}
+
 GType gst_personaplex_weight_format_get_type(void) {
   static GType type = 0;
   static const GEnumValue values[] = {

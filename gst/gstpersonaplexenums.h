@@ -33,9 +33,12 @@ typedef enum {
 
 #define GST_TYPE_PERSONAPLEX_TEXT_UNIT (gst_personaplex_text_unit_get_type())
 #define GST_TYPE_PERSONAPLEX_DTYPE (gst_personaplex_dtype_get_type())
+// The codec's dtype takes the same values; its auto is float32 everywhere.
+#define GST_TYPE_PERSONAPLEX_CODEC_DTYPE (gst_personaplex_codec_dtype_get_type())
 #define GST_TYPE_PERSONAPLEX_WEIGHT_FORMAT (gst_personaplex_weight_format_get_type())
 GType gst_personaplex_text_unit_get_type(void);
 GType gst_personaplex_dtype_get_type(void);
+GType gst_personaplex_codec_dtype_get_type(void);
 GType gst_personaplex_weight_format_get_type(void);
 #define GST_TYPE_PERSONAPLEX_KV_CACHE (gst_personaplex_kv_cache_get_type())
 GType gst_personaplex_kv_cache_get_type(void);

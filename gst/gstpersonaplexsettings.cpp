@@ -102,7 +102,7 @@ void install_strings(GObjectClass *klass) {
       g_param_spec_enum("mimi-dtype", "Codec data type",
           "Data type of the Mimi codec: auto is float32 (the reference's codes); bfloat16 is faster on GPUs "
           "(about 2.6 ms less a frame for 128 conversations) and differs within bf16 rounding",
-          GST_TYPE_PERSONAPLEX_DTYPE, GST_PERSONAPLEX_DTYPE_AUTO, mutable_in(GST_STATE_READY)));
+          GST_TYPE_PERSONAPLEX_CODEC_DTYPE, GST_PERSONAPLEX_DTYPE_AUTO, mutable_in(GST_STATE_READY)));
   g_object_class_install_property(klass, DUPLEX_PROP_OFFLOAD_LAYERS,
       g_param_spec_uint("offload-layers", "Offloaded layers",
           "Language model layers whose weights stay in host memory and are copied to the GPU at every "
@@ -235,7 +235,7 @@ bool settings_set_property(GstElement *element, DuplexSettings *s, guint id, con
         s->kv_cache = gst_personaplex_enum_nick(GST_TYPE_PERSONAPLEX_KV_CACHE, g_value_get_enum(value));
         break;
       case DUPLEX_PROP_MIMI_DTYPE:
-        s->mimi_dtype = gst_personaplex_enum_nick(GST_TYPE_PERSONAPLEX_DTYPE, g_value_get_enum(value));
+        s->mimi_dtype = gst_personaplex_enum_nick(GST_TYPE_PERSONAPLEX_CODEC_DTYPE, g_value_get_enum(value));
         break;
       case DUPLEX_PROP_TEXT_UNIT: s->text_unit = GstPersonaPlexTextUnit(g_value_get_enum(value)); break;
       case DUPLEX_PROP_TEXT_PAUSE: s->text_pause = g_value_get_uint64(value); break;
@@ -282,7 +282,7 @@ bool settings_get_property(GstElement *element, const DuplexSettings *settings, 
         g_value_set_enum(value, gst_personaplex_enum_value(GST_TYPE_PERSONAPLEX_KV_CACHE, s->kv_cache.c_str(), 0));
         break;
       case DUPLEX_PROP_MIMI_DTYPE:
-        g_value_set_enum(value, gst_personaplex_enum_value(GST_TYPE_PERSONAPLEX_DTYPE, s->mimi_dtype.c_str(), 0));
+        g_value_set_enum(value, gst_personaplex_enum_value(GST_TYPE_PERSONAPLEX_CODEC_DTYPE, s->mimi_dtype.c_str(), 0));
         break;
       case DUPLEX_PROP_TEXT_UNIT: g_value_set_enum(value, s->text_unit); break;
       case DUPLEX_PROP_TEXT_PAUSE: g_value_set_uint64(value, s->text_pause); break;

@@ -17,6 +17,7 @@ static gboolean plugin_init(GstPlugin *plugin) {
   // Documented with the elements whose properties they type.
   gst_type_mark_as_plugin_api(GST_TYPE_PERSONAPLEX_TEXT_UNIT, GstPluginAPIFlags(0));
   gst_type_mark_as_plugin_api(GST_TYPE_PERSONAPLEX_DTYPE, GstPluginAPIFlags(0));
+  gst_type_mark_as_plugin_api(GST_TYPE_PERSONAPLEX_CODEC_DTYPE, GstPluginAPIFlags(0));
   gst_type_mark_as_plugin_api(GST_TYPE_PERSONAPLEX_WEIGHT_FORMAT, GstPluginAPIFlags(0));
   gboolean ret = FALSE;
   ret |= GST_ELEMENT_REGISTER(mimienc, plugin);
