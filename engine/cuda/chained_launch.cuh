@@ -33,25 +33,41 @@ __device__ __forceinline__ void start_next() {
 #endif
 }
 
-// kernel<<<grid, block, shared, stream>>>(args...), chained where the device
+// kernel<<<grid, block, shared, stream>>>(args...) in clusters of `cluster`
+// blocks along x (compute 9.0+; 1: no clusters), chained where the device
 // takes it; returns the launch's error.
 template <typename... Params, typename... Args>
-cudaError_t launch_chained(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream,
-                           Args... args) {
+cudaError_t launch_chained_clusters(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared,
+                                    cudaStream_t stream, unsigned cluster, Args... args) {
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
   config.blockDim = block;
   config.dynamicSmemBytes = shared;
   config.stream = stream;
-  cudaLaunchAttribute chained[1] = {};
-  chained[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  chained[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchAttribute attributes[2] = {};
+  unsigned count = 0;
   if (chained_launch_enabled()) {
-    config.attrs = chained;
-    config.numAttrs = 1;
+    attributes[count].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attributes[count++].val.programmaticStreamSerializationAllowed = 1;
   }
+  if (cluster > 1) {
+    attributes[count].id = cudaLaunchAttributeClusterDimension;
+    attributes[count].val.clusterDim.x = cluster;
+    attributes[count].val.clusterDim.y = 1;
+    attributes[count++].val.clusterDim.z = 1;
+  }
+  config.attrs = attributes;
+  config.numAttrs = count;
   const cudaError_t e = cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
   return e != cudaSuccess ? e : cudaGetLastError();
+}
+
+// kernel<<<grid, block, shared, stream>>>(args...), chained where the device
+// takes it; returns the launch's error.
+template <typename... Params, typename... Args>
+cudaError_t launch_chained(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream,
+                           Args... args) {
+  return launch_chained_clusters(kernel, grid, block, shared, stream, 1u, args...);
 }
 
 }  // namespace personaplex::cuda

@@ -4,53 +4,13 @@
 
 #include "cuda/chained_launch.cuh"
 #include "cuda/float_io.cuh"
+#include "cuda/ring_attention_clustered.h"
+#include "cuda/ring_slots.cuh"
 
 namespace personaplex::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-// The step a slot holds once `end` steps are written (see the header); -1
-// when none is there yet.
-__device__ __forceinline__ int64_t slot_label(int s, int64_t end, int slots) {
-  if (s >= end) return -1;
-  const int64_t delta = s - end % slots;
-  return delta <= 0 ? end + delta : end + delta - slots;
-}
-
-// Rotates the queries and keys of (row, head), writes keys and values to
-// their slots and keeps the rotated queries (rounded to T, as the reference
-// rounds them) in shared memory. Products and sums rounded one by one, as
-// rotary.cu does.
-template <typename T>
-__device__ void rotate_and_write(const RingAttention &a, int row, int head, int64_t first, float *q_s) {
-  const int D = a.head_dim, H = a.heads, pairs = D / 2;
-  T *keys = static_cast<T *>(a.keys) + (size_t(row) * H + head) * a.slots * D;
-  T *values = static_cast<T *>(a.values) + (size_t(row) * H + head) * a.slots * D;
-  for (int i = threadIdx.x; i < a.queries * pairs; i += blockDim.x) {
-    const int t = i / pairs, p = i % pairs;
-    const int64_t step = first + t;
-    const T *q = static_cast<const T *>(a.qkv) + ((size_t(row) * a.queries + t) * 3 * H + head) * D + 2 * p;
-    const T *k = q + size_t(H) * D, *v = k + size_t(H) * D;
-    float qr = to_float(q[0]), qi = to_float(q[1]), kr = to_float(k[0]), ki = to_float(k[1]);
-    if (a.frequencies) {
-      const float angle = __fmul_rn(float(step), a.frequencies[p]);
-      const float c = cosf(angle), s = sinf(angle);
-      const float q0 = __fsub_rn(__fmul_rn(qr, c), __fmul_rn(qi, s));
-      const float q1 = __fadd_rn(__fmul_rn(qr, s), __fmul_rn(qi, c));
-      const float k0 = __fsub_rn(__fmul_rn(kr, c), __fmul_rn(ki, s));
-      const float k1 = __fadd_rn(__fmul_rn(kr, s), __fmul_rn(ki, c));
-      qr = q0, qi = q1, kr = k0, ki = k1;
-    }
-    q_s[t * D + 2 * p] = to_float(from_float<T>(qr));
-    q_s[t * D + 2 * p + 1] = to_float(from_float<T>(qi));
-    const size_t at = size_t(step % a.slots) * D + 2 * p;
-    keys[at] = from_float<T>(kr);
-    keys[at + 1] = from_float<T>(ki);
-    values[at] = v[0];
-    values[at + 1] = v[1];
-  }
-}
 
 constexpr int kWarps = kThreads / 32;
 constexpr int kMaxPerLane = 8;  // head elements a lane holds: head_dim <= 256
@@ -90,7 +50,8 @@ __global__ void __launch_bounds__(kThreads) ring_attention_kernel(RingAttention 
   const int head = blockIdx.x, row = blockIdx.y, D = a.head_dim, S = a.slots, Q = a.queries;
   float *q_s = shared, *weights = q_s + Q * D, *totals = weights + Q * S, *partial = totals + Q;
   const int64_t first = a.steps[a.steps_per_row ? row : 0], end = first + Q;
-  rotate_and_write<T>(a, row, head, first, q_s);
+  const int end_slot = int(end % S);
+  rotate_and_write<T>(a, row, head, first, 0, S, q_s);
   __syncthreads();  // the keys just written are read below, by other threads
 
   const size_t cache = (size_t(row) * a.heads + head) * S * D;
@@ -104,7 +65,7 @@ __global__ void __launch_bounds__(kThreads) ring_attention_kernel(RingAttention 
 #pragma unroll
     for (int i = 0; i < kSlots; ++i) {
       const int s = s0 + i;
-      const int64_t label = s < S ? slot_label(s, end, S) : -1;
+      const int64_t label = s < S ? slot_label(s, end, end_slot, S) : -1;
 #pragma unroll
       for (int t = 0; t < kMaxQueries; ++t)
         if (t < Q) {
@@ -198,6 +159,7 @@ cudaError_t ring_attention(const RingAttention &a, cudaStream_t stream) {
   if (a.rows <= 0 || a.heads <= 0 || a.rows > 65535 || !a.steps ||
       !ring_attention_fits(a.queries, a.head_dim, a.slots, a.floats))
     return cudaErrorInvalidValue;
+  if (a.clusters) return ring_attention_clustered(a, stream);
   const dim3 grid(a.heads, a.rows);
   const size_t bytes = shared_floats(a.queries, a.head_dim, a.slots) * sizeof(float);
   if (a.floats == Floats::kBFloat16) return launch<__nv_bfloat16>(a, grid, bytes, stream);

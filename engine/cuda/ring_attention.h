@@ -31,6 +31,10 @@ struct RingAttention {
   int rows = 0, queries = 0, heads = 0, head_dim = 0, slots = 0;
   bool steps_per_row = false;
   Floats floats = Floats::kBFloat16;  // activations, keys and values
+  // The kernel of ring_attention_clustered.h instead: a running softmax a
+  // warp, and at few (row, head)s their slots split over the blocks of a
+  // cluster (compute 9.0+). Not yet the default: it has not run on a GPU.
+  bool clusters = false;
 };
 
 // Whether ring_attention takes these sizes: an even head size up to 256,

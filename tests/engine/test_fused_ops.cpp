@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -243,52 +244,63 @@ TEST(FusedOps, CudaLayerNormIsLibtorchs) {
 // The ring attention kernel against the engine's libtorch step (nn/rope.h,
 // nn/kv_cache.h, nn/attention.h) over many steps: the ring wraps, the
 // oldest slot drops out as the reference's labelling says, rows may sit at
-// different steps; Mimi's sizes included.
+// different steps; Mimi's sizes included. Both kernels: the shipped one,
+// and the clustered one (PERSONAPLEX_RING_ATTENTION=clusters), which splits
+// few (row, head)s over a cluster's blocks on compute 9.0+.
+struct RingKernelChosen {
+  explicit RingKernelChosen(const char *kernel) { setenv("PERSONAPLEX_RING_ATTENTION", kernel, 1); }
+  ~RingKernelChosen() { unsetenv("PERSONAPLEX_RING_ATTENTION"); }
+};
+
 TEST(FusedOps, CudaRingAttentionIsTheLibtorchStep) {
   if (!have_kernels()) GTEST_SKIP() << "no CUDA device, or a build without the kernels";
   at::manual_seed(17);
-  for (const at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
-    const at::TensorOptions cuda = at::TensorOptions(at::kCUDA).dtype(dtype);
-    const auto longs = at::TensorOptions(at::kCUDA).dtype(at::kLong);
-    for (const auto &[B, T, H, D, S, rows_mode] :
-         std::vector<std::array<int64_t, 6>>{{1, 2, 8, 64, 10, 0},
-                                             {3, 2, 2, 16, 7, 1},
-                                             {2, 1, 4, 32, 5, 1},
-                                             {1, 3, 2, 8, 6, 0},
-                                             {1, 2, 8, 64, 250, 0},  // Mimi's
-                                             {2, 3, 4, 32, 100, 1},
-                                             {20, 2, 8, 64, 100, 1}}) {
-      SCOPED_TRACE(std::string(at::toString(dtype)) + " B " + std::to_string(B) + " T " + std::to_string(T) + " D " +
-                   std::to_string(D) + " slots " + std::to_string(S));
-      const at::Tensor frequencies = nn::rope_frequencies(D, 10000.0, at::Device(at::kCUDA));
-      nn::RingKVCache want(B, H, S, D, cuda);
-      const at::Tensor keys = at::zeros({B, H, S, D}, cuda), values = at::zeros({B, H, S, D}, cuda);
-      // Rows mode: row r starts r steps later (its step counts from there).
-      at::Tensor steps = rows_mode ? at::arange(B, longs) * 3 : at::zeros({1}, longs);
-      for (int64_t step = 0; step < 3 * S; ++step) {
-        SCOPED_TRACE("step " + std::to_string(step));
-        const at::Tensor qkv = at::randn({B, T, 3 * H * D}, cuda);
-        const at::Tensor steps_before = steps.clone();
-        const std::optional<at::Tensor> y = nn::fused_ring_attention(qkv, keys, values, steps, frequencies);
-        ASSERT_TRUE(y);
-        steps.add_(T);
-        // The libtorch step, as nn/transformer.cpp runs it.
-        const at::Tensor starts = rows_mode ? steps_before.view({B, 1}) : steps_before;
-        const at::Tensor positions = starts + at::arange(T, longs);
-        const at::Tensor parts = qkv.view({B, T, 3, H, D}).permute({2, 0, 3, 1, 4});
-        const nn::RopeTables rope = nn::rope_tables(positions, frequencies);
-        const at::Tensor qk = nn::rope_rotate(parts.narrow(0, 0, 2), rope);
-        want.write(qk[1], parts[2], at::remainder(positions, S));
-        const at::Tensor labels = nn::RingKVCache::labels(starts + T, at::arange(S, longs), S);
-        const at::Tensor mask = nn::causal_window_mask(positions, labels, S);
-        const at::Tensor q = qk[0].to(at::kFloat), k = want.keys().to(at::kFloat), v = want.values().to(at::kFloat);
-        at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(D));
-        scores = scores.masked_fill((rows_mode ? mask : mask.view({1, 1, T, S})).logical_not(), -INFINITY);
-        const at::Tensor expected = at::matmul(at::softmax(scores, -1), v).transpose(1, 2).reshape({B, T, H * D});
-        EXPECT_LE(ulps(keys, want.keys()), 1.0);  // rotated and rounded alike, at the same slots
-        EXPECT_TRUE(at::equal(values, want.values()));
-        const double err = ((y->to(at::kFloat) - expected).abs().max() / expected.abs().max()).item<double>();
-        EXPECT_LT(err, dtype == at::kBFloat16 ? 1e-2 : 1e-5);
+  for (const char *kernel : {"shipped", "clusters"}) {
+    SCOPED_TRACE(kernel);
+    const RingKernelChosen chosen(kernel);
+    for (const at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
+      const at::TensorOptions cuda = at::TensorOptions(at::kCUDA).dtype(dtype);
+      const auto longs = at::TensorOptions(at::kCUDA).dtype(at::kLong);
+      for (const auto &[B, T, H, D, S, rows_mode] :
+           std::vector<std::array<int64_t, 6>>{{1, 2, 8, 64, 10, 0},
+                                               {3, 2, 2, 16, 7, 1},
+                                               {2, 1, 4, 32, 5, 1},
+                                               {1, 3, 2, 8, 6, 0},
+                                               {1, 2, 8, 64, 250, 0},  // Mimi's
+                                               {2, 3, 4, 32, 100, 1},
+                                               {20, 2, 8, 64, 100, 1}}) {
+        SCOPED_TRACE(std::string(at::toString(dtype)) + " B " + std::to_string(B) + " T " + std::to_string(T) + " D " +
+                     std::to_string(D) + " slots " + std::to_string(S));
+        const at::Tensor frequencies = nn::rope_frequencies(D, 10000.0, at::Device(at::kCUDA));
+        nn::RingKVCache want(B, H, S, D, cuda);
+        const at::Tensor keys = at::zeros({B, H, S, D}, cuda), values = at::zeros({B, H, S, D}, cuda);
+        // Rows mode: row r starts r steps later (its step counts from there).
+        at::Tensor steps = rows_mode ? at::arange(B, longs) * 3 : at::zeros({1}, longs);
+        for (int64_t step = 0; step < 3 * S; ++step) {
+          SCOPED_TRACE("step " + std::to_string(step));
+          const at::Tensor qkv = at::randn({B, T, 3 * H * D}, cuda);
+          const at::Tensor steps_before = steps.clone();
+          const std::optional<at::Tensor> y = nn::fused_ring_attention(qkv, keys, values, steps, frequencies);
+          ASSERT_TRUE(y);
+          steps.add_(T);
+          // The libtorch step, as nn/transformer.cpp runs it.
+          const at::Tensor starts = rows_mode ? steps_before.view({B, 1}) : steps_before;
+          const at::Tensor positions = starts + at::arange(T, longs);
+          const at::Tensor parts = qkv.view({B, T, 3, H, D}).permute({2, 0, 3, 1, 4});
+          const nn::RopeTables rope = nn::rope_tables(positions, frequencies);
+          const at::Tensor qk = nn::rope_rotate(parts.narrow(0, 0, 2), rope);
+          want.write(qk[1], parts[2], at::remainder(positions, S));
+          const at::Tensor labels = nn::RingKVCache::labels(starts + T, at::arange(S, longs), S);
+          const at::Tensor mask = nn::causal_window_mask(positions, labels, S);
+          const at::Tensor q = qk[0].to(at::kFloat), k = want.keys().to(at::kFloat), v = want.values().to(at::kFloat);
+          at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(D));
+          scores = scores.masked_fill((rows_mode ? mask : mask.view({1, 1, T, S})).logical_not(), -INFINITY);
+          const at::Tensor expected = at::matmul(at::softmax(scores, -1), v).transpose(1, 2).reshape({B, T, H * D});
+          EXPECT_LE(ulps(keys, want.keys()), 1.0);  // rotated and rounded alike, at the same slots
+          EXPECT_TRUE(at::equal(values, want.values()));
+          const double err = ((y->to(at::kFloat) - expected).abs().max() / expected.abs().max()).item<double>();
+          EXPECT_LT(err, dtype == at::kBFloat16 ? 1e-2 : 1e-5);
+        }
       }
     }
   }
