@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "mimi/conv_filters.h"
 #include "mimi/fused_conv.h"
 #include "mimi/fused_conv_transpose.h"
 
@@ -54,15 +55,19 @@ Conv1d::Conv1d(const ConvSpec &spec, const SafeTensors &file, at::ScalarType dty
   auto shapes = spec.tensor_shapes(false);
   weight_ = file.load(shapes[0].first, dtype, device, shapes[0].second);
   if (spec.bias) bias_ = file.load(shapes[1].first, dtype, device, shapes[1].second);
+  libtorch_weight_ = libtorch_filter(weight_);
 }
 
 Conv1d::Conv1d(const ConvSpec &spec, at::Tensor weight, at::Tensor bias)
-    : spec_(spec), weight_(std::move(weight)), bias_(std::move(bias)) {}
+    : spec_(spec), weight_(std::move(weight)), bias_(std::move(bias)), libtorch_weight_(libtorch_filter(weight_)) {}
 
 at::Tensor Conv1d::conv(const at::Tensor &x) const {
   const int64_t stride = spec_.stride, padding = 0, dilation = spec_.dilation;
-  return at::conv1d(x, weight_, bias_, at::IntArrayRef(stride), at::IntArrayRef(padding),
-                    at::IntArrayRef(dilation), spec_.groups);
+  // A channels-last filter gives a channels-last output: made plain again
+  // for the layers after it.
+  return at::conv1d(x, libtorch_weight_, bias_, at::IntArrayRef(stride), at::IntArrayRef(padding),
+                    at::IntArrayRef(dilation), spec_.groups)
+      .contiguous();
 }
 
 at::Tensor Conv1d::pad(const at::Tensor &x, int64_t left, int64_t right) const {
@@ -170,10 +175,11 @@ ConvTranspose1d::ConvTranspose1d(const ConvSpec &spec, const SafeTensors &file, 
   auto shapes = spec.tensor_shapes(true);
   weight_ = file.load(shapes[0].first, dtype, device, shapes[0].second);
   if (spec.bias) bias_ = file.load(shapes[1].first, dtype, device, shapes[1].second);
+  libtorch_weight_ = libtorch_filter(weight_);
 }
 
 ConvTranspose1d::ConvTranspose1d(const ConvSpec &spec, at::Tensor weight, at::Tensor bias)
-    : spec_(spec), weight_(std::move(weight)), bias_(std::move(bias)) {}
+    : spec_(spec), weight_(std::move(weight)), bias_(std::move(bias)), libtorch_weight_(libtorch_filter(weight_)) {}
 
 // A depthwise transposed conv with K = m*S as m shifted products, added:
 // output block j (S samples) = sum_i x[j - i] * w[:, i*S:(i+1)*S]. A handful
@@ -207,7 +213,7 @@ at::Tensor ConvTranspose1d::convtr(const at::Tensor &x) const {
   if (x.is_cpu() && x.scalar_type() == at::kBFloat16)
     return run(x.to(at::kFloat), weight_.to(at::kFloat), bias_.defined() ? bias_.to(at::kFloat) : bias_)
         .to(at::kBFloat16);
-  return run(x, weight_, bias_);
+  return run(x, libtorch_weight_, bias_).contiguous();  // plain again after a channels-last filter
 }
 
 at::Tensor ConvTranspose1d::forward(const at::Tensor &x) const {

@@ -97,6 +97,7 @@ class Conv1d {
 
   ConvSpec spec_;
   at::Tensor weight_, bias_;
+  at::Tensor libtorch_weight_;  // the filter libtorch's convolution reads (mimi/conv_filters.h)
 };
 
 class ConvTranspose1d {
@@ -127,6 +128,7 @@ class ConvTranspose1d {
 
   ConvSpec spec_;
   at::Tensor weight_, bias_;
+  at::Tensor libtorch_weight_;  // the filter libtorch's convolution reads (mimi/conv_filters.h)
 };
 
 }  // namespace personaplex::mimi

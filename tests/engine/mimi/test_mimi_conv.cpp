@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "mimi/conv.h"
+#include "mimi/conv_filters.h"
 
 using namespace personaplex::mimi;
 
@@ -139,15 +140,54 @@ TEST(MimiConvTranspose, ResetForgetsTheOverlap) {
   EXPECT_TRUE(at::equal(convtr.step(x, state), first));
 }
 
+// A channels-last filter holds the same values, is what libtorch takes for
+// a channels-last (NHWC) 4-d filter once unsqueezed as a 1-d convolution
+// runs, and gives the same convolutions.
+TEST(MimiConv, ChannelsLastFiltersGiveTheSameConvolutions) {
+  at::manual_seed(5);
+  const at::Tensor x = at::randn({2, 12, 40});
+  const at::Tensor w = at::randn({20, 12, 5}), wt = at::randn({12, 20, 4});
+  const at::Tensor cl = channels_last_filter(w), clt = channels_last_filter(wt);
+  EXPECT_TRUE(at::equal(cl, w));
+  EXPECT_FALSE(cl.is_contiguous());
+  EXPECT_TRUE(cl.unsqueeze(2).is_contiguous(at::MemoryFormat::ChannelsLast));
+  EXPECT_TRUE(clt.unsqueeze(2).is_contiguous(at::MemoryFormat::ChannelsLast));
+  const int64_t one = 1, two = 2, zero = 0;
+  EXPECT_TRUE(at::allclose(at::conv1d(x, cl, {}, at::IntArrayRef(two)), at::conv1d(x, w, {}, at::IntArrayRef(two)),
+                           1e-5, 1e-5));
+  const auto transposed = [&](const at::Tensor &f) {
+    return at::conv_transpose1d(x, f, {}, at::IntArrayRef(two), at::IntArrayRef(zero), at::IntArrayRef(zero), 1,
+                                at::IntArrayRef(one));
+  };
+  EXPECT_TRUE(at::allclose(transposed(clt), transposed(wt), 1e-5, 1e-5));
+  EXPECT_TRUE(libtorch_filter(w).is_contiguous());  // unless chosen
+  setenv("PERSONAPLEX_CONV_FILTERS", "nhwc", 1);
+  EXPECT_TRUE(libtorch_filter(w).unsqueeze(2).is_contiguous(at::MemoryFormat::ChannelsLast));
+  unsetenv("PERSONAPLEX_CONV_FILTERS");
+}
+
 // The convolution kernels (mimi/fused_conv.h) chosen for a part of a test
 // alone, however it ends: for the layers measured faster ("1"), or for every
-// layer they take ("all").
+// layer they take ("all"); and the filters libtorch reads
+// (mimi/conv_filters.h): as loaded ("") or channels-last ("nhwc"), for the
+// layers made after.
 struct ConvKernelsChosen {
-  explicit ConvKernelsChosen(const char *mode) { setenv("PERSONAPLEX_CONV_KERNEL", mode, 1); }
-  ~ConvKernelsChosen() { unsetenv("PERSONAPLEX_CONV_KERNEL"); }
+  ConvKernelsChosen(const char *mode, const char *filters) {
+    setenv("PERSONAPLEX_CONV_KERNEL", mode, 1);
+    setenv("PERSONAPLEX_CONV_FILTERS", filters, 1);
+  }
+  ~ConvKernelsChosen() {
+    unsetenv("PERSONAPLEX_CONV_KERNEL");
+    unsetenv("PERSONAPLEX_CONV_FILTERS");
+  }
 };
-std::vector<std::pair<const char *, at::ScalarType>> kernel_modes_and_dtypes() {
-  return {{"1", at::kFloat}, {"1", at::kBFloat16}, {"all", at::kFloat}, {"all", at::kBFloat16}};
+struct ConvMode {
+  const char *kernels, *filters;
+  at::ScalarType dtype;
+};
+std::vector<ConvMode> conv_modes() {
+  return {{"1", "", at::kFloat},      {"1", "", at::kBFloat16},      {"all", "", at::kFloat},
+          {"all", "", at::kBFloat16}, {"0", "nhwc", at::kBFloat16}, {"1", "nhwc", at::kFloat}};
 }
 
 // Largest difference relative to the largest magnitude of `want`.
@@ -189,11 +229,12 @@ TEST(MimiConvCuda, KernelStepsAreLibtorchs) {
       {48, 20, 3, 1, 1, {100, 50, 3}},
   };
   std::mt19937 rng(3);
-  for (const auto &[mode, dtype] : kernel_modes_and_dtypes()) {
-    ConvKernelsChosen chosen(mode);
+  for (const auto &[mode, filters, dtype] : conv_modes()) {
+    ConvKernelsChosen chosen(mode, filters);
     for (const Shape &sh : shapes) {
       for (const PadMode pad : {PadMode::Constant, PadMode::Replicate}) {
-        SCOPED_TRACE(std::string("kernels ") + mode + " " + at::toString(dtype) + " " + std::to_string(sh.cin) + "->" +
+        SCOPED_TRACE(std::string("kernels ") + mode + " filters " + filters + " " + at::toString(dtype) + " " +
+                     std::to_string(sh.cin) + "->" +
                      std::to_string(sh.cout) + " kernel " + std::to_string(sh.kernel) +
                      (pad == PadMode::Replicate ? " replicate" : ""));
         ConvSpec s = spec_of({sh.kernel, sh.stride, sh.dilation, 1, pad}, sh.cin, sh.cout, true);
@@ -236,10 +277,11 @@ TEST(MimiConvCuda, TransposedKernelStepsAreLibtorchs) {
       {128, 64, 8, 4, 1, {480, 480}},   {512, 512, 4, 2, 512, {1, 1, 2}}, {6, 6, 3, 2, 1, {1, 3, 2}},
       {8, 8, 16, 4, 2, {1, 4, 2, 3}},   {256, 128, 10, 5, 1, {96, 7, 40}}, {48, 20, 6, 3, 1, {33, 64}},
   };
-  for (const auto &[mode, dtype] : kernel_modes_and_dtypes()) {
-    ConvKernelsChosen chosen(mode);
+  for (const auto &[mode, filters, dtype] : conv_modes()) {
+    ConvKernelsChosen chosen(mode, filters);
     for (const Shape &sh : shapes) {
-      SCOPED_TRACE(std::string("kernels ") + mode + " " + at::toString(dtype) + " " + std::to_string(sh.cin) + "->" +
+      SCOPED_TRACE(std::string("kernels ") + mode + " filters " + filters + " " + at::toString(dtype) + " " +
+                   std::to_string(sh.cin) + "->" +
                    std::to_string(sh.cout) + " kernel " + std::to_string(sh.kernel) + " stride " +
                    std::to_string(sh.stride));
       ConvSpec s = spec_of({sh.kernel, sh.stride, 1, sh.groups, PadMode::Constant}, sh.cin, sh.cout, true);

@@ -4,7 +4,10 @@
 
 #include <ATen/Context.h>
 
+#include <cstdlib>
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "io/safetensors.h"
@@ -174,6 +177,26 @@ TEST_F(TinyMimi, RandomWeightsHaveTheReleasedLayout) {
   }
   // All n_q levels are stored, though only num_codebooks are used.
   EXPECT_TRUE(f.contains("quantizer.rvq_rest.vq.layers.2._codebook.embedding_sum"));
+}
+
+// Channels-last filters for libtorch's convolutions (mimi/conv_filters.h)
+// change no code and no sample beyond rounding, on the CPU and on CUDA.
+TEST(MimiFilters, ChannelsLastFiltersCodeTheSame) {
+  const std::string dir = test::write_tiny_mimi(test::tiny_mimi_config());
+  std::vector<at::Device> devices = {at::Device(at::kCPU)};
+  if (at::hasCUDA()) devices.push_back(at::Device(at::kCUDA, 0));
+  for (const at::Device &device : devices) {
+    SCOPED_TRACE(device.str());
+    auto plain = Mimi::load(dir + "/weights.safetensors", dir + "/config.json", device, at::kFloat);
+    setenv("PERSONAPLEX_CONV_FILTERS", "nhwc", 1);
+    auto nhwc = Mimi::load(dir + "/weights.safetensors", dir + "/config.json", device, at::kFloat);
+    unsetenv("PERSONAPLEX_CONV_FILTERS");
+    const at::Tensor x = (0.5 * at::randn({2, 1, 6 * plain->frame_size()})).to(device);
+    auto s1 = plain->new_state(2), s2 = nhwc->new_state(2);
+    const at::Tensor codes = encode_stream(*plain, x, *s1);
+    EXPECT_TRUE(at::equal(encode_stream(*nhwc, x, *s2), codes));
+    EXPECT_TRUE(at::allclose(decode_stream(*nhwc, codes, *s2), decode_stream(*plain, codes, *s1), 1e-4, 1e-5));
+  }
 }
 
 TEST(MimiLoad, WrongShapeNamesTheTensor) {

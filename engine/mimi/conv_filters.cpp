@@ -1,0 +1,19 @@
+#include "mimi/conv_filters.h"
+
+#include <cstdlib>
+#include <cstring>
+
+namespace personaplex::mimi {
+
+at::Tensor channels_last_filter(const at::Tensor &w) {
+  TORCH_CHECK(w.dim() == 3, "a 1-d convolution's filter has three dimensions");
+  return w.transpose(1, 2).contiguous().transpose(1, 2);
+}
+
+at::Tensor libtorch_filter(const at::Tensor &w) {
+  const char *v = std::getenv("PERSONAPLEX_CONV_FILTERS");
+  if (!w.defined() || !v || std::strcmp(v, "nhwc") != 0) return w;
+  return channels_last_filter(w);
+}
+
+}  // namespace personaplex::mimi
