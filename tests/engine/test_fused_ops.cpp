@@ -15,6 +15,7 @@
 #include "nn/fused_ops.h"
 #include "nn/kv_cache.h"
 #include "nn/rope.h"
+#include "test_util.h"
 
 using namespace personaplex;
 
@@ -247,17 +248,12 @@ TEST(FusedOps, CudaLayerNormIsLibtorchs) {
 // different steps; Mimi's sizes included. Both kernels: the shipped one,
 // and the clustered one (PERSONAPLEX_RING_ATTENTION=clusters), which splits
 // few (row, head)s over a cluster's blocks on compute 9.0+.
-struct RingKernelChosen {
-  explicit RingKernelChosen(const char *kernel) { setenv("PERSONAPLEX_RING_ATTENTION", kernel, 1); }
-  ~RingKernelChosen() { unsetenv("PERSONAPLEX_RING_ATTENTION"); }
-};
-
 TEST(FusedOps, CudaRingAttentionIsTheLibtorchStep) {
   if (!have_kernels()) GTEST_SKIP() << "no CUDA device, or a build without the kernels";
   at::manual_seed(17);
   for (const char *kernel : {"shipped", "clusters"}) {
     SCOPED_TRACE(kernel);
-    const RingKernelChosen chosen(kernel);
+    const test::ScopedEnv chosen("PERSONAPLEX_RING_ATTENTION", kernel);
     for (const at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
       const at::TensorOptions cuda = at::TensorOptions(at::kCUDA).dtype(dtype);
       const auto longs = at::TensorOptions(at::kCUDA).dtype(at::kLong);

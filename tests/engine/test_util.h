@@ -20,6 +20,31 @@ inline std::string fixtures_dir() {
 // A fresh scratch directory for one test.
 std::string temp_dir();
 
+// An environment variable set for a scope, then as it was before (so that
+// a whole run under a variable, as an A/B run is, keeps it for the tests
+// after).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char *name, const char *value) : name_(name) {
+    const char *was = std::getenv(name);
+    had_ = was != nullptr;
+    if (had_) was_ = was;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (had_)
+      setenv(name_.c_str(), was_.c_str(), 1);
+    else
+      unsetenv(name_.c_str());
+  }
+  ScopedEnv(const ScopedEnv &) = delete;
+  ScopedEnv &operator=(const ScopedEnv &) = delete;
+
+ private:
+  std::string name_, was_;
+  bool had_ = false;
+};
+
 }  // namespace personaplex::test
 
 // Skips the calling test when the fixtures are absent.

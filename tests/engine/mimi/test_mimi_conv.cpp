@@ -12,6 +12,7 @@
 
 #include "mimi/conv.h"
 #include "mimi/conv_filters.h"
+#include "test_util.h"
 
 using namespace personaplex::mimi;
 
@@ -160,10 +161,12 @@ TEST(MimiConv, ChannelsLastFiltersGiveTheSameConvolutions) {
                                 at::IntArrayRef(one));
   };
   EXPECT_TRUE(at::allclose(transposed(clt), transposed(wt), 1e-5, 1e-5));
-  EXPECT_TRUE(libtorch_filter(w).is_contiguous());  // unless chosen
-  setenv("PERSONAPLEX_CONV_FILTERS", "nhwc", 1);
+  {
+    const personaplex::test::ScopedEnv plain("PERSONAPLEX_CONV_FILTERS", "");
+    EXPECT_TRUE(libtorch_filter(w).is_contiguous());
+  }
+  const personaplex::test::ScopedEnv nhwc("PERSONAPLEX_CONV_FILTERS", "nhwc");
   EXPECT_TRUE(libtorch_filter(w).unsqueeze(2).is_contiguous(at::MemoryFormat::ChannelsLast));
-  unsetenv("PERSONAPLEX_CONV_FILTERS");
 }
 
 // The convolution kernels (mimi/fused_conv.h) chosen for a part of a test
@@ -172,14 +175,9 @@ TEST(MimiConv, ChannelsLastFiltersGiveTheSameConvolutions) {
 // (mimi/conv_filters.h): as loaded ("") or channels-last ("nhwc"), for the
 // layers made after.
 struct ConvKernelsChosen {
-  ConvKernelsChosen(const char *mode, const char *filters) {
-    setenv("PERSONAPLEX_CONV_KERNEL", mode, 1);
-    setenv("PERSONAPLEX_CONV_FILTERS", filters, 1);
-  }
-  ~ConvKernelsChosen() {
-    unsetenv("PERSONAPLEX_CONV_KERNEL");
-    unsetenv("PERSONAPLEX_CONV_FILTERS");
-  }
+  ConvKernelsChosen(const char *mode, const char *filters)
+      : kernels("PERSONAPLEX_CONV_KERNEL", mode), filters("PERSONAPLEX_CONV_FILTERS", filters) {}
+  personaplex::test::ScopedEnv kernels, filters;
 };
 struct ConvMode {
   const char *kernels, *filters;

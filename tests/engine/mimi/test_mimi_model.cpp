@@ -14,6 +14,7 @@
 #include "mimi/mimi.h"
 #include "mimi/random_weights.h"
 #include "mimi/state.h"
+#include "test_util.h"
 #include "tiny_mimi.h"
 
 using namespace personaplex;
@@ -187,10 +188,11 @@ TEST(MimiFilters, ChannelsLastFiltersCodeTheSame) {
   if (at::hasCUDA()) devices.push_back(at::Device(at::kCUDA, 0));
   for (const at::Device &device : devices) {
     SCOPED_TRACE(device.str());
-    auto plain = Mimi::load(dir + "/weights.safetensors", dir + "/config.json", device, at::kFloat);
-    setenv("PERSONAPLEX_CONV_FILTERS", "nhwc", 1);
-    auto nhwc = Mimi::load(dir + "/weights.safetensors", dir + "/config.json", device, at::kFloat);
-    unsetenv("PERSONAPLEX_CONV_FILTERS");
+    auto load = [&](const char *filters) {
+      const test::ScopedEnv chosen("PERSONAPLEX_CONV_FILTERS", filters);
+      return Mimi::load(dir + "/weights.safetensors", dir + "/config.json", device, at::kFloat);
+    };
+    auto plain = load(""), nhwc = load("nhwc");
     const at::Tensor x = (0.5 * at::randn({2, 1, 6 * plain->frame_size()})).to(device);
     auto s1 = plain->new_state(2), s2 = nhwc->new_state(2);
     const at::Tensor codes = encode_stream(*plain, x, *s1);
