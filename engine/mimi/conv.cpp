@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "mimi/conv_filters.h"
+#include "mimi/conv_product.h"
 #include "mimi/fused_conv.h"
 #include "mimi/fused_conv_transpose.h"
 
@@ -63,6 +64,9 @@ Conv1d::Conv1d(const ConvSpec &spec, at::Tensor weight, at::Tensor bias)
 
 at::Tensor Conv1d::conv(const at::Tensor &x) const {
   const int64_t stride = spec_.stride, padding = 0, dilation = spec_.dilation;
+  const int64_t frames = (x.size(2) - effective_kernel()) / stride + 1;
+  if (conv_as_product_chosen(x.size(0) * frames, spec_.groups))
+    return conv_as_product(x, weight_, bias_, stride, dilation);
   // A channels-last filter gives a channels-last output: made plain again
   // for the layers after it.
   return at::conv1d(x, libtorch_weight_, bias_, at::IntArrayRef(stride), at::IntArrayRef(padding),

@@ -12,6 +12,7 @@
 
 #include "mimi/conv.h"
 #include "mimi/conv_filters.h"
+#include "mimi/conv_product.h"
 #include "test_util.h"
 
 using namespace personaplex::mimi;
@@ -167,6 +168,38 @@ TEST(MimiConv, ChannelsLastFiltersGiveTheSameConvolutions) {
   }
   const personaplex::test::ScopedEnv nhwc("PERSONAPLEX_CONV_FILTERS", "nhwc");
   EXPECT_TRUE(libtorch_filter(w).unsqueeze(2).is_contiguous(at::MemoryFormat::ChannelsLast));
+}
+
+// A convolution as a product of the window's columns and the filter
+// (mimi/conv_product.h) is libtorch's convolution: strides, dilations,
+// batches, one output or several, with a bias and without.
+TEST(MimiConv, ProductIsTheConvolution) {
+  at::manual_seed(9);
+  struct Shape {
+    int64_t batch, cin, cout, kernel, stride, dilation, length;
+  };
+  for (const Shape &sh : std::vector<Shape>{{1, 16, 32, 16, 8, 1, 16},
+                                            {1, 32, 16, 3, 1, 1, 4},
+                                            {2, 8, 12, 3, 1, 2, 9},
+                                            {1, 12, 8, 4, 2, 1, 4},
+                                            {3, 5, 7, 1, 1, 1, 2}}) {
+    SCOPED_TRACE(std::to_string(sh.cin) + "->" + std::to_string(sh.cout) + " kernel " + std::to_string(sh.kernel) +
+                 " stride " + std::to_string(sh.stride) + " dilation " + std::to_string(sh.dilation));
+    const at::Tensor x = at::randn({sh.batch, sh.cin, sh.length});
+    const at::Tensor w = at::randn({sh.cout, sh.cin, sh.kernel}), b = at::randn({sh.cout});
+    for (const at::Tensor &bias : {b, at::Tensor()}) {
+      const at::Tensor want = at::conv1d(x, w, bias, at::IntArrayRef(sh.stride), at::IntArrayRef(int64_t(0)),
+                                         at::IntArrayRef(sh.dilation));
+      const at::Tensor got = conv_as_product(x, w, bias, sh.stride, sh.dilation);
+      EXPECT_EQ(got.sizes(), want.sizes());
+      EXPECT_TRUE(got.is_contiguous());
+      EXPECT_TRUE(at::allclose(got, want, 1e-4, 1e-5));
+    }
+  }
+  const personaplex::test::ScopedEnv chosen("PERSONAPLEX_DEEP_CONV", "product");
+  EXPECT_TRUE(conv_as_product_chosen(16, 1));
+  EXPECT_FALSE(conv_as_product_chosen(17, 1));
+  EXPECT_FALSE(conv_as_product_chosen(2, 2));  // groups: not a single product
 }
 
 // The convolution kernels (mimi/fused_conv.h) chosen for a part of a test

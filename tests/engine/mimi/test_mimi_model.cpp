@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -180,24 +181,36 @@ TEST_F(TinyMimi, RandomWeightsHaveTheReleasedLayout) {
   EXPECT_TRUE(f.contains("quantizer.rvq_rest.vq.layers.2._codebook.embedding_sum"));
 }
 
-// Channels-last filters for libtorch's convolutions (mimi/conv_filters.h)
-// change no code and no sample beyond rounding, on the CPU and on CUDA.
-TEST(MimiFilters, ChannelsLastFiltersCodeTheSame) {
+// Choices of how libtorch runs the convolutions that change no code and no
+// sample beyond rounding, on the CPU and on CUDA: channels-last filters
+// (mimi/conv_filters.h), chosen at load, and the deep layers as products
+// (mimi/conv_product.h), chosen at each step.
+TEST(MimiConvChoices, CodeTheSame) {
   const std::string dir = test::write_tiny_mimi(test::tiny_mimi_config());
   std::vector<at::Device> devices = {at::Device(at::kCPU)};
   if (at::hasCUDA()) devices.push_back(at::Device(at::kCUDA, 0));
   for (const at::Device &device : devices) {
-    SCOPED_TRACE(device.str());
-    auto load = [&](const char *filters) {
-      const test::ScopedEnv chosen("PERSONAPLEX_CONV_FILTERS", filters);
-      return Mimi::load(dir + "/weights.safetensors", dir + "/config.json", device, at::kFloat);
-    };
-    auto plain = load(""), nhwc = load("nhwc");
-    const at::Tensor x = (0.5 * at::randn({2, 1, 6 * plain->frame_size()})).to(device);
-    auto s1 = plain->new_state(2), s2 = nhwc->new_state(2);
-    const at::Tensor codes = encode_stream(*plain, x, *s1);
-    EXPECT_TRUE(at::equal(encode_stream(*nhwc, x, *s2), codes));
-    EXPECT_TRUE(at::allclose(decode_stream(*nhwc, codes, *s2), decode_stream(*plain, codes, *s1), 1e-4, 1e-5));
+    for (const auto &[name, value] : {std::pair{"PERSONAPLEX_CONV_FILTERS", "nhwc"},
+                                      std::pair{"PERSONAPLEX_DEEP_CONV", "product"}}) {
+      SCOPED_TRACE(device.str() + " " + name + "=" + value);
+      auto plain = Mimi::load(dir + "/weights.safetensors", dir + "/config.json", device, at::kFloat);
+      const test::ScopedEnv chosen(name, value);
+      auto other = Mimi::load(dir + "/weights.safetensors", dir + "/config.json", device, at::kFloat);
+      const at::Tensor x = (0.5 * at::randn({2, 1, 6 * plain->frame_size()})).to(device);
+      auto s1 = plain->new_state(2), s2 = other->new_state(2);
+      at::Tensor codes;
+      {
+        const test::ScopedEnv shipped(name, "");
+        codes = encode_stream(*plain, x, *s1);
+      }
+      EXPECT_TRUE(at::equal(encode_stream(*other, x, *s2), codes));
+      at::Tensor want;
+      {
+        const test::ScopedEnv shipped(name, "");
+        want = decode_stream(*plain, codes, *s1);
+      }
+      EXPECT_TRUE(at::allclose(decode_stream(*other, codes, *s2), want, 1e-4, 1e-5));
+    }
   }
 }
 

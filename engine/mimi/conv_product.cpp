@@ -1,0 +1,28 @@
+#include "mimi/conv_product.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "nn/quantized_linear.h"
+
+namespace personaplex::mimi {
+
+bool conv_as_product_chosen(int64_t rows, int64_t groups) {
+  const char *v = std::getenv("PERSONAPLEX_DEEP_CONV");
+  return v && std::strcmp(v, "product") == 0 && groups == 1 && rows > 0 && rows <= kConvProductMaxRows;
+}
+
+at::Tensor conv_as_product(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &bias, int64_t stride,
+                           int64_t dilation) {
+  const int64_t B = x.size(0), C = x.size(1), C_out = weight.size(0), K = weight.size(2);
+  const int64_t span = (K - 1) * dilation + 1, frames = (x.size(2) - span) / stride + 1;
+  // [B, C, frames, span] -> the taps [B, C, frames, K] -> [B * frames, C * K],
+  // (channel, tap) in the filter's own order.
+  const at::Tensor windows = x.unfold(2, span, stride).slice(3, 0, span, dilation);
+  const at::Tensor columns = windows.permute({0, 2, 1, 3}).reshape({B * frames, C * K});
+  at::Tensor y = nn::linear(columns, nn::LinearWeight(weight.reshape({C_out, C * K})));
+  if (bias.defined()) y.add_(bias);
+  return y.view({B, frames, C_out}).transpose(1, 2).contiguous();
+}
+
+}  // namespace personaplex::mimi

@@ -1,0 +1,30 @@
+// A convolution with few outputs as one matrix product: the window's columns
+// [outputs, (channel, tap)] gathered by one copy, times the filter as it is
+// stored ([out, in * K], read once), the bias added. Mimi's deep layers give
+// 1 to 16 outputs a frame from up to 16.8 MB of filter: the product goes
+// to the engine's matrix-vector kernel (one or two rows of bf16) or to
+// cuBLAS, where cuDNN's convolution reformats the filter at every call
+// (nn/quantized_linear.h chooses).
+// PERSONAPLEX_DEEP_CONV=product takes it for convolutions of at most
+// kConvProductMaxRows outputs (all rows together), to measure it; not yet
+// the default: it has not run on a GPU.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+
+namespace personaplex::mimi {
+
+constexpr int64_t kConvProductMaxRows = 16;
+
+// Whether a convolution of `rows` outputs in all (batch x time) with these
+// groups goes through conv_as_product.
+bool conv_as_product_chosen(int64_t rows, int64_t groups);
+
+// conv1d(x, weight, bias, stride, no padding, dilation) for x [B, C_in, T]
+// and weight [C_out, C_in, K] (contiguous): [B, C_out, frames], contiguous.
+at::Tensor conv_as_product(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &bias, int64_t stride,
+                           int64_t dilation);
+
+}  // namespace personaplex::mimi
