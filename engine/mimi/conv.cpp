@@ -207,6 +207,8 @@ at::Tensor ConvTranspose1d::convtr(const at::Tensor &x) const {
   const ConvSpec &s = spec_;
   if (s.groups == s.in_channels && s.groups == s.out_channels && s.kernel_size % s.stride == 0)
     return depthwise_convtr(x, weight_, bias_, s.stride);
+  if (conv_as_product_chosen(x.size(0) * x.size(2), s.groups))
+    return conv_transpose_as_product(x, weight_, bias_, s.stride);
   const int64_t stride = spec_.stride, zero = 0, one = 1;
   auto run = [&](const at::Tensor &in, const at::Tensor &w, const at::Tensor &b) {
     return at::conv_transpose1d(in, w, b, at::IntArrayRef(stride), at::IntArrayRef(zero), at::IntArrayRef(zero),

@@ -25,4 +25,18 @@ at::Tensor conv_as_product(const at::Tensor &x, const at::Tensor &weight, const 
   return y.view({B, frames, C_out}).transpose(1, 2).contiguous();
 }
 
+at::Tensor conv_transpose_as_product(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &bias,
+                                     int64_t stride) {
+  const int64_t B = x.size(0), C_in = x.size(1), T = x.size(2), C_out = weight.size(1), K = weight.size(2);
+  const int64_t length = (T - 1) * stride + K;
+  // [C_out * K, C_in] x [B, C_in, T]: what input t gives output t * stride
+  // + k of channel c, at row c * K + k, the layout col2im adds up.
+  const at::Tensor columns = at::matmul(weight.reshape({C_in, C_out * K}).t(), x);
+  const int64_t one = 1, zero = 0;
+  at::Tensor y = at::col2im(columns, {one, length}, {one, K}, {one, one}, {zero, zero}, {one, stride});
+  y = y.view({B, C_out, length});
+  if (bias.defined()) y.add_(bias.view({1, C_out, 1}));
+  return y;
+}
+
 }  // namespace personaplex::mimi

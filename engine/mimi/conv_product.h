@@ -4,10 +4,12 @@
 // 1 to 16 outputs a frame from up to 16.8 MB of filter: the product goes
 // to the engine's matrix-vector kernel (one or two rows of bf16) or to
 // cuBLAS, where cuDNN's convolution reformats the filter at every call
-// (nn/quantized_linear.h chooses).
-// PERSONAPLEX_DEEP_CONV=product takes it for convolutions of at most
-// kConvProductMaxRows outputs (all rows together), to measure it; not yet
-// the default: it has not run on a GPU.
+// (nn/quantized_linear.h chooses). A transposed convolution with few inputs
+// likewise: each input's contributions to its K outputs as one product with
+// the stored filter, then added where they overlap (col2im).
+// PERSONAPLEX_DEEP_CONV=product takes them for at most kConvProductMaxRows
+// outputs (or inputs, transposed; all rows together), to measure it; not
+// yet the default: it has not run on a GPU.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -26,5 +28,11 @@ bool conv_as_product_chosen(int64_t rows, int64_t groups);
 // and weight [C_out, C_in, K] (contiguous): [B, C_out, frames], contiguous.
 at::Tensor conv_as_product(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &bias, int64_t stride,
                            int64_t dilation);
+
+// conv_transpose1d(x, weight, bias, stride) (no padding, no groups) for x
+// [B, C_in, T] and weight [C_in, C_out, K] (contiguous): [B, C_out, (T - 1)
+// * stride + K], contiguous.
+at::Tensor conv_transpose_as_product(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &bias,
+                                     int64_t stride);
 
 }  // namespace personaplex::mimi

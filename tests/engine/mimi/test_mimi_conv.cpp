@@ -171,8 +171,10 @@ TEST(MimiConv, ChannelsLastFiltersGiveTheSameConvolutions) {
 }
 
 // A convolution as a product of the window's columns and the filter
-// (mimi/conv_product.h) is libtorch's convolution: strides, dilations,
-// batches, one output or several, with a bias and without.
+// (mimi/conv_product.h) is libtorch's convolution, and a transposed one as
+// a product and its overlaps added libtorch's transposed convolution:
+// strides, dilations, batches, one output or several, with a bias and
+// without.
 TEST(MimiConv, ProductIsTheConvolution) {
   at::manual_seed(9);
   struct Shape {
@@ -191,6 +193,23 @@ TEST(MimiConv, ProductIsTheConvolution) {
       const at::Tensor want = at::conv1d(x, w, bias, at::IntArrayRef(sh.stride), at::IntArrayRef(int64_t(0)),
                                          at::IntArrayRef(sh.dilation));
       const at::Tensor got = conv_as_product(x, w, bias, sh.stride, sh.dilation);
+      EXPECT_EQ(got.sizes(), want.sizes());
+      EXPECT_TRUE(got.is_contiguous());
+      EXPECT_TRUE(at::allclose(got, want, 1e-4, 1e-5));
+    }
+  }
+  struct TransposedShape {
+    int64_t batch, cin, cout, kernel, stride, length;
+  };
+  for (const TransposedShape &sh : std::vector<TransposedShape>{
+           {1, 32, 16, 16, 8, 2}, {2, 16, 8, 12, 6, 3}, {1, 8, 4, 3, 2, 5}, {3, 4, 6, 2, 2, 1}}) {
+    SCOPED_TRACE("transposed " + std::to_string(sh.cin) + "->" + std::to_string(sh.cout) + " kernel " +
+                 std::to_string(sh.kernel) + " stride " + std::to_string(sh.stride));
+    const at::Tensor x = at::randn({sh.batch, sh.cin, sh.length});
+    const at::Tensor w = at::randn({sh.cin, sh.cout, sh.kernel}), b = at::randn({sh.cout});
+    for (const at::Tensor &bias : {b, at::Tensor()}) {
+      const at::Tensor want = at::conv_transpose1d(x, w, bias, at::IntArrayRef(sh.stride));
+      const at::Tensor got = conv_transpose_as_product(x, w, bias, sh.stride);
       EXPECT_EQ(got.sizes(), want.sizes());
       EXPECT_TRUE(got.is_contiguous());
       EXPECT_TRUE(at::allclose(got, want, 1e-4, 1e-5));
