@@ -135,7 +135,7 @@ __global__ void __launch_bounds__(kWarps *kLanes) attend_kernel(DecodeAttention 
   const int warp = threadIdx.x / kLanes, lane = threadIdx.x % kLanes;
   const int group = lane / L, part = lane % L, gi = warp * G + group;
   const int per = (a.span + splits - 1) / splits;
-  const int begin = split * per, end = min(a.span, begin + per);
+  const int begin = split * per, end = min(min(a.span, begin + per), a.filled ? a.filled[row] : a.span);
   const size_t rh = size_t(row) * a.heads + head;
 
   const float qscale = rsqrtf(float(D)) * kLog2e;

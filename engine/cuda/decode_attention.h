@@ -31,6 +31,10 @@ struct DecodeAttention {
   const bool *written = nullptr;  // [rows, allocated]
   const bool *pinned = nullptr;   // [rows, allocated], or null
   const bool *split = nullptr;    // [rows], or null
+  // [rows]: row r has no written slot at or past filled[r] (a bound found
+  // on the device, so that a captured graph reads only the written part of
+  // a cache), or null: the whole span is read.
+  const int *filled = nullptr;
   void *out = nullptr;            // [rows, heads, head_dim]
   float *workspace = nullptr;     // decode_attention_workspace(...) floats (unused with one split)
   int rows = 0, heads = 0, head_dim = 0, allocated = 0, span = 0, pinned_span = 0;

@@ -1,5 +1,7 @@
 #include "lm/decode_attention.h"
 
+#include <cstdlib>
+#include <cstring>
 
 #ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
 #include <c10/cuda/CUDAStream.h>
@@ -11,6 +13,18 @@
 #include "core/error.h"
 
 namespace personaplex::lm {
+
+at::Tensor written_extent(const at::Tensor &written) {
+  const at::Tensor rows = written.dim() == 1 ? written.unsqueeze(0) : written;
+  const int64_t allocated = rows.size(1);
+  const at::Tensor place = at::arange(1, allocated + 1, rows.options().dtype(at::kInt));
+  return at::where(rows, place, at::zeros({}, place.options())).amax(1);
+}
+
+bool written_extent_chosen() {
+  const char *v = std::getenv("PERSONAPLEX_ATTENTION_SPAN");
+  return v && std::strcmp(v, "written") == 0;
+}
 
 std::optional<at::Tensor> fused_decode_attention(const DecodeQuery &in, const KvLayer &kv) {
 #ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
@@ -37,6 +51,12 @@ std::optional<at::Tensor> fused_decode_attention(const DecodeQuery &in, const Kv
     split = in.split.defined() ? in.split.contiguous() : at::ones({R}, written.options());
     if (pinned.numel() != R * allocated || split.numel() != R) return std::nullopt;
   }
+  at::Tensor filled;
+  if (in.filled.defined()) {
+    if (in.filled.scalar_type() != at::kInt || in.filled.numel() != R || in.filled.device() != q.device())
+      return std::nullopt;
+    filled = in.filled.contiguous();
+  }
   at::Tensor out = at::empty_like(qc);
   const size_t workspace = cu::decode_attention_workspace(int(R), int(H), int(D), int(in.span));
   at::Tensor scratch = workspace ? at::empty({int64_t(workspace)}, q.options().dtype(at::kFloat)) : at::Tensor();
@@ -53,6 +73,7 @@ std::optional<at::Tensor> fused_decode_attention(const DecodeQuery &in, const Kv
   a.written = written.data_ptr<bool>();
   a.pinned = pinned.defined() ? pinned.data_ptr<bool>() : nullptr;
   a.split = split.defined() ? split.data_ptr<bool>() : nullptr;
+  a.filled = filled.defined() ? filled.data_ptr<int>() : nullptr;
   a.out = out.data_ptr();
   a.workspace = scratch.defined() ? scratch.data_ptr<float>() : nullptr;
   a.rows = int(R);

@@ -22,7 +22,20 @@ struct DecodeQuery {
   at::Tensor split;    // bool [R], or undefined (every row split when q_pin is given)
   int64_t span = 0;         // slots looked at (the rest are not written)
   int64_t pinned_span = 0;  // pinned slots looked at
+  at::Tensor filled;        // int32 [R] from written_extent(written), or undefined
 };
+
+// Per row, one past its last written slot (0 for none): int32 [R] from
+// written bool [R, allocated] (or [allocated]). Given to the kernel, a step
+// that is early in its conversation reads only that part of the cache,
+// inside a captured graph too; the written flags still decide every slot,
+// so the result is the same.
+at::Tensor written_extent(const at::Tensor &written);
+
+// Whether steps give the kernel written_extent (PERSONAPLEX_ATTENTION_SPAN=
+// written): a choice to measure, not yet the default (it has not run on a
+// GPU).
+bool written_extent_chosen();
 
 // [R, H, 1, D] in q's dtype; nothing where the kernel does not run.
 // `kv`: rows 0..R-1 of the cache, every slot allocated.

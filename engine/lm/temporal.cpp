@@ -28,14 +28,16 @@ at::Tensor split_attention(const at::Tensor &q_roll, const at::Tensor &q_pin, co
 }
 
 // One conversation's attention from its projected qkv [3, 1, H, 1, D]:
-// writes its key and value at `slot`, returns [1, H, 1, D].
+// writes its key and value at `slot`, returns [1, H, 1, D]. `filled`: the
+// step's written_extent, or undefined.
 at::Tensor attend_one(const at::Tensor &qkv, PinnedKVCache &kv, size_t layer, const at::Tensor &slot,
-                      const Rotation &rot, const Rotation *pinned_rot) {
+                      const Rotation &rot, const Rotation *pinned_rot, const at::Tensor &filled) {
   at::Tensor qk = rotate(qkv.narrow(0, 0, 2), rot);
   const KvLayer &cache = kv.layer(layer);
   cache.write_rows(slot, qk[1], qkv[2]);
   at::Tensor q_pin = pinned_rot ? rotate(qkv[0], *pinned_rot) : at::Tensor();
-  DecodeQuery query{qk[0], q_pin, kv.written(), kv.pinned_slots(), {}, cache.keys.size(2), cache.keys.size(2)};
+  DecodeQuery query{qk[0], q_pin, kv.written(), kv.pinned_slots(), {}, cache.keys.size(2), cache.keys.size(2),
+                    filled};
   if (std::optional<at::Tensor> y = fused_decode_attention(query, cache)) return *y;
   const at::Tensor keys = cache.read_keys(qk.scalar_type()), values = cache.read_values(qk.scalar_type());
   return pinned_rot ? split_attention(qk[0], q_pin, keys, values, kv.written(), kv.pinned_slots())
@@ -44,10 +46,10 @@ at::Tensor attend_one(const at::Tensor &qkv, PinnedKVCache &kv, size_t layer, co
 
 at::Tensor self_attention(const nn::LayerWeights &l, const nn::TransformerConfig &c, const at::Tensor &x,
                           PinnedKVCache &kv, size_t layer, const at::Tensor &slot, const Rotation &rot,
-                          const Rotation *pinned_rot) {
+                          const Rotation *pinned_rot, const at::Tensor &filled) {
   const int64_t B = x.size(0), H = c.num_heads;
   at::Tensor qkv = nn::linear(x, l.in_proj).view({B, 1, 3, H, -1}).permute({2, 0, 3, 1, 4});
-  at::Tensor y = attend_one(qkv, kv, layer, slot, rot, pinned_rot);
+  at::Tensor y = attend_one(qkv, kv, layer, slot, rot, pinned_rot, filled);
   return nn::linear(y.transpose(1, 2).reshape({B, 1, -1}), l.out_proj);
 }
 
@@ -158,11 +160,14 @@ at::Tensor temporal_step(const LmWeights &w, const at::Tensor &input, TemporalSt
   Rotation pinned_rot;
   if (split) pinned_rot = rotation(state.freqs, where[2]);
   state.kv.written().index_fill_(0, slot, true);
+  const at::Tensor filled =
+      input.is_cuda() && written_extent_chosen() ? written_extent(state.kv.written()) : at::Tensor();
   nn::LayerFeed layers(w.transformer, input.device());
   Residual x(input, first_norm(w), f32);
   for (size_t i = 0; i < layers.size(); ++i) {
     const auto &l = layers[i];
-    x.add(self_attention(l, c, x.normed(), state.kv, i, slot, rot, split ? &pinned_rot : nullptr), l.norm2_w);
+    x.add(self_attention(l, c, x.normed(), state.kv, i, slot, rot, split ? &pinned_rot : nullptr, filled),
+          l.norm2_w);
     x.add(gated_silu(x.normed(), l.mlp_in, l.mlp_out), next_norm(w, i));
   }
   return x.x();

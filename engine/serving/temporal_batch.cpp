@@ -62,6 +62,7 @@ at::Tensor temporal_step_rows(const LmWeights &w, const RowsStep &in, KVRows &kv
   if (in.pinned > 0) pin_rot = rotation(in.freqs, in.where.select(1, 2).view({R, 1, 1}));
   kv.written.narrow(0, 0, R).scatter_(1, slots.view({R, 1}), true);
   const at::Tensor written = kv.written.narrow(0, 0, R).narrow(1, 0, span);
+  const at::Tensor filled = in.x.is_cuda() && written_extent_chosen() ? written_extent(written) : at::Tensor();
   std::optional<SplitMask> split_mask;  // made by the first layer that needs it
   nn::LayerFeed layers(w.transformer, in.x.device());
   Residual x(in.x, first_norm(w), f32);
@@ -72,7 +73,8 @@ at::Tensor temporal_step_rows(const LmWeights &w, const RowsStep &in, KVRows &kv
     const KvLayer cache = kv.layers[i].rows(0, R);
     cache.write_rows(slots, qk[1], qkv[2]);
     at::Tensor q_pin = in.pinned > 0 ? rotate(qkv[0], pin_rot) : at::Tensor();
-    DecodeQuery query{qk[0], q_pin, kv.written.narrow(0, 0, R), kv.pinned.narrow(0, 0, R), in.split, span, in.pinned};
+    DecodeQuery query{qk[0], q_pin, kv.written.narrow(0, 0, R), kv.pinned.narrow(0, 0, R), in.split, span, in.pinned,
+                      filled};
     std::optional<at::Tensor> y = fused_decode_attention(query, cache);  // [R, H, 1, D]
     if (!y) {
       const KvLayer seen = cache.slots(0, span);

@@ -82,11 +82,34 @@ TEST(DecodeAttention, CudaKernelIsLibtorchAttention) {
           const at::Tensor want = reference(in, kv);
           const double err = ((y->to(at::kFloat) - want).abs().max() / want.abs().max()).item<double>();
           EXPECT_LT(err, dtype == at::kBFloat16 ? 1e-2 : 1e-5);
+          // Told where each row's written slots end, the kernel skips the
+          // rest and gives the same bits: with every slot in play, and with
+          // a cache written only a third of the way (a conversation's start).
+          in.filled = written_extent(in.written);
+          EXPECT_TRUE(at::equal(*fused_decode_attention(in, kv), *y));
+          in.written.narrow(1, span / 3 + 1, allocated - span / 3 - 1).fill_(false);
+          in.filled = at::Tensor();
+          const at::Tensor early = *fused_decode_attention(in, kv);
+          in.filled = written_extent(in.written);
+          EXPECT_TRUE(at::equal(*fused_decode_attention(in, kv), early));
         }
       }
     }
   }
   EXPECT_EQ(ran, 3 * 2 * 2 * 4);
+}
+
+// One past each row's last written slot, 0 for a row with none; a single
+// row's flags as one row.
+TEST(DecodeAttention, WrittenExtentIsOnePastTheLastWrittenSlot) {
+  at::Tensor written = at::zeros({3, 10}, at::kBool);
+  written[0].narrow(0, 0, 4).fill_(true);
+  written[1][2] = true;
+  written[1][9] = true;
+  const at::Tensor extent = written_extent(written);
+  EXPECT_EQ(extent.scalar_type(), at::kInt);
+  EXPECT_TRUE(at::equal(extent, at::tensor({4, 10, 0}, at::kInt)));
+  EXPECT_TRUE(at::equal(written_extent(written[0]), at::tensor({4}, at::kInt)));
 }
 
 TEST(DecodeAttention, CudaFp8WriteIsTheEncoder) {
