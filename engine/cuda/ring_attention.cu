@@ -22,21 +22,6 @@ size_t shared_floats(int queries, int head_dim, int slots) {
   return size_t(queries) * (head_dim + slots + 1) + size_t(kWarps) * queries * head_dim;
 }
 
-// Slots s0..s0+kSlots-1 of a [slots, D] cache, a lane's elements of each
-// (lane, lane + 32, ...), every load issued before any is used; 0 past the
-// ends.
-template <typename T, int kPerLane>
-__device__ __forceinline__ void load_slots(const T *cache, int s0, int S, int D, int lane,
-                                           float (&out)[kSlots][kPerLane]) {
-#pragma unroll
-  for (int i = 0; i < kSlots; ++i)
-#pragma unroll
-    for (int e = 0; e < kPerLane; ++e) {
-      const int d = lane + 32 * e, s = s0 + i;
-      out[i][e] = d < D && s < S ? to_float(cache[size_t(s) * D + d]) : 0.0f;
-    }
-}
-
 // One block per (row, head); at batch 1 there are few blocks, so each warp
 // keeps several slots' loads in flight. After the rotation and the writes,
 // a warp per slot scores it against every query (lanes over the head), a
@@ -61,7 +46,7 @@ __global__ void __launch_bounds__(kThreads) ring_attention_kernel(RingAttention 
   // kSlots slots a warp at a time, their loads issued together.
   for (int s0 = warp * kSlots; s0 < S; s0 += kWarps * kSlots) {
     float k[kSlots][kPerLane];
-    load_slots<T, kPerLane>(keys, s0, S, D, lane, k);
+    load_slots<T, kSlots, kPerLane>(keys, s0, S, D, lane, k);
 #pragma unroll
     for (int i = 0; i < kSlots; ++i) {
       const int s = s0 + i;
@@ -100,7 +85,7 @@ __global__ void __launch_bounds__(kThreads) ring_attention_kernel(RingAttention 
   float acc[kMaxQueries][kPerLane] = {};
   for (int s0 = warp * kSlots; s0 < S; s0 += kWarps * kSlots) {
     float v[kSlots][kPerLane];
-    load_slots<T, kPerLane>(values, s0, S, D, lane, v);
+    load_slots<T, kSlots, kPerLane>(values, s0, S, D, lane, v);
 #pragma unroll
     for (int i = 0; i < kSlots; ++i)
 #pragma unroll

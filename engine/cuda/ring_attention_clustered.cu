@@ -30,21 +30,6 @@ size_t shared_floats(int queries, int head_dim) {
   return size_t(queries) * head_dim + size_t(kMaxWarps + 1) * queries * (head_dim + 2);
 }
 
-// Slots s0.. of a [slots, D] cache below `end`, a lane's elements of each
-// (lane, lane + 32, ...), every load issued before any is used; 0 past the
-// ends.
-template <typename T, int kSlots, int kPerLane>
-__device__ __forceinline__ void load_slots(const T *cache, int s0, int end, int D, int lane,
-                                           float (&out)[kSlots][kPerLane]) {
-#pragma unroll
-  for (int i = 0; i < kSlots; ++i)
-#pragma unroll
-    for (int e = 0; e < kPerLane; ++e) {
-      const int d = lane + 32 * e, s = s0 + i;
-      out[i][e] = d < D && s < end ? to_float(cache[size_t(s) * D + d]) : 0.0f;
-    }
-}
-
 // A softmax over some of the slots is kept as a state [top score, sum of
 // exp(score - top), the values weighted by exp(score - top) (D)]: states
 // merge by scaling each to the largest top. One that saw no slot has top

@@ -1,5 +1,5 @@
-// What the ring attention kernels share: a slot's label and a step's
-// rotation and writes (see ring_attention.h for the labelling).
+// What the ring attention kernels share: a slot's label, a step's rotation
+// and writes, and slot loads (see ring_attention.h for the labelling).
 #pragma once
 
 #include <cstdint>
@@ -52,6 +52,21 @@ __device__ void rotate_and_write(const RingAttention &a, int row, int head, int6
     values[at] = v[0];
     values[at + 1] = v[1];
   }
+}
+
+// Slots s0..s0+kSlots-1 of a [slots, D] cache, a lane's elements of each
+// (lane, lane + 32, ...), every load issued before any is used; 0 at and
+// past `end` and past the head.
+template <typename T, int kSlots, int kPerLane>
+__device__ __forceinline__ void load_slots(const T *cache, int s0, int end, int D, int lane,
+                                           float (&out)[kSlots][kPerLane]) {
+#pragma unroll
+  for (int i = 0; i < kSlots; ++i)
+#pragma unroll
+    for (int e = 0; e < kPerLane; ++e) {
+      const int d = lane + 32 * e, s = s0 + i;
+      out[i][e] = d < D && s < end ? to_float(cache[size_t(s) * D + d]) : 0.0f;
+    }
 }
 
 }  // namespace personaplex::cuda
