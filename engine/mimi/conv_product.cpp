@@ -7,9 +7,9 @@
 
 namespace personaplex::mimi {
 
-bool conv_as_product_chosen(int64_t rows, int64_t groups) {
+bool conv_as_product_chosen(int64_t length, int64_t groups) {
   const char *v = std::getenv("PERSONAPLEX_DEEP_CONV");
-  return v && std::strcmp(v, "product") == 0 && groups == 1 && rows > 0 && rows <= kConvProductMaxRows;
+  return v && std::strcmp(v, "product") == 0 && groups == 1 && length > 0 && length <= kConvProductMaxLength;
 }
 
 at::Tensor conv_as_product(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &bias, int64_t stride,

@@ -7,9 +7,10 @@
 // (nn/quantized_linear.h chooses). A transposed convolution with few inputs
 // likewise: each input's contributions to its K outputs as one product with
 // the stored filter, then added where they overlap (col2im).
-// PERSONAPLEX_DEEP_CONV=product takes them for at most kConvProductMaxRows
-// outputs (or inputs, transposed; all rows together), to measure it; not
-// yet the default: it has not run on a GPU.
+// PERSONAPLEX_DEEP_CONV=product takes them for at most kConvProductMaxLength
+// outputs a row (inputs, transposed), to measure it; not yet the default: it
+// has not run on a GPU. The rule is the layer's, not the batch's, so that a
+// stream alone and in a batch take the same path.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -18,11 +19,11 @@
 
 namespace personaplex::mimi {
 
-constexpr int64_t kConvProductMaxRows = 16;
+constexpr int64_t kConvProductMaxLength = 16;
 
-// Whether a convolution of `rows` outputs in all (batch x time) with these
-// groups goes through conv_as_product.
-bool conv_as_product_chosen(int64_t rows, int64_t groups);
+// Whether a convolution of `length` outputs a row (a transposed one: inputs)
+// with these groups goes through conv_as_product (conv_transpose_as_product).
+bool conv_as_product_chosen(int64_t length, int64_t groups);
 
 // conv1d(x, weight, bias, stride, no padding, dilation) for x [B, C_in, T]
 // and weight [C_out, C_in, K] (contiguous): [B, C_out, frames], contiguous.

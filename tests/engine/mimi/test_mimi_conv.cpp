@@ -218,6 +218,7 @@ TEST(MimiConv, ProductIsTheConvolution) {
   const personaplex::test::ScopedEnv chosen("PERSONAPLEX_DEEP_CONV", "product");
   EXPECT_TRUE(conv_as_product_chosen(16, 1));
   EXPECT_FALSE(conv_as_product_chosen(17, 1));
+  EXPECT_FALSE(conv_as_product_chosen(0, 1));
   EXPECT_FALSE(conv_as_product_chosen(2, 2));  // groups: not a single product
 }
 
