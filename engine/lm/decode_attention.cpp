@@ -18,7 +18,7 @@ at::Tensor written_extent(const at::Tensor &written) {
   const at::Tensor rows = written.dim() == 1 ? written.unsqueeze(0) : written;
   const int64_t allocated = rows.size(1);
   const at::Tensor place = at::arange(1, allocated + 1, rows.options().dtype(at::kInt));
-  return at::where(rows, place, at::zeros({}, place.options())).amax(1);
+  return at::where(rows, place, 0).amax(1);
 }
 
 bool written_extent_chosen() {
