@@ -1,8 +1,5 @@
 #include "lm/decode_attention.h"
 
-#include <cstdlib>
-#include <cstring>
-
 #ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
 #include <c10/cuda/CUDAStream.h>
 
@@ -10,6 +7,7 @@
 #endif
 
 #include "core/cuda_kernels.h"
+#include "core/env_choice.h"
 #include "core/error.h"
 
 namespace personaplex::lm {
@@ -21,9 +19,9 @@ at::Tensor written_extent(const at::Tensor &written) {
   return at::where(rows, place, 0).amax(1);
 }
 
-bool written_extent_chosen() {
-  const char *v = std::getenv("PERSONAPLEX_ATTENTION_SPAN");
-  return v && std::strcmp(v, "written") == 0;
+at::Tensor chosen_written_extent(const at::Tensor &written) {
+  if (!written.is_cuda() || !env_choice_is("PERSONAPLEX_ATTENTION_SPAN", "written")) return at::Tensor();
+  return written_extent(written);
 }
 
 std::optional<at::Tensor> fused_decode_attention(const DecodeQuery &in, const KvLayer &kv) {

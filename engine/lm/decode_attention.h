@@ -32,10 +32,10 @@ struct DecodeQuery {
 // so the result is the same.
 at::Tensor written_extent(const at::Tensor &written);
 
-// Whether steps give the kernel written_extent (PERSONAPLEX_ATTENTION_SPAN=
-// written): a choice to measure, not yet the default (it has not run on a
-// GPU).
-bool written_extent_chosen();
+// What a step gives the kernel as DecodeQuery::filled: written_extent on
+// CUDA where PERSONAPLEX_ATTENTION_SPAN=written chooses it (a choice to
+// measure, not yet the default: it has not run on a GPU), else undefined.
+at::Tensor chosen_written_extent(const at::Tensor &written);
 
 // [R, H, 1, D] in q's dtype; nothing where the kernel does not run.
 // `kv`: rows 0..R-1 of the cache, every slot allocated.

@@ -160,8 +160,7 @@ at::Tensor temporal_step(const LmWeights &w, const at::Tensor &input, TemporalSt
   Rotation pinned_rot;
   if (split) pinned_rot = rotation(state.freqs, where[2]);
   state.kv.written().index_fill_(0, slot, true);
-  const at::Tensor filled =
-      input.is_cuda() && written_extent_chosen() ? written_extent(state.kv.written()) : at::Tensor();
+  const at::Tensor filled = chosen_written_extent(state.kv.written());
   nn::LayerFeed layers(w.transformer, input.device());
   Residual x(input, first_norm(w), f32);
   for (size_t i = 0; i < layers.size(); ++i) {

@@ -1,7 +1,6 @@
 #include "mimi/conv_filters.h"
 
-#include <cstdlib>
-#include <cstring>
+#include "core/env_choice.h"
 
 namespace personaplex::mimi {
 
@@ -11,8 +10,7 @@ at::Tensor channels_last_filter(const at::Tensor &w) {
 }
 
 at::Tensor libtorch_filter(const at::Tensor &w) {
-  const char *v = std::getenv("PERSONAPLEX_CONV_FILTERS");
-  if (!w.defined() || !v || std::strcmp(v, "nhwc") != 0) return w;
+  if (!w.defined() || !env_choice_is("PERSONAPLEX_CONV_FILTERS", "nhwc")) return w;
   return channels_last_filter(w);
 }
 

@@ -1,15 +1,13 @@
 #include "mimi/conv_product.h"
 
-#include <cstdlib>
-#include <cstring>
-
+#include "core/env_choice.h"
 #include "nn/quantized_linear.h"
 
 namespace personaplex::mimi {
 
 bool conv_as_product_chosen(int64_t length, int64_t groups) {
-  const char *v = std::getenv("PERSONAPLEX_DEEP_CONV");
-  return v && std::strcmp(v, "product") == 0 && groups == 1 && length > 0 && length <= kConvProductMaxLength;
+  return env_choice_is("PERSONAPLEX_DEEP_CONV", "product") && groups == 1 && length > 0 &&
+         length <= kConvProductMaxLength;
 }
 
 at::Tensor conv_as_product(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &bias, int64_t stride,

@@ -1,9 +1,9 @@
 #include "mimi/fused_conv.h"
 
-#include <cstdlib>
 #include <cstring>
 
 #include "core/cuda_kernels.h"
+#include "core/env_choice.h"
 #include "core/error.h"
 
 #ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
@@ -23,10 +23,10 @@ namespace personaplex::mimi {
 constexpr ConvKernels kConvKernelsByDefault = ConvKernels::kMeasured;
 
 ConvKernels conv_kernels_chosen() {
-  const char *v = std::getenv("PERSONAPLEX_CONV_KERNEL");
-  if (v && std::strcmp(v, "0") == 0) return ConvKernels::kNone;
-  if (v && std::strcmp(v, "1") == 0) return ConvKernels::kMeasured;
-  if (v && std::strcmp(v, "all") == 0) return ConvKernels::kAll;
+  const char *v = env_choice("PERSONAPLEX_CONV_KERNEL");
+  if (std::strcmp(v, "0") == 0) return ConvKernels::kNone;
+  if (std::strcmp(v, "1") == 0) return ConvKernels::kMeasured;
+  if (std::strcmp(v, "all") == 0) return ConvKernels::kAll;
   return kConvKernelsByDefault;
 }
 

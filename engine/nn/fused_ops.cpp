@@ -1,9 +1,7 @@
 #include "nn/fused_ops.h"
 
-#include <cstdlib>
-#include <cstring>
-
 #include "core/cuda_kernels.h"
+#include "core/env_choice.h"
 #include "core/error.h"
 
 #ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
@@ -195,13 +193,6 @@ std::optional<NormedSum> fused_layer_norm(const at::Tensor &x, const at::Tensor 
   return r;
 }
 
-// PERSONAPLEX_RING_ATTENTION=clusters picks the clustered kernel
-// (cuda/ring_attention_clustered.h), for measuring it.
-static bool ring_attention_clusters_chosen() {
-  const char *v = std::getenv("PERSONAPLEX_RING_ATTENTION");
-  return v && std::strcmp(v, "clusters") == 0;
-}
-
 bool ring_attention_takes(const at::Tensor &x, int64_t queries, int64_t heads, int64_t head_dim, int64_t slots) {
   return cuda_kernels_take(x) && bf16_or_f32(x) && heads > 0 && head_dim % 2 == 0 && slots < (int64_t(1) << 30) &&
          cu::ring_attention_fits(int(queries), int(head_dim), int(slots), floats_of(x));
@@ -234,7 +225,7 @@ std::optional<at::Tensor> fused_ring_attention(const at::Tensor &qkv, const at::
   a.head_dim = int(D);
   a.slots = int(S);
   a.floats = floats_of(qkv);
-  a.clusters = ring_attention_clusters_chosen();
+  a.clusters = env_choice_is("PERSONAPLEX_RING_ATTENTION", "clusters");  // cuda/ring_attention_clustered.h
   check(cu::ring_attention(a, stream_of(qkv)), "ring attention");
   return out;
 }

@@ -62,7 +62,7 @@ at::Tensor temporal_step_rows(const LmWeights &w, const RowsStep &in, KVRows &kv
   if (in.pinned > 0) pin_rot = rotation(in.freqs, in.where.select(1, 2).view({R, 1, 1}));
   kv.written.narrow(0, 0, R).scatter_(1, slots.view({R, 1}), true);
   const at::Tensor written = kv.written.narrow(0, 0, R).narrow(1, 0, span);
-  const at::Tensor filled = in.x.is_cuda() && written_extent_chosen() ? written_extent(written) : at::Tensor();
+  const at::Tensor filled = chosen_written_extent(written);
   std::optional<SplitMask> split_mask;  // made by the first layer that needs it
   nn::LayerFeed layers(w.transformer, in.x.device());
   Residual x(in.x, first_norm(w), f32);
