@@ -14,6 +14,7 @@
 #endif
 
 #include "core/cuda_kernels.h"
+#include "core/env_choice.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 
@@ -112,10 +113,13 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
   const int64_t rows = x.numel() / k;
   if (weights == GemvWeights::kBFloat16 && (rows > kPlainGemvMaxRows || n > kPlainGemvMaxColumns))
     return std::nullopt;
-  // Past 16 rows: int8 on the tensor-core kernel; fp8 on the fp8 matmul.
+  // Past 16 rows: int8 on the tensor-core kernel; fp8 on the fp8 matmul, or
+  // on the same kernel with PERSONAPLEX_FP8_GEMM=weight-only (no pass that
+  // quantizes the activations).
   const bool gemm = rows > personaplex::cuda::kGemvMaxRows;
-  if (gemm && (rows > personaplex::cuda::kGemmMaxRows || floats != GemvFloats::kBFloat16 ||
-               weights != GemvWeights::kInt8))
+  const bool gemm_weights = weights == GemvWeights::kInt8 ||
+                            (weights == GemvWeights::kFp8E4M3 && env_choice_is("PERSONAPLEX_FP8_GEMM", "weight-only"));
+  if (gemm && (rows > personaplex::cuda::kGemmMaxRows || floats != GemvFloats::kBFloat16 || !gemm_weights))
     return std::nullopt;
   const at::Tensor x2 = x.reshape({rows, k}).contiguous();
   const at::Tensor scale = w.quantized() ? w.scale.to(at::kFloat).contiguous() : at::Tensor();
@@ -129,8 +133,11 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
       return std::nullopt;
     at::Tensor parts =
         at::empty({personaplex::cuda::weight_only_gemm_workspace(rows, n, k)}, x.options().dtype(at::kFloat));
+    const auto pipeline = env_choice_is("PERSONAPLEX_GEMM_PIPELINE", "staged")
+                              ? personaplex::cuda::GemmPipeline::kStaged
+                              : personaplex::cuda::GemmPipeline::kRegisters;
     e = personaplex::cuda::weight_only_gemm(x2.data_ptr(), w.weight.data_ptr(), scale_data, y.data_ptr(),
-                                            parts.data_ptr<float>(), rows, n, k, weights, stream);
+                                            parts.data_ptr<float>(), rows, n, k, weights, pipeline, stream);
   } else {
     if (!personaplex::cuda::weight_only_gemv_fits(rows, n, k, x2.data_ptr(), w.weight.data_ptr(), y.data_ptr()))
       return std::nullopt;

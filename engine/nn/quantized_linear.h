@@ -13,7 +13,9 @@
 // - fp8: q in float8 e4m3fn. On CUDA, up to 16 rows take the weight-only
 //   kernel as int8 does; more, one row-wise scaled fp8 matmul (activations
 //   quantized per row on the fly, output in x's dtype; needs a libtorch of
-//   2.5 or newer and a GPU of compute capability 8.9 or newer).
+//   2.5 or newer and a GPU of compute capability 8.9 or newer), or up to
+//   128 rows on int8's tensor-core kernel with PERSONAPLEX_FP8_GEMM=
+//   weight-only.
 //   Elsewhere computed as int8 is. Needs a libtorch with float8 (2.1+).
 // - bf16 (as loaded): on CUDA with the engine's kernels, one or two rows of
 //   bf16 x take the same matrix-vector kernel; more, cuBLAS.

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "nn/quantized_linear.h"
+#include "test_util.h"
 
 using namespace personaplex;
 using namespace personaplex::nn;
@@ -103,38 +104,58 @@ TEST(QuantizedLinear, Fp8RoundTripKeepsThreeMantissaBits) {
   EXPECT_TRUE(at::allclose(linear(x, q), at::linear(x, dequantize(q, at::kFloat)), 1e-5, 1e-5));
 }
 
+namespace {
+
+// Rows of x around every kernel's limits against `f` weights on `device`,
+// odd and aligned sizes, bf16 and fp32 activations, each against the
+// dequantized weights' linear. `quantized_rows`: past 16 rows the
+// activations are quantized too (fp8's scaled matmul).
+void expect_rows_are_the_dequantized_linear(WeightFormat f, const at::Device &device, bool quantized_rows) {
+  const std::vector<std::pair<int64_t, int64_t>> sizes = {{48, 64}, {1040, 4096}, {32, 11264}, {2048, 1024}};
+  for (const auto &[n, k] : sizes) {
+    at::Tensor w = (at::randn({n, k}) * at::linspace(0.05, 2.0, n).unsqueeze(1)).to(device);
+    const LinearWeight q = quantize(w, f);
+    for (const at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
+      // 17-128 rows of bf16: the tensor-core kernel (k split or not).
+      for (const int64_t rows : {1, 2, 3, 5, 8, 12, 16, 17, 31, 64, 100, 128, 129}) {
+        SCOPED_TRACE("n " + std::to_string(n) + " k " + std::to_string(k) + " " + std::string(at::toString(dtype)) +
+                     " rows " + std::to_string(rows));
+        at::Tensor x = at::randn({rows, 1, k}, at::TensorOptions(device).dtype(dtype));
+        at::Tensor y = linear(x, q);
+        ASSERT_EQ(y.sizes(), (std::vector<int64_t>{rows, 1, n}));
+        ASSERT_EQ(y.scalar_type(), dtype);
+        at::Tensor want = at::linear(x.to(at::kFloat), dequantize(q, at::kFloat));
+        at::Tensor err = (y.to(at::kFloat) - want).abs().max() / want.abs().max();
+        // bf16 output rounding (2^-8 relative), fp32 summation order.
+        float tolerance = dtype == at::kBFloat16 ? 8e-3f : 1e-5f;
+        if (quantized_rows && rows > 16) tolerance = 5e-2f;
+        EXPECT_LT(err.item<float>(), tolerance);
+      }
+    }
+  }
+}
+
+}  // namespace
+
 // On a GPU: a few rows against 8-bit weights (the weight-only kernel where
 // the build has it) are the dequantized weights' linear, for every row count
 // around the kernel's limit, odd and aligned sizes, bf16 and fp32
-// activations; more rows take the matrix-product path and agree too.
+// activations; more rows take the matrix-product path and agree too, with
+// either pipeline of the tensor-core kernel, and fp8 on it or on the fp8
+// matmul.
 TEST(QuantizedLinear, CudaRowsAreTheDequantizedWeightsLinear) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   const at::Device cuda(at::kCUDA);
   at::manual_seed(11);
   std::vector<WeightFormat> formats = {WeightFormat::kInt8};
   if (float8_available()) formats.push_back(WeightFormat::kFp8);
-  for (const WeightFormat f : formats) {
-    for (const auto &[n, k] : std::vector<std::pair<int64_t, int64_t>>{{48, 64}, {1040, 4096}, {32, 11264}, {2048, 1024}}) {
-      at::Tensor w = (at::randn({n, k}) * at::linspace(0.05, 2.0, n).unsqueeze(1)).to(cuda);
-      const LinearWeight q = quantize(w, f);
-      for (const at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
-        // 17-128 rows of bf16 against int8: the tensor-core kernel (k split
-        // or not).
-        for (const int64_t rows : {1, 2, 3, 5, 8, 12, 16, 17, 31, 64, 100, 128, 129}) {
-          SCOPED_TRACE(weight_format_name(f) + " n " + std::to_string(n) + " k " + std::to_string(k) + " " +
-                       std::string(at::toString(dtype)) + " rows " + std::to_string(rows));
-          at::Tensor x = at::randn({rows, 1, k}, at::TensorOptions(cuda).dtype(dtype));
-          at::Tensor y = linear(x, q);
-          ASSERT_EQ(y.sizes(), (std::vector<int64_t>{rows, 1, n}));
-          ASSERT_EQ(y.scalar_type(), dtype);
-          at::Tensor want = at::linear(x.to(at::kFloat), dequantize(q, at::kFloat));
-          at::Tensor err = (y.to(at::kFloat) - want).abs().max() / want.abs().max();
-          // bf16 output rounding (2^-8 relative), fp32 summation order;
-          // beyond the kernels' rows, fp8 quantizes the activations too.
-          float tolerance = dtype == at::kBFloat16 ? 8e-3f : 1e-5f;
-          if (f == WeightFormat::kFp8 && rows > 16) tolerance = 5e-2f;
-          EXPECT_LT(err.item<float>(), tolerance);
-        }
+  for (const char *pipeline : {"registers", "staged"}) {
+    const test::ScopedEnv chosen_pipeline("PERSONAPLEX_GEMM_PIPELINE", pipeline);
+    for (const char *fp8_gemm : {"scaled-matmul", "weight-only"}) {
+      const test::ScopedEnv chosen_fp8("PERSONAPLEX_FP8_GEMM", fp8_gemm);
+      for (const WeightFormat f : formats) {
+        SCOPED_TRACE(std::string(pipeline) + " " + fp8_gemm + " " + weight_format_name(f));
+        expect_rows_are_the_dequantized_linear(f, cuda, f == WeightFormat::kFp8 && fp8_gemm[0] == 's');
       }
     }
   }
@@ -148,7 +169,9 @@ TEST(QuantizedLinear, CudaBf16WeightsAsLoaded) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   const auto bf16 = at::TensorOptions(at::kCUDA).dtype(at::kBFloat16);
   at::manual_seed(13);
-  for (const auto &[n, k] : std::vector<std::pair<int64_t, int64_t>>{{48, 64}, {1040, 4096}, {33, 11264}, {3072, 1024}, {16, 16384}}) {
+  const std::vector<std::pair<int64_t, int64_t>> sizes = {
+      {48, 64}, {1040, 4096}, {33, 11264}, {3072, 1024}, {16, 16384}};
+  for (const auto &[n, k] : sizes) {
     const LinearWeight w(at::randn({n, k}, bf16) * 0.05);
     for (const int64_t rows : {1, 2, 3, 9}) {
       SCOPED_TRACE("n " + std::to_string(n) + " k " + std::to_string(k) + " rows " + std::to_string(rows));
