@@ -285,13 +285,16 @@ cudaError_t launch_gemm(const void *x, const void *q, float *part, int rows, int
 
 // The staged kernel's ring is past the 48 KB a block gets unasked: the
 // attribute is set at each launch, for the current device (a host call, not
-// a stream operation, so a graph capture may make it).
+// a stream operation, so a graph capture may make it). A device that cannot
+// give that much runs the registers' pipeline: the same sums.
 template <GemvWeights W, int NT, int CT>
 cudaError_t launch_staged(const void *x, const void *q, float *part, int rows, int n, int k, int splits,
                           cudaStream_t stream) {
-  const cudaError_t sized = cudaFuncSetAttribute(
-      staged_gemm_kernel<W, NT, CT>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kStagedShared<NT>));
-  if (sized != cudaSuccess) return sized;
+  if (cudaFuncSetAttribute(staged_gemm_kernel<W, NT, CT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           int(kStagedShared<NT>)) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return launch_gemm<W, NT, CT>(x, q, part, rows, n, k, splits, stream);
+  }
   const int tiles = k / kTile, per_split = (tiles + splits - 1) / splits;
   const dim3 grid((n + kColumns - 1) / kColumns, splits), block(kWarpsOf<CT> * kLanes);
   return launch_chained(staged_gemm_kernel<W, NT, CT>, grid, block, kStagedShared<NT>, stream,
