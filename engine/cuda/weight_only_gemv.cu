@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "cuda/chained_launch.cuh"
+#include "cuda/float_io.cuh"
 #include "cuda/widen_mma.cuh"
 
 namespace personaplex::cuda {
@@ -99,20 +100,27 @@ __device__ __forceinline__ void store(__nv_bfloat16 *y, float v) { *y = __float2
 // weights. With S > 1, S warps of a block share a column, each taking every
 // S-th stretch of 32 chunks, and add their sums in a fixed order: fewer
 // round trips per warp where the columns alone would not fill the GPU.
-template <GemvWeights W, typename T, int R, int C, int S>
+//
+// Gated (G): the product is a gated MLP's input, whose outputs [a, b] are
+// two halves of n each; a warp takes column i of both (C = 2, n the half)
+// and stores silu(a) * b, rounded as cuda/silu_gate.h rounds from a and b
+// as this kernel would have stored them: the same bits as the two launches.
+template <GemvWeights W, typename T, int R, int C, int S, bool G = false>
 __global__ void __launch_bounds__(kWarps *kLanes)
     gemv_kernel(const T *__restrict__ x, const uint4 *__restrict__ q, const float *__restrict__ scale,
                 T *__restrict__ y, int n, int k) {
   static_assert(S == 1 || C == 1, "a split column is a single one");
+  static_assert(!G || (C == 2 && S == 1), "a gated warp takes a column of each half");
   __shared__ float sums[S > 1 ? kWarps : 1][R];
   const int lane = threadIdx.x % kLanes, warp = threadIdx.x / kLanes, part = warp % S;
-  const int first = (blockIdx.x * (kWarps / S) + warp / S) * C;
+  const int first = (blockIdx.x * (kWarps / S) + warp / S) * (G ? 1 : C);
   if (S == 1 && first >= n) return;
   const bool live = first < n;
   const int chunks = k / kChunk;
   const uint4 *rows[C];
 #pragma unroll
-  for (int j = 0; j < C; ++j) rows[j] = q + size_t(min(first + j, n - 1)) * chunks * kLoads<W>;  // the last repeat
+  for (int j = 0; j < C; ++j)  // past the last column, the last repeats
+    rows[j] = q + (G ? size_t(first) + size_t(j) * n : size_t(min(first + j, n - 1))) * chunks * kLoads<W>;
   float acc[R][C];
 #pragma unroll
   for (int r = 0; r < R; ++r)
@@ -134,7 +142,7 @@ __global__ void __launch_bounds__(kWarps *kLanes)
   wait_for_previous();
   start_next();
   if (live) {
-#pragma unroll(C == 1 ? kUnroll : 1)
+#pragma unroll(C == 1 ? kUnroll : G ? kUnroll / 2 : 1)
     for (int c = part * kLanes + lane; c < chunks; c += S * kLanes) {
       float w[C][kChunk];
 #pragma unroll
@@ -175,12 +183,22 @@ __global__ void __launch_bounds__(kWarps *kLanes)
     }
   }
   if (lane == 0 && live) {
+    if constexpr (G) {
+      const float sa = scale ? scale[first] : 1.0f, sb = scale ? scale[first + n] : 1.0f;
 #pragma unroll
-    for (int j = 0; j < C; ++j) {
-      if (first + j >= n) break;
-      const float s = scale ? scale[first + j] : 1.0f;
+      for (int r = 0; r < R; ++r) {
+        const float a = to_float(from_float<T>(acc[r][0] * sa)), b = to_float(from_float<T>(acc[r][1] * sb));
+        const float silu = to_float(from_float<T>(__fdiv_rn(a, __fadd_rn(1.0f, expf(-a)))));
+        y[size_t(r) * n + first] = from_float<T>(__fmul_rn(silu, b));
+      }
+    } else {
 #pragma unroll
-      for (int r = 0; r < R; ++r) store(y + size_t(r) * n + first + j, acc[r][j] * s);
+      for (int j = 0; j < C; ++j) {
+        if (first + j >= n) break;
+        const float s = scale ? scale[first + j] : 1.0f;
+#pragma unroll
+        for (int r = 0; r < R; ++r) store(y + size_t(r) * n + first + j, acc[r][j] * s);
+      }
     }
   }
 }
@@ -334,6 +352,29 @@ cudaError_t launch(GemvFloats floats, int rows, const void *x, const void *q, co
 
 bool aligned16(const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
+// The gated kernel where the plain one would run one warp a column (the
+// split's sums are not the same as one warp's).
+template <GemvWeights W, typename T>
+cudaError_t launch_gated(int rows, const void *x, const void *q, const float *scale, void *y, int hidden, int k,
+                         cudaStream_t stream) {
+  if (split_for<W, T>(2 * hidden, k) != 1) return cudaErrorNotSupported;
+  const dim3 grid(unsigned((hidden + kWarps - 1) / kWarps)), block(kWarps * kLanes);
+  const auto *xt = static_cast<const T *>(x);
+  const auto *qv = static_cast<const uint4 *>(q);
+  auto *yt = static_cast<T *>(y);
+  if (rows == 1) return launch_chained(gemv_kernel<W, T, 1, 2, 1, true>, grid, block, 0, stream, xt, qv, scale, yt,
+                                       hidden, k);
+  return launch_chained(gemv_kernel<W, T, 2, 2, 1, true>, grid, block, 0, stream, xt, qv, scale, yt, hidden, k);
+}
+
+template <GemvWeights W>
+cudaError_t launch_gated(GemvFloats floats, int rows, const void *x, const void *q, const float *scale, void *y,
+                         int hidden, int k, cudaStream_t stream) {
+  if (floats == GemvFloats::kBFloat16)
+    return launch_gated<W, __nv_bfloat16>(rows, x, q, scale, y, hidden, k, stream);
+  return launch_gated<W, float>(rows, x, q, scale, y, hidden, k, stream);
+}
+
 }  // namespace
 
 bool weight_only_gemv_fits(int64_t rows, int64_t n, int64_t k, const void *x, const void *q, const void *y) {
@@ -349,6 +390,18 @@ cudaError_t weight_only_gemv(const void *x, const void *q, const float *scale, v
   if (weights == GemvWeights::kBFloat16)
     return launch<GemvWeights::kBFloat16>(floats, int(rows), x, q, scale, y, int(n), int(k), stream);
   return launch<GemvWeights::kFp8E4M3>(floats, int(rows), x, q, scale, y, int(n), int(k), stream);
+}
+
+cudaError_t weight_only_gemv_silu_gate(const void *x, const void *q, const float *scale, void *y, int64_t rows,
+                                       int64_t hidden, int64_t k, GemvWeights weights, GemvFloats floats,
+                                       cudaStream_t stream) {
+  if (rows < 1 || rows > kGatedGemvMaxRows || hidden < 1 || !weight_only_gemv_fits(rows, 2 * hidden, k, x, q, y))
+    return cudaErrorInvalidValue;
+  if (weights == GemvWeights::kInt8)
+    return launch_gated<GemvWeights::kInt8>(floats, int(rows), x, q, scale, y, int(hidden), int(k), stream);
+  if (weights == GemvWeights::kBFloat16)
+    return launch_gated<GemvWeights::kBFloat16>(floats, int(rows), x, q, scale, y, int(hidden), int(k), stream);
+  return launch_gated<GemvWeights::kFp8E4M3>(floats, int(rows), x, q, scale, y, int(hidden), int(k), stream);
 }
 
 }  // namespace personaplex::cuda

@@ -40,4 +40,17 @@ bool weight_only_gemv_fits(int64_t rows, int64_t n, int64_t k, const void *x, co
 cudaError_t weight_only_gemv(const void *x, const void *q, const float *scale, void *y, int64_t rows, int64_t n,
                              int64_t k, GemvWeights weights, GemvFloats floats, cudaStream_t stream);
 
+// The most rows weight_only_gemv_silu_gate takes.
+constexpr int64_t kGatedGemvMaxRows = 2;
+
+// A gated MLP's input and its SiLU gate in one launch: with q [2 * hidden,
+// k] (the a and b halves) and scale [2 * hidden], y [rows, hidden] =
+// silu(a) * b, the same bits as weight_only_gemv into [rows, 2 * hidden]
+// followed by cuda/silu_gate.h. One or two rows; cudaErrorNotSupported
+// (nothing launched) where weight_only_gemv would split a column over warps
+// for these sizes, whose sums the gated kernel does not reproduce.
+cudaError_t weight_only_gemv_silu_gate(const void *x, const void *q, const float *scale, void *y, int64_t rows,
+                                       int64_t hidden, int64_t k, GemvWeights weights, GemvFloats floats,
+                                       cudaStream_t stream);
+
 }  // namespace personaplex::cuda

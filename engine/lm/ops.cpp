@@ -18,6 +18,7 @@ at::Tensor rms_norm(const at::Tensor &x, const at::Tensor &alpha, bool f32) {
 }
 
 at::Tensor gated_silu(const at::Tensor &x, const nn::LinearWeight &w_in, const nn::LinearWeight &w_out) {
+  if (std::optional<at::Tensor> gate = nn::linear_silu_gate(x, w_in)) return nn::linear(*gate, w_out);
   at::Tensor h = nn::linear(x, w_in);
   if (std::optional<at::Tensor> gate = nn::fused_silu_gate(h)) return nn::linear(*gate, w_out);
   h = h.unflatten(-1, {2, -1});

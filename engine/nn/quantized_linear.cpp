@@ -86,33 +86,60 @@ at::Tensor fp8_linear(const at::Tensor &x, const LinearWeight &w) {
 #endif
 
 #ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
+// What the weight-only kernels see of x and w: their types and sizes;
+// nothing when no kernel takes these dtypes.
+struct GemvCall {
+  personaplex::cuda::GemvFloats floats;
+  personaplex::cuda::GemvWeights weights;
+  int64_t rows, n, k;
+};
+
+std::optional<GemvCall> gemv_call(const at::Tensor &x, const LinearWeight &w) {
+  if (!cuda_kernels_enabled() || x.dim() == 0) return std::nullopt;
+  using personaplex::cuda::GemvFloats;
+  using personaplex::cuda::GemvWeights;
+  GemvCall c{};
+  if (x.scalar_type() == at::kBFloat16) c.floats = GemvFloats::kBFloat16;
+  else if (x.scalar_type() == at::kFloat) c.floats = GemvFloats::kFloat32;
+  else return std::nullopt;
+  if (w.weight.scalar_type() == at::kChar) c.weights = GemvWeights::kInt8;
+#if PERSONAPLEX_FLOAT8
+  else if (w.weight.scalar_type() == at::kFloat8_e4m3fn) c.weights = GemvWeights::kFp8E4M3;
+#endif
+  else if (w.weight.scalar_type() == at::kBFloat16 && c.floats == GemvFloats::kBFloat16 && !w.quantized())
+    c.weights = GemvWeights::kBFloat16;
+  else return std::nullopt;
+  c.k = x.size(-1);
+  c.n = w.weight.size(0);
+  if (c.k == 0 || w.weight.size(1) != c.k || !w.weight.is_contiguous()) return std::nullopt;
+  c.rows = x.numel() / c.k;
+  if (c.weights == GemvWeights::kBFloat16 && (c.rows > kPlainGemvMaxRows || c.n > kPlainGemvMaxColumns))
+    return std::nullopt;
+  return c;
+}
+
+void check_launch(cudaError_t e) {
+  if (e != cudaSuccess) throw Error(std::string("weight-only product kernel: ") + cudaGetErrorString(e));
+}
+
+// x's rows with the last size `n`.
+std::vector<int64_t> sizes_with_last(const at::Tensor &x, int64_t n) {
+  std::vector<int64_t> sizes = x.sizes().vec();
+  sizes.back() = n;
+  return sizes;
+}
+
 // Up to 16 rows against 8-bit weights, up to 128 rows of bf16 x against
 // int8 ones, and one or two rows of bf16 x against bf16 weights: the
 // weight-only kernels (the weights read once, widened in registers).
 // Nothing when the kernel does not take these tensors (or
 // PERSONAPLEX_NO_CUDA_KERNELS is set, to compare against libtorch's path).
 std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w) {
-  const bool disabled = !cuda_kernels_enabled();
-  if (disabled || x.dim() == 0) return std::nullopt;
   using personaplex::cuda::GemvFloats;
   using personaplex::cuda::GemvWeights;
-  GemvFloats floats;
-  if (x.scalar_type() == at::kBFloat16) floats = GemvFloats::kBFloat16;
-  else if (x.scalar_type() == at::kFloat) floats = GemvFloats::kFloat32;
-  else return std::nullopt;
-  GemvWeights weights;
-  if (w.weight.scalar_type() == at::kChar) weights = GemvWeights::kInt8;
-#if PERSONAPLEX_FLOAT8
-  else if (w.weight.scalar_type() == at::kFloat8_e4m3fn) weights = GemvWeights::kFp8E4M3;
-#endif
-  else if (w.weight.scalar_type() == at::kBFloat16 && floats == GemvFloats::kBFloat16 && !w.quantized())
-    weights = GemvWeights::kBFloat16;
-  else return std::nullopt;
-  const int64_t k = x.size(-1), n = w.weight.size(0);
-  if (k == 0 || w.weight.size(1) != k || !w.weight.is_contiguous()) return std::nullopt;
-  const int64_t rows = x.numel() / k;
-  if (weights == GemvWeights::kBFloat16 && (rows > kPlainGemvMaxRows || n > kPlainGemvMaxColumns))
-    return std::nullopt;
+  const std::optional<GemvCall> c = gemv_call(x, w);
+  if (!c) return std::nullopt;
+  const auto [floats, weights, rows, n, k] = *c;
   // Past 16 rows: int8 on the tensor-core kernel; fp8 on the fp8 matmul, or
   // on the same kernel with PERSONAPLEX_FP8_GEMM=weight-only (no pass that
   // quantizes the activations).
@@ -126,7 +153,6 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
   const float *scale_data = scale.defined() ? scale.data_ptr<float>() : nullptr;
   at::Tensor y = at::empty({rows, n}, x.options());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.device().index()).stream();
-  cudaError_t e;
   if (gemm) {
     // Its k split's parts in fp32.
     if (!personaplex::cuda::weight_only_gemm_fits(rows, n, k, x2.data_ptr(), w.weight.data_ptr()))
@@ -136,18 +162,34 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
     const auto pipeline = env_choice_is("PERSONAPLEX_GEMM_PIPELINE", "staged")
                               ? personaplex::cuda::GemmPipeline::kStaged
                               : personaplex::cuda::GemmPipeline::kRegisters;
-    e = personaplex::cuda::weight_only_gemm(x2.data_ptr(), w.weight.data_ptr(), scale_data, y.data_ptr(),
-                                            parts.data_ptr<float>(), rows, n, k, weights, pipeline, stream);
+    check_launch(personaplex::cuda::weight_only_gemm(x2.data_ptr(), w.weight.data_ptr(), scale_data, y.data_ptr(),
+                                                     parts.data_ptr<float>(), rows, n, k, weights, pipeline, stream));
   } else {
     if (!personaplex::cuda::weight_only_gemv_fits(rows, n, k, x2.data_ptr(), w.weight.data_ptr(), y.data_ptr()))
       return std::nullopt;
-    e = personaplex::cuda::weight_only_gemv(x2.data_ptr(), w.weight.data_ptr(), scale_data, y.data_ptr(),
-                                            rows, n, k, weights, floats, stream);
+    check_launch(personaplex::cuda::weight_only_gemv(x2.data_ptr(), w.weight.data_ptr(), scale_data, y.data_ptr(),
+                                                     rows, n, k, weights, floats, stream));
   }
-  if (e != cudaSuccess) throw Error(std::string("weight-only product kernel: ") + cudaGetErrorString(e));
-  std::vector<int64_t> sizes = x.sizes().vec();
-  sizes.back() = n;
-  return y.view(sizes);
+  return y.view(sizes_with_last(x, n));
+}
+
+// The gated kernel where gemv_linear would take the matrix-vector kernel.
+std::optional<at::Tensor> gemv_silu_gate(const at::Tensor &x, const LinearWeight &w) {
+  const std::optional<GemvCall> c = gemv_call(x, w);
+  if (!c || c->rows > personaplex::cuda::kGatedGemvMaxRows || c->n % 2 != 0) return std::nullopt;
+  const int64_t hidden = c->n / 2;
+  const at::Tensor x2 = x.reshape({c->rows, c->k}).contiguous();
+  const at::Tensor scale = w.quantized() ? w.scale.to(at::kFloat).contiguous() : at::Tensor();
+  at::Tensor y = at::empty({c->rows, hidden}, x.options());
+  if (!personaplex::cuda::weight_only_gemv_fits(c->rows, c->n, c->k, x2.data_ptr(), w.weight.data_ptr(),
+                                                y.data_ptr()))
+    return std::nullopt;
+  const cudaError_t e = personaplex::cuda::weight_only_gemv_silu_gate(
+      x2.data_ptr(), w.weight.data_ptr(), scale.defined() ? scale.data_ptr<float>() : nullptr, y.data_ptr(),
+      c->rows, hidden, c->k, c->weights, c->floats, c10::cuda::getCurrentCUDAStream(x.device().index()).stream());
+  if (e == cudaErrorNotSupported) return std::nullopt;
+  check_launch(e);
+  return y.view(sizes_with_last(x, hidden));
 }
 #endif
 
@@ -221,6 +263,15 @@ LinearWeight quantize(const at::Tensor &w, WeightFormat format, const std::strin
 at::Tensor dequantize(const LinearWeight &w, at::ScalarType dtype) {
   if (!w.quantized()) return w.weight.to(dtype);
   return (w.weight.to(at::kFloat) * w.scale.unsqueeze(1)).to(dtype);
+}
+
+std::optional<at::Tensor> linear_silu_gate(const at::Tensor &x, const LinearWeight &w) {
+#ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
+  if (x.is_cuda() && env_choice_is("PERSONAPLEX_SILU_GATE", "epilogue")) return gemv_silu_gate(x, w);
+#endif
+  (void)x;
+  (void)w;
+  return std::nullopt;
 }
 
 at::Tensor linear(const at::Tensor &x, const LinearWeight &w) {

@@ -26,6 +26,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace personaplex::nn {
@@ -71,5 +72,12 @@ at::Tensor dequantize(const LinearWeight &w, at::ScalarType dtype);
 
 // x [..., in] -> [..., out], in x's dtype.
 at::Tensor linear(const at::Tensor &x, const LinearWeight &w);
+
+// A gated MLP's input and its SiLU gate in one launch: with w [2 * hidden,
+// in] (the a and b halves), silu(a) * b [..., hidden], the same bits as
+// linear(x, w) followed by fused_silu_gate (nn/fused_ops.h). Nothing unless
+// PERSONAPLEX_SILU_GATE=epilogue is set and the matrix-vector kernel takes
+// x and w (one or two rows on CUDA; cuda/weight_only_gemv.h).
+std::optional<at::Tensor> linear_silu_gate(const at::Tensor &x, const LinearWeight &w);
 
 }  // namespace personaplex::nn

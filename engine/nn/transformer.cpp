@@ -187,6 +187,7 @@ std::pair<at::Tensor, at::Tensor> Transformer::add_then_norm(const at::Tensor &x
 
 at::Tensor Transformer::mlp(const LayerWeights &l, const at::Tensor &x) const {
   if (w_.config.mlp == Mlp::Gelu) return linear(at::gelu(linear(x, l.mlp_in)), l.mlp_out);
+  if (std::optional<at::Tensor> gate = linear_silu_gate(x, l.mlp_in)) return linear(*gate, l.mlp_out);
   at::Tensor h = linear(x, l.mlp_in);
   if (std::optional<at::Tensor> gate = fused_silu_gate(h)) return linear(*gate, l.mlp_out);
   h = h.unflatten(-1, {2, -1});

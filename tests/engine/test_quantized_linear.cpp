@@ -4,7 +4,9 @@
 
 #include <string>
 
+#include "core/cuda_kernels.h"
 #include "core/error.h"
+#include "nn/fused_ops.h"
 #include "nn/quantized_linear.h"
 #include "test_util.h"
 
@@ -181,7 +183,57 @@ TEST(QuantizedLinear, CudaBf16WeightsAsLoaded) {
       ASSERT_EQ(y.scalar_type(), at::kBFloat16);
       at::Tensor want = at::linear(x.to(at::kFloat), w.weight.to(at::kFloat));
       EXPECT_LT(((y.to(at::kFloat) - want).abs().max() / want.abs().max()).item<float>(), 8e-3f);
-      if (rows == 2) EXPECT_TRUE(at::equal(y.select(1, 0), linear(x.narrow(1, 0, 1), w).select(1, 0)));
+      if (rows == 2) {
+        EXPECT_TRUE(at::equal(y.select(1, 0), linear(x.narrow(1, 0, 1), w).select(1, 0)));
+      }
+    }
+  }
+}
+
+// PERSONAPLEX_SILU_GATE=epilogue: a gated MLP's input product and its SiLU
+// gate in one launch give the same bits as the two (the product, then the
+// fused gate), for bf16, int8 and fp8 weights, bf16 and fp32 activations,
+// one and two rows, the model's MLP shapes; it declines what the
+// matrix-vector kernel does not take (three rows, bf16 weights wider than
+// its limit) and anything without the choice or off CUDA.
+TEST(QuantizedLinear, SiluGateEpilogueIsTheProductThenTheGate) {
+  const at::Tensor x_cpu = at::randn({1, 64});
+  const LinearWeight w_cpu = quantize(at::randn({48, 64}), WeightFormat::kInt8);
+  EXPECT_FALSE(linear_silu_gate(x_cpu, w_cpu).has_value());
+  {
+    const test::ScopedEnv chosen("PERSONAPLEX_SILU_GATE", "epilogue");
+    EXPECT_FALSE(linear_silu_gate(x_cpu, w_cpu).has_value());  // a CPU tensor
+  }
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  if (!cuda_kernels_enabled()) GTEST_SKIP() << "the engine's CUDA kernels are not built in or turned off";
+  const at::Device cuda(at::kCUDA);
+  at::manual_seed(17);
+  std::vector<WeightFormat> formats = {WeightFormat::kAsLoaded, WeightFormat::kInt8};
+  if (float8_available()) formats.push_back(WeightFormat::kFp8);
+  // (hidden, k): tiny, the depth transformer's, the temporal transformer's.
+  const std::vector<std::pair<int64_t, int64_t>> sizes = {{24, 64}, {2816, 1024}, {11264, 4096}};
+  for (const WeightFormat f : formats) {
+    for (const auto &[hidden, k] : sizes) {
+      const at::Tensor w = at::randn({2 * hidden, k}, at::TensorOptions(cuda).dtype(at::kBFloat16)) * 0.05;
+      const LinearWeight q = quantize(w, f);
+      for (const at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
+        if (f == WeightFormat::kAsLoaded && dtype != at::kBFloat16) continue;  // bf16 weights take bf16 x
+        for (const int64_t rows : {1, 2, 3}) {
+          SCOPED_TRACE(weight_format_name(f) + " hidden " + std::to_string(hidden) + " k " + std::to_string(k) +
+                       " " + std::string(at::toString(dtype)) + " rows " + std::to_string(rows));
+          const at::Tensor x = at::randn({rows, 1, k}, at::TensorOptions(cuda).dtype(dtype));
+          EXPECT_FALSE(linear_silu_gate(x, q).has_value());  // not chosen
+          const test::ScopedEnv chosen("PERSONAPLEX_SILU_GATE", "epilogue");
+          const std::optional<at::Tensor> gate = linear_silu_gate(x, q);
+          const bool taken = rows <= 2 && !(f == WeightFormat::kAsLoaded && 2 * hidden > 8192);
+          ASSERT_EQ(gate.has_value(), taken);
+          if (!taken) continue;
+          const std::optional<at::Tensor> want = fused_silu_gate(linear(x, q));
+          ASSERT_TRUE(want.has_value());
+          ASSERT_EQ(gate->sizes(), (std::vector<int64_t>{rows, 1, hidden}));
+          EXPECT_TRUE(at::equal(*gate, *want));
+        }
+      }
     }
   }
 }
