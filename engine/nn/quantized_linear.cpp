@@ -122,6 +122,14 @@ void check_launch(cudaError_t e) {
   if (e != cudaSuccess) throw Error(std::string("weight-only product kernel: ") + cudaGetErrorString(e));
 }
 
+// The row scales as the kernels read them (fp32, contiguous); undefined for
+// weights as loaded.
+at::Tensor kernel_scale(const LinearWeight &w) {
+  return w.quantized() ? w.scale.to(at::kFloat).contiguous() : at::Tensor();
+}
+
+cudaStream_t stream_of(const at::Tensor &x) { return c10::cuda::getCurrentCUDAStream(x.device().index()).stream(); }
+
 // x's rows with the last size `n`.
 std::vector<int64_t> sizes_with_last(const at::Tensor &x, int64_t n) {
   std::vector<int64_t> sizes = x.sizes().vec();
@@ -149,10 +157,10 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
   if (gemm && (rows > personaplex::cuda::kGemmMaxRows || floats != GemvFloats::kBFloat16 || !gemm_weights))
     return std::nullopt;
   const at::Tensor x2 = x.reshape({rows, k}).contiguous();
-  const at::Tensor scale = w.quantized() ? w.scale.to(at::kFloat).contiguous() : at::Tensor();
+  const at::Tensor scale = kernel_scale(w);
   const float *scale_data = scale.defined() ? scale.data_ptr<float>() : nullptr;
   at::Tensor y = at::empty({rows, n}, x.options());
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.device().index()).stream();
+  const cudaStream_t stream = stream_of(x);
   if (gemm) {
     // Its k split's parts in fp32.
     if (!personaplex::cuda::weight_only_gemm_fits(rows, n, k, x2.data_ptr(), w.weight.data_ptr()))
@@ -179,14 +187,14 @@ std::optional<at::Tensor> gemv_silu_gate(const at::Tensor &x, const LinearWeight
   if (!c || c->rows > personaplex::cuda::kGatedGemvMaxRows || c->n % 2 != 0) return std::nullopt;
   const int64_t hidden = c->n / 2;
   const at::Tensor x2 = x.reshape({c->rows, c->k}).contiguous();
-  const at::Tensor scale = w.quantized() ? w.scale.to(at::kFloat).contiguous() : at::Tensor();
+  const at::Tensor scale = kernel_scale(w);
   at::Tensor y = at::empty({c->rows, hidden}, x.options());
   if (!personaplex::cuda::weight_only_gemv_fits(c->rows, c->n, c->k, x2.data_ptr(), w.weight.data_ptr(),
                                                 y.data_ptr()))
     return std::nullopt;
   const cudaError_t e = personaplex::cuda::weight_only_gemv_silu_gate(
       x2.data_ptr(), w.weight.data_ptr(), scale.defined() ? scale.data_ptr<float>() : nullptr, y.data_ptr(),
-      c->rows, hidden, c->k, c->weights, c->floats, c10::cuda::getCurrentCUDAStream(x.device().index()).stream());
+      c->rows, hidden, c->k, c->weights, c->floats, stream_of(x));
   if (e == cudaErrorNotSupported) return std::nullopt;
   check_launch(e);
   return y.view(sizes_with_last(x, hidden));
