@@ -141,112 +141,6 @@ __global__ void __launch_bounds__(kWarpsOf<CT> *kLanes)
   store_parts<NT, CT>(acc, part + size_t(blockIdx.y) * rows * n, rows, n, col, g, t);
 }
 
-// The staged pipeline (PERSONAPLEX_GEMM_PIPELINE=staged): the same products,
-// the same k order and the same parts, but the weights too come through
-// shared memory, in a ring of kStagesOf<NT> tiles filled by asynchronous
-// copies kStagesOf<NT> - 1 tiles ahead of the one in use. The kernel above
-// holds one tile of weights ahead in registers and was measured bound by
-// latency (1.2-1.4 TB/s of int8 at 64 rows where cuBLAS reads bf16 at
-// 3.4-3.8): here three tiles of a block are in flight, and the registers
-// that held the next tile are free.
-template <int NT>
-constexpr int kStagesOf = NT <= 8 ? 4 : 3;
-
-// One stage: the block's 128 columns' 64 bytes of a tile, and x's tile.
-template <int NT>
-struct StagedTile {
-  uint8_t w[kColumns][kTile];
-  __nv_bfloat16 x[NT * 8][kRowStride];
-};
-
-template <int NT>
-constexpr size_t kStagedShared = kStagesOf<NT> * sizeof(StagedTile<NT>);
-
-// A 16-byte asynchronous copy from global to shared memory, past L1.
-__device__ __forceinline__ void copy16_async(void *shared, const void *global) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(global));
-}
-
-template <int N>
-__device__ __forceinline__ void copies_pending_at_most() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
-template <GemvWeights W, int NT, int CT>
-__global__ void __launch_bounds__(kWarpsOf<CT> *kLanes)
-    staged_gemm_kernel(const __nv_bfloat16 *__restrict__ x, const uint8_t *__restrict__ q, float *__restrict__ part,
-                       int rows, int n, int k, int tiles_per_split) {
-  constexpr int kThreads = kWarpsOf<CT> * kLanes, kStages = kStagesOf<NT>;
-  extern __shared__ __align__(16) unsigned char shared[];
-  StagedTile<NT> *ring = reinterpret_cast<StagedTile<NT> *>(shared);
-  const int warp = threadIdx.x / kLanes, lane = threadIdx.x % kLanes;
-  const int g = lane / 4, t = lane % 4;
-  const int block_col = blockIdx.x * kColumns;
-  const int tiles = k / kTile;
-  const int first = blockIdx.y * tiles_per_split, count = max(0, min(tiles, first + tiles_per_split) - first);
-  // A tile's weights: 4 16-byte pieces a column (columns past n repeat the
-  // last one; their sums are not stored).
-  auto stage_weights = [&](int i) {
-    StagedTile<NT> &st = ring[i % kStages];
-    for (int j = threadIdx.x; j < kColumns * 4; j += kThreads) {
-      const int c = j / 4, piece = j % 4;
-      copy16_async(&st.w[c][piece * 16], q + size_t(min(block_col + c, n - 1)) * k + (first + i) * kTile + piece * 16);
-    }
-  };
-  // x's tile: 8-byte halves, as the kernel above (padded rows).
-  auto stage_x = [&](int i) {
-    StagedTile<NT> &st = ring[i % kStages];
-    for (int j = threadIdx.x; j < NT * 8 * 8; j += kThreads) {
-      const int r = j / 8, piece = j % 8;
-      const __nv_bfloat16 *src = x + size_t(r < rows ? r : 0) * k + (first + i) * kTile + piece * 8;
-      copy8_async(&st.x[r][piece * 8], src, r < rows);
-      copy8_async(&st.x[r][piece * 8 + 4], src + 4, r < rows);
-    }
-  };
-  // The first tiles' weights are constant data: they may load while the
-  // previous kernel finishes. One group a tile from here on, empty ones
-  // past the last, so that "tile i has landed" is always the same count.
-  for (int i = 0; i < kStages - 1 && i < count; ++i) stage_weights(i);
-  wait_for_previous();
-  start_next();
-  for (int i = 0; i < kStages - 1; ++i) {
-    if (i < count) stage_x(i);
-    copies_committed();
-  }
-  float acc[NT][CT][4] = {};
-  const int own = warp * 16 * CT;  // the warp's first column in the block
-  for (int i = 0; i < count; ++i) {
-    // Tile i has landed, and every warp is done with tile i - 1's stage,
-    // which tile i + kStages - 1 fills.
-    copies_pending_at_most<kStages - 2>();
-    __syncthreads();
-    if (i + kStages - 1 < count) {
-      stage_weights(i + kStages - 1);
-      stage_x(i + kStages - 1);
-    }
-    copies_committed();
-    const StagedTile<NT> &st = ring[i % kStages];
-    uint32_t a[CT][4][4];
-#pragma unroll
-    for (int c = 0; c < CT; ++c) {
-      const uint4 lo = *reinterpret_cast<const uint4 *>(&st.w[own + 16 * c + g][t * 16]);
-      const uint4 hi = *reinterpret_cast<const uint4 *>(&st.w[own + 16 * c + g + 8][t * 16]);
-      weight_fragments<W>(lo, hi, a[c]);
-    }
-#pragma unroll
-    for (int s = 0; s < 4; ++s) {
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        const uint2 h = *reinterpret_cast<const uint2 *>(&st.x[nt * 8 + g][t * 16 + 4 * s]);
-#pragma unroll
-        for (int c = 0; c < CT; ++c) mma_bf16(acc[nt][c], a[c][s][0], a[c][s][1], a[c][s][2], a[c][s][3], h.x, h.y);
-      }
-    }
-  }
-  store_parts<NT, CT>(acc, part + size_t(blockIdx.y) * rows * n, rows, n, block_col + own, g, t);
-}
-
 // y = (Σ_s part[s]) · scale, as bf16.
 __global__ void sum_parts_kernel(const float *__restrict__ part, const float *__restrict__ scale,
                                  __nv_bfloat16 *__restrict__ y, int rows, int n, int splits) {
@@ -283,40 +177,15 @@ cudaError_t launch_gemm(const void *x, const void *q, float *part, int rows, int
                         static_cast<const uint8_t *>(q), part, rows, n, k, per_split);
 }
 
-// The staged kernel's ring is past the 48 KB a block gets unasked: the
-// attribute is set at each launch, for the current device (a host call, not
-// a stream operation, so a graph capture may make it). A device that cannot
-// give that much runs the registers' pipeline: the same sums.
-template <GemvWeights W, int NT, int CT>
-cudaError_t launch_staged(const void *x, const void *q, float *part, int rows, int n, int k, int splits,
-                          cudaStream_t stream) {
-  if (cudaFuncSetAttribute(staged_gemm_kernel<W, NT, CT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           int(kStagedShared<NT>)) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return launch_gemm<W, NT, CT>(x, q, part, rows, n, k, splits, stream);
-  }
-  const int tiles = k / kTile, per_split = (tiles + splits - 1) / splits;
-  const dim3 grid((n + kColumns - 1) / kColumns, splits), block(kWarpsOf<CT> * kLanes);
-  return launch_chained(staged_gemm_kernel<W, NT, CT>, grid, block, kStagedShared<NT>, stream,
-                        static_cast<const __nv_bfloat16 *>(x), static_cast<const uint8_t *>(q), part, rows, n, k,
-                        per_split);
-}
-
 // Two column groups a warp from 33 to 64 rows (measured on an H200, x staged
 // in place: 1.1-1.9x faster at 64 rows, slower at 32; staged ahead: 1.0-1.4x
 // at 64, even at 32); past 64 their accumulators would not fit in registers.
 template <GemvWeights W>
 cudaError_t launch_rows(const void *x, const void *q, float *part, int rows, int n, int k, int splits,
-                        GemmPipeline pipeline, cudaStream_t stream) {
-  const bool staged = pipeline == GemmPipeline::kStaged;
-  if (rows <= 32)
-    return staged ? launch_staged<W, 4, 1>(x, q, part, rows, n, k, splits, stream)
-                  : launch_gemm<W, 4, 1>(x, q, part, rows, n, k, splits, stream);
-  if (rows <= 64)
-    return staged ? launch_staged<W, 8, 2>(x, q, part, rows, n, k, splits, stream)
-                  : launch_gemm<W, 8, 2>(x, q, part, rows, n, k, splits, stream);
-  return staged ? launch_staged<W, 16, 1>(x, q, part, rows, n, k, splits, stream)
-                : launch_gemm<W, 16, 1>(x, q, part, rows, n, k, splits, stream);
+                        cudaStream_t stream) {
+  if (rows <= 32) return launch_gemm<W, 4, 1>(x, q, part, rows, n, k, splits, stream);
+  if (rows <= 64) return launch_gemm<W, 8, 2>(x, q, part, rows, n, k, splits, stream);
+  return launch_gemm<W, 16, 1>(x, q, part, rows, n, k, splits, stream);
 }
 
 bool aligned16(const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -334,14 +203,13 @@ int64_t weight_only_gemm_workspace(int64_t rows, int64_t n, int64_t k) {
 }
 
 cudaError_t weight_only_gemm(const void *x, const void *q, const float *scale, void *y, float *workspace,
-                             int64_t rows, int64_t n, int64_t k, GemvWeights weights, GemmPipeline pipeline,
-                             cudaStream_t stream) {
+                             int64_t rows, int64_t n, int64_t k, GemvWeights weights, cudaStream_t stream) {
   if (!weight_only_gemm_fits(rows, n, k, x, q)) return cudaErrorInvalidValue;
   const int splits = splits_for(n, k);
   const cudaError_t e =
       weights == GemvWeights::kInt8
-          ? launch_rows<GemvWeights::kInt8>(x, q, workspace, int(rows), int(n), int(k), splits, pipeline, stream)
-          : launch_rows<GemvWeights::kFp8E4M3>(x, q, workspace, int(rows), int(n), int(k), splits, pipeline, stream);
+          ? launch_rows<GemvWeights::kInt8>(x, q, workspace, int(rows), int(n), int(k), splits, stream)
+          : launch_rows<GemvWeights::kFp8E4M3>(x, q, workspace, int(rows), int(n), int(k), splits, stream);
   if (e != cudaSuccess) return e;
   const int64_t total = rows * n;
   const int threads = 256;

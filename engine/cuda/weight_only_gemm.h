@@ -18,12 +18,6 @@
 
 namespace personaplex::cuda {
 
-// How a block's tiles reach the tensor cores: the weights a tile ahead in
-// registers and x through shared memory (the default), or both through a
-// ring of shared-memory stages several tiles ahead (PERSONAPLEX_GEMM_PIPELINE
-// =staged, chosen by nn/quantized_linear.cpp). The same sums, term for term.
-enum class GemmPipeline { kRegisters, kStaged };
-
 // The most rows of x one call takes.
 constexpr int64_t kGemmMaxRows = 128;
 
@@ -36,11 +30,10 @@ bool weight_only_gemm_fits(int64_t rows, int64_t n, int64_t k, const void *x, co
 int64_t weight_only_gemm_workspace(int64_t rows, int64_t n, int64_t k);
 
 // x bf16 [rows, k], q [n, k] (row-major), scale fp32 [n], y bf16 [rows, n],
-// workspace fp32 of weight_only_gemm_workspace(rows, n, k) elements (either
-// pipeline). Launches on `stream` (capturable in a CUDA graph); returns the
+// workspace fp32 of weight_only_gemm_workspace(rows, n, k) elements.
+// Launches on `stream` (capturable in a CUDA graph); returns the
 // launch's error.
 cudaError_t weight_only_gemm(const void *x, const void *q, const float *scale, void *y, float *workspace,
-                             int64_t rows, int64_t n, int64_t k, GemvWeights weights, GemmPipeline pipeline,
-                             cudaStream_t stream);
+                             int64_t rows, int64_t n, int64_t k, GemvWeights weights, cudaStream_t stream);
 
 }  // namespace personaplex::cuda

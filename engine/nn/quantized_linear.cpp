@@ -137,8 +137,11 @@ std::vector<int64_t> sizes_with_last(const at::Tensor &x, int64_t n) {
   return sizes;
 }
 
+// The most rows of x fp8 weights take on the tensor-core kernel.
+constexpr int64_t kFp8GemmMaxRows = 64;
+
 // Up to 16 rows against 8-bit weights, up to 128 rows of bf16 x against
-// int8 ones, and one or two rows of bf16 x against bf16 weights: the
+// int8 ones (64 against fp8 ones), and one or two rows of bf16 x against bf16 weights: the
 // weight-only kernels (the weights read once, widened in registers).
 // Nothing when the kernel does not take these tensors (or
 // PERSONAPLEX_NO_CUDA_KERNELS is set, to compare against libtorch's path).
@@ -148,12 +151,13 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
   const std::optional<GemvCall> c = gemv_call(x, w);
   if (!c) return std::nullopt;
   const auto [floats, weights, rows, n, k] = *c;
-  // Past 16 rows: int8 on the tensor-core kernel; fp8 on the fp8 matmul, or
-  // on the same kernel with PERSONAPLEX_FP8_GEMM=weight-only (no pass that
-  // quantizes the activations).
+  // Past 16 rows: int8 on the tensor-core kernel; fp8 on it too up to 64
+  // rows (measured faster than the scaled fp8 matmul there, slower at 128),
+  // beyond that or with PERSONAPLEX_FP8_GEMM=scaled-matmul on the fp8 matmul.
   const bool gemm = rows > personaplex::cuda::kGemvMaxRows;
   const bool gemm_weights = weights == GemvWeights::kInt8 ||
-                            (weights == GemvWeights::kFp8E4M3 && env_choice_is("PERSONAPLEX_FP8_GEMM", "weight-only"));
+                            (weights == GemvWeights::kFp8E4M3 && rows <= kFp8GemmMaxRows &&
+                             !env_choice_is("PERSONAPLEX_FP8_GEMM", "scaled-matmul"));
   if (gemm && (rows > personaplex::cuda::kGemmMaxRows || floats != GemvFloats::kBFloat16 || !gemm_weights))
     return std::nullopt;
   const at::Tensor x2 = x.reshape({rows, k}).contiguous();
@@ -167,11 +171,8 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
       return std::nullopt;
     at::Tensor parts =
         at::empty({personaplex::cuda::weight_only_gemm_workspace(rows, n, k)}, x.options().dtype(at::kFloat));
-    const auto pipeline = env_choice_is("PERSONAPLEX_GEMM_PIPELINE", "staged")
-                              ? personaplex::cuda::GemmPipeline::kStaged
-                              : personaplex::cuda::GemmPipeline::kRegisters;
     check_launch(personaplex::cuda::weight_only_gemm(x2.data_ptr(), w.weight.data_ptr(), scale_data, y.data_ptr(),
-                                                     parts.data_ptr<float>(), rows, n, k, weights, pipeline, stream));
+                                                     parts.data_ptr<float>(), rows, n, k, weights, stream));
   } else {
     if (!personaplex::cuda::weight_only_gemv_fits(rows, n, k, x2.data_ptr(), w.weight.data_ptr(), y.data_ptr()))
       return std::nullopt;
@@ -275,7 +276,7 @@ at::Tensor dequantize(const LinearWeight &w, at::ScalarType dtype) {
 
 std::optional<at::Tensor> linear_silu_gate(const at::Tensor &x, const LinearWeight &w) {
 #ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
-  if (x.is_cuda() && env_choice_is("PERSONAPLEX_SILU_GATE", "epilogue")) return gemv_silu_gate(x, w);
+  if (x.is_cuda() && !env_choice_is("PERSONAPLEX_SILU_GATE", "separate")) return gemv_silu_gate(x, w);
 #endif
   (void)x;
   (void)w;

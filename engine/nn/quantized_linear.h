@@ -11,11 +11,11 @@
 //   rows, computed as linear(x, q.to(x's dtype)) * scale: it saves memory,
 //   not time.
 // - fp8: q in float8 e4m3fn. On CUDA, up to 16 rows take the weight-only
-//   kernel as int8 does; more, one row-wise scaled fp8 matmul (activations
-//   quantized per row on the fly, output in x's dtype; needs a libtorch of
-//   2.5 or newer and a GPU of compute capability 8.9 or newer), or up to
-//   128 rows on int8's tensor-core kernel with PERSONAPLEX_FP8_GEMM=
-//   weight-only.
+//   kernel as int8 does, up to 64 rows of bf16 x int8's tensor-core kernel;
+//   more (or all past 16 with PERSONAPLEX_FP8_GEMM=scaled-matmul), one
+//   row-wise scaled fp8 matmul (activations quantized per row on the fly,
+//   output in x's dtype; needs a libtorch of 2.5 or newer and a GPU of
+//   compute capability 8.9 or newer).
 //   Elsewhere computed as int8 is. Needs a libtorch with float8 (2.1+).
 // - bf16 (as loaded): on CUDA with the engine's kernels, one or two rows of
 //   bf16 x take the same matrix-vector kernel; more, cuBLAS.
@@ -75,9 +75,10 @@ at::Tensor linear(const at::Tensor &x, const LinearWeight &w);
 
 // A gated MLP's input and its SiLU gate in one launch: with w [2 * hidden,
 // in] (the a and b halves), silu(a) * b [..., hidden], the same bits as
-// linear(x, w) followed by fused_silu_gate (nn/fused_ops.h). Nothing unless
-// PERSONAPLEX_SILU_GATE=epilogue is set and the matrix-vector kernel takes
-// x and w (one or two rows on CUDA; cuda/weight_only_gemv.h).
+// linear(x, w) followed by fused_silu_gate (nn/fused_ops.h). Nothing where
+// the matrix-vector kernel does not take x and w (it takes one or two rows
+// on CUDA; cuda/weight_only_gemv.h) or PERSONAPLEX_SILU_GATE=separate asks
+// for the two launches.
 std::optional<at::Tensor> linear_silu_gate(const at::Tensor &x, const LinearWeight &w);
 
 }  // namespace personaplex::nn
