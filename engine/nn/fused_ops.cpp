@@ -225,7 +225,8 @@ std::optional<at::Tensor> fused_ring_attention(const at::Tensor &qkv, const at::
   a.head_dim = int(D);
   a.slots = int(S);
   a.floats = floats_of(qkv);
-  a.clusters = env_choice_is("PERSONAPLEX_RING_ATTENTION", "clusters");  // cuda/ring_attention_clustered.h
+  // cuda/ring_attention_clustered.h unless PERSONAPLEX_RING_ATTENTION=single.
+  a.clusters = !env_choice_is("PERSONAPLEX_RING_ATTENTION", "single");
   check(cu::ring_attention(a, stream_of(qkv)), "ring attention");
   return out;
 }

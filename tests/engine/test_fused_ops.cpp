@@ -245,13 +245,13 @@ TEST(FusedOps, CudaLayerNormIsLibtorchs) {
 // The ring attention kernel against the engine's libtorch step (nn/rope.h,
 // nn/kv_cache.h, nn/attention.h) over many steps: the ring wraps, the
 // oldest slot drops out as the reference's labelling says, rows may sit at
-// different steps; Mimi's sizes included. Both kernels: the shipped one,
-// and the clustered one (PERSONAPLEX_RING_ATTENTION=clusters), which splits
-// few (row, head)s over a cluster's blocks on compute 9.0+.
+// different steps; Mimi's sizes included. Both kernels: the clustered one
+// (the default), which splits few (row, head)s over a cluster's blocks on
+// compute 9.0+, and the single-block one (PERSONAPLEX_RING_ATTENTION=single).
 TEST(FusedOps, CudaRingAttentionIsTheLibtorchStep) {
   if (!have_kernels()) GTEST_SKIP() << "no CUDA device, or a build without the kernels";
   at::manual_seed(17);
-  for (const char *kernel : {"shipped", "clusters"}) {
+  for (const char *kernel : {"", "single"}) {
     SCOPED_TRACE(kernel);
     const test::ScopedEnv chosen("PERSONAPLEX_RING_ATTENTION", kernel);
     for (const at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
