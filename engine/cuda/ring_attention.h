@@ -31,11 +31,12 @@ struct RingAttention {
   int rows = 0, queries = 0, heads = 0, head_dim = 0, slots = 0;
   bool steps_per_row = false;
   Floats floats = Floats::kBFloat16;  // activations, keys and values
-  // The kernel of ring_attention_clustered.h (the engine's default): a
-  // running softmax a warp, and at few (row, head)s their slots split over
-  // the blocks of a cluster (compute 9.0+). Measured on an H200 with Mimi
-  // bf16 at one row: encode 0.545 ms, decode 0.532 ms against 0.671 and
-  // 0.666 with the single-block kernel; the same at 8 and 64 rows.
+  // The kernel of ring_attention_clustered.h (nn/fused_ops.cpp asks for it
+  // unless PERSONAPLEX_RING_ATTENTION=single): a running softmax a warp, and
+  // at few (row, head)s their slots split over the blocks of a cluster
+  // (compute 9.0+). Measured on an H200 with Mimi bf16 at one row: encode
+  // 0.545 ms, decode 0.532 ms against 0.671 and 0.666 with the single-block
+  // kernel; the same at 8 and 64 rows.
   bool clusters = false;
 };
 

@@ -141,8 +141,9 @@ std::vector<int64_t> sizes_with_last(const at::Tensor &x, int64_t n) {
 constexpr int64_t kFp8GemmMaxRows = 64;
 
 // Up to 16 rows against 8-bit weights, up to 128 rows of bf16 x against
-// int8 ones (64 against fp8 ones), and one or two rows of bf16 x against bf16 weights: the
-// weight-only kernels (the weights read once, widened in registers).
+// int8 ones (64 against fp8 ones), and one or two rows of bf16 x against
+// bf16 weights: the weight-only kernels (the weights read once, widened in
+// registers).
 // Nothing when the kernel does not take these tensors (or
 // PERSONAPLEX_NO_CUDA_KERNELS is set, to compare against libtorch's path).
 std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w) {
