@@ -65,7 +65,7 @@ Conv1d::Conv1d(const ConvSpec &spec, at::Tensor weight, at::Tensor bias)
 at::Tensor Conv1d::conv(const at::Tensor &x) const {
   const int64_t stride = spec_.stride, padding = 0, dilation = spec_.dilation;
   const int64_t frames = (x.size(2) - effective_kernel()) / stride + 1;
-  if (conv_as_product_chosen(frames, spec_.groups))
+  if (conv_as_product_chosen(frames, spec_.groups, x.is_cuda()))
     return conv_as_product(x, weight_, bias_, stride, dilation);
   // A channels-last filter gives a channels-last output: made plain again
   // for the layers after it.
@@ -207,7 +207,7 @@ at::Tensor ConvTranspose1d::convtr(const at::Tensor &x) const {
   const ConvSpec &s = spec_;
   if (s.groups == s.in_channels && s.groups == s.out_channels && s.kernel_size % s.stride == 0)
     return depthwise_convtr(x, weight_, bias_, s.stride);
-  if (conv_as_product_chosen(x.size(2), s.groups))
+  if (conv_transpose_as_product_chosen(x.size(0), x.size(2), s.groups, x.is_cuda()))
     return conv_transpose_as_product(x, weight_, bias_, s.stride);
   const int64_t stride = spec_.stride, zero = 0, one = 1;
   auto run = [&](const at::Tensor &in, const at::Tensor &w, const at::Tensor &b) {

@@ -5,9 +5,25 @@
 
 namespace personaplex::mimi {
 
-bool conv_as_product_chosen(int64_t length, int64_t groups) {
-  return env_choice_is("PERSONAPLEX_DEEP_CONV", "product") && groups == 1 && length > 0 &&
-         length <= kConvProductMaxLength;
+namespace {
+
+// The product where it fits and where chosen: by default on CUDA when
+// `by_default` holds.
+bool product_chosen(int64_t length, int64_t groups, bool cuda, bool by_default) {
+  if (groups != 1 || length <= 0 || length > kConvProductMaxLength) return false;
+  if (env_choice_is("PERSONAPLEX_DEEP_CONV", "product")) return true;
+  if (env_choice_is("PERSONAPLEX_DEEP_CONV", "libtorch")) return false;
+  return cuda && by_default;
+}
+
+}  // namespace
+
+bool conv_as_product_chosen(int64_t length, int64_t groups, bool cuda) {
+  return product_chosen(length, groups, cuda, true);
+}
+
+bool conv_transpose_as_product_chosen(int64_t batch, int64_t length, int64_t groups, bool cuda) {
+  return product_chosen(length, groups, cuda, batch * length <= kConvProductMaxLength);
 }
 
 at::Tensor conv_as_product(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &bias, int64_t stride,

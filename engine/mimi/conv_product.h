@@ -7,10 +7,15 @@
 // (nn/quantized_linear.h chooses). A transposed convolution with few inputs
 // likewise: each input's contributions to its K outputs as one product with
 // the stored filter, then added where they overlap (col2im).
-// PERSONAPLEX_DEEP_CONV=product takes them for at most kConvProductMaxLength
-// outputs a row (inputs, transposed), to measure it; not yet the default: it
-// has not run on a GPU. The rule is the layer's, not the batch's, so that a
-// stream alone and in a batch take the same path.
+// On CUDA the product is the default (measured on an H100 with bf16: Mimi at
+// one row 0.47 / 0.49 ms each way against 0.57 / 0.57 with cuDNN) for every
+// convolution of at most kConvProductMaxLength outputs a row (it is faster at
+// 64 rows too), and for a transposed one of at most kConvProductMaxLength
+// inputs in the whole batch: at 64 rows its overlaps' sum (col2im) made the
+// decoder slower than cuDNN (2.10 against 1.79 ms). The CPU keeps libtorch's
+// convolutions (not measured there). PERSONAPLEX_DEEP_CONV=product takes the
+// product for every layer within the length on any device,
+// PERSONAPLEX_DEEP_CONV=libtorch never.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -21,9 +26,13 @@ namespace personaplex::mimi {
 
 constexpr int64_t kConvProductMaxLength = 16;
 
-// Whether a convolution of `length` outputs a row (a transposed one: inputs)
-// with these groups goes through conv_as_product (conv_transpose_as_product).
-bool conv_as_product_chosen(int64_t length, int64_t groups);
+// Whether a convolution of `length` outputs a row with these groups, on CUDA
+// or not, goes through conv_as_product.
+bool conv_as_product_chosen(int64_t length, int64_t groups, bool cuda);
+
+// Whether a transposed convolution of `batch` rows of `length` inputs goes
+// through conv_transpose_as_product.
+bool conv_transpose_as_product_chosen(int64_t batch, int64_t length, int64_t groups, bool cuda);
 
 // conv1d(x, weight, bias, stride, no padding, dilation) for x [B, C_in, T]
 // and weight [C_out, C_in, K] (contiguous): [B, C_out, frames], contiguous.

@@ -215,11 +215,34 @@ TEST(MimiConv, ProductIsTheConvolution) {
       EXPECT_TRUE(at::allclose(got, want, 1e-4, 1e-5));
     }
   }
-  const personaplex::test::ScopedEnv chosen("PERSONAPLEX_DEEP_CONV", "product");
-  EXPECT_TRUE(conv_as_product_chosen(16, 1));
-  EXPECT_FALSE(conv_as_product_chosen(17, 1));
-  EXPECT_FALSE(conv_as_product_chosen(0, 1));
-  EXPECT_FALSE(conv_as_product_chosen(2, 2));  // groups: not a single product
+}
+
+// Which layers take the product: by default on CUDA the short ones, and of
+// the transposed ones only those short over the whole batch; never past the
+// length or with groups; the environment forces either way.
+TEST(MimiConv, ProductChosen) {
+  {
+    const personaplex::test::ScopedEnv shipped("PERSONAPLEX_DEEP_CONV", "");
+    EXPECT_TRUE(conv_as_product_chosen(16, 1, true));
+    EXPECT_TRUE(conv_transpose_as_product_chosen(1, 16, 1, true));
+    EXPECT_FALSE(conv_transpose_as_product_chosen(2, 16, 1, true));  // 32 inputs: libtorch's
+    EXPECT_TRUE(conv_transpose_as_product_chosen(16, 1, 1, true));
+    EXPECT_FALSE(conv_as_product_chosen(16, 1, false));  // the CPU: libtorch's
+    EXPECT_FALSE(conv_transpose_as_product_chosen(1, 1, 1, false));
+  }
+  {
+    const personaplex::test::ScopedEnv chosen("PERSONAPLEX_DEEP_CONV", "product");
+    for (const bool cuda : {false, true}) {
+      EXPECT_TRUE(conv_as_product_chosen(16, 1, cuda));
+      EXPECT_TRUE(conv_transpose_as_product_chosen(64, 1, 1, cuda));
+      EXPECT_FALSE(conv_as_product_chosen(17, 1, cuda));
+      EXPECT_FALSE(conv_as_product_chosen(0, 1, cuda));
+      EXPECT_FALSE(conv_as_product_chosen(2, 2, cuda));  // groups: not a single product
+    }
+  }
+  const personaplex::test::ScopedEnv never("PERSONAPLEX_DEEP_CONV", "libtorch");
+  EXPECT_FALSE(conv_as_product_chosen(1, 1, true));
+  EXPECT_FALSE(conv_transpose_as_product_chosen(1, 1, 1, true));
 }
 
 // The convolution kernels (mimi/fused_conv.h) chosen for a part of a test

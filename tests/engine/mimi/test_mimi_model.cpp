@@ -184,14 +184,16 @@ TEST_F(TinyMimi, RandomWeightsHaveTheReleasedLayout) {
 // Choices of how libtorch runs the convolutions that change no code and no
 // sample beyond rounding, on the CPU and on CUDA: channels-last filters
 // (mimi/conv_filters.h), chosen at load, and the deep layers as products
-// (mimi/conv_product.h), chosen at each step.
+// (mimi/conv_product.h), chosen at each step (by default on CUDA: forced
+// either way here).
 TEST(MimiConvChoices, CodeTheSame) {
   const std::string dir = test::write_tiny_mimi(test::tiny_mimi_config());
   std::vector<at::Device> devices = {at::Device(at::kCPU)};
   if (at::hasCUDA()) devices.push_back(at::Device(at::kCUDA, 0));
   for (const at::Device &device : devices) {
     for (const auto &[name, value] : {std::pair{"PERSONAPLEX_CONV_FILTERS", "nhwc"},
-                                      std::pair{"PERSONAPLEX_DEEP_CONV", "product"}}) {
+                                      std::pair{"PERSONAPLEX_DEEP_CONV", "product"},
+                                      std::pair{"PERSONAPLEX_DEEP_CONV", "libtorch"}}) {
       SCOPED_TRACE(device.str() + " " + name + "=" + value);
       auto plain = Mimi::load(dir + "/weights.safetensors", dir + "/config.json", device, at::kFloat);
       const test::ScopedEnv chosen(name, value);
