@@ -17,7 +17,8 @@ arrive, and are answered, in bursts).
 Per session: handshake_s (connect to the 0x00 message: the prompts), then
 for the agent's audio pages (one per 80 ms frame, after the two header
 pages): first_audio_s (after the handshake), pages, pages_per_s over the
-call, max_gap_ms between two pages (max_gap_after_1s_ms: after its first second),
+call, max_gap_ms between two pages (max_gap_after_1s_ms: after its first second,
+max_gap_after_1s_at_s: when, in seconds after the first page),
 text_pieces, and error / close when the server ended the call ("connection
 lost", with lost_after_s, when the connection closed without a websocket
 close). Only the Python standard library is needed.
@@ -201,8 +202,11 @@ async def converse(args, index, pages):
         gaps = [b - a for a, b in zip(frames, frames[1:])]
         result["max_gap_ms"] = round(1000 * max(gaps), 1) if gaps else None
         # Past the first second (the codec's first frames), the call's continuity.
-        later = [b - a for a, b in zip(frames, frames[1:]) if a >= frames[0] + 1.0]
-        result["max_gap_after_1s_ms"] = round(1000 * max(later), 1) if later else None
+        later = [(b - a, a - frames[0]) for a, b in zip(frames, frames[1:]) if a >= frames[0] + 1.0]
+        if later:
+            gap, at = max(later)
+            result["max_gap_after_1s_ms"] = round(1000 * gap, 1)
+            result["max_gap_after_1s_at_s"] = round(at, 2)  # seconds after the first page
         # Where the long ones were: (seconds after the first page, ms).
         result["gaps_over_200ms"] = [(round(a - frames[0], 2), round(1000 * (b - a)))
                                      for a, b in zip(frames, frames[1:]) if b - a > 0.2][:20]
@@ -232,6 +236,7 @@ async def main_async(args):
         summary["max_gap_ms"] = max(r.get("max_gap_ms") or 0 for r in ok)
         summary["max_gap_after_1s_ms"] = max(r.get("max_gap_after_1s_ms") or 0 for r in ok)
         summary["max_gap_after_1s_ms_median"] = median([r.get("max_gap_after_1s_ms") or 0 for r in ok])
+        summary["max_gap_after_1s_at_s_median"] = median([r.get("max_gap_after_1s_at_s") or 0 for r in ok])
     print(json.dumps({"summary": summary, "sessions": results}, indent=1))
     return 0 if len(ok) == args.sessions else 1
 
