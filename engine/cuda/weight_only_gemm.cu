@@ -1,10 +1,13 @@
 #include "cuda/weight_only_gemm.h"
 
+#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 
+#include "core/env_choice.h"
 #include "cuda/chained_launch.cuh"
 #include "cuda/widen_mma.cuh"
 
@@ -54,6 +57,48 @@ __device__ __forceinline__ void store_parts(const float (&acc)[NT][CT][4], float
   }
 }
 
+// A block's sums in shared memory, fp32 [NT * 8][kSumStride]: rows 2t and
+// 2t + 1 of a warp's lanes land 8 banks apart.
+constexpr int kSumStride = kColumns + 4;
+
+// The blocks of a cluster (one a split of k, compute 9.0+) put their sums in
+// their shared memory; each then adds up its share of the 128 columns' rows
+// over every block's, through distributed shared memory, and writes them
+// scaled as bf16: no parts in global memory, no second kernel.
+template <int NT, int CT>
+__device__ __forceinline__ void sum_in_cluster(const float (&acc)[NT][CT][4], float *sums, const float *scale,
+                                               __nv_bfloat16 *y, int rows, int n, int column_block, int warp, int g,
+                                               int t) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  namespace cg = cooperative_groups;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+    for (int c = 0; c < CT; ++c) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int r = nt * 8 + 2 * t, cl = warp * 16 * CT + 16 * c + g + 8 * h;
+        sums[r * kSumStride + cl] = acc[nt][c][2 * h];
+        sums[(r + 1) * kSumStride + cl] = acc[nt][c][2 * h + 1];
+      }
+    }
+  }
+  cg::cluster_group cluster = cg::this_cluster();
+  cluster.sync();  // every block's sums written
+  const int blocks = int(cluster.num_blocks()), rank = int(cluster.block_rank());
+  for (int o = rank * int(blockDim.x) + int(threadIdx.x); o < rows * kColumns; o += blocks * int(blockDim.x)) {
+    const int r = o / kColumns, cl = o % kColumns, cc = column_block * kColumns + cl;
+    if (cc >= n) continue;
+    float sum = 0.0f;
+    for (int b = 0; b < blocks; ++b) sum += cluster.map_shared_rank(sums, b)[r * kSumStride + cl];
+    y[size_t(r) * n + cc] = __float2bfloat16(sum * scale[cc]);
+  }
+  cluster.sync();  // no block leaves while another reads its sums
+#else
+  __trap();  // launched on compute 9.0+ only
+#endif
+}
+
 // Blocks of 128 columns, and k split into `splits` ranges of whole tiles:
 // block (c, s) sums x · qᵀ over its range into part[s] (fp32 [rows, n]).
 // The block stages x [NT * 8 rows, 64] in shared memory a tile ahead:
@@ -66,19 +111,26 @@ __device__ __forceinline__ void store_parts(const float (&acc)[NT][CT][4], float
 // bytes 4s..4s+3, in the weights and in x alike). Each x fragment read from
 // shared memory serves the CT groups: with two, half the shared-memory
 // reads per weight byte.
-template <GemvWeights W, int NT, int CT>
+template <GemvWeights W, int NT, int CT, int DEPTH, bool kClustered>
 __global__ void __launch_bounds__(kWarpsOf<CT> *kLanes)
-    gemm_kernel(const __nv_bfloat16 *__restrict__ x, const uint8_t *__restrict__ q, float *__restrict__ part, int rows,
-                int n, int k, int tiles_per_split) {
+    gemm_kernel(const __nv_bfloat16 *__restrict__ x, const uint8_t *__restrict__ q, float *__restrict__ part,
+                const float *__restrict__ scale, __nv_bfloat16 *__restrict__ y, int rows, int n, int k,
+                int tiles_per_split) {
   wait_for_previous();
   start_next();
   constexpr int kThreads = kWarpsOf<CT> * kLanes;
-  __shared__ __align__(16) __nv_bfloat16 xs[2][NT * 8][kRowStride];
+  using Staged = __nv_bfloat16[2][NT * 8][kRowStride];
+  // In a cluster the staging buffers then hold the block's sums.
+  constexpr size_t kSums = sizeof(float) * NT * 8 * kSumStride;
+  constexpr size_t kBytes = kClustered && kSums > sizeof(Staged) ? kSums : sizeof(Staged);
+  __shared__ __align__(16) unsigned char shared[kBytes];
+  Staged &xs = *reinterpret_cast<Staged *>(shared);
   const int warp = threadIdx.x / kLanes, lane = threadIdx.x % kLanes;
   const int g = lane / 4, t = lane % 4;
-  const int col = blockIdx.x * kColumns + warp * 16 * CT;
+  const int split = kClustered ? blockIdx.x : blockIdx.y, column_block = kClustered ? blockIdx.y : blockIdx.x;
+  const int col = column_block * kColumns + warp * 16 * CT;
   const int tiles = k / kTile;
-  const int first = blockIdx.y * tiles_per_split, last = min(tiles, first + tiles_per_split);
+  const int first = split * tiles_per_split, last = min(tiles, first + tiles_per_split);
   const uint4 *wa[CT], *wb[CT];
 #pragma unroll
   for (int c = 0; c < CT; ++c) {
@@ -86,14 +138,18 @@ __global__ void __launch_bounds__(kWarpsOf<CT> *kLanes)
     wb[c] = reinterpret_cast<const uint4 *>(q + size_t(min(col + 16 * c + g + 8, n - 1)) * k) + t;
   }
   float acc[NT][CT][4] = {};
-  // The next tile's weights are loaded while this one's are used: twice the
-  // bytes in flight.
-  uint4 va[CT], vb[CT];
+  // The weights of the next DEPTH tiles are loaded while this one's are
+  // used: DEPTH + 1 tiles' bytes in flight. ahead[0] is this tile's.
+  uint4 ahead[DEPTH][CT][2];
+  auto load = [&](int tile, uint4(&v)[CT][2]) {
 #pragma unroll
-  for (int c = 0; c < CT; ++c) {
-    va[c] = vb[c] = make_uint4(0, 0, 0, 0);
-    if (first < last) va[c] = __ldg(wa[c] + first * 4), vb[c] = __ldg(wb[c] + first * 4);
-  }
+    for (int c = 0; c < CT; ++c) {
+      v[c][0] = v[c][1] = make_uint4(0, 0, 0, 0);
+      if (tile < last) v[c][0] = __ldg(wa[c] + tile * 4), v[c][1] = __ldg(wb[c] + tile * 4);
+    }
+  };
+#pragma unroll
+  for (int d = 0; d < DEPTH; ++d) load(first + d, ahead[d]);
   // x's tile into buffer `buf`: 8 16-byte pieces a row, copied as two
   // 8-byte halves (a padded row's start is 8-byte aligned only).
   auto stage = [&](int tile, int buf) {
@@ -108,13 +164,8 @@ __global__ void __launch_bounds__(kWarpsOf<CT> *kLanes)
   if (first < last) stage(first, 0);
   for (int tile = first; tile < last; ++tile) {
     const int buf = (tile - first) & 1;
-    uint4 next_a[CT], next_b[CT];
-#pragma unroll
-    for (int c = 0; c < CT; ++c) {
-      next_a[c] = va[c];
-      next_b[c] = vb[c];
-      if (tile + 1 < last) next_a[c] = __ldg(wa[c] + (tile + 1) * 4), next_b[c] = __ldg(wb[c] + (tile + 1) * 4);
-    }
+    uint4 incoming[CT][2];
+    load(tile + DEPTH, incoming);
     // This tile's x has landed, and every warp is done with the other
     // buffer (the last tile's): the next tile's copies may start.
     copies_done();
@@ -122,7 +173,7 @@ __global__ void __launch_bounds__(kWarpsOf<CT> *kLanes)
     if (tile + 1 < last) stage(tile + 1, buf ^ 1);
     uint32_t a[CT][4][4];
 #pragma unroll
-    for (int c = 0; c < CT; ++c) weight_fragments<W>(va[c], vb[c], a[c]);
+    for (int c = 0; c < CT; ++c) weight_fragments<W>(ahead[0][c][0], ahead[0][c][1], a[c]);
 #pragma unroll
     for (int s = 0; s < 4; ++s) {
 #pragma unroll
@@ -133,12 +184,19 @@ __global__ void __launch_bounds__(kWarpsOf<CT> *kLanes)
       }
     }
 #pragma unroll
-    for (int c = 0; c < CT; ++c) {
-      va[c] = next_a[c];
-      vb[c] = next_b[c];
+    for (int d = 0; d + 1 < DEPTH; ++d) {
+#pragma unroll
+      for (int c = 0; c < CT; ++c) ahead[d][c][0] = ahead[d + 1][c][0], ahead[d][c][1] = ahead[d + 1][c][1];
     }
+#pragma unroll
+    for (int c = 0; c < CT; ++c) ahead[DEPTH - 1][c][0] = incoming[c][0], ahead[DEPTH - 1][c][1] = incoming[c][1];
   }
-  store_parts<NT, CT>(acc, part + size_t(blockIdx.y) * rows * n, rows, n, col, g, t);
+  if constexpr (kClustered) {
+    __syncthreads();  // every warp is done with the staged x
+    sum_in_cluster<NT, CT>(acc, reinterpret_cast<float *>(shared), scale, y, rows, n, column_block, warp, g, t);
+  } else {
+    store_parts<NT, CT>(acc, part + size_t(split) * rows * n, rows, n, col, g, t);
+  }
 }
 
 // y = (Σ_s part[s]) · scale, as bf16.
@@ -153,39 +211,97 @@ __global__ void sum_parts_kernel(const float *__restrict__ part, const float *__
   y[i] = __float2bfloat16(sum * scale[i % n]);
 }
 
-int sm_count() {
-  int device = 0, sms = 0;
+struct Device {
+  int sms = 1, major = 0;
+};
+
+Device current_device() {
+  Device d;
+  int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
-    return 1;
-  return sms;
+      cudaDeviceGetAttribute(&d.sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&d.major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess)
+    return Device{};
+  return d;
 }
 
-// Splits of k: enough blocks for two per SM, each at least two tiles long.
-int splits_for(int64_t n, int64_t k) {
+// How a call runs: k split `splits` ways, the parts summed by a second
+// kernel through the workspace, or (`clustered`) within a cluster of the
+// splits' blocks.
+struct Plan {
+  int splits = 1;
+  bool clustered = false;
+};
+
+// Blocks an SM is meant to hold: 2, or PERSONAPLEX_GEMM_BLOCKS_PER_SM (1 to
+// 8), to measure.
+int64_t blocks_per_sm() {
+  const int chosen = std::atoi(env_choice("PERSONAPLEX_GEMM_BLOCKS_PER_SM"));
+  return chosen >= 1 && chosen <= 8 ? chosen : 2;
+}
+
+// The most blocks of a portable cluster.
+constexpr int64_t kMaxClusterBlocks = 8;
+
+// Splits of k: enough blocks for blocks_per_sm() per SM, each at least two
+// tiles long; summed in clusters (compute 9.0+, up to 64 rows, at most a
+// portable cluster's blocks) with PERSONAPLEX_GEMM_SPLITS=cluster, to
+// measure.
+Plan plan_for(int64_t rows, int64_t n, int64_t k) {
+  const Device d = current_device();
   const int64_t column_blocks = (n + kColumns - 1) / kColumns, tiles = k / kTile;
-  const int64_t wanted = (2 * sm_count() + column_blocks - 1) / column_blocks;
-  return int(std::max<int64_t>(1, std::min<int64_t>(wanted, tiles / 2)));
+  const int64_t wanted = (blocks_per_sm() * d.sms + column_blocks - 1) / column_blocks;
+  Plan p;
+  p.splits = int(std::max<int64_t>(1, std::min<int64_t>(wanted, tiles / 2)));
+  p.clustered = d.major >= 9 && rows <= 64 && env_choice_is("PERSONAPLEX_GEMM_SPLITS", "cluster");
+  if (p.clustered) p.splits = int(std::min<int64_t>(p.splits, kMaxClusterBlocks));
+  return p;
 }
 
-template <GemvWeights W, int NT, int CT>
-cudaError_t launch_gemm(const void *x, const void *q, float *part, int rows, int n, int k, int splits,
-                        cudaStream_t stream) {
-  const int tiles = k / kTile, per_split = (tiles + splits - 1) / splits;
-  const dim3 grid((n + kColumns - 1) / kColumns, splits), block(kWarpsOf<CT> * kLanes);
-  return launch_chained(gemm_kernel<W, NT, CT>, grid, block, 0, stream, static_cast<const __nv_bfloat16 *>(x),
-                        static_cast<const uint8_t *>(q), part, rows, n, k, per_split);
+struct Call {
+  const void *x, *q;
+  const float *scale;
+  void *y;
+  float *part;
+  int rows, n, k;
+};
+
+template <GemvWeights W, int NT, int CT, int DEPTH>
+cudaError_t launch_gemm(const Call &c, const Plan &p, cudaStream_t stream) {
+  const int tiles = c.k / kTile, per_split = (tiles + p.splits - 1) / p.splits;
+  const unsigned column_blocks = unsigned((c.n + kColumns - 1) / kColumns);
+  const dim3 block(kWarpsOf<CT> * kLanes);
+  const auto *x = static_cast<const __nv_bfloat16 *>(c.x);
+  const auto *q = static_cast<const uint8_t *>(c.q);
+  auto *y = static_cast<__nv_bfloat16 *>(c.y);
+  if (p.clustered) {
+    if constexpr (NT <= 8) {
+      return launch_chained_clusters(gemm_kernel<W, NT, CT, DEPTH, true>, dim3(p.splits, column_blocks), block, 0,
+                                     stream, unsigned(p.splits), x, q, c.part, c.scale, y, c.rows, c.n, c.k,
+                                     per_split);
+    }
+    return cudaErrorInvalidValue;
+  }
+  return launch_chained(gemm_kernel<W, NT, CT, DEPTH, false>, dim3(column_blocks, p.splits), block, 0, stream, x, q,
+                        c.part, c.scale, y, c.rows, c.n, c.k, per_split);
 }
 
 // Two column groups a warp from 33 to 64 rows (measured on an H200, x staged
 // in place: 1.1-1.9x faster at 64 rows, slower at 32; staged ahead: 1.0-1.4x
 // at 64, even at 32); past 64 their accumulators would not fit in registers.
+template <GemvWeights W, int DEPTH>
+cudaError_t launch_rows(const Call &c, const Plan &p, cudaStream_t stream) {
+  if (c.rows <= 32) return launch_gemm<W, 4, 1, DEPTH>(c, p, stream);
+  if (c.rows <= 64) return launch_gemm<W, 8, 2, DEPTH>(c, p, stream);
+  return launch_gemm<W, 16, 1, DEPTH>(c, p, stream);
+}
+
+// The weights one tile ahead, or two with PERSONAPLEX_GEMM_PREFETCH=2 (to
+// measure).
 template <GemvWeights W>
-cudaError_t launch_rows(const void *x, const void *q, float *part, int rows, int n, int k, int splits,
-                        cudaStream_t stream) {
-  if (rows <= 32) return launch_gemm<W, 4, 1>(x, q, part, rows, n, k, splits, stream);
-  if (rows <= 64) return launch_gemm<W, 8, 2>(x, q, part, rows, n, k, splits, stream);
-  return launch_gemm<W, 16, 1>(x, q, part, rows, n, k, splits, stream);
+cudaError_t launch_depth(const Call &c, const Plan &p, cudaStream_t stream) {
+  if (env_choice_is("PERSONAPLEX_GEMM_PREFETCH", "2")) return launch_rows<W, 2>(c, p, stream);
+  return launch_rows<W, 1>(c, p, stream);
 }
 
 bool aligned16(const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -199,22 +315,22 @@ bool weight_only_gemm_fits(int64_t rows, int64_t n, int64_t k, const void *x, co
 }
 
 int64_t weight_only_gemm_workspace(int64_t rows, int64_t n, int64_t k) {
-  return int64_t(splits_for(n, k)) * rows * n;
+  const Plan p = plan_for(rows, n, k);
+  return p.clustered ? 0 : int64_t(p.splits) * rows * n;
 }
 
 cudaError_t weight_only_gemm(const void *x, const void *q, const float *scale, void *y, float *workspace,
                              int64_t rows, int64_t n, int64_t k, GemvWeights weights, cudaStream_t stream) {
   if (!weight_only_gemm_fits(rows, n, k, x, q)) return cudaErrorInvalidValue;
-  const int splits = splits_for(n, k);
-  const cudaError_t e =
-      weights == GemvWeights::kInt8
-          ? launch_rows<GemvWeights::kInt8>(x, q, workspace, int(rows), int(n), int(k), splits, stream)
-          : launch_rows<GemvWeights::kFp8E4M3>(x, q, workspace, int(rows), int(n), int(k), splits, stream);
-  if (e != cudaSuccess) return e;
+  const Plan p = plan_for(rows, n, k);
+  const Call c{x, q, scale, y, workspace, int(rows), int(n), int(k)};
+  const cudaError_t e = weights == GemvWeights::kInt8 ? launch_depth<GemvWeights::kInt8>(c, p, stream)
+                                                      : launch_depth<GemvWeights::kFp8E4M3>(c, p, stream);
+  if (e != cudaSuccess || p.clustered) return e;
   const int64_t total = rows * n;
   const int threads = 256;
   return launch_chained(sum_parts_kernel, dim3(unsigned((total + threads - 1) / threads)), dim3(threads), 0, stream,
-                        workspace, scale, static_cast<__nv_bfloat16 *>(y), int(rows), int(n), splits);
+                        workspace, scale, static_cast<__nv_bfloat16 *>(y), int(rows), int(n), p.splits);
 }
 
 }  // namespace personaplex::cuda

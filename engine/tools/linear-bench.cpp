@@ -12,7 +12,7 @@
 // copies are one captured graph, so that the time is the kernels' and not
 // the host's. Prints one JSON object: per rows and shape, each format's
 // microseconds a call and weight bytes read per second. The engine's choices
-// that change these products (PERSONAPLEX_FP8_GEMM,
+// that change these products (PERSONAPLEX_FP8_GEMM, PERSONAPLEX_GEMM_*,
 // PERSONAPLEX_NO_CUDA_KERNELS) are read from the environment and echoed.
 #include <ATen/ATen.h>
 
@@ -139,7 +139,8 @@ int run(const Options &o) {
     }
   }
   nlohmann::json choices = nlohmann::json::object();
-  for (const char *name : {"PERSONAPLEX_FP8_GEMM", "PERSONAPLEX_NO_CUDA_KERNELS"})
+  for (const char *name : {"PERSONAPLEX_FP8_GEMM", "PERSONAPLEX_GEMM_PREFETCH", "PERSONAPLEX_GEMM_BLOCKS_PER_SM",
+                           "PERSONAPLEX_GEMM_SPLITS", "PERSONAPLEX_NO_CUDA_KERNELS"})
     choices[name] = env_choice(name);
   const nlohmann::json out = {{"device", bench::device_name(device)},
                               {"dtype", std::string(at::toString(default_dtype(device)))},

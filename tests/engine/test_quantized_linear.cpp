@@ -161,6 +161,26 @@ TEST(QuantizedLinear, CudaRowsAreTheDequantizedWeightsLinear) {
   }
 }
 
+// On a GPU: the tensor-core kernel's choices kept for measuring (weights
+// two tiles ahead, more blocks an SM, k's parts summed within a cluster)
+// give the dequantized weights' linear too.
+TEST(QuantizedLinear, CudaGemmChoicesAreTheDequantizedWeightsLinear) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  const at::Device cuda(at::kCUDA);
+  at::manual_seed(12);
+  std::vector<WeightFormat> formats = {WeightFormat::kInt8};
+  if (float8_available()) formats.push_back(WeightFormat::kFp8);
+  for (const auto &[name, value] : {std::pair{"PERSONAPLEX_GEMM_PREFETCH", "2"},
+                                    std::pair{"PERSONAPLEX_GEMM_BLOCKS_PER_SM", "3"},
+                                    std::pair{"PERSONAPLEX_GEMM_SPLITS", "cluster"}}) {
+    const test::ScopedEnv chosen(name, value);
+    for (const WeightFormat f : formats) {
+      SCOPED_TRACE(std::string(name) + "=" + value + " " + weight_format_name(f));
+      expect_rows_are_the_dequantized_linear(f, cuda, true);
+    }
+  }
+}
+
 // On a GPU: bf16 weights as loaded. One or two rows of bf16 x take the
 // matrix-vector kernel where the build has it, more go to cuBLAS; all are
 // the fp32 product within bf16 rounding, and a row's result does not
