@@ -233,26 +233,27 @@ struct Plan {
   bool clustered = false;
 };
 
-// Blocks an SM is meant to hold: 2, or PERSONAPLEX_GEMM_BLOCKS_PER_SM (1 to
-// 8), to measure.
-int64_t blocks_per_sm() {
+// Splits of k for `column_blocks` blocks of columns: enough blocks for two
+// an SM, or with PERSONAPLEX_GEMM_BLOCKS_PER_SM=N (1 to 8, to measure) as
+// many as N an SM hold in one wave (the kernel for 33-64 rows fits 3: its
+// registers).
+int64_t wanted_splits(int64_t column_blocks, int sms) {
   const int chosen = std::atoi(env_choice("PERSONAPLEX_GEMM_BLOCKS_PER_SM"));
-  return chosen >= 1 && chosen <= 8 ? chosen : 2;
+  if (chosen >= 1 && chosen <= 8) return chosen * sms / column_blocks;
+  return (2 * sms + column_blocks - 1) / column_blocks;
 }
 
 // The most blocks of a portable cluster.
 constexpr int64_t kMaxClusterBlocks = 8;
 
-// Splits of k: enough blocks for blocks_per_sm() per SM, each at least two
-// tiles long; summed in clusters (compute 9.0+, up to 64 rows, at most a
-// portable cluster's blocks) with PERSONAPLEX_GEMM_SPLITS=cluster, to
-// measure.
+// Splits of k: wanted_splits, each at least two tiles long; summed in
+// clusters (compute 9.0+, up to 64 rows, at most a portable cluster's
+// blocks) with PERSONAPLEX_GEMM_SPLITS=cluster, to measure.
 Plan plan_for(int64_t rows, int64_t n, int64_t k) {
   const Device d = current_device();
   const int64_t column_blocks = (n + kColumns - 1) / kColumns, tiles = k / kTile;
-  const int64_t wanted = (blocks_per_sm() * d.sms + column_blocks - 1) / column_blocks;
   Plan p;
-  p.splits = int(std::max<int64_t>(1, std::min<int64_t>(wanted, tiles / 2)));
+  p.splits = int(std::max<int64_t>(1, std::min<int64_t>(wanted_splits(column_blocks, d.sms), tiles / 2)));
   p.clustered = d.major >= 9 && rows <= 64 && env_choice_is("PERSONAPLEX_GEMM_SPLITS", "cluster");
   if (p.clustered) p.splits = int(std::min<int64_t>(p.splits, kMaxClusterBlocks));
   return p;
