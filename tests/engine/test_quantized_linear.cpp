@@ -139,6 +139,13 @@ void expect_rows_are_the_dequantized_linear(WeightFormat f, const at::Device &de
   }
 }
 
+// int8, and fp8 where this libtorch has it.
+std::vector<WeightFormat> eight_bit_formats() {
+  std::vector<WeightFormat> formats = {WeightFormat::kInt8};
+  if (float8_available()) formats.push_back(WeightFormat::kFp8);
+  return formats;
+}
+
 }  // namespace
 
 // On a GPU: a few rows against 8-bit weights (the weight-only kernel where
@@ -150,11 +157,9 @@ TEST(QuantizedLinear, CudaRowsAreTheDequantizedWeightsLinear) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   const at::Device cuda(at::kCUDA);
   at::manual_seed(11);
-  std::vector<WeightFormat> formats = {WeightFormat::kInt8};
-  if (float8_available()) formats.push_back(WeightFormat::kFp8);
   for (const char *fp8_gemm : {"", "scaled-matmul"}) {
     const test::ScopedEnv chosen_fp8("PERSONAPLEX_FP8_GEMM", fp8_gemm);
-    for (const WeightFormat f : formats) {
+    for (const WeightFormat f : eight_bit_formats()) {
       SCOPED_TRACE(std::string("fp8 gemm '") + fp8_gemm + "' " + weight_format_name(f));
       expect_rows_are_the_dequantized_linear(f, cuda, fp8_gemm[0] == '\0');
     }
@@ -168,13 +173,11 @@ TEST(QuantizedLinear, CudaGemmChoicesAreTheDequantizedWeightsLinear) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   const at::Device cuda(at::kCUDA);
   at::manual_seed(12);
-  std::vector<WeightFormat> formats = {WeightFormat::kInt8};
-  if (float8_available()) formats.push_back(WeightFormat::kFp8);
   for (const auto &[name, value] : {std::pair{"PERSONAPLEX_GEMM_PREFETCH", "2"},
                                     std::pair{"PERSONAPLEX_GEMM_BLOCKS_PER_SM", "3"},
                                     std::pair{"PERSONAPLEX_GEMM_SPLITS", "cluster"}}) {
     const test::ScopedEnv chosen(name, value);
-    for (const WeightFormat f : formats) {
+    for (const WeightFormat f : eight_bit_formats()) {
       SCOPED_TRACE(std::string(name) + "=" + value + " " + weight_format_name(f));
       expect_rows_are_the_dequantized_linear(f, cuda, true);
     }
