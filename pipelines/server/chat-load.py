@@ -8,11 +8,14 @@ file in real time; prints what each got, as JSON.
 
 URL is the server's, http(s)://HOST:PORT. Make USER.ogg from any audio with
   gst-launch-1.0 filesrc location=user.wav ! decodebin ! audioconvert ! \\
-    audioresample ! opusenc frame-size=20 ! oggmux max-page-delay=40000000 ! \\
+    audioresample ! opusenc frame-size=20 ! oggmux max-page-delay=39000000 ! \\
     filesink location=user.ogg
 It is sent page by page at its own pace (looped for --seconds): pages of 40 ms,
 as the reference's web client sends them (oggmux's default pages of 0.5 s
-arrive, and are answered, in bursts).
+arrive, and are answered, in bursts; oggmux closes a page once it holds more
+than max-page-delay, so 40000000 makes pages of 60 ms, whose 80 ms frames
+then complete 60, 60 and 120 ms apart). The summary's user_page_ms is the
+file's usual page length.
 
 Per session: handshake_s (connect to the 0x00 message: the prompts), then
 for the agent's audio pages (one per 80 ms frame, after the two header
@@ -224,6 +227,8 @@ async def main_async(args):
     results = await asyncio.gather(*(converse(args, i, pages) for i in range(args.sessions)))
     ok = [r for r in results if "error" not in r and r.get("pages", 0) > 0]
     summary = {"sessions": args.sessions, "ok": len(ok), "seconds": args.seconds}
+    lengths = [round(1000 * (b[1] - a[1])) for a, b in zip(pages, pages[1:])]
+    summary["user_page_ms"] = median([n for n in lengths if n > 0])
     summary["failed"] = args.sessions - len(ok)
     errors = sorted({r.get("error", "") for r in results if "error" in r})
     if errors:

@@ -361,7 +361,7 @@ def main():
         ogg = os.path.join(tmp, "user.ogg")
         subprocess.run(["gst-launch-1.0", "-q", "filesrc", "location=" + os.path.join(fixtures, "lm", "user.wav"),
                         "!", "decodebin", "!", "audioconvert", "!", "audioresample", "!", "opusenc",
-                        "frame-size=20", "!", "oggmux", "max-page-delay=40000000", "!", "filesink",
+                        "frame-size=20", "!", "oggmux", "max-page-delay=39000000", "!", "filesink",
                         "location=" + ogg], check=True, timeout=60)
         f = fixtures
         server = Server([

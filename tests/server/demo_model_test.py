@@ -73,7 +73,7 @@ def main():
         ogg = os.path.join(tmp, "question.ogg")
         subprocess.run(["gst-launch-1.0", "-q", "filesrc", "location=" + QUESTION, "!", "decodebin", "!",
                         "audioconvert", "!", "audioresample", "!", "opusenc", "frame-size=20", "!", "oggmux",
-                        "max-page-delay=40000000", "!", "filesink", "location=" + ogg], check=True, timeout=60)
+                        "max-page-delay=39000000", "!", "filesink", "location=" + ogg], check=True, timeout=60)
         p = subprocess.run([sys.executable, LOAD, server.url.rstrip("/"), "--audio", ogg, "--seconds", "3"],
                            capture_output=True, text=True, timeout=120)
         print(p.stderr, end="")
