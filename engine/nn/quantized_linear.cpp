@@ -9,6 +9,7 @@
 #ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
 #include <c10/cuda/CUDAStream.h>
 
+#include "cuda/row_quantize.h"
 #include "cuda/weight_only_gemm.h"
 #include "cuda/weight_only_gemv.h"
 #endif
@@ -25,6 +26,8 @@
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 #define PERSONAPLEX_FLOAT8 PERSONAPLEX_TORCH_AT_LEAST(2, 1)
 #define PERSONAPLEX_ROWWISE_FP8_MM PERSONAPLEX_TORCH_AT_LEAST(2, 5)
+// at::_int_mm (int8 x int8 -> int32 on cuBLASLt) is in every 2.2 and later.
+#define PERSONAPLEX_INT_MM PERSONAPLEX_TORCH_AT_LEAST(2, 2)
 
 namespace personaplex::nn {
 namespace {
@@ -183,6 +186,49 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
   return y.view(sizes_with_last(x, n));
 }
 
+#if PERSONAPLEX_INT_MM && PERSONAPLEX_ROWWISE_FP8_MM
+// The fewest rows the GPU library's 8-bit matmuls take (_int_mm: more than 16).
+constexpr int64_t kActivationQuantizedMinRows = 17;
+
+// With PERSONAPLEX_8BIT_GEMM=activations, 17 or more rows of bf16 x against
+// int8 or fp8 weights: x quantized per row to the weights' format by one
+// kernel, then the 8-bit tensor-core matmul (cuBLASLt) reading each weight
+// byte once; int8's int32 product scaled back by one more kernel, fp8's by
+// the matmul itself. Nothing when the tensors do not fit it.
+std::optional<at::Tensor> activation_quantized_linear(const at::Tensor &x, const LinearWeight &w) {
+  if (!cuda_kernels_enabled() || !env_choice_is("PERSONAPLEX_8BIT_GEMM", "activations") || !w.quantized() ||
+      x.scalar_type() != at::kBFloat16 || x.dim() == 0)
+    return std::nullopt;
+  const bool int8 = w.weight.scalar_type() == at::kChar;
+  if (!int8 && w.weight.scalar_type() != at::kFloat8_e4m3fn) return std::nullopt;
+  const int64_t k = x.size(-1), n = w.weight.size(0);
+  if (k == 0 || k % 16 != 0 || n % 16 != 0 || w.weight.size(1) != k || !w.weight.is_contiguous()) return std::nullopt;
+  const int64_t rows = x.numel() / k;
+  if (rows < kActivationQuantizedMinRows) return std::nullopt;
+  namespace cu = personaplex::cuda;
+  const at::Tensor x2 = x.reshape({rows, k}).contiguous();
+  at::Tensor xq = at::empty({rows, k}, x.options().dtype(int8 ? at::kChar : at::kFloat8_e4m3fn));
+  at::Tensor x_scale = at::empty({rows, 1}, x.options().dtype(at::kFloat));
+  const cudaStream_t stream = stream_of(x);
+  check_launch(cu::row_quantize({x2.data_ptr(), xq.data_ptr(), x_scale.data_ptr<float>(), rows, k,
+                                 int8 ? cu::RowQuantized::kInt8 : cu::RowQuantized::kFp8E4M3},
+                                stream));
+  const at::Tensor w_scale = kernel_scale(w);
+  at::Tensor y;
+  if (int8) {
+    const at::Tensor product = at::_int_mm(xq, w.weight.t());
+    y = at::empty({rows, n}, x.options());
+    check_launch(cu::int_product_scale(
+        {product.data_ptr<int32_t>(), x_scale.data_ptr<float>(), w_scale.data_ptr<float>(), y.data_ptr(), rows, n},
+        stream));
+  } else {
+    y = at::_scaled_mm(xq, w.weight.t(), x_scale, w_scale.view({1, -1}), /*bias=*/{}, /*scale_result=*/{},
+                       x.scalar_type(), /*use_fast_accum=*/false);
+  }
+  return y.view(sizes_with_last(x, n));
+}
+#endif
+
 // The gated kernel where gemv_linear would take the matrix-vector kernel.
 std::optional<at::Tensor> gemv_silu_gate(const at::Tensor &x, const LinearWeight &w) {
   const std::optional<GemvCall> c = gemv_call(x, w);
@@ -286,8 +332,12 @@ std::optional<at::Tensor> linear_silu_gate(const at::Tensor &x, const LinearWeig
 
 at::Tensor linear(const at::Tensor &x, const LinearWeight &w) {
 #ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
-  if (x.is_cuda())
+  if (x.is_cuda()) {
+#if PERSONAPLEX_INT_MM && PERSONAPLEX_ROWWISE_FP8_MM
+    if (std::optional<at::Tensor> y = activation_quantized_linear(x, w)) return *y;
+#endif
     if (std::optional<at::Tensor> y = gemv_linear(x, w)) return *y;
+  }
 #endif
   if (!w.quantized()) return at::linear(x, w.weight);
 #if PERSONAPLEX_ROWWISE_FP8_MM

@@ -17,6 +17,10 @@
 //   output in x's dtype; needs a libtorch of 2.5 or newer and a GPU of
 //   compute capability 8.9 or newer).
 //   Elsewhere computed as int8 is. Needs a libtorch with float8 (2.1+).
+// - With PERSONAPLEX_8BIT_GEMM=activations, 17 or more rows of bf16 x
+//   against int8 or fp8 weights on CUDA (sizes multiples of 16): x quantized
+//   per row to the weights' format by one kernel, then the GPU library's
+//   8-bit tensor-core matmul (cuda/row_quantize.h). Needs libtorch 2.5+.
 // - bf16 (as loaded): on CUDA with the engine's kernels, one or two rows of
 //   bf16 x take the same matrix-vector kernel; more, cuBLAS.
 // Every path reads nothing from the host, so it can be captured in a CUDA

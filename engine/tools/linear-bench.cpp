@@ -140,7 +140,7 @@ int run(const Options &o) {
   }
   nlohmann::json choices = nlohmann::json::object();
   for (const char *name : {"PERSONAPLEX_FP8_GEMM", "PERSONAPLEX_GEMM_PREFETCH", "PERSONAPLEX_GEMM_BLOCKS_PER_SM",
-                           "PERSONAPLEX_GEMM_SPLITS", "PERSONAPLEX_NO_CUDA_KERNELS"})
+                           "PERSONAPLEX_GEMM_SPLITS", "PERSONAPLEX_8BIT_GEMM", "PERSONAPLEX_NO_CUDA_KERNELS"})
     choices[name] = env_choice(name);
   const nlohmann::json out = {{"device", bench::device_name(device)},
                               {"dtype", std::string(at::toString(default_dtype(device)))},

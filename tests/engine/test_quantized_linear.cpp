@@ -184,6 +184,56 @@ TEST(QuantizedLinear, CudaGemmChoicesAreTheDequantizedWeightsLinear) {
   }
 }
 
+namespace {
+
+// x rounded per row as the activation-quantized product rounds it: each
+// row over its largest magnitude / `largest`, to int8 steps or fp8 e4m3.
+at::Tensor rows_rounded(const at::Tensor &x, WeightFormat f) {
+  const double largest = f == WeightFormat::kInt8 ? 127.0 : 448.0;
+  at::Tensor scale = x.abs().amax(-1, true).clamp_min(1e-12) / largest;
+  at::Tensor q = x / scale;
+  if (f == WeightFormat::kInt8) return q.round().clamp(-127, 127) * scale;
+  return dequantize(quantize(q.reshape({-1, x.size(-1)}), WeightFormat::kFp8), at::kFloat).view_as(x) * scale;
+}
+
+}  // namespace
+
+// On a GPU, with PERSONAPLEX_8BIT_GEMM=activations: 17 or more rows of bf16
+// x against 8-bit weights are x rounded per row to the weights' format times
+// the dequantized weights (the 8-bit matmul's product, scaled back), and
+// stay near the weight-only product; fewer rows keep the weight-only kernels.
+TEST(QuantizedLinear, CudaActivationQuantizedRowsAreTheRoundedProduct) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  const at::Device cuda(at::kCUDA);
+  at::manual_seed(14);
+  const test::ScopedEnv chosen("PERSONAPLEX_8BIT_GEMM", "activations");
+  const std::vector<std::pair<int64_t, int64_t>> sizes = {{48, 64}, {1040, 4096}, {32, 11264}, {2048, 1024}};
+  for (const WeightFormat f : eight_bit_formats()) {
+    for (const auto &[n, k] : sizes) {
+      const at::Tensor w = (at::randn({n, k}) * at::linspace(0.05, 2.0, n).unsqueeze(1)).to(cuda);
+      const LinearWeight q = quantize(w, f);
+      const at::Tensor wd = dequantize(q, at::kFloat);
+      for (const int64_t rows : {16, 17, 64, 128, 200}) {
+        SCOPED_TRACE(weight_format_name(f) + " n " + std::to_string(n) + " k " + std::to_string(k) + " rows " +
+                     std::to_string(rows));
+        // Rows of different magnitudes, one all zero.
+        at::Tensor x = at::randn({rows, 1, k}, cuda) * at::linspace(0.1, 4.0, rows, cuda).view({rows, 1, 1});
+        x[rows / 2].zero_();
+        x = x.to(at::kBFloat16);
+        const at::Tensor y = linear(x, q).to(at::kFloat);
+        ASSERT_EQ(y.sizes(), (std::vector<int64_t>{rows, 1, n}));
+        const at::Tensor exact = at::linear(x.to(at::kFloat), wd);
+        const at::Tensor rounded = rows > 16 ? at::linear(rows_rounded(x.to(at::kFloat), f), wd) : exact;
+        // Per row: bf16 output rounding against the row's largest output.
+        const at::Tensor row_max = rounded.abs().amax(-1, true).clamp_min(1e-20);
+        EXPECT_LT(((y - rounded).abs() / row_max).max().item<float>(), 8e-3f);
+        EXPECT_LT(((y - exact).abs() / row_max).max().item<float>(), f == WeightFormat::kInt8 ? 3e-2f : 1.2e-1f);
+        EXPECT_EQ(y[rows / 2].abs().max().item<float>(), 0.0f);
+      }
+    }
+  }
+}
+
 // On a GPU: bf16 weights as loaded. One or two rows of bf16 x take the
 // matrix-vector kernel where the build has it, more go to cuBLAS; all are
 // the fp32 product within bf16 rounding, and a row's result does not
