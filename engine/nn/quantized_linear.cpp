@@ -190,14 +190,14 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
 // The fewest rows the GPU library's 8-bit matmuls take (_int_mm: more than 16).
 constexpr int64_t kActivationQuantizedMinRows = 17;
 
-// With PERSONAPLEX_8BIT_GEMM=activations, 17 or more rows of bf16 x against
-// int8 or fp8 weights: x quantized per row to the weights' format by one
+// 17 or more rows of bf16 x against int8 or fp8 weights with
+// PERSONAPLEX_8BIT_GEMM=activations (and fp8 where the weight-only kernel
+// does not take it): x quantized per row to the weights' format by one
 // kernel, then the 8-bit tensor-core matmul (cuBLASLt) reading each weight
 // byte once; int8's int32 product scaled back by one more kernel, fp8's by
 // the matmul itself. Nothing when the tensors do not fit it.
 std::optional<at::Tensor> activation_quantized_linear(const at::Tensor &x, const LinearWeight &w) {
-  if (!cuda_kernels_enabled() || !env_choice_is("PERSONAPLEX_8BIT_GEMM", "activations") || !w.quantized() ||
-      x.scalar_type() != at::kBFloat16 || x.dim() == 0)
+  if (!cuda_kernels_enabled() || !w.quantized() || x.scalar_type() != at::kBFloat16 || x.dim() == 0)
     return std::nullopt;
   const bool int8 = w.weight.scalar_type() == at::kChar;
   if (!int8 && w.weight.scalar_type() != at::kFloat8_e4m3fn) return std::nullopt;
@@ -205,6 +205,9 @@ std::optional<at::Tensor> activation_quantized_linear(const at::Tensor &x, const
   if (k == 0 || k % 16 != 0 || n % 16 != 0 || w.weight.size(1) != k || !w.weight.is_contiguous()) return std::nullopt;
   const int64_t rows = x.numel() / k;
   if (rows < kActivationQuantizedMinRows) return std::nullopt;
+  const bool fp8_off_kernel =
+      !int8 && (rows > kFp8GemmMaxRows || env_choice_is("PERSONAPLEX_FP8_GEMM", "scaled-matmul"));
+  if (!fp8_off_kernel && !env_choice_is("PERSONAPLEX_8BIT_GEMM", "activations")) return std::nullopt;
   namespace cu = personaplex::cuda;
   const at::Tensor x2 = x.reshape({rows, k}).contiguous();
   at::Tensor xq = at::empty({rows, k}, x.options().dtype(int8 ? at::kChar : at::kFloat8_e4m3fn));
