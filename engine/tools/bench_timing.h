@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -16,6 +17,8 @@
 #ifdef PERSONAPLEX_BENCH_CUDART
 #include <cuda_runtime_api.h>
 #endif
+
+extern char **environ;  // POSIX
 
 namespace personaplex::bench {
 
@@ -69,6 +72,17 @@ inline nlohmann::json gpu_memory_gib(const at::Device &device) {
 #endif
   (void)device;
   return nullptr;
+}
+
+// The engine's choices this run was made with: every PERSONAPLEX_ variable
+// of the environment, so that a JSON says which path it measured.
+inline nlohmann::json environment_choices() {
+  nlohmann::json choices = nlohmann::json::object();
+  for (char **e = environ; e != nullptr && *e != nullptr; ++e) {
+    const char *eq = std::strchr(*e, '=');
+    if (eq != nullptr && std::strncmp(*e, "PERSONAPLEX_", 12) == 0) choices[std::string(*e, size_t(eq - *e))] = eq + 1;
+  }
+  return choices;
 }
 
 }  // namespace personaplex::bench

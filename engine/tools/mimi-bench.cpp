@@ -123,6 +123,7 @@ int run(const Options &o) {
 
   nlohmann::json out = {{"device", device.str()},
                         {"device_name", device_name(device)},
+                        {"choices", bench::environment_choices()},
                         {"dtype", dtype_name(dtype)},
                         {"config", o.config.empty() ? "released" : o.config},
                         {"weights", o.weights.empty() ? "random" : o.weights},

@@ -421,6 +421,7 @@ int run(const Options &o) {
 
   nlohmann::json out = {{"device", device.str()},
                         {"device_name", bench::device_name(device)},
+                        {"choices", bench::environment_choices()},
                         {"dtype", dtype_name(dtype)},
                         {"mimi_dtype", dtype_name(mimi_dtype)},
                         {"lm_config", o.lm_config.empty() ? "released" : o.lm_config},
