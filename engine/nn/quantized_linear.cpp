@@ -143,6 +143,13 @@ std::vector<int64_t> sizes_with_last(const at::Tensor &x, int64_t n) {
 // The most rows of x fp8 weights take on the tensor-core kernel.
 constexpr int64_t kFp8GemmMaxRows = 64;
 
+// Whether `rows` (past 16) of x against fp8 weights go to the scaled fp8
+// matmul: past the tensor-core kernel's rows, or all with
+// PERSONAPLEX_FP8_GEMM=scaled-matmul.
+bool fp8_takes_scaled_matmul(int64_t rows) {
+  return rows > kFp8GemmMaxRows || env_choice_is("PERSONAPLEX_FP8_GEMM", "scaled-matmul");
+}
+
 // Up to 16 rows against 8-bit weights, up to 128 rows of bf16 x against
 // int8 ones (64 against fp8 ones), and one or two rows of bf16 x against
 // bf16 weights: the weight-only kernels (the weights read once, widened in
@@ -159,9 +166,8 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
   // rows (measured faster than the scaled fp8 matmul there, slower at 128),
   // beyond that or with PERSONAPLEX_FP8_GEMM=scaled-matmul on the fp8 matmul.
   const bool gemm = rows > personaplex::cuda::kGemvMaxRows;
-  const bool gemm_weights = weights == GemvWeights::kInt8 ||
-                            (weights == GemvWeights::kFp8E4M3 && rows <= kFp8GemmMaxRows &&
-                             !env_choice_is("PERSONAPLEX_FP8_GEMM", "scaled-matmul"));
+  const bool gemm_weights =
+      weights == GemvWeights::kInt8 || (weights == GemvWeights::kFp8E4M3 && !fp8_takes_scaled_matmul(rows));
   if (gemm && (rows > personaplex::cuda::kGemmMaxRows || floats != GemvFloats::kBFloat16 || !gemm_weights))
     return std::nullopt;
   const at::Tensor x2 = x.reshape({rows, k}).contiguous();
@@ -205,9 +211,8 @@ std::optional<at::Tensor> activation_quantized_linear(const at::Tensor &x, const
   if (k == 0 || k % 16 != 0 || n % 16 != 0 || w.weight.size(1) != k || !w.weight.is_contiguous()) return std::nullopt;
   const int64_t rows = x.numel() / k;
   if (rows < kActivationQuantizedMinRows) return std::nullopt;
-  const bool fp8_off_kernel =
-      !int8 && (rows > kFp8GemmMaxRows || env_choice_is("PERSONAPLEX_FP8_GEMM", "scaled-matmul"));
-  if (!fp8_off_kernel && !env_choice_is("PERSONAPLEX_8BIT_GEMM", "activations")) return std::nullopt;
+  const bool chosen = env_choice_is("PERSONAPLEX_8BIT_GEMM", "activations");
+  if (!chosen && (int8 || !fp8_takes_scaled_matmul(rows))) return std::nullopt;
   namespace cu = personaplex::cuda;
   const at::Tensor x2 = x.reshape({rows, k}).contiguous();
   at::Tensor xq = at::empty({rows, k}, x.options().dtype(int8 ? at::kChar : at::kFloat8_e4m3fn));

@@ -14,8 +14,9 @@
 //   kernel as int8 does, up to 64 rows of bf16 x int8's tensor-core kernel;
 //   more (or all past 16 with PERSONAPLEX_FP8_GEMM=scaled-matmul), one
 //   row-wise scaled fp8 matmul (activations quantized per row on the fly,
-//   in one kernel where the build has the engine's; output in x's dtype; needs a libtorch of 2.5 or newer and a GPU of
-//   compute capability 8.9 or newer).
+//   in one kernel where the build has the engine's; output in x's dtype;
+//   needs a libtorch of 2.5 or newer and a GPU of compute capability 8.9 or
+//   newer).
 //   Elsewhere computed as int8 is. Needs a libtorch with float8 (2.1+).
 // - With PERSONAPLEX_8BIT_GEMM=activations, 17 or more rows of bf16 x
 //   against int8 or fp8 weights on CUDA (sizes multiples of 16): x quantized

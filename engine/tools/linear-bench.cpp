@@ -13,7 +13,8 @@
 // the host's. Prints one JSON object: per rows and shape, each format's
 // microseconds a call and weight bytes read per second. The engine's choices
 // that change these products (PERSONAPLEX_FP8_GEMM, PERSONAPLEX_GEMM_*,
-// PERSONAPLEX_NO_CUDA_KERNELS) are read from the environment and echoed.
+// PERSONAPLEX_8BIT_GEMM, PERSONAPLEX_NO_CUDA_KERNELS) are read from the
+// environment; every PERSONAPLEX_ variable set is echoed.
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -23,7 +24,6 @@
 
 #include "bench_timing.h"
 #include "core/device.h"
-#include "core/env_choice.h"
 #include "core/error.h"
 #include "core/graph_cache.h"
 #include "lm/config.h"
@@ -138,15 +138,11 @@ int run(const Options &o) {
       results.push_back(row);
     }
   }
-  nlohmann::json choices = nlohmann::json::object();
-  for (const char *name : {"PERSONAPLEX_FP8_GEMM", "PERSONAPLEX_GEMM_PREFETCH", "PERSONAPLEX_GEMM_BLOCKS_PER_SM",
-                           "PERSONAPLEX_GEMM_SPLITS", "PERSONAPLEX_8BIT_GEMM", "PERSONAPLEX_NO_CUDA_KERNELS"})
-    choices[name] = env_choice(name);
   const nlohmann::json out = {{"device", bench::device_name(device)},
                               {"dtype", std::string(at::toString(default_dtype(device)))},
                               {"cycle_mib", o.cycle_mib},
                               {"repeats", o.repeats},
-                              {"choices", choices},
+                              {"choices", bench::environment_choices()},
                               {"results", results}};
   tools::print_json(out);
   return 0;
