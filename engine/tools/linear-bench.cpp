@@ -11,7 +11,10 @@
 // them between calls, as it does not in a step; on CUDA the calls over the
 // copies are one captured graph, so that the time is the kernels' and not
 // the host's. Prints one JSON object: per rows and shape, each format's
-// microseconds a call and weight bytes read per second. The engine's choices
+// microseconds a call, weight bytes read per second, and its largest error
+// against the fp32 product of the same x and the weights as stored
+// (dequantized), relative to each output row's largest value: what the path
+// rounds beyond the weights' own rounding. The engine's choices
 // that change these products (PERSONAPLEX_FP8_GEMM, PERSONAPLEX_GEMM_*,
 // PERSONAPLEX_8BIT_GEMM, PERSONAPLEX_NO_CUDA_KERNELS) are read from the
 // environment; every PERSONAPLEX_ variable set is echoed.
@@ -105,6 +108,9 @@ nlohmann::json time_linear(const Options &o, const at::Device &device, const Sha
     if (one.quantized()) w[c].scale = one.scale.clone();
   }
   const at::Tensor x = at::randn({rows, s.k}, options);
+  const at::Tensor exact = at::linear(x.to(at::kFloat), nn::dequantize(one, at::kFloat));
+  const at::Tensor row_max = exact.abs().amax(-1, true).clamp_min(1e-20);
+  const double error = ((nn::linear(x, one).to(at::kFloat) - exact).abs() / row_max).max().item<double>();
   auto pass = [&] {
     for (const nn::LinearWeight &wc : w) nn::linear(x, wc);
   };
@@ -116,6 +122,7 @@ nlohmann::json time_linear(const Options &o, const at::Device &device, const Sha
   const nlohmann::json t = bench::summary(us);
   const double median = t["median"].get<double>();
   return {{"us", t}, {"weight_bytes", bytes}, {"copies", copies}, {"graph", graphs.graphs() > 0},
+          {"max_rel_error", error},
           {"weight_tb_per_s", double(bytes) / (median * 1e-6) / 1e12}};
 }
 

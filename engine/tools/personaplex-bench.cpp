@@ -27,7 +27,9 @@
 // --weights int8|fp8 stores the LM's linear weights in 8 bits (see
 // nn/quantized_linear.h); then "weight_format" gives the LM's weight bytes and,
 // after the timed runs, the logit error against the bf16 model of the same
-// weights over the same forced token columns.
+// weights over the same forced token columns; with a batch of 17 or more,
+// also "logit_error_batched": up to 32 conversations stepped together
+// (greedy, the same user codes), compared while their tokens agree.
 // --kv-cache fp8 keeps the conversations' KV caches as e4m3 bytes with
 // scales (lm/kv_format.h); then "kv_cache" gives the bytes a conversation's
 // cache takes and the logit error against the same model with a cache in
@@ -311,18 +313,104 @@ nlohmann::json logit_error(const at::Tensor &got, const at::Tensor &ref) {
           {"greedy_agree", got.argmax(-1).eq(ref.argmax(-1)).to(at::kFloat).mean().item<double>()}};
 }
 
+// B conversations stepped together by a batch server (greedy, random user
+// codes from a fixed seed: the same for any model), per model step: text
+// logits [B, text_out] and audio logits [B, dsteps, card]. Greedy, each
+// sampled token is its logits' argmax.
+struct BatchedTrace {
+  std::vector<at::Tensor> text, audio;
+};
+
+BatchedTrace batched_trace(const std::shared_ptr<const lm::LmModel> &model, int64_t B, int64_t steps) {
+  lm::ConversationOptions opts;
+  opts.keep_logits = true;
+  opts.sampling.greedy = true;
+  serving::BatchServer server(model, B, opts);
+  const lm::LmConfig &c = model->config();
+  lm::Prompt prompt;
+  prompt.text_tokens = {4, 5, 6};
+  std::vector<int64_t> slots;
+  for (int64_t b = 0; b < B; ++b) slots.push_back(server.join(prompt, uint64_t(b)));
+  std::mt19937_64 rng(4321);
+  BatchedTrace t;
+  while (int64_t(t.text.size()) < steps) {
+    std::map<int64_t, std::vector<int64_t>> in;
+    for (int64_t slot : slots)
+      for (int64_t k = 0; k < c.user_codebooks(); ++k) in[slot].push_back(int64_t(rng() % uint64_t(c.card)));
+    const int64_t before = server.conversation(slots[0]).model_steps();
+    server.step(in);
+    // The first call only fills the token ring, alike for every row.
+    if (server.conversation(slots[0]).model_steps() == before) continue;
+    std::vector<at::Tensor> text, audio;
+    for (int64_t slot : slots) {
+      text.push_back(server.conversation(slot).last_text_logits());
+      audio.push_back(server.conversation(slot).last_audio_logits());
+    }
+    t.text.push_back(at::stack(text));
+    t.audio.push_back(at::stack(audio));
+  }
+  return t;
+}
+
+// `got` against `ref` where their inputs were the same: a row's text logits
+// while every token it sampled so far agrees, and codebook k's while the
+// step's text and codebooks before k agree too (each is predicted from
+// those).
+nlohmann::json batched_logit_error(const BatchedTrace &got, const BatchedTrace &ref) {
+  const int64_t B = got.text.front().size(0);
+  std::vector<bool> in_sync(size_t(B), true);
+  std::vector<at::Tensor> text, ref_text, audio, ref_audio;
+  for (size_t i = 0; i < got.text.size(); ++i) {
+    // [B, 1 + dsteps]: each row's sampled tokens agree, text then codebooks.
+    const at::Tensor same = at::cat({got.text[i].argmax(-1).eq(ref.text[i].argmax(-1)).unsqueeze(1),
+                                     got.audio[i].argmax(-1).eq(ref.audio[i].argmax(-1))},
+                                    1);
+    const at::Tensor agree = same.to(at::kInt).cumprod(1).sum(1);
+    for (int64_t b = 0; b < B; ++b) {
+      if (!in_sync[size_t(b)]) continue;
+      text.push_back(got.text[i][b]);
+      ref_text.push_back(ref.text[i][b]);
+      const int64_t a = agree[b].item<int64_t>(), codebooks = std::min(a, got.audio[i].size(1));
+      if (codebooks > 0) {
+        audio.push_back(got.audio[i][b].narrow(0, 0, codebooks));
+        ref_audio.push_back(ref.audio[i][b].narrow(0, 0, codebooks));
+      }
+      if (a < same.size(1)) in_sync[size_t(b)] = false;
+    }
+  }
+  nlohmann::json out = {{"conversations", B},
+                        {"steps", got.text.size()},
+                        {"text_rows_compared", text.size()},
+                        {"text", logit_error(at::stack(text), at::stack(ref_text))}};
+  if (!audio.empty()) {
+    const at::Tensor a = at::cat(audio), r = at::cat(ref_audio);
+    out["audio_rows_compared"] = a.size(0);
+    out["audio"] = logit_error(a, r);
+  }
+  return out;
+}
+
 // A quantized model beside `reference`, its unquantized twin: weight bytes
-// and the logit error over the same forced steps.
+// and the logit error over the same forced steps of one conversation; with
+// `batch` conversations (0: none), also theirs stepped together, where the
+// products take the many-row paths (nn/quantized_linear.h).
 nlohmann::json weight_format_report(const std::shared_ptr<const lm::LmModel> &model,
-                                    const std::shared_ptr<const lm::LmModel> &reference, int64_t steps) {
+                                    const std::shared_ptr<const lm::LmModel> &reference, int64_t steps,
+                                    int64_t batch) {
   auto [text, audio] = forced_logits(model, steps);
   auto [ref_text, ref_audio] = forced_logits(reference, steps);
-  return {{"format", nn::weight_format_name(model->weight_format())},
-          {"lm_weight_bytes", model->weights().nbytes()},
-          {"reference_dtype", dtype_name(reference->dtype())},
-          {"reference_lm_weight_bytes", reference->weights().nbytes()},
-          {"logit_error",
-           {{"steps", steps}, {"text", logit_error(text, ref_text)}, {"audio", logit_error(audio, ref_audio)}}}};
+  nlohmann::json out = {
+      {"format", nn::weight_format_name(model->weight_format())},
+      {"lm_weight_bytes", model->weights().nbytes()},
+      {"reference_dtype", dtype_name(reference->dtype())},
+      {"reference_lm_weight_bytes", reference->weights().nbytes()},
+      {"logit_error",
+       {{"steps", steps}, {"text", logit_error(text, ref_text)}, {"audio", logit_error(audio, ref_audio)}}}};
+  if (batch > 0) {
+    const BatchedTrace got = batched_trace(model, batch, steps);
+    out["logit_error_batched"] = batched_logit_error(got, batched_trace(reference, batch, steps));
+  }
+  return out;
 }
 
 // Bytes of one conversation's temporal KV cache: keys and values of every
@@ -346,6 +434,14 @@ nlohmann::json kv_cache_report(const std::shared_ptr<const lm::LmModel> &model, 
           {"reference_bytes_per_conversation", kv_bytes_per_conversation(*reference)},
           {"logit_error",
            {{"steps", steps}, {"text", logit_error(text, ref_text)}, {"audio", logit_error(audio, ref_audio)}}}};
+}
+
+// Conversations of the batched logit comparison: as many as the widest
+// batch run, at most 32 (memory, with two models loaded); none below 17
+// (the products' many-row paths start there).
+int64_t logit_batch(const std::vector<int64_t> &batches) {
+  const int64_t widest = *std::max_element(batches.begin(), batches.end());
+  return widest < 17 ? 0 : std::min<int64_t>(widest, 32);
 }
 
 int run(const Options &o) {
@@ -414,7 +510,7 @@ int run(const Options &o) {
   const int64_t logit_steps = 16;
   if (format != nn::WeightFormat::kAsLoaded)
     quantized = weight_format_report(model, load_lm(nn::WeightFormat::kAsLoaded)->with_kv_format(kv_format),
-                                     logit_steps);
+                                     logit_steps, logit_batch(batches));
   nlohmann::json kv_cache = nullptr;
   if (kv_format != lm::KvFormat::kModelDtype)
     kv_cache = kv_cache_report(model, std::clamp<int64_t>(lm_config.context, logit_steps, 256));
