@@ -144,10 +144,12 @@ std::vector<int64_t> sizes_with_last(const at::Tensor &x, int64_t n) {
 constexpr int64_t kFp8GemmMaxRows = 64;
 
 // Whether `rows` (past 16) of x against fp8 weights go to the scaled fp8
-// matmul: past the tensor-core kernel's rows, or all with
-// PERSONAPLEX_FP8_GEMM=scaled-matmul.
+// matmul on per-row fp8 activations: all by default (faster than the
+// weight-only kernel at every width, measured; fp8 activations keep their
+// range, so outlier features cost them little); with
+// PERSONAPLEX_8BIT_GEMM=weight-only, only past the tensor-core kernel's rows.
 bool fp8_takes_scaled_matmul(int64_t rows) {
-  return rows > kFp8GemmMaxRows || env_choice_is("PERSONAPLEX_FP8_GEMM", "scaled-matmul");
+  return rows > kFp8GemmMaxRows || !env_choice_is("PERSONAPLEX_8BIT_GEMM", "weight-only");
 }
 
 // Up to 16 rows against 8-bit weights, up to 128 rows of bf16 x against
@@ -163,8 +165,7 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
   if (!c) return std::nullopt;
   const auto [floats, weights, rows, n, k] = *c;
   // Past 16 rows: int8 on the tensor-core kernel; fp8 on it too up to 64
-  // rows (measured faster than the scaled fp8 matmul there, slower at 128),
-  // beyond that or with PERSONAPLEX_FP8_GEMM=scaled-matmul on the fp8 matmul.
+  // rows with PERSONAPLEX_8BIT_GEMM=weight-only, else on the fp8 matmul.
   const bool gemm = rows > personaplex::cuda::kGemvMaxRows;
   const bool gemm_weights =
       weights == GemvWeights::kInt8 || (weights == GemvWeights::kFp8E4M3 && !fp8_takes_scaled_matmul(rows));
@@ -196,9 +197,9 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
 // The fewest rows the GPU library's 8-bit matmuls take (_int_mm: more than 16).
 constexpr int64_t kActivationQuantizedMinRows = 17;
 
-// 17 or more rows of bf16 x against int8 or fp8 weights with
-// PERSONAPLEX_8BIT_GEMM=activations (and fp8 where the weight-only kernel
-// does not take it): x quantized per row to the weights' format by one
+// 17 or more rows of bf16 x against fp8 weights (unless
+// fp8_takes_scaled_matmul says otherwise) or, with
+// PERSONAPLEX_8BIT_GEMM=activations, int8 weights: x quantized per row to the weights' format by one
 // kernel, then the 8-bit tensor-core matmul (cuBLASLt) reading each weight
 // byte once; int8's int32 product scaled back by one more kernel, fp8's by
 // the matmul itself. Nothing when the tensors do not fit it.

@@ -11,17 +11,19 @@
 //   rows, computed as linear(x, q.to(x's dtype)) * scale: it saves memory,
 //   not time.
 // - fp8: q in float8 e4m3fn. On CUDA, up to 16 rows take the weight-only
-//   kernel as int8 does, up to 64 rows of bf16 x int8's tensor-core kernel;
-//   more (or all past 16 with PERSONAPLEX_FP8_GEMM=scaled-matmul), one
-//   row-wise scaled fp8 matmul (activations quantized per row on the fly,
-//   in one kernel where the build has the engine's; output in x's dtype;
-//   needs a libtorch of 2.5 or newer and a GPU of compute capability 8.9 or
-//   newer).
-//   Elsewhere computed as int8 is. Needs a libtorch with float8 (2.1+).
+//   kernel as int8 does; more rows of bf16 x are quantized per row to fp8 by
+//   one kernel, then one row-wise scaled fp8 matmul (cuda/row_quantize.h;
+//   output in x's dtype; needs a libtorch of 2.5 or newer and a GPU of
+//   compute capability 8.9 or newer). With PERSONAPLEX_8BIT_GEMM=weight-only,
+//   up to 64 rows of bf16 x take int8's tensor-core kernel instead (exact to
+//   the stored weights, slower). Elsewhere computed as int8 is. Needs a
+//   libtorch with float8 (2.1+).
 // - With PERSONAPLEX_8BIT_GEMM=activations, 17 or more rows of bf16 x
-//   against int8 or fp8 weights on CUDA (sizes multiples of 16): x quantized
-//   per row to the weights' format by one kernel, then the GPU library's
-//   8-bit tensor-core matmul (cuda/row_quantize.h). Needs libtorch 2.5+.
+//   against int8 weights on CUDA (sizes multiples of 16) take that path too:
+//   x rounded per row to int8, the GPU library's int8 tensor-core matmul,
+//   the product scaled back (faster than the weight-only kernel; not the
+//   default, since int8 steps over a row's largest value flatten the small
+//   features beside an outlier one). Needs libtorch 2.5+.
 // - bf16 (as loaded): on CUDA with the engine's kernels, one or two rows of
 //   bf16 x take the same matrix-vector kernel; more, cuBLAS.
 // Every path reads nothing from the host, so it can be captured in a CUDA

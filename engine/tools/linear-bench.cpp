@@ -15,8 +15,8 @@
 // against the fp32 product of the same x and the weights as stored
 // (dequantized), relative to each output row's largest value: what the path
 // rounds beyond the weights' own rounding. The engine's choices
-// that change these products (PERSONAPLEX_FP8_GEMM, PERSONAPLEX_GEMM_*,
-// PERSONAPLEX_8BIT_GEMM, PERSONAPLEX_NO_CUDA_KERNELS) are read from the
+// that change these products (PERSONAPLEX_8BIT_GEMM, PERSONAPLEX_GEMM_*,
+// PERSONAPLEX_NO_CUDA_KERNELS) are read from the
 // environment; every PERSONAPLEX_ variable set is echoed.
 #include <ATen/ATen.h>
 

@@ -313,8 +313,8 @@ nlohmann::json logit_error(const at::Tensor &got, const at::Tensor &ref) {
           {"greedy_agree", got.argmax(-1).eq(ref.argmax(-1)).to(at::kFloat).mean().item<double>()}};
 }
 
-// B conversations stepped together by a batch server (greedy, random user
-// codes from a fixed seed: the same for any model), per model step: text
+// B conversations stepped together by a batch server (greedy, random text
+// prompts and user codes from a fixed seed: the same for any model), per model step: text
 // logits [B, text_out] and audio logits [B, dsteps, card]. Greedy, each
 // sampled token is its logits' argmax.
 struct BatchedTrace {
@@ -327,11 +327,15 @@ BatchedTrace batched_trace(const std::shared_ptr<const lm::LmModel> &model, int6
   opts.sampling.greedy = true;
   serving::BatchServer server(model, B, opts);
   const lm::LmConfig &c = model->config();
-  lm::Prompt prompt;
-  prompt.text_tokens = {4, 5, 6};
-  std::vector<int64_t> slots;
-  for (int64_t b = 0; b < B; ++b) slots.push_back(server.join(prompt, uint64_t(b)));
+  // A different text prompt each (else the rows' first steps are alike and
+  // one near tie decides them all).
   std::mt19937_64 rng(4321);
+  std::vector<int64_t> slots;
+  for (int64_t b = 0; b < B; ++b) {
+    lm::Prompt prompt;
+    for (int i = 0; i < 8; ++i) prompt.text_tokens.push_back(4 + int64_t(rng() % uint64_t(c.text_card - 4)));
+    slots.push_back(server.join(prompt, uint64_t(b)));
+  }
   BatchedTrace t;
   while (int64_t(t.text.size()) < steps) {
     std::map<int64_t, std::vector<int64_t>> in;

@@ -1,6 +1,7 @@
 // Linear weights in 8 bits: the round trip stays within half a step, the
 // quantized linear is the dequantized weight's linear, format names.
 #include <gtest/gtest.h>
+#include <torch/version.h>
 
 #include <string>
 
@@ -112,7 +113,8 @@ namespace {
 // odd and aligned sizes, bf16 and fp32 activations, each against the
 // dequantized weights' linear. Past 16 rows fp8 weights go to the scaled
 // matmul, which quantizes the activations too, unless `fp8_weight_only`
-// puts bf16 x of up to 64 rows on the tensor-core kernel.
+// (PERSONAPLEX_8BIT_GEMM=weight-only set by the caller) puts bf16 x of up
+// to 64 rows on the tensor-core kernel.
 void expect_rows_are_the_dequantized_linear(WeightFormat f, const at::Device &device, bool fp8_weight_only) {
   const std::vector<std::pair<int64_t, int64_t>> sizes = {{48, 64}, {1040, 4096}, {32, 11264}, {2048, 1024}};
   for (const auto &[n, k] : sizes) {
@@ -151,17 +153,18 @@ std::vector<WeightFormat> eight_bit_formats() {
 // On a GPU: a few rows against 8-bit weights (the weight-only kernel where
 // the build has it) are the dequantized weights' linear, for every row count
 // around the kernel's limit, odd and aligned sizes, bf16 and fp32
-// activations; more rows take the matrix-product path and agree too, fp8 on
-// the tensor-core kernel (the default) or on the fp8 matmul.
+// activations; more rows take the matrix-product path and agree too, int8
+// on the tensor-core kernel, fp8 on the fp8 matmul (the default) or the
+// tensor-core kernel (weight-only).
 TEST(QuantizedLinear, CudaRowsAreTheDequantizedWeightsLinear) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   const at::Device cuda(at::kCUDA);
   at::manual_seed(11);
-  for (const char *fp8_gemm : {"", "scaled-matmul"}) {
-    const test::ScopedEnv chosen_fp8("PERSONAPLEX_FP8_GEMM", fp8_gemm);
+  for (const char *gemm : {"", "weight-only"}) {
+    const test::ScopedEnv chosen("PERSONAPLEX_8BIT_GEMM", gemm);
     for (const WeightFormat f : eight_bit_formats()) {
-      SCOPED_TRACE(std::string("fp8 gemm '") + fp8_gemm + "' " + weight_format_name(f));
-      expect_rows_are_the_dequantized_linear(f, cuda, fp8_gemm[0] == '\0');
+      SCOPED_TRACE(std::string("8-bit gemm '") + gemm + "' " + weight_format_name(f));
+      expect_rows_are_the_dequantized_linear(f, cuda, gemm[0] != '\0');
     }
   }
 }
@@ -176,7 +179,7 @@ TEST(QuantizedLinear, CudaGemmChoicesAreTheDequantizedWeightsLinear) {
   for (const auto &[name, value] : {std::pair{"PERSONAPLEX_GEMM_PREFETCH", "2"},
                                     std::pair{"PERSONAPLEX_GEMM_BLOCKS_PER_SM", "3"},
                                     std::pair{"PERSONAPLEX_GEMM_SPLITS", "cluster"}}) {
-    const test::ScopedEnv chosen(name, value);
+    const test::ScopedEnv chosen(name, value), weight_only("PERSONAPLEX_8BIT_GEMM", "weight-only");
     for (const WeightFormat f : eight_bit_formats()) {
       SCOPED_TRACE(std::string(name) + "=" + value + " " + weight_format_name(f));
       expect_rows_are_the_dequantized_linear(f, cuda, true);
@@ -233,6 +236,39 @@ TEST(QuantizedLinear, CudaActivationQuantizedRowsAreTheRoundedProduct) {
         EXPECT_LT(((y - rounded).abs() / row_max).max().item<float>(), f == WeightFormat::kInt8 ? 8e-3f : 6e-2f);
         EXPECT_LT(((y - exact).abs() / row_max).max().item<float>(), f == WeightFormat::kInt8 ? 3e-2f : 1.2e-1f);
         EXPECT_EQ(y[rows / 2].abs().max().item<float>(), 0.0f);
+      }
+    }
+  }
+}
+
+// On a GPU, by default: 17 or more rows of bf16 x against int8 weights keep
+// the weight-only path and against fp8 ones take the activations' fp8
+// matmul (the same bits as with either choice named); 16 rows the
+// weight-only kernel for both.
+TEST(QuantizedLinear, CudaDefaultIsWeightOnlyForInt8AndActivationsForFp8) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  if (!cuda_kernels_enabled()) GTEST_SKIP() << "the engine's CUDA kernels are not built in or turned off";
+  if (TORCH_VERSION_MAJOR < 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR < 5))
+    GTEST_SKIP() << "the 8-bit matmuls need libtorch 2.5 or newer";
+  const at::Device cuda(at::kCUDA);
+  at::manual_seed(15);
+  const auto with = [](const char *choice, const at::Tensor &x, const LinearWeight &q) {
+    const test::ScopedEnv chosen("PERSONAPLEX_8BIT_GEMM", choice);
+    return linear(x, q);
+  };
+  for (const WeightFormat f : eight_bit_formats()) {
+    const LinearWeight q = quantize(at::randn({1040, 4096}, cuda), f);
+    for (const int64_t rows : {16, 17, 64, 100}) {
+      SCOPED_TRACE(weight_format_name(f) + " rows " + std::to_string(rows));
+      const at::Tensor x = at::randn({rows, 4096}, cuda).to(at::kBFloat16);
+      const at::Tensor y = with("", x, q);
+      const at::Tensor weight_only = with("weight-only", x, q), activations = with("activations", x, q);
+      const bool int8_path = f == WeightFormat::kInt8 || rows <= 16;
+      EXPECT_TRUE(at::equal(y, int8_path ? weight_only : activations));
+      // The two paths round differently past 16 rows (fp8 past 64 rows takes
+      // the fp8 matmul either way).
+      if (rows > 16 && !(f == WeightFormat::kFp8 && rows > 64)) {
+        EXPECT_FALSE(at::equal(weight_only, activations));
       }
     }
   }
