@@ -142,14 +142,27 @@ std::vector<int64_t> sizes_with_last(const at::Tensor &x, int64_t n) {
 
 // The most rows of x fp8 weights take on the tensor-core kernel.
 constexpr int64_t kFp8GemmMaxRows = 64;
+// The fewest weights (n * k) for which the activations' 8-bit matmul beats
+// the weight-only kernel at 17-64 rows: the temporal transformer's products
+// (16-88 Mi values in the released model) gain, the depformer's (1-6 Mi)
+// lose, the quantize launch and the library's narrow tiles costing more than
+// the bytes saved (measured on H100 and H200, docs/performance.md).
+constexpr int64_t kActivationQuantizedMinWeights = int64_t(1) << 23;
 
-// Whether `rows` (past 16) of x against fp8 weights go to the scaled fp8
-// matmul on per-row fp8 activations: all by default (faster than the
-// weight-only kernel at every width, measured; fp8 activations keep their
-// range, so outlier features cost them little); with
-// PERSONAPLEX_8BIT_GEMM=weight-only, only past the tensor-core kernel's rows.
-bool fp8_takes_scaled_matmul(int64_t rows) {
-  return rows > kFp8GemmMaxRows || !env_choice_is("PERSONAPLEX_8BIT_GEMM", "weight-only");
+// Whether `rows` (past 16) of x against 8-bit weights of `weights` values go
+// to the 8-bit matmul on per-row quantized activations: fp8 past the
+// tensor-core kernel's rows always; large fp8 products by default (fp8
+// activations keep their range, so outlier features cost them little);
+// large int8 ones only with PERSONAPLEX_8BIT_GEMM=activations (int8 steps
+// over a row's largest value flatten the small features beside an outlier);
+// none else with PERSONAPLEX_8BIT_GEMM=weight-only.
+bool takes_activations_path(bool int8, int64_t rows, int64_t weights) {
+#if !(PERSONAPLEX_INT_MM && PERSONAPLEX_ROWWISE_FP8_MM)
+  if (int8) return false;  // no int8 matmul in this libtorch: int8 stays on the kernel
+#endif
+  if (!int8 && rows > kFp8GemmMaxRows) return true;
+  if (weights < kActivationQuantizedMinWeights || env_choice_is("PERSONAPLEX_8BIT_GEMM", "weight-only")) return false;
+  return !int8 || env_choice_is("PERSONAPLEX_8BIT_GEMM", "activations");
 }
 
 // Up to 16 rows against 8-bit weights, up to 128 rows of bf16 x against
@@ -164,12 +177,12 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
   const std::optional<GemvCall> c = gemv_call(x, w);
   if (!c) return std::nullopt;
   const auto [floats, weights, rows, n, k] = *c;
-  // Past 16 rows: int8 on the tensor-core kernel; fp8 on it too up to 64
-  // rows with PERSONAPLEX_8BIT_GEMM=weight-only, else on the fp8 matmul.
+  // Past 16 rows: 8-bit weights on the tensor-core kernel where the
+  // activations' matmul does not take them (takes_activations_path).
   const bool gemm = rows > personaplex::cuda::kGemvMaxRows;
-  const bool gemm_weights =
-      weights == GemvWeights::kInt8 || (weights == GemvWeights::kFp8E4M3 && !fp8_takes_scaled_matmul(rows));
-  if (gemm && (rows > personaplex::cuda::kGemmMaxRows || floats != GemvFloats::kBFloat16 || !gemm_weights))
+  const bool eight_bit = weights == GemvWeights::kInt8 || weights == GemvWeights::kFp8E4M3;
+  if (gemm && (rows > personaplex::cuda::kGemmMaxRows || floats != GemvFloats::kBFloat16 || !eight_bit ||
+               takes_activations_path(weights == GemvWeights::kInt8, rows, n * k)))
     return std::nullopt;
   const at::Tensor x2 = x.reshape({rows, k}).contiguous();
   const at::Tensor scale = kernel_scale(w);
@@ -197,10 +210,9 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
 // The fewest rows the GPU library's 8-bit matmuls take (_int_mm: more than 16).
 constexpr int64_t kActivationQuantizedMinRows = 17;
 
-// 17 or more rows of bf16 x against fp8 weights (unless
-// fp8_takes_scaled_matmul says otherwise) or, with
-// PERSONAPLEX_8BIT_GEMM=activations, int8 weights: x quantized per row to the weights' format by one
-// kernel, then the 8-bit tensor-core matmul (cuBLASLt) reading each weight
+// 17 or more rows of bf16 x against 8-bit weights where
+// takes_activations_path says so: x quantized per row to the weights'
+// format by one kernel, then the 8-bit tensor-core matmul (cuBLASLt) reading each weight
 // byte once; int8's int32 product scaled back by one more kernel, fp8's by
 // the matmul itself. Nothing when the tensors do not fit it.
 std::optional<at::Tensor> activation_quantized_linear(const at::Tensor &x, const LinearWeight &w) {
@@ -212,8 +224,7 @@ std::optional<at::Tensor> activation_quantized_linear(const at::Tensor &x, const
   if (k == 0 || k % 16 != 0 || n % 16 != 0 || w.weight.size(1) != k || !w.weight.is_contiguous()) return std::nullopt;
   const int64_t rows = x.numel() / k;
   if (rows < kActivationQuantizedMinRows) return std::nullopt;
-  const bool chosen = env_choice_is("PERSONAPLEX_8BIT_GEMM", "activations");
-  if (!chosen && (int8 || !fp8_takes_scaled_matmul(rows))) return std::nullopt;
+  if (!takes_activations_path(int8, rows, n * k)) return std::nullopt;
   namespace cu = personaplex::cuda;
   const at::Tensor x2 = x.reshape({rows, k}).contiguous();
   at::Tensor xq = at::empty({rows, k}, x.options().dtype(int8 ? at::kChar : at::kFloat8_e4m3fn));

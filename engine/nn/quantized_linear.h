@@ -11,19 +11,22 @@
 //   rows, computed as linear(x, q.to(x's dtype)) * scale: it saves memory,
 //   not time.
 // - fp8: q in float8 e4m3fn. On CUDA, up to 16 rows take the weight-only
-//   kernel as int8 does; more rows of bf16 x are quantized per row to fp8 by
-//   one kernel, then one row-wise scaled fp8 matmul (cuda/row_quantize.h;
-//   output in x's dtype; needs a libtorch of 2.5 or newer and a GPU of
-//   compute capability 8.9 or newer). With PERSONAPLEX_8BIT_GEMM=weight-only,
-//   up to 64 rows of bf16 x take int8's tensor-core kernel instead (exact to
-//   the stored weights, slower). Elsewhere computed as int8 is. Needs a
-//   libtorch with float8 (2.1+).
+//   kernel as int8 does. More rows of bf16 x against large weights (8 Mi
+//   values or more: the temporal transformer's) are quantized per row to
+//   fp8 by one kernel, then one row-wise scaled fp8 matmul
+//   (cuda/row_quantize.h; output in x's dtype; needs a libtorch of 2.5 or
+//   newer and a GPU of compute capability 8.9 or newer); against smaller
+//   ones (the depformer's), up to 64 rows take int8's tensor-core kernel,
+//   more the fp8 matmul. PERSONAPLEX_8BIT_GEMM=weight-only keeps large
+//   weights on the kernel up to 64 rows too (exact to the stored weights,
+//   slower). Elsewhere computed as int8 is. Needs a libtorch with float8
+//   (2.1+).
 // - With PERSONAPLEX_8BIT_GEMM=activations, 17 or more rows of bf16 x
-//   against int8 weights on CUDA (sizes multiples of 16) take that path too:
-//   x rounded per row to int8, the GPU library's int8 tensor-core matmul,
-//   the product scaled back (faster than the weight-only kernel; not the
-//   default, since int8 steps over a row's largest value flatten the small
-//   features beside an outlier one). Needs libtorch 2.5+.
+//   against large int8 weights on CUDA (sizes multiples of 16) take that
+//   path too: x rounded per row to int8, the GPU library's int8 tensor-core
+//   matmul, the product scaled back (faster than the weight-only kernel; not
+//   the default, since int8 steps over a row's largest value flatten the
+//   small features beside an outlier one). Needs libtorch 2.5+.
 // - bf16 (as loaded): on CUDA with the engine's kernels, one or two rows of
 //   bf16 x take the same matrix-vector kernel; more, cuBLAS.
 // Every path reads nothing from the host, so it can be captured in a CUDA

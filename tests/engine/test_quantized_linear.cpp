@@ -111,11 +111,11 @@ namespace {
 
 // Rows of x around every kernel's limits against `f` weights on `device`,
 // odd and aligned sizes, bf16 and fp32 activations, each against the
-// dequantized weights' linear. Past 16 rows fp8 weights go to the scaled
-// matmul, which quantizes the activations too, unless `fp8_weight_only`
-// (PERSONAPLEX_8BIT_GEMM=weight-only set by the caller) puts bf16 x of up
-// to 64 rows on the tensor-core kernel.
-void expect_rows_are_the_dequantized_linear(WeightFormat f, const at::Device &device, bool fp8_weight_only) {
+// dequantized weights' linear. The sizes are below those the activations'
+// 8-bit matmul takes, so 17-128 rows of bf16 x go to the tensor-core kernel,
+// but fp8 past 64 rows: the scaled matmul, which quantizes the activations
+// too.
+void expect_rows_are_the_dequantized_linear(WeightFormat f, const at::Device &device) {
   const std::vector<std::pair<int64_t, int64_t>> sizes = {{48, 64}, {1040, 4096}, {32, 11264}, {2048, 1024}};
   for (const auto &[n, k] : sizes) {
     at::Tensor w = (at::randn({n, k}) * at::linspace(0.05, 2.0, n).unsqueeze(1)).to(device);
@@ -133,7 +133,7 @@ void expect_rows_are_the_dequantized_linear(WeightFormat f, const at::Device &de
         at::Tensor err = (y.to(at::kFloat) - want).abs().max() / want.abs().max();
         // bf16 output rounding (2^-8 relative), fp32 summation order.
         float tolerance = dtype == at::kBFloat16 ? 8e-3f : 1e-5f;
-        const bool on_kernel = fp8_weight_only && dtype == at::kBFloat16 && rows <= 64;
+        const bool on_kernel = dtype == at::kBFloat16 && rows <= 64;
         if (f == WeightFormat::kFp8 && rows > 16 && !on_kernel) tolerance = 5e-2f;
         EXPECT_LT(err.item<float>(), tolerance);
       }
@@ -153,19 +153,14 @@ std::vector<WeightFormat> eight_bit_formats() {
 // On a GPU: a few rows against 8-bit weights (the weight-only kernel where
 // the build has it) are the dequantized weights' linear, for every row count
 // around the kernel's limit, odd and aligned sizes, bf16 and fp32
-// activations; more rows take the matrix-product path and agree too, int8
-// on the tensor-core kernel, fp8 on the fp8 matmul (the default) or the
-// tensor-core kernel (weight-only).
+// activations; more rows take the matrix-product path and agree too.
 TEST(QuantizedLinear, CudaRowsAreTheDequantizedWeightsLinear) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   const at::Device cuda(at::kCUDA);
   at::manual_seed(11);
-  for (const char *gemm : {"", "weight-only"}) {
-    const test::ScopedEnv chosen("PERSONAPLEX_8BIT_GEMM", gemm);
-    for (const WeightFormat f : eight_bit_formats()) {
-      SCOPED_TRACE(std::string("8-bit gemm '") + gemm + "' " + weight_format_name(f));
-      expect_rows_are_the_dequantized_linear(f, cuda, gemm[0] != '\0');
-    }
+  for (const WeightFormat f : eight_bit_formats()) {
+    SCOPED_TRACE(weight_format_name(f));
+    expect_rows_are_the_dequantized_linear(f, cuda);
   }
 }
 
@@ -179,10 +174,10 @@ TEST(QuantizedLinear, CudaGemmChoicesAreTheDequantizedWeightsLinear) {
   for (const auto &[name, value] : {std::pair{"PERSONAPLEX_GEMM_PREFETCH", "2"},
                                     std::pair{"PERSONAPLEX_GEMM_BLOCKS_PER_SM", "3"},
                                     std::pair{"PERSONAPLEX_GEMM_SPLITS", "cluster"}}) {
-    const test::ScopedEnv chosen(name, value), weight_only("PERSONAPLEX_8BIT_GEMM", "weight-only");
+    const test::ScopedEnv chosen(name, value);
     for (const WeightFormat f : eight_bit_formats()) {
       SCOPED_TRACE(std::string(name) + "=" + value + " " + weight_format_name(f));
-      expect_rows_are_the_dequantized_linear(f, cuda, true);
+      expect_rows_are_the_dequantized_linear(f, cuda);
     }
   }
 }
@@ -204,15 +199,17 @@ at::Tensor rows_rounded(const at::Tensor &x, WeightFormat f) {
 }  // namespace
 
 // On a GPU, with PERSONAPLEX_8BIT_GEMM=activations: 17 or more rows of bf16
-// x against 8-bit weights are x rounded per row to the weights' format times
-// the dequantized weights (the 8-bit matmul's product, scaled back), and
-// stay near the weight-only product; fewer rows keep the weight-only kernels.
+// x against large 8-bit weights (8 Mi values or more) are x rounded per row
+// to the weights' format times the dequantized weights (the 8-bit matmul's
+// product, scaled back), and stay near the weight-only product; fewer rows
+// and smaller weights keep the weight-only kernels (fp8 past 64 rows takes
+// the fp8 matmul whatever its size).
 TEST(QuantizedLinear, CudaActivationQuantizedRowsAreTheRoundedProduct) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   const at::Device cuda(at::kCUDA);
   at::manual_seed(14);
   const test::ScopedEnv chosen("PERSONAPLEX_8BIT_GEMM", "activations");
-  const std::vector<std::pair<int64_t, int64_t>> sizes = {{48, 64}, {1040, 4096}, {32, 11264}, {2048, 1024}};
+  const std::vector<std::pair<int64_t, int64_t>> sizes = {{2048, 4096}, {768, 11264}, {8192, 1024}, {1040, 4096}};
   for (const WeightFormat f : eight_bit_formats()) {
     for (const auto &[n, k] : sizes) {
       const at::Tensor w = (at::randn({n, k}) * at::linspace(0.05, 2.0, n).unsqueeze(1)).to(cuda);
@@ -227,25 +224,30 @@ TEST(QuantizedLinear, CudaActivationQuantizedRowsAreTheRoundedProduct) {
         x = x.to(at::kBFloat16);
         const at::Tensor y = linear(x, q).to(at::kFloat);
         ASSERT_EQ(y.sizes(), (std::vector<int64_t>{rows, 1, n}));
+        const bool large = n * k >= (int64_t(1) << 23);
+        const bool rounds = rows > 16 && (large || (f == WeightFormat::kFp8 && rows > 64));
         const at::Tensor exact = at::linear(x.to(at::kFloat), wd);
-        const at::Tensor rounded = rows > 16 ? at::linear(rows_rounded(x.to(at::kFloat), f), wd) : exact;
+        const at::Tensor rounded = rounds ? at::linear(rows_rounded(x.to(at::kFloat), f), wd) : exact;
         // Per row: int8, bf16 output rounding against the row's largest
-        // output. fp8's scaled matmul (H100) lands up to 4.4 % of it off the
-        // rounded product (the default path past 64 rows shares it): bounded here.
+        // output. fp8's scaled matmul (H100, H200) lands up to 4.4 % of it
+        // off the rounded product: bounded here.
         const at::Tensor row_max = rounded.abs().amax(-1, true).clamp_min(1e-20);
-        EXPECT_LT(((y - rounded).abs() / row_max).max().item<float>(), f == WeightFormat::kInt8 ? 8e-3f : 6e-2f);
-        EXPECT_LT(((y - exact).abs() / row_max).max().item<float>(), f == WeightFormat::kInt8 ? 3e-2f : 1.2e-1f);
+        const bool fp8_rounds = rounds && f == WeightFormat::kFp8;
+        EXPECT_LT(((y - rounded).abs() / row_max).max().item<float>(), fp8_rounds ? 6e-2f : 8e-3f);
+        EXPECT_LT(((y - exact).abs() / row_max).max().item<float>(),
+                  fp8_rounds ? 1.2e-1f : (rounds ? 3e-2f : 8e-3f));
         EXPECT_EQ(y[rows / 2].abs().max().item<float>(), 0.0f);
       }
     }
   }
 }
 
-// On a GPU, by default: 17 or more rows of bf16 x against int8 weights keep
-// the weight-only path and against fp8 ones take the activations' fp8
-// matmul (the same bits as with either choice named); 16 rows the
-// weight-only kernel for both.
-TEST(QuantizedLinear, CudaDefaultIsWeightOnlyForInt8AndActivationsForFp8) {
+// On a GPU, by default: 17 or more rows of bf16 x against large int8
+// weights keep the weight-only path and against large fp8 ones take the
+// activations' fp8 matmul (the same bits as with either choice named);
+// small weights (the depformer's) the weight-only kernel up to 64 rows for
+// both; 16 rows the weight-only kernel always.
+TEST(QuantizedLinear, CudaDefaultIsWeightOnlyForInt8AndActivationsForLargeFp8) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   if (!cuda_kernels_enabled()) GTEST_SKIP() << "the engine's CUDA kernels are not built in or turned off";
   if (TORCH_VERSION_MAJOR < 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR < 5))
@@ -257,18 +259,22 @@ TEST(QuantizedLinear, CudaDefaultIsWeightOnlyForInt8AndActivationsForFp8) {
     return linear(x, q);
   };
   for (const WeightFormat f : eight_bit_formats()) {
-    const LinearWeight q = quantize(at::randn({1040, 4096}, cuda), f);
-    for (const int64_t rows : {16, 17, 64, 100}) {
-      SCOPED_TRACE(weight_format_name(f) + " rows " + std::to_string(rows));
-      const at::Tensor x = at::randn({rows, 4096}, cuda).to(at::kBFloat16);
-      const at::Tensor y = with("", x, q);
-      const at::Tensor weight_only = with("weight-only", x, q), activations = with("activations", x, q);
-      const bool int8_path = f == WeightFormat::kInt8 || rows <= 16;
-      EXPECT_TRUE(at::equal(y, int8_path ? weight_only : activations));
-      // The two paths round differently past 16 rows (fp8 past 64 rows takes
-      // the fp8 matmul either way).
-      if (rows > 16 && !(f == WeightFormat::kFp8 && rows > 64)) {
-        EXPECT_FALSE(at::equal(weight_only, activations));
+    for (const auto &[n, k] : std::vector<std::pair<int64_t, int64_t>>{{2048, 4096}, {1024, 1024}}) {
+      const LinearWeight q = quantize(at::randn({n, k}, cuda), f);
+      const bool large = n * k >= (int64_t(1) << 23);
+      for (const int64_t rows : {16, 17, 64, 100}) {
+        SCOPED_TRACE(weight_format_name(f) + " n " + std::to_string(n) + " rows " + std::to_string(rows));
+        const at::Tensor x = at::randn({rows, k}, cuda).to(at::kBFloat16);
+        const at::Tensor y = with("", x, q);
+        const at::Tensor weight_only = with("weight-only", x, q), activations = with("activations", x, q);
+        const bool fp8_past_kernel = f == WeightFormat::kFp8 && rows > 64;
+        const bool on_activations = rows > 16 && f == WeightFormat::kFp8 && (large || fp8_past_kernel);
+        EXPECT_TRUE(at::equal(y, on_activations ? activations : weight_only));
+        // Where the choice applies (large weights, 17-64 rows; int8 to 128),
+        // the two paths round differently.
+        if (rows > 16 && large && !fp8_past_kernel) {
+          EXPECT_FALSE(at::equal(weight_only, activations));
+        }
       }
     }
   }
