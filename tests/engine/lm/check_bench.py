@@ -3,7 +3,8 @@
 checks its JSON: keys present, times positive, one entry per batch size, the
 context it was filled to, and an impossible batch size reported as an error
 without stopping the run. With --weights int8: the weight bytes and the logit
-error against the unquantized model of the same weights; with
+error against the unquantized model of the same weights (also batched, for
+17 conversations); with
 --offload-layers too, the bytes kept in host memory. With --kv-cache fp8
 (on the fixture model's own weights): the cache's bytes and its logit error
 against a cache in the model's dtype. With --mimi-dtype bfloat16: said in the
@@ -77,6 +78,21 @@ for kind in ["text", "audio"]:
     k = e[kind]
     assert 0 < k["mean_abs"] <= k["max_abs"], k
     assert k["max_rel"] < 0.2 and k["mean_rel"] < 0.03 and k["greedy_agree"] >= 0.9, (kind, k)
+
+assert "logit_error_batched" not in w, w  # one conversation: nothing batched to compare
+
+# 17 conversations or more: also the logit error of 17 stepped together (the
+# products' many-row paths), compared while their tokens agree.
+out = subprocess.run([bench, "--device", "cpu", "--fixtures", fixtures, "--batch", "17", "--steps", "1",
+                      "--warmup", "0", "--weights", "int8"], check=True, capture_output=True, text=True).stdout
+b = json.loads(out)["weight_format"]["logit_error_batched"]
+assert b["conversations"] == 17 and b["steps"] == 16, b
+# Every row's first step, then those still in step with the float model.
+assert 17 <= b["text_rows_compared"] <= 17 * 16 and b["audio_rows_compared"] > 0, b
+for kind in ["text", "audio"]:
+    k = b[kind]
+    assert 0 < k["mean_abs"] <= k["max_abs"], k
+    assert k["mean_rel"] < 0.03 and k["greedy_agree"] >= 0.9, (kind, k)
 
 # fp8 runs where this libtorch has float8, and says why not otherwise.
 fp8 = subprocess.run([bench, "--device", "cpu", "--fixtures", fixtures, "--batch", "1", "--steps", "1",
