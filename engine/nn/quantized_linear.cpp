@@ -157,12 +157,14 @@ constexpr int64_t kActivationQuantizedMinWeights = int64_t(1) << 23;
 // over a row's largest value flatten the small features beside an outlier);
 // none else with PERSONAPLEX_8BIT_GEMM=weight-only.
 bool takes_activations_path(bool int8, int64_t rows, int64_t weights) {
-#if !(PERSONAPLEX_INT_MM && PERSONAPLEX_ROWWISE_FP8_MM)
-  if (int8) return false;  // no int8 matmul in this libtorch: int8 stays on the kernel
-#endif
+#if PERSONAPLEX_INT_MM && PERSONAPLEX_ROWWISE_FP8_MM
   if (!int8 && rows > kFp8GemmMaxRows) return true;
   if (weights < kActivationQuantizedMinWeights || env_choice_is("PERSONAPLEX_8BIT_GEMM", "weight-only")) return false;
   return !int8 || env_choice_is("PERSONAPLEX_8BIT_GEMM", "activations");
+#else
+  (void)int8, (void)rows, (void)weights;
+  return false;  // no 8-bit matmuls in this libtorch: the kernel takes what it can
+#endif
 }
 
 // Up to 16 rows against 8-bit weights, up to 128 rows of bf16 x against
@@ -212,8 +214,8 @@ constexpr int64_t kActivationQuantizedMinRows = 17;
 
 // 17 or more rows of bf16 x against 8-bit weights where
 // takes_activations_path says so: x quantized per row to the weights'
-// format by one kernel, then the 8-bit tensor-core matmul (cuBLASLt) reading each weight
-// byte once; int8's int32 product scaled back by one more kernel, fp8's by
+// format by one kernel, then the 8-bit tensor-core matmul (cuBLASLt)
+// reading each weight byte once; int8's int32 product scaled back by one more kernel, fp8's by
 // the matmul itself. Nothing when the tensors do not fit it.
 std::optional<at::Tensor> activation_quantized_linear(const at::Tensor &x, const LinearWeight &w) {
   if (!cuda_kernels_enabled() || !w.quantized() || x.scalar_type() != at::kBFloat16 || x.dim() == 0)
