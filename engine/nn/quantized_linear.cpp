@@ -215,8 +215,9 @@ constexpr int64_t kActivationQuantizedMinRows = 17;
 // 17 or more rows of bf16 x against 8-bit weights where
 // takes_activations_path says so: x quantized per row to the weights'
 // format by one kernel, then the 8-bit tensor-core matmul (cuBLASLt)
-// reading each weight byte once; int8's int32 product scaled back by one more kernel, fp8's by
-// the matmul itself. Nothing when the tensors do not fit it.
+// reading each weight byte once; int8's int32 product scaled back by one
+// more kernel, fp8's by the matmul itself. Nothing when the tensors do not
+// fit it.
 std::optional<at::Tensor> activation_quantized_linear(const at::Tensor &x, const LinearWeight &w) {
   if (!cuda_kernels_enabled() || !w.quantized() || x.scalar_type() != at::kBFloat16 || x.dim() == 0)
     return std::nullopt;

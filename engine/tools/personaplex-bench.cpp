@@ -29,7 +29,8 @@
 // after the timed runs, the logit error against the bf16 model of the same
 // weights over the same forced token columns; with a batch of 17 or more,
 // also "logit_error_batched": up to 32 conversations stepped together
-// (greedy, the same user codes), compared while their tokens agree.
+// (greedy, the same prompts and user codes for both models), compared while
+// their tokens agree.
 // --kv-cache fp8 keeps the conversations' KV caches as e4m3 bytes with
 // scales (lm/kv_format.h); then "kv_cache" gives the bytes a conversation's
 // cache takes and the logit error against the same model with a cache in
@@ -313,10 +314,10 @@ nlohmann::json logit_error(const at::Tensor &got, const at::Tensor &ref) {
           {"greedy_agree", got.argmax(-1).eq(ref.argmax(-1)).to(at::kFloat).mean().item<double>()}};
 }
 
-// B conversations stepped together by a batch server (greedy, random text
-// prompts and user codes from a fixed seed: the same for any model), per model step: text
-// logits [B, text_out] and audio logits [B, dsteps, card]. Greedy, each
-// sampled token is its logits' argmax.
+// B conversations stepped together by a batch server (greedy; random text
+// prompts and user codes from a fixed seed: the same for any model), per
+// model step: text logits [B, text_out] and audio logits [B, dsteps, card].
+// Greedy, each sampled token is its logits' argmax.
 struct BatchedTrace {
   std::vector<at::Tensor> text, audio;
 };

@@ -196,6 +196,10 @@ at::Tensor rows_rounded(const at::Tensor &x, WeightFormat f) {
   return rounded.to(x.device()).view_as(x) * scale;
 }
 
+// Weights (n * k) from which the activations' 8-bit matmul takes a product:
+// the engine's threshold, the temporal transformer's sizes.
+constexpr int64_t kLargeWeights = int64_t(1) << 23;
+
 }  // namespace
 
 // On a GPU, with PERSONAPLEX_8BIT_GEMM=activations: 17 or more rows of bf16
@@ -224,7 +228,7 @@ TEST(QuantizedLinear, CudaActivationQuantizedRowsAreTheRoundedProduct) {
         x = x.to(at::kBFloat16);
         const at::Tensor y = linear(x, q).to(at::kFloat);
         ASSERT_EQ(y.sizes(), (std::vector<int64_t>{rows, 1, n}));
-        const bool large = n * k >= (int64_t(1) << 23);
+        const bool large = n * k >= kLargeWeights;
         const bool rounds = rows > 16 && (large || (f == WeightFormat::kFp8 && rows > 64));
         const at::Tensor exact = at::linear(x.to(at::kFloat), wd);
         const at::Tensor rounded = rounds ? at::linear(rows_rounded(x.to(at::kFloat), f), wd) : exact;
@@ -261,7 +265,7 @@ TEST(QuantizedLinear, CudaDefaultIsWeightOnlyForInt8AndActivationsForLargeFp8) {
   for (const WeightFormat f : eight_bit_formats()) {
     for (const auto &[n, k] : std::vector<std::pair<int64_t, int64_t>>{{2048, 4096}, {1024, 1024}}) {
       const LinearWeight q = quantize(at::randn({n, k}, cuda), f);
-      const bool large = n * k >= (int64_t(1) << 23);
+      const bool large = n * k >= kLargeWeights;
       for (const int64_t rows : {16, 17, 64, 100}) {
         SCOPED_TRACE(weight_format_name(f) + " n " + std::to_string(n) + " rows " + std::to_string(rows));
         const at::Tensor x = at::randn({rows, k}, cuda).to(at::kBFloat16);
