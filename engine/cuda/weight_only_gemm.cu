@@ -246,26 +246,15 @@ int64_t wanted_splits(int64_t column_blocks, int sms) {
 // The most blocks of a portable cluster.
 constexpr int64_t kMaxClusterBlocks = 8;
 
-// Splits of k: wanted_splits, each at least two tiles long. Their parts
-// are summed within a cluster of the splits' blocks (compute 9.0+, up to 64
-// rows, at most a portable cluster's blocks) where the fp32 parts would
-// outweigh the weights (4 bytes x rows x splits > k bytes: the depformer's
-// products, k of 1024-4096), else through global memory by a second kernel
-// (the temporal products, where clusters measured slower).
-// PERSONAPLEX_GEMM_SPLITS=cluster or =global takes one way for every call.
-bool clusters_pay(const Device &d, int64_t rows, int64_t splits, int64_t k) {
-  if (d.major < 9 || rows > 64) return false;
-  if (env_choice_is("PERSONAPLEX_GEMM_SPLITS", "cluster")) return true;
-  if (env_choice_is("PERSONAPLEX_GEMM_SPLITS", "global")) return false;
-  return 4 * rows * splits > k;
-}
-
+// Splits of k: wanted_splits, each at least two tiles long; summed in
+// clusters (compute 9.0+, up to 64 rows, at most a portable cluster's
+// blocks) with PERSONAPLEX_GEMM_SPLITS=cluster, to measure.
 Plan plan_for(int64_t rows, int64_t n, int64_t k) {
   const Device d = current_device();
   const int64_t column_blocks = (n + kColumns - 1) / kColumns, tiles = k / kTile;
   Plan p;
   p.splits = int(std::max<int64_t>(1, std::min<int64_t>(wanted_splits(column_blocks, d.sms), tiles / 2)));
-  p.clustered = clusters_pay(d, rows, p.splits, k);
+  p.clustered = d.major >= 9 && rows <= 64 && env_choice_is("PERSONAPLEX_GEMM_SPLITS", "cluster");
   if (p.clustered) p.splits = int(std::min<int64_t>(p.splits, kMaxClusterBlocks));
   return p;
 }

@@ -165,18 +165,15 @@ TEST(QuantizedLinear, CudaRowsAreTheDequantizedWeightsLinear) {
 }
 
 // On a GPU: the tensor-core kernel's choices kept for measuring (weights
-// two tiles ahead, more blocks an SM, k's parts summed within a cluster or
-// through global memory at every size) give the dequantized weights' linear
-// too; the default takes both ways over expect_rows_are_the_dequantized_linear's
-// sizes.
+// two tiles ahead, more blocks an SM, k's parts summed within a cluster)
+// give the dequantized weights' linear too.
 TEST(QuantizedLinear, CudaGemmChoicesAreTheDequantizedWeightsLinear) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   const at::Device cuda(at::kCUDA);
   at::manual_seed(12);
   for (const auto &[name, value] : {std::pair{"PERSONAPLEX_GEMM_PREFETCH", "2"},
                                     std::pair{"PERSONAPLEX_GEMM_BLOCKS_PER_SM", "3"},
-                                    std::pair{"PERSONAPLEX_GEMM_SPLITS", "cluster"},
-                                    std::pair{"PERSONAPLEX_GEMM_SPLITS", "global"}}) {
+                                    std::pair{"PERSONAPLEX_GEMM_SPLITS", "cluster"}}) {
     const test::ScopedEnv chosen(name, value);
     for (const WeightFormat f : eight_bit_formats()) {
       SCOPED_TRACE(std::string(name) + "=" + value + " " + weight_format_name(f));
