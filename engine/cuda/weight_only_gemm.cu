@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
 #include "core/env_choice.h"
 #include "cuda/chained_launch.cuh"
@@ -290,10 +291,14 @@ cudaError_t launch_gemm(const Call &c, const Plan &p, cudaStream_t stream) {
 // Two column groups a warp from 33 to 64 rows (measured on an H200, x staged
 // in place: 1.1-1.9x faster at 64 rows, slower at 32; staged ahead: 1.0-1.4x
 // at 64, even at 32); past 64 their accumulators would not fit in registers.
+// PERSONAPLEX_GEMM_GROUPS=1 or =2 takes that many at every row count up to
+// 64 (to measure).
 template <GemvWeights W, int DEPTH>
 cudaError_t launch_rows(const Call &c, const Plan &p, cudaStream_t stream) {
-  if (c.rows <= 32) return launch_gemm<W, 4, 1, DEPTH>(c, p, stream);
-  if (c.rows <= 64) return launch_gemm<W, 8, 2, DEPTH>(c, p, stream);
+  const char *groups = env_choice("PERSONAPLEX_GEMM_GROUPS");
+  const bool one = std::strcmp(groups, "1") == 0, two = std::strcmp(groups, "2") == 0;
+  if (c.rows <= 32) return two ? launch_gemm<W, 4, 2, DEPTH>(c, p, stream) : launch_gemm<W, 4, 1, DEPTH>(c, p, stream);
+  if (c.rows <= 64) return one ? launch_gemm<W, 8, 1, DEPTH>(c, p, stream) : launch_gemm<W, 8, 2, DEPTH>(c, p, stream);
   return launch_gemm<W, 16, 1, DEPTH>(c, p, stream);
 }
 

@@ -165,7 +165,8 @@ TEST(QuantizedLinear, CudaRowsAreTheDequantizedWeightsLinear) {
 }
 
 // On a GPU: the tensor-core kernel's choices kept for measuring (weights
-// two tiles ahead, more blocks an SM, k's parts summed within a cluster)
+// two tiles ahead, more blocks an SM, k's parts summed within a cluster,
+// one or two column groups a warp at every row count)
 // give the dequantized weights' linear too.
 TEST(QuantizedLinear, CudaGemmChoicesAreTheDequantizedWeightsLinear) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
@@ -173,7 +174,9 @@ TEST(QuantizedLinear, CudaGemmChoicesAreTheDequantizedWeightsLinear) {
   at::manual_seed(12);
   for (const auto &[name, value] : {std::pair{"PERSONAPLEX_GEMM_PREFETCH", "2"},
                                     std::pair{"PERSONAPLEX_GEMM_BLOCKS_PER_SM", "3"},
-                                    std::pair{"PERSONAPLEX_GEMM_SPLITS", "cluster"}}) {
+                                    std::pair{"PERSONAPLEX_GEMM_SPLITS", "cluster"},
+                                    std::pair{"PERSONAPLEX_GEMM_GROUPS", "1"},
+                                    std::pair{"PERSONAPLEX_GEMM_GROUPS", "2"}}) {
     const test::ScopedEnv chosen(name, value);
     for (const WeightFormat f : eight_bit_formats()) {
       SCOPED_TRACE(std::string(name) + "=" + value + " " + weight_format_name(f));
