@@ -144,25 +144,27 @@ std::vector<int64_t> sizes_with_last(const at::Tensor &x, int64_t n) {
 constexpr int64_t kFp8GemmMaxRows = 64;
 // The fewest weights (n * k) for which the activations' 8-bit matmul beats
 // the weight-only kernel at 17-64 rows: the temporal transformer's products
-// (16-88 Mi values in the released model) gain, the depformer's (1-6 Mi)
-// lose, the quantize launch and the library's narrow tiles costing more than
-// the bytes saved (measured on H100 and H200, docs/performance.md).
+// (16-88 Mi values in the released model). Smaller products gain only where
+// they are wide (n >= 2k: the depformer's q/k/v and MLP input products,
+// whose n spreads the matmul's tiles over the GPU); the narrow ones (its
+// attention and MLP outputs, the input from the temporal transformer) stay
+// on the kernel, which splits k (measured on H100 and H200,
+// docs/performance.md).
 constexpr int64_t kActivationQuantizedMinWeights = int64_t(1) << 23;
 
-// Whether `rows` (past 16) of x against 8-bit weights of `weights` values go
-// to the 8-bit matmul on per-row quantized activations: fp8 past the
-// tensor-core kernel's rows always; large fp8 products by default (fp8
-// activations keep their range, so outlier features cost them little);
-// large int8 ones only with PERSONAPLEX_8BIT_GEMM=activations (int8 steps
-// over a row's largest value flatten the small features beside an outlier);
-// none else with PERSONAPLEX_8BIT_GEMM=weight-only.
-bool takes_activations_path(bool int8, int64_t rows, int64_t weights) {
+// Whether `rows` (past 16) of x against 8-bit weights [n, k] go to the 8-bit
+// matmul on per-row quantized activations: fp8 past the tensor-core
+// kernel's rows always; large or wide products by default, int8 and fp8
+// alike; every product with PERSONAPLEX_8BIT_GEMM=activations, none (where
+// the kernel takes them) with =weight-only.
+bool takes_activations_path(bool int8, int64_t rows, int64_t n, int64_t k) {
 #if PERSONAPLEX_INT_MM && PERSONAPLEX_ROWWISE_FP8_MM
   if (!int8 && rows > kFp8GemmMaxRows) return true;
-  if (weights < kActivationQuantizedMinWeights || env_choice_is("PERSONAPLEX_8BIT_GEMM", "weight-only")) return false;
-  return !int8 || env_choice_is("PERSONAPLEX_8BIT_GEMM", "activations");
+  if (env_choice_is("PERSONAPLEX_8BIT_GEMM", "weight-only")) return false;
+  if (env_choice_is("PERSONAPLEX_8BIT_GEMM", "activations")) return true;
+  return n * k >= kActivationQuantizedMinWeights || n >= 2 * k;
 #else
-  (void)int8, (void)rows, (void)weights;
+  (void)int8, (void)rows, (void)n, (void)k;
   return false;  // no 8-bit matmuls in this libtorch: the kernel takes what it can
 #endif
 }
@@ -184,7 +186,7 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
   const bool gemm = rows > personaplex::cuda::kGemvMaxRows;
   const bool eight_bit = weights == GemvWeights::kInt8 || weights == GemvWeights::kFp8E4M3;
   if (gemm && (rows > personaplex::cuda::kGemmMaxRows || floats != GemvFloats::kBFloat16 || !eight_bit ||
-               takes_activations_path(weights == GemvWeights::kInt8, rows, n * k)))
+               takes_activations_path(weights == GemvWeights::kInt8, rows, n, k)))
     return std::nullopt;
   const at::Tensor x2 = x.reshape({rows, k}).contiguous();
   const at::Tensor scale = kernel_scale(w);
@@ -212,6 +214,13 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
 // The fewest rows the GPU library's 8-bit matmuls take (_int_mm: more than 16).
 constexpr int64_t kActivationQuantizedMinRows = 17;
 
+// Whether the 8-bit matmul runs as yᵀ = w · xqᵀ (PERSONAPLEX_8BIT_GEMM_ORDER=
+// weights-first, to measure; rows a multiple of 16, as the library's fp8
+// matmul needs of each size) rather than y = xq · wᵀ.
+bool weights_first(int64_t rows) {
+  return rows % 16 == 0 && env_choice_is("PERSONAPLEX_8BIT_GEMM_ORDER", "weights-first");
+}
+
 // 17 or more rows of bf16 x against 8-bit weights where
 // takes_activations_path says so: x quantized per row to the weights'
 // format by one kernel, then the 8-bit tensor-core matmul (cuBLASLt)
@@ -227,7 +236,7 @@ std::optional<at::Tensor> activation_quantized_linear(const at::Tensor &x, const
   if (k == 0 || k % 16 != 0 || n % 16 != 0 || w.weight.size(1) != k || !w.weight.is_contiguous()) return std::nullopt;
   const int64_t rows = x.numel() / k;
   if (rows < kActivationQuantizedMinRows) return std::nullopt;
-  if (!takes_activations_path(int8, rows, n * k)) return std::nullopt;
+  if (!takes_activations_path(int8, rows, n, k)) return std::nullopt;
   namespace cu = personaplex::cuda;
   const at::Tensor x2 = x.reshape({rows, k}).contiguous();
   at::Tensor xq = at::empty({rows, k}, x.options().dtype(int8 ? at::kChar : at::kFloat8_e4m3fn));
@@ -238,6 +247,22 @@ std::optional<at::Tensor> activation_quantized_linear(const at::Tensor &x, const
                                 stream));
   const at::Tensor w_scale = kernel_scale(w);
   at::Tensor y;
+  if (weights_first(rows)) {
+    // yᵀ = w · xqᵀ: the library tiles the weights' n as its rows.
+    if (int8) {
+      const at::Tensor product = at::_int_mm(w.weight, xq.t());  // [n, rows]
+      y = at::empty({rows, n}, x.options());
+      check_launch(cu::int_product_scale({product.data_ptr<int32_t>(), x_scale.data_ptr<float>(),
+                                          w_scale.data_ptr<float>(), y.data_ptr(), rows, n, /*transposed=*/true},
+                                         stream));
+    } else {
+      y = at::_scaled_mm(w.weight, xq.t(), w_scale.view({-1, 1}), x_scale.view({1, -1}), /*bias=*/{},
+                         /*scale_result=*/{}, x.scalar_type(), /*use_fast_accum=*/false)
+              .t()
+              .contiguous();
+    }
+    return y.view(sizes_with_last(x, n));
+  }
   if (int8) {
     const at::Tensor product = at::_int_mm(xq, w.weight.t());
     y = at::empty({rows, n}, x.options());

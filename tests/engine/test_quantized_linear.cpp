@@ -111,11 +111,11 @@ namespace {
 
 // Rows of x around every kernel's limits against `f` weights on `device`,
 // odd and aligned sizes, bf16 and fp32 activations, each against the
-// dequantized weights' linear. The sizes are below those the activations'
-// 8-bit matmul takes, so 17-128 rows of bf16 x go to the tensor-core kernel,
-// but fp8 past 64 rows: the scaled matmul, which quantizes the activations
-// too.
+// dequantized weights' linear. The activations' 8-bit matmul is turned off,
+// so 17-128 rows of bf16 x go to the tensor-core kernel, but fp8 past 64
+// rows: the scaled matmul, which quantizes the activations too.
 void expect_rows_are_the_dequantized_linear(WeightFormat f, const at::Device &device) {
+  const test::ScopedEnv kernel("PERSONAPLEX_8BIT_GEMM", "weight-only");
   const std::vector<std::pair<int64_t, int64_t>> sizes = {{48, 64}, {1040, 4096}, {32, 11264}, {2048, 1024}};
   for (const auto &[n, k] : sizes) {
     at::Tensor w = (at::randn({n, k}) * at::linspace(0.05, 2.0, n).unsqueeze(1)).to(device);
@@ -199,62 +199,68 @@ at::Tensor rows_rounded(const at::Tensor &x, WeightFormat f) {
   return rounded.to(x.device()).view_as(x) * scale;
 }
 
-// Weights (n * k) from which the activations' 8-bit matmul takes a product:
-// the engine's threshold, the temporal transformer's sizes.
+// Weights (n * k) from which the activations' 8-bit matmul takes a product
+// whatever its shape: the engine's threshold, the temporal transformer's
+// sizes.
 constexpr int64_t kLargeWeights = int64_t(1) << 23;
 
 }  // namespace
 
 // On a GPU, with PERSONAPLEX_8BIT_GEMM=activations: 17 or more rows of bf16
-// x against large 8-bit weights (8 Mi values or more) are x rounded per row
-// to the weights' format times the dequantized weights (the 8-bit matmul's
-// product, scaled back), and stay near the weight-only product; fewer rows
-// and smaller weights keep the weight-only kernels (fp8 past 64 rows takes
-// the fp8 matmul whatever its size).
+// x against 8-bit weights are x rounded per row to the weights' format
+// times the dequantized weights (the 8-bit matmul's product, scaled back),
+// and stay near the weight-only product; 16 rows keep the weight-only
+// kernel. Both orders of the matmul (y = xq · wᵀ, and yᵀ = w · xqᵀ for rows
+// a multiple of 16) give that.
 TEST(QuantizedLinear, CudaActivationQuantizedRowsAreTheRoundedProduct) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  if (!cuda_kernels_enabled()) GTEST_SKIP() << "the engine's CUDA kernels are not built in or turned off";
+  if (TORCH_VERSION_MAJOR < 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR < 5))
+    GTEST_SKIP() << "the 8-bit matmuls need libtorch 2.5 or newer";
   const at::Device cuda(at::kCUDA);
   at::manual_seed(14);
   const test::ScopedEnv chosen("PERSONAPLEX_8BIT_GEMM", "activations");
   const std::vector<std::pair<int64_t, int64_t>> sizes = {{2048, 4096}, {768, 11264}, {8192, 1024}, {1040, 4096}};
-  for (const WeightFormat f : eight_bit_formats()) {
-    for (const auto &[n, k] : sizes) {
-      const at::Tensor w = (at::randn({n, k}) * at::linspace(0.05, 2.0, n).unsqueeze(1)).to(cuda);
-      const LinearWeight q = quantize(w, f);
-      const at::Tensor wd = dequantize(q, at::kFloat);
-      for (const int64_t rows : {16, 17, 64, 128, 200}) {
-        SCOPED_TRACE(weight_format_name(f) + " n " + std::to_string(n) + " k " + std::to_string(k) + " rows " +
-                     std::to_string(rows));
-        // Rows of different magnitudes, one all zero.
-        at::Tensor x = at::randn({rows, 1, k}, cuda) * at::linspace(0.1, 4.0, rows, cuda).view({rows, 1, 1});
-        x[rows / 2].zero_();
-        x = x.to(at::kBFloat16);
-        const at::Tensor y = linear(x, q).to(at::kFloat);
-        ASSERT_EQ(y.sizes(), (std::vector<int64_t>{rows, 1, n}));
-        const bool large = n * k >= kLargeWeights;
-        const bool rounds = rows > 16 && (large || (f == WeightFormat::kFp8 && rows > 64));
-        const at::Tensor exact = at::linear(x.to(at::kFloat), wd);
-        const at::Tensor rounded = rounds ? at::linear(rows_rounded(x.to(at::kFloat), f), wd) : exact;
-        // Per row: int8, bf16 output rounding against the row's largest
-        // output. fp8's scaled matmul (H100, H200) lands up to 4.4 % of it
-        // off the rounded product: bounded here.
-        const at::Tensor row_max = rounded.abs().amax(-1, true).clamp_min(1e-20);
-        const bool fp8_rounds = rounds && f == WeightFormat::kFp8;
-        EXPECT_LT(((y - rounded).abs() / row_max).max().item<float>(), fp8_rounds ? 6e-2f : 8e-3f);
-        EXPECT_LT(((y - exact).abs() / row_max).max().item<float>(),
-                  fp8_rounds ? 1.2e-1f : (rounds ? 3e-2f : 8e-3f));
-        EXPECT_EQ(y[rows / 2].abs().max().item<float>(), 0.0f);
+  for (const char *order : {"", "weights-first"}) {
+    const test::ScopedEnv ordered("PERSONAPLEX_8BIT_GEMM_ORDER", order);
+    for (const WeightFormat f : eight_bit_formats()) {
+      for (const auto &[n, k] : sizes) {
+        const at::Tensor w = (at::randn({n, k}) * at::linspace(0.05, 2.0, n).unsqueeze(1)).to(cuda);
+        const LinearWeight q = quantize(w, f);
+        const at::Tensor wd = dequantize(q, at::kFloat);
+        for (const int64_t rows : {16, 17, 64, 128, 200}) {
+          SCOPED_TRACE(std::string(order) + " " + weight_format_name(f) + " n " + std::to_string(n) + " k " +
+                       std::to_string(k) + " rows " + std::to_string(rows));
+          // Rows of different magnitudes, one all zero.
+          at::Tensor x = at::randn({rows, 1, k}, cuda) * at::linspace(0.1, 4.0, rows, cuda).view({rows, 1, 1});
+          x[rows / 2].zero_();
+          x = x.to(at::kBFloat16);
+          const at::Tensor y = linear(x, q).to(at::kFloat);
+          ASSERT_EQ(y.sizes(), (std::vector<int64_t>{rows, 1, n}));
+          const bool rounds = rows > 16;
+          const at::Tensor exact = at::linear(x.to(at::kFloat), wd);
+          const at::Tensor rounded = rounds ? at::linear(rows_rounded(x.to(at::kFloat), f), wd) : exact;
+          // Per row: int8, bf16 output rounding against the row's largest
+          // output. fp8's scaled matmul (H100, H200) lands up to 4.4 % of it
+          // off the rounded product: bounded here.
+          const at::Tensor row_max = rounded.abs().amax(-1, true).clamp_min(1e-20);
+          const bool fp8_rounds = rounds && f == WeightFormat::kFp8;
+          EXPECT_LT(((y - rounded).abs() / row_max).max().item<float>(), fp8_rounds ? 6e-2f : 8e-3f);
+          EXPECT_LT(((y - exact).abs() / row_max).max().item<float>(),
+                    fp8_rounds ? 1.2e-1f : (rounds ? 3e-2f : 8e-3f));
+          EXPECT_EQ(y[rows / 2].abs().max().item<float>(), 0.0f);
+        }
       }
     }
   }
 }
 
-// On a GPU, by default: 17 or more rows of bf16 x against large int8
-// weights keep the weight-only path and against large fp8 ones take the
-// activations' fp8 matmul (the same bits as with either choice named);
-// small weights (the depformer's) the weight-only kernel up to 64 rows for
-// both; 16 rows the weight-only kernel always.
-TEST(QuantizedLinear, CudaDefaultIsWeightOnlyForInt8AndActivationsForLargeFp8) {
+// On a GPU, by default: 17 or more rows of bf16 x against large (8 Mi values
+// or more) or wide (n >= 2k) 8-bit weights take the activations' 8-bit
+// matmul, int8 and fp8 alike (the same bits as with that choice named);
+// others the weight-only kernel up to its rows (fp8 64, int8 128); 16 rows
+// the weight-only kernel always.
+TEST(QuantizedLinear, CudaDefaultIsActivationsForLargeOrWideProducts) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   if (!cuda_kernels_enabled()) GTEST_SKIP() << "the engine's CUDA kernels are not built in or turned off";
   if (TORCH_VERSION_MAJOR < 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR < 5))
@@ -266,20 +272,20 @@ TEST(QuantizedLinear, CudaDefaultIsWeightOnlyForInt8AndActivationsForLargeFp8) {
     return linear(x, q);
   };
   for (const WeightFormat f : eight_bit_formats()) {
-    for (const auto &[n, k] : std::vector<std::pair<int64_t, int64_t>>{{2048, 4096}, {1024, 1024}}) {
+    for (const auto &[n, k] : std::vector<std::pair<int64_t, int64_t>>{{2048, 4096}, {3072, 1024}, {1024, 1024}}) {
       const LinearWeight q = quantize(at::randn({n, k}, cuda), f);
-      const bool large = n * k >= kLargeWeights;
+      const bool large_or_wide = n * k >= kLargeWeights || n >= 2 * k;
       for (const int64_t rows : {16, 17, 64, 100}) {
         SCOPED_TRACE(weight_format_name(f) + " n " + std::to_string(n) + " rows " + std::to_string(rows));
         const at::Tensor x = at::randn({rows, k}, cuda).to(at::kBFloat16);
         const at::Tensor y = with("", x, q);
         const at::Tensor weight_only = with("weight-only", x, q), activations = with("activations", x, q);
         const bool fp8_past_kernel = f == WeightFormat::kFp8 && rows > 64;
-        const bool on_activations = rows > 16 && f == WeightFormat::kFp8 && (large || fp8_past_kernel);
+        const bool on_activations = rows > 16 && (large_or_wide || fp8_past_kernel);
         EXPECT_TRUE(at::equal(y, on_activations ? activations : weight_only));
-        // Where the choice applies (large weights, 17-64 rows; int8 to 128),
-        // the two paths round differently.
-        if (rows > 16 && large && !fp8_past_kernel) {
+        // Where the choice applies (17-64 rows; int8 to 128), the two paths
+        // round differently.
+        if (rows > 16 && !fp8_past_kernel) {
           EXPECT_FALSE(at::equal(weight_only, activations));
         }
       }
