@@ -6,27 +6,23 @@
 // - int8: q in [-127, 127]. On CUDA, in a build with the engine's kernels,
 //   up to 16 rows of x (a step's activations) go through a weight-only
 //   kernel that reads the bytes once and widens them in registers
-//   (cuda/weight_only_gemv.h), and 17 to 128 rows of bf16 x through its
-//   tensor-core twin (cuda/weight_only_gemm.h). Otherwise, and for more
-//   rows, computed as linear(x, q.to(x's dtype)) * scale: it saves memory,
-//   not time.
-// - fp8: q in float8 e4m3fn. On CUDA, up to 16 rows take the weight-only
-//   kernel as int8 does. More rows of bf16 x against large weights (8 Mi
-//   values or more: the temporal transformer's) are quantized per row to
-//   fp8 by one kernel, then one row-wise scaled fp8 matmul
-//   (cuda/row_quantize.h; output in x's dtype; needs a libtorch of 2.5 or
-//   newer and a GPU of compute capability 8.9 or newer); against smaller
-//   ones (the depformer's), up to 64 rows take int8's tensor-core kernel,
-//   more the fp8 matmul. PERSONAPLEX_8BIT_GEMM=weight-only keeps large
-//   weights on the kernel up to 64 rows too (exact to the stored weights,
-//   slower). Elsewhere computed as int8 is. Needs a libtorch with float8
-//   (2.1+).
-// - With PERSONAPLEX_8BIT_GEMM=activations, 17 or more rows of bf16 x
-//   against large int8 weights on CUDA (sizes multiples of 16) take that
-//   path too: x rounded per row to int8, the GPU library's int8 tensor-core
-//   matmul, the product scaled back (faster than the weight-only kernel; not
-//   the default, since int8 steps over a row's largest value flatten the
-//   small features beside an outlier one). Needs libtorch 2.5+.
+//   (cuda/weight_only_gemv.h). 17 or more rows of bf16 x against large
+//   (8 Mi values or more: the temporal transformer's) or wide (n >= 2k)
+//   weights are quantized per row to int8 by one kernel, multiplied by the
+//   GPU library's int8 tensor-core matmul and scaled back
+//   (cuda/row_quantize.h; sizes multiples of 16, libtorch 2.5+); the other
+//   products take the weight-only kernel's tensor-core twin
+//   (cuda/weight_only_gemm.h) up to 128 rows. Otherwise computed as
+//   linear(x, q.to(x's dtype)) * scale: it saves memory, not time.
+// - fp8: q in float8 e4m3fn. On CUDA as int8, with a row-wise scaled fp8
+//   matmul (output in x's dtype; a GPU of compute capability 8.9 or newer)
+//   and the tensor-core kernel up to 64 rows, the matmul past that.
+//   Elsewhere computed as int8 is. Needs a libtorch with float8 (2.1+).
+// - PERSONAPLEX_8BIT_GEMM=weight-only keeps every product the kernels take
+//   on them (exact to the stored weights, slower past 16 rows);
+//   =activations takes the matmul for every product past 16 rows. The
+//   activations' rounding (per row, over its largest value) adds to the
+//   weights': measured in docs/performance.md.
 // - bf16 (as loaded): on CUDA with the engine's kernels, one or two rows of
 //   bf16 x take the same matrix-vector kernel; more, cuBLAS.
 // Every path reads nothing from the host, so it can be captured in a CUDA
