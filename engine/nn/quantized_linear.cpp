@@ -156,9 +156,12 @@ constexpr int64_t kActivationQuantizedMinWeights = int64_t(1) << 23;
 // matmul on per-row quantized activations: fp8 past the tensor-core
 // kernel's rows always; large or wide products by default, int8 and fp8
 // alike; every product with PERSONAPLEX_8BIT_GEMM=activations, none (where
-// the kernel takes them) with =weight-only.
+// the kernel takes them) with =weight-only. Sizes the matmul does not take
+// (not multiples of 16: int8 only, fp8 weights are made so) stay on the
+// kernel.
 bool takes_activations_path(bool int8, int64_t rows, int64_t n, int64_t k) {
 #if PERSONAPLEX_INT_MM && PERSONAPLEX_ROWWISE_FP8_MM
+  if (n % 16 != 0 || k % 16 != 0) return false;
   if (!int8 && rows > kFp8GemmMaxRows) return true;
   if (env_choice_is("PERSONAPLEX_8BIT_GEMM", "weight-only")) return false;
   if (env_choice_is("PERSONAPLEX_8BIT_GEMM", "activations")) return true;
