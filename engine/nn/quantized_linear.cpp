@@ -250,28 +250,19 @@ std::optional<at::Tensor> activation_quantized_linear(const at::Tensor &x, const
                                 stream));
   const at::Tensor w_scale = kernel_scale(w);
   at::Tensor y;
-  if (weights_first(rows)) {
-    // yᵀ = w · xqᵀ: the library tiles the weights' n as its rows.
-    if (int8) {
-      const at::Tensor product = at::_int_mm(w.weight, xq.t());  // [n, rows]
-      y = at::empty({rows, n}, x.options());
-      check_launch(cu::int_product_scale({product.data_ptr<int32_t>(), x_scale.data_ptr<float>(),
-                                          w_scale.data_ptr<float>(), y.data_ptr(), rows, n, /*transposed=*/true},
-                                         stream));
-    } else {
-      y = at::_scaled_mm(w.weight, xq.t(), w_scale.view({-1, 1}), x_scale.view({1, -1}), /*bias=*/{},
-                         /*scale_result=*/{}, x.scalar_type(), /*use_fast_accum=*/false)
-              .t()
-              .contiguous();
-    }
-    return y.view(sizes_with_last(x, n));
-  }
+  // weights_first: yᵀ = w · xqᵀ, the library tiling the weights' n as its rows.
+  const bool transposed = weights_first(rows);
   if (int8) {
-    const at::Tensor product = at::_int_mm(xq, w.weight.t());
+    const at::Tensor product = transposed ? at::_int_mm(w.weight, xq.t()) : at::_int_mm(xq, w.weight.t());
     y = at::empty({rows, n}, x.options());
-    check_launch(cu::int_product_scale(
-        {product.data_ptr<int32_t>(), x_scale.data_ptr<float>(), w_scale.data_ptr<float>(), y.data_ptr(), rows, n},
-        stream));
+    check_launch(cu::int_product_scale({product.data_ptr<int32_t>(), x_scale.data_ptr<float>(),
+                                        w_scale.data_ptr<float>(), y.data_ptr(), rows, n, transposed},
+                                       stream));
+  } else if (transposed) {
+    y = at::_scaled_mm(w.weight, xq.t(), w_scale.view({-1, 1}), x_scale.view({1, -1}), /*bias=*/{},
+                       /*scale_result=*/{}, x.scalar_type(), /*use_fast_accum=*/false)
+            .t()
+            .contiguous();
   } else {
     y = at::_scaled_mm(xq, w.weight.t(), x_scale, w_scale.view({1, -1}), /*bias=*/{}, /*scale_result=*/{},
                        x.scalar_type(), /*use_fast_accum=*/false);

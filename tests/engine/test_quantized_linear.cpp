@@ -199,6 +199,15 @@ at::Tensor rows_rounded(const at::Tensor &x, WeightFormat f) {
   return rounded.to(x.device()).view_as(x) * scale;
 }
 
+// Why the activations' 8-bit matmuls can't run here; empty where they can.
+std::string no_8bit_matmuls() {
+  if (!at::hasCUDA()) return "no CUDA device";
+  if (!cuda_kernels_enabled()) return "the engine's CUDA kernels are not built in or turned off";
+  if (TORCH_VERSION_MAJOR < 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR < 5))
+    return "the 8-bit matmuls need libtorch 2.5 or newer";
+  return "";
+}
+
 // Weights (n * k) from which the activations' 8-bit matmul takes a product
 // whatever its shape: the engine's threshold, the temporal transformer's
 // sizes.
@@ -213,10 +222,7 @@ constexpr int64_t kLargeWeights = int64_t(1) << 23;
 // kernel. Both orders of the matmul (y = xq · wᵀ, and yᵀ = w · xqᵀ for rows
 // a multiple of 16) give that.
 TEST(QuantizedLinear, CudaActivationQuantizedRowsAreTheRoundedProduct) {
-  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
-  if (!cuda_kernels_enabled()) GTEST_SKIP() << "the engine's CUDA kernels are not built in or turned off";
-  if (TORCH_VERSION_MAJOR < 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR < 5))
-    GTEST_SKIP() << "the 8-bit matmuls need libtorch 2.5 or newer";
+  if (const std::string why = no_8bit_matmuls(); !why.empty()) GTEST_SKIP() << why;
   const at::Device cuda(at::kCUDA);
   at::manual_seed(14);
   const test::ScopedEnv chosen("PERSONAPLEX_8BIT_GEMM", "activations");
@@ -261,10 +267,7 @@ TEST(QuantizedLinear, CudaActivationQuantizedRowsAreTheRoundedProduct) {
 // others the weight-only kernel up to its rows (fp8 64, int8 128); 16 rows
 // the weight-only kernel always.
 TEST(QuantizedLinear, CudaDefaultIsActivationsForLargeOrWideProducts) {
-  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
-  if (!cuda_kernels_enabled()) GTEST_SKIP() << "the engine's CUDA kernels are not built in or turned off";
-  if (TORCH_VERSION_MAJOR < 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR < 5))
-    GTEST_SKIP() << "the 8-bit matmuls need libtorch 2.5 or newer";
+  if (const std::string why = no_8bit_matmuls(); !why.empty()) GTEST_SKIP() << why;
   const at::Device cuda(at::kCUDA);
   at::manual_seed(15);
   const auto with = [](const char *choice, const at::Tensor &x, const LinearWeight &q) {
