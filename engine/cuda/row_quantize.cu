@@ -61,22 +61,15 @@ __global__ void row_quantize_kernel(RowQuantize a) {
   }
 }
 
-// Four outputs a thread: one 16-byte load of the product (four strided ones
-// when it is transposed), one 8-byte store.
+// Four outputs a thread: one 16-byte load of the product, one 8-byte store.
 __global__ void int_product_scale_kernel(IntProductScale a) {
   wait_for_previous();
   start_next();
   const int64_t quads = a.rows * a.n / 4;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < quads; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t first = i * 4, row = first / a.n, column = first - row * a.n;
-    int32_t in[4];
-    if (a.transposed) {
-#pragma unroll
-      for (int j = 0; j < 4; ++j) in[j] = a.product[(column + j) * a.rows + row];
-    } else {
-      const int4 p = reinterpret_cast<const int4 *>(a.product)[i];
-      in[0] = p.x, in[1] = p.y, in[2] = p.z, in[3] = p.w;
-    }
+    const int4 p = reinterpret_cast<const int4 *>(a.product)[i];
+    const int32_t in[4] = {p.x, p.y, p.z, p.w};
     const float r = a.row_scale[row];
     uint2 out;
     __nv_bfloat16 *y = reinterpret_cast<__nv_bfloat16 *>(&out);

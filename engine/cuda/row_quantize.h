@@ -27,12 +27,11 @@ struct RowQuantize {
 cudaError_t row_quantize(const RowQuantize &args, cudaStream_t stream);
 
 struct IntProductScale {
-  const int32_t *product = nullptr;       // [rows, n] ([n, rows] if transposed), contiguous, 16-byte aligned
-  const float *row_scale = nullptr;       // [rows]
-  const float *column_scale = nullptr;    // [n]
-  void *y = nullptr;                      // bf16 [rows, n], 8-byte aligned
-  int64_t rows = 0, n = 0;                // n a multiple of 4
-  bool transposed = false;                // the product of w · xᵀ
+  const int32_t *product = nullptr;     // [rows, n], contiguous, 16-byte aligned
+  const float *row_scale = nullptr;     // [rows]
+  const float *column_scale = nullptr;  // [n]
+  void *y = nullptr;                    // bf16 [rows, n], 8-byte aligned
+  int64_t rows = 0, n = 0;              // n a multiple of 4
 };
 
 // y = product * row_scale[row] * column_scale[column], rounded to bf16 once.

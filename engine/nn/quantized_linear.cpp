@@ -217,13 +217,6 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
 // The fewest rows the GPU library's 8-bit matmuls take (_int_mm: more than 16).
 constexpr int64_t kActivationQuantizedMinRows = 17;
 
-// Whether the 8-bit matmul runs as yᵀ = w · xqᵀ (PERSONAPLEX_8BIT_GEMM_ORDER=
-// weights-first, to measure; rows a multiple of 16, as the library's fp8
-// matmul needs of each size) rather than y = xq · wᵀ.
-bool weights_first(int64_t rows) {
-  return rows % 16 == 0 && env_choice_is("PERSONAPLEX_8BIT_GEMM_ORDER", "weights-first");
-}
-
 // 17 or more rows of bf16 x against 8-bit weights where
 // takes_activations_path says so: x quantized per row to the weights'
 // format by one kernel, then the 8-bit tensor-core matmul (cuBLASLt)
@@ -250,19 +243,12 @@ std::optional<at::Tensor> activation_quantized_linear(const at::Tensor &x, const
                                 stream));
   const at::Tensor w_scale = kernel_scale(w);
   at::Tensor y;
-  // weights_first: yᵀ = w · xqᵀ, the library tiling the weights' n as its rows.
-  const bool transposed = weights_first(rows);
   if (int8) {
-    const at::Tensor product = transposed ? at::_int_mm(w.weight, xq.t()) : at::_int_mm(xq, w.weight.t());
+    const at::Tensor product = at::_int_mm(xq, w.weight.t());
     y = at::empty({rows, n}, x.options());
     check_launch(cu::int_product_scale({product.data_ptr<int32_t>(), x_scale.data_ptr<float>(),
-                                        w_scale.data_ptr<float>(), y.data_ptr(), rows, n, transposed},
+                                        w_scale.data_ptr<float>(), y.data_ptr(), rows, n},
                                        stream));
-  } else if (transposed) {
-    y = at::_scaled_mm(w.weight, xq.t(), w_scale.view({-1, 1}), x_scale.view({1, -1}), /*bias=*/{},
-                       /*scale_result=*/{}, x.scalar_type(), /*use_fast_accum=*/false)
-            .t()
-            .contiguous();
   } else {
     y = at::_scaled_mm(xq, w.weight.t(), x_scale, w_scale.view({1, -1}), /*bias=*/{}, /*scale_result=*/{},
                        x.scalar_type(), /*use_fast_accum=*/false);

@@ -219,43 +219,39 @@ constexpr int64_t kLargeWeights = int64_t(1) << 23;
 // x against 8-bit weights are x rounded per row to the weights' format
 // times the dequantized weights (the 8-bit matmul's product, scaled back),
 // and stay near the weight-only product; 16 rows keep the weight-only
-// kernel. Both orders of the matmul (y = xq · wᵀ, and yᵀ = w · xqᵀ for rows
-// a multiple of 16) give that.
+// kernel.
 TEST(QuantizedLinear, CudaActivationQuantizedRowsAreTheRoundedProduct) {
   if (const std::string why = no_8bit_matmuls(); !why.empty()) GTEST_SKIP() << why;
   const at::Device cuda(at::kCUDA);
   at::manual_seed(14);
   const test::ScopedEnv chosen("PERSONAPLEX_8BIT_GEMM", "activations");
   const std::vector<std::pair<int64_t, int64_t>> sizes = {{2048, 4096}, {768, 11264}, {8192, 1024}, {1040, 4096}};
-  for (const char *order : {"", "weights-first"}) {
-    const test::ScopedEnv ordered("PERSONAPLEX_8BIT_GEMM_ORDER", order);
-    for (const WeightFormat f : eight_bit_formats()) {
-      for (const auto &[n, k] : sizes) {
-        const at::Tensor w = (at::randn({n, k}) * at::linspace(0.05, 2.0, n).unsqueeze(1)).to(cuda);
-        const LinearWeight q = quantize(w, f);
-        const at::Tensor wd = dequantize(q, at::kFloat);
-        for (const int64_t rows : {16, 17, 64, 128, 200}) {
-          SCOPED_TRACE(std::string(order) + " " + weight_format_name(f) + " n " + std::to_string(n) + " k " +
-                       std::to_string(k) + " rows " + std::to_string(rows));
-          // Rows of different magnitudes, one all zero.
-          at::Tensor x = at::randn({rows, 1, k}, cuda) * at::linspace(0.1, 4.0, rows, cuda).view({rows, 1, 1});
-          x[rows / 2].zero_();
-          x = x.to(at::kBFloat16);
-          const at::Tensor y = linear(x, q).to(at::kFloat);
-          ASSERT_EQ(y.sizes(), (std::vector<int64_t>{rows, 1, n}));
-          const bool rounds = rows > 16;
-          const at::Tensor exact = at::linear(x.to(at::kFloat), wd);
-          const at::Tensor rounded = rounds ? at::linear(rows_rounded(x.to(at::kFloat), f), wd) : exact;
-          // Per row: int8, bf16 output rounding against the row's largest
-          // output. fp8's scaled matmul (H100, H200) lands up to 4.4 % of it
-          // off the rounded product: bounded here.
-          const at::Tensor row_max = rounded.abs().amax(-1, true).clamp_min(1e-20);
-          const bool fp8_rounds = rounds && f == WeightFormat::kFp8;
-          EXPECT_LT(((y - rounded).abs() / row_max).max().item<float>(), fp8_rounds ? 6e-2f : 8e-3f);
-          EXPECT_LT(((y - exact).abs() / row_max).max().item<float>(),
-                    fp8_rounds ? 1.2e-1f : (rounds ? 3e-2f : 8e-3f));
-          EXPECT_EQ(y[rows / 2].abs().max().item<float>(), 0.0f);
-        }
+  for (const WeightFormat f : eight_bit_formats()) {
+    for (const auto &[n, k] : sizes) {
+      const at::Tensor w = (at::randn({n, k}) * at::linspace(0.05, 2.0, n).unsqueeze(1)).to(cuda);
+      const LinearWeight q = quantize(w, f);
+      const at::Tensor wd = dequantize(q, at::kFloat);
+      for (const int64_t rows : {16, 17, 64, 128, 200}) {
+        SCOPED_TRACE(std::string(weight_format_name(f)) + " n " + std::to_string(n) + " k " +
+                     std::to_string(k) + " rows " + std::to_string(rows));
+        // Rows of different magnitudes, one all zero.
+        at::Tensor x = at::randn({rows, 1, k}, cuda) * at::linspace(0.1, 4.0, rows, cuda).view({rows, 1, 1});
+        x[rows / 2].zero_();
+        x = x.to(at::kBFloat16);
+        const at::Tensor y = linear(x, q).to(at::kFloat);
+        ASSERT_EQ(y.sizes(), (std::vector<int64_t>{rows, 1, n}));
+        const bool rounds = rows > 16;
+        const at::Tensor exact = at::linear(x.to(at::kFloat), wd);
+        const at::Tensor rounded = rounds ? at::linear(rows_rounded(x.to(at::kFloat), f), wd) : exact;
+        // Per row: int8, bf16 output rounding against the row's largest
+        // output. fp8's scaled matmul (H100, H200) lands up to 4.4 % of it
+        // off the rounded product: bounded here.
+        const at::Tensor row_max = rounded.abs().amax(-1, true).clamp_min(1e-20);
+        const bool fp8_rounds = rounds && f == WeightFormat::kFp8;
+        EXPECT_LT(((y - rounded).abs() / row_max).max().item<float>(), fp8_rounds ? 6e-2f : 8e-3f);
+        EXPECT_LT(((y - exact).abs() / row_max).max().item<float>(),
+                  fp8_rounds ? 1.2e-1f : (rounds ? 3e-2f : 8e-3f));
+        EXPECT_EQ(y[rows / 2].abs().max().item<float>(), 0.0f);
       }
     }
   }
