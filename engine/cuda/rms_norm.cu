@@ -6,6 +6,7 @@
 
 #include "cuda/chained_launch.cuh"
 #include "cuda/float_io.cuh"
+#include "cuda/row_quantize.cuh"
 
 namespace personaplex::cuda {
 namespace {
@@ -23,6 +24,21 @@ __device__ float block_sum(float v) {
   v = lane < (blockDim.x + 31) / 32 ? warps[lane] : 0.0f;
   for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
   return v;
+}
+
+// The row as stored (v rounded to T) over its scale, the scale from the
+// block's largest magnitude; every thread of the block calls it.
+template <typename T>
+__device__ __forceinline__ void quantize_stored(const RmsNorm &a, float (&v)[8], size_t at) {
+  float amax = 0.0f;
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    v[e] = to_float(from_float<T>(v[e]));
+    amax = fmaxf(amax, fabsf(v[e]));
+  }
+  const float scale = row_scale(block_largest(amax), a.q_format);
+  if (threadIdx.x == 0) a.q_scale[blockIdx.x] = scale;
+  store_row_bytes(static_cast<uint8_t *>(a.q) + at, v, scale, a.q_format);
 }
 
 // x, or x + residual rounded to T (as an addition in T rounds it).
@@ -55,7 +71,9 @@ __global__ void rms_norm_loop_kernel(RmsNorm a) {
 
 // One block a row of width kPerLoad<T> * blockDim: each thread loads its 16
 // bytes once and keeps them in registers (at batch 1 the row is one block,
-// so its loads must all be in flight at once).
+// so its loads must all be in flight at once). With q (bf16: 8 values a
+// thread), the row as stored is also rounded to 8 bits over its largest
+// magnitude.
 template <typename T>
 __global__ void rms_norm_vector_kernel(RmsNorm a) {
   wait_for_previous();
@@ -85,6 +103,9 @@ __global__ void rms_norm_vector_kernel(RmsNorm a) {
     v[e + 3] = __fmul_rn(v[e + 3], __fmul_rn(s.w, r));
   }
   store16(static_cast<T *>(a.out) + at, v);
+  if constexpr (N == 8) {
+    if (a.q) quantize_stored<T>(a, v, at);
+  }
 }
 
 bool aligned16(const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -95,6 +116,8 @@ cudaError_t launch(const RmsNorm &a, cudaStream_t stream) {
   // Whole warps only: the sums shuffle across all 32 lanes.
   const bool vector = a.dim % (32 * N) == 0 && a.dim / N <= kMaxThreads && aligned16(a.x) && aligned16(a.out) &&
                       aligned16(a.alpha) && (!a.residual || (aligned16(a.residual) && aligned16(a.sum)));
+  if (a.q && !(vector && N == 8 && reinterpret_cast<uintptr_t>(a.q) % 8 == 0 && a.q_scale))
+    return cudaErrorNotSupported;
   if (vector)
     return launch_chained(rms_norm_vector_kernel<T>, dim3(unsigned(a.rows)), dim3(a.dim / N), 0, stream, a);
   const int threads = a.dim >= kLoopThreads ? kLoopThreads : ((a.dim + 31) / 32) * 32;

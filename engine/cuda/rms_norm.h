@@ -10,6 +10,7 @@
 #include <cuda_runtime_api.h>
 
 #include "cuda/floats.h"
+#include "cuda/row_quantize.h"
 
 namespace personaplex::cuda {
 
@@ -25,10 +26,18 @@ struct RmsNorm {
   int dim = 0;
   float eps = 0.0f;
   Floats floats = Floats::kBFloat16;  // activations in and out
+  // When set (bf16 rows of at most 8192, the one-pass layout): each normed
+  // row also rounded to 8 bits as row_quantize would round `out` (q [rows,
+  // dim], 8-byte aligned; q_scale [rows]), for the 8-bit product that reads
+  // it next: one launch fewer.
+  void *q = nullptr;
+  float *q_scale = nullptr;
+  RowQuantized q_format = RowQuantized::kInt8;
 };
 
 // out = x * (alpha / sqrt(mean(x^2) + eps)), row by row. Launches on
-// `stream` (capturable); returns the launch's error.
+// `stream` (capturable); returns the launch's error (cudaErrorNotSupported
+// for q with a layout that does not take it: nothing launched).
 cudaError_t rms_norm(const RmsNorm &args, cudaStream_t stream);
 
 }  // namespace personaplex::cuda

@@ -1,36 +1,16 @@
 #include "cuda/row_quantize.h"
 
 #include <cuda_bf16.h>
-#include <cuda_fp8.h>
 
 #include "cuda/chained_launch.cuh"
 #include "cuda/float_io.cuh"
+#include "cuda/row_quantize.cuh"
 
 namespace personaplex::cuda {
 namespace {
 
 constexpr int kThreads = 256;
 constexpr int kChunk = 8;  // bf16 values a 16-byte load brings
-constexpr float kTiny = 1e-12f;  // an all-zero row still gets a positive scale
-
-// The block's largest of every thread's `v`.
-__device__ float block_max(float v) {
-  __shared__ float warps[kThreads / 32];
-  for (int o = 16; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  if (threadIdx.x % 32 == 0) warps[threadIdx.x / 32] = v;
-  __syncthreads();
-  v = warps[0];
-  for (int w = 1; w < kThreads / 32; ++w) v = fmaxf(v, warps[w]);
-  return v;
-}
-
-__device__ __forceinline__ uint8_t to_byte(float v, RowQuantized format) {
-  if (format == RowQuantized::kInt8) {
-    const int i = __float2int_rn(v);
-    return uint8_t(int8_t(i < -127 ? -127 : (i > 127 ? 127 : i)));
-  }
-  return uint8_t(__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3));
-}
 
 // One block a row: its largest magnitude, then its values over the scale
 // (the row is read twice; the second read comes from cache).
@@ -46,18 +26,13 @@ __global__ void row_quantize_kernel(RowQuantize a) {
 #pragma unroll
     for (int i = 0; i < kChunk; ++i) amax = fmaxf(amax, fabsf(v[i]));
   }
-  const float largest = a.format == RowQuantized::kInt8 ? 127.0f : 448.0f;
-  const float scale = __fdiv_rn(fmaxf(block_max(amax), kTiny), largest);
+  const float scale = row_scale(block_largest(amax), a.format);
   if (threadIdx.x == 0) a.scale[row] = scale;
   uint8_t *q = static_cast<uint8_t *>(a.q) + row * a.k;
   for (int64_t c = threadIdx.x * int64_t(kChunk); c < a.k; c += kThreads * int64_t(kChunk)) {
     float v[kChunk];
     load16(x + c, v);
-    uint2 out;
-    uint8_t *bytes = reinterpret_cast<uint8_t *>(&out);
-#pragma unroll
-    for (int i = 0; i < kChunk; ++i) bytes[i] = to_byte(__fdiv_rn(v[i], scale), a.format);
-    *reinterpret_cast<uint2 *>(q + c) = out;
+    store_row_bytes(q + c, v, scale, a.format);
   }
 }
 

@@ -29,14 +29,14 @@ at::Tensor attend(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v)
 
 // Layer l's attention for step k: the step's key and value into slot k of
 // the cache, its query over the window ending there.
-at::Tensor attention_step(const DepformerLayerWeights &l, int64_t heads, const at::Tensor &h, StepCache &cache,
-                          int64_t k, int64_t capacity) {
+at::Tensor attention_step(const DepformerLayerWeights &l, int64_t heads, const at::Tensor &h,
+                          const nn::QuantizedRows &h_rows, StepCache &cache, int64_t k, int64_t capacity) {
   const int64_t B = h.size(0);
   // The reference's ring cache of dep_q slots labels its oldest slot as the
   // newest once full, which hides step 0 from the last step: a window of
   // dep_q - 1 steps.
   const int64_t first = std::max<int64_t>(0, k - (capacity - 2));
-  at::Tensor projected = nn::linear(h, l.in_proj[k]);  // [B, 1, 3d]
+  at::Tensor projected = nn::linear(h, l.in_proj[k], h_rows);  // [B, 1, 3d]
   std::optional<at::Tensor> y = nn::fused_step_attention(projected, cache.keys, cache.values, k, first);
   if (!y) {
     at::Tensor qkv = projected.view({B, 1, 3, heads, -1}).permute({2, 0, 3, 1, 4});
@@ -71,8 +71,9 @@ void depformer_run(const LmWeights &w, DepformerIo &io, int64_t steps, const Sam
     Residual x(nn::linear(h, proj) + embed(table, prev.view({B, 1})), attention_norm(0), f32);
     for (size_t i = 0; i < layers.size(); ++i) {
       const DepformerLayerWeights &l = layers[i];
-      x.add(attention_step(l, heads, x.normed(), caches[i], k, c.dep_q), l.norm2);
-      x.add(gated_silu(x.normed(), l.mlp_in[k], l.mlp_out[k]), attention_norm(i + 1));
+      x.add(attention_step(l, heads, x.normed(), x.normed_rows(), caches[i], k, c.dep_q), l.norm2, &l.mlp_in[k]);
+      x.add(gated_silu(x.normed(), l.mlp_in[k], l.mlp_out[k], x.normed_rows()), attention_norm(i + 1),
+            i + 1 < layers.size() ? &layers[i + 1].in_proj[k] : nullptr);
     }
     at::Tensor lg = nn::linear(x.x(), w.linears[k]).view({B, -1}).to(at::kFloat);
     at::Tensor tok = sample_with_noise(lg, sampling.greedy, sampling.temp_audio, sampling.top_k_audio,

@@ -17,9 +17,13 @@ at::Tensor rms_norm(const at::Tensor &x, const at::Tensor &alpha, bool f32) {
   return (xf * (alpha.to(var.scalar_type()) * at::rsqrt(var))).to(x.scalar_type());
 }
 
-at::Tensor gated_silu(const at::Tensor &x, const nn::LinearWeight &w_in, const nn::LinearWeight &w_out) {
+at::Tensor gated_silu(const at::Tensor &x, const nn::LinearWeight &w_in, const nn::LinearWeight &w_out,
+                      const nn::QuantizedRows &x_rows) {
   if (std::optional<at::Tensor> gate = nn::linear_silu_gate(x, w_in)) return nn::linear(*gate, w_out);
-  at::Tensor h = nn::linear(x, w_in);
+  at::Tensor h = nn::linear(x, w_in, x_rows);
+  const int64_t rows = h.numel() / h.size(-1);
+  if (std::optional<at::ScalarType> type = nn::quantized_rows_type(w_out, rows, h.scalar_type()))
+    if (std::optional<nn::Gated> g = nn::fused_silu_gate_rows(h, *type)) return nn::linear(g->out, w_out, g->rows);
   if (std::optional<at::Tensor> gate = nn::fused_silu_gate(h)) return nn::linear(*gate, w_out);
   h = h.unflatten(-1, {2, -1});
   return nn::linear(at::silu(h.select(-2, 0)) * h.select(-2, 1), w_out);

@@ -16,7 +16,11 @@ double norm_eps(bool f32);
 bool norm_in_fp32(const at::Tensor &x, bool f32);
 
 // SiLU-gated MLP: linear_out(silu(a) * b) where [a, b] = linear_in(x).
-at::Tensor gated_silu(const at::Tensor &x, const nn::LinearWeight &w_in, const nn::LinearWeight &w_out);
+// x_rows: x's rows in 8 bits for linear_in, if the launch that wrote x
+// rounded them (nn::linear); the gate rounds its own for linear_out where
+// that product takes them.
+at::Tensor gated_silu(const at::Tensor &x, const nn::LinearWeight &w_in, const nn::LinearWeight &w_out,
+                      const nn::QuantizedRows &x_rows = {});
 
 // Embedding lookup where id -1 gives a zero row and other negative ids read
 // row 0 (the reference clamps them). ids: int64 of any shape -> [..., dim].

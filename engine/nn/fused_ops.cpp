@@ -1,5 +1,7 @@
 #include "nn/fused_ops.h"
 
+#include <torch/version.h>
+
 #include "core/cuda_kernels.h"
 #include "core/env_choice.h"
 #include "core/error.h"
@@ -64,6 +66,21 @@ cu::RmsNorm norm_args(const at::Tensor &x, const at::Tensor &alpha, double eps, 
   return a;
 }
 
+// The kernels' name for an 8-bit type quantized_rows_type gives.
+std::optional<cu::RowQuantized> row_format(at::ScalarType type) {
+  if (type == at::kChar) return cu::RowQuantized::kInt8;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+  if (type == at::kFloat8_e4m3fn) return cu::RowQuantized::kFp8E4M3;
+#endif
+  return std::nullopt;
+}
+
+// Room for x's rows rounded to `type` (x [..., k]): q [rows, k], scale [rows, 1].
+QuantizedRows rows_like(const at::Tensor &x, at::ScalarType type) {
+  const int64_t k = x.size(-1), rows = x.numel() / k;
+  return {at::empty({rows, k}, x.options().dtype(type)), at::empty({rows, 1}, x.options().dtype(at::kFloat))};
+}
+
 }  // namespace
 
 std::optional<at::Tensor> fused_rms_norm(const at::Tensor &x, const at::Tensor &alpha, double eps) {
@@ -74,14 +91,29 @@ std::optional<at::Tensor> fused_rms_norm(const at::Tensor &x, const at::Tensor &
 }
 
 std::optional<AddNormed> fused_add_rms_norm(const at::Tensor &x, const at::Tensor &update, const at::Tensor &alpha,
-                                            double eps) {
+                                            double eps, std::optional<at::ScalarType> rows_type) {
   if (!norm_takes(x, alpha) || update.sizes() != x.sizes() || update.scalar_type() != x.scalar_type() ||
       !update.is_contiguous() || update.device() != x.device())
     return std::nullopt;
-  AddNormed r{at::empty_like(x), at::empty_like(x)};
+  AddNormed r{at::empty_like(x), at::empty_like(x), {}};
   cu::RmsNorm a = norm_args(x, alpha, eps, r.normed);
   a.residual = update.data_ptr();
   a.sum = r.sum.data_ptr();
+  const std::optional<cu::RowQuantized> format = rows_type ? row_format(*rows_type) : std::nullopt;
+  if (format && x.scalar_type() == at::kBFloat16) {
+    QuantizedRows rows = rows_like(x, *rows_type);
+    a.q = rows.q.data_ptr();
+    a.q_scale = rows.scale.data_ptr<float>();
+    a.q_format = *format;
+    const cudaError_t e = cu::rms_norm(a, stream_of(x));
+    if (e != cudaErrorNotSupported) {
+      check(e, "RMSNorm");
+      r.rows = std::move(rows);
+      return r;
+    }
+    a.q = nullptr;
+    a.q_scale = nullptr;
+  }
   check(cu::rms_norm(a, stream_of(x)), "RMSNorm");
   return r;
 }
@@ -101,6 +133,32 @@ std::optional<at::Tensor> fused_silu_gate(const at::Tensor &h) {
   g.floats = floats_of(h);
   check(cu::silu_gate(g, stream_of(h)), "SiLU gate");
   return out;
+}
+
+std::optional<Gated> fused_silu_gate_rows(const at::Tensor &h, at::ScalarType rows_type) {
+  const std::optional<cu::RowQuantized> format = row_format(rows_type);
+  if (!format || !cuda_kernels_take(h) || h.scalar_type() != at::kBFloat16 || h.dim() == 0 || !h.is_contiguous())
+    return std::nullopt;
+  const int64_t hidden = h.size(-1) / 2;
+  if (hidden == 0 || h.size(-1) % 2 != 0) return std::nullopt;
+  std::vector<int64_t> shape = h.sizes().vec();
+  shape.back() = hidden;
+  Gated r{at::empty(shape, h.options()), {}};
+  QuantizedRows rows = rows_like(r.out, rows_type);
+  cu::SiluGate g;
+  g.h = h.data_ptr();
+  g.out = r.out.data_ptr();
+  g.rows = h.numel() / h.size(-1);
+  g.hidden = hidden;
+  g.floats = cu::Floats::kBFloat16;
+  g.q = rows.q.data_ptr();
+  g.q_scale = rows.scale.data_ptr<float>();
+  g.q_format = *format;
+  const cudaError_t e = cu::silu_gate(g, stream_of(h));
+  if (e == cudaErrorNotSupported) return std::nullopt;
+  check(e, "SiLU gate");
+  r.rows = std::move(rows);
+  return r;
 }
 
 std::optional<at::Tensor> fused_rotary(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin) {
@@ -243,10 +301,12 @@ std::optional<at::Tensor> fused_ring_attention(const at::Tensor &, const at::Ten
   return std::nullopt;
 }
 std::optional<at::Tensor> fused_rms_norm(const at::Tensor &, const at::Tensor &, double) { return std::nullopt; }
-std::optional<AddNormed> fused_add_rms_norm(const at::Tensor &, const at::Tensor &, const at::Tensor &, double) {
+std::optional<AddNormed> fused_add_rms_norm(const at::Tensor &, const at::Tensor &, const at::Tensor &, double,
+                                            std::optional<at::ScalarType>) {
   return std::nullopt;
 }
 std::optional<at::Tensor> fused_silu_gate(const at::Tensor &) { return std::nullopt; }
+std::optional<Gated> fused_silu_gate_rows(const at::Tensor &, at::ScalarType) { return std::nullopt; }
 std::optional<at::Tensor> fused_rotary(const at::Tensor &, const at::Tensor &, const at::Tensor &) {
   return std::nullopt;
 }

@@ -15,6 +15,8 @@
 
 #include <optional>
 
+#include "nn/quantized_linear.h"
+
 namespace personaplex::nn {
 
 // x * (alpha / sqrt(mean(x^2, -1) + eps)) computed in fp32, in x's dtype
@@ -22,15 +24,28 @@ namespace personaplex::nn {
 std::optional<at::Tensor> fused_rms_norm(const at::Tensor &x, const at::Tensor &alpha, double eps);
 
 // x + update (rounded to x's dtype) and its RMSNorm as above, in one
-// launch: the residual stream and the next sublayer's input.
+// launch: the residual stream and the next sublayer's input. With
+// rows_type (quantized_rows_type of the product that reads `normed`), the
+// same launch also rounds normed's rows for it where the kernel takes that
+// (bf16); `rows` is left empty otherwise.
 struct AddNormed {
   at::Tensor sum, normed;
+  QuantizedRows rows;
 };
 std::optional<AddNormed> fused_add_rms_norm(const at::Tensor &x, const at::Tensor &update, const at::Tensor &alpha,
-                                            double eps);
+                                            double eps, std::optional<at::ScalarType> rows_type = std::nullopt);
 
 // silu(a) * b where [a, b] are the halves of h's last dimension.
 std::optional<at::Tensor> fused_silu_gate(const at::Tensor &h);
+
+// The same, its rows also rounded to rows_type (quantized_rows_type of the
+// product that reads it) in the same launch: nothing where the kernel does
+// not take that (bf16, the gate's width a multiple of 8).
+struct Gated {
+  at::Tensor out;
+  QuantizedRows rows;
+};
+std::optional<Gated> fused_silu_gate_rows(const at::Tensor &h, at::ScalarType rows_type);
 
 // Each interleaved pair (re, im) of x's last dimension rotated by the angle
 // whose fp32 cos and sin broadcast against x's pairs [..., D / 2]; up to

@@ -217,30 +217,56 @@ std::optional<at::Tensor> gemv_linear(const at::Tensor &x, const LinearWeight &w
 // The fewest rows the GPU library's 8-bit matmuls take (_int_mm: more than 16).
 constexpr int64_t kActivationQuantizedMinRows = 17;
 
-// 17 or more rows of bf16 x against 8-bit weights where
-// takes_activations_path says so: x quantized per row to the weights'
-// format by one kernel, then the 8-bit tensor-core matmul (cuBLASLt)
-// reading each weight byte once; int8's int32 product scaled back by one
-// more kernel, fp8's by the matmul itself. Nothing when the tensors do not
-// fit it.
-std::optional<at::Tensor> activation_quantized_linear(const at::Tensor &x, const LinearWeight &w) {
-  if (!cuda_kernels_enabled() || !w.quantized() || x.scalar_type() != at::kBFloat16 || x.dim() == 0)
-    return std::nullopt;
+// The 8-bit type x's rows take on the activations' path against w (rows
+// of bf16 x, k = w's inputs): where takes_activations_path says so and the
+// matmul takes the sizes.
+std::optional<at::ScalarType> activations_path_type(const LinearWeight &w, int64_t rows, at::ScalarType x_type) {
+  if (!cuda_kernels_enabled() || !w.quantized() || x_type != at::kBFloat16 || !w.weight.is_cuda()) return std::nullopt;
   const bool int8 = w.weight.scalar_type() == at::kChar;
   if (!int8 && w.weight.scalar_type() != at::kFloat8_e4m3fn) return std::nullopt;
+  const int64_t n = w.weight.size(0), k = w.weight.size(1);
+  if (k == 0 || k % 16 != 0 || n % 16 != 0 || !w.weight.is_contiguous()) return std::nullopt;
+  if (rows < kActivationQuantizedMinRows || !takes_activations_path(int8, rows, n, k)) return std::nullopt;
+  return w.weight.scalar_type();
+}
+
+// Whether `given` holds rows x2 [rows, k] rounded to `type` (the launch
+// before wrote them).
+bool rows_given(const QuantizedRows &given, const at::Tensor &x2, at::ScalarType type) {
+  return given.q.defined() && given.scale.defined() && given.q.scalar_type() == type &&
+         given.q.sizes() == x2.sizes() && given.q.is_contiguous() && given.scale.scalar_type() == at::kFloat &&
+         given.scale.numel() == x2.size(0) && given.q.device() == x2.device();
+}
+
+// 17 or more rows of bf16 x against 8-bit weights where
+// takes_activations_path says so: x quantized per row to the weights'
+// format by one kernel (unless `given` holds them: the launch that wrote x
+// rounded them too), then the 8-bit tensor-core matmul (cuBLASLt) reading
+// each weight byte once; int8's int32 product scaled back by one more
+// kernel, fp8's by the matmul itself. Nothing when the tensors do not fit
+// it.
+std::optional<at::Tensor> activation_quantized_linear(const at::Tensor &x, const LinearWeight &w,
+                                                      const QuantizedRows &given) {
+  if (x.dim() == 0 || x.size(-1) != w.weight.size(-1) || x.device() != w.weight.device()) return std::nullopt;
   const int64_t k = x.size(-1), n = w.weight.size(0);
-  if (k == 0 || k % 16 != 0 || n % 16 != 0 || w.weight.size(1) != k || !w.weight.is_contiguous()) return std::nullopt;
-  const int64_t rows = x.numel() / k;
-  if (rows < kActivationQuantizedMinRows) return std::nullopt;
-  if (!takes_activations_path(int8, rows, n, k)) return std::nullopt;
+  const int64_t rows = k == 0 ? 0 : x.numel() / k;
+  const std::optional<at::ScalarType> type = activations_path_type(w, rows, x.scalar_type());
+  if (!type) return std::nullopt;
+  const bool int8 = *type == at::kChar;
   namespace cu = personaplex::cuda;
   const at::Tensor x2 = x.reshape({rows, k}).contiguous();
-  at::Tensor xq = at::empty({rows, k}, x.options().dtype(int8 ? at::kChar : at::kFloat8_e4m3fn));
-  at::Tensor x_scale = at::empty({rows, 1}, x.options().dtype(at::kFloat));
   const cudaStream_t stream = stream_of(x);
-  check_launch(cu::row_quantize({x2.data_ptr(), xq.data_ptr(), x_scale.data_ptr<float>(), rows, k,
-                                 int8 ? cu::RowQuantized::kInt8 : cu::RowQuantized::kFp8E4M3},
-                                stream));
+  at::Tensor xq, x_scale;
+  if (rows_given(given, x2, *type)) {
+    xq = given.q;
+    x_scale = given.scale.view({rows, 1});
+  } else {
+    xq = at::empty({rows, k}, x.options().dtype(*type));
+    x_scale = at::empty({rows, 1}, x.options().dtype(at::kFloat));
+    check_launch(cu::row_quantize({x2.data_ptr(), xq.data_ptr(), x_scale.data_ptr<float>(), rows, k,
+                                   int8 ? cu::RowQuantized::kInt8 : cu::RowQuantized::kFp8E4M3},
+                                  stream));
+  }
   const at::Tensor w_scale = kernel_scale(w);
   at::Tensor y;
   if (int8) {
@@ -358,15 +384,31 @@ std::optional<at::Tensor> linear_silu_gate(const at::Tensor &x, const LinearWeig
   return std::nullopt;
 }
 
-at::Tensor linear(const at::Tensor &x, const LinearWeight &w) {
+std::optional<at::ScalarType> quantized_rows_type(const LinearWeight &w, int64_t rows, at::ScalarType x_type) {
+#if defined(PERSONAPLEX_HAVE_CUDA_KERNELS) && PERSONAPLEX_INT_MM && PERSONAPLEX_ROWWISE_FP8_MM
+  // PERSONAPLEX_ROW_QUANTIZE=separate: the product rounds them in its own launch (to measure).
+  if (env_choice_is("PERSONAPLEX_ROW_QUANTIZE", "separate")) return std::nullopt;
+  return activations_path_type(w, rows, x_type);
+#else
+  (void)w;
+  (void)rows;
+  (void)x_type;
+  return std::nullopt;
+#endif
+}
+
+at::Tensor linear(const at::Tensor &x, const LinearWeight &w) { return linear(x, w, QuantizedRows{}); }
+
+at::Tensor linear(const at::Tensor &x, const LinearWeight &w, const QuantizedRows &rows) {
 #ifdef PERSONAPLEX_HAVE_CUDA_KERNELS
   if (x.is_cuda()) {
 #if PERSONAPLEX_INT_MM && PERSONAPLEX_ROWWISE_FP8_MM
-    if (std::optional<at::Tensor> y = activation_quantized_linear(x, w)) return *y;
+    if (std::optional<at::Tensor> y = activation_quantized_linear(x, w, rows)) return *y;
 #endif
     if (std::optional<at::Tensor> y = gemv_linear(x, w)) return *y;
   }
 #endif
+  (void)rows;
   if (!w.quantized()) return at::linear(x, w.weight);
 #if PERSONAPLEX_ROWWISE_FP8_MM
   if (x.is_cuda() && w.weight.scalar_type() == at::kFloat8_e4m3fn) return fp8_linear(x, w);

@@ -79,6 +79,23 @@ at::Tensor dequantize(const LinearWeight &w, at::ScalarType dtype);
 // x [..., in] -> [..., out], in x's dtype.
 at::Tensor linear(const at::Tensor &x, const LinearWeight &w);
 
+// A batch's activations rounded to 8 bits row by row, as the activations'
+// path above rounds them: q [rows, in] (int8 or float8_e4m3fn), scale fp32
+// [rows, 1] (x ~ q * scale).
+struct QuantizedRows {
+  at::Tensor q, scale;
+};
+// The 8-bit type linear(x, w) rounds `rows` rows of x (of dtype x_type, on
+// w's device) to on the activations' path; nothing where it takes another
+// path (or PERSONAPLEX_ROW_QUANTIZE=separate asks for the product's own
+// launch). Lets the launch that writes x write them too (nn/fused_ops.h),
+// one launch fewer.
+std::optional<at::ScalarType> quantized_rows_type(const LinearWeight &w, int64_t rows, at::ScalarType x_type);
+// linear(x, w), the same result, taking x's rows from `rows` where that
+// path runs and they are of its type and x's sizes (they must be x's,
+// rounded as it rounds them); otherwise as linear(x, w).
+at::Tensor linear(const at::Tensor &x, const LinearWeight &w, const QuantizedRows &rows);
+
 // A gated MLP's input and its SiLU gate in one launch: with w [2 * hidden,
 // in] (the a and b halves), silu(a) * b [..., hidden], the same bits as
 // linear(x, w) followed by fused_silu_gate (nn/fused_ops.h). Nothing where

@@ -68,7 +68,8 @@ at::Tensor temporal_step_rows(const LmWeights &w, const RowsStep &in, KVRows &kv
   Residual x(in.x, first_norm(w), f32);
   for (size_t i = 0; i < layers.size(); ++i) {
     const auto &l = layers[i];
-    at::Tensor qkv = nn::linear(x.normed(), l.in_proj).view({R, 1, 3, H, -1}).permute({2, 0, 3, 1, 4});
+    at::Tensor qkv =
+        nn::linear(x.normed(), l.in_proj, x.normed_rows()).view({R, 1, 3, H, -1}).permute({2, 0, 3, 1, 4});
     at::Tensor qk = rotate(qkv.narrow(0, 0, 2), rot);  // [2, R, H, 1, D]
     const KvLayer cache = kv.layers[i].rows(0, R);
     cache.write_rows(slots, qk[1], qkv[2]);
@@ -84,8 +85,9 @@ at::Tensor temporal_step_rows(const LmWeights &w, const RowsStep &in, KVRows &kv
       at::Tensor mask = split_mask ? (*split_mask)(qk[0], q_pin, keys) : written.view({R, 1, 1, span});
       y = masked_attention(qk[0], keys, values, mask);
     }
-    x.add(nn::linear(y->transpose(1, 2).reshape({R, 1, -1}), l.out_proj), l.norm2_w);
-    x.add(gated_silu(x.normed(), l.mlp_in, l.mlp_out), next_norm(w, i));
+    x.add(nn::linear(y->transpose(1, 2).reshape({R, 1, -1}), l.out_proj), l.norm2_w, &l.mlp_in);
+    // The next layer's q/k/v product has this one's sizes and format.
+    x.add(gated_silu(x.normed(), l.mlp_in, l.mlp_out, x.normed_rows()), next_norm(w, i), &l.in_proj);
   }
   return x.x();
 }

@@ -364,3 +364,74 @@ TEST(QuantizedLinear, SiluGateEpilogueIsTheProductThenTheGate) {
     }
   }
 }
+
+// Off the GPU no product takes the activations' 8-bit path: nothing asks a
+// launch to round rows for it, and rows handed to linear anyway change
+// nothing.
+TEST(QuantizedLinear, RowsForTheProductAreUnusedOffCuda) {
+  const LinearWeight q = quantize(test_weight(), WeightFormat::kInt8);
+  const at::Tensor x = at::randn({64, 1, 53}).to(at::kBFloat16);
+  EXPECT_FALSE(quantized_rows_type(q, 64, at::kBFloat16).has_value());
+  const QuantizedRows junk{at::ones({64, 53}, at::kChar), at::ones({64, 1})};
+  EXPECT_TRUE(at::equal(linear(x, q, junk), linear(x, q)));
+}
+
+// On a GPU, 64 rows (a batch): where the next product takes the 8-bit
+// matmul, the RMSNorm before it (with the residual addition) and the SiLU
+// gate round their output's rows in the same launch; the product reading
+// those rows is bit for bit the product that rounds them itself, and the
+// outputs are those of the launches without rounding. Rows of another type
+// or size are not used.
+TEST(QuantizedLinear, CudaRowsRoundedByTheNormAndGateAreTheProductsOwn) {
+  if (const std::string why = no_8bit_matmuls(); !why.empty()) GTEST_SKIP() << why;
+  const at::Device cuda(at::kCUDA);
+  const auto bf16 = at::TensorOptions(cuda).dtype(at::kBFloat16);
+  at::manual_seed(15);
+  // (n, k) of products the activations' path takes: the temporal q/k/v and
+  // MLP output, the depth transformer's q/k/v.
+  const std::vector<std::pair<int64_t, int64_t>> sizes = {{12288, 4096}, {4096, 11264}, {3072, 1024}};
+  for (const WeightFormat f : eight_bit_formats()) {
+    for (const auto &[n, k] : sizes) {
+      SCOPED_TRACE(weight_format_name(f) + " n " + std::to_string(n) + " k " + std::to_string(k));
+      const LinearWeight q = quantize(at::randn({n, k}, cuda) * 0.02, f);
+      const std::optional<at::ScalarType> type = quantized_rows_type(q, 64, at::kBFloat16);
+      ASSERT_TRUE(type.has_value());
+      EXPECT_EQ(*type, q.weight.scalar_type());
+      EXPECT_FALSE(quantized_rows_type(q, 16, at::kBFloat16).has_value());  // the weight-only kernel's
+      EXPECT_FALSE(quantized_rows_type(q, 64, at::kFloat).has_value());
+      // The norm: rows of different magnitudes, one all zero after the sum.
+      const at::Tensor x =
+          (at::randn({64, 1, k}, cuda) * at::linspace(0.1, 4.0, 64, cuda).view({64, 1, 1})).to(at::kBFloat16);
+      at::Tensor update = at::randn({64, 1, k}, bf16);
+      update[9] = -x[9];
+      const at::Tensor alpha = at::rand({k}, cuda) + 0.5;
+      const std::optional<AddNormed> plain = fused_add_rms_norm(x, update, alpha, 1e-8);
+      const std::optional<AddNormed> rounded = fused_add_rms_norm(x, update, alpha, 1e-8, *type);
+      ASSERT_TRUE(plain && rounded);
+      EXPECT_FALSE(plain->rows.q.defined());
+      EXPECT_TRUE(at::equal(rounded->normed, plain->normed));
+      EXPECT_TRUE(at::equal(rounded->sum, plain->sum));
+      const at::Tensor y = linear(plain->normed, q);
+      // The norm's one-pass layout (rows of at most 8192) rounds them; a
+      // wider row is normed alone, the product rounding it.
+      ASSERT_EQ(rounded->rows.q.defined(), k <= 8192);
+      EXPECT_TRUE(at::equal(linear(rounded->normed, q, rounded->rows), y));
+      if (k <= 8192) {
+        EXPECT_EQ(y[9].abs().max().item<float>(), 0.0f);
+        // Rows of the other 8-bit type, or of fewer rows, are left alone.
+        const QuantizedRows other{rounded->rows.q.view(at::kByte), rounded->rows.scale};
+        EXPECT_TRUE(at::equal(linear(plain->normed, q, other), y));
+        const QuantizedRows fewer{rounded->rows.q.narrow(0, 0, 32), rounded->rows.scale.narrow(0, 0, 32)};
+        EXPECT_TRUE(at::equal(linear(plain->normed, q, fewer), y));
+      }
+      // The gate, whose output is the product's input.
+      const at::Tensor h = at::randn({64, 1, 2 * k}, bf16) * 2.0;
+      const std::optional<Gated> gated = fused_silu_gate_rows(h, *type);
+      const std::optional<at::Tensor> gate = fused_silu_gate(h);
+      ASSERT_TRUE(gated && gate);
+      ASSERT_TRUE(gated->rows.q.defined());
+      EXPECT_TRUE(at::equal(gated->out, *gate));
+      EXPECT_TRUE(at::equal(linear(gated->out, q, gated->rows), linear(*gate, q)));
+    }
+  }
+}
