@@ -21,7 +21,7 @@ at::Tensor gated_silu(const at::Tensor &x, const nn::LinearWeight &w_in, const n
                       const nn::QuantizedRows &x_rows) {
   if (std::optional<at::Tensor> gate = nn::linear_silu_gate(x, w_in)) return nn::linear(*gate, w_out);
   at::Tensor h = nn::linear(x, w_in, x_rows);
-  const int64_t rows = h.numel() / h.size(-1);
+  const int64_t rows = h.size(-1) == 0 ? 0 : h.numel() / h.size(-1);
   if (std::optional<at::ScalarType> type = nn::quantized_rows_type(w_out, rows, h.scalar_type()))
     if (std::optional<nn::Gated> g = nn::fused_silu_gate_rows(h, *type)) return nn::linear(g->out, w_out, g->rows);
   if (std::optional<at::Tensor> gate = nn::fused_silu_gate(h)) return nn::linear(*gate, w_out);
