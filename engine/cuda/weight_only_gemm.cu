@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
 #include "core/env_choice.h"
 #include "cuda/chained_launch.cuh"
@@ -294,7 +295,8 @@ cudaError_t launch_gemm(const Call &c, const Plan &p, cudaStream_t stream) {
 // 64 (to measure).
 template <GemvWeights W, int DEPTH>
 cudaError_t launch_rows(const Call &c, const Plan &p, cudaStream_t stream) {
-  const bool one = env_choice_is("PERSONAPLEX_GEMM_GROUPS", "1"), two = env_choice_is("PERSONAPLEX_GEMM_GROUPS", "2");
+  const char *groups = env_choice("PERSONAPLEX_GEMM_GROUPS");
+  const bool one = std::strcmp(groups, "1") == 0, two = std::strcmp(groups, "2") == 0;
   if (c.rows <= 32) return two ? launch_gemm<W, 4, 2, DEPTH>(c, p, stream) : launch_gemm<W, 4, 1, DEPTH>(c, p, stream);
   if (c.rows <= 64) return one ? launch_gemm<W, 8, 1, DEPTH>(c, p, stream) : launch_gemm<W, 8, 2, DEPTH>(c, p, stream);
   return launch_gemm<W, 16, 1, DEPTH>(c, p, stream);

@@ -225,8 +225,10 @@ std::optional<at::ScalarType> activations_path_type(const LinearWeight &w, int64
   const bool int8 = w.weight.scalar_type() == at::kChar;
   if (!int8 && w.weight.scalar_type() != at::kFloat8_e4m3fn) return std::nullopt;
   const int64_t n = w.weight.size(0), k = w.weight.size(1);
-  if (k == 0 || k % 16 != 0 || n % 16 != 0 || !w.weight.is_contiguous()) return std::nullopt;
-  if (rows < kActivationQuantizedMinRows || !takes_activations_path(int8, rows, n, k)) return std::nullopt;
+  // takes_activations_path also checks the sizes the matmul takes.
+  if (k == 0 || !w.weight.is_contiguous() || rows < kActivationQuantizedMinRows ||
+      !takes_activations_path(int8, rows, n, k))
+    return std::nullopt;
   return w.weight.scalar_type();
 }
 
