@@ -9,6 +9,7 @@
 
 #include <map>
 #include <utility>
+#include <vector>
 #endif
 
 namespace personaplex {
@@ -21,7 +22,8 @@ class ThreadStreams {
   ~ThreadStreams() {
     for (auto &s : streams_) cudaStreamDestroy(s.second);
   }
-  // The thread's stream number `which` (0: its own, 1: its side stream).
+  // The thread's stream number `which` (0: its own, 1: its side stream,
+  // 2 on: its branch streams).
   c10::cuda::CUDAStream get(c10::DeviceIndex device, int which = 0) {
     auto it = streams_.find({device, which});
     if (it == streams_.end()) {
@@ -62,6 +64,30 @@ void on_thread_stream(const at::Device &device, const std::function<void()> &fn)
   done.block(caller);
 }
 
+void on_thread_branches(const at::Device &device, int64_t count, const std::function<void(int64_t)> &fn) {
+  if (!device.is_cuda() || count <= 1) {
+    for (int64_t i = 0; i < count; ++i) fn(i);
+    return;
+  }
+  c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream(device.index());
+  c10::Event ready(c10::DeviceType::CUDA);
+  ready.record(caller);
+  std::vector<c10::Event> done;
+  done.reserve(size_t(count - 1));
+  for (int64_t i = 1; i < count; ++i) {
+    c10::cuda::CUDAStream branch = streams.get(device.index(), int(1 + i));
+    ready.block(branch);
+    {
+      c10::cuda::CUDAStreamGuard guard(branch);
+      fn(i);
+    }
+    done.emplace_back(c10::DeviceType::CUDA);
+    done.back().record(branch);
+  }
+  fn(0);
+  for (c10::Event &e : done) e.block(caller);
+}
+
 void synchronize_current_stream(const at::Device &device) {
   if (device.is_cuda()) c10::cuda::getCurrentCUDAStream(device.index()).synchronize();
 }
@@ -69,6 +95,9 @@ void synchronize_current_stream(const at::Device &device) {
 #else
 
 void on_thread_stream(const at::Device &, const std::function<void()> &fn) { fn(); }
+void on_thread_branches(const at::Device &, int64_t count, const std::function<void(int64_t)> &fn) {
+  for (int64_t i = 0; i < count; ++i) fn(i);
+}
 void synchronize_current_stream(const at::Device &) {}
 
 #endif

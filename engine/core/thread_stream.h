@@ -26,6 +26,14 @@ void on_thread_stream(const at::Device &device, const std::function<void()> &fn)
 c10::cuda::CUDAStream thread_side_stream(c10::DeviceIndex device);
 #endif
 
+// Runs fn(0), ..., fn(count - 1) at once: fn(0) on the current stream of
+// `device`, the others each on a branch stream of the calling thread, all
+// after the current stream's work so far and before its later work (a fork
+// and a join, which a graph capture keeps as parallel branches). What fn
+// writes is best allocated before, on the current stream. Off CUDA, in
+// turn.
+void on_thread_branches(const at::Device &device, int64_t count, const std::function<void(int64_t)> &fn);
+
 }  // namespace personaplex
 
 namespace personaplex {

@@ -1,9 +1,8 @@
-// The two halves of an 8-bit product on the tensor cores around the GPU
+// The first half of an 8-bit product on the tensor cores, before the GPU
 // library's matmul (int8 x int8 -> int32, or fp8 x fp8): a batch's
 // activations quantized per row in one launch (each row's scale is its
-// largest magnitude over the format's largest value), and the int32
-// product scaled back to bf16 by the rows' and the weight columns' scales.
-// Plain pointers and a stream: nothing of libtorch.
+// largest magnitude over the format's largest value). The other half is
+// cuda/product_sum.h. Plain pointers and a stream: nothing of libtorch.
 #pragma once
 
 #include <cstdint>
@@ -25,16 +24,5 @@ struct RowQuantize {
 // Launches on `stream` (capturable); returns the launch's error
 // (cudaErrorInvalidValue for sizes it does not take).
 cudaError_t row_quantize(const RowQuantize &args, cudaStream_t stream);
-
-struct IntProductScale {
-  const int32_t *product = nullptr;     // [rows, n], contiguous, 16-byte aligned
-  const float *row_scale = nullptr;     // [rows]
-  const float *column_scale = nullptr;  // [n]
-  void *y = nullptr;                    // bf16 [rows, n], 8-byte aligned
-  int64_t rows = 0, n = 0;              // n a multiple of 4
-};
-
-// y = product * row_scale[row] * column_scale[column], rounded to bf16 once.
-cudaError_t int_product_scale(const IntProductScale &args, cudaStream_t stream);
 
 }  // namespace personaplex::cuda

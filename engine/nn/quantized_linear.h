@@ -96,6 +96,13 @@ std::optional<at::ScalarType> quantized_rows_type(const LinearWeight &w, int64_t
 // rounded as it rounds them); otherwise as linear(x, w).
 at::Tensor linear(const at::Tensor &x, const LinearWeight &w, const QuantizedRows &rows);
 
+// The parts linear(x, w) runs its product of `rows` rows of x (of dtype
+// x_type) in, side by side over slices of k: more than 1 for an int8
+// product on the activations' path whose output tiles would leave most of
+// the GPU's SMs idle (PERSONAPLEX_8BIT_SPLIT_K caps them; 1: none); 1 for
+// every other product. For tools and tests.
+int64_t product_parts(const LinearWeight &w, int64_t rows, at::ScalarType x_type);
+
 // A gated MLP's input and its SiLU gate in one launch: with w [2 * hidden,
 // in] (the a and b halves), silu(a) * b [..., hidden], the same bits as
 // linear(x, w) followed by fused_silu_gate (nn/fused_ops.h). Nothing where
