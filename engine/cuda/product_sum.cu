@@ -16,14 +16,12 @@ __device__ __forceinline__ void load_quad(const int32_t *parts, int64_t at, int3
   out[0] = p.x, out[1] = p.y, out[2] = p.z, out[3] = p.w;
 }
 
-__device__ __forceinline__ void load_quad(const __nv_bfloat16 *parts, int64_t at, float (&out)[4]) {
-  const uint2 p = reinterpret_cast<const uint2 *>(parts + at)[0];
-  const __nv_bfloat16 *e = reinterpret_cast<const __nv_bfloat16 *>(&p);
-#pragma unroll
-  for (int j = 0; j < 4; ++j) out[j] = __bfloat162float(e[j]);
+__device__ __forceinline__ void load_quad(const float *parts, int64_t at, float (&out)[4]) {
+  const float4 p = reinterpret_cast<const float4 *>(parts + at)[0];
+  out[0] = p.x, out[1] = p.y, out[2] = p.z, out[3] = p.w;
 }
 
-// Four outputs a thread: the parts' sums (int32 in int32, bf16 in fp32),
+// Four outputs a thread: the parts' sums (int32 in int32, fp32 in fp32),
 // then one scaling and one rounding each.
 template <typename Part, typename Sum>
 __global__ void product_sum_kernel(ProductSum a) {
@@ -40,13 +38,16 @@ __global__ void product_sum_kernel(ProductSum a) {
 #pragma unroll
       for (int j = 0; j < 4; ++j) sum[j] += v[j];
     }
-    const float r = a.row_scale != nullptr ? a.row_scale[row] : 1.0f;
+    float r = a.row_scale[row];
+    if (a.carried_row_scale != nullptr) r /= *a.carried_row_scale;
     uint2 out;
     __nv_bfloat16 *y = reinterpret_cast<__nv_bfloat16 *>(&out);
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
-      y[j] = __float2bfloat16_rn(a.row_scale != nullptr ? float(sum[j]) * r * a.column_scale[column + j]
-                                                        : float(sum[j]));
+    for (int j = 0; j < 4; ++j) {
+      float c = a.column_scale[column + j];
+      if (a.carried_column_scale != nullptr) c /= *a.carried_column_scale;
+      y[j] = __float2bfloat16_rn(float(sum[j]) * r * c);
+    }
     *reinterpret_cast<uint2 *>(static_cast<__nv_bfloat16 *>(a.y) + first) = out;
   }
 }
@@ -54,14 +55,14 @@ __global__ void product_sum_kernel(ProductSum a) {
 }  // namespace
 
 cudaError_t product_sum(const ProductSum &a, cudaStream_t stream) {
-  if (a.rows <= 0 || a.n <= 0 || a.n % 4 != 0 || a.count < 1 || a.count > kMaxCount ||
-      (a.row_scale == nullptr) != (a.column_scale == nullptr))
+  if (a.rows <= 0 || a.n <= 0 || a.n % 4 != 0 || a.count < 1 || a.count > kMaxCount || a.row_scale == nullptr ||
+      a.column_scale == nullptr)
     return cudaErrorInvalidValue;
   const int64_t blocks = (a.rows * a.n / 4 + kThreads - 1) / kThreads;
   const unsigned grid = unsigned(blocks < 65535 ? blocks : 65535);
   if (a.type == ProductParts::kInt32)
     return launch_chained(product_sum_kernel<int32_t, int32_t>, dim3(grid), dim3(kThreads), 0, stream, a);
-  return launch_chained(product_sum_kernel<__nv_bfloat16, float>, dim3(grid), dim3(kThreads), 0, stream, a);
+  return launch_chained(product_sum_kernel<float, float>, dim3(grid), dim3(kThreads), 0, stream, a);
 }
 
 }  // namespace personaplex::cuda

@@ -245,49 +245,71 @@ bool rows_given(const QuantizedRows &given, const at::Tensor &x2, at::ScalarType
          given.scale.numel() == x2.size(0) && given.q.device() == x2.device();
 }
 
-// The most parts an int8 matmul's k is split into, and the fewest of k's
+// The most parts an 8-bit matmul's k is split into, and the fewest of k's
 // values a part takes.
 constexpr int64_t kMaxSplitParts = 4;
 constexpr int64_t kMinSplitK = 1024;
-// The output tile the library's 8-bit matmul takes at up to 128 rows.
+// The output tile the library's 8-bit matmuls take at up to 128 rows.
 constexpr int64_t kMatmulTile = 128;
 
-// The parts over k that rows x [n, k] of an int8 matmul run in, side by
+// The parts over k that rows x [n, k] of an 8-bit matmul run in, side by
 // side: a product with fewer output tiles than a quarter of the GPU's SMs
 // leaves most of them idle (n = 4096 at 64 rows: 32 tiles on 132 SMs), and
-// slices of k on parallel streams fill them, their int32 sums exact. 1 where
-// the tiles fill the GPU, k is short, or PERSONAPLEX_8BIT_SPLIT_K (the most
-// parts; 1: no split) says so.
+// slices of k on parallel streams fill them. 1 where the tiles fill the
+// GPU, k is short, or PERSONAPLEX_8BIT_SPLIT_K (the most parts; 1: no
+// split) says so.
 int64_t split_parts(int64_t rows, int64_t n, int64_t k, const at::Device &device) {
   const char *chosen = env_choice("PERSONAPLEX_8BIT_SPLIT_K");
   int64_t parts = *chosen != '\0' ? std::max<int64_t>(1, std::atoll(chosen)) : kMaxSplitParts;
   const int64_t tiles = ((rows + kMatmulTile - 1) / kMatmulTile) * ((n + kMatmulTile - 1) / kMatmulTile);
   const int64_t sms = at::cuda::getDeviceProperties(device.index())->multiProcessorCount;
   parts = std::min({parts, sms / tiles, k / kMinSplitK});
-  while (parts > 1 && k % (16 * parts) != 0) --parts;  // the matmul takes slices of multiples of 16
+  while (parts > 1 && k % (16 * parts) != 0) --parts;  // the matmuls take slices of multiples of 16
   return std::max<int64_t>(parts, 1);
 }
 
-// The int8 matmul xq [rows, k] . w^T as `parts` int32 products over slices of
-// k, [parts, rows, n], run side by side (on_thread_branches).
-at::Tensor int8_product_parts(const at::Tensor &xq, const at::Tensor &w, int64_t parts) {
+// The 8-bit matmul xq [rows, k] . w^T as `parts` products over slices of
+// k, [parts, rows, n], run side by side (on_thread_branches): int8's in
+// int32 (exact), fp8's in fp32 through the tensor-wise scaled matmul (the
+// row-wise one takes no strided slices), which takes one scale an operand:
+// row 0's and column 0's, which product_sum divides out again.
+at::Tensor product_parts_over_k(const at::Tensor &xq, const at::Tensor &x_scale, const at::Tensor &w,
+                                const at::Tensor &w_scale, int64_t parts) {
+  const bool int8 = xq.scalar_type() == at::kChar;
   const int64_t rows = xq.size(0), n = w.size(0), slice = xq.size(1) / parts;
-  at::Tensor product = at::empty({parts, rows, n}, xq.options().dtype(at::kInt));
+  at::Tensor product = at::empty({parts, rows, n}, xq.options().dtype(int8 ? at::kInt : at::kFloat));
+  const at::Tensor first_row_scale = x_scale.view({-1}).narrow(0, 0, 1);
+  const at::Tensor first_column_scale = w_scale.view({-1}).narrow(0, 0, 1);
   on_thread_branches(xq.device(), parts, [&](int64_t p) {
     at::Tensor part = product[p];
-    at::_int_mm_out(part, xq.narrow(1, p * slice, slice), w.narrow(1, p * slice, slice).t());
+    const at::Tensor a = xq.narrow(1, p * slice, slice), b = w.narrow(1, p * slice, slice).t();
+    if (int8) at::_int_mm_out(part, a, b);
+    else at::_scaled_mm_out(part, a, b, first_row_scale, first_column_scale, {}, {}, at::kFloat, false);
   });
   return product;
+}
+
+// The product's parts summed and scaled back to bf16 y [rows, n] (one launch).
+void sum_parts(const at::Tensor &product, const at::Tensor &x_scale, const at::Tensor &w_scale, at::Tensor &y,
+               cudaStream_t stream) {
+  namespace cu = personaplex::cuda;
+  const bool int8 = product.scalar_type() == at::kInt;
+  const int64_t parts = product.dim() == 3 ? product.size(0) : 1;
+  check_launch(cu::product_sum({product.data_ptr(), int8 ? cu::ProductParts::kInt32 : cu::ProductParts::kFloat32,
+                                parts, x_scale.data_ptr<float>(), w_scale.data_ptr<float>(),
+                                int8 ? nullptr : x_scale.data_ptr<float>(), int8 ? nullptr : w_scale.data_ptr<float>(),
+                                y.data_ptr(), y.size(0), y.size(1)},
+                               stream));
 }
 
 // 17 or more rows of bf16 x against 8-bit weights where
 // takes_activations_path says so: x quantized per row to the weights'
 // format by one kernel (unless `given` holds them: the launch that wrote x
 // rounded them too), then the 8-bit tensor-core matmul (cuBLASLt) reading
-// each weight byte once; int8's int32 product (in parts over k where its
-// tiles would leave the GPU idle) summed and scaled back by one more
-// kernel, fp8's scaled by the matmul itself. Nothing when the tensors do
-// not fit it.
+// each weight byte once: whole, int8's int32 product scaled back by one more
+// kernel and fp8's by the matmul itself; in parts over k where its tiles
+// would leave the GPU idle, summed and scaled by one more kernel. Nothing
+// when the tensors do not fit it.
 std::optional<at::Tensor> activation_quantized_linear(const at::Tensor &x, const LinearWeight &w,
                                                       const QuantizedRows &given) {
   if (x.dim() == 0 || x.size(-1) != w.weight.size(-1) || x.device() != w.weight.device()) return std::nullopt;
@@ -311,18 +333,15 @@ std::optional<at::Tensor> activation_quantized_linear(const at::Tensor &x, const
                                   stream));
   }
   const at::Tensor w_scale = kernel_scale(w);
-  at::Tensor y;
-  if (int8) {
-    const int64_t parts = split_parts(rows, n, k, x.device());
-    const at::Tensor product = parts > 1 ? int8_product_parts(xq, w.weight, parts) : at::_int_mm(xq, w.weight.t());
-    y = at::empty({rows, n}, x.options());
-    check_launch(cu::product_sum({product.data_ptr(), cu::ProductParts::kInt32, parts, x_scale.data_ptr<float>(),
-                                  w_scale.data_ptr<float>(), y.data_ptr(), rows, n},
-                                 stream));
-  } else {
-    y = at::_scaled_mm(xq, w.weight.t(), x_scale, w_scale.view({1, -1}), /*bias=*/{}, /*scale_result=*/{},
-                       x.scalar_type(), /*use_fast_accum=*/false);
-  }
+  const int64_t parts = split_parts(rows, n, k, x.device());
+  if (!int8 && parts == 1)
+    return at::_scaled_mm(xq, w.weight.t(), x_scale, w_scale.view({1, -1}), /*bias=*/{}, /*scale_result=*/{},
+                          x.scalar_type(), /*use_fast_accum=*/false)
+        .view(sizes_with_last(x, n));
+  const at::Tensor product =
+      parts > 1 ? product_parts_over_k(xq, x_scale, w.weight, w_scale, parts) : at::_int_mm(xq, w.weight.t());
+  at::Tensor y = at::empty({rows, n}, x.options());
+  sum_parts(product, x_scale, w_scale, y, stream);
   return y.view(sizes_with_last(x, n));
 }
 #endif
@@ -370,7 +389,7 @@ bool float8_available() { return PERSONAPLEX_FLOAT8; }
 int64_t product_parts(const LinearWeight &w, int64_t rows, at::ScalarType x_type) {
 #if defined(PERSONAPLEX_HAVE_CUDA_KERNELS) && PERSONAPLEX_INT_MM && PERSONAPLEX_ROWWISE_FP8_MM
   const std::optional<at::ScalarType> type = activations_path_type(w, rows, x_type);
-  if (type == at::kChar) return split_parts(rows, w.weight.size(0), w.weight.size(1), w.weight.device());
+  if (type) return split_parts(rows, w.weight.size(0), w.weight.size(1), w.weight.device());
 #else
   (void)w, (void)rows, (void)x_type;
 #endif

@@ -97,7 +97,7 @@ std::optional<at::ScalarType> quantized_rows_type(const LinearWeight &w, int64_t
 at::Tensor linear(const at::Tensor &x, const LinearWeight &w, const QuantizedRows &rows);
 
 // The parts linear(x, w) runs its product of `rows` rows of x (of dtype
-// x_type) in, side by side over slices of k: more than 1 for an int8
+// x_type) in, side by side over slices of k: more than 1 for an 8-bit
 // product on the activations' path whose output tiles would leave most of
 // the GPU's SMs idle (PERSONAPLEX_8BIT_SPLIT_K caps them; 1: none); 1 for
 // every other product. For tools and tests.

@@ -442,12 +442,13 @@ TEST(QuantizedLinear, CudaRowsRoundedByTheNormAndGateAreTheProductsOwn) {
   }
 }
 
-// On a GPU: int8 products on the activations' path whose output tiles
+// On a GPU: 8-bit products on the activations' path whose output tiles
 // would leave most SMs idle (n = 4096 at 64 rows: 32 tiles) run as parts
-// over slices of k side by side; their int32 parts sum exactly, so the
-// output is the whole product's bit for bit, eagerly and replayed from a
+// over slices of k side by side. int8's int32 parts sum exactly: the
+// output is the whole product's bit for bit; fp8's sum in fp32, within the
+// whole product's bf16 rounding. The same bits eagerly and replayed from a
 // CUDA graph (the branches captured as such). Wide products stay whole.
-TEST(QuantizedLinear, CudaInt8PartsOverKAreTheWholeProduct) {
+TEST(QuantizedLinear, CudaPartsOverKAreTheWholeProduct) {
   if (const std::string why = no_8bit_matmuls(); !why.empty()) GTEST_SKIP() << why;
   const at::Device cuda(at::kCUDA);
   at::manual_seed(19);
@@ -457,29 +458,38 @@ TEST(QuantizedLinear, CudaInt8PartsOverKAreTheWholeProduct) {
   const int64_t sms = 0;  // skipped above: no_8bit_matmuls
 #endif
   int64_t split_seen = 0;
-  // (n, k): the temporal attention output and MLP output, its MLP input.
-  for (const auto &[n, k] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {4096, 11264}, {22528, 4096}}) {
-    const LinearWeight q = quantize(at::randn({n, k}, cuda), WeightFormat::kInt8);
-    for (const int64_t rows : {17, 64, 128}) {
-      SCOPED_TRACE("n " + std::to_string(n) + " k " + std::to_string(k) + " rows " + std::to_string(rows));
-      const at::Tensor x = at::randn({rows, k}, cuda).to(at::kBFloat16);
-      const int64_t parts = product_parts(q, rows, at::kBFloat16);
-      const int64_t tiles = (n / 128) * ((rows + 127) / 128);
-      EXPECT_EQ(parts > 1, 4 * tiles <= sms);
-      if (parts > 1) ++split_seen;
-      at::Tensor whole;
-      {
-        const test::ScopedEnv one("PERSONAPLEX_8BIT_SPLIT_K", "1");
-        EXPECT_EQ(product_parts(q, rows, at::kBFloat16), 1);
-        whole = linear(x, q);
+  for (const WeightFormat f : eight_bit_formats()) {
+    // (n, k): the temporal attention output and MLP output, its MLP input.
+    for (const auto &[n, k] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {4096, 11264}, {22528, 4096}}) {
+      const LinearWeight q = quantize(at::randn({n, k}, cuda), f);
+      for (const int64_t rows : {17, 64, 128}) {
+        SCOPED_TRACE(weight_format_name(f) + " n " + std::to_string(n) + " k " + std::to_string(k) + " rows " +
+                     std::to_string(rows));
+        const at::Tensor x = at::randn({rows, k}, cuda).to(at::kBFloat16);
+        const int64_t parts = product_parts(q, rows, at::kBFloat16);
+        const int64_t tiles = (n / 128) * ((rows + 127) / 128);
+        EXPECT_EQ(parts > 1, 4 * tiles <= sms);
+        if (parts > 1) ++split_seen;
+        at::Tensor whole;
+        {
+          const test::ScopedEnv one("PERSONAPLEX_8BIT_SPLIT_K", "1");
+          EXPECT_EQ(product_parts(q, rows, at::kBFloat16), 1);
+          whole = linear(x, q);
+        }
+        const at::Tensor y = linear(x, q);
+        if (f == WeightFormat::kInt8) {
+          EXPECT_TRUE(at::equal(y, whole));
+        } else {
+          const at::Tensor row_max = whole.to(at::kFloat).abs().amax(-1, true).clamp_min(1e-20);
+          EXPECT_LT(((y.to(at::kFloat) - whole.to(at::kFloat)).abs() / row_max).max().item<float>(), 1e-2f);
+        }
+        at::Tensor replayed = at::zeros_like(y);
+        GraphCache graphs(cuda, GraphCache::available(cuda));
+        for (int i = 0; i < 3; ++i) graphs.run({rows}, [&] { replayed.copy_(linear(x, q)); });
+        synchronize_current_stream(cuda);
+        EXPECT_EQ(graphs.failed_captures(), 0);
+        EXPECT_TRUE(at::equal(replayed, y));
       }
-      EXPECT_TRUE(at::equal(linear(x, q), whole));
-      at::Tensor replayed = at::zeros_like(whole);
-      GraphCache graphs(cuda, GraphCache::available(cuda));
-      for (int i = 0; i < 3; ++i) graphs.run({rows}, [&] { replayed.copy_(linear(x, q)); });
-      synchronize_current_stream(cuda);
-      EXPECT_EQ(graphs.failed_captures(), 0);
-      EXPECT_TRUE(at::equal(replayed, whole));
     }
   }
   if (sms >= 128) EXPECT_GT(split_seen, 0);  // H100, H200: n = 4096 splits to 128 rows
