@@ -492,5 +492,7 @@ TEST(QuantizedLinear, CudaPartsOverKAreTheWholeProduct) {
       }
     }
   }
-  if (sms >= 128) EXPECT_GT(split_seen, 0);  // H100, H200: n = 4096 splits to 128 rows
+  if (sms >= 128) {
+    EXPECT_GT(split_seen, 0);  // H100, H200: n = 4096 splits to 128 rows
+  }
 }
