@@ -458,6 +458,7 @@ TEST(QuantizedLinear, CudaPartsOverKAreTheWholeProduct) {
   const int64_t sms = 0;  // skipped above: no_8bit_matmuls
 #endif
   int64_t split_seen = 0;
+  const test::ScopedEnv four("PERSONAPLEX_8BIT_SPLIT_K", "4");
   for (const WeightFormat f : eight_bit_formats()) {
     // (n, k): the temporal attention output and MLP output, its MLP input.
     for (const auto &[n, k] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {4096, 11264}, {22528, 4096}}) {
