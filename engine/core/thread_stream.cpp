@@ -3,6 +3,7 @@
 #ifdef PERSONAPLEX_HAVE_CUDA_GRAPHS
 #include <c10/core/Event.h>
 #include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
@@ -25,6 +26,7 @@ class ThreadStreams {
   // The thread's stream number `which` (0: its own, 1: its side stream,
   // 2 on: its branch streams).
   c10::cuda::CUDAStream get(c10::DeviceIndex device, int which = 0) {
+    if (device < 0) device = c10::cuda::current_device();  // "cuda" with no index: the current one
     auto it = streams_.find({device, which});
     if (it == streams_.end()) {
       c10::cuda::CUDAGuard guard(device);
