@@ -245,8 +245,9 @@ bool rows_given(const QuantizedRows &given, const at::Tensor &x2, at::ScalarType
          given.scale.numel() == x2.size(0) && given.q.device() == x2.device();
 }
 
-// The most parts an 8-bit matmul's k is split into by default, and the
-// fewest of k's values a part takes.
+// The most parts an 8-bit matmul's k is split into by default (1: measured
+// as noise in the batch-64 step, docs/performance.md), and the fewest of
+// k's values a part takes.
 constexpr int64_t kMaxSplitParts = 1;
 constexpr int64_t kMinSplitK = 1024;
 // The output tile the library's 8-bit matmuls take at up to 128 rows.

@@ -99,8 +99,9 @@ at::Tensor linear(const at::Tensor &x, const LinearWeight &w, const QuantizedRow
 // The parts linear(x, w) runs its product of `rows` rows of x (of dtype
 // x_type) in, side by side over slices of k: more than 1 for an 8-bit
 // product on the activations' path whose output tiles would leave most of
-// the GPU's SMs idle (PERSONAPLEX_8BIT_SPLIT_K caps them; 1: none); 1 for
-// every other product. For tools and tests.
+// the GPU's SMs idle, when PERSONAPLEX_8BIT_SPLIT_K allows more than 1 (by
+// default 1: on an H100 it bought nothing in the batched step); 1 for every
+// other product. For tools and tests.
 int64_t product_parts(const LinearWeight &w, int64_t rows, at::ScalarType x_type);
 
 // A gated MLP's input and its SiLU gate in one launch: with w [2 * hidden,
