@@ -9,6 +9,7 @@
 #include <cuda_runtime_api.h>
 
 #include <map>
+#include <optional>
 #include <utility>
 #include <vector>
 #endif
@@ -94,6 +95,33 @@ void synchronize_current_stream(const at::Device &device) {
   if (device.is_cuda()) c10::cuda::getCurrentCUDAStream(device.index()).synchronize();
 }
 
+struct SideWork::Impl {
+  std::optional<c10::Event> done;  // recorded on the side stream after the last run()
+};
+
+void SideWork::run(const at::Device &device, const std::function<void()> &fn) {
+  if (!device.is_cuda()) {
+    fn();
+    return;
+  }
+  c10::cuda::CUDAStream side = thread_side_stream(device.index());
+  c10::Event ready(c10::DeviceType::CUDA);
+  ready.record(c10::cuda::getCurrentCUDAStream(device.index()));
+  ready.block(side);
+  {
+    c10::cuda::CUDAStreamGuard guard(side);
+    fn();
+  }
+  impl_->done.emplace(c10::DeviceType::CUDA);
+  impl_->done->record(side);
+}
+
+void SideWork::join(const at::Device &device) {
+  if (!device.is_cuda() || !impl_->done) return;
+  impl_->done->block(c10::cuda::getCurrentCUDAStream(device.index()));
+  impl_->done.reset();
+}
+
 #else
 
 void on_thread_stream(const at::Device &, const std::function<void()> &fn) { fn(); }
@@ -102,6 +130,13 @@ void on_thread_branches(const at::Device &, int64_t count, const std::function<v
 }
 void synchronize_current_stream(const at::Device &) {}
 
+struct SideWork::Impl {};
+void SideWork::run(const at::Device &, const std::function<void()> &fn) { fn(); }
+void SideWork::join(const at::Device &) {}
+
 #endif
+
+SideWork::SideWork() : impl_(std::make_unique<Impl>()) {}
+SideWork::~SideWork() = default;
 
 }  // namespace personaplex

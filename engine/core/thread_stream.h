@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 
 #include <functional>
+#include <memory>
 
 #ifdef PERSONAPLEX_HAVE_CUDA_GRAPHS
 #include <c10/cuda/CUDAStream.h>
@@ -33,6 +34,26 @@ c10::cuda::CUDAStream thread_side_stream(c10::DeviceIndex device);
 // writes is best allocated before, on the current stream. Off CUDA, in
 // turn.
 void on_thread_branches(const at::Device &device, int64_t count, const std::function<void(int64_t)> &fn);
+
+// Work queued beside the calling thread's current stream of a device: run()
+// queues fn on the thread's side stream, after the current stream's work so
+// far; join() makes what the current stream queues next wait for it. For
+// launches the host makes while the GPU is busy, kept off the stream that
+// the next result is read from. Off CUDA, run() runs fn at once and join()
+// does nothing.
+class SideWork {
+ public:
+  SideWork();
+  ~SideWork();
+  SideWork(const SideWork &) = delete;
+  SideWork &operator=(const SideWork &) = delete;
+  void run(const at::Device &device, const std::function<void()> &fn);
+  void join(const at::Device &device);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace personaplex
 

@@ -53,11 +53,13 @@ void Conversation::reset(std::optional<uint64_t> seed) {
   generator_ = make_generator(model_->device(), seed.value_or(options_.seed));
   embeddings_.clear();
   draws_ = 0;
+  noise_drawn_ahead_ = false;
   sampled_steps_ = 0;
 }
 
 std::optional<PromptState> Conversation::prompt_state() const {
-  if (sampled_steps_ > 0 || options_.keep_logits || record_ || temporal_.kv.end() != temporal_.offset)
+  if (sampled_steps_ > 0 || options_.keep_logits || record_ || noise_drawn_ahead_ ||
+      temporal_.kv.end() != temporal_.offset)
     return std::nullopt;
   return PromptState{ring_, temporal_.kv.prefix(temporal_.kv.end()), temporal_.offset, draws_};
 }

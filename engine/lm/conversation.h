@@ -162,6 +162,10 @@ class Conversation {
   bool record_ = false;
   std::vector<at::Tensor> embeddings_;
   int64_t draws_ = 0;          // draw_noise calls that drew, since the reset
+  // The next step's noise is already in the batch's row (drawn right after
+  // the last batched step was queued, while the GPU ran it): the same draw
+  // the step would make, made earlier.
+  bool noise_drawn_ahead_ = false;
   int64_t sampled_steps_ = 0;  // model steps run one by one, since the reset
 };
 

@@ -113,8 +113,25 @@ void BatchServer::stage_row(const Row &r) {
   std::copy(column.begin(), column.end(), row);
   std::copy(ints.begin(), ints.end(), row + BatchInts::step_ints(c));
   row[BatchInts::split(c)] = conv.temporal_.kv.split();
-  conv.draw_noise(buffers_.row_noise(r.slot));
+  if (!conv.noise_drawn_ahead_) conv.draw_noise(buffers_.row_noise(r.slot));
+  conv.noise_drawn_ahead_ = false;
   if (conv.record_) conv.embeddings_.push_back(model_->embed_column(column).to(at::kCPU));
+}
+
+// Each stepping row's next noise, drawn once the step has read this one,
+// beside the stream the step's tokens come back on: one launch a row that
+// the host makes while the GPU runs the step (at batch 64, most of what
+// staging a step cost the host), not while the GPU waits for the next
+// step's inputs. A row that does not step next time keeps its draw for the
+// step it takes: its generator makes the same draws in the same order as
+// alone.
+void BatchServer::draw_noise_ahead(const std::vector<Row> &rows) {
+  noise_ahead_.run(model_->device(), [&] {
+    for (const Row &r : rows) {
+      r.conv->draw_noise(buffers_.row_noise(r.slot));
+      r.conv->noise_drawn_ahead_ = true;
+    }
+  });
 }
 
 void BatchServer::stage_idle(int64_t slot) {
@@ -259,6 +276,9 @@ std::map<int64_t, std::optional<StepResult>> BatchServer::step(
   BatchShape shape;
   {
     Stage stage("inputs");
+    // The noise drawn ahead lands before this step's rows are staged: a
+    // slot left and joined again draws into its row after it.
+    noise_ahead_.join(model_->device());
     for (const auto &[slot, codes] : user) {
       Conversation &conv = *slots_[size_t(slot)];
       StepTokens in;
@@ -290,9 +310,11 @@ std::map<int64_t, std::optional<StepResult>> BatchServer::step(
     Stage stage("graph");
     const std::array<int64_t, 4> key = shape.key();
     graph_steps_ += graphs_.run({key.begin(), key.end()}, [&] { run_model_step(shape); });
+    draw_noise_ahead(rows);
     prepare_next(rows, shape);
   } else {
     batch_model_step(*model_, options_.sampling, kv_, buffers_, shape, true);
+    draw_noise_ahead(rows);
   }
   finish(rows, shape, results);
   return results;

@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/thread_stream.h"
 #include "serving/batch_step.h"
 #include "serving/graph_preparer.h"
 #include "lm/conversation.h"
@@ -134,6 +135,7 @@ class BatchServer {
   // Stages a stepping row's inputs (and draws its noise) / an idle row's.
   void stage_row(const Row &r);
   void stage_idle(int64_t slot);
+  void draw_noise_ahead(const std::vector<Row> &rows);
   // The step's shape; `ahead` steps later, with `more_rows` rows.
   BatchShape shape_of(const std::vector<Row> &rows, int64_t ahead = 0, int64_t more_rows = 0) const;
   // Asks for the captures of the shapes the next steps may take.
@@ -148,6 +150,7 @@ class BatchServer {
   KVRows kv_;  // row s: slot s's temporal KV cache
   BatchBuffers buffers_;
   GraphCache graphs_;
+  SideWork noise_ahead_;  // the next step's noise, drawn while this one runs
   std::optional<bool> static_shapes_;
   int64_t graph_steps_ = 0;
   BatchShape last_shape_;

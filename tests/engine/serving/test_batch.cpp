@@ -551,3 +551,24 @@ TEST(Batch, CudaHostLayersAreTheDeviceModel) {
     }
   }
 }
+
+// On a GPU the next step's noise is drawn on a side stream while the step
+// runs: sampled runs repeat exactly, through paused rows and a slot left
+// and joined again (whose new conversation draws into the same row).
+TEST(Batch, CudaNoiseDrawnAheadRepeats) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  const LmConfig c = test::tiny_lm_config(32, 2, 1, 40);
+  auto model = std::make_shared<const LmModel>(random_lm_weights(c, at::Device(at::kCUDA), at::kFloat, 3, 0.2));
+  std::vector<Plan> plans = {{make_prompt(3, 2, c), 5, 0, 10},
+                             {make_prompt(1, 1, c), 6, 0, 40, 3},
+                             {make_prompt(2, 4, c), 7, 11, 15},
+                             {make_prompt(5, 1, c), 8, 27, 12}};
+  const Together first = together(model, plans, sampled(), 2);
+  const Together again = together(model, plans, sampled(), 2);
+  for (size_t i = 0; i < plans.size(); ++i) {
+    ASSERT_EQ(first.out[i].size(), size_t(plans[i].steps)) << "conversation " << i;
+    ASSERT_EQ(again.out[i].size(), first.out[i].size()) << "conversation " << i;
+    for (size_t s = 0; s < first.out[i].size(); ++s)
+      EXPECT_EQ(again.out[i][s].tokens, first.out[i][s].tokens) << "conversation " << i << " step " << s;
+  }
+}
