@@ -44,6 +44,25 @@ class ThreadStreams {
 
 thread_local ThreadStreams streams;
 
+// Runs fn with `stream` current, after `ready`; the event recorded after it.
+c10::Event run_after(const c10::Event &ready, c10::cuda::CUDAStream stream, const std::function<void()> &fn) {
+  ready.block(stream);
+  {
+    c10::cuda::CUDAStreamGuard guard(stream);
+    fn();
+  }
+  c10::Event done(c10::DeviceType::CUDA);
+  done.record(stream);
+  return done;
+}
+
+// An event recorded now on the current stream of `device`.
+c10::Event recorded_now(const at::Device &device) {
+  c10::Event e(c10::DeviceType::CUDA);
+  e.record(c10::cuda::getCurrentCUDAStream(device.index()));
+  return e;
+}
+
 }  // namespace
 
 c10::cuda::CUDAStream thread_side_stream(c10::DeviceIndex device) { return streams.get(device, 1); }
@@ -53,18 +72,8 @@ void on_thread_stream(const at::Device &device, const std::function<void()> &fn)
     fn();
     return;
   }
-  c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream(device.index());
-  c10::cuda::CUDAStream own = streams.get(device.index());
-  c10::Event ready(c10::DeviceType::CUDA);
-  ready.record(caller);
-  ready.block(own);
-  {
-    c10::cuda::CUDAStreamGuard guard(own);
-    fn();
-  }
-  c10::Event done(c10::DeviceType::CUDA);
-  done.record(own);
-  done.block(caller);
+  run_after(recorded_now(device), streams.get(device.index()), fn)
+      .block(c10::cuda::getCurrentCUDAStream(device.index()));
 }
 
 void on_thread_branches(const at::Device &device, int64_t count, const std::function<void(int64_t)> &fn) {
@@ -72,23 +81,13 @@ void on_thread_branches(const at::Device &device, int64_t count, const std::func
     for (int64_t i = 0; i < count; ++i) fn(i);
     return;
   }
-  c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream(device.index());
-  c10::Event ready(c10::DeviceType::CUDA);
-  ready.record(caller);
+  const c10::Event ready = recorded_now(device);
   std::vector<c10::Event> done;
   done.reserve(size_t(count - 1));
-  for (int64_t i = 1; i < count; ++i) {
-    c10::cuda::CUDAStream branch = streams.get(device.index(), int(1 + i));
-    ready.block(branch);
-    {
-      c10::cuda::CUDAStreamGuard guard(branch);
-      fn(i);
-    }
-    done.emplace_back(c10::DeviceType::CUDA);
-    done.back().record(branch);
-  }
+  for (int64_t i = 1; i < count; ++i)
+    done.push_back(run_after(ready, streams.get(device.index(), int(1 + i)), [&] { fn(i); }));
   fn(0);
-  for (c10::Event &e : done) e.block(caller);
+  for (c10::Event &e : done) e.block(c10::cuda::getCurrentCUDAStream(device.index()));
 }
 
 void synchronize_current_stream(const at::Device &device) {
@@ -104,16 +103,7 @@ void SideWork::run(const at::Device &device, const std::function<void()> &fn) {
     fn();
     return;
   }
-  c10::cuda::CUDAStream side = thread_side_stream(device.index());
-  c10::Event ready(c10::DeviceType::CUDA);
-  ready.record(c10::cuda::getCurrentCUDAStream(device.index()));
-  ready.block(side);
-  {
-    c10::cuda::CUDAStreamGuard guard(side);
-    fn();
-  }
-  impl_->done.emplace(c10::DeviceType::CUDA);
-  impl_->done->record(side);
+  impl_->done.emplace(run_after(recorded_now(device), thread_side_stream(device.index()), fn));
 }
 
 void SideWork::join(const at::Device &device) {

@@ -310,12 +310,11 @@ std::map<int64_t, std::optional<StepResult>> BatchServer::step(
     Stage stage("graph");
     const std::array<int64_t, 4> key = shape.key();
     graph_steps_ += graphs_.run({key.begin(), key.end()}, [&] { run_model_step(shape); });
-    draw_noise_ahead(rows);
     prepare_next(rows, shape);
   } else {
     batch_model_step(*model_, options_.sampling, kv_, buffers_, shape, true);
-    draw_noise_ahead(rows);
   }
+  draw_noise_ahead(rows);
   finish(rows, shape, results);
   return results;
 }
