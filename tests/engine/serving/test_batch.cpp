@@ -174,7 +174,11 @@ TEST(Batch, RandomConfigsGreedyAndSampled) {
     for (int64_t n = 1; n <= 4; ++n) {
       std::vector<Plan> some(plans.begin(), plans.begin() + n);
       SCOPED_TRACE("dim " + std::to_string(c.dim) + ", " + std::to_string(n) + " conversations");
-      expect_batch_equals_alone(model, some, test::greedy(), n);
+      {
+        SCOPED_TRACE("greedy");
+        expect_batch_equals_alone(model, some, test::greedy(), n);
+      }
+      SCOPED_TRACE("sampled");
       expect_batch_equals_alone(model, some, sampled(), n);
     }
     // Slots reused: four conversations through two slots, past the context.
