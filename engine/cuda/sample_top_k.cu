@@ -174,13 +174,14 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(TopKSample a) {
       cand_token[at] = i;
     }
     __syncthreads();
-    // Rank by probability (the lower token first among equal ones): the
-    // noise drawn for that place in libtorch's sorted top-k.
+    // A candidate's place in token order picks its draw (as
+    // sample_with_noise pairs them): a place no rounding of near-equal
+    // probabilities can swap.
     for (int c = threadIdx.x; c < a.k; c += kThreads) {
       const float p = cand_p[c];
       const int token = cand_token[c];
       int rank = 0;
-      for (int d = 0; d < a.k; ++d) rank += cand_p[d] > p || (cand_p[d] == p && cand_token[d] < token);
+      for (int d = 0; d < a.k; ++d) rank += cand_token[d] < token;
       const Entry e{__fdiv_rn(p, noise[rank]), rank, token};
       if (ahead(e, best)) best = e;
     }

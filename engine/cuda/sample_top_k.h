@@ -1,14 +1,15 @@
 // Top-k sampling of each row in one launch, on CUDA: softmax of logits /
-// temperature, the k most probable tokens ranked by probability, and the
-// exponential race argmax(p[rank] / noise[rank]) with the caller's draws.
+// temperature, the k most probable tokens in token order, and the
+// exponential race argmax(p[i] / noise[i]) with the caller's draws.
 // libtorch takes about ten launches for it (a division, a softmax, a top-k by
 // radix sort and a gather, another division, an argmax, a gather), which at
 // batch 1 cost more than the products of a depth-transformer step.
 //
 // The k tokens are found by a radix select over the logits (the order of
 // logits is the order of probabilities), so nothing is sorted; each
-// candidate's rank is counted among the k. Ties in probability rank the
-// lower token first (libtorch leaves their order unspecified).
+// candidate's place in token order is counted among the k. Among equal
+// logits at the k-th place the lower tokens are taken (libtorch leaves
+// which unspecified).
 // Plain pointers and a stream: nothing of libtorch.
 #pragma once
 

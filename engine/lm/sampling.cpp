@@ -20,9 +20,13 @@ at::Tensor sample_with_noise(const at::Tensor &logits, bool greedy, double tempe
   at::Tensor probs = at::softmax(logits.to(at::kFloat) / temperature, -1);
   at::Tensor candidates;  // undefined: the whole vocabulary
   if (race_size(probs.size(-1), top_k) < probs.size(-1)) {
-    auto top = at::topk(probs, top_k, -1);
-    probs = std::get<0>(top);
-    candidates = std::get<1>(top);
+    // The k most probable in token order: each draw goes with a token, not
+    // with a place in the probability order, which rounding (another BLAS,
+    // a batch of another size) swaps between near-equal candidates.
+    auto top = at::topk(probs, top_k, -1, /*largest=*/true, /*sorted=*/false);
+    auto in_order = std::get<1>(top).sort(-1);
+    candidates = std::get<0>(in_order);
+    probs = std::get<0>(top).gather(-1, std::get<1>(in_order));
   }
   at::Tensor pick = (probs / noise).argmax(-1, /*keepdim=*/true);
   if (candidates.defined()) pick = candidates.gather(-1, pick);

@@ -1,7 +1,9 @@
 // Token sampling as the reference does it: fp32 logits / temperature,
 // softmax, top-k on the probabilities, then argmax(p / Exp(1)) (an
 // exponential race, equivalent to drawing from p) with the caller's
-// generator. Greedy (or temperature <= 0) is a plain argmax. On CUDA, in a
+// generator. The i-th draw goes with the i-th candidate in token order (the
+// first of equal scores wins), so that rounding differences that reorder
+// near-equal probabilities do not change the token drawn. Greedy (or temperature <= 0) is a plain argmax. On CUDA, in a
 // build with the engine's kernels, one launch draws it (fused_sampling.h).
 #pragma once
 

@@ -18,8 +18,9 @@ at::Tensor libtorch_sample(const at::Tensor &logits, double temperature, int64_t
   at::Tensor probs = at::softmax(logits / temperature, -1);
   if (race_size(logits.size(-1), top_k) == logits.size(-1)) return (probs / noise).argmax(-1);
   auto top = at::topk(probs, top_k, -1);
-  at::Tensor pick = (std::get<0>(top) / noise).argmax(-1, /*keepdim=*/true);
-  return std::get<1>(top).gather(-1, pick).squeeze(-1);
+  auto in_order = std::get<1>(top).sort(-1);  // the draws go with the candidates in token order
+  at::Tensor pick = (std::get<0>(top).gather(-1, std::get<1>(in_order)) / noise).argmax(-1, /*keepdim=*/true);
+  return std::get<0>(in_order).gather(-1, pick).squeeze(-1);
 }
 
 bool have_kernel() {
@@ -67,18 +68,18 @@ TEST(FusedSampling, CudaDrawsWhatLibtorchDraws) {
   }
 }
 
-// The noise at rank r decides: with every other draw huge, the r-th most
-// probable token wins.
-TEST(FusedSampling, CudaNoisePairsWithProbabilityRank) {
+// The noise at place r decides: with every other draw huge, the r-th of
+// the 250 most probable tokens in token order wins.
+TEST(FusedSampling, CudaNoisePairsWithTokenOrder) {
   if (!have_kernel()) GTEST_SKIP() << "no CUDA kernels";
   at::Tensor logits = at::randn({1, 2048}) * 2.0;
-  const at::Tensor order = std::get<1>(logits.sort(-1, /*descending=*/true));
+  const at::Tensor in_order = std::get<0>(std::get<1>(logits.topk(250, -1)).sort(-1));
   for (int64_t r : {0, 1, 17, 249}) {
     at::Tensor noise = at::full({1, 250}, 1e30f);
     noise[0][r] = 1e-30f;
     auto token = fused_sample_top_k(logits.to(at::kCUDA), 0.8, 250, noise.to(at::kCUDA));
     ASSERT_TRUE(token);
-    EXPECT_EQ(token->item<int64_t>(), order[0][r].item<int64_t>()) << "rank " << r;
+    EXPECT_EQ(token->item<int64_t>(), in_order[0][r].item<int64_t>()) << "place " << r;
   }
 }
 
@@ -94,12 +95,13 @@ TEST(FusedSampling, CudaTiesStayWithinTopK) {
   const at::Tensor kth = std::get<0>(logits.topk(250, -1)).select(-1, 249);
   const at::Tensor picked = logits.gather(-1, a->unsqueeze(-1)).squeeze(-1);
   EXPECT_TRUE((picked >= kth).all().item<bool>());
-  // Among equal probabilities the lower token ranks first: with only rank
-  // 0's draw small, the lowest token of the largest logit wins.
+  // Among equal logits at the k-th place the lower tokens are taken: with
+  // only the first place's draw small, the lowest token at or above the
+  // k-th logit wins.
   at::Tensor first = at::full({8, 250}, 1e30f).to(at::kCUDA);
   first.select(-1, 0).fill_(1e-30f);
   auto top = fused_sample_top_k(logits, 0.8, 250, first);
   ASSERT_TRUE(top);
-  const at::Tensor expected = (logits == std::get<0>(logits.max(-1, true))).to(at::kFloat).argmax(-1);
+  const at::Tensor expected = (logits >= kth.unsqueeze(-1)).to(at::kFloat).argmax(-1);
   EXPECT_TRUE(at::equal(*top, expected));
 }
