@@ -6,12 +6,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <list>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -124,6 +126,11 @@ struct GraphCache::Impl {
   // Held by run() throughout and by prepare() but while it captures: a graph
   // is never dropped or added while the owner replays one.
   std::mutex mutex;
+  // Keys that prepare() captures now: a second prepare() of one waits for
+  // the first's outcome instead of capturing it again (joins that come at
+  // once ask for the same shapes).
+  std::set<std::vector<int64_t>> preparing;
+  std::condition_variable prepared;
 
   // Captures step (nothing runs) into the cache's pool; throws when the step
   // cannot be captured.
@@ -262,30 +269,42 @@ struct GraphCache::Impl {
   bool prepare(const std::vector<int64_t> &key, const std::function<void()> &step) {
     at::cuda::MempoolId_t shared;
     {
-      std::lock_guard<std::mutex> lock(mutex);
+      std::unique_lock<std::mutex> lock(mutex);
+      prepared.wait(lock, [&] { return preparing.count(key) == 0; });
       auto it = entries.find(key);
       if (it != entries.end() && it->second.graph) return true;
       if (!captured_once || (it != entries.end() && it->second.failures >= options.max_failures)) return false;
       if (pool.first == 0 && pool.second == 0) pool = at::cuda::graph_pool_handle();
       shared = pool;
+      preparing.insert(key);
     }
     std::unique_ptr<at::cuda::CUDAGraph> graph;
     const auto t0 = std::chrono::steady_clock::now();
+    std::string error;
     try {
       graph = capture_in(shared, step);
     } catch (const std::exception &x) {
-      (void)cudaGetLastError();
-      log_capture("ahead", key, ms_since(t0), x.what());
-      std::lock_guard<std::mutex> lock(mutex);
-      ++failed;
-      ++entries[key].failures;  // counts toward max_failures like a failure at its call
-      return false;
+      error = x.what();
+    } catch (...) {
+      error = "unknown error";
     }
-    log_capture("ahead", key, ms_since(t0), nullptr);
-    std::lock_guard<std::mutex> lock(mutex);
-    Entry &e = entries[key];
-    if (!e.graph && pool == shared) keep(key, e, std::move(graph));
-    return bool(e.graph);
+    if (!graph) (void)cudaGetLastError();
+    log_capture("ahead", key, ms_since(t0), graph ? nullptr : error.c_str());
+    bool kept = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      preparing.erase(key);
+      Entry &e = entries[key];
+      if (!graph) {
+        ++failed;
+        ++e.failures;  // counts toward max_failures like a failure at its call
+      } else if (!e.graph && pool == shared) {
+        keep(key, e, std::move(graph));
+      }
+      kept = bool(e.graph);
+    }
+    prepared.notify_all();
+    return kept;
   }
 };
 

@@ -299,15 +299,6 @@ TEST(Batch, NarrowedBatchesReplayAWiderGraph) {
   EXPECT_EQ(covering_shape(BatchShape{16, 512, 0, 4}, kv, has).key(), (std::array<int64_t, 4>{16, 512, 0, 4}));
 }
 
-TEST(Batch, GraphCacheRunsEagerlyOnTheCpu) {
-  GraphCache cache(at::Device(at::kCPU), true);
-  EXPECT_FALSE(cache.enabled());
-  int runs = 0;
-  for (int i = 0; i < 3; ++i) EXPECT_FALSE(cache.run({1, 2}, [&] { ++runs; }));
-  EXPECT_EQ(runs, 3);
-  EXPECT_EQ(cache.graphs(), 0);
-}
-
 TEST(Batch, StaticShapesGiveTheSameResults) {
   at::manual_seed(12);
   // Rows past the highest stepping one (never joined, left, waiting) and
