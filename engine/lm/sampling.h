@@ -3,8 +3,9 @@
 // exponential race, equivalent to drawing from p) with the caller's
 // generator. The i-th draw goes with the i-th candidate in token order (the
 // first of equal scores wins), so that rounding differences that reorder
-// near-equal probabilities do not change the token drawn. Greedy (or temperature <= 0) is a plain argmax. On CUDA, in a
-// build with the engine's kernels, one launch draws it (fused_sampling.h).
+// near-equal probabilities do not change the token drawn. Greedy (or
+// temperature <= 0) is a plain argmax. On CUDA, in a build with the
+// engine's kernels, one launch draws it (fused_sampling.h).
 #pragma once
 
 #include <ATen/ATen.h>
