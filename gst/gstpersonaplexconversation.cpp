@@ -138,6 +138,11 @@ static bool start_conversation(GstPersonaPlex *self) {
                   "warm-up %.1f ms, prompts %.1f ms%s",
                   d->session->prompt_steps(), t.load_ms, t.warm_up_ms, t.prompts_ms,
                   t.prompts_cached ? " (from the prompt cache)" : "");
+  if (d->session->batch())
+    GST_INFO_OBJECT(self,
+                    "batch join: %.1f ms waiting for a prefill worker, %.1f ms prompts, %.1f ms first graphs, "
+                    "%.1f ms waiting for the running step",
+                    t.join.queued_ms, t.join.prompts_ms, t.join.capture_ms, t.join.activate_ms);
   return true;
 }
 

@@ -48,6 +48,7 @@ struct StartTimes {
   double warm_up_ms = 0;  // the first start's warm-up
   double prompts_ms = 0;  // the prompts (with a batch: the join, waits included)
   bool prompts_cached = false;  // the prompts came from the batch's prompt cache
+  serving::LockstepBatch::JoinTimes join;  // with a batch: the parts of prompts_ms
 };
 
 class Session {

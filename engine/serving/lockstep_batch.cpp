@@ -12,6 +12,10 @@ namespace personaplex::serving {
 using namespace lm;  // the model this layer serves
 namespace {
 
+double ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
 // Joins whose prompts run at once (different prompts: the same ones wait for
 // the first run in the prompt cache). More would only share the GPU.
 constexpr int64_t kPrefillThreads = 2;
@@ -77,15 +81,21 @@ LockstepBatch::Joined LockstepBatch::join(const lm::Prompt &prompt, uint64_t see
     j.slot = server_.reserve(seed);
   }
   // The prompts run beside the steps of the others, not between them.
+  const auto queued = std::chrono::steady_clock::now();
   try {
-    prefill_.run([&] { j.prompts_cached = prefill_and_capture(j.slot, prompt, warn, true); });
+    prefill_.run([&] {
+      j.times.queued_ms = ms_since(queued);
+      j.prompts_cached = prefill_and_capture(j.slot, prompt, warn, true, &j.times);
+    });
   } catch (...) {
     std::lock_guard<std::mutex> server(server_mutex_);
     server_.release(j.slot);
     throw;
   }
+  const auto activating = std::chrono::steady_clock::now();
   {
     std::lock_guard<std::mutex> server(server_mutex_);
+    j.times.activate_ms = ms_since(activating);
     server_.activate(j.slot);
     j.prompt_steps = server_.conversation(j.slot).steps();
 
@@ -101,15 +111,19 @@ LockstepBatch::Joined LockstepBatch::join(const lm::Prompt &prompt, uint64_t see
 // steps (a join's new width or span costs the joiner, not a step of
 // everyone).
 bool LockstepBatch::prefill_and_capture(int64_t slot, const lm::Prompt &prompt, const lm::WarningFn &warn,
-                                        bool use_cache) {
+                                        bool use_cache, JoinTimes *times) {
   at::NoGradGuard no_grad;
+  auto t = std::chrono::steady_clock::now();
   const bool cached = server_.prefill(slot, prompt, warn, use_cache);
+  if (times) times->prompts_ms = ms_since(t);
+  t = std::chrono::steady_clock::now();
   std::vector<BatchServer::Capture> captures;
   {
     std::lock_guard<std::mutex> server(server_mutex_);
     captures = server_.join_captures(slot);
   }
   server_.capture_ahead(captures);
+  if (times) times->capture_ms = ms_since(t);
   return cached;
 }
 

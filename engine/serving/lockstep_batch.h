@@ -59,10 +59,19 @@ class LockstepBatch {
   LockstepBatch(const LockstepBatch &) = delete;
   LockstepBatch &operator=(const LockstepBatch &) = delete;
 
+  // Where a join's time went, in milliseconds (what a call's handshake
+  // waits on when many start at once).
+  struct JoinTimes {
+    double queued_ms = 0;    // waiting for a free prefill worker
+    double prompts_ms = 0;   // the prompts (or the wait for the same ones in the cache)
+    double capture_ms = 0;   // the graphs of the join's first steps
+    double activate_ms = 0;  // waiting for the running step to end
+  };
   struct Joined {
     int64_t slot = -1;
     int64_t prompt_steps = 0;     // LM steps the prompts took
     bool prompts_cached = false;  // started where an earlier join's same prompts left off
+    JoinTimes times;
   };
   // Takes a free slot and runs the prompt there (the slot's codec streams
   // start afresh). Throws BusyError when every slot is taken (the message
@@ -118,7 +127,8 @@ class LockstepBatch {
     bool done = false;
   };
   void run();
-  bool prefill_and_capture(int64_t slot, const lm::Prompt &prompt, const lm::WarningFn &warn, bool use_cache);
+  bool prefill_and_capture(int64_t slot, const lm::Prompt &prompt, const lm::WarningFn &warn, bool use_cache,
+                           JoinTimes *times = nullptr);
   bool ready_locked(std::chrono::steady_clock::time_point first) const;
   void step_pending(std::map<int64_t, std::shared_ptr<Pending>> &taken);
   void step_taken(std::map<int64_t, std::shared_ptr<Pending>> &taken);

@@ -4,7 +4,8 @@ server of the PersonaPlex protocol, /api/chat), each streaming an Ogg Opus
 file in real time; prints what each got, as JSON.
 
   chat-load.py URL --audio USER.ogg [--sessions N] [--seconds S]
-      [--voice NATF2.pt] [--prompt TEXT] [--stagger S] [--insecure]
+      [--voice NATF2.pt] [--prompt TEXT] [--distinct-prompts] [--stagger S]
+      [--insecure]
 
 URL is the server's, http(s)://HOST:PORT. Make USER.ogg from any audio with
   gst-launch-1.0 filesrc location=user.wav ! decodebin ! audioconvert ! \\
@@ -16,6 +17,10 @@ arrive, and are answered, in bursts; oggmux closes a page once it holds more
 than max-page-delay, so 40000000 makes pages of 60 ms, whose 80 ms frames
 then complete 60, 60 and 120 ms apart). The summary's user_page_ms is the
 file's usual page length.
+
+--distinct-prompts gives every call a role of its own (the prompt, then one of
+several roles of different lengths and the call's number), as real callers
+have: no call's prompts then come from another's (the server's prompt cache).
 
 Per session: handshake_s (connect to the 0x00 message: the prompts), then
 for the agent's audio pages (one per 80 ms frame, after the two header
@@ -129,10 +134,27 @@ def ogg_pages(data):
     return pages
 
 
+# Roles of different lengths, as callers' own prompts differ.
+ROLES = [
+    "You work for a bakery and answer questions about opening hours.",
+    "You are a patient teacher.",
+    "You are a travel agent who helps people plan a week in Lisbon, with hotels, restaurants and trains.",
+    "You answer the phone for a dentist.",
+    "You are a friendly support agent for a bank; you never ask for passwords and you explain fees clearly.",
+    "You like to talk about football.",
+]
+
+
+def call_prompt(args, index):
+    if not args.distinct_prompts:
+        return args.prompt
+    return f"{args.prompt} {ROLES[index % len(ROLES)]} Your name is Agent {index}."
+
+
 async def converse(args, index, pages):
     await asyncio.sleep(index * args.stagger)
     result = {"session": index}
-    query = urllib.parse.urlencode({"text_prompt": args.prompt, "voice_prompt": args.voice})
+    query = urllib.parse.urlencode({"text_prompt": call_prompt(args, index), "voice_prompt": args.voice})
     t0 = time.monotonic()
     try:
         ws = await WebSocket.connect(args.url, "/api/chat?" + query, args.insecure)
@@ -226,7 +248,8 @@ async def main_async(args):
         pages = ogg_pages(f.read())
     results = await asyncio.gather(*(converse(args, i, pages) for i in range(args.sessions)))
     ok = [r for r in results if "error" not in r and r.get("pages", 0) > 0]
-    summary = {"sessions": args.sessions, "ok": len(ok), "seconds": args.seconds}
+    summary = {"sessions": args.sessions, "ok": len(ok), "seconds": args.seconds,
+               "distinct_prompts": args.distinct_prompts, "stagger_s": args.stagger}
     lengths = [round(1000 * (b[1] - a[1])) for a, b in zip(pages, pages[1:])]
     summary["user_page_ms"] = median([n for n in lengths if n > 0])
     summary["failed"] = args.sessions - len(ok)
@@ -255,6 +278,7 @@ def main():
     p.add_argument("--seconds", type=float, default=10.0, help="length of each call")
     p.add_argument("--voice", default="NATF2.pt")
     p.add_argument("--prompt", default="You enjoy having a good conversation.")
+    p.add_argument("--distinct-prompts", action="store_true", help="a role of its own for every call")
     p.add_argument("--stagger", type=float, default=0.0, help="seconds between the sessions' starts")
     p.add_argument("--insecure", action="store_true", help="accept any certificate (a self-signed one)")
     args = p.parse_args()

@@ -276,6 +276,26 @@ TEST(BatchedSession, SampledConversationsFollowTheirSeeds) {
   EXPECT_GT(max_diff(ra.pcm, rb.pcm), 0.0);
 }
 
+// A join's time in its parts (what a handshake waits on when many calls
+// start at once): each part measured, together within the whole.
+TEST(BatchedSession, StartTimesSayWhereTheJoinWent) {
+  PERSONAPLEX_REQUIRE_FIXTURES();
+  Io io = fixture_io();
+  auto model = fixture_model();
+  Session a(model, batched(fixture_options(io), 2)), b(model, batched(fixture_options(io), 2));
+  a.start();
+  b.start();
+  for (const Session *s : {&a, &b}) {
+    const StartTimes &t = s->start_times();
+    const auto &j = t.join;
+    EXPECT_GT(j.prompts_ms, 0.0);
+    for (double part : {j.queued_ms, j.capture_ms, j.activate_ms}) EXPECT_GE(part, 0.0);
+    EXPECT_LE(j.queued_ms + j.prompts_ms + j.capture_ms + j.activate_ms, t.prompts_ms + 1e-3);
+  }
+  EXPECT_FALSE(a.start_times().prompts_cached);
+  EXPECT_TRUE(b.start_times().prompts_cached);
+}
+
 TEST(BatchedSession, SameOptionsStepTogether) {
   PERSONAPLEX_REQUIRE_FIXTURES();
   Io io = fixture_io();
