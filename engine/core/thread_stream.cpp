@@ -76,6 +76,16 @@ void on_thread_stream(const at::Device &device, const std::function<void()> &fn)
       .block(c10::cuda::getCurrentCUDAStream(device.index()));
 }
 
+void on_thread_stream_and_wait(const at::Device &device, const std::function<void()> &fn) {
+  if (!device.is_cuda()) {
+    fn();
+    return;
+  }
+  c10::cuda::CUDAStream own = streams.get(device.index());
+  run_after(recorded_now(device), own, fn);
+  own.synchronize();
+}
+
 void on_thread_branches(const at::Device &device, int64_t count, const std::function<void(int64_t)> &fn) {
   if (!device.is_cuda() || count <= 1) {
     for (int64_t i = 0; i < count; ++i) fn(i);
@@ -115,6 +125,7 @@ void SideWork::join(const at::Device &device) {
 #else
 
 void on_thread_stream(const at::Device &, const std::function<void()> &fn) { fn(); }
+void on_thread_stream_and_wait(const at::Device &, const std::function<void()> &fn) { fn(); }
 void on_thread_branches(const at::Device &, int64_t count, const std::function<void(int64_t)> &fn) {
   for (int64_t i = 0; i < count; ++i) fn(i);
 }

@@ -21,6 +21,14 @@ namespace personaplex {
 // CUDA (or in a build without CUDA), runs fn as it is.
 void on_thread_stream(const at::Device &device, const std::function<void()> &fn);
 
+// Runs fn as on_thread_stream does, then blocks the calling thread until
+// what fn queued has run; the caller's stream is not made to wait for it.
+// For long work a thread does apart from the others (a join's prompts):
+// the caller's current stream is often the process's shared default
+// stream, and a wait queued there would hold up whatever any other thread
+// queues on it next (a batch's steps) until this work is done.
+void on_thread_stream_and_wait(const at::Device &device, const std::function<void()> &fn);
+
 #ifdef PERSONAPLEX_HAVE_CUDA_GRAPHS
 // A second stream of the calling thread alone, created as the first is: for
 // work that runs beside the thread's current stream (copies ahead of use).

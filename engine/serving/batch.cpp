@@ -73,10 +73,11 @@ int64_t BatchServer::reserve(uint64_t seed) {
 bool BatchServer::prefill(int64_t slot, const Prompt &prompt, const WarningFn &warn, bool use_cache) {
   if (slot < 0 || slot >= max_slots() || !reserved_[size_t(slot)])
     throw Error("batch server: slot " + std::to_string(slot) + " is not reserved");
-  // On the thread's own stream: beside the steps, not behind them.
+  // On the thread's own stream, beside the steps: neither behind them nor
+  // holding them up (the row steps only once its prompts have run).
   bool cached = false;
   Conversation &conv = *slots_[size_t(slot)];
-  on_thread_stream(model_->device(), [&] {
+  on_thread_stream_and_wait(model_->device(), [&] {
     if (use_cache) cached = prompts_.run(conv, prompt, warn);
     else run_prompts(conv, prompt, warn);
   });

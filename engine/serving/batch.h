@@ -77,6 +77,8 @@ class BatchServer {
   int64_t reserve(uint64_t seed);
   // prefill() returns true when the prompts came from the cache; with
   // `use_cache` false it runs them whatever the cache holds (a warm-up).
+  // It returns once they have run on the device, queuing no wait on the
+  // caller's stream (other threads' steps go on meanwhile).
   bool prefill(int64_t slot, const Prompt &prompt, const WarningFn &warn = {}, bool use_cache = true);
   void activate(int64_t slot);
   void release(int64_t slot);
