@@ -1,6 +1,7 @@
 #include "lm/conversation.h"
 
 #include "core/error.h"
+#include "core/yield_point.h"
 #include "lm/ops.h"
 
 namespace personaplex::lm {
@@ -155,6 +156,7 @@ void Conversation::prefill(const std::vector<ForcedStep> &steps) {
                                          : model_->embed_column(ring_.column(cols->input));
     if (!predictions_given(cols->target) || !prefill_fits(temporal_, int64_t(chunk.size()) + 1)) {
       run_chunk(chunk);
+      yield_point();
       run(*cols, x);
       continue;
     }

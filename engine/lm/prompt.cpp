@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/yield_point.h"
 
 namespace personaplex::lm {
 
@@ -24,6 +25,7 @@ ForcedStep filler_step(int64_t text, const std::vector<int64_t> &agent) {
 void run_steps(Conversation &conv, const std::vector<ForcedStep> &steps, bool prefill) {
   if (prefill) return conv.prefill(steps);
   for (const auto &s : steps) {
+    yield_point();  // between steps, as prefill does between layers
     if (s.embedding.defined()) conv.step_embedding(s.embedding);
     else conv.step(s.tokens);
   }

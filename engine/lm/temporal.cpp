@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "core/error.h"
+#include "core/yield_point.h"
 #include "lm/decode_attention.h"
 #include "lm/ops.h"
 #include "lm/residual.h"
@@ -92,6 +93,7 @@ at::Tensor temporal_prefill(const LmWeights &w, const at::Tensor &input, Tempora
   nn::LayerFeed layers(w.transformer, input.device());
   Residual x(input, first_norm(w), f32);
   for (size_t i = 0; i < layers.size(); ++i) {
+    yield_point();  // a long chunk gives way to others' steps between layers
     const auto &l = layers[i];
     x.add(chunk_attention(l, c, x.normed(), state.kv, i, first, rot, mask), l.norm2_w);
     x.add(gated_silu(x.normed(), l.mlp_in, l.mlp_out), next_norm(w, i));

@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/thread_stream.h"
+#include "core/yield_point.h"
 
 namespace personaplex::serving {
 
@@ -57,6 +59,7 @@ LockstepBatch::LockstepBatch(std::shared_ptr<const lm::LmModel> lm, std::shared_
     : slots_(slots),
       gather_(gather),
       config_(lm->config()),
+      device_(lm->device()),
       member_(size_t(std::max<int64_t>(slots, 0)), false),
       server_(std::move(lm), slots, options),
       prefill_(std::clamp<int64_t>(slots, 1, kPrefillThreads)) {
@@ -114,7 +117,11 @@ bool LockstepBatch::prefill_and_capture(int64_t slot, const lm::Prompt &prompt, 
                                         bool use_cache, JoinTimes *times) {
   at::NoGradGuard no_grad;
   auto t = std::chrono::steady_clock::now();
-  const bool cached = server_.prefill(slot, prompt, warn, use_cache);
+  bool cached = false;
+  {
+    YieldTo yield([this] { give_way_to_steps(); });
+    cached = server_.prefill(slot, prompt, warn, use_cache);
+  }
   if (times) times->prompts_ms = ms_since(t);
   t = std::chrono::steady_clock::now();
   std::vector<BatchServer::Capture> captures;
@@ -125,6 +132,17 @@ bool LockstepBatch::prefill_and_capture(int64_t slot, const lm::Prompt &prompt, 
   server_.capture_ahead(captures);
   if (times) times->capture_ms = ms_since(t);
   return cached;
+}
+
+// Between two layers of a join's prompts (on a prefill worker's own
+// stream): the last layer run on the device, then the step under way, if
+// any, ended. Running both at once, the prompts' large kernels would hold
+// up each of the step's many small ones, and every call's next frame with
+// them (gaps of 200-300 ms under 64 calls that arrive with prompts of
+// their own); so the prompts run between steps, at most a layer beside one.
+void LockstepBatch::give_way_to_steps() {
+  synchronize_current_stream(device_);
+  gate_.give_way();
 }
 
 void LockstepBatch::warm_prefill(const lm::Prompt &prompt, uint64_t seed) {
@@ -220,7 +238,9 @@ void LockstepBatch::run() {
     taken.swap(pending_);
     first_pending_.reset();
     lock.unlock();
+    gate_.begin_step();
     step_pending(taken);
+    gate_.end_step();
     lock.lock();
     ++steps_;
     widest_ = std::max(widest_, int64_t(taken.size()));
@@ -228,6 +248,7 @@ void LockstepBatch::run() {
     done_.notify_all();
   }
   // Stopping: nobody may stay blocked.
+  gate_.stop();
   for (auto &p : pending_) {
     p.second->error = "the batch stopped";
     p.second->done = true;

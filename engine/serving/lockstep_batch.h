@@ -38,6 +38,7 @@
 #include "serving/batch.h"
 #include "serving/mimi_batch.h"
 #include "serving/prefill_workers.h"
+#include "serving/step_gate.h"
 #include "lm/conversation.h"
 #include "lm/prompt.h"
 
@@ -127,6 +128,7 @@ class LockstepBatch {
     bool done = false;
   };
   void run();
+  void give_way_to_steps();
   bool prefill_and_capture(int64_t slot, const lm::Prompt &prompt, const lm::WarningFn &warn, bool use_cache,
                            JoinTimes *times = nullptr);
   bool ready_locked(std::chrono::steady_clock::time_point first) const;
@@ -137,6 +139,7 @@ class LockstepBatch {
   const int64_t slots_;
   const std::chrono::microseconds gather_;
   const lm::LmConfig config_;
+  const at::Device device_;
   mutable std::mutex mutex_;  // guards what follows but the server
   std::condition_variable wake_;  // the batch thread: submissions, stop
   std::condition_variable done_;  // the sessions: their step ran
@@ -149,6 +152,7 @@ class LockstepBatch {
   bool stop_ = false;
   std::mutex warm_mutex_;  // held across a warm-up
   bool warmed_ = false;
+  StepGate gate_;             // joins' prompts give way to the steps
   std::mutex server_mutex_;  // held across a step, a join, a leave
   BatchServer server_;
   std::unique_ptr<MimiBatch> codec_;  // null without a codec

@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/yield_point.h"
 #include "lm/conversation.h"
 #include "lm/prompt.h"
 #include "lm/random_weights.h"
@@ -152,4 +153,31 @@ TEST(Prefill, FixtureConversationIsTheSame) {
   Conversation conv(model, test::greedy());
   prompt.prefill = true;
   EXPECT_TRUE(at::equal(test::run_fixture_conversation(conv, io, prompt), io.out_tokens));
+}
+
+// A prefilled chunk gives way to other threads' work between its layers
+// (a batch's steps, see serving/step_gate.h), a stepped prompt between its
+// steps: every layer of every chunk and every step is a yield point.
+TEST(Prefill, YieldsBetweenLayersAndSteps) {
+  at::manual_seed(5);
+  const LmConfig c = test::tiny_lm_config(32, 2, 3, 100);
+  auto model = random_model(c, 4);
+  Prompt prompt = codes_prompt(5, 4, c.text_card, c.card);
+  int64_t yields = 0;
+  YieldTo count([&] { ++yields; });
+  Conversation prefilled(model, test::greedy());
+  prompt.prefill = true;
+  run_prompts(prefilled, prompt);
+  // Two chunks (the voice, then the role), each through every layer; the
+  // model steps run one by one (a chunk's last predictions not yet given)
+  // one more each.
+  const int64_t chunked = prefilled.model_steps();
+  EXPECT_GE(yields, 2 * c.num_layers);
+  EXPECT_LE(yields, chunked * c.num_layers);
+  yields = 0;
+  Conversation stepped(model, test::greedy());
+  prompt.prefill = false;
+  run_prompts(stepped, prompt);
+  // One a step given, the voice's first too (it only primes the ring).
+  EXPECT_EQ(yields, stepped.model_steps() + 1);
 }

@@ -1,0 +1,39 @@
+#include "serving/step_gate.h"
+
+namespace personaplex::serving {
+
+void StepGate::begin_step() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  stepping_ = true;
+}
+
+void StepGate::end_step() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stepping_ = false;
+    ++ended_steps_;
+  }
+  ended_.notify_all();
+}
+
+void StepGate::give_way() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (!stepping_) return;
+  const int64_t step = ended_steps_;
+  ended_.wait(lock, [&] { return stopped_ || ended_steps_ != step; });
+}
+
+void StepGate::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopped_ = true;
+  }
+  ended_.notify_all();
+}
+
+int64_t StepGate::steps() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return ended_steps_;
+}
+
+}  // namespace personaplex::serving

@@ -1,0 +1,94 @@
+// The gate between a batch's steps and the joins' prompts
+// (serving/step_gate.h), and the prompts' yield points it is reached from.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "core/yield_point.h"
+#include "serving/step_gate.h"
+
+using namespace personaplex;
+using namespace personaplex::serving;
+
+namespace {
+
+// Long enough for a thread that should wait to have gone past the gate if
+// it did not.
+void let_it_run() { std::this_thread::sleep_for(std::chrono::milliseconds(50)); }
+
+}  // namespace
+
+TEST(StepGate, OpenWhenNoStepRuns) {
+  StepGate gate;
+  gate.give_way();
+  gate.begin_step();
+  gate.end_step();
+  gate.give_way();
+  EXPECT_EQ(gate.steps(), 1);
+}
+
+TEST(StepGate, WaitsForTheStepUnderWay) {
+  StepGate gate;
+  gate.begin_step();
+  std::atomic<bool> passed{false};
+  std::thread prompts([&] {
+    gate.give_way();
+    passed = true;
+  });
+  let_it_run();
+  EXPECT_FALSE(passed.load());
+  gate.end_step();
+  prompts.join();
+  EXPECT_TRUE(passed.load());
+}
+
+// Steps back to back: the prompts go on after the step they met ended, even
+// though the next one has begun by the time they look.
+TEST(StepGate, BackToBackStepsDoNotStarveThePrompts) {
+  StepGate gate;
+  gate.begin_step();
+  std::atomic<bool> passed{false};
+  std::thread prompts([&] {
+    gate.give_way();
+    passed = true;
+  });
+  let_it_run();
+  {
+    // Ended and begun again before the waiting thread can look.
+    gate.end_step();
+    gate.begin_step();
+  }
+  prompts.join();
+  EXPECT_TRUE(passed.load());
+  gate.end_step();
+}
+
+TEST(StepGate, StopReleasesEveryWait) {
+  StepGate gate;
+  gate.begin_step();
+  std::thread prompts([&] { gate.give_way(); });
+  let_it_run();
+  gate.stop();
+  prompts.join();
+  gate.give_way();  // stopped with a step marked under way: returns
+}
+
+TEST(YieldPoint, HookOfTheThreadForItsLifetime) {
+  int calls = 0;
+  yield_point();  // none: nothing happens
+  {
+    YieldTo outer([&] { calls += 1; });
+    yield_point();
+    {
+      YieldTo inner([&] { calls += 10; });
+      yield_point();
+      std::thread other([] { yield_point(); });  // another thread has its own (none)
+      other.join();
+    }
+    yield_point();
+  }
+  yield_point();
+  EXPECT_EQ(calls, 12);
+}
