@@ -34,6 +34,11 @@ TEST(ThreadStream, CudaWorkApartHoldsUpNoOtherThread) {
   if (c10::cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device";
   const at::Device cuda(at::kCUDA, 0);
   c10::cuda::CUDAStream shared = c10::cuda::getDefaultCUDAStream(0);
+  // This thread's kernels run once first: a kernel's first launch may load
+  // its module, which waits for the whole device (CUDA's lazy loading).
+  at::Tensor x = at::ones({4}, at::TensorOptions(cuda));
+  x.add_(1.0);
+  shared.synchronize();
   c10::Event slept(c10::DeviceType::CUDA);
   std::atomic<bool> queued{false}, returned{false};
   std::thread apart([&] {
@@ -47,7 +52,6 @@ TEST(ThreadStream, CudaWorkApartHoldsUpNoOtherThread) {
   while (!queued) std::this_thread::yield();
   // Whatever the thread queues once fn has returned is queued by now.
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  at::Tensor x = at::ones({4}, at::TensorOptions(cuda));
   {
     c10::cuda::CUDAStreamGuard on_shared(shared);
     x.add_(1.0);
@@ -57,6 +61,6 @@ TEST(ThreadStream, CudaWorkApartHoldsUpNoOtherThread) {
   apart.join();
   EXPECT_TRUE(returned.load());
   EXPECT_TRUE(slept.query());
-  EXPECT_EQ(x.sum().item<float>(), 8.0f);
+  EXPECT_EQ(x.sum().item<float>(), 12.0f);
 }
 #endif
