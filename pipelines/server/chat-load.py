@@ -29,7 +29,9 @@ call, max_gap_ms between two pages (max_gap_after_1s_ms: after its first second,
 max_gap_after_1s_at_s: when, in seconds after the first page),
 text_pieces, and error / close when the server ended the call ("connection
 lost", with lost_after_s, when the connection closed without a websocket
-close). Only the Python standard library is needed.
+close). The summary adds stalls: gaps over 200 ms that several calls had
+at once (the server stalled, not one connection), the most calls first.
+Only the Python standard library is needed.
 """
 
 import argparse
@@ -235,7 +237,28 @@ async def converse(args, index, pages):
         # Where the long ones were: (seconds after the first page, ms).
         result["gaps_over_200ms"] = [(round(a - frames[0], 2), round(1000 * (b - a)))
                                      for a, b in zip(frames, frames[1:]) if b - a > 0.2][:20]
+        # The same gaps on the run's clock (seconds since the first call
+        # started), where calls' gaps can be matched.
+        result["gap_ends_over_200ms_at_s"] = [(round(b - args.run_start, 2), round(1000 * (b - a)))
+                                              for a, b in zip(frames, frames[1:]) if b - a > 0.2][:50]
     return result
+
+
+def stalls(results, window=0.1, top=10):
+    """Gaps over 200 ms that several calls had at once (their pages came
+    late together: the server, not one connection, stalled): clusters of
+    gap ends within `window` seconds of each other, the most calls first."""
+    ends = sorted((at, ms, r["session"]) for r in results for at, ms in r.get("gap_ends_over_200ms_at_s", []))
+    clusters = []
+    for at, ms, session in ends:
+        if clusters and at - clusters[-1]["last"] <= window:
+            c = clusters[-1]
+            c["last"], c["longest_ms"] = at, max(c["longest_ms"], ms)
+            c["sessions"].add(session)
+        else:
+            clusters.append({"at_s": at, "last": at, "longest_ms": ms, "sessions": {session}})
+    out = [{"at_s": c["at_s"], "calls": len(c["sessions"]), "longest_ms": c["longest_ms"]} for c in clusters]
+    return sorted(out, key=lambda c: (-c["calls"], c["at_s"]))[:top]
 
 
 def median(values):
@@ -246,6 +269,7 @@ def median(values):
 async def main_async(args):
     with open(args.audio, "rb") as f:
         pages = ogg_pages(f.read())
+    args.run_start = time.monotonic()
     results = await asyncio.gather(*(converse(args, i, pages) for i in range(args.sessions)))
     ok = [r for r in results if "error" not in r and r.get("pages", 0) > 0]
     summary = {"sessions": args.sessions, "ok": len(ok), "seconds": args.seconds,
@@ -265,6 +289,8 @@ async def main_async(args):
         summary["max_gap_after_1s_ms"] = max(r.get("max_gap_after_1s_ms") or 0 for r in ok)
         summary["max_gap_after_1s_ms_median"] = median([r.get("max_gap_after_1s_ms") or 0 for r in ok])
         summary["max_gap_after_1s_at_s_median"] = median([r.get("max_gap_after_1s_at_s") or 0 for r in ok])
+        summary["calls_with_gaps_over_200ms"] = sum(1 for r in ok if r.get("gaps_over_200ms"))
+        summary["stalls"] = stalls(ok)
     print(json.dumps({"summary": summary, "sessions": results}, indent=1))
     return 0 if len(ok) == args.sessions else 1
 

@@ -2,7 +2,8 @@
 """pipelines/server/chat-load.py against personaplex-server on the fixtures'
 tiny model (CPU): two batched calls at once, each streaming the fixtures'
 user audio for a few seconds, get the handshake and one audio page per 80 ms
-frame in real time; a third call is told busy; bad arguments fail cleanly.
+frame in real time, also with roles of their own arriving one after the
+other; a third call is told busy; bad arguments fail cleanly.
 Exits 77 (skipped) without the fixtures."""
 
 import json
@@ -59,6 +60,15 @@ def main():
             assert s["pages"] >= (30 if PACED else 1), s
             assert not PACED or 9 <= s["pages_per_s"] <= 16, s
             assert not PACED or s["first_audio_s"] < 2, s
+
+        # Roles of their own, the second call arriving while the first talks:
+        # its prompts run beside the first call's steps.
+        rc, out, _ = load(url, ogg, "--sessions", "2", "--seconds", "3", "--distinct-prompts", "--stagger", "1")
+        print(json.dumps(out["summary"]))
+        assert rc == 0 and out["summary"]["distinct_prompts"], out
+        assert isinstance(out["summary"]["stalls"], list), out["summary"]
+        for s in out["sessions"]:
+            assert s["pages"] >= (20 if PACED else 1), s
 
         rc, out, _ = load(url, ogg, "--sessions", "3", "--seconds", "2")
         assert rc == 1, out
