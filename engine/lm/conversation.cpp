@@ -130,9 +130,41 @@ bool Conversation::predictions_given(int64_t target) const {
   return true;
 }
 
-void Conversation::run_chunk(std::vector<at::Tensor> &inputs) {
+// A chunk's inputs embedded at once: one upload of its columns (or of its
+// stored embeddings) and one embedding pass, not one of each a step (on a
+// GPU an upload from the host waits for the device every time).
+at::Tensor Conversation::chunk_embeddings(const std::vector<ChunkInput> &inputs) const {
+  const int64_t dim = model_->config().dim;
+  std::vector<at::Tensor> parts;  // [T_i, dim] each, runs of one kind of input
+  for (size_t i = 0; i < inputs.size();) {
+    const bool stored = inputs[i].embedding.defined();
+    size_t j = i;
+    while (j < inputs.size() && inputs[j].embedding.defined() == stored) ++j;
+    if (stored) {
+      std::vector<at::Tensor> rows;
+      for (size_t k = i; k < j; ++k) rows.push_back(inputs[k].embedding.reshape({dim}));
+      parts.push_back(at::stack(rows).to(model_->device(), model_->dtype()));
+    } else {
+      const int64_t streams = int64_t(inputs[i].column.size());
+      std::vector<int64_t> ids;
+      ids.reserve(size_t(streams) * (j - i));
+      for (size_t k = i; k < j; ++k) ids.insert(ids.end(), inputs[k].column.begin(), inputs[k].column.end());
+      at::Tensor host = at::tensor(ids, at::kLong).view({int64_t(j - i), streams});
+      parts.push_back(model_->embed_columns(host.to(model_->device())).view({int64_t(j - i), dim}));
+    }
+    i = j;
+  }
+  return at::cat(parts, 0).view({1, -1, dim});
+}
+
+void Conversation::run_chunk(std::vector<ChunkInput> &inputs) {
   if (inputs.empty()) return;
-  at::Tensor h = temporal_prefill(model_->weights(), at::cat(inputs, 1), temporal_);
+  const at::Tensor x = chunk_embeddings(inputs);
+  if (record_) {
+    const at::Tensor host = x.detach().to(at::kCPU);
+    for (int64_t t = 0; t < host.size(1); ++t) embeddings_.push_back(host.narrow(1, t, 1).clone());
+  }
+  at::Tensor h = temporal_prefill(model_->weights(), x, temporal_);
   if (options_.keep_logits) {
     text_logits_ = model_->text_logits(model_->out_norm(h.narrow(1, h.size(1) - 1, 1)))[0].to(at::kCPU);
     audio_logits_ = at::empty({0, model_->config().card}, at::kFloat);
@@ -148,24 +180,25 @@ void Conversation::prefill(const std::vector<ForcedStep> &steps) {
   }
   // Inputs of the steps not run yet: their ring updates are done, their
   // temporal step is pending in a chunk.
-  std::vector<at::Tensor> chunk;
+  std::vector<ChunkInput> chunk;
   for (const auto &s : steps) {
     auto cols = s.embedding.defined() ? prepare_embedding() : ring_.prepare(s.tokens);
     if (!cols) continue;
-    at::Tensor x = s.embedding.defined() ? s.embedding.to(model_->device(), model_->dtype()).reshape({1, 1, c.dim})
-                                         : model_->embed_column(ring_.column(cols->input));
+    ChunkInput in;
+    if (s.embedding.defined()) in.embedding = s.embedding;
+    else in.column = ring_.column(cols->input);
     if (!predictions_given(cols->target) || !prefill_fits(temporal_, int64_t(chunk.size()) + 1)) {
       run_chunk(chunk);
       yield_point();
-      run(*cols, x);
+      run(*cols, in.embedding.defined() ? in.embedding.to(model_->device(), model_->dtype()).reshape({1, 1, c.dim})
+                                        : model_->embed_column(in.column));
       continue;
     }
-    if (record_) embeddings_.push_back(x.detach().to(at::kCPU).clone());
     // Keep the generator where stepping would leave it.
     draw_noise(io_.noise);
     // Every prediction is overridden: nothing sampled is written.
     ring_.finish(*cols, std::nullopt, {});
-    chunk.push_back(x);
+    chunk.push_back(std::move(in));
   }
   run_chunk(chunk);
 }

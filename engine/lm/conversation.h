@@ -134,7 +134,14 @@ class Conversation {
   void validate(const StepTokens &in) const;
   std::optional<TokenRing::Columns> prepare_embedding();
   bool predictions_given(int64_t target) const;
-  void run_chunk(std::vector<at::Tensor> &inputs);
+  // A prefill chunk's step input: the ring's column to embed, or a stored
+  // embedding as given.
+  struct ChunkInput {
+    std::vector<int64_t> column;
+    at::Tensor embedding;
+  };
+  at::Tensor chunk_embeddings(const std::vector<ChunkInput> &inputs) const;  // [1, T, dim]
+  void run_chunk(std::vector<ChunkInput> &inputs);
   std::optional<StepResult> run(const TokenRing::Columns &cols, const at::Tensor &embedding);
   // run() in two halves around the model step (the batch server runs the
   // model step for several conversations at once): inputs and noise written
