@@ -18,6 +18,17 @@ namespace {
 // it did not.
 void let_it_run() { std::this_thread::sleep_for(std::chrono::milliseconds(50)); }
 
+// A join's prompts at a yield point, on a thread of their own.
+struct Prompts {
+  explicit Prompts(StepGate &gate)
+      : thread([this, &gate] {
+          gate.give_way();
+          passed = true;
+        }) {}
+  std::atomic<bool> passed{false};
+  std::thread thread;
+};
+
 }  // namespace
 
 TEST(StepGate, OpenWhenNoStepRuns) {
@@ -32,16 +43,12 @@ TEST(StepGate, OpenWhenNoStepRuns) {
 TEST(StepGate, WaitsForTheStepUnderWay) {
   StepGate gate;
   gate.begin_step();
-  std::atomic<bool> passed{false};
-  std::thread prompts([&] {
-    gate.give_way();
-    passed = true;
-  });
+  Prompts prompts(gate);
   let_it_run();
-  EXPECT_FALSE(passed.load());
+  EXPECT_FALSE(prompts.passed.load());
   gate.end_step();
-  prompts.join();
-  EXPECT_TRUE(passed.load());
+  prompts.thread.join();
+  EXPECT_TRUE(prompts.passed.load());
 }
 
 // Steps back to back: the prompts go on after the step they met ended, even
@@ -49,29 +56,24 @@ TEST(StepGate, WaitsForTheStepUnderWay) {
 TEST(StepGate, BackToBackStepsDoNotStarveThePrompts) {
   StepGate gate;
   gate.begin_step();
-  std::atomic<bool> passed{false};
-  std::thread prompts([&] {
-    gate.give_way();
-    passed = true;
-  });
+  Prompts prompts(gate);
   let_it_run();
-  {
-    // Ended and begun again before the waiting thread can look.
-    gate.end_step();
-    gate.begin_step();
-  }
-  prompts.join();
-  EXPECT_TRUE(passed.load());
+  // Ended and begun again before the waiting thread can look.
+  gate.end_step();
+  gate.begin_step();
+  prompts.thread.join();
+  EXPECT_TRUE(prompts.passed.load());
   gate.end_step();
 }
 
 TEST(StepGate, StopReleasesEveryWait) {
   StepGate gate;
   gate.begin_step();
-  std::thread prompts([&] { gate.give_way(); });
+  Prompts prompts(gate);
   let_it_run();
   gate.stop();
-  prompts.join();
+  prompts.thread.join();
+  EXPECT_TRUE(prompts.passed.load());
   gate.give_way();  // stopped with a step marked under way: returns
 }
 
