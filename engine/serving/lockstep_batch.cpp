@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <sstream>
 
+#include "core/env_choice.h"
 #include "core/error.h"
 #include "core/thread_stream.h"
 #include "core/yield_point.h"
@@ -140,7 +141,9 @@ bool LockstepBatch::prefill_and_capture(int64_t slot, const lm::Prompt &prompt, 
 // up each of the step's many small ones, and every call's next frame with
 // them (gaps of 200-300 ms under 64 calls that arrive with prompts of
 // their own); so the prompts run between steps, at most a layer beside one.
+// PERSONAPLEX_PREFILL_GIVES_WAY=0: beside the steps (to measure the two).
 void LockstepBatch::give_way_to_steps() {
+  if (env_choice_is("PERSONAPLEX_PREFILL_GIVES_WAY", "0")) return;
   synchronize_current_stream(device_);
   gate_.give_way();
 }

@@ -15,7 +15,7 @@ static bool ends_sentence(const std::string &word) {
   while (!w.empty() && (w.back() == '"' || w.back() == '\'' || w.back() == ')')) w.pop_back();
   if (w.empty()) return false;
   const char c = w.back();
-  return c == '.' || c == '!' || c == '?' || w.size() >= 3 && w.compare(w.size() - 3, 3, "\xE2\x80\xA6") == 0;
+  return c == '.' || c == '!' || c == '?' || (w.size() >= 3 && w.compare(w.size() - 3, 3, "\xE2\x80\xA6") == 0);
 }
 
 bool CueBuilder::fits(const std::string &word) const {
