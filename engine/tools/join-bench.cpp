@@ -179,7 +179,7 @@ int run(const Options &o) {
     call.end = end;
   }
   std::vector<std::thread> threads;
-  for (Call &call : all) threads.emplace_back([&] { call.run(batch, c, o.voice_frames, frame_ms); });
+  for (Call &call : all) threads.emplace_back([&, each = &call] { each->run(batch, c, o.voice_frames, frame_ms); });
   for (std::thread &t : threads) t.join();
 
   std::vector<double> gaps, join_ms, queued, prompts, capture, activate;
