@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -141,12 +142,13 @@ struct Call {
     batch.leave(joined.slot);
   }
 
-  // The longest wait between two results after the first second of results.
-  double longest_gap_ms() const {
-    double longest = 0;
+  // The longest wait between two results after the first second of
+  // results; none when the call talked no longer than that.
+  std::optional<double> longest_gap_ms() const {
+    std::optional<double> longest;
     for (size_t i = 1; i < results.size(); ++i)
       if (ms_between(results.front(), results[i - 1]) >= 1000)
-        longest = std::max(longest, ms_between(results[i - 1], results[i]));
+        longest = std::max(longest.value_or(0.0), ms_between(results[i - 1], results[i]));
     return longest;
   }
 };
@@ -191,9 +193,10 @@ int run(const Options &o) {
       if (errors.size() < 5) errors.push_back(call.error);
       continue;
     }
-    const double gap = call.longest_gap_ms();
-    gaps.push_back(gap);
-    over_200 += gap > 200;
+    if (const std::optional<double> gap = call.longest_gap_ms()) {
+      gaps.push_back(*gap);
+      over_200 += *gap > 200;
+    }
     if (call.index < o.talking) continue;
     join_ms.push_back(call.join_ms);
     queued.push_back(call.joined.times.queued_ms);
