@@ -190,8 +190,7 @@ void Conversation::prefill(const std::vector<ForcedStep> &steps) {
     if (!predictions_given(cols->target) || !prefill_fits(temporal_, int64_t(chunk.size()) + 1)) {
       run_chunk(chunk);
       yield_point();
-      run(*cols, in.embedding.defined() ? in.embedding.to(model_->device(), model_->dtype()).reshape({1, 1, c.dim})
-                                        : model_->embed_column(in.column));
+      run(*cols, chunk_embeddings({in}));
       continue;
     }
     // Keep the generator where stepping would leave it.

@@ -21,7 +21,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -32,6 +31,7 @@
 
 #include "bench_timing.h"
 #include "core/device.h"
+#include "core/env_choice.h"
 #include "core/error.h"
 #include "lm/kv_format.h"
 #include "lm/prompt.h"
@@ -204,7 +204,6 @@ int run(const Options &o) {
     capture.push_back(call.joined.times.capture_ms);
     activate.push_back(call.joined.times.activate_ms);
   }
-  const char *gives_way = std::getenv("PERSONAPLEX_PREFILL_GIVES_WAY");
   nlohmann::json out = {
       {"device", device.str()},
       {"device_name", bench::device_name(device)},
@@ -217,7 +216,7 @@ int run(const Options &o) {
       {"joins", o.joins},
       {"join_every_ms", o.join_every_ms},
       {"seconds", o.seconds},
-      {"prompts_give_way", !(gives_way && std::string(gives_way) == "0")},
+      {"prompts_give_way", !env_choice_is("PERSONAPLEX_PREFILL_GIVES_WAY", "0")},
       {"failed", failed},
       {"errors", errors},
       {"steps", batch.steps()},
