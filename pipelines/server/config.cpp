@@ -107,7 +107,8 @@ bool parse_command_line(int argc, char **argv, Config *config) {
       {"no-preload", 0, 0, G_OPTION_ARG_NONE, &no_preload,
        "Load the model with the first call instead of at start-up (it is freed when no call is left)", nullptr},
       {"agent-port", 0, 0, G_OPTION_ARG_INT, &agent_port,
-       "Answer HAProxy agent checks (free capacity, drain) on this port of --host (default 0: none)", "PORT"},
+       "Answer HAProxy agent checks (free capacity, drain) on this port of --host (default 0: none); a call "
+       "with no room is then refused with HTTP 503 before its websocket opens, for HAProxy to try elsewhere", "PORT"},
       {"drain-timeout", 0, 0, G_OPTION_ARG_INT, &drain_timeout,
        "On SIGTERM take no new calls and let the current ones run for at most S s (default 300)", "S"},
       {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},

@@ -302,13 +302,28 @@ void Server::status_cb(SoupServer *, SoupServerMessage *msg, const char *, GHash
   respond_json(msg, json{{"sessions", self->slots_in_use_}, {"max_sessions", self->config_.max_sessions}});
 }
 
+// Behind HAProxy (agent checks on) a call this server has no room for is
+// refused with 503 before the websocket handshake: HAProxy, whose last
+// agent check may still have said there was room, tries it on another
+// instance (retry-on 503). Otherwise the websocket opens and is closed with
+// 1013 and the reason, which a browser's page can show.
+bool Server::refused_before_handshake(SoupServerMessage *msg) {
+  if (!config_.agent_port || has_room()) return false;
+  metrics_.call_refused(draining_ ? "draining" : "busy");
+  respond_error(msg, SOUP_STATUS_SERVICE_UNAVAILABLE, refusal());
+  return true;
+}
+
 // Before the websocket handshake: a bad request is answered with 400 and
 // the reason, as plain HTTP.
 void Server::chat_check_cb(SoupServer *, SoupServerMessage *msg, const char *, GHashTable *query, gpointer data) {
   Server *self = static_cast<Server *>(data);
   Conversation conversation;
   const std::string problem = read_conversation(self->config_, query_fields(query), true, &conversation);
-  if (problem.empty()) return;
+  if (problem.empty()) {
+    self->refused_before_handshake(msg);
+    return;
+  }
   self->metrics_.call_refused("bad_request");
   respond_error(msg, SOUP_STATUS_BAD_REQUEST, problem);
 }
@@ -336,8 +351,12 @@ void Server::chat_ws_cb(SoupServer *, SoupServerMessage *msg, const char *, Soup
   ChatSession::open(self, ws, conversation);
 }
 
-void Server::signalling_check_cb(SoupServer *, SoupServerMessage *msg, const char *, GHashTable *, gpointer) {
-  if (!same_origin(msg)) respond_error(msg, SOUP_STATUS_FORBIDDEN, "calls start from this server's own page");
+void Server::signalling_check_cb(SoupServer *, SoupServerMessage *msg, const char *, GHashTable *, gpointer data) {
+  if (!same_origin(msg)) {
+    respond_error(msg, SOUP_STATUS_FORBIDDEN, "calls start from this server's own page");
+    return;
+  }
+  static_cast<Server *>(data)->refused_before_handshake(msg);
 }
 
 void Server::signalling_ws_cb(SoupServer *, SoupServerMessage *msg, const char *, SoupWebsocketConnection *ws,

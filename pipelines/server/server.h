@@ -35,6 +35,7 @@ class Server {
   // Session slots: a call holds one from its start until its pipeline is down.
   bool take_slot();
   void give_slot();
+  bool has_room() const { return !draining_ && slots_in_use_ < config_.max_sessions; }
   int slots_in_use() const { return slots_in_use_; }
 
   void add(Session *session) { sessions_.insert(session); }
@@ -67,6 +68,7 @@ class Server {
   static void static_cb(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *, gpointer self);
   static void voices_cb(SoupServer *, SoupServerMessage *msg, const char *, GHashTable *, gpointer self);
   static void status_cb(SoupServer *, SoupServerMessage *msg, const char *, GHashTable *, gpointer self);
+  bool refused_before_handshake(SoupServerMessage *msg);
   static void chat_check_cb(SoupServer *, SoupServerMessage *msg, const char *, GHashTable *query, gpointer self);
   static void chat_ws_cb(SoupServer *, SoupServerMessage *msg, const char *, SoupWebsocketConnection *ws,
                          gpointer self);

@@ -78,6 +78,9 @@ def main():
         wait_for("chromedriver", driver.ready, 30, 0.25)
         microphone = os.path.join(fixtures, "lm", "user.wav")
         page = fleet.url + "/"
+        # A page opened while there is room, its call started once there is none.
+        third = Browser(driver, chromium, os.path.join(tmp, "profile3"), microphone)
+        start_call(third, page, "NATF2.pt", start=False)
         for n in (1, 2):
             browser = Browser(driver, chromium, os.path.join(tmp, "profile%d" % n), microphone)
             browsers.append(browser)
@@ -87,6 +90,13 @@ def main():
             expect_talking(browser, "call %d" % n)
             calls = sorted(fleet.calls(name) for name in fleet.instances)
             assert calls == ([0, 1] if n == 1 else [1, 1]), calls
+        # It is told why: the balancer's busy answer, which the browser does
+        # not show for a websocket, read by the page.
+        third.click("#start")
+        wait_for("the third page's error", lambda: third.state()[1], 30, 0.25)
+        state, error = third.state()
+        third.quit()
+        assert state == "error" and error.startswith("busy: every personaplex instance"), (state, error)
         for browser in browsers:
             browser.click("#stop")
         wait_for("the calls' end", lambda: all(fleet.calls(name) == 0 for name in fleet.instances), 30, 0.25)

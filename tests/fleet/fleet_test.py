@@ -79,11 +79,12 @@ def post(url, headers=None):
 
 
 class Fleet:
-    def __init__(self, tmp, fixtures, server_options, instances=3):
+    def __init__(self, tmp, fixtures, server_options, instances=3, check_ms=300):
         self.run_dir = os.path.join(tmp, "run")
         self.log_path = os.path.join(tmp, "fleet.log")
         self.process = subprocess.Popen(
-            [sys.executable, FLEET, "--instances", str(instances), "--device", "cpu", "--port", "0", "--check-ms", "300",
+            [sys.executable, FLEET, "--instances", str(instances), "--device", "cpu", "--port", "0",
+             "--check-ms", str(check_ms),
              "--run-dir", self.run_dir, "--drain-timeout", "30", "--start-timeout", "120", "--fixtures", fixtures,
              "--", *server_options],
             stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT)
@@ -106,13 +107,17 @@ class Fleet:
     def calls(self, name):
         return json.loads(get(self.instance_url(name) + "/api/status")[1])["sessions"]
 
-    def balancer_status(self):
-        """HAProxy's view of each instance: UP, DOWN, DRAIN (agent)..."""
+    def balancer_stats(self):
+        """HAProxy's statistics of each instance (status, wredis...)."""
         _, csv = get(self.state["stats_url"] + ";csv")
         lines = csv.splitlines()
         columns = lines[0].lstrip("# ").split(",")
         rows = [dict(zip(columns, line.split(","))) for line in lines[1:] if line]
-        return {r["svname"]: r["status"] for r in rows if r["pxname"] == "personaplex" and r["svname"] in self.instances}
+        return {r["svname"]: r for r in rows if r["pxname"] == "personaplex" and r["svname"] in self.instances}
+
+    def balancer_status(self):
+        """HAProxy's view of each instance: UP, DOWN, DRAIN (agent)..."""
+        return {name: row["status"] for name, row in self.balancer_stats().items()}
 
     def stop(self):
         if self.process.poll() is None:
@@ -158,6 +163,11 @@ def value(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))), 0)
 
 
+def wait_for_all_up(fleet):
+    wait_for("HAProxy to see every instance up",
+             lambda: all(s == "UP" for s in fleet.balancer_status().values()), 10)
+
+
 def check_options(fleet, fixtures):
     """The fleet options' errors are clear."""
     server = os.environ["PERSONAPLEX_SERVER"]
@@ -190,8 +200,10 @@ def check_capacity(fleet, ogg, parse, figures):
              lambda: all(s.startswith("DRAIN") for s in fleet.balancer_status().values()), 10)
     rc, out = load(fleet.url, ogg, "--sessions", "1", "--seconds", "1")
     assert rc == 1 and "503" in out["sessions"][0]["error"] and "busy" in out["sessions"][0]["error"], out
+    # An instance behind HAProxy refuses before the websocket opens (HAProxy may try another).
     rc, out = load(fleet.instance_url("pp0"), ogg, "--sessions", "1", "--seconds", "1")
-    assert rc == 1 and out["sessions"][0]["error"].startswith("busy: all 2 conversations"), out
+    assert rc == 1 and out["sessions"][0]["error"] == (
+        "connect: HTTP/1.1 503 Service Unavailable: busy: all 2 conversations are in use"), out
     rc, out = six.result()
     log(json.dumps(out["summary"]))
     assert rc == 0, out
@@ -199,11 +211,14 @@ def check_capacity(fleet, ogg, parse, figures):
         assert "error" not in s and s["pages"] >= (30 if PACED else 1), s
     figures["calls_served"] = out["summary"]["ok"]
     figures["pages_per_call_min"] = min(s["pages"] for s in out["sessions"])
+    # Every slot given back, and HAProxy told so by its next agent check
+    # (until then it answers busy, as it should).
+    wait_for("the calls to be freed", lambda: all(fleet.calls(n) == 0 for n in fleet.instances), 20)
+    wait_for_all_up(fleet)
     rc, out = load(fleet.url, ogg, "--voice", "../x.pt")
     assert rc == 1 and "400" in out["sessions"][0]["error"], out
 
-    # Every slot given back; then each instance's counters say what happened.
-    wait_for("the calls to be freed", lambda: all(fleet.calls(n) == 0 for n in fleet.instances), 20)
+    # Each instance's counters say what happened.
     bad_requests = frames = 0
     for name in fleet.instances:
         m = metrics_of(fleet, name, parse)
@@ -249,6 +264,7 @@ def check_health(fleet, ogg, figures):
 def check_kill(fleet, ogg, figures):
     # Long enough that the survivors' calls still run when the new ones
     # arrive, on a loaded machine too.
+    wait_for_all_up(fleet)
     three = Load(fleet.url, ogg, "--sessions", "3", "--seconds", "12")
     wait_for("a call on every instance", lambda: all(fleet.calls(n) == 1 for n in fleet.instances), 60)
     time.sleep(1)
@@ -258,7 +274,12 @@ def check_kill(fleet, ogg, figures):
     figures["dead_instance_marked_down_s"] = round(time.monotonic() - killed_at, 2)
     # New calls go to the survivors, beside the calls there.
     two = Load(fleet.url, ogg, "--sessions", "2", "--seconds", "2")
-    wait_for("2 calls on each survivor", lambda: fleet.calls("pp1") == 2 and fleet.calls("pp2") == 2, 30)
+    try:
+        wait_for("2 calls on each survivor", lambda: fleet.calls("pp1") == 2 and fleet.calls("pp2") == 2, 30)
+    except AssertionError:
+        log("balancer:", fleet.balancer_status(), "calls:", {n: fleet.calls(n) for n in ("pp1", "pp2")})
+        log("the 2 new calls:", two.result())
+        raise
     rc, out = two.result()
     assert rc == 0, out
     rc, out = three.result()
@@ -315,6 +336,37 @@ def check_drain(fleet, ogg, figures):
     wait_for("pp2 to exit 0", lambda: f"pp2 (pid {pid}) exited with 0" in fleet.output(), 10)
 
 
+def check_busy_retried(tmp, fixtures, ogg, parse, figures):
+    """An instance that filled up since HAProxy's last agent check refuses
+    the call HAProxy sends it with 503 before the websocket opens, and
+    HAProxy tries the call on another instance: no caller is told busy
+    while an instance has room. Here the agent checks are a minute apart
+    and pp0 is filled behind HAProxy's back."""
+    os.mkdir(os.path.join(tmp, "stale"))
+    fleet = Fleet(os.path.join(tmp, "stale"), fixtures, ["--max-sessions", "2", "--batch"], instances=2,
+                  check_ms=60000)
+    try:
+        direct = Load(fleet.instance_url("pp0"), ogg, "--sessions", "2", "--seconds", "6")
+        wait_for("pp0 full", lambda: fleet.calls("pp0") == 2, 60)
+        # leastconn: HAProxy saw none of pp0's calls, so one of these goes there.
+        rc, out = load(fleet.url, ogg, "--sessions", "2", "--seconds", "2")
+        assert rc == 0, out
+        assert direct.result()[0] == 0
+        # One or both (the second may come while the first is retried).
+        refused = value(metrics_of(fleet, "pp0", parse), "personaplex_calls_refused_total", reason="busy")
+        assert refused in (1, 2), refused
+        assert value(metrics_of(fleet, "pp1", parse), "personaplex_calls_total", kind="chat") == 2
+        redispatched = int(fleet.balancer_stats()["pp0"]["wredis"])
+        assert redispatched == refused, fleet.balancer_stats()["pp0"]
+        figures["busy_calls_redispatched"] = redispatched
+        assert fleet.stop() == 0, fleet.output()
+    except BaseException:
+        log(fleet.output())
+        raise
+    finally:
+        fleet.stop()
+
+
 def check_service_config(tmp):
     """pipelines/deploy/haproxy.cfg is valid for HAProxy (without its
     certificate, which a test machine lacks)."""
@@ -359,6 +411,7 @@ def main():
         check_kill(fleet, ogg, figures)
         check_drain(fleet, ogg, figures)
         assert fleet.stop() == 0, fleet.output()
+        check_busy_retried(tmp, fixtures, ogg, parse, figures)
         print(json.dumps(figures))
         print("ok")
     except BaseException:

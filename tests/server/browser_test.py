@@ -168,7 +168,9 @@ class Browser:
         return self.js("return [window.personaplex.state(), window.personaplex.error()]")
 
 
-def start_call(browser, url, voice):
+def start_call(browser, url, voice, start=True):
+    """Opens the page, picks the voice and a role; starts the call unless
+    `start` is false (then a click on #start does)."""
     browser.open(url)
     # The page may still be loading: no voice list yet is no voices yet.
     voices = "const v = document.getElementById('voice'); return v ? v.options.length : 0"
@@ -179,7 +181,8 @@ def start_call(browser, url, voice):
         raise AssertionError("%s; the page shows: %r" % (e, page)) from None
     browser.js("document.getElementById('voice').value = arguments[0]", voice)
     browser.click("button[data-example=restaurant]")
-    browser.click("#start")
+    if start:
+        browser.click("#start")
 
 
 def expect_talking(browser, name):

@@ -58,6 +58,16 @@ function closeReason(code, reason) {
   return reason ? meaning.replace(/ \(.*\)$/, "") + ": " + reason : meaning;
 }
 
+// Why a websocket was refused before its handshake: the 503's text, as a
+// plain request to the same path gets it ("busy: ..."), else nothing.
+async function refusedBecause(path) {
+  try {
+    const response = await fetch(path, {cache: "no-store"});
+    if (response.status === 503) return (await response.text()).trim();
+  } catch (e) { /* the server is unreachable: the close code says so */ }
+  return "";
+}
+
 function appendTranscript(text) {
   ui.transcript.textContent += text;
   ui.transcript.scrollTop = ui.transcript.scrollHeight;
@@ -118,13 +128,18 @@ class Call {
     this.closed = false;
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     this.ws = new WebSocket(scheme + location.host + location.pathname.replace(/[^/]*$/, "") + "ws");
-    this.ws.onopen = () => this.send({
-      type: "start", voice_prompt: ui.voice.value, text_prompt: ui.prompt.value,
-    });
+    this.opened = false;
+    this.ws.onopen = () => {
+      this.opened = true;
+      this.send({type: "start", voice_prompt: ui.voice.value, text_prompt: ui.prompt.value});
+    };
     this.ws.onmessage = (event) => {
       this.queue = this.queue.then(() => this.onMessage(JSON.parse(event.data))).catch((e) => this.fail(e.message));
     };
-    this.ws.onclose = (event) => {
+    this.ws.onclose = async (event) => {
+      // Refused before it opened (a balancer or a server behind one that is
+      // full): a browser does not show the answer, so ask for it again.
+      if (!this.closed && !this.opened) this.told = await refusedBecause("ws");
       // An error message that came first says it best.
       if (!this.closed && event.code !== 1000) this.fail(this.told || closeReason(event.code, event.reason));
       else if (!this.closed) this.fail("the server ended the call");
