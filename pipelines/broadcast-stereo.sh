@@ -45,16 +45,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 pp_finish
-live=()
-if [ -n "$source_desc" ]; then
-  [ ${#files[@]} -eq 1 ] || usage
-  read -r -a src <<<"$source_desc"
-  live=(is-live=true)
-else
-  [ ${#files[@]} -eq 2 ] || usage
-  src=(filesrc location="${files[0]}" ! decodebin)
-fi
-out=${files[${#files[@]} - 1]}
+pp_file_or_source "$source_desc" "${files[@]}"
 
 mono=audio/x-raw,format=F32LE,rate=24000,channels=1
 if $center; then

@@ -43,16 +43,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 pp_finish
-live=()
-if [ -n "$source_desc" ]; then
-  [ ${#files[@]} -eq 1 ] || usage
-  read -r -a src <<<"$source_desc"
-  live=(is-live=true)
-else
-  [ ${#files[@]} -eq 2 ] || usage
-  src=(filesrc location="${files[0]}" ! decodebin)
-fi
-out=${files[${#files[@]} - 1]}
+pp_file_or_source "$source_desc" "${files[@]}"
 # The muxer interleaves by time: the voices wait there for the cue that
 # covers them, which goes out once it closes (up to cue-max-duration plus
 # text-pause later), so their queues hold more than that.

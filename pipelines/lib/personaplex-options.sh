@@ -108,6 +108,25 @@ pp_finish() {
   ! $pp_greedy || PP_PROPS+=("greedy=true")
 }
 
+# pp_file_or_source SOURCE_DESC FILE...: a recording script's input and
+# output: a live source (SOURCE_DESC given, then FILE is the output) or an
+# input and an output file. Sets src (pipeline words), live (is-live=true
+# for a live source) and out; else the script's usage.
+pp_file_or_source() {
+  local source_desc=$1
+  shift
+  live=()
+  if [ -n "$source_desc" ]; then
+    [ $# -eq 1 ] || usage
+    read -r -a src <<<"$source_desc"
+    live=(is-live=true)
+  else
+    [ $# -eq 2 ] || usage
+    src=(filesrc location="$1" ! decodebin)
+  fi
+  out=${!#}
+}
+
 # pp_launch ARGS...: gst-launch-1.0, or $PERSONAPLEX_GST_LAUNCH (a parse
 # check, for example).
 pp_launch() {

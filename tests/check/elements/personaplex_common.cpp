@@ -87,6 +87,15 @@ bool have_fixtures() {
   return is_file(fixtures_dir() + "/lm/weights.safetensors") && is_file(fixtures_dir() + "/mimi/weights.safetensors");
 }
 
+int run_with_fixtures(int argc, char **argv, Suite *(*make_suite)(), const char *name, const char *file) {
+  gst_check_init(&argc, &argv);
+  if (!have_fixtures()) {
+    g_print("reference fixtures not found (PERSONAPLEX_FIXTURES): skipped\n");
+    return 77;
+  }
+  return gst_check_run_suite(make_suite(), name, file) ? 1 : 0;
+}
+
 const Fixture &fixture() {
   static const Fixture f = load_fixture();
   return f;

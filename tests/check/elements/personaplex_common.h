@@ -51,6 +51,9 @@ std::vector<personaplex::text::TimedText> expected_text(const personaplex::text:
 
 // Whether PERSONAPLEX_FIXTURES holds the fixtures (main skips without them).
 bool have_fixtures();
+// A test program's main(): runs the suite `make_suite` makes, or exits 77
+// (skipped) without the fixtures.
+int run_with_fixtures(int argc, char **argv, Suite *(*make_suite)(), const char *name, const char *file);
 // Loaded on first use, in the test's own process.
 const Fixture &fixture();
 

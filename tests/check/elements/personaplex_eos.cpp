@@ -98,11 +98,4 @@ static Suite *personaplex_eos_suite() {
   return s;
 }
 
-int main(int argc, char **argv) {
-  gst_check_init(&argc, &argv);
-  if (!have_fixtures()) {
-    g_print("reference fixtures not found (PERSONAPLEX_FIXTURES): skipped\n");
-    return 77;
-  }
-  return gst_check_run_suite(personaplex_eos_suite(), "personaplex_eos", __FILE__) ? 1 : 0;
-}
+int main(int argc, char **argv) { return run_with_fixtures(argc, argv, personaplex_eos_suite, "personaplex_eos", __FILE__); }

@@ -199,11 +199,4 @@ static Suite *personaplex_text_suite() {
   return s;
 }
 
-int main(int argc, char **argv) {
-  gst_check_init(&argc, &argv);
-  if (!have_fixtures()) {
-    g_print("reference fixtures not found (PERSONAPLEX_FIXTURES): skipped\n");
-    return 77;
-  }
-  return gst_check_run_suite(personaplex_text_suite(), "personaplex_text", __FILE__) ? 1 : 0;
-}
+int main(int argc, char **argv) { return run_with_fixtures(argc, argv, personaplex_text_suite, "personaplex_text", __FILE__); }
