@@ -54,6 +54,7 @@ void Conversation::reset(std::optional<uint64_t> seed) {
   generator_ = make_generator(model_->device(), seed.value_or(options_.seed));
   embeddings_.clear();
   draws_ = 0;
+  prefill_chunks_ = prefilled_steps_ = 0;
   noise_drawn_ahead_ = false;
   sampled_steps_ = 0;
 }
@@ -165,6 +166,8 @@ void Conversation::run_chunk(std::vector<ChunkInput> &inputs) {
     for (int64_t t = 0; t < host.size(1); ++t) embeddings_.push_back(host.narrow(1, t, 1).clone());
   }
   at::Tensor h = temporal_prefill(model_->weights(), x, temporal_);
+  ++prefill_chunks_;
+  prefilled_steps_ += int64_t(inputs.size());
   if (options_.keep_logits) {
     text_logits_ = model_->text_logits(model_->out_norm(h.narrow(1, h.size(1) - 1, 1)))[0].to(at::kCPU);
     audio_logits_ = at::empty({0, model_->config().card}, at::kFloat);

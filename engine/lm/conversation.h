@@ -116,6 +116,10 @@ class Conversation {
 
   int64_t steps() const { return ring_.offset(); }          // steps taken
   int64_t model_steps() const { return temporal_.offset; }  // temporal transformer steps
+  // Causal chunks prefill() ran since the reset (each one pass over the
+  // weights), and the steps they held.
+  int64_t prefill_chunks() const { return prefill_chunks_; }
+  int64_t prefilled_steps() const { return prefilled_steps_; }
   TokenRing &ring() { return ring_; }
   const TemporalState &temporal_state() const { return temporal_; }
 
@@ -169,6 +173,7 @@ class Conversation {
   bool record_ = false;
   std::vector<at::Tensor> embeddings_;
   int64_t draws_ = 0;          // draw_noise calls that drew, since the reset
+  int64_t prefill_chunks_ = 0, prefilled_steps_ = 0;
   // The next step's noise is already in the batch's row (drawn right after
   // the last batched step was queued, while the GPU ran it): the same draw
   // the step would make, made earlier.

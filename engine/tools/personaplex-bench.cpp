@@ -151,8 +151,8 @@ nlohmann::json time_prompts(const std::shared_ptr<const lm::LmModel> &model, con
                             const serving::StageTimer &sync, int64_t runs) {
   nlohmann::json out;
   for (bool prefill : {false, true}) {
-    std::vector<double> ms;
-    int64_t steps = 0;
+    std::vector<double> ms, queued;
+    int64_t steps = 0, chunks = 0, chunked = 0;
     for (int64_t r = 0; r < runs; ++r) {
       lm::ConversationOptions opts;
       lm::Conversation conv(model, opts);
@@ -161,11 +161,17 @@ nlohmann::json time_prompts(const std::shared_ptr<const lm::LmModel> &model, con
       sync.synchronize();
       const double t0 = now_ms();
       lm::run_prompts(conv, p);
+      queued.push_back(now_ms() - t0);
       sync.synchronize();
       ms.push_back(now_ms() - t0);
       steps = conv.model_steps();
+      chunks = conv.prefill_chunks();
+      chunked = conv.prefilled_steps();
     }
-    out[prefill ? "prefill" : "stepped"] = {{"ms", summary(ms)}, {"model_steps", steps}};
+    // queued_ms close to ms: the host, not the device, sets the pace.
+    out[prefill ? "prefill" : "stepped"] = {{"ms", summary(ms)},    {"queued_ms", summary(queued)},
+                                            {"model_steps", steps}, {"chunks", chunks},
+                                            {"chunked_steps", chunked}};
   }
   return out;
 }

@@ -36,6 +36,13 @@ for mode in ["stepped", "prefill"]:
     p = d["prompt"][mode]
     assert p["ms"]["median"] > 0 and p["model_steps"] > 0, p
 assert d["prompt"]["stepped"]["model_steps"] == d["prompt"]["prefill"]["model_steps"]
+for mode in ["stepped", "prefill"]:
+    p = d["prompt"][mode]
+    assert 0 < p["queued_ms"]["median"] <= p["ms"]["median"], p
+# The voice and the role each one chunk, every step in one.
+assert d["prompt"]["stepped"]["chunks"] == 0, d["prompt"]
+assert d["prompt"]["prefill"]["chunks"] == 2, d["prompt"]
+assert d["prompt"]["prefill"]["chunked_steps"] == d["prompt"]["prefill"]["model_steps"], d["prompt"]
 assert d["context"] == 40, d["context"]
 assert [b["batch"] for b in d["batches"]] == [1, 3, 10**12], d["batches"]
 failed = d["batches"].pop()

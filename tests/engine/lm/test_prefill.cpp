@@ -153,6 +153,11 @@ TEST(Prefill, FixtureConversationIsTheSame) {
   Conversation conv(model, test::greedy());
   prompt.prefill = true;
   EXPECT_TRUE(at::equal(test::run_fixture_conversation(conv, io, prompt), io.out_tokens));
+  // Every prompt step in a chunk, one for the voice and one for the role:
+  // a step run on its own would be a pass over the weights of its own.
+  EXPECT_GE(conv.prefill_chunks(), 1);
+  EXPECT_LE(conv.prefill_chunks(), 2);
+  EXPECT_GT(conv.prefilled_steps(), 0);
 }
 
 // A prefilled chunk gives way to other threads' work between its layers
@@ -171,9 +176,9 @@ TEST(Prefill, YieldsBetweenLayersAndSteps) {
   // Two chunks (the voice, then the role), each through every layer; the
   // model steps run one by one (a chunk's last predictions not yet given)
   // one more each.
-  const int64_t chunked = prefilled.model_steps();
-  EXPECT_GE(yields, 2 * c.num_layers);
-  EXPECT_LE(yields, chunked * c.num_layers);
+  EXPECT_EQ(prefilled.prefill_chunks(), 2);
+  EXPECT_EQ(yields, prefilled.prefill_chunks() * c.num_layers +
+                        (prefilled.model_steps() - prefilled.prefilled_steps()));
   yields = 0;
   Conversation stepped(model, test::greedy());
   prompt.prefill = false;
