@@ -41,6 +41,21 @@ using WarningFn = std::function<void(const std::string &)>;
 // Most prompt steps allowed: the context minus room for the conversation.
 int64_t max_prompt_steps(const LmConfig &config);
 
+// How much of a prompt runs: a prompt over max_prompt_steps keeps its voice
+// first and loses text (`warning` then says so). Throws Error for a voice
+// that is malformed or cannot fit.
+struct PromptPlan {
+  int64_t voice_frames = 0, text_tokens = 0;
+  std::string warning;
+};
+PromptPlan plan_prompts(const LmConfig &config, const Prompt &prompt);
+
+// The two phases of run_prompts, for a caller that keeps the voice phase's
+// outcome (PromptCache): the voice's frames of `plan`, on a fresh
+// conversation; then the role (silence, text, silence) and the pinning.
+void run_voice_phase(Conversation &conv, const Prompt &prompt, const PromptPlan &plan);
+void run_role_phase(Conversation &conv, const Prompt &prompt, const PromptPlan &plan);
+
 // Runs the prompt phases on a fresh conversation, then pins them (when the
 // conversation's options say so). A prompt longer than max_prompt_steps is
 // truncated (voice first kept, text cut) with a warning. With `save_voice`,

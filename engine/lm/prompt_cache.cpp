@@ -11,6 +11,7 @@ struct PromptCache::Entry {
   const LmModel *model = nullptr;
   bool pin = false, greedy = false, prefill = false;
   int64_t silence_steps = 0;
+  int64_t voice_frames = -1;  // of a voice phase's entry (-1: a whole prompt's)
   std::vector<int64_t> text;
   at::Tensor codes, embeddings, ring;  // CPU copies of the voice (undefined: none)
   // The outcome, once known.
@@ -35,7 +36,8 @@ bool same_tensor(const at::Tensor &a, const at::Tensor &b) {
 
 bool same_key(const PromptCache::Entry &a, const PromptCache::Entry &b) {
   return a.model == b.model && a.pin == b.pin && a.greedy == b.greedy && a.prefill == b.prefill &&
-         a.silence_steps == b.silence_steps && a.text == b.text && same_tensor(a.codes, b.codes) &&
+         a.silence_steps == b.silence_steps && a.voice_frames == b.voice_frames && a.text == b.text &&
+         same_tensor(a.codes, b.codes) &&
          same_tensor(a.embeddings, b.embeddings) && same_tensor(a.ring, b.ring);
 }
 
@@ -43,18 +45,18 @@ bool same_key(const PromptCache::Entry &a, const PromptCache::Entry &b) {
 
 PromptCache::PromptCache(size_t entries) : capacity_(entries) {}
 
-std::shared_ptr<PromptCache::Entry> PromptCache::find_or_claim(const Entry &key, bool *claimed) {
+std::shared_ptr<PromptCache::Entry> PromptCache::find_or_claim(Shelf &shelf, const Entry &key, bool *claimed) {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
-    auto it = std::find_if(entries_.begin(), entries_.end(),
+    auto it = std::find_if(shelf.entries.begin(), shelf.entries.end(),
                            [&](const std::shared_ptr<Entry> &e) { return same_key(*e, key); });
-    if (it == entries_.end()) {
+    if (it == shelf.entries.end()) {
       auto e = std::make_shared<Entry>(key);
       e->codes = kept(key.codes);
       e->embeddings = kept(key.embeddings);
       e->ring = kept(key.ring);
-      entries_.push_front(e);
-      ++misses_;
+      shelf.entries.push_front(e);
+      ++shelf.misses;
       *claimed = true;
       return e;
     }
@@ -63,14 +65,14 @@ std::shared_ptr<PromptCache::Entry> PromptCache::find_or_claim(const Entry &key,
       settled_.wait(lock);
       continue;
     }
-    entries_.splice(entries_.begin(), entries_, it);
-    if (e->status == Entry::Status::kReady) ++hits_;
+    shelf.entries.splice(shelf.entries.begin(), shelf.entries, it);
+    if (e->status == Entry::Status::kReady) ++shelf.hits;
     *claimed = false;
     return e;
   }
 }
 
-void PromptCache::publish(const std::shared_ptr<Entry> &e, std::unique_ptr<PromptState> state,
+void PromptCache::publish(Shelf &shelf, const std::shared_ptr<Entry> &e, std::unique_ptr<PromptState> state,
                           std::vector<std::string> warnings) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -82,15 +84,63 @@ void PromptCache::publish(const std::shared_ptr<Entry> &e, std::unique_ptr<Promp
     }
     e->warnings = std::move(warnings);
     // Over capacity: the least recently used that nobody is running goes.
-    while (entries_.size() > capacity_) {
-      auto victim = std::find_if(entries_.rbegin(), entries_.rend(), [](const std::shared_ptr<Entry> &x) {
+    while (shelf.entries.size() > capacity_) {
+      auto victim = std::find_if(shelf.entries.rbegin(), shelf.entries.rend(), [](const std::shared_ptr<Entry> &x) {
         return x->status != Entry::Status::kRunning;
       });
-      if (victim == entries_.rend()) break;
-      entries_.erase(std::next(victim).base());
+      if (victim == shelf.entries.rend()) break;
+      shelf.entries.erase(std::next(victim).base());
     }
   }
   settled_.notify_all();
+}
+
+void PromptCache::drop(Shelf &shelf, const std::shared_ptr<Entry> &e) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    shelf.entries.remove(e);
+  }
+  settled_.notify_all();
+}
+
+bool PromptCache::kept_run(Shelf &shelf, const Entry &key, Conversation &conv, const std::function<void()> &phase,
+                           std::vector<std::string> *warnings, const WarningFn &warn) {
+  bool claimed = false;
+  std::shared_ptr<Entry> e = find_or_claim(shelf, key, &claimed);
+  const at::Device device = conv.model().device();
+  if (!claimed) {
+    if (e->status != Entry::Status::kReady) {
+      phase();
+      return false;
+    }
+    conv.start_from(*e->state);
+    // Done before the entry may go (its memory is then reused).
+    synchronize_current_stream(device);
+    if (warn)
+      for (const std::string &w : e->warnings) warn(w);
+    return true;
+  }
+  try {
+    phase();
+  } catch (...) {
+    drop(shelf, e);
+    throw;
+  }
+  std::optional<PromptState> state = conv.prompt_state();
+  // Copied before other threads' streams read it.
+  if (state) synchronize_current_stream(device);
+  publish(shelf, e, state ? std::make_unique<PromptState>(std::move(*state)) : nullptr,
+          warnings ? std::move(*warnings) : std::vector<std::string>{});
+  return false;
+}
+
+void PromptCache::voice_phase(Conversation &conv, const Prompt &prompt, const PromptPlan &plan, const Entry &key) {
+  if (plan.voice_frames == 0) return;
+  Entry voice = key;
+  voice.text.clear();
+  voice.silence_steps = 0;
+  voice.voice_frames = plan.voice_frames;
+  kept_run(voices_, voice, conv, [&] { run_voice_phase(conv, prompt, plan); }, nullptr, {});
 }
 
 bool PromptCache::run(Conversation &conv, const Prompt &prompt, const WarningFn &warn) {
@@ -108,55 +158,47 @@ bool PromptCache::run(Conversation &conv, const Prompt &prompt, const WarningFn 
   key.codes = on_host(prompt.voice.codes);
   key.embeddings = on_host(prompt.voice.stored.embeddings);
   key.ring = on_host(prompt.voice.stored.cache);
-  bool claimed = false;
-  std::shared_ptr<Entry> e = find_or_claim(key, &claimed);
-  const at::Device device = conv.model().device();
-  if (!claimed) {
-    if (e->status != Entry::Status::kReady) {
-      run_prompts(conv, prompt, warn);
-      return false;
-    }
-    conv.start_from(*e->state);
-    // Done before the entry may go (its memory is then reused).
-    synchronize_current_stream(device);
-    if (warn)
-      for (const std::string &w : e->warnings) warn(w);
-    return true;
-  }
   std::vector<std::string> warnings;
-  try {
-    run_prompts(conv, prompt, [&](const std::string &w) {
-      warnings.push_back(w);
-      if (warn) warn(w);
-    });
-  } catch (...) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      entries_.remove(e);
+  auto phases = [&] {
+    const PromptPlan plan = plan_prompts(conv.model().config(), prompt);
+    if (!plan.warning.empty()) {
+      warnings.push_back(plan.warning);
+      if (warn) warn(plan.warning);
     }
-    settled_.notify_all();
-    throw;
-  }
-  std::optional<PromptState> state = conv.prompt_state();
-  // Copied before other threads' streams read it.
-  if (state) synchronize_current_stream(device);
-  publish(e, state ? std::make_unique<PromptState>(std::move(*state)) : nullptr, std::move(warnings));
-  return false;
+    voice_phase(conv, prompt, plan, key);
+    run_role_phase(conv, prompt, plan);
+  };
+  return kept_run(prompts_, key, conv, phases, &warnings, warn);
 }
 
 size_t PromptCache::entries() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return entries_.size();
+  return prompts_.entries.size();
 }
 
 int64_t PromptCache::hits() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return hits_;
+  return prompts_.hits;
 }
 
 int64_t PromptCache::misses() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return misses_;
+  return prompts_.misses;
+}
+
+size_t PromptCache::voice_entries() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return voices_.entries.size();
+}
+
+int64_t PromptCache::voice_hits() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return voices_.hits;
+}
+
+int64_t PromptCache::voice_misses() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return voices_.misses;
 }
 
 }  // namespace personaplex::lm

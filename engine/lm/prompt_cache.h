@@ -6,6 +6,10 @@
 // same prompt, model and options start there, with their own seeds. Exact:
 // a prompt whose steps sample anything is never kept.
 //
+// Calls with a role of their own mostly share a voice: the voice phase's
+// outcome is kept apart (as many voices as prompts), so such a call runs
+// only its role.
+//
 // Conversations asking for a prompt that another is running wait for it
 // instead of running it too. Entries are compared whole (tokens, voice
 // tensors), never by a hash alone, so one caller's prompt cannot be served to
@@ -14,6 +18,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -38,22 +43,37 @@ class PromptCache {
   // cache.
   bool run(Conversation &conv, const Prompt &prompt, const WarningFn &warn = {});
 
+  // Whole prompts kept, and the runs that started from one or ran it.
   size_t entries() const;
   int64_t hits() const;
   int64_t misses() const;
+  // The same for voice phases (runs of a prompt not kept whole).
+  size_t voice_entries() const;
+  int64_t voice_hits() const;
+  int64_t voice_misses() const;
 
   struct Entry;  // a prompt's key and outcome (prompt_cache.cpp)
+  // Entries of one kind, most recently used first, and their counts.
+  struct Shelf {
+    std::list<std::shared_ptr<Entry>> entries;
+    int64_t hits = 0, misses = 0;
+  };
 
  private:
-  std::shared_ptr<Entry> find_or_claim(const Entry &key, bool *claimed);
-  void publish(const std::shared_ptr<Entry> &e, std::unique_ptr<PromptState> state,
+  std::shared_ptr<Entry> find_or_claim(Shelf &shelf, const Entry &key, bool *claimed);
+  void publish(Shelf &shelf, const std::shared_ptr<Entry> &e, std::unique_ptr<PromptState> state,
                std::vector<std::string> warnings);
+  void drop(Shelf &shelf, const std::shared_ptr<Entry> &e);
+  // Runs `phase` on `conv` for the entry of `key` on `shelf`, or starts
+  // `conv` where an earlier run left it. True when started from the shelf.
+  bool kept_run(Shelf &shelf, const Entry &key, Conversation &conv, const std::function<void()> &phase,
+                std::vector<std::string> *warnings, const WarningFn &warn);
+  void voice_phase(Conversation &conv, const Prompt &prompt, const PromptPlan &plan, const Entry &key);
 
   const size_t capacity_;
   mutable std::mutex mutex_;
   std::condition_variable settled_;  // an entry was published or dropped
-  std::list<std::shared_ptr<Entry>> entries_;  // most recently used first
-  int64_t hits_ = 0, misses_ = 0;
+  Shelf prompts_, voices_;
 };
 
 }  // namespace personaplex::lm

@@ -110,6 +110,8 @@ class LockstepBatch {
 
   int64_t slots() const { return slots_; }
   int64_t active() const;
+  // The joins' prompts kept (thread-safe).
+  const lm::PromptCache &prompt_cache() const { return server_.prompt_cache(); }
   // Steps run so far and the largest number of rows one of them had.
   int64_t steps() const;
   int64_t widest_step() const;

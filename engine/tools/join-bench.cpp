@@ -3,13 +3,14 @@
 // step at the frame rate, each on a thread of its own (random user codes every
 // frame of its own clock); once they have talked for --warmup-s seconds,
 // --joins more join, one every --join-every-ms, each with a role of its own
-// (text prompts of different lengths) after a voice prompt of random codes,
+// (text prompts of different lengths) after the voice prompt they share,
 // and talk from then on too. All talk until --seconds after the first
 // join. Prints one JSON object:
 //   "gaps_ms": each call's longest wait between two of its results after its
 //   first second (80 ms when every step is on time), over the calls; and the
 //   calls with a wait over 200 ms;
-//   "joins": each join's whole time and its parts (LockstepBatch::JoinTimes).
+//   "joins": each join's whole time and its parts (LockstepBatch::JoinTimes);
+//   "prompt_cache": whole prompts and voice phases taken from the cache.
 // PERSONAPLEX_PREFILL_GIVES_WAY=0 lets the joins' prompts run beside the
 // steps instead of between them, to measure one against the other.
 //
@@ -87,15 +88,19 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-// A role of its own: text tokens of a length that differs from call to call.
+// The service's voice (one for every call, as most of a service's calls
+// share one of a few), then a role of its own: text tokens of a length that
+// differs from call to call.
 lm::Prompt call_prompt(const lm::LmConfig &c, int64_t call, int64_t voice_frames) {
-  std::mt19937_64 rng{uint64_t(1000 + call)};
   lm::Prompt p;
   if (voice_frames > 0) {
+    std::mt19937_64 voice_rng{7};
     at::Tensor codes = at::empty({lm::kAudioCodebooks, voice_frames}, at::kLong);
-    for (int64_t i = 0; i < codes.numel(); ++i) codes.data_ptr<int64_t>()[i] = int64_t(rng() % uint64_t(c.card));
+    for (int64_t i = 0; i < codes.numel(); ++i)
+      codes.data_ptr<int64_t>()[i] = int64_t(voice_rng() % uint64_t(c.card));
     p.voice.codes = codes;
   }
+  std::mt19937_64 rng{uint64_t(1000 + call)};
   const int64_t tokens = 20 + (call * 37) % 80;
   for (int64_t i = 0; i < tokens; ++i) p.text_tokens.push_back(4 + int64_t(rng() % uint64_t(c.text_card - 4)));
   return p;
@@ -223,6 +228,11 @@ int run(const Options &o) {
       {"widest_step", batch.widest_step()},
       {"gaps_ms", bench::summary(gaps)},
       {"calls_with_gap_over_200ms", over_200},
+      {"prompt_cache",
+       {{"hits", batch.prompt_cache().hits()},
+        {"misses", batch.prompt_cache().misses()},
+        {"voice_hits", batch.prompt_cache().voice_hits()},
+        {"voice_misses", batch.prompt_cache().voice_misses()}}},
       {"join",
        {{"ms", bench::summary(join_ms)},
         {"queued_ms", bench::summary(queued)},

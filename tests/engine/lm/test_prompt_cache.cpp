@@ -116,6 +116,56 @@ TEST(PromptCache, DifferentPromptsDoNotShare) {
   EXPECT_FALSE(hit);
   EXPECT_EQ(cache.misses(), 5);
   EXPECT_EQ(cache.hits(), 0);
+  // Their voice phases: b and e (another role, other silences) start from
+  // a's; d's voice and the sampled run's are their own.
+  EXPECT_EQ(cache.voice_misses(), 3);
+  EXPECT_EQ(cache.voice_hits(), 2);
+  EXPECT_EQ(cache.voice_entries(), 3u);
+}
+
+// Calls with roles of their own and one voice: the voice phase runs once,
+// each role on top of it, and every call is the one running its prompts
+// gives, for any seed, with a codes or a stored voice, in either KV format.
+TEST(PromptCache, RolesOfTheirOwnShareTheVoicePhase) {
+  for (const auto &model : {tiny_model(), tiny_model()->with_kv_format(KvFormat::kFp8)}) {
+    const LmConfig &c = model->config();
+    for (const ConversationOptions &o : {test::greedy(), ConversationOptions{}}) {
+      for (const Prompt &voice : {codes_prompt(c, 5, {}), stored_prompt(model, {})}) {
+        SCOPED_TRACE(std::string(o.sampling.greedy ? "greedy" : "sampled") +
+                     (voice.voice.stored.embeddings.defined() ? ", stored voice" : ""));
+        PromptCache cache;
+        const std::vector<std::vector<int64_t>> roles = {{5, 6, 7}, {9}, {}, {4, 4, 4, 4, 4, 4}};
+        for (size_t r = 0; r < roles.size(); ++r) {
+          Prompt p = voice;
+          p.text_tokens = roles[r];
+          bool hit = true;
+          EXPECT_EQ(through(cache, model, p, o, 20 + r, &hit), reference(model, p, o, 20 + r)) << "role " << r;
+          EXPECT_FALSE(hit);
+        }
+        EXPECT_EQ(cache.misses(), int64_t(roles.size()));
+        EXPECT_EQ(cache.voice_misses(), 1);
+        EXPECT_EQ(cache.voice_hits(), int64_t(roles.size()) - 1);
+      }
+    }
+  }
+}
+
+// A voice cut short to fit the context is another voice phase.
+TEST(PromptCache, AVoiceCutShortIsNotTheWholeVoice) {
+  auto model = tiny_model(40);
+  const LmConfig &c = model->config();
+  PromptCache cache;
+  Prompt whole = codes_prompt(c, 12, {4});
+  Prompt cut = whole;
+  cut.silence_steps = 12;  // with the silences over the budget, the voice loses frames
+  ASSERT_LT(plan_prompts(c, cut).voice_frames, plan_prompts(c, whole).voice_frames);
+  bool hit = true;
+  for (const Prompt *p : {&whole, &cut}) {
+    EXPECT_EQ(through(cache, model, *p, test::greedy(), 1, &hit), reference(model, *p, test::greedy(), 1));
+    EXPECT_FALSE(hit);
+  }
+  EXPECT_EQ(cache.voice_misses(), 2);
+  EXPECT_EQ(cache.voice_hits(), 0);
 }
 
 TEST(PromptCache, LeastRecentlyUsedGoesFirst) {

@@ -36,6 +36,10 @@ j = d["join"]
 for part in ["ms", "queued_ms", "prompts_ms", "first_graphs_ms", "step_wait_ms"]:
     assert j[part] is not None and j[part]["min"] >= 0, (part, j)
 assert j["prompts_ms"]["min"] > 0 and j["prompts_ms"]["max"] <= j["ms"]["max"], j
+# Every join has a role of its own and the voice the warm-up ran: no whole
+# prompt is shared, every voice phase is.
+cache = d["prompt_cache"]
+assert cache["hits"] == 0 and cache["voice_misses"] == 1 and cache["voice_hits"] == 2 + 3, cache
 
 d = run(PERSONAPLEX_PREFILL_GIVES_WAY="0")
 assert d["prompts_give_way"] is False and d["failed"] == 0, d
