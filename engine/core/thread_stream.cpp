@@ -31,12 +31,16 @@ class ThreadStreams {
     auto it = streams_.find({device, which});
     if (it == streams_.end()) {
       c10::cuda::CUDAGuard guard(device);
+      int least = 0, priority = 0;  // 0: the default, also the lowest
+      if (high_priority) C10_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &priority));
       cudaStream_t s = nullptr;
-      C10_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+      C10_CUDA_CHECK(cudaStreamCreateWithPriority(&s, cudaStreamNonBlocking, priority));
       it = streams_.emplace(std::make_pair(device, which), s).first;
     }
     return c10::cuda::getStreamFromExternal(it->second, device);
   }
+
+  bool high_priority = false;  // for streams created from now on
 
  private:
   std::map<std::pair<c10::DeviceIndex, int>, cudaStream_t> streams_;
@@ -66,6 +70,8 @@ c10::Event recorded_now(const at::Device &device) {
 }  // namespace
 
 c10::cuda::CUDAStream thread_side_stream(c10::DeviceIndex device) { return streams.get(device, 1); }
+
+void prefer_high_priority_streams() { streams.high_priority = true; }
 
 void on_thread_stream(const at::Device &device, const std::function<void()> &fn) {
   if (!device.is_cuda()) {
@@ -124,6 +130,7 @@ void SideWork::join(const at::Device &device) {
 
 #else
 
+void prefer_high_priority_streams() {}
 void on_thread_stream(const at::Device &, const std::function<void()> &fn) { fn(); }
 void on_thread_stream_and_wait(const at::Device &, const std::function<void()> &fn) { fn(); }
 void on_thread_branches(const at::Device &, int64_t count, const std::function<void(int64_t)> &fn) {

@@ -29,6 +29,13 @@ void on_thread_stream(const at::Device &device, const std::function<void()> &fn)
 // queues on it next (a batch's steps) until this work is done.
 void on_thread_stream_and_wait(const at::Device &device, const std::function<void()> &fn);
 
+// From now on the streams the calling thread creates for itself (its own,
+// side and branch streams) have the device's highest priority: the GPU
+// starts their kernels' blocks before those of other streams waiting for
+// room. For a thread whose work others must not hold up (a batch's steps)
+// beside threads whose work can wait (joins' prompts). Off CUDA a no-op.
+void prefer_high_priority_streams();
+
 #ifdef PERSONAPLEX_HAVE_CUDA_GRAPHS
 // A second stream of the calling thread alone, created as the first is: for
 // work that runs beside the thread's current stream (copies ahead of use).

@@ -65,7 +65,10 @@ LockstepBatch::LockstepBatch(std::shared_ptr<const lm::LmModel> lm, std::shared_
       server_(std::move(lm), slots, options),
       prefill_(std::clamp<int64_t>(slots, 1, kPrefillThreads)) {
   if (mimi) codec_ = std::make_unique<MimiBatch>(std::move(mimi), slots);
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    if (steps_first()) prefer_high_priority_streams();
+    run();
+  });
 }
 
 LockstepBatch::~LockstepBatch() {
@@ -142,6 +145,11 @@ bool LockstepBatch::prefill_and_capture(int64_t slot, const lm::Prompt &prompt, 
 // them (gaps of 200-300 ms under 64 calls that arrive with prompts of
 // their own); so the prompts run between steps, at most a layer beside one.
 // PERSONAPLEX_PREFILL_GIVES_WAY=0: beside the steps (to measure the two).
+// PERSONAPLEX_STEP_PRIORITY=high: the steps run on streams of the highest
+// priority, so that the GPU starts their blocks before those of joins'
+// prompts running beside them (measured against the prompts giving way).
+bool LockstepBatch::steps_first() { return env_choice_is("PERSONAPLEX_STEP_PRIORITY", "high"); }
+
 void LockstepBatch::give_way_to_steps() {
   if (env_choice_is("PERSONAPLEX_PREFILL_GIVES_WAY", "0")) return;
   synchronize_current_stream(device_);
@@ -272,7 +280,12 @@ void LockstepBatch::step_pending(std::map<int64_t, std::shared_ptr<Pending>> &ta
       else
         t.second->error = "the conversation left the batch";
     }
-    step_taken(live);
+    // On the thread's high-priority stream, ordered with the shared default
+    // stream as if run there.
+    if (steps_first())
+      on_thread_stream(device_, [&] { step_taken(live); });
+    else
+      step_taken(live);
   } catch (const std::exception &e) {
     for (auto &t : taken) t.second->error = e.what();
   }

@@ -130,6 +130,7 @@ class LockstepBatch {
     bool done = false;
   };
   void run();
+  static bool steps_first();
   void give_way_to_steps();
   bool prefill_and_capture(int64_t slot, const lm::Prompt &prompt, const lm::WarningFn &warn, bool use_cache,
                            JoinTimes *times = nullptr);

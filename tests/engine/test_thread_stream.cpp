@@ -63,4 +63,35 @@ TEST(ThreadStream, CudaWorkApartHoldsUpNoOtherThread) {
   EXPECT_TRUE(slept.query());
   EXPECT_EQ(x.sum().item<float>(), 12.0f);
 }
+
+// A thread that prefers high-priority streams (a batch's stepping thread)
+// creates its own at the device's highest priority; other threads' stay at
+// the default. Work on it stays ordered with the shared default stream.
+TEST(ThreadStream, CudaHighPriorityStreamsAreTheThreadsOwn) {
+  if (c10::cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  const at::Device cuda(at::kCUDA, 0);
+  int least = 0, greatest = 0;
+  ASSERT_EQ(cudaDeviceGetStreamPriorityRange(&least, &greatest), cudaSuccess);
+  auto priority_on_own_stream = [&](bool high) {
+    int priority = 1;
+    std::thread t([&] {
+      if (high) prefer_high_priority_streams();
+      on_thread_stream(cuda, [&] {
+        EXPECT_EQ(cudaStreamGetPriority(c10::cuda::getCurrentCUDAStream(0).stream(), &priority), cudaSuccess);
+      });
+    });
+    t.join();
+    return priority;
+  };
+  EXPECT_EQ(priority_on_own_stream(true), greatest);
+  EXPECT_EQ(priority_on_own_stream(false), 0);
+  at::Tensor x = at::zeros({1 << 20}, at::TensorOptions(cuda));
+  std::thread t([&] {
+    prefer_high_priority_streams();
+    on_thread_stream(cuda, [&] { x.add_(2.0); });
+    x.mul_(3.0);  // on the default stream: after the add
+  });
+  t.join();
+  EXPECT_EQ(x.sum().item<float>(), float(6 << 20));
+}
 #endif
