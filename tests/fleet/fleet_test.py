@@ -340,11 +340,11 @@ def check_busy_retried(tmp, fixtures, ogg, parse, figures):
     """An instance that filled up since HAProxy's last agent check refuses
     the call HAProxy sends it with 503 before the websocket opens, and
     HAProxy tries the call on another instance: no caller is told busy
-    while an instance has room. Here the agent checks are a minute apart
+    while an instance has room. Here the agent checks are two minutes apart
     and pp0 is filled behind HAProxy's back."""
     os.mkdir(os.path.join(tmp, "stale"))
     fleet = Fleet(os.path.join(tmp, "stale"), fixtures, ["--max-sessions", "2", "--batch"], instances=2,
-                  check_ms=60000)
+                  check_ms=120000)
     try:
         direct = Load(fleet.instance_url("pp0"), ogg, "--sessions", "2", "--seconds", "6")
         wait_for("pp0 full", lambda: fleet.calls("pp0") == 2, 60)
