@@ -138,20 +138,25 @@ bool LockstepBatch::prefill_and_capture(int64_t slot, const lm::Prompt &prompt, 
   return cached;
 }
 
-// Between two layers of a join's prompts (on a prefill worker's own
-// stream): the last layer run on the device, then the step under way, if
-// any, ended. Running both at once, the prompts' large kernels would hold
-// up each of the step's many small ones, and every call's next frame with
-// them (gaps of 200-300 ms under 64 calls that arrive with prompts of
-// their own); so the prompts run between steps, at most a layer beside one.
-// PERSONAPLEX_PREFILL_GIVES_WAY=0: beside the steps (to measure the two).
 // PERSONAPLEX_STEP_PRIORITY=high: the steps run on streams of the highest
 // priority, so that the GPU starts their blocks before those of joins'
 // prompts running beside them (measured against the prompts giving way).
 bool LockstepBatch::steps_first() { return env_choice_is("PERSONAPLEX_STEP_PRIORITY", "high"); }
 
+// On a GPU, running both at once, a join's large kernels would hold up each
+// of a step's many small ones, and every call's next frame with them (gaps
+// of 200-300 ms under 64 calls that arrive with prompts of their own). On a
+// CPU giving way only slows the joiner (the cores are shared either way).
+// PERSONAPLEX_PREFILL_GIVES_WAY=0: beside the steps (to measure the two).
+bool LockstepBatch::prompts_give_way(const at::Device &device) {
+  return device.is_cuda() && !env_choice_is("PERSONAPLEX_PREFILL_GIVES_WAY", "0");
+}
+
+// Between two layers of a join's prompts (on a prefill worker's own
+// stream): the last layer run on the device, then the step under way, if
+// any, ended: the prompts run between steps, at most a layer beside one.
 void LockstepBatch::give_way_to_steps() {
-  if (env_choice_is("PERSONAPLEX_PREFILL_GIVES_WAY", "0")) return;
+  if (!prompts_give_way(device_)) return;
   synchronize_current_stream(device_);
   gate_.give_way();
 }

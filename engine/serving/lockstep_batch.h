@@ -108,6 +108,12 @@ class LockstepBatch {
   // for their capture; true when they are done.
   bool wait_prepared(std::chrono::milliseconds timeout);
 
+  // Whether a join's prompts give way to the steps on `device` (a GPU,
+  // unless PERSONAPLEX_PREFILL_GIVES_WAY=0), and whether the steps run on
+  // high-priority streams (PERSONAPLEX_STEP_PRIORITY=high).
+  static bool prompts_give_way(const at::Device &device);
+  static bool steps_first();
+
   int64_t slots() const { return slots_; }
   int64_t active() const;
   // The joins' prompts kept (thread-safe).
@@ -130,7 +136,6 @@ class LockstepBatch {
     bool done = false;
   };
   void run();
-  static bool steps_first();
   void give_way_to_steps();
   bool prefill_and_capture(int64_t slot, const lm::Prompt &prompt, const lm::WarningFn &warn, bool use_cache,
                            JoinTimes *times = nullptr);

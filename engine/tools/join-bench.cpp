@@ -32,7 +32,6 @@
 
 #include "bench_timing.h"
 #include "core/device.h"
-#include "core/env_choice.h"
 #include "core/error.h"
 #include "lm/kv_format.h"
 #include "lm/prompt.h"
@@ -221,7 +220,8 @@ int run(const Options &o) {
       {"joins", o.joins},
       {"join_every_ms", o.join_every_ms},
       {"seconds", o.seconds},
-      {"prompts_give_way", !env_choice_is("PERSONAPLEX_PREFILL_GIVES_WAY", "0")},
+      {"prompts_give_way", serving::LockstepBatch::prompts_give_way(device)},
+      {"steps_first", serving::LockstepBatch::steps_first()},
       {"failed", failed},
       {"errors", errors},
       {"steps", batch.steps()},

@@ -2,7 +2,7 @@
 """Runs join-bench on the CPU with the fixture LM configuration and checks
 its JSON: every call joined and talked, the calls stepped together (their
 frame grids on the batch's phase), each join's time in its parts, and the
-prompts giving way to the steps unless PERSONAPLEX_PREFILL_GIVES_WAY=0."""
+prompts giving way to the steps only on a GPU (never here)."""
 import json
 import os
 import subprocess
@@ -26,7 +26,7 @@ def run(**env):
 d = run()
 assert d["failed"] == 0 and d["errors"] == [], d
 assert d["talking"] == 2 and d["joins"] == 3, d
-assert d["prompts_give_way"] is True, d
+assert d["prompts_give_way"] is False and d["steps_first"] is False, d
 # All five calls were in one step at the end: they submit together.
 assert d["widest_step"] == 5, d
 assert d["steps"] > 10, d
@@ -41,7 +41,7 @@ assert j["prompts_ms"]["min"] > 0 and j["prompts_ms"]["max"] <= j["ms"]["max"], 
 cache = d["prompt_cache"]
 assert cache["hits"] == 0 and cache["voice_misses"] == 1 and cache["voice_hits"] == 2 + 3, cache
 
-d = run(PERSONAPLEX_PREFILL_GIVES_WAY="0")
-assert d["prompts_give_way"] is False and d["failed"] == 0, d
+d = run(PERSONAPLEX_PREFILL_GIVES_WAY="0", PERSONAPLEX_STEP_PRIORITY="high")
+assert d["prompts_give_way"] is False and d["steps_first"] is True and d["failed"] == 0, d
 assert d["choices"].get("PERSONAPLEX_PREFILL_GIVES_WAY") == "0", d["choices"]
 print("ok")
