@@ -171,34 +171,11 @@ bool PromptCache::run(Conversation &conv, const Prompt &prompt, const WarningFn 
   return kept_run(prompts_, key, conv, phases, &warnings, warn);
 }
 
-size_t PromptCache::entries() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return prompts_.entries.size();
-}
-
-int64_t PromptCache::hits() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return prompts_.hits;
-}
-
-int64_t PromptCache::misses() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return prompts_.misses;
-}
-
-size_t PromptCache::voice_entries() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return voices_.entries.size();
-}
-
-int64_t PromptCache::voice_hits() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return voices_.hits;
-}
-
-int64_t PromptCache::voice_misses() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return voices_.misses;
-}
+size_t PromptCache::entries() const { return locked([&] { return prompts_.entries.size(); }); }
+int64_t PromptCache::hits() const { return locked([&] { return prompts_.hits; }); }
+int64_t PromptCache::misses() const { return locked([&] { return prompts_.misses; }); }
+size_t PromptCache::voice_entries() const { return locked([&] { return voices_.entries.size(); }); }
+int64_t PromptCache::voice_hits() const { return locked([&] { return voices_.hits; }); }
+int64_t PromptCache::voice_misses() const { return locked([&] { return voices_.misses; }); }
 
 }  // namespace personaplex::lm

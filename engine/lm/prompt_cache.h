@@ -60,6 +60,11 @@ class PromptCache {
   };
 
  private:
+  template <class F>
+  auto locked(F read) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return read();
+  }
   std::shared_ptr<Entry> find_or_claim(Shelf &shelf, const Entry &key, bool *claimed);
   void publish(Shelf &shelf, const std::shared_ptr<Entry> &e, std::unique_ptr<PromptState> state,
                std::vector<std::string> warnings);
