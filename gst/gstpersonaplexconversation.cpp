@@ -137,7 +137,9 @@ static bool start_conversation(GstPersonaPlex *self) {
                   "conversation started after %" G_GINT64_FORMAT " prompt steps: voice and text read in %.1f ms, "
                   "warm-up %.1f ms, prompts %.1f ms%s",
                   d->session->prompt_steps(), t.load_ms, t.warm_up_ms, t.prompts_ms,
-                  t.prompts_cached ? " (from the prompt cache)" : "");
+                  t.prompts_cached ? " (from the prompt cache)"
+                  : t.voice_cached ? " (the voice's from the prompt cache)"
+                                   : "");
   if (d->session->batch())
     GST_INFO_OBJECT(self,
                     "batch join: %.1f ms waiting for a prefill worker, %.1f ms prompts, %.1f ms first graphs, "

@@ -156,6 +156,7 @@ void Session::start_in_batch(const lm::ConversationOptions &co) {
   const serving::LockstepBatch::Joined j = batch_->join(prompt_, options_.seed, warn_);
   times_.prompts_ms = ms_since(t);
   times_.prompts_cached = j.prompts_cached;
+  times_.voice_cached = j.voice_cached;
   times_.join = j.times;
   slot_ = j.slot;
   prompt_steps_ = j.prompt_steps;

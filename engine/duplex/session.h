@@ -48,6 +48,7 @@ struct StartTimes {
   double warm_up_ms = 0;  // the first start's warm-up
   double prompts_ms = 0;  // the prompts (with a batch: the join, waits included)
   bool prompts_cached = false;  // the prompts came from the batch's prompt cache
+  bool voice_cached = false;    // or only the voice's did (a role of its own)
   serving::LockstepBatch::JoinTimes join;  // with a batch: the parts of prompts_ms
 };
 

@@ -134,16 +134,17 @@ bool PromptCache::kept_run(Shelf &shelf, const Entry &key, Conversation &conv, c
   return false;
 }
 
-void PromptCache::voice_phase(Conversation &conv, const Prompt &prompt, const PromptPlan &plan, const Entry &key) {
-  if (plan.voice_frames == 0) return;
+bool PromptCache::voice_phase(Conversation &conv, const Prompt &prompt, const PromptPlan &plan, const Entry &key) {
+  if (plan.voice_frames == 0) return false;
   Entry voice = key;
   voice.text.clear();
   voice.silence_steps = 0;
   voice.voice_frames = plan.voice_frames;
-  kept_run(voices_, voice, conv, [&] { run_voice_phase(conv, prompt, plan); }, nullptr, {});
+  return kept_run(voices_, voice, conv, [&] { run_voice_phase(conv, prompt, plan); }, nullptr, {});
 }
 
-bool PromptCache::run(Conversation &conv, const Prompt &prompt, const WarningFn &warn) {
+bool PromptCache::run(Conversation &conv, const Prompt &prompt, const WarningFn &warn, bool *voice_taken) {
+  if (voice_taken) *voice_taken = false;
   if (capacity_ == 0 || conv.options().keep_logits) {
     run_prompts(conv, prompt, warn);
     return false;
@@ -165,7 +166,8 @@ bool PromptCache::run(Conversation &conv, const Prompt &prompt, const WarningFn 
       warnings.push_back(plan.warning);
       if (warn) warn(plan.warning);
     }
-    voice_phase(conv, prompt, plan, key);
+    const bool voice = voice_phase(conv, prompt, plan, key);
+    if (voice_taken) *voice_taken = voice;
     run_role_phase(conv, prompt, plan);
   };
   return kept_run(prompts_, key, conv, phases, &warnings, warn);

@@ -40,8 +40,8 @@ class PromptCache {
   // run_prompts(conv, prompt, warn) on an empty conversation, or the state an
   // earlier run of the same prompt (same model, pinning and sampling mode)
   // left, with the warnings that run gave. Returns true when taken from the
-  // cache.
-  bool run(Conversation &conv, const Prompt &prompt, const WarningFn &warn = {});
+  // cache; `voice_taken` (when given) says whether only the voice phase was.
+  bool run(Conversation &conv, const Prompt &prompt, const WarningFn &warn = {}, bool *voice_taken = nullptr);
 
   // Whole prompts kept, and the runs that started from one or ran it.
   size_t entries() const;
@@ -73,7 +73,7 @@ class PromptCache {
   // `conv` where an earlier run left it. True when started from the shelf.
   bool kept_run(Shelf &shelf, const Entry &key, Conversation &conv, const std::function<void()> &phase,
                 std::vector<std::string> *warnings, const WarningFn &warn);
-  void voice_phase(Conversation &conv, const Prompt &prompt, const PromptPlan &plan, const Entry &key);
+  bool voice_phase(Conversation &conv, const Prompt &prompt, const PromptPlan &plan, const Entry &key);
 
   const size_t capacity_;
   mutable std::mutex mutex_;

@@ -70,7 +70,8 @@ int64_t BatchServer::reserve(uint64_t seed) {
   return slot;
 }
 
-bool BatchServer::prefill(int64_t slot, const Prompt &prompt, const WarningFn &warn, bool use_cache) {
+bool BatchServer::prefill(int64_t slot, const Prompt &prompt, const WarningFn &warn, bool use_cache,
+                          bool *voice_cached) {
   if (slot < 0 || slot >= max_slots() || !reserved_[size_t(slot)])
     throw Error("batch server: slot " + std::to_string(slot) + " is not reserved");
   // On the thread's own stream, beside the steps: neither behind them nor
@@ -78,7 +79,7 @@ bool BatchServer::prefill(int64_t slot, const Prompt &prompt, const WarningFn &w
   bool cached = false;
   Conversation &conv = *slots_[size_t(slot)];
   on_thread_stream_and_wait(model_->device(), [&] {
-    if (use_cache) cached = prompts_.run(conv, prompt, warn);
+    if (use_cache) cached = prompts_.run(conv, prompt, warn, voice_cached);
     else run_prompts(conv, prompt, warn);
   });
   return cached;

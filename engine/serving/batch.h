@@ -79,7 +79,8 @@ class BatchServer {
   // `use_cache` false it runs them whatever the cache holds (a warm-up).
   // It returns once they have run on the device, queuing no wait on the
   // caller's stream (other threads' steps go on meanwhile).
-  bool prefill(int64_t slot, const Prompt &prompt, const WarningFn &warn = {}, bool use_cache = true);
+  bool prefill(int64_t slot, const Prompt &prompt, const WarningFn &warn = {}, bool use_cache = true,
+               bool *voice_cached = nullptr);
   void activate(int64_t slot);
   void release(int64_t slot);
   // The captures a reserved, prefilled slot's first steps need (the width

@@ -92,7 +92,7 @@ LockstepBatch::Joined LockstepBatch::join(const lm::Prompt &prompt, uint64_t see
   try {
     prefill_.run([&] {
       j.times.queued_ms = ms_since(queued);
-      j.prompts_cached = prefill_and_capture(j.slot, prompt, warn, true, &j.times);
+      prefill_and_capture(prompt, warn, j);
     });
   } catch (...) {
     std::lock_guard<std::mutex> server(server_mutex_);
@@ -117,25 +117,22 @@ LockstepBatch::Joined LockstepBatch::join(const lm::Prompt &prompt, uint64_t see
 // On a prefill worker: the prompts, then the graphs of the join's first
 // steps (a join's new width or span costs the joiner, not a step of
 // everyone).
-bool LockstepBatch::prefill_and_capture(int64_t slot, const lm::Prompt &prompt, const lm::WarningFn &warn,
-                                        bool use_cache, JoinTimes *times) {
+void LockstepBatch::prefill_and_capture(const lm::Prompt &prompt, const lm::WarningFn &warn, Joined &j) {
   at::NoGradGuard no_grad;
   auto t = std::chrono::steady_clock::now();
-  bool cached = false;
   {
     YieldTo yield([this] { give_way_to_steps(); });
-    cached = server_.prefill(slot, prompt, warn, use_cache);
+    j.prompts_cached = server_.prefill(j.slot, prompt, warn, true, &j.voice_cached);
   }
-  if (times) times->prompts_ms = ms_since(t);
+  j.times.prompts_ms = ms_since(t);
   t = std::chrono::steady_clock::now();
   std::vector<BatchServer::Capture> captures;
   {
     std::lock_guard<std::mutex> server(server_mutex_);
-    captures = server_.join_captures(slot);
+    captures = server_.join_captures(j.slot);
   }
   server_.capture_ahead(captures);
-  if (times) times->capture_ms = ms_since(t);
-  return cached;
+  j.times.capture_ms = ms_since(t);
 }
 
 // PERSONAPLEX_STEP_PRIORITY=high: the steps run on streams of the highest

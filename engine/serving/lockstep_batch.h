@@ -72,6 +72,7 @@ class LockstepBatch {
     int64_t slot = -1;
     int64_t prompt_steps = 0;     // LM steps the prompts took
     bool prompts_cached = false;  // started where an earlier join's same prompts left off
+    bool voice_cached = false;    // or ran its role where an earlier one's same voice left off
     JoinTimes times;
   };
   // Takes a free slot and runs the prompt there (the slot's codec streams
@@ -137,8 +138,8 @@ class LockstepBatch {
   };
   void run();
   void give_way_to_steps();
-  bool prefill_and_capture(int64_t slot, const lm::Prompt &prompt, const lm::WarningFn &warn, bool use_cache,
-                           JoinTimes *times = nullptr);
+  // Fills j's prompts_cached, voice_cached and times.
+  void prefill_and_capture(const lm::Prompt &prompt, const lm::WarningFn &warn, Joined &j);
   bool ready_locked(std::chrono::steady_clock::time_point first) const;
   void step_pending(std::map<int64_t, std::shared_ptr<Pending>> &taken);
   void step_taken(std::map<int64_t, std::shared_ptr<Pending>> &taken);

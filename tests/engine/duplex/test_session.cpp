@@ -282,10 +282,15 @@ TEST(BatchedSession, StartTimesSayWhereTheJoinWent) {
   PERSONAPLEX_REQUIRE_FIXTURES();
   Io io = fixture_io();
   auto model = fixture_model();
-  Session a(model, batched(fixture_options(io), 2)), b(model, batched(fixture_options(io), 2));
+  SessionOptions other_role = fixture_options(io);
+  other_role.prompt += " You like to talk about football.";
+  Session a(model, batched(fixture_options(io), 3)), b(model, batched(fixture_options(io), 3)),
+      c(model, batched(other_role, 3));
   a.start();
   b.start();
-  for (const Session *s : {&a, &b}) {
+  c.start();
+  ASSERT_EQ(a.batch(), c.batch());
+  for (const Session *s : {&a, &b, &c}) {
     const StartTimes &t = s->start_times();
     const auto &j = t.join;
     EXPECT_GT(j.prompts_ms, 0.0);
@@ -294,6 +299,10 @@ TEST(BatchedSession, StartTimesSayWhereTheJoinWent) {
   }
   EXPECT_FALSE(a.start_times().prompts_cached);
   EXPECT_TRUE(b.start_times().prompts_cached);
+  // A role of its own: only the voice's phase came from the cache.
+  EXPECT_FALSE(c.start_times().prompts_cached);
+  EXPECT_TRUE(c.start_times().voice_cached);
+  EXPECT_FALSE(b.start_times().voice_cached);
 }
 
 TEST(BatchedSession, SameOptionsStepTogether) {
