@@ -234,3 +234,29 @@ TEST(PromptCache, ConcurrentCallersRunAPromptOnce) {
   for (int i = 0; i < kCallers; ++i)
     EXPECT_EQ(got[size_t(i)], reference(model, p, ConversationOptions{}, uint64_t(100 + i))) << "caller " << i;
 }
+
+// Calls with roles of their own and one voice, at once: one runs the voice
+// phase, the others wait for it and run their roles on top.
+TEST(PromptCache, ConcurrentRolesRunTheirVoiceOnce) {
+  auto model = tiny_model();
+  const Prompt voice = codes_prompt(model->config(), 6, {});
+  PromptCache cache;
+  constexpr int kCallers = 6;
+  std::vector<Prompt> prompts(kCallers, voice);
+  for (int i = 0; i < kCallers; ++i) prompts[size_t(i)].text_tokens.assign(size_t(1 + i), 3 + i);
+  std::vector<std::vector<std::vector<int64_t>>> got(kCallers);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kCallers; ++i)
+    threads.emplace_back([&, i] {
+      bool hit = true;
+      got[size_t(i)] = through(cache, model, prompts[size_t(i)], ConversationOptions{}, uint64_t(200 + i), &hit);
+      EXPECT_FALSE(hit);
+    });
+  for (auto &t : threads) t.join();
+  EXPECT_EQ(cache.misses(), kCallers);
+  EXPECT_EQ(cache.voice_misses(), 1);
+  EXPECT_EQ(cache.voice_hits(), kCallers - 1);
+  for (int i = 0; i < kCallers; ++i)
+    EXPECT_EQ(got[size_t(i)], reference(model, prompts[size_t(i)], ConversationOptions{}, uint64_t(200 + i)))
+        << "caller " << i;
+}
