@@ -105,6 +105,18 @@ static bool session_options(GstPersonaPlex *self, personaplex::duplex::SessionOp
   return true;
 }
 
+// The conversation's start for applications (a server's metrics): how long
+// its prompts took and what the batch's prompt cache gave it.
+static void post_started(GstPersonaPlex *self, int64_t prompt_steps, const personaplex::duplex::StartTimes &t) {
+  const char *cache = t.prompts_cached ? "prompts" : t.voice_cached ? "voice" : "none";
+  gst_element_post_message(
+      GST_ELEMENT(self),
+      gst_message_new_element(GST_OBJECT(self), gst_structure_new("personaplex-started", "prompt-steps", G_TYPE_INT64,
+                                                                  gint64(prompt_steps), "prompts-ms", G_TYPE_DOUBLE,
+                                                                  t.prompts_ms, "from-cache", G_TYPE_STRING, cache,
+                                                                  nullptr)));
+}
+
 // Runs the prompts of the current settings; posts the error on failure.
 static bool start_conversation(GstPersonaPlex *self) {
   Duplex *d = self->duplex;
@@ -145,8 +157,10 @@ static bool start_conversation(GstPersonaPlex *self) {
                     "batch join: %.1f ms waiting for a prefill worker, %.1f ms prompts, %.1f ms first graphs, "
                     "%.1f ms waiting for the running step",
                     t.join.queued_ms, t.join.prompts_ms, t.join.capture_ms, t.join.activate_ms);
+  post_started(self, d->session->prompt_steps(), t);
   return true;
 }
+
 
 static void warn_from_engine(GstPersonaPlex *self, const std::string &message) {
   GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS, ("%s", message.c_str()), (nullptr));

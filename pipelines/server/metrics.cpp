@@ -84,8 +84,14 @@ Metrics::Metrics()
       step_time_({0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.16, 0.32}),
       batch_size_({1, 2, 4, 8, 16, 32, 64}) {}
 
+void Metrics::element_message(const std::string &call_id, const GstStructure *s) {
+  if (gst_structure_has_name(s, "personaplex-stats")) step_stats(call_id, s);
+  if (!gst_structure_has_name(s, "personaplex-started")) return;
+  const char *from = gst_structure_get_string(s, "from-cache");
+  if (from) ++prompts_[from];
+}
+
 void Metrics::step_stats(const std::string &call_id, const GstStructure *s) {
-  if (!gst_structure_has_name(s, "personaplex-stats")) return;
   CallCounters now{uint_field(s, "frames-processed"), uint_field(s, "frames-late"), uint_field(s, "frames-skipped")};
   CallCounters &seen = last_stats_[call_id];
   // The element counts since the call's start; take what is new.
@@ -116,6 +122,9 @@ std::string Metrics::render(const Now &now) const {
   labelled_counter<int>(out, "personaplex_calls_ended_total", "Calls ended, by websocket close code", "code", ended_,
                         {});
   out << handshake_.render("personaplex_handshake_seconds", "From a call's start to the end of its prompts");
+  labelled_counter<std::string>(out, "personaplex_prompts_total",
+                                "Calls' prompts run, by what the prompt cache gave (prompts, voice: its phase, none)",
+                                "from_cache", prompts_, {"prompts", "voice", "none"});
   out << step_time_.render("personaplex_frame_seconds", "Model step time per 80 ms frame (per-second means)");
   out << batch_size_.render("personaplex_batch_size", "Calls stepped together in a frame, sampled once a second");
   header(out, "personaplex_frames_total", "counter", "Frames the model stepped");

@@ -1,6 +1,7 @@
 // The server's Prometheus metrics (GET /metrics): calls active, started,
 // refused and ended; handshake (prompt) time; the personaplex element's step
-// time, late and skipped frames; batch sizes; GPU memory. Everything is
+// time, late and skipped frames, what the prompt cache gave the calls; batch
+// sizes; GPU memory. Everything is
 // counted in the main thread, so a scrape reads plain numbers and never
 // waits on a call.
 #pragma once
@@ -43,8 +44,9 @@ class Metrics {
   void handshake(double seconds) { handshake_.observe(seconds); }
   // Calls that stepped together in one frame, once per second of calls.
   void batch(int calls) { batch_size_.observe(calls); }
-  // A personaplex-stats element message of call `call_id`.
-  void step_stats(const std::string &call_id, const GstStructure *stats);
+  // A personaplex element message of call `call_id` (personaplex-stats,
+  // personaplex-started; others are ignored).
+  void element_message(const std::string &call_id, const GstStructure *s);
   void call_gone(const std::string &call_id) { last_stats_.erase(call_id); }
 
   struct Now {
@@ -59,7 +61,8 @@ class Metrics {
   struct CallCounters {
     guint64 processed = 0, late = 0, skipped = 0;
   };
-  std::map<std::string, guint64> started_, refused_;
+  void step_stats(const std::string &call_id, const GstStructure *stats);
+  std::map<std::string, guint64> started_, refused_, prompts_;
   std::map<int, guint64> ended_;
   Histogram handshake_, step_time_, batch_size_;
   guint64 frames_ = 0, late_ = 0, skipped_ = 0;

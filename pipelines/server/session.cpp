@@ -186,7 +186,7 @@ gboolean Session::bus_cb(GstBus *, GstMessage *message, gpointer data) {
       break;
     case GST_MESSAGE_ELEMENT:
       if (const GstStructure *s = gst_message_get_structure(message))
-        self->server_->metrics().step_stats(self->id_, s);
+        self->server_->metrics().element_message(self->id_, s);
       self->on_element_message(message);
       break;
     default:

@@ -230,6 +230,8 @@ def check_capacity(fleet, ogg, parse, figures):
         assert value(m, "personaplex_calls_refused_total", reason="busy") == (1 if name == "pp0" else 0), (name, m)
         assert value(m, "personaplex_calls_ended_total", code="1000") == 2, (name, m)
         assert value(m, "personaplex_handshake_seconds_count") == 2
+        # Each call's prompts: run, or (some of) them from the prompt cache.
+        assert sum(value(m, "personaplex_prompts_total", from_cache=f) for f in ("prompts", "voice", "none")) == 2, m
         assert value(m, "personaplex_handshake_seconds_bucket", le="+Inf") == 2
         assert value(m, "personaplex_batch_size_count") > 0
         # 2 calls of 4 s: about 100 frames of 80 ms.

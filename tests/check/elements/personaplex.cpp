@@ -305,6 +305,15 @@ GST_START_TEST(test_stats_messages) {
   GstElement *element = make_element(bus);
   GstHarness *h = harness(element);
   converse(h);
+  // The start: its prompts run here (no batch, no prompt cache).
+  GstStructure *started = pop_element_message(bus, "personaplex-started");
+  fail_unless(started != nullptr, "no started message");
+  gint64 prompt_steps = 0;
+  gdouble prompts_ms = -1;
+  fail_unless(gst_structure_get_int64(started, "prompt-steps", &prompt_steps) && prompt_steps > 0);
+  fail_unless(gst_structure_get_double(started, "prompts-ms", &prompts_ms) && prompts_ms > 0);
+  fail_unless_equals_string(gst_structure_get_string(started, "from-cache"), "none");
+  gst_structure_free(started);
   GstStructure *last = nullptr;
   while (GstStructure *s = pop_element_message(bus, "personaplex-stats")) {
     if (last) gst_structure_free(last);

@@ -316,7 +316,8 @@ GST_END_TEST;
 // frame grid of its clock.
 GST_START_TEST(test_live_batched_elements) {
   const Fixture &f = fixture();
-  GstElement *a = make_element(), *b = make_element();
+  GstBus *bus_b = gst_bus_new();
+  GstElement *a = make_element(), *b = make_element(bus_b);
   g_object_set(a, "batch-size", 2u, nullptr);
   g_object_set(b, "batch-size", 2u, nullptr);
   GstHarness *ha = harness(a, true), *hb = harness(b, true);
@@ -334,10 +335,16 @@ GST_START_TEST(test_live_batched_elements) {
   }
   fail_unless(max_diff(out_a, frames_of(f.out_pcm, 0, 12)) < 1e-4);
   fail_unless(max_diff(out_b, frames_of(f.out_pcm, 0, 12)) < 1e-4);
+  // The second element's prompts are the first's: the batch's cache gave them.
+  GstStructure *started = pop_element_message(bus_b, "personaplex-started");
+  fail_unless(started != nullptr, "no started message");
+  fail_unless_equals_string(gst_structure_get_string(started, "from-cache"), "prompts");
+  gst_structure_free(started);
   gst_harness_teardown(ha);
   gst_harness_teardown(hb);
   gst_object_unref(a);
   gst_object_unref(b);
+  release_bus(bus_b);
 }
 GST_END_TEST;
 
