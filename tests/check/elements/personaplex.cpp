@@ -800,4 +800,6 @@ static Suite *personaplex_suite() {
   return s;
 }
 
-int main(int argc, char **argv) { return run_with_fixtures(argc, argv, personaplex_suite, "personaplex", __FILE__); }
+int main(int argc, char **argv) {
+  return run_with_fixtures(argc, argv, personaplex_suite, "personaplex", __FILE__);
+}

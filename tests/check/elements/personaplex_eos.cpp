@@ -98,4 +98,6 @@ static Suite *personaplex_eos_suite() {
   return s;
 }
 
-int main(int argc, char **argv) { return run_with_fixtures(argc, argv, personaplex_eos_suite, "personaplex_eos", __FILE__); }
+int main(int argc, char **argv) {
+  return run_with_fixtures(argc, argv, personaplex_eos_suite, "personaplex_eos", __FILE__);
+}

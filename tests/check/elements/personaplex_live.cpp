@@ -365,4 +365,6 @@ static Suite *personaplex_live_suite() {
   return s;
 }
 
-int main(int argc, char **argv) { return run_with_fixtures(argc, argv, personaplex_live_suite, "personaplex_live", __FILE__); }
+int main(int argc, char **argv) {
+  return run_with_fixtures(argc, argv, personaplex_live_suite, "personaplex_live", __FILE__);
+}

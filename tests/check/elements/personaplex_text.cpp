@@ -199,4 +199,6 @@ static Suite *personaplex_text_suite() {
   return s;
 }
 
-int main(int argc, char **argv) { return run_with_fixtures(argc, argv, personaplex_text_suite, "personaplex_text", __FILE__); }
+int main(int argc, char **argv) {
+  return run_with_fixtures(argc, argv, personaplex_text_suite, "personaplex_text", __FILE__);
+}
