@@ -61,12 +61,14 @@ LockstepBatch::LockstepBatch(std::shared_ptr<const lm::LmModel> lm, std::shared_
       gather_(gather),
       config_(lm->config()),
       device_(lm->device()),
+      steps_first_(steps_first()),
+      prompts_give_way_(prompts_give_way(device_)),
       member_(size_t(std::max<int64_t>(slots, 0)), false),
       server_(std::move(lm), slots, options),
       prefill_(std::clamp<int64_t>(slots, 1, kPrefillThreads)) {
   if (mimi) codec_ = std::make_unique<MimiBatch>(std::move(mimi), slots);
   thread_ = std::thread([this] {
-    if (steps_first()) prefer_high_priority_streams();
+    if (steps_first_) prefer_high_priority_streams();
     run();
   });
 }
@@ -153,7 +155,7 @@ bool LockstepBatch::prompts_give_way(const at::Device &device) {
 // stream): the last layer run on the device, then the step under way, if
 // any, ended: the prompts run between steps, at most a layer beside one.
 void LockstepBatch::give_way_to_steps() {
-  if (!prompts_give_way(device_)) return;
+  if (!prompts_give_way_) return;
   synchronize_current_stream(device_);
   gate_.give_way();
 }
@@ -284,7 +286,7 @@ void LockstepBatch::step_pending(std::map<int64_t, std::shared_ptr<Pending>> &ta
     }
     // On the thread's high-priority stream, ordered with the shared default
     // stream as if run there.
-    if (steps_first())
+    if (steps_first_)
       on_thread_stream(device_, [&] { step_taken(live); });
     else
       step_taken(live);

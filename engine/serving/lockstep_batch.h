@@ -149,6 +149,8 @@ class LockstepBatch {
   const std::chrono::microseconds gather_;
   const lm::LmConfig config_;
   const at::Device device_;
+  // The choices above, read once (not at every step or layer).
+  const bool steps_first_, prompts_give_way_;
   mutable std::mutex mutex_;  // guards what follows but the server
   std::condition_variable wake_;  // the batch thread: submissions, stop
   std::condition_variable done_;  // the sessions: their step ran

@@ -32,7 +32,6 @@
 
 #include "bench_timing.h"
 #include "core/device.h"
-#include "core/error.h"
 #include "lm/kv_format.h"
 #include "lm/prompt.h"
 #include "lm/random_weights.h"
@@ -74,12 +73,10 @@ Options parse(int argc, char **argv) {
   o.warmup_s = cl.number("warmup-s", o.warmup_s);
   o.voice_frames = cl.count("voice-frames", o.voice_frames);
   if (o.seconds <= 0 || o.warmup_s < 0) cl.fail("--seconds must be positive, --warmup-s not negative");
-  try {
+  cl.check([&] {
     nn::parse_weight_format(o.weight_format);
     lm::parse_kv_format(o.kv_cache);
-  } catch (const Error &e) {
-    cl.fail(e.what());
-  }
+  });
   return o;
 }
 

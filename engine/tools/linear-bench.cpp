@@ -65,13 +65,7 @@ Options parse(int argc, char **argv) {
   o.config = cl.get("config");
   o.rows = cl.positive_list("rows", o.rows);
   if (cl.has("weights")) o.weights = split_list(cl.get("weights"));
-  for (const std::string &w : o.weights) {
-    try {
-      nn::parse_weight_format(w);
-    } catch (const Error &e) {
-      cl.fail(std::string("--weights: ") + e.what());
-    }
-  }
+  for (const std::string &w : o.weights) cl.check([&] { nn::parse_weight_format(w); }, "--weights: ");
   o.cycle_mib = cl.positive("cycle-mib", o.cycle_mib);
   o.repeats = cl.positive("repeats", o.repeats);
   return o;

@@ -113,17 +113,11 @@ Options parse(int argc, char **argv) {
   o.context = cl.count("context", o.context);
   o.offload_layers = cl.count("offload-layers", o.offload_layers);
   o.batch = cl.positive_list("batch", {});
-  try {
+  cl.check([&] {
     nn::parse_weight_format(o.weight_format);
     lm::parse_kv_format(o.kv_cache);
-  } catch (const Error &e) {
-    cl.fail(e.what());
-  }
-  try {
-    parse_dtype(o.mimi_dtype);
-  } catch (const Error &e) {
-    cl.fail(std::string("--mimi-dtype: ") + e.what());
-  }
+  });
+  cl.check([&] { parse_dtype(o.mimi_dtype); }, "--mimi-dtype: ");
   if (!o.weights_path.empty() && !o.lm_weights.empty())
     cl.fail("--write-random-weights and --lm-weights exclude each other");
   if (o.offload_layers > 0 && o.weights_path.empty() && o.lm_weights.empty())

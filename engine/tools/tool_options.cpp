@@ -49,6 +49,14 @@ void CommandLine::fail(const std::string &why) const {
   std::exit(2);
 }
 
+void CommandLine::check(const std::function<void()> &parse, const std::string &prefix) const {
+  try {
+    parse();
+  } catch (const std::exception &e) {
+    fail(prefix + e.what());
+  }
+}
+
 std::string CommandLine::get(const std::string &name, const std::string &fallback) const {
   auto it = values_.find(name);
   return it == values_.end() ? fallback : it->second;

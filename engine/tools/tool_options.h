@@ -29,6 +29,9 @@ class CommandLine {
 
   // "PROGRAM: why" and the usage on stderr, then exit status 2.
   [[noreturn]] void fail(const std::string &why) const;
+  // Runs `parse` (the engine's parsing of option values); what it throws is
+  // a usage error, `prefix` and its message.
+  void check(const std::function<void()> &parse, const std::string &prefix = "") const;
 
   bool has(const std::string &name) const { return values_.count(name) > 0; }
   bool flag(const std::string &name) const { return switches_.count(name) > 0; }
