@@ -9,12 +9,13 @@
 #include <string>
 
 #include "conversation.h"
+#include "scratch.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const ppserver::Config config = [] {
     ppserver::Config c;
     gchar *dir = g_dir_make_tmp("fuzz-voices-XXXXXX", nullptr);
-    c.voices_dir = dir ? dir : "";
+    c.voices_dir = dir ? fuzz::remove_at_exit(dir) : "";
     g_free(dir);
     return c;
   }();

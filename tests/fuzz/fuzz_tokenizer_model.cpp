@@ -11,6 +11,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "scratch.h"
 #include "text/tokenizer.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -19,7 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const int fd = mkstemp(name);
     if (fd < 0) std::abort();
     close(fd);
-    return std::string(name);
+    return fuzz::remove_at_exit(name);
   }();
   FILE *f = std::fopen(path.c_str(), "wb");
   if (!f) std::abort();

@@ -1,9 +1,11 @@
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 #include "io/safetensors.h"
@@ -235,11 +237,19 @@ GstStructure *pop_element_message(GstBus *bus, const char *name, GstClockTime ti
 }
 
 std::string scratch_dir() {
+  // Made by whichever process first asks (a forked test, or the runner), and
+  // removed when that process exits; a forked child leaves its parent's alone.
   static std::string dir;
+  static pid_t owner;
   if (dir.empty()) {
     gchar *made = g_dir_make_tmp("personaplex-check-XXXXXX", nullptr);
     dir = made;
     g_free(made);
+    owner = getpid();
+    std::atexit([] {
+      std::error_code ignored;
+      if (getpid() == owner) std::filesystem::remove_all(dir, ignored);
+    });
   }
   return dir;
 }
