@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/thread_stream.h"
 #include "core/yield_point.h"
+#include "serving/prompt_lengths.h"
 
 namespace personaplex::serving {
 
@@ -147,6 +148,10 @@ bool LockstepBatch::steps_first() { return env_choice_is("PERSONAPLEX_STEP_PRIOR
 // of 200-300 ms under 64 calls that arrive with prompts of their own). On a
 // CPU giving way only slows the joiner (the cores are shared either way).
 // PERSONAPLEX_PREFILL_GIVES_WAY=0: beside the steps (to measure the two).
+bool LockstepBatch::warms_prompt_lengths(const at::Device &device) {
+  return device.is_cuda() && env_choice_is("PERSONAPLEX_WARM_PROMPT_LENGTHS", "1");
+}
+
 bool LockstepBatch::prompts_give_way(const at::Device &device) {
   return device.is_cuda() && !env_choice_is("PERSONAPLEX_PREFILL_GIVES_WAY", "0");
 }
@@ -161,23 +166,33 @@ void LockstepBatch::give_way_to_steps() {
 }
 
 void LockstepBatch::warm_prefill(const lm::Prompt &prompt, uint64_t seed) {
+  const std::vector<lm::Prompt> lengths =
+      warms_prompt_lengths(device_) ? role_length_prompts(prompt, config_) : std::vector<lm::Prompt>{};
   prefill_.run_on_each([&](int64_t worker) {
     at::NoGradGuard no_grad;
-    int64_t slot;
-    {
-      std::lock_guard<std::mutex> server(server_mutex_);
-      slot = server_.reserve(seed);
-    }
-    try {
-      server_.prefill(slot, prompt, {}, worker == 0);
-    } catch (...) {
-      std::lock_guard<std::mutex> server(server_mutex_);
-      server_.release(slot);
-      throw;
-    }
+    // The session's prompts first (worker 0's seed the prompt cache), then
+    // this worker's share of the role lengths, past the cache.
+    prefill_in_scratch_slot(prompt, seed, worker == 0);
+    for (size_t i = size_t(worker); i < lengths.size(); i += size_t(prefill_.threads()))
+      prefill_in_scratch_slot(lengths[i], seed, false);
+  });
+}
+
+void LockstepBatch::prefill_in_scratch_slot(const lm::Prompt &prompt, uint64_t seed, bool use_cache) {
+  int64_t slot;
+  {
+    std::lock_guard<std::mutex> server(server_mutex_);
+    slot = server_.reserve(seed);
+  }
+  try {
+    server_.prefill(slot, prompt, {}, use_cache);
+  } catch (...) {
     std::lock_guard<std::mutex> server(server_mutex_);
     server_.release(slot);
-  });
+    throw;
+  }
+  std::lock_guard<std::mutex> server(server_mutex_);
+  server_.release(slot);
 }
 
 void LockstepBatch::leave(int64_t slot) {

@@ -102,7 +102,8 @@ class LockstepBatch {
   void warm_up_once(const std::function<void()> &warm_up);
   // Runs `prompt` once on every prefill worker (a warm-up: their first
   // prompts cost many times their later ones); the first run seeds the
-  // prompt cache.
+  // prompt cache. With PERSONAPLEX_WARM_PROMPT_LENGTHS=1 on a GPU, the
+  // workers then share out roles of every warmed length (prompt_lengths.h).
   void warm_prefill(const lm::Prompt &prompt, uint64_t seed);
   // After a warm-up: waits (at most `timeout`) for the graphs its steps
   // asked for ahead (every batch width at its span), so that no call pays
@@ -114,6 +115,9 @@ class LockstepBatch {
   // high-priority streams (PERSONAPLEX_STEP_PRIORITY=high).
   static bool prompts_give_way(const at::Device &device);
   static bool steps_first();
+  // Whether warm_prefill() runs the role lengths (a GPU, with
+  // PERSONAPLEX_WARM_PROMPT_LENGTHS=1).
+  static bool warms_prompt_lengths(const at::Device &device);
 
   int64_t slots() const { return slots_; }
   int64_t active() const;
@@ -139,6 +143,8 @@ class LockstepBatch {
   void run();
   void give_way_to_steps();
   // Fills j's prompts_cached, voice_cached and times.
+  // Runs `prompt` in a slot reserved for it, then frees the slot.
+  void prefill_in_scratch_slot(const lm::Prompt &prompt, uint64_t seed, bool use_cache);
   void prefill_and_capture(const lm::Prompt &prompt, const lm::WarningFn &warn, Joined &j);
   bool ready_locked(std::chrono::steady_clock::time_point first) const;
   void step_pending(std::map<int64_t, std::shared_ptr<Pending>> &taken);

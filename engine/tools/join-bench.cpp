@@ -12,7 +12,9 @@
 //   "joins": each join's whole time and its parts (LockstepBatch::JoinTimes);
 //   "prompt_cache": whole prompts and voice phases taken from the cache.
 // PERSONAPLEX_PREFILL_GIVES_WAY=0 lets the joins' prompts run beside the
-// steps instead of between them, to measure one against the other.
+// steps instead of between them, to measure one against the other;
+// "warm_prefill_ms" is the warm-up's prompts (PERSONAPLEX_WARM_PROMPT_LENGTHS=1:
+// with every role length, lockstep_batch.h).
 //
 //   join-bench [--device cpu|cuda[:N]] [--dtype D] [--lm-config FILE]
 //       [--weights bf16|int8|fp8] [--kv-cache auto|fp8] [--talking N] [--joins N]
@@ -169,7 +171,9 @@ int run(const Options &o) {
   serving::LockstepBatch batch(model, nullptr, calls, lm::ConversationOptions{});
   // Kernels loaded and graphs captured as a server's warm-up does, before
   // anyone talks.
+  const auto warm_from = Clock::now();
   batch.warm_prefill(call_prompt(c, calls, o.voice_frames), 0);  // a role no call has
+  const double warm_prefill_ms = std::chrono::duration<double, std::milli>(Clock::now() - warm_from).count();
 
   std::vector<Call> all{size_t(calls)};
   const auto start = Clock::now() + std::chrono::milliseconds(100);
@@ -219,6 +223,8 @@ int run(const Options &o) {
       {"seconds", o.seconds},
       {"prompts_give_way", serving::LockstepBatch::prompts_give_way(device)},
       {"steps_first", serving::LockstepBatch::steps_first()},
+      {"warms_prompt_lengths", serving::LockstepBatch::warms_prompt_lengths(device)},
+      {"warm_prefill_ms", warm_prefill_ms},
       {"failed", failed},
       {"errors", errors},
       {"steps", batch.steps()},
