@@ -91,10 +91,13 @@ void log_capture(const char *how, const std::vector<int64_t> &key, double ms, co
   if (!log_captures()) return;
   std::string k;
   for (int64_t v : key) k += (k.empty() ? "" : ",") + std::to_string(v);
+  // Ended at, on the monotonic clock (as the batch's step log).
+  const double at = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
   if (error)
-    std::fprintf(stderr, "graph capture [%s] (%s) failed after %.1f ms: %s\n", k.c_str(), how, ms, error);
+    std::fprintf(stderr, "graph capture [%s] (%s) failed after %.1f ms at %.3f s: %s\n", k.c_str(), how, ms, at,
+                 error);
   else
-    std::fprintf(stderr, "graph capture [%s] (%s) in %.1f ms, %zu kernels\n", k.c_str(), how, ms,
+    std::fprintf(stderr, "graph capture [%s] (%s) in %.1f ms at %.3f s, %zu kernels\n", k.c_str(), how, ms, at,
                  captured_kernels);
 }
 

@@ -111,6 +111,7 @@ LockstepBatch::Joined LockstepBatch::join(const lm::Prompt &prompt, uint64_t see
 
     if (codec_) codec_->restart(j.slot);
   }
+  log_.join(j.slot, j.times.prompts_ms, j.times.capture_ms);
   std::lock_guard<std::mutex> lock(mutex_);
   member_[size_t(j.slot)] = true;
   ++joined_;
@@ -268,9 +269,11 @@ void LockstepBatch::run() {
     taken.swap(pending_);
     first_pending_.reset();
     lock.unlock();
+    const auto began = std::chrono::steady_clock::now();
     gate_.begin_step();
     step_pending(taken);
     gate_.end_step();
+    log_.step(first, began, std::chrono::steady_clock::now(), taken.size());
     lock.lock();
     ++steps_;
     widest_ = std::max(widest_, int64_t(taken.size()));

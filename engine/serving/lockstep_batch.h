@@ -39,6 +39,7 @@
 #include "serving/mimi_batch.h"
 #include "serving/prefill_workers.h"
 #include "serving/step_gate.h"
+#include "serving/step_log.h"
 #include "lm/conversation.h"
 #include "lm/prompt.h"
 
@@ -142,9 +143,9 @@ class LockstepBatch {
   };
   void run();
   void give_way_to_steps();
-  // Fills j's prompts_cached, voice_cached and times.
   // Runs `prompt` in a slot reserved for it, then frees the slot.
   void prefill_in_scratch_slot(const lm::Prompt &prompt, uint64_t seed, bool use_cache);
+  // Fills j's prompts_cached, voice_cached and times.
   void prefill_and_capture(const lm::Prompt &prompt, const lm::WarningFn &warn, Joined &j);
   bool ready_locked(std::chrono::steady_clock::time_point first) const;
   void step_pending(std::map<int64_t, std::shared_ptr<Pending>> &taken);
@@ -170,6 +171,7 @@ class LockstepBatch {
   std::mutex warm_mutex_;  // held across a warm-up
   bool warmed_ = false;
   StepGate gate_;             // joins' prompts give way to the steps
+  StepLog log_;               // the batch thread's (PERSONAPLEX_STALL_LOG=1)
   std::mutex server_mutex_;  // held across a step, a join, a leave
   BatchServer server_;
   std::unique_ptr<MimiBatch> codec_;  // null without a codec

@@ -30,7 +30,12 @@ max_gap_after_1s_at_s: when, in seconds after the first page),
 text_pieces, and error / close when the server ended the call ("connection
 lost", with lost_after_s, when the connection closed without a websocket
 close). The summary adds stalls: gaps over 200 ms that several calls had
-at once (the server stalled, not one connection), the most calls first.
+at once (the server stalled, not one connection), the most calls first;
+late_together: the same of pages over half a frame late (a step late or
+skipped for every call then talking); client_loop_lag_ms_max and
+client_loop_lags (on the run's clock): how late this client's own event
+loop woke, since a page it reads late looks like one the server sent late;
+run_start_monotonic_s: the run's clock on the system's monotonic one.
 Only the Python standard library is needed.
 """
 
@@ -241,14 +246,18 @@ async def converse(args, index, pages):
         # started), where calls' gaps can be matched.
         result["gap_ends_over_200ms_at_s"] = [(round(b - args.run_start, 2), round(1000 * (b - a)))
                                               for a, b in zip(frames, frames[1:]) if b - a > 0.2][:50]
+        # Pages over half a frame late (their step late, or skipped).
+        result["gap_ends_over_120ms_at_s"] = [(round(b - args.run_start, 2), round(1000 * (b - a)))
+                                              for a, b in zip(frames, frames[1:]) if b - a > 0.12][:100]
     return result
 
 
-def stalls(results, window=0.1, top=10):
-    """Gaps over 200 ms that several calls had at once (their pages came
-    late together: the server, not one connection, stalled): clusters of
-    gap ends within `window` seconds of each other, the most calls first."""
-    ends = sorted((at, ms, r["session"]) for r in results for at, ms in r.get("gap_ends_over_200ms_at_s", []))
+def stalls(results, window=0.1, top=10, key="gap_ends_over_200ms_at_s"):
+    """Gaps over 200 ms (or those of `key`) that several calls had at once
+    (their pages came late together: the server, not one connection,
+    stalled): clusters of gap ends within `window` seconds of each other,
+    the most calls first."""
+    ends = sorted((at, ms, r["session"]) for r in results for at, ms in r.get(key, []))
     clusters = []
     for at, ms, session in ends:
         if clusters and at - clusters[-1]["last"] <= window:
@@ -261,6 +270,29 @@ def stalls(results, window=0.1, top=10):
     return sorted(out, key=lambda c: (-c["calls"], c["at_s"]))[:top]
 
 
+class LoopLag:
+    """How late this client's own event loop woke: a page it receives late
+    because the loop was busy looks like a page the server sent late. Wakes
+    every `period` s; lags over `threshold` s are kept, on the run's clock."""
+
+    def __init__(self, run_start, period=0.005, threshold=0.02):
+        self.run_start, self.period, self.threshold = run_start, period, threshold
+        self.longest, self.lags = 0.0, []
+
+    async def watch(self):
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(self.period)
+            now = time.monotonic()
+            lag = now - before - self.period
+            self.longest = max(self.longest, lag)
+            if lag > self.threshold and len(self.lags) < 50:
+                self.lags.append((round(now - self.run_start, 2), round(1000 * lag)))
+
+    def summary(self):
+        return {"client_loop_lag_ms_max": round(1000 * self.longest, 1), "client_loop_lags": self.lags}
+
+
 def median(values):
     v = sorted(values)
     return v[len(v) // 2] if v else None
@@ -270,7 +302,10 @@ async def main_async(args):
     with open(args.audio, "rb") as f:
         pages = ogg_pages(f.read())
     args.run_start = time.monotonic()
+    lag = LoopLag(args.run_start)
+    watcher = asyncio.ensure_future(lag.watch())
     results = await asyncio.gather(*(converse(args, i, pages) for i in range(args.sessions)))
+    watcher.cancel()
     ok = [r for r in results if "error" not in r and r.get("pages", 0) > 0]
     summary = {"sessions": args.sessions, "ok": len(ok), "seconds": args.seconds,
                "distinct_prompts": args.distinct_prompts, "stagger_s": args.stagger}
@@ -291,6 +326,11 @@ async def main_async(args):
         summary["max_gap_after_1s_at_s_median"] = median([r.get("max_gap_after_1s_at_s") or 0 for r in ok])
         summary["calls_with_gaps_over_200ms"] = sum(1 for r in ok if r.get("gaps_over_200ms"))
         summary["stalls"] = stalls(ok)
+        summary["late_together"] = stalls(ok, key="gap_ends_over_120ms_at_s")
+    summary.update(lag.summary())
+    # The run's clock on the system's monotonic one (as a server's
+    # PERSONAPLEX_STALL_LOG=1 lines give their times).
+    summary["run_start_monotonic_s"] = round(args.run_start, 3)
     print(json.dumps({"summary": summary, "sessions": results}, indent=1))
     return 0 if len(ok) == args.sessions else 1
 

@@ -9,6 +9,7 @@
 #include "agent_check.h"
 #include "config.h"
 #include "drain.h"
+#include "main_loop_lag.h"
 #include "model_keeper.h"
 #include "server.h"
 
@@ -71,6 +72,7 @@ int main(int argc, char **argv) {
   };
   const guint sigint = g_unix_signal_add(SIGINT, quit, loop);
   const guint sigterm = g_unix_signal_add(SIGTERM, drain_cb, &drain);
+  ppserver::watch_main_loop_lag();
   g_main_loop_run(loop);
   g_print("Shutting down\n");
   server.shut_down();

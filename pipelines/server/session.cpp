@@ -182,7 +182,12 @@ gboolean Session::bus_cb(GstBus *, GstMessage *message, gpointer data) {
       break;
     }
     case GST_MESSAGE_LATENCY:
-      gst_bin_recalculate_latency(GST_BIN(self->pipeline_));
+      // Off the main loop: the recalculation's latency event waits for the
+      // pipeline's state lock, which a start holds through the call's
+      // prompts, and every call's pages go out from the main loop.
+      gst_element_call_async(
+          self->pipeline_, [](GstElement *pipeline, gpointer) { gst_bin_recalculate_latency(GST_BIN(pipeline)); },
+          nullptr, nullptr);
       break;
     case GST_MESSAGE_ELEMENT:
       if (const GstStructure *s = gst_message_get_structure(message))

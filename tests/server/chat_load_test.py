@@ -4,8 +4,10 @@ that --distinct-prompts gives the calls, and the stalls its summary finds
 (gaps that several calls had at once)."""
 
 import argparse
+import asyncio
 import importlib.util
 import os
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 spec = importlib.util.spec_from_file_location(
@@ -42,7 +44,34 @@ def test_stalls():
     assert chat_load.stalls([]) == []
 
 
+def test_late_together():
+    calls = [{"session": i, "gap_ends_over_120ms_at_s": [(4.0 + 0.01 * i, 160)]} for i in range(5)]
+    assert chat_load.stalls(calls) == []  # none over 200 ms
+    assert chat_load.stalls(calls, key="gap_ends_over_120ms_at_s") == [{"at_s": 4.0, "calls": 5, "longest_ms": 160}]
+
+
+def test_loop_lag():
+    """A coroutine that holds the loop for 150 ms shows as a lag of about
+    that, on the run's clock; a loop left free shows none as long."""
+    async def run(block):
+        lag = chat_load.LoopLag(time.monotonic())
+        watcher = asyncio.ensure_future(lag.watch())
+        await asyncio.sleep(0.05)
+        if block:
+            time.sleep(0.15)
+        await asyncio.sleep(0.05)
+        watcher.cancel()
+        return lag.summary()
+    held = asyncio.run(run(True))
+    assert 140 <= held["client_loop_lag_ms_max"] < 400, held
+    assert any(ms >= 140 and 0.04 <= at <= 0.5 for at, ms in held["client_loop_lags"]), held
+    free = asyncio.run(run(False))
+    assert free["client_loop_lag_ms_max"] < 140, free
+
+
 if __name__ == "__main__":
     test_prompts()
     test_stalls()
+    test_late_together()
+    test_loop_lag()
     print("ok")

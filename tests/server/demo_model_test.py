@@ -41,6 +41,7 @@ class Server:
     def _echo(self):
         for line in self.proc.stdout:
             print("  server |", line.rstrip(), flush=True)
+            self.lines.append(line)
 
     def get(self, path):
         with urllib.request.urlopen(self.url + path, timeout=10) as r:
