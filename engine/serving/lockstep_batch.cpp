@@ -3,6 +3,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <sstream>
 
 #include "core/env_choice.h"
@@ -64,6 +65,7 @@ LockstepBatch::LockstepBatch(std::shared_ptr<const lm::LmModel> lm, std::shared_
       device_(lm->device()),
       steps_first_(steps_first()),
       prompts_give_way_(prompts_give_way(device_)),
+      prompts_beside_(prompts_beside_step()),
       member_(size_t(std::max<int64_t>(slots, 0)), false),
       server_(std::move(lm), slots, options),
       prefill_(std::clamp<int64_t>(slots, 1, kPrefillThreads)) {
@@ -158,12 +160,24 @@ bool LockstepBatch::prompts_give_way(const at::Device &device) {
 }
 
 // Between two layers of a join's prompts (on a prefill worker's own
-// stream): the last layer run on the device, then the step under way, if
-// any, ended: the prompts run between steps, at most a layer beside one.
+// stream): the last layer run on the device, then, once the step under way
+// has run beside them for the allowance, that step ended: the prompts run
+// between steps and for at most the allowance and a layer beside one.
 void LockstepBatch::give_way_to_steps() {
   if (!prompts_give_way_) return;
   synchronize_current_stream(device_);
-  gate_.give_way();
+  gate_.give_way(prompts_beside_);
+}
+
+// PERSONAPLEX_PREFILL_BESIDE_MS: how long a join's prompts may run beside a
+// step before they wait for its end (default 10 ms: on an H100 a step of 64
+// calls takes ~28 ms of each 80 ms frame, a prompt layer ~0.8 ms).
+std::chrono::microseconds LockstepBatch::prompts_beside_step() {
+  const char *v = env_choice("PERSONAPLEX_PREFILL_BESIDE_MS");
+  char *end = nullptr;
+  const double ms = std::strtod(v, &end);
+  if (*v == '\0' || *end != '\0' || !(ms >= 0) || ms > 1000) return std::chrono::milliseconds(10);
+  return std::chrono::microseconds(int64_t(ms * 1000));
 }
 
 void LockstepBatch::warm_prefill(const lm::Prompt &prompt, uint64_t seed) {

@@ -115,6 +115,9 @@ class LockstepBatch {
   // unless PERSONAPLEX_PREFILL_GIVES_WAY=0), and whether the steps run on
   // high-priority streams (PERSONAPLEX_STEP_PRIORITY=high).
   static bool prompts_give_way(const at::Device &device);
+  // How long they may run beside a step first (PERSONAPLEX_PREFILL_BESIDE_MS,
+  // default 10).
+  static std::chrono::microseconds prompts_beside_step();
   static bool steps_first();
   // Whether warm_prefill() runs the role lengths (a GPU, with
   // PERSONAPLEX_WARM_PROMPT_LENGTHS=1).
@@ -158,6 +161,7 @@ class LockstepBatch {
   const at::Device device_;
   // The choices above, read once (not at every step or layer).
   const bool steps_first_, prompts_give_way_;
+  const std::chrono::microseconds prompts_beside_;
   mutable std::mutex mutex_;  // guards what follows but the server
   std::condition_variable wake_;  // the batch thread: submissions, stop
   std::condition_variable done_;  // the sessions: their step ran

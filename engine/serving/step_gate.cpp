@@ -5,6 +5,7 @@ namespace personaplex::serving {
 void StepGate::begin_step() {
   std::lock_guard<std::mutex> lock(mutex_);
   stepping_ = true;
+  began_ = std::chrono::steady_clock::now();
 }
 
 void StepGate::end_step() {
@@ -16,9 +17,9 @@ void StepGate::end_step() {
   ended_.notify_all();
 }
 
-void StepGate::give_way() {
+void StepGate::give_way(std::chrono::microseconds beside) {
   std::unique_lock<std::mutex> lock(mutex_);
-  if (!stepping_) return;
+  if (!stepping_ || std::chrono::steady_clock::now() - began_ < beside) return;
   const int64_t step = ended_steps_;
   ended_.wait(lock, [&] { return stopped_ || ended_steps_ != step; });
 }

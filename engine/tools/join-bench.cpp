@@ -222,6 +222,7 @@ int run(const Options &o) {
       {"join_every_ms", o.join_every_ms},
       {"seconds", o.seconds},
       {"prompts_give_way", serving::LockstepBatch::prompts_give_way(device)},
+      {"prompts_beside_step_ms", serving::LockstepBatch::prompts_beside_step().count() / 1000.0},
       {"steps_first", serving::LockstepBatch::steps_first()},
       {"warms_prompt_lengths", serving::LockstepBatch::warms_prompt_lengths(device)},
       {"warm_prefill_ms", warm_prefill_ms},

@@ -66,6 +66,30 @@ TEST(StepGate, BackToBackStepsDoNotStarveThePrompts) {
   gate.end_step();
 }
 
+// An allowance beside each step: prompts go on while the step under way is
+// younger than it, then wait for that step's end; the next step brings a
+// fresh allowance.
+TEST(StepGate, PromptsRunBesideAStepForTheirAllowance) {
+  StepGate gate;
+  const auto allowance = std::chrono::milliseconds(200);
+  gate.begin_step();
+  gate.give_way(allowance);  // the step just began: at once
+  std::atomic<bool> passed{false};
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  std::thread late([&] {
+    gate.give_way(allowance);  // past it: waits for the end
+    passed = true;
+  });
+  let_it_run();
+  EXPECT_FALSE(passed.load());
+  gate.end_step();
+  late.join();
+  EXPECT_TRUE(passed.load());
+  gate.begin_step();
+  gate.give_way(allowance);  // a new step: at once again
+  gate.end_step();
+}
+
 TEST(StepGate, StopReleasesEveryWait) {
   StepGate gate;
   gate.begin_step();
