@@ -66,6 +66,7 @@ LockstepBatch::LockstepBatch(std::shared_ptr<const lm::LmModel> lm, std::shared_
       steps_first_(steps_first()),
       prompts_give_way_(prompts_give_way(device_)),
       prompts_beside_(prompts_beside_step()),
+      grid_(steps_on_grid() ? frame_period(mimi) : std::chrono::nanoseconds(0), gather),
       member_(size_t(std::max<int64_t>(slots, 0)), false),
       server_(std::move(lm), slots, options),
       prefill_(std::clamp<int64_t>(slots, 1, kPrefillThreads)) {
@@ -264,21 +265,31 @@ std::shared_ptr<LockstepBatch::Pending> LockstepBatch::submit(int64_t slot, std:
   return p;
 }
 
-bool LockstepBatch::ready_locked(std::chrono::steady_clock::time_point first) const {
-  return stop_ || int64_t(pending_.size()) >= joined_ || std::chrono::steady_clock::now() >= first + gather_;
+bool LockstepBatch::ready_locked(std::chrono::steady_clock::time_point deadline) const {
+  return stop_ || int64_t(pending_.size()) >= joined_ || std::chrono::steady_clock::now() >= deadline;
+}
+
+bool LockstepBatch::steps_on_grid() { return env_choice_is("PERSONAPLEX_STEP_GRID", "1"); }
+
+// The codec's frame (the LM steps once a frame), or the released Mimi's.
+std::chrono::nanoseconds LockstepBatch::frame_period(const std::shared_ptr<const mimi::Mimi> &mimi) {
+  const double rate = mimi ? mimi->config().frame_rate : mimi::MimiConfig().frame_rate;
+  return std::chrono::nanoseconds(int64_t(1e9 / rate));
 }
 
 // The batch thread: waits for a first submission, gathers the others for
-// at most `gather`, steps what it has.
+// at most `gather` (on the step grid: until the next grid line), steps what
+// it has.
 void LockstepBatch::run() {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     wake_.wait(lock, [this] { return stop_ || !pending_.empty(); });
     if (stop_) break;
-    const auto first = *first_pending_;
-    wake_.wait_until(lock, first + gather_, [&] { return ready_locked(first); });
+    const auto deadline = grid_.deadline(*first_pending_);
+    wake_.wait_until(lock, deadline, [&] { return ready_locked(deadline); });
     if (stop_) break;
     if (pending_.empty()) continue;  // the only one left
+    const auto first = *first_pending_;
     std::map<int64_t, std::shared_ptr<Pending>> taken;
     taken.swap(pending_);
     first_pending_.reset();

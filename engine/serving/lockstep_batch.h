@@ -9,7 +9,9 @@
 // submission (a session that is paused or late must not stall the others:
 // it joins a later step). Sessions paced by one clock submit within a
 // fraction of a millisecond of each other when their frame grids share a
-// phase (see phase()).
+// phase (see phase()); sessions paced by their input (a server's calls)
+// submit at phases of their own, and PERSONAPLEX_STEP_GRID=1 steps them on
+// one grid of frames instead (step_grid.h).
 //
 // With a codec (a Mimi), sessions may submit audio instead of codes
 // (step_frame): the step then encodes every submitted frame in one batched
@@ -39,6 +41,7 @@
 #include "serving/mimi_batch.h"
 #include "serving/prefill_workers.h"
 #include "serving/step_gate.h"
+#include "serving/step_grid.h"
 #include "serving/step_log.h"
 #include "lm/conversation.h"
 #include "lm/prompt.h"
@@ -119,6 +122,9 @@ class LockstepBatch {
   // default 10).
   static std::chrono::microseconds prompts_beside_step();
   static bool steps_first();
+  // Whether the steps run on one grid of frames (PERSONAPLEX_STEP_GRID=1,
+  // step_grid.h).
+  static bool steps_on_grid();
   // Whether warm_prefill() runs the role lengths (a GPU, with
   // PERSONAPLEX_WARM_PROMPT_LENGTHS=1).
   static bool warms_prompt_lengths(const at::Device &device);
@@ -150,7 +156,8 @@ class LockstepBatch {
   void prefill_in_scratch_slot(const lm::Prompt &prompt, uint64_t seed, bool use_cache);
   // Fills j's prompts_cached, voice_cached and times.
   void prefill_and_capture(const lm::Prompt &prompt, const lm::WarningFn &warn, Joined &j);
-  bool ready_locked(std::chrono::steady_clock::time_point first) const;
+  bool ready_locked(std::chrono::steady_clock::time_point deadline) const;
+  static std::chrono::nanoseconds frame_period(const std::shared_ptr<const mimi::Mimi> &mimi);
   void step_pending(std::map<int64_t, std::shared_ptr<Pending>> &taken);
   void step_taken(std::map<int64_t, std::shared_ptr<Pending>> &taken);
   std::shared_ptr<Pending> submit(int64_t slot, std::shared_ptr<Pending> p);
@@ -162,6 +169,7 @@ class LockstepBatch {
   // The choices above, read once (not at every step or layer).
   const bool steps_first_, prompts_give_way_;
   const std::chrono::microseconds prompts_beside_;
+  StepGrid grid_;  // the batch thread's
   mutable std::mutex mutex_;  // guards what follows but the server
   std::condition_variable wake_;  // the batch thread: submissions, stop
   std::condition_variable done_;  // the sessions: their step ran
