@@ -76,8 +76,8 @@ TEST(StepGrid, SpreadCallsStepOnceAFrameOnTheGrid) {
     together = steps_of_spread_calls(milliseconds(80), frames);
   }
   std::printf("steps: %lld apart, %lld on the grid\n", (long long)apart, (long long)together);
-  // Apart: a step per call and frame (a few more or less on a busy machine);
-  // on the grid: about one a frame.
-  EXPECT_GE(apart, 3 * frames - 4);
-  EXPECT_LE(together, frames + 3);
+  // Apart: a step per call and frame (fewer where a busy machine wakes a
+  // call late, next to another); on the grid: about one a frame.
+  EXPECT_GE(apart, 5 * frames / 2);
+  EXPECT_LE(together, frames + 4);
 }
