@@ -148,16 +148,21 @@ void LockstepBatch::prefill_and_capture(const lm::Prompt &prompt, const lm::Warn
 bool LockstepBatch::steps_first() { return env_choice_is("PERSONAPLEX_STEP_PRIORITY", "high"); }
 
 // On a GPU, running both at once, a join's large kernels would hold up each
-// of a step's many small ones, and every call's next frame with them (gaps
-// of 200-300 ms under 64 calls that arrive with prompts of their own). On a
-// CPU giving way only slows the joiner (the cores are shared either way).
+// of a step's many small ones, and every call's next frame with them (with
+// the gate, join-bench holds 64 calls, 32 of them joining, at 90 ms gaps
+// on an H100; without it not yet measured apart from the server's main-loop
+// stalls that were mistaken for it). On a CPU giving way only slows the
+// joiner (the cores are shared either way).
 // PERSONAPLEX_PREFILL_GIVES_WAY=0: beside the steps (to measure the two).
-bool LockstepBatch::warms_prompt_lengths(const at::Device &device) {
-  return device.is_cuda() && env_choice_is("PERSONAPLEX_WARM_PROMPT_LENGTHS", "1");
-}
-
 bool LockstepBatch::prompts_give_way(const at::Device &device) {
   return device.is_cuda() && !env_choice_is("PERSONAPLEX_PREFILL_GIVES_WAY", "0");
+}
+
+// PERSONAPLEX_WARM_PROMPT_LENGTHS=1: the warm-up runs roles of every chunk
+// length (prompt_lengths.h), so that CUDA's lazy loading of a kernel never
+// waits on the device while calls talk (on a GPU only: a CPU loads nothing).
+bool LockstepBatch::warms_prompt_lengths(const at::Device &device) {
+  return device.is_cuda() && env_choice_is("PERSONAPLEX_WARM_PROMPT_LENGTHS", "1");
 }
 
 // Between two layers of a join's prompts (on a prefill worker's own
