@@ -1,7 +1,5 @@
 #include "serving/prompt_lengths.h"
 
-#include <algorithm>
-
 namespace personaplex::serving {
 
 std::vector<lm::Prompt> role_length_prompts(const lm::Prompt &prompt, const lm::LmConfig &config) {

@@ -1,5 +1,5 @@
 // PERSONAPLEX_STALL_LOG=1: a line on stderr for each batch step that started
-// late (over 100 ms after the one before, while calls were talking) or ran
+// late (over 100 ms after the one before: calls held up, or none talking) or ran
 // long (over 50 ms), and for each join as it becomes a member, on the
 // system's monotonic clock (seconds), which a load test's client reads too
 // (chat-load.py's run_start_monotonic_s): a stall the callers heard lines up

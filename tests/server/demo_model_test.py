@@ -52,6 +52,15 @@ class Server:
         return self.proc.wait(30)
 
 
+def question_ogg(directory):
+    """The demo's question as Ogg Opus in 40 ms pages, as the web client sends."""
+    ogg = os.path.join(directory, "question.ogg")
+    subprocess.run(["gst-launch-1.0", "-q", "filesrc", "location=" + QUESTION, "!", "decodebin", "!",
+                    "audioconvert", "!", "audioresample", "!", "opusenc", "frame-size=20", "!", "oggmux",
+                    "max-page-delay=39000000", "!", "filesink", "location=" + ogg], check=True, timeout=60)
+    return ogg
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="pp-demo-server-")
     server = None
@@ -71,10 +80,7 @@ def main():
         print("voices:", json.dumps(voices))
         assert "NATF2.pt" in json.dumps(voices), voices
 
-        ogg = os.path.join(tmp, "question.ogg")
-        subprocess.run(["gst-launch-1.0", "-q", "filesrc", "location=" + QUESTION, "!", "decodebin", "!",
-                        "audioconvert", "!", "audioresample", "!", "opusenc", "frame-size=20", "!", "oggmux",
-                        "max-page-delay=39000000", "!", "filesink", "location=" + ogg], check=True, timeout=60)
+        ogg = question_ogg(tmp)
         p = subprocess.run([sys.executable, LOAD, server.url.rstrip("/"), "--audio", ogg, "--seconds", "3"],
                            capture_output=True, text=True, timeout=120)
         print(p.stderr, end="")

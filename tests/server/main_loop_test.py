@@ -17,7 +17,7 @@ import tempfile
 import shutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from demo_model_test import LOAD, QUESTION, Server  # noqa: E402
+from demo_model_test import LOAD, Server, question_ogg  # noqa: E402
 
 JOIN = re.compile(r"batch join at ([\d.]+) s: slot \d+, ([\d.]+) ms prompts")
 LATE = re.compile(r"main loop woke ([\d.]+) ms late at ([\d.]+) s")
@@ -46,10 +46,7 @@ def main():
         os.chdir(tmp)
         server = Server([os.environ["PERSONAPLEX_SERVER"], "--http", "--host", "127.0.0.1", "--port", "0",
                          "--device", "cpu", "--batch", "--max-sessions", "3"])
-        ogg = os.path.join(tmp, "question.ogg")
-        subprocess.run(["gst-launch-1.0", "-q", "filesrc", "location=" + QUESTION, "!", "decodebin", "!",
-                        "audioconvert", "!", "audioresample", "!", "opusenc", "frame-size=20", "!", "oggmux",
-                        "max-page-delay=39000000", "!", "filesink", "location=" + ogg], check=True, timeout=60)
+        ogg = question_ogg(tmp)
         p = subprocess.run([sys.executable, LOAD, server.url.rstrip("/"), "--audio", ogg, "--sessions", "3",
                             "--seconds", "4", "--stagger", "1.5", "--distinct-prompts", "--prompt", ROLE],
                            capture_output=True, text=True, timeout=180)
