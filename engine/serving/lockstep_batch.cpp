@@ -22,8 +22,14 @@ double ms_since(std::chrono::steady_clock::time_point t) {
 }
 
 // Joins whose prompts run at once (different prompts: the same ones wait for
-// the first run in the prompt cache). More would only share the GPU.
-constexpr int64_t kPrefillThreads = 2;
+// the first run in the prompt cache): PERSONAPLEX_PREFILL_WORKERS, 1-8,
+// default 2.
+int64_t prefill_threads() {
+  const char *v = env_choice("PERSONAPLEX_PREFILL_WORKERS");
+  char *end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  return (*v == '\0' || *end != '\0' || n < 1 || n > 8) ? 2 : int64_t(n);
+}
 
 // Batches are keyed by the model object and everything every slot shares.
 std::string key_of(const lm::LmModel *lm, const mimi::Mimi *mimi, int64_t slots, const lm::ConversationOptions &o) {
@@ -66,10 +72,10 @@ LockstepBatch::LockstepBatch(std::shared_ptr<const lm::LmModel> lm, std::shared_
       steps_first_(steps_first()),
       prompts_give_way_(prompts_give_way(device_)),
       prompts_beside_(prompts_beside_step()),
-      grid_(steps_on_grid() ? frame_period(mimi) : std::chrono::nanoseconds(0), gather),
+      grid_(steps_on_grid(device_) ? frame_period(mimi) : std::chrono::nanoseconds(0), gather),
       member_(size_t(std::max<int64_t>(slots, 0)), false),
       server_(std::move(lm), slots, options),
-      prefill_(std::clamp<int64_t>(slots, 1, kPrefillThreads)) {
+      prefill_(std::clamp<int64_t>(slots, 1, prefill_threads())) {
   if (mimi) codec_ = std::make_unique<MimiBatch>(std::move(mimi), slots);
   thread_ = std::thread([this] {
     if (steps_first_) prefer_high_priority_streams();
@@ -274,7 +280,18 @@ bool LockstepBatch::ready_locked(std::chrono::steady_clock::time_point deadline)
   return stop_ || int64_t(pending_.size()) >= joined_ || std::chrono::steady_clock::now() >= deadline;
 }
 
-bool LockstepBatch::steps_on_grid() { return env_choice_is("PERSONAPLEX_STEP_GRID", "1"); }
+// On a GPU unless PERSONAPLEX_STEP_GRID=0; PERSONAPLEX_STEP_GRID=1 anywhere.
+bool LockstepBatch::steps_on_grid(const at::Device &device) {
+  if (env_choice_is("PERSONAPLEX_STEP_GRID", "0")) return false;
+  return device.is_cuda() || env_choice_is("PERSONAPLEX_STEP_GRID", "1");
+}
+
+// Sessions paced by a clock share the batch's phase (phase()) and submit
+// together on their own grid: the step grid, anchored elsewhere, would hold
+// their frames back up to a period, past their deadlines.
+std::chrono::steady_clock::time_point LockstepBatch::deadline_locked(std::chrono::steady_clock::time_point first) {
+  return phase_ ? first + gather_ : grid_.deadline(first);
+}
 
 // The codec's frame (the LM steps once a frame), or the released Mimi's.
 std::chrono::nanoseconds LockstepBatch::frame_period(const std::shared_ptr<const mimi::Mimi> &mimi) {
@@ -290,7 +307,7 @@ void LockstepBatch::run() {
   for (;;) {
     wake_.wait(lock, [this] { return stop_ || !pending_.empty(); });
     if (stop_) break;
-    const auto deadline = grid_.deadline(*first_pending_);
+    const auto deadline = deadline_locked(*first_pending_);
     wake_.wait_until(lock, deadline, [&] { return ready_locked(deadline); });
     if (stop_) break;
     if (pending_.empty()) continue;  // the only one left

@@ -10,8 +10,8 @@
 // it joins a later step). Sessions paced by one clock submit within a
 // fraction of a millisecond of each other when their frame grids share a
 // phase (see phase()); sessions paced by their input (a server's calls)
-// submit at phases of their own, and PERSONAPLEX_STEP_GRID=1 steps them on
-// one grid of frames instead (step_grid.h).
+// submit at phases of their own, and on a GPU the batch steps them on one
+// grid of frames instead (step_grid.h; PERSONAPLEX_STEP_GRID=0: not).
 //
 // With a codec (a Mimi), sessions may submit audio instead of codes
 // (step_frame): the step then encodes every submitted frame in one batched
@@ -122,9 +122,10 @@ class LockstepBatch {
   // default 10).
   static std::chrono::microseconds prompts_beside_step();
   static bool steps_first();
-  // Whether the steps run on one grid of frames (PERSONAPLEX_STEP_GRID=1,
-  // step_grid.h).
-  static bool steps_on_grid();
+  // Whether the steps run on one grid of frames (step_grid.h): on a GPU
+  // unless PERSONAPLEX_STEP_GRID=0 (PERSONAPLEX_STEP_GRID=1: anywhere), and
+  // not once a session paced by a clock has asked for the batch's phase().
+  static bool steps_on_grid(const at::Device &device);
   // Whether warm_prefill() runs the role lengths (a GPU, with
   // PERSONAPLEX_WARM_PROMPT_LENGTHS=1).
   static bool warms_prompt_lengths(const at::Device &device);
@@ -157,6 +158,7 @@ class LockstepBatch {
   // Fills j's prompts_cached, voice_cached and times.
   void prefill_and_capture(const lm::Prompt &prompt, const lm::WarningFn &warn, Joined &j);
   bool ready_locked(std::chrono::steady_clock::time_point deadline) const;
+  std::chrono::steady_clock::time_point deadline_locked(std::chrono::steady_clock::time_point first);
   static std::chrono::nanoseconds frame_period(const std::shared_ptr<const mimi::Mimi> &mimi);
   void step_pending(std::map<int64_t, std::shared_ptr<Pending>> &taken);
   void step_taken(std::map<int64_t, std::shared_ptr<Pending>> &taken);

@@ -127,7 +127,8 @@ struct Call {
     std::mt19937_64 rng{uint64_t(index)};
     const auto frame = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::milli>(frame_ms));
     // The frame grid starts on the batch's phase, as live elements' do: the
-    // calls submit together and share each step.
+    // calls submit together and share each step (and the batch keeps off
+    // the step grid, which is for calls paced by their input).
     const int64_t now = Clock::now().time_since_epoch().count(), f = frame.count();
     const int64_t delay = ((batch.phase(now) - now) % f + f) % f;
     for (auto due = Clock::now() + Clock::duration(delay); due < end; due += frame) {

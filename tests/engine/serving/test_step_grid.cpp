@@ -81,3 +81,45 @@ TEST(StepGrid, SpreadCallsStepOnceAFrameOnTheGrid) {
   EXPECT_GE(apart, 5 * frames / 2);
   EXPECT_LE(together, frames + 4);
 }
+
+namespace {
+
+// Two calls joined, one of them silent (as a call still in its prompts):
+// the other submits `frames` frames, each 30 ms after where the grid's line
+// would be; the shortest time one of its steps took to come back.
+std::chrono::microseconds shortest_wait_off_the_grid(bool paced_by_a_clock, int frames) {
+  const lm::LmConfig c = test::tiny_lm_config(32, 2, 1, 200);
+  auto model = std::make_shared<const lm::LmModel>(lm::random_lm_weights(c, at::Device(at::kCPU), at::kFloat, 3, 0.2));
+  LockstepBatch batch(model, nullptr, 2, lm::ConversationOptions{});
+  const int64_t talking = batch.join(lm::Prompt{}, 1).slot;
+  const int64_t silent = batch.join(lm::Prompt{}, 2).slot;
+  if (paced_by_a_clock) batch.phase(0);
+  const std::vector<int64_t> codes(lm::kAudioCodebooks, 0);
+  const auto start = std::chrono::steady_clock::now();
+  batch.step(talking, codes);  // the grid's first line: 10 ms (the gather) after it
+  auto shortest = std::chrono::microseconds::max();
+  for (int f = 1; f <= frames; ++f) {
+    std::this_thread::sleep_until(start + milliseconds(10 + 30) + milliseconds(80) * f);
+    const auto sent = std::chrono::steady_clock::now();
+    batch.step(talking, codes);
+    shortest = std::min(shortest, std::chrono::duration_cast<std::chrono::microseconds>(
+                                      std::chrono::steady_clock::now() - sent));
+  }
+  batch.leave(talking);
+  batch.leave(silent);
+  return shortest;
+}
+
+}  // namespace
+
+// Elements paced by a pipeline's clock share the batch's phase: the grid,
+// anchored elsewhere, would hold each of their frames up to a period.
+TEST(StepGrid, CallsPacedByAClockKeepTheirOwnPhase) {
+  test::ScopedEnv on("PERSONAPLEX_STEP_GRID", "1");
+  const auto grid = shortest_wait_off_the_grid(false, 4);
+  const auto paced = shortest_wait_off_the_grid(true, 4);
+  std::printf("shortest step: %lld us on the grid, %lld us paced by a clock\n", (long long)grid.count(),
+              (long long)paced.count());
+  EXPECT_GE(grid, milliseconds(30));  // to the next line, 50 ms away
+  EXPECT_LT(paced, milliseconds(30));  // the gather, 10 ms
+}
