@@ -106,8 +106,8 @@ class LockstepBatch {
   void warm_up_once(const std::function<void()> &warm_up);
   // Runs `prompt` once on every prefill worker (a warm-up: their first
   // prompts cost many times their later ones); the first run seeds the
-  // prompt cache. With PERSONAPLEX_WARM_PROMPT_LENGTHS=1 on a GPU, the
-  // workers then share out roles of every warmed length (prompt_lengths.h).
+  // prompt cache. On a GPU the workers then share out roles of every warmed
+  // length (prompt_lengths.h; PERSONAPLEX_WARM_PROMPT_LENGTHS=0: not).
   void warm_prefill(const lm::Prompt &prompt, uint64_t seed);
   // After a warm-up: waits (at most `timeout`) for the graphs its steps
   // asked for ahead (every batch width at its span), so that no call pays
@@ -121,13 +121,16 @@ class LockstepBatch {
   // How long they may run beside a step first (PERSONAPLEX_PREFILL_BESIDE_MS,
   // default 10).
   static std::chrono::microseconds prompts_beside_step();
+  // Joins whose prompts run at once (PERSONAPLEX_PREFILL_WORKERS, 1-8,
+  // default 2; no more than the slots).
+  static int64_t prefill_workers();
   static bool steps_first();
   // Whether the steps run on one grid of frames (step_grid.h): on a GPU
   // unless PERSONAPLEX_STEP_GRID=0 (PERSONAPLEX_STEP_GRID=1: anywhere), and
   // not once a session paced by a clock has asked for the batch's phase().
   static bool steps_on_grid(const at::Device &device);
-  // Whether warm_prefill() runs the role lengths (a GPU, with
-  // PERSONAPLEX_WARM_PROMPT_LENGTHS=1).
+  // Whether warm_prefill() runs the role lengths (a GPU, unless
+  // PERSONAPLEX_WARM_PROMPT_LENGTHS=0).
   static bool warms_prompt_lengths(const at::Device &device);
 
   int64_t slots() const { return slots_; }

@@ -13,8 +13,8 @@
 //   "prompt_cache": whole prompts and voice phases taken from the cache.
 // PERSONAPLEX_PREFILL_GIVES_WAY=0 lets the joins' prompts run beside the
 // steps instead of between them, to measure one against the other;
-// "warm_prefill_ms" is the warm-up's prompts (PERSONAPLEX_WARM_PROMPT_LENGTHS=1:
-// with every role length, lockstep_batch.h).
+// "warm_prefill_ms" is the warm-up's prompts (on a GPU with every role
+// length, unless PERSONAPLEX_WARM_PROMPT_LENGTHS=0: lockstep_batch.h).
 //
 //   join-bench [--device cpu|cuda[:N]] [--dtype D] [--lm-config FILE]
 //       [--weights bf16|int8|fp8] [--kv-cache auto|fp8] [--talking N] [--joins N]

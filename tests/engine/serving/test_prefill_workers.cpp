@@ -8,7 +8,9 @@
 #include <thread>
 #include <vector>
 
+#include "serving/lockstep_batch.h"
 #include "serving/prefill_workers.h"
+#include "test_util.h"
 
 using personaplex::serving::PrefillWorkers;
 
@@ -71,3 +73,15 @@ TEST(PrefillWorkers, ManyCallersAtOnce) {
 }
 
 TEST(PrefillWorkers, RefusesNoThreads) { EXPECT_ANY_THROW(PrefillWorkers(0)); }
+
+// How many a batch has: two unless PERSONAPLEX_PREFILL_WORKERS names 1-8.
+TEST(PrefillWorkers, ABatchsCountFromTheEnvironment) {
+  using personaplex::serving::LockstepBatch;
+  EXPECT_EQ(LockstepBatch::prefill_workers(), 2);
+  for (const char *bad : {"0", "9", "-1", "4x", "two"}) {
+    personaplex::test::ScopedEnv env("PERSONAPLEX_PREFILL_WORKERS", bad);
+    EXPECT_EQ(LockstepBatch::prefill_workers(), 2) << bad;
+  }
+  personaplex::test::ScopedEnv four("PERSONAPLEX_PREFILL_WORKERS", "4");
+  EXPECT_EQ(LockstepBatch::prefill_workers(), 4);
+}

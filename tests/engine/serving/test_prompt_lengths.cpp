@@ -55,8 +55,14 @@ TEST(PromptLengths, NoneCutByTheBudgetOfASmallContext) {
   EXPECT_FALSE(lm::plan_prompts(c, next).warning.empty());  // the next length would not fit
 }
 
-TEST(PromptLengths, WarmedOnGpusOnlyAndWhenAskedFor) {
-  EXPECT_FALSE(LockstepBatch::warms_prompt_lengths(at::Device(at::kCPU)));
-  test::ScopedEnv on("PERSONAPLEX_WARM_PROMPT_LENGTHS", "1");
-  EXPECT_FALSE(LockstepBatch::warms_prompt_lengths(at::Device(at::kCPU)));
+TEST(PromptLengths, WarmedOnGpusUnlessTurnedOff) {
+  const at::Device cpu(at::kCPU), gpu(at::kCUDA, 0);
+  EXPECT_FALSE(LockstepBatch::warms_prompt_lengths(cpu));
+  EXPECT_TRUE(LockstepBatch::warms_prompt_lengths(gpu));
+  {
+    test::ScopedEnv on("PERSONAPLEX_WARM_PROMPT_LENGTHS", "1");
+    EXPECT_FALSE(LockstepBatch::warms_prompt_lengths(cpu));  // a CPU loads no kernels
+  }
+  test::ScopedEnv off("PERSONAPLEX_WARM_PROMPT_LENGTHS", "0");
+  EXPECT_FALSE(LockstepBatch::warms_prompt_lengths(gpu));
 }

@@ -37,6 +37,18 @@ TEST(StepGrid, LinesEveryPeriodFromTheFirstStep) {
   EXPECT_EQ(grid.deadline(t + milliseconds(1000)), t + milliseconds(1050));
 }
 
+TEST(StepGrid, OnGpusUnlessTurnedOff) {
+  const at::Device cpu(at::kCPU), gpu(at::kCUDA, 0);
+  EXPECT_FALSE(LockstepBatch::steps_on_grid(cpu));
+  EXPECT_TRUE(LockstepBatch::steps_on_grid(gpu));
+  {
+    test::ScopedEnv on("PERSONAPLEX_STEP_GRID", "1");
+    EXPECT_TRUE(LockstepBatch::steps_on_grid(cpu));
+  }
+  test::ScopedEnv off("PERSONAPLEX_STEP_GRID", "0");
+  EXPECT_FALSE(LockstepBatch::steps_on_grid(gpu));
+}
+
 namespace {
 
 // Three calls of a tiny model submitting a frame every `period`, at phases
