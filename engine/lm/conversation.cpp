@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/yield_point.h"
 #include "lm/ops.h"
+#include "lm/prefill_rendezvous.h"
 
 namespace personaplex::lm {
 namespace {
@@ -165,7 +166,10 @@ void Conversation::run_chunk(std::vector<ChunkInput> &inputs) {
     const at::Tensor host = x.detach().to(at::kCPU);
     for (int64_t t = 0; t < host.size(1); ++t) embeddings_.push_back(host.narrow(1, t, 1).clone());
   }
-  at::Tensor h = temporal_prefill(model_->weights(), x, temporal_);
+  // Kept logits read this chunk's output: those chunks run alone.
+  at::Tensor h;
+  if (temporal_.rendezvous && !options_.keep_logits) temporal_.rendezvous->run(model_->weights(), x, temporal_);
+  else h = temporal_prefill(model_->weights(), x, temporal_);
   ++prefill_chunks_;
   prefilled_steps_ += int64_t(inputs.size());
   if (options_.keep_logits) {

@@ -56,17 +56,46 @@ at::Tensor self_attention(const nn::LayerWeights &l, const nn::TransformerConfig
 
 // The chunk's queries over slots 0..first+T-1: all earlier slots, and the
 // chunk's own up to each query (causal).
-at::Tensor chunk_attention(const nn::LayerWeights &l, const nn::TransformerConfig &c, const at::Tensor &x,
-                           PinnedKVCache &kv, size_t layer, int64_t first, const Rotation &rot,
-                           const at::Tensor &mask) {
-  const int64_t B = x.size(0), T = x.size(1), H = c.num_heads;
-  at::Tensor qkv = nn::linear(x, l.in_proj).view({B, T, 3, H, -1}).permute({2, 0, 3, 1, 4});
+// One chunk's attention from its projected rows qkv [1, T, 3 * dim]: writes
+// its keys and values from slot `first`, returns [1, T, dim] (before the
+// output projection).
+at::Tensor chunk_attention(const nn::TransformerConfig &c, const at::Tensor &qkv_rows, PinnedKVCache &kv,
+                           size_t layer, int64_t first, const Rotation &rot, const at::Tensor &mask) {
+  const int64_t B = qkv_rows.size(0), T = qkv_rows.size(1), H = c.num_heads;
+  at::Tensor qkv = qkv_rows.view({B, T, 3, H, -1}).permute({2, 0, 3, 1, 4});
   at::Tensor qk = rotate(qkv.narrow(0, 0, 2), rot);
   const KvLayer &cache = kv.layer(layer);
   cache.write_range(first, qk[1], qkv[2]);
   const KvLayer seen = cache.slots(0, first + T);
   at::Tensor y = masked_attention(qk[0], seen.read_keys(qk.scalar_type()), seen.read_values(qk.scalar_type()), mask);
-  return nn::linear(y.transpose(1, 2).reshape({B, T, -1}), l.out_proj);
+  return y.transpose(1, 2).reshape({B, T, -1});
+}
+
+// Where one chunk sits in its cache and in the rows of a pass.
+struct ChunkPlace {
+  TemporalState *state;
+  int64_t row, T, first;
+  Rotation rot;
+  at::Tensor mask;
+};
+
+// Chunks' rows one after another, [1, sum of T, dim] (one chunk as it is).
+at::Tensor rows_of(const std::vector<at::Tensor> &chunks) {
+  return chunks.size() == 1 ? chunks[0] : at::cat(chunks, 1);
+}
+
+ChunkPlace place_chunk(TemporalState &state, int64_t row, int64_t T, const at::Device &device) {
+  if (!prefill_fits(state, T))
+    throw Error("prefill of " + std::to_string(T) + " steps does not fit the KV cache (" +
+                std::to_string(state.kv.end()) + " of " + std::to_string(state.kv.capacity()) +
+                " slots written)");
+  // In order and without roll-over, step t sits in slot t.
+  const int64_t first = state.kv.next_slot();
+  auto longs = at::TensorOptions().dtype(at::kLong).device(device);
+  at::Tensor positions = at::arange(state.offset, state.offset + T, longs);
+  at::Tensor mask = (at::arange(first + T, longs).unsqueeze(0) <= at::arange(first, first + T, longs).unsqueeze(1))
+                        .view({1, 1, T, first + T});
+  return ChunkPlace{&state, row, T, first, rotation(state.freqs, positions), mask};
 }
 
 }  // namespace
@@ -76,32 +105,45 @@ bool prefill_fits(const TemporalState &state, int64_t steps) {
 }
 
 at::Tensor temporal_prefill(const LmWeights &w, const at::Tensor &input, TemporalState &state) {
+  return temporal_prefill_chunks(w, {PrefillChunk{input, &state}})[0];
+}
+
+std::vector<at::Tensor> temporal_prefill_chunks(const LmWeights &w, const std::vector<PrefillChunk> &chunks) {
   const auto &c = w.transformer.config;
   const bool f32 = c.norm == nn::Norm::RmsNormF32;
-  const int64_t T = input.size(1);
-  if (!prefill_fits(state, T))
-    throw Error("prefill of " + std::to_string(T) + " steps does not fit the KV cache (" +
-                std::to_string(state.kv.end()) + " of " + std::to_string(state.kv.capacity()) +
-                " slots written)");
-  // In order and without roll-over, step t sits in slot t.
-  const int64_t first = state.kv.next_slot();
-  auto longs = at::TensorOptions().dtype(at::kLong).device(input.device());
-  at::Tensor positions = at::arange(state.offset, state.offset + T, longs);
-  const Rotation rot = rotation(state.freqs, positions);  // [T, D/2]
-  at::Tensor mask = (at::arange(first + T, longs).unsqueeze(0) <= at::arange(first, first + T, longs).unsqueeze(1))
-                        .view({1, 1, T, first + T});
-  nn::LayerFeed layers(w.transformer, input.device());
-  Residual x(input, first_norm(w), f32);
+  if (chunks.empty()) return {};
+  std::vector<ChunkPlace> places;
+  std::vector<at::Tensor> inputs;
+  int64_t rows = 0;
+  for (const auto &chunk : chunks) {
+    places.push_back(place_chunk(*chunk.state, rows, chunk.input.size(1), chunk.input.device()));
+    rows += chunk.input.size(1);
+    inputs.push_back(chunk.input);
+  }
+  // The products read the weights once for every chunk's rows; attention
+  // runs chunk by chunk, each over its own cache.
+  nn::LayerFeed layers(w.transformer, inputs[0].device());
+  Residual x(rows_of(inputs), first_norm(w), f32);
+  std::vector<at::Tensor> ys(places.size());
   for (size_t i = 0; i < layers.size(); ++i) {
     yield_point();  // a long chunk gives way to others' steps between layers
     const auto &l = layers[i];
-    x.add(chunk_attention(l, c, x.normed(), state.kv, i, first, rot, mask), l.norm2_w);
+    const at::Tensor qkv = nn::linear(x.normed(), l.in_proj);
+    for (size_t k = 0; k < places.size(); ++k) {
+      const ChunkPlace &p = places[k];
+      ys[k] = chunk_attention(c, qkv.narrow(1, p.row, p.T), p.state->kv, i, p.first, p.rot, p.mask);
+    }
+    x.add(nn::linear(rows_of(ys), l.out_proj), l.norm2_w);
     x.add(gated_silu(x.normed(), l.mlp_in, l.mlp_out), next_norm(w, i));
   }
-  state.kv.written().narrow(0, first, T).fill_(true);
-  state.kv.advance(T);
-  state.offset += T;
-  return x.x();
+  std::vector<at::Tensor> out;
+  for (const ChunkPlace &p : places) {
+    p.state->kv.written().narrow(0, p.first, p.T).fill_(true);
+    p.state->kv.advance(p.T);
+    p.state->offset += p.T;
+    out.push_back(x.x().narrow(1, p.row, p.T));
+  }
+  return out;
 }
 
 void TemporalState::reset() {

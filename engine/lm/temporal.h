@@ -12,15 +12,21 @@
 
 #include <ATen/ATen.h>
 
+#include <vector>
+
 #include "lm/pinned_kv_cache.h"
 #include "lm/weights.h"
 
 namespace personaplex::lm {
 
+class PrefillRendezvous;
+
 struct TemporalState {
   PinnedKVCache kv;
   int64_t offset = 0;  // steps run (RoPE position of the next one)
   at::Tensor freqs;    // RoPE frequencies, fp32 [head_dim / 2]
+  // Where prompt chunks meet others' (a batch server's; none: alone).
+  PrefillRendezvous *rendezvous = nullptr;
   void reset();
   void pin(int64_t steps) { kv.pin(steps); }
 };
@@ -57,5 +63,16 @@ bool prefill_fits(const TemporalState &state, int64_t steps);
 // all T steps and advances the cache and state.offset. Eager only (host
 // arithmetic); throws Error unless prefill_fits(state, T).
 at::Tensor temporal_prefill(const LmWeights &w, const at::Tensor &x, TemporalState &state);
+
+// Chunks of several states over the same weights in one pass: their rows
+// share each product (the weights read once), each attends over its own
+// cache. The same as temporal_prefill on each, up to the products' rounding
+// (rows in one product are summed as in separate ones, but the library may
+// block a larger product differently). x of each [1, T_i, dim].
+struct PrefillChunk {
+  at::Tensor input;
+  TemporalState *state;
+};
+std::vector<at::Tensor> temporal_prefill_chunks(const LmWeights &w, const std::vector<PrefillChunk> &chunks);
 
 }  // namespace personaplex::lm

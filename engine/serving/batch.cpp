@@ -1,8 +1,10 @@
 #include "serving/batch.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
+#include "core/env_choice.h"
 #include "core/error.h"
 #include "core/thread_stream.h"
 #include "serving/stage_timer.h"
@@ -14,6 +16,12 @@ namespace personaplex::serving {
 
 using namespace lm;  // the model this layer serves
 
+namespace {
+// The most steps of prompts one pass over the weights takes (about eight
+// roles of the released model's longest chunk).
+constexpr int64_t kMostRowsTogether = 2048;
+}  // namespace
+
 BatchServer::BatchServer(std::shared_ptr<const LmModel> model, int64_t max_slots, ConversationOptions options,
                          size_t prompt_cache)
     : model_(std::move(model)),
@@ -23,6 +31,8 @@ BatchServer::BatchServer(std::shared_ptr<const LmModel> model, int64_t max_slots
       graphs_(model_->device(), options_.cuda_graphs),
       prompts_(prompt_cache) {
   if (max_slots <= 0) throw Error("batch server: max_slots must be positive");
+  if (const auto window = prefill_together(); window.count() > 0)
+    rendezvous_ = std::make_unique<PrefillRendezvous>(window, kMostRowsTogether);
   slots_.resize(size_t(max_slots));
   used_.assign(size_t(max_slots), false);
   reserved_.assign(size_t(max_slots), 0);
@@ -31,6 +41,14 @@ BatchServer::BatchServer(std::shared_ptr<const LmModel> model, int64_t max_slots
 }
 
 BatchServer::~BatchServer() { preparer_.reset(); }
+
+std::chrono::microseconds BatchServer::prefill_together() {
+  const char *v = env_choice("PERSONAPLEX_PREFILL_TOGETHER_MS");
+  char *end = nullptr;
+  const double ms = std::strtod(v, &end);
+  if (*v == '\0' || *end != '\0' || !(ms > 0) || ms > 1000) return std::chrono::microseconds(0);
+  return std::chrono::microseconds(int64_t(ms * 1000));
+}
 
 bool BatchServer::in_use(int64_t slot) const {
   return slot >= 0 && slot < max_slots() && used_[size_t(slot)];
@@ -61,7 +79,9 @@ int64_t BatchServer::reserve(uint64_t seed) {
     ConversationOptions o = options_;
     o.seed = seed;
     o.cuda_graphs = false;
-    conv.reset(new Conversation(model_, o, new_temporal_state(model_->weights(), PinnedKVCache(kv_, slot))));
+    TemporalState temporal = new_temporal_state(model_->weights(), PinnedKVCache(kv_, slot));
+    temporal.rendezvous = rendezvous_.get();
+    conv.reset(new Conversation(model_, o, std::move(temporal)));
   } else {
     conv->reset(seed);
   }
@@ -78,6 +98,7 @@ bool BatchServer::prefill(int64_t slot, const Prompt &prompt, const WarningFn &w
   // holding them up (the row steps only once its prompts have run).
   bool cached = false;
   Conversation &conv = *slots_[size_t(slot)];
+  PrefillRendezvous::Expecting expecting(rendezvous_.get());  // other joins' chunks may wait for this one's
   on_thread_stream_and_wait(model_->device(), [&] {
     if (use_cache) cached = prompts_.run(conv, prompt, warn, voice_cached);
     else run_prompts(conv, prompt, warn);

@@ -37,6 +37,7 @@
 #include "lm/conversation.h"
 #include "core/graph_cache.h"
 #include "lm/kv_rows.h"
+#include "lm/prefill_rendezvous.h"
 #include "lm/prompt.h"
 #include "lm/prompt_cache.h"
 
@@ -113,6 +114,11 @@ class BatchServer {
   std::map<int64_t, std::optional<StepResult>> step(const std::map<int64_t, std::vector<int64_t>> &user);
 
   const lm::PromptCache &prompt_cache() const { return prompts_; }
+  // How long a join's prompt chunk waits for other joins' chunks to run in
+  // one pass with them (PERSONAPLEX_PREFILL_TOGETHER_MS, default 0: never),
+  // and the rendezvous where they meet (null when never).
+  static std::chrono::microseconds prefill_together();
+  lm::PrefillRendezvous *rendezvous() const { return rendezvous_.get(); }
   int64_t max_slots() const { return int64_t(slots_.size()); }
   int64_t active() const { return max_slots() - int64_t(free_.size()); }
   bool in_use(int64_t slot) const;
@@ -157,6 +163,9 @@ class BatchServer {
   std::optional<bool> static_shapes_;
   int64_t graph_steps_ = 0;
   BatchShape last_shape_;
+  // Joins' prompt chunks prefilled together (PERSONAPLEX_PREFILL_TOGETHER_MS;
+  // null: each alone); before the slots, whose states point to it.
+  std::unique_ptr<lm::PrefillRendezvous> rendezvous_;
   std::vector<std::unique_ptr<Conversation>> slots_;
   std::vector<bool> used_;
   std::vector<char> reserved_;  // bytes: prefill() reads its own while others change theirs

@@ -137,6 +137,9 @@ class LockstepBatch {
   int64_t active() const;
   // The joins' prompts kept (thread-safe).
   const lm::PromptCache &prompt_cache() const { return server_.prompt_cache(); }
+  // Where joins' prompt chunks meet to share passes (null: each alone;
+  // BatchServer::prefill_together).
+  const lm::PrefillRendezvous *prefill_rendezvous() const { return server_.rendezvous(); }
   // Steps run so far and the largest number of rows one of them had.
   int64_t steps() const;
   int64_t widest_step() const;

@@ -13,6 +13,8 @@
 //   "prompt_cache": whole prompts and voice phases taken from the cache.
 // PERSONAPLEX_PREFILL_GIVES_WAY=0 lets the joins' prompts run beside the
 // steps instead of between them, to measure one against the other;
+// "prefill_together": the passes and chunks of joins' prompts run together
+// (PERSONAPLEX_PREFILL_TOGETHER_MS; null when off).
 // "warm_prefill_ms" is the warm-up's prompts (on a GPU with every role
 // length, unless PERSONAPLEX_WARM_PROMPT_LENGTHS=0: lockstep_batch.h).
 //
@@ -53,6 +55,14 @@ struct Options {
   int64_t talking = 2, joins = 2, join_every_ms = 250, voice_frames = 20;
   double seconds = 4, warmup_s = 2;
 };
+
+nlohmann::json prefill_together(const serving::LockstepBatch &batch) {
+  const lm::PrefillRendezvous *r = batch.prefill_rendezvous();
+  if (!r) return nullptr;
+  return {{"window_ms", serving::BatchServer::prefill_together().count() / 1000.0},
+          {"passes", r->passes()},
+          {"chunks", r->chunks()}};
+}
 
 Options parse(int argc, char **argv) {
   tools::CommandLine cl("join-bench",
@@ -227,6 +237,8 @@ int run(const Options &o) {
       {"steps_first", serving::LockstepBatch::steps_first()},
       {"warms_prompt_lengths", serving::LockstepBatch::warms_prompt_lengths(device)},
       {"warm_prefill_ms", warm_prefill_ms},
+      {"prefill_workers", serving::LockstepBatch::prefill_workers()},
+      {"prefill_together", prefill_together(batch)},
       {"failed", failed},
       {"errors", errors},
       {"steps", batch.steps()},
