@@ -54,8 +54,6 @@ at::Tensor self_attention(const nn::LayerWeights &l, const nn::TransformerConfig
   return nn::linear(y.transpose(1, 2).reshape({B, 1, -1}), l.out_proj);
 }
 
-// The chunk's queries over slots 0..first+T-1: all earlier slots, and the
-// chunk's own up to each query (causal).
 // One chunk's attention from its projected rows qkv [1, T, 3 * dim]: writes
 // its keys and values from slot `first`, returns [1, T, dim] (before the
 // output projection).
@@ -93,6 +91,8 @@ ChunkPlace place_chunk(TemporalState &state, int64_t row, int64_t T, const at::D
   const int64_t first = state.kv.next_slot();
   auto longs = at::TensorOptions().dtype(at::kLong).device(device);
   at::Tensor positions = at::arange(state.offset, state.offset + T, longs);
+  // The chunk's queries over slots 0..first+T-1: all earlier slots, and the
+  // chunk's own up to each query (causal).
   at::Tensor mask = (at::arange(first + T, longs).unsqueeze(0) <= at::arange(first, first + T, longs).unsqueeze(1))
                         .view({1, 1, T, first + T});
   return ChunkPlace{&state, row, T, first, rotation(state.freqs, positions), mask};

@@ -68,7 +68,8 @@ at::Tensor temporal_prefill(const LmWeights &w, const at::Tensor &x, TemporalSta
 // share each product (the weights read once), each attends over its own
 // cache. The same as temporal_prefill on each, up to the products' rounding
 // (rows in one product are summed as in separate ones, but the library may
-// block a larger product differently). x of each [1, T_i, dim].
+// block a larger product differently). x of each [1, T_i, dim]; the states
+// distinct.
 struct PrefillChunk {
   at::Tensor input;
   TemporalState *state;

@@ -175,12 +175,14 @@ void LockstepBatch::give_way_to_steps() {
 
 // Joins whose prompts run at once (different prompts: the same ones wait for
 // the first run in the prompt cache): PERSONAPLEX_PREFILL_WORKERS, 1-8,
-// default 2 (four took 64 joins at once from 2.7 to 2.3 s on an H100).
+// default 2 (four took 64 joins at once from 2.7 to 2.3 s on an H100), 8
+// when joins' prompts share passes (they meet only when they run at once).
 int64_t LockstepBatch::prefill_workers() {
   const char *v = env_choice("PERSONAPLEX_PREFILL_WORKERS");
   char *end = nullptr;
   const long n = std::strtol(v, &end, 10);
-  return (*v == '\0' || *end != '\0' || n < 1 || n > 8) ? 2 : int64_t(n);
+  if (*v != '\0' && *end == '\0' && n >= 1 && n <= 8) return int64_t(n);
+  return BatchServer::prefill_together().count() > 0 ? 8 : 2;
 }
 
 // PERSONAPLEX_PREFILL_BESIDE_MS: how long a join's prompts may run beside a

@@ -122,7 +122,8 @@ class LockstepBatch {
   // default 10).
   static std::chrono::microseconds prompts_beside_step();
   // Joins whose prompts run at once (PERSONAPLEX_PREFILL_WORKERS, 1-8,
-  // default 2; no more than the slots).
+  // default 2, or 8 with BatchServer::prefill_together(); no more than the
+  // slots).
   static int64_t prefill_workers();
   static bool steps_first();
   // Whether the steps run on one grid of frames (step_grid.h): on a GPU

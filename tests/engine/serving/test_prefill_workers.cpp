@@ -74,13 +74,18 @@ TEST(PrefillWorkers, ManyCallersAtOnce) {
 
 TEST(PrefillWorkers, RefusesNoThreads) { EXPECT_ANY_THROW(PrefillWorkers(0)); }
 
-// How many a batch has: two unless PERSONAPLEX_PREFILL_WORKERS names 1-8.
+// How many a batch has: two (eight when joins share passes) unless
+// PERSONAPLEX_PREFILL_WORKERS names 1-8.
 TEST(PrefillWorkers, ABatchsCountFromTheEnvironment) {
   using personaplex::serving::LockstepBatch;
   EXPECT_EQ(LockstepBatch::prefill_workers(), 2);
   for (const char *bad : {"0", "9", "-1", "4x", "two"}) {
     personaplex::test::ScopedEnv env("PERSONAPLEX_PREFILL_WORKERS", bad);
     EXPECT_EQ(LockstepBatch::prefill_workers(), 2) << bad;
+  }
+  {
+    personaplex::test::ScopedEnv together("PERSONAPLEX_PREFILL_TOGETHER_MS", "5");
+    EXPECT_EQ(LockstepBatch::prefill_workers(), 8);  // prompts that share passes need company
   }
   personaplex::test::ScopedEnv four("PERSONAPLEX_PREFILL_WORKERS", "4");
   EXPECT_EQ(LockstepBatch::prefill_workers(), 4);
