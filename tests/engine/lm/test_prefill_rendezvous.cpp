@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -143,5 +144,44 @@ TEST(PrefillRendezvous, TheWindowAndThePassSizeBoundAPass) {
     for (auto &t : threads) t.join();
     EXPECT_EQ(rendezvous.passes(), 3);
     for (const auto &s : states) EXPECT_EQ(s.offset, 6);
+  }
+}
+
+// Threads coming and going at random, each with several chunks in turn
+// (some expected, some not): every chunk runs once, in its thread's order,
+// and each cache is what its chunks alone give.
+TEST(PrefillRendezvous, ThreadsComingAndGoingAllFinishAsAlone) {
+  at::manual_seed(13);
+  const LmConfig c = test::tiny_lm_config(32, 2, 1, 100);
+  const LmWeights w = weights_of(c);
+  PrefillRendezvous rendezvous(milliseconds(20), 24);
+  const int n = 12, chunks = 3;
+  std::vector<TemporalState> alone, together;
+  std::vector<std::vector<at::Tensor>> inputs(n);
+  for (int i = 0; i < n; ++i) {
+    alone.push_back(new_temporal_state(w));
+    together.push_back(new_temporal_state(w));
+    for (int k = 0; k < chunks; ++k) {
+      inputs[size_t(i)].push_back(at::randn({1, 2 + (i + k) % 7, c.dim}));
+      temporal_prefill(w, inputs[size_t(i)].back(), alone.back());
+    }
+  }
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i)
+    threads.emplace_back([&, i] {
+      std::this_thread::sleep_for(std::chrono::microseconds(1500 * (i % 5)));
+      std::optional<PrefillRendezvous::Expecting> expecting;
+      if (i % 3 != 0) expecting.emplace(&rendezvous);
+      for (int k = 0; k < chunks; ++k) {
+        rendezvous.run(w, inputs[size_t(i)][size_t(k)], together[size_t(i)]);
+        std::this_thread::sleep_for(std::chrono::microseconds(700 * ((i + k) % 3)));
+      }
+    });
+  for (auto &t : threads) t.join();
+  EXPECT_EQ(rendezvous.chunks(), n * chunks);
+  EXPECT_LE(rendezvous.passes(), n * chunks);
+  for (int i = 0; i < n; ++i) {
+    SCOPED_TRACE("thread " + std::to_string(i));
+    expect_same_cache(alone[size_t(i)], together[size_t(i)], c.num_layers);
   }
 }
