@@ -1,7 +1,6 @@
 #include "serving/batch.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 
 #include "core/env_choice.h"
@@ -43,11 +42,9 @@ BatchServer::BatchServer(std::shared_ptr<const LmModel> model, int64_t max_slots
 BatchServer::~BatchServer() { preparer_.reset(); }
 
 std::chrono::microseconds BatchServer::prefill_together() {
-  const char *v = env_choice("PERSONAPLEX_PREFILL_TOGETHER_MS");
-  char *end = nullptr;
-  const double ms = std::strtod(v, &end);
-  if (*v == '\0' || *end != '\0' || !(ms > 0) || ms > 1000) return std::chrono::microseconds(0);
-  return std::chrono::microseconds(int64_t(ms * 1000));
+  const std::optional<double> ms = env_number("PERSONAPLEX_PREFILL_TOGETHER_MS");
+  if (!ms || !(*ms > 0) || *ms > 1000) return std::chrono::microseconds(0);
+  return std::chrono::microseconds(int64_t(*ms * 1000));
 }
 
 bool BatchServer::in_use(int64_t slot) const {

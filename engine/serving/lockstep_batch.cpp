@@ -3,7 +3,8 @@
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
-#include <cstdlib>
+#include <cmath>
+#include <optional>
 #include <sstream>
 
 #include "core/env_choice.h"
@@ -178,10 +179,8 @@ void LockstepBatch::give_way_to_steps() {
 // default 2 (four took 64 joins at once from 2.7 to 2.3 s on an H100), 8
 // when joins' prompts share passes (they meet only when they run at once).
 int64_t LockstepBatch::prefill_workers() {
-  const char *v = env_choice("PERSONAPLEX_PREFILL_WORKERS");
-  char *end = nullptr;
-  const long n = std::strtol(v, &end, 10);
-  if (*v != '\0' && *end == '\0' && n >= 1 && n <= 8) return int64_t(n);
+  const std::optional<double> n = env_number("PERSONAPLEX_PREFILL_WORKERS");
+  if (n && *n >= 1 && *n <= 8 && *n == std::floor(*n)) return int64_t(*n);
   return BatchServer::prefill_together().count() > 0 ? 8 : 2;
 }
 
@@ -189,11 +188,9 @@ int64_t LockstepBatch::prefill_workers() {
 // step before they wait for its end (default 10 ms: on an H100 a step of 64
 // calls takes ~28 ms of each 80 ms frame, a prompt layer ~0.8 ms).
 std::chrono::microseconds LockstepBatch::prompts_beside_step() {
-  const char *v = env_choice("PERSONAPLEX_PREFILL_BESIDE_MS");
-  char *end = nullptr;
-  const double ms = std::strtod(v, &end);
-  if (*v == '\0' || *end != '\0' || !(ms >= 0) || ms > 1000) return std::chrono::milliseconds(10);
-  return std::chrono::microseconds(int64_t(ms * 1000));
+  const std::optional<double> ms = env_number("PERSONAPLEX_PREFILL_BESIDE_MS");
+  if (!ms || !(*ms >= 0) || *ms > 1000) return std::chrono::milliseconds(10);
+  return std::chrono::microseconds(int64_t(*ms * 1000));
 }
 
 void LockstepBatch::warm_prefill(const lm::Prompt &prompt, uint64_t seed) {

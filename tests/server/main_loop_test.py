@@ -11,13 +11,13 @@ moment the join ends. Needs no fixtures."""
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import shutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from demo_model_test import LOAD, Server, question_ogg  # noqa: E402
+from demo_model_test import Server, question_ogg  # noqa: E402
+from load_test import load  # noqa: E402
 
 JOIN = re.compile(r"batch join at ([\d.]+) s: slot \d+, ([\d.]+) ms prompts")
 LATE = re.compile(r"main loop woke ([\d.]+) ms late at ([\d.]+) s")
@@ -47,13 +47,10 @@ def main():
         server = Server([os.environ["PERSONAPLEX_SERVER"], "--http", "--host", "127.0.0.1", "--port", "0",
                          "--device", "cpu", "--batch", "--max-sessions", "3"])
         ogg = question_ogg(tmp)
-        p = subprocess.run([sys.executable, LOAD, server.url.rstrip("/"), "--audio", ogg, "--sessions", "3",
-                            "--seconds", "4", "--stagger", "1.5", "--distinct-prompts", "--prompt", ROLE],
-                           capture_output=True, text=True, timeout=180)
-        print(p.stderr, end="")
-        result = json.loads(p.stdout)
+        rc, result, _ = load(server.url.rstrip("/"), ogg, "--sessions", "3", "--seconds", "4", "--stagger", "1.5",
+                             "--distinct-prompts", "--prompt", ROLE)
         print(json.dumps(result["summary"]))
-        assert p.returncode == 0, result
+        assert rc == 0, result
         long_ones, held = held_up(server.lines)
         print("joins with prompts of 40 ms or more:", long_ones, "holding the main loop up:", held)
         assert long_ones, "no join's prompts took 40 ms: nothing to check (a faster CPU: make the role longer)"
