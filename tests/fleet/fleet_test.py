@@ -163,9 +163,17 @@ def value(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))), 0)
 
 
-def wait_for_all_up(fleet):
-    wait_for("HAProxy to see every instance up",
-             lambda: all(s == "UP" for s in fleet.balancer_status().values()), 10)
+def wait_for_idle(fleet, names=None):
+    """The calls before have ended and HAProxy knows it. Until its next agent
+    check an instance that had calls keeps a lower weight (or DRAIN, when it
+    was full), and leastconn sends the next calls to the others."""
+    names = names or list(fleet.instances)
+    wait_for("the calls before to be freed", lambda: all(fleet.calls(n) == 0 for n in names), 20)
+
+    def idle():
+        stats = fleet.balancer_stats()
+        return all(stats[n]["status"] == "UP" and stats[n]["weight"] == "100" for n in names)
+    wait_for(f"HAProxy to see {', '.join(names)} up with all their room", idle, 10)
 
 
 def check_options(fleet, fixtures):
@@ -213,8 +221,7 @@ def check_capacity(fleet, ogg, parse, figures):
     figures["pages_per_call_min"] = min(s["pages"] for s in out["sessions"])
     # Every slot given back, and HAProxy told so by its next agent check
     # (until then it answers busy, as it should).
-    wait_for("the calls to be freed", lambda: all(fleet.calls(n) == 0 for n in fleet.instances), 20)
-    wait_for_all_up(fleet)
+    wait_for_idle(fleet)
     rc, out = load(fleet.url, ogg, "--voice", "../x.pt")
     assert rc == 1 and "400" in out["sessions"][0]["error"], out
 
@@ -266,7 +273,7 @@ def check_health(fleet, ogg, figures):
 def check_kill(fleet, ogg, figures):
     # Long enough that the survivors' calls still run when the new ones
     # arrive, on a loaded machine too.
-    wait_for_all_up(fleet)
+    wait_for_idle(fleet)
     three = Load(fleet.url, ogg, "--sessions", "3", "--seconds", "12")
     wait_for("a call on every instance", lambda: all(fleet.calls(n) == 1 for n in fleet.instances), 60)
     time.sleep(1)
@@ -297,8 +304,14 @@ def check_kill(fleet, ogg, figures):
 
 
 def check_drain(fleet, ogg, figures):
+    wait_for_idle(fleet, ("pp1", "pp2"))
     two = Load(fleet.url, ogg, "--sessions", "2", "--seconds", "4")
-    wait_for("a call on each survivor", lambda: fleet.calls("pp1") == 1 and fleet.calls("pp2") == 1, 60)
+    try:
+        wait_for("a call on each survivor", lambda: fleet.calls("pp1") == 1 and fleet.calls("pp2") == 1, 60)
+    except AssertionError:
+        log("balancer:", fleet.balancer_status(), "calls:", {n: fleet.calls(n) for n in ("pp1", "pp2")})
+        log("the 2 calls:", two.result())
+        raise
     time.sleep(0.5)
     term_at = time.monotonic()
     os.kill(fleet.instances["pp1"]["pid"], signal.SIGTERM)
@@ -322,6 +335,7 @@ def check_drain(fleet, ogg, figures):
     wait_for("HAProxy to mark pp1 down", lambda: "DOWN" in fleet.balancer_status()["pp1"], 5)
 
     # A second SIGTERM ends the call now.
+    wait_for_idle(fleet, ("pp2",))
     one = Load(fleet.url, ogg, "--sessions", "1", "--seconds", "10")
     wait_for("a call on pp2", lambda: fleet.calls("pp2") == 1, 60)
     pid = fleet.instances["pp2"]["pid"]
