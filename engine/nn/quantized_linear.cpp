@@ -260,8 +260,8 @@ constexpr int64_t kMatmulTile = 128;
 // GPU, k is short, or PERSONAPLEX_8BIT_SPLIT_K (the most parts; 1: no
 // split) says so.
 int64_t split_parts(int64_t rows, int64_t n, int64_t k, const at::Device &device) {
-  const char *chosen = env_choice("PERSONAPLEX_8BIT_SPLIT_K");
-  int64_t parts = *chosen != '\0' ? std::max<int64_t>(1, std::atoll(chosen)) : kMaxSplitParts;
+  const std::optional<double> chosen = env_number("PERSONAPLEX_8BIT_SPLIT_K");
+  int64_t parts = chosen ? std::max<int64_t>(1, static_cast<int64_t>(*chosen)) : kMaxSplitParts;
   const int64_t tiles = ((rows + kMatmulTile - 1) / kMatmulTile) * ((n + kMatmulTile - 1) / kMatmulTile);
   const int64_t sms = at::cuda::getDeviceProperties(device.index())->multiProcessorCount;
   parts = std::min({parts, sms / tiles, k / kMinSplitK});
