@@ -176,6 +176,18 @@ def wait_for_idle(fleet, names=None):
     wait_for(f"HAProxy to see {', '.join(names)} up with all their room", idle, 10)
 
 
+def wait_for_calls(fleet, load, calls, names, timeout):
+    """`calls` calls on each of `names` while `load` runs; else what HAProxy
+    and the instances saw, and what the calls got."""
+    try:
+        wait_for(f"{calls} calls on each of {', '.join(names)}", lambda: all(fleet.calls(n) == calls for n in names),
+                 timeout)
+    except AssertionError:
+        log("balancer:", fleet.balancer_stats(), "calls:", {n: fleet.calls(n) for n in names})
+        log("the calls:", load.result())
+        raise
+
+
 def check_options(fleet, fixtures):
     """The fleet options' errors are clear."""
     server = os.environ["PERSONAPLEX_SERVER"]
@@ -283,12 +295,7 @@ def check_kill(fleet, ogg, figures):
     figures["dead_instance_marked_down_s"] = round(time.monotonic() - killed_at, 2)
     # New calls go to the survivors, beside the calls there.
     two = Load(fleet.url, ogg, "--sessions", "2", "--seconds", "2")
-    try:
-        wait_for("2 calls on each survivor", lambda: fleet.calls("pp1") == 2 and fleet.calls("pp2") == 2, 30)
-    except AssertionError:
-        log("balancer:", fleet.balancer_status(), "calls:", {n: fleet.calls(n) for n in ("pp1", "pp2")})
-        log("the 2 new calls:", two.result())
-        raise
+    wait_for_calls(fleet, two, 2, ("pp1", "pp2"), 30)
     rc, out = two.result()
     assert rc == 0, out
     rc, out = three.result()
@@ -306,12 +313,7 @@ def check_kill(fleet, ogg, figures):
 def check_drain(fleet, ogg, figures):
     wait_for_idle(fleet, ("pp1", "pp2"))
     two = Load(fleet.url, ogg, "--sessions", "2", "--seconds", "4")
-    try:
-        wait_for("a call on each survivor", lambda: fleet.calls("pp1") == 1 and fleet.calls("pp2") == 1, 60)
-    except AssertionError:
-        log("balancer:", fleet.balancer_status(), "calls:", {n: fleet.calls(n) for n in ("pp1", "pp2")})
-        log("the 2 calls:", two.result())
-        raise
+    wait_for_calls(fleet, two, 1, ("pp1", "pp2"), 60)
     time.sleep(0.5)
     term_at = time.monotonic()
     os.kill(fleet.instances["pp1"]["pid"], signal.SIGTERM)
