@@ -6,7 +6,7 @@ JSON, as .ci/gpu/targets leaves them in one folder.
 
 Prints one JSON object: the device, and per target what was measured, the
 limit and "met" (true, false, or null where the run it needs is not in
-RESULTS, with "why"); then the names of those met, missed and not measured.
+RESULTS, with "why"); then the names of those met, missed and not judged.
 The targets (docs/performance.md, "The targets at a glance"), on the
 released configuration:
 
@@ -90,7 +90,7 @@ def frame_targets(results):
     for role, context in CONTEXTS.items():
         target = f"batch-1 frame at context {context}: median <= {FRAME_MEDIAN_MS:g} ms, p99 <= {FRAME_P99_MS:g}"
         runs = {f: load(results, f"b1-{f}-{role}.json") for f in FORMATS}
-        frames = {f: frame(r) for f, r in runs.items() if frame(r)}
+        frames = {f: m for f, m in ((f, frame(r)) for f, r in runs.items()) if m}
         if not frames:
             out.append(unmeasured(target, f"no b1-*-{role}.json (part frame)"))
             continue
@@ -129,11 +129,11 @@ def below_bf16(results, fmt, size, names):
     target = f"{fmt} weights below bf16 at batch {size}"
     pairs, runs = [], []
     for name in names:
-        run, bf16 = load(results, name.format(fmt)), load(results, name.format("bf16"))
-        if frame(run) and frame(bf16):
+        run = load(results, name.format(fmt))
+        ours, bf16 = frame(run), frame(load(results, name.format("bf16")))
+        if ours and bf16:
             runs.append(run)
-            pairs.append({"run": name.format(fmt), "median_ms": frame(run)["median"],
-                          "bf16_median_ms": frame(bf16)["median"]})
+            pairs.append({"run": name.format(fmt), "median_ms": ours["median"], "bf16_median_ms": bf16["median"]})
     if not pairs:
         return unmeasured(target, f"no {' / '.join(n.format(fmt) for n in names)} beside bf16's")
     return verdict({"target": target, "runs": pairs}, all(p["median_ms"] < p["bf16_median_ms"] for p in pairs),
@@ -198,7 +198,7 @@ def server_targets(results):
                  "max_gap_after_1s_ms": gap, "handshake_s_median": s.get("handshake_s_median"),
                  "gpu_memory_mib_max": s.get("gpu_memory_mib_max")}
         met = not s.get("error") and ok == s.get("calls") and gap is not None and gap <= GAP_MS
-        out.append(verdict(entry, met, {"device": run.get("device")}, calls=(s.get("calls"), calls)))
+        out.append(verdict(entry, met, run, calls=(s.get("calls"), calls)))
     target = "64 live elements in one process: no late frames"
     run = load(results, "load-64/load.json") or {}
     e = run.get("elements")
@@ -206,8 +206,7 @@ def server_targets(results):
         out.append(unmeasured(target, "no elements in load-64/load.json (part server)"))
     else:
         met = e.get("reporting") == e.get("elements") and e.get("frames_late") == 0 and e.get("frames_processed", 0) > 0
-        out.append(verdict({"target": target, **e}, met, {"device": run.get("device")},
-                           elements=(e.get("elements"), 64)))
+        out.append(verdict({"target": target, **e}, met, run, elements=(e.get("elements"), 64)))
     return out
 
 
